@@ -1,0 +1,181 @@
+# Tern: one Makefile for the loader, the kernel, host tools and the tests.
+#
+#   make            build everything (ESP tree at build/esp/)
+#   make run        install what is missing, build, boot the lab
+#   make test       every test suite (unit, QEMU, Bochs)
+#   make deps       install the Debian packages (idempotent)
+#   make test-unit | test-qemu | test-bochs   one suite
+#
+# Third-party code (Newlib, lwIP) is fetched with Debian's tools and built
+# under build/ by the scripts in tools/; stamps make rebuilds skip it.
+
+SHELL		:= /bin/bash
+B		:= build
+ESP		:= $(B)/esp
+GEN		:= $(B)/gen
+CC		:= gcc
+LD		:= ld
+OBJCOPY		:= objcopy
+PYTHON		:= python3
+
+VERSION		:= $(shell git describe --always --dirty --tags 2>/dev/null || echo unknown)
+VERSION		:= 0.1.0-$(VERSION)
+
+WARN		:= -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes
+GCC_INC		:= $(shell $(CC) -print-file-name=include)
+NEWLIB		:= $(B)/newlib/install/x86_64-elf
+NEWLIB_STAMP	:= $(B)/newlib/.tern-stamp
+LWIP_LIB	:= $(B)/lwip/liblwip.a
+
+# ---- kernel ----
+# -mcmodel=kernel: linked at -2 GiB.  -mno-red-zone: interrupts use the
+# current stack.  Frame pointers feed the exception handler's stack trace.
+KCFLAGS		:= -std=gnu11 -O2 -g -ffreestanding -fno-stack-protector \
+		   -mno-red-zone -mcmodel=kernel -fno-pic -fno-pie \
+		   -fno-omit-frame-pointer -nostdinc -isystem $(GCC_INC) \
+		   -isystem $(NEWLIB)/include -Ikernel -I$(GEN) $(WARN) -MMD -MP
+KASFLAGS	:= -Ikernel -I$(GEN) -MMD -MP
+
+LIB_SRCS	:= $(sort $(wildcard kernel/lib/*.c))
+KERNEL_CSRCS	:= $(sort $(wildcard kernel/*.c)) $(LIB_SRCS)
+KERNEL_ASRCS	:= $(sort $(wildcard kernel/*.S))
+KERNEL_OBJS	:= $(patsubst %.c,$(B)/k/%.o,$(KERNEL_CSRCS)) \
+		   $(patsubst %.S,$(B)/k/%.o,$(KERNEL_ASRCS))
+
+# ---- UEFI loader (GNU-EFI) ----
+EFI_INC		:= /usr/include/efi
+BCFLAGS		:= -std=gnu11 -O2 -fpic -fshort-wchar -ffreestanding \
+		   -fno-stack-protector -mno-red-zone -maccumulate-outgoing-args \
+		   -DGNU_EFI_USE_MS_ABI -nostdinc -isystem $(GCC_INC) \
+		   -isystem $(NEWLIB)/include -I$(EFI_INC) -I$(EFI_INC)/x86_64 \
+		   -Iboot -Ikernel -I$(GEN) $(WARN) -Wno-missing-prototypes -MMD -MP
+BOOT_SRCS	:= $(sort $(wildcard boot/*.c)) kernel/lib/config.c kernel/lib/elf.c
+BOOT_OBJS	:= $(patsubst %.c,$(B)/b/%.o,$(BOOT_SRCS))
+
+# ---- host unit tests (Criterion, sanitizers on) ----
+UCFLAGS		:= -std=gnu11 -O1 -g -fsanitize=address,undefined \
+		   -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
+		   -Ikernel -I$(GEN) $(WARN) -MMD -MP
+UNIT_SRCS	:= $(sort $(wildcard tests/unit/*.c)) $(LIB_SRCS)
+UNIT_OBJS	:= $(patsubst %.c,$(B)/u/%.o,$(UNIT_SRCS))
+UNIT_BIN	:= $(B)/tests/unit-tests
+
+.PHONY: all esp deps deps-check run test test-unit test-qemu test-bochs \
+	clean distclean third-party
+.DEFAULT_GOAL := all
+
+all: esp $(UNIT_BIN) third-party
+
+# ---- generated version header (rewritten only when it changes) ----
+$(GEN)/version.h: FORCE
+	@mkdir -p $(GEN)
+	@printf '%s\n' '#define TERN_VERSION "$(VERSION)"' \
+		'#define TERN_VERSION_W L"$(VERSION)"' \
+		'#define TERN_BUILD_DATE "$(shell date -u +%Y-%m-%d)"' \
+		'#define TERN_COMPILER "gcc $(shell $(CC) -dumpfullversion)"' > $@.tmp
+	@cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
+FORCE:
+
+# ---- third party ----
+$(NEWLIB_STAMP): tools/build-newlib.sh
+	tools/build-newlib.sh $(B)/newlib
+
+$(LWIP_LIB): tools/build-lwip.sh tools/fetch-src.sh $(NEWLIB_STAMP) \
+		net/port/include/lwipopts.h net/port/include/arch/cc.h
+	tools/fetch-src.sh lwip $(B)/third_party/lwip
+	tools/build-lwip.sh $(B)/lwip $(NEWLIB)/include
+
+third-party: $(NEWLIB_STAMP) $(LWIP_LIB)
+
+# ---- kernel ----
+$(B)/k/%.o: %.c $(NEWLIB_STAMP) $(GEN)/version.h
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(KCFLAGS) -c $< -o $@
+
+$(B)/k/%.o: %.S
+	@mkdir -p $(dir $@)
+	@echo "  AS      $<"
+	@$(CC) $(KASFLAGS) -c $< -o $@
+
+$(B)/kernel.elf: $(KERNEL_OBJS) linker.ld $(NEWLIB_STAMP)
+	@echo "  LD      $@"
+	@$(LD) -nostdlib -static -z max-page-size=4096 -z noexecstack \
+		-T linker.ld -Map $(B)/kernel.map -o $@ $(KERNEL_OBJS) \
+		$(NEWLIB)/lib/libc.a $(NEWLIB)/lib/libm.a
+
+# ---- loader ----
+$(B)/b/%.o: %.c $(NEWLIB_STAMP) $(GEN)/version.h
+	@mkdir -p $(dir $@)
+	@echo "  CC [efi] $<"
+	@$(CC) $(BCFLAGS) -c $< -o $@
+
+$(B)/loader.so: $(BOOT_OBJS)
+	@echo "  LD      $@"
+	@$(LD) -nostdlib -znocombreloc -shared -Bsymbolic \
+		-T /usr/lib/elf_x86_64_efi.lds /usr/lib/crt0-efi-x86_64.o \
+		$(BOOT_OBJS) -L/usr/lib -lefi -lgnuefi -o $@
+
+$(B)/BOOTX64.EFI: $(B)/loader.so
+	$(OBJCOPY) -j .text -j .sdata -j .data -j .dynamic -j .dynsym \
+		-j .rel -j .rela -j .rel.* -j .rela.* -j .reloc \
+		--target efi-app-x86_64 --subsystem=10 $< $@
+
+# ---- ESP tree ----
+esp: $(ESP)/EFI/BOOT/BOOTX64.EFI $(ESP)/tern/kernel.elf $(ESP)/tern/tern.cfg
+
+$(ESP)/EFI/BOOT/BOOTX64.EFI: $(B)/BOOTX64.EFI
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+$(ESP)/tern/kernel.elf: $(B)/kernel.elf
+	@mkdir -p $(dir $@)
+	$(OBJCOPY) --strip-debug $< $@
+
+# The default configuration is installed once; an operator's edits stay.
+$(ESP)/tern/tern.cfg: | kernel/tern.cfg.default
+	@mkdir -p $(dir $@)
+	cp kernel/tern.cfg.default $@
+
+# ---- unit tests ----
+$(B)/u/%.o: %.c $(GEN)/version.h
+	@mkdir -p $(dir $@)
+	@echo "  CC [host] $<"
+	@$(CC) $(UCFLAGS) -c $< -o $@
+
+$(UNIT_BIN): $(UNIT_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) -fsanitize=address,undefined -o $@ $(UNIT_OBJS) -lcriterion
+
+# ---- entry points ----
+deps:
+	tools/deps.sh
+
+deps-check:
+	@tools/deps.sh --check >/dev/null 2>&1 || tools/deps.sh
+
+run: deps-check
+	$(MAKE) all
+	tests/lab/run.sh
+
+test: deps-check
+	$(MAKE) all
+	$(MAKE) test-unit test-qemu test-bochs
+
+test-unit: $(UNIT_BIN)
+	$(UNIT_BIN) --jobs 2
+
+test-qemu: esp
+	$(PYTHON) tests/lab/boot_tests.py --qemu-only
+
+test-bochs: esp
+	$(PYTHON) tests/lab/boot_tests.py --bochs-only
+
+clean:
+	rm -rf $(B)/k $(B)/b $(B)/u $(B)/tests $(B)/gen $(B)/*.elf $(B)/*.so \
+		$(B)/*.EFI $(B)/*.map $(ESP)
+
+distclean:
+	rm -rf $(B)
+
+-include $(shell find $(B)/k $(B)/b $(B)/u -name '*.d' 2>/dev/null)

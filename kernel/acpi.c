@@ -1,0 +1,98 @@
+/*
+ * ACPI glue: parse the firmware's tables once (lib/acpi_tables.c does the
+ * bounds-checked work), then offer power-off, reboot and the PM timer.
+ */
+#include "arch.h"
+#include "kernel.h"
+#include "lib/acpi_tables.h"
+
+#define PM1_SLP_EN	(1u << 13)	/* ACPI 6.4 4.8.3.2.1 */
+#define PM1_SLP_TYP_SHIFT 10
+#define ACPI_SPACE_MEM	0
+#define ACPI_SPACE_IO	1
+
+static struct acpi_info acpi;
+static bool acpi_ok;
+
+static const void *acpi_map(void *ctx, uint64_t phys, size_t len)
+{
+	(void)ctx;
+	if (phys + len < phys || phys + len > boot_info->max_phys)
+		return NULL;
+	return phys_to_virt(phys);
+}
+
+void acpi_init(uint64_t rsdp_phys)
+{
+	const char *why = "no RSDP";
+
+	if (rsdp_phys && acpi_parse(rsdp_phys, acpi_map, NULL, &acpi, &why) == 0) {
+		acpi_ok = true;
+		pr_info("acpi: rev %u, %d CPUs, %d IOAPICs, HPET %s, PM timer %s",
+			acpi.revision, acpi.ncpus, acpi.nioapic,
+			acpi.has_hpet ? "yes" : "no",
+			acpi.pm_tmr_port ? "yes" : "no");
+		return;
+	}
+	pr_err("acpi: unusable tables (%s): running on the boot CPU only", why);
+}
+
+const struct acpi_info *acpi_get(void)
+{
+	return acpi_ok ? &acpi : NULL;
+}
+
+uint32_t acpi_pm_timer_read(void)
+{
+	if (!acpi_ok || !acpi.pm_tmr_port)
+		return 0;
+	return inl((uint16_t)acpi.pm_tmr_port);
+}
+
+/* S5 soft-off: write SLP_TYPx|SLP_EN to PM1a (and PM1b when present). */
+int acpi_poweroff(void)
+{
+	if (!acpi_ok || !acpi.has_s5 || !acpi.pm1a_cnt)
+		return -1;
+	pr_info("acpi: entering S5 (power off)");
+	irq_disable();
+	outw((uint16_t)acpi.pm1a_cnt,
+	     (uint16_t)((acpi.s5_slp_typa << PM1_SLP_TYP_SHIFT) | PM1_SLP_EN));
+	if (acpi.pm1b_cnt)
+		outw((uint16_t)acpi.pm1b_cnt,
+		     (uint16_t)((acpi.s5_slp_typb << PM1_SLP_TYP_SHIFT) | PM1_SLP_EN));
+	udelay(100000);
+	return -1;	/* still here: the platform ignored us */
+}
+
+static void reset_via_fadt(void)
+{
+	const struct acpi_gas *r = &acpi.reset_reg;
+
+	if (!acpi_ok || !acpi.reset_supported)
+		return;
+	if (r->space == ACPI_SPACE_IO)
+		outb((uint16_t)r->address, acpi.reset_value);
+	else if (r->space == ACPI_SPACE_MEM)
+		*(volatile uint8_t *)phys_to_virt(r->address) = acpi.reset_value;
+	udelay(50000);
+}
+
+/* FADT reset register, then the PCI reset port 0xcf9, then the keyboard
+ * controller, then a triple fault: the usual ladder real firmware needs. */
+void acpi_reboot(void)
+{
+	static const uint8_t null_idt[10];
+
+	pr_info("acpi: rebooting");
+	irq_disable();
+	reset_via_fadt();
+	outb(0xcf9, 0x02);
+	udelay(10);
+	outb(0xcf9, 0x06);
+	udelay(50000);
+	outb(0x64, 0xfe);
+	udelay(50000);
+	__asm__ volatile("lidt %0; int3" : : "m"(null_idt));
+	cpu_halt_forever();
+}

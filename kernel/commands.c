@@ -1,0 +1,141 @@
+/*
+ * The console's commands.  Parsing, dispatch, help and --json framing live
+ * in the pure lib/cmd.c; these handlers only gather and print facts.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include "arch.h"
+#include "console.h"
+#include "cpu.h"
+#include "kernel.h"
+#include "version.h"
+
+#define LOG_DEFAULT_LINES	20
+#define LOG_MAX_LINES		100000
+
+static int cmd_help_fn(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+{
+	(void)ctx;
+	cmd_help(console_cmds, console_ncmds, argc ? argv[0] : NULL, o);
+	return 0;
+}
+
+static int cmd_version(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+{
+	(void)ctx, (void)argc, (void)argv;
+	cmd_printf(o, "Tern %s (built %s, %s)\n", TERN_VERSION, TERN_BUILD_DATE,
+		   TERN_COMPILER);
+	return 0;
+}
+
+static void print_uptime(struct cmd_out *o)
+{
+	uint64_t us = time_us(), s = us / 1000000;
+
+	cmd_printf(o, "uptime: %lud %02lu:%02lu:%02lu.%03lu\n", s / 86400,
+		   (s / 3600) % 24, (s / 60) % 60, s % 60, (us / 1000) % 1000);
+}
+
+static int cmd_status(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+{
+	uint64_t total, used, freeb;
+
+	(void)ctx, (void)argc, (void)argv;
+	mm_stats(&total, &used, &freeb);
+	cmd_printf(o, "hostname: %s\n", console_hostname());
+	print_uptime(o);
+	cmd_printf(o, "cpus: %u/%u online\n", cpus_online, cpus_total);
+	cmd_printf(o, "memory: total %lu MiB, used %lu MiB, free %lu MiB\n",
+		   total >> 20, used >> 20, freeb >> 20);
+	cmd_printf(o, "clock: TSC %lu MHz (calibrated against %s)\n",
+		   tsc_hz() / 1000000, time_source());
+	return 0;
+}
+
+static void noop(void *arg)
+{
+	(void)arg;
+}
+
+/* Per-CPU facts, and a cross-CPU call to each to prove it answers. */
+static int cmd_cpus(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+{
+	uint64_t now = rdtsc();
+	uint32_t i;
+
+	(void)ctx, (void)argc, (void)argv;
+	cmd_printf(o, "cpu  apic  state    irqs      idle  call-rtt\n");
+	for (i = 0; i < MAX_CPUS; i++) {
+		struct percpu *p = cpu_table[i];
+		uint64_t t0, rtt = 0;
+
+		if (!p)
+			continue;
+		if (p->online) {
+			t0 = rdtsc();
+			smp_call(i, noop, NULL, true);
+			rtt = (rdtsc() - t0) * 1000000 / (tsc_hz() ? tsc_hz() : 1);
+		}
+		cmd_printf(o, "%-4u %-5u %-8s %-9lu %3lu%%  %lu us\n", p->id,
+			   p->apic_id, p->dead ? "stopped" : p->online ? "online" : "offline",
+			   p->irqs, p->idle_tsc * 100 / (now - boot_tsc_at_entry + 1), rtt);
+	}
+	return 0;
+}
+
+struct log_out {
+	struct cmd_out *o;
+};
+
+static void log_print_one(void *ctx, int level, uint64_t ts, const char *text,
+			  size_t len)
+{
+	struct log_out *l = ctx;
+	static const char tag[] = "EWID";
+
+	cmd_printf(l->o, "[%5lu.%06lu] %c %.*s\n", ts / 1000000, ts % 1000000,
+		   tag[level & 3], (int)len, text);
+}
+
+static int cmd_log(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+{
+	uint64_t n = LOG_DEFAULT_LINES;
+	struct log_out l = { o };
+
+	(void)ctx;
+	if (argc && (cmd_parse_u64(argv[0], &n) < 0 || n == 0 || n > LOG_MAX_LINES)) {
+		cmd_printf(o, "error: log: bad line count '%s' (expected 1..%d)\n",
+			   argv[0], LOG_MAX_LINES);
+		return -EINVAL;
+	}
+	log_tail((size_t)n, log_print_one, &l);
+	return 0;
+}
+
+static int cmd_reboot(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+{
+	(void)ctx, (void)argc, (void)argv;
+	cmd_printf(o, "rebooting\n");
+	acpi_reboot();
+}
+
+static int cmd_poweroff(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+{
+	(void)ctx, (void)argc, (void)argv;
+	cmd_printf(o, "powering off\n");
+	udelay(20000);		/* let the UART drain the reply */
+	acpi_poweroff();
+	cmd_printf(o, "error: poweroff: the platform did not power off (no ACPI S5?)\n");
+	return -EIO;
+}
+
+const struct cmd_def console_cmds[] = {
+	{ "help", "[COMMAND]", "list commands, or describe one", 0, 1, cmd_help_fn },
+	{ "version", "", "show the Tern version", 0, 0, cmd_version },
+	{ "status", "", "uptime, CPUs online, memory", 0, 0, cmd_status },
+	{ "cpus", "", "per-CPU state, interrupts, idle time, IPI round trip", 0, 0, cmd_cpus },
+	{ "log", "[N]", "show the last N host log lines (default 20)", 0, 1, cmd_log },
+	{ "reboot", "", "reset the machine", 0, 0, cmd_reboot },
+	{ "poweroff", "", "power the machine off (ACPI S5)", 0, 0, cmd_poweroff },
+};
+const size_t console_ncmds = ARRAY_SIZE(console_cmds);

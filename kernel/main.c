@@ -1,0 +1,97 @@
+/*
+ * Kernel start-up on the boot CPU, in dependency order: console output
+ * first (so every later failure is visible), then memory, this CPU's
+ * tables, ACPI, interrupt controllers, time, the other CPUs, and finally
+ * the management console, which the boot CPU serves from then on.
+ */
+#include <string.h>
+#include "arch.h"
+#include "console.h"
+#include "cpu.h"
+#include "kernel.h"
+#include "version.h"
+#include "lib/config.h"
+
+#define COM1		0x3f8
+#define TICK_HZ		100
+
+const struct boot_info *boot_info;
+static struct tern_config host_cfg;
+
+static void timer_tick(struct trap_frame *f, void *ctx)
+{
+	(void)f, (void)ctx;	/* waking the boot CPU is the point */
+}
+
+static void check_boot_info(const struct boot_info *bi)
+{
+	if (bi->magic != BOOT_INFO_MAGIC || bi->version != BOOT_INFO_VERSION ||
+	    bi->size != sizeof(*bi))
+		panic("boot info mismatch: magic %#lx version %u size %u "
+		      "(loader and kernel are from different builds)",
+		      bi->magic, bi->version, bi->size);
+}
+
+static void load_config(void)
+{
+	struct cfg_error err;
+
+	cfg_defaults(&host_cfg);
+	if (cfg_parse(phys_to_virt(boot_info->config_phys), boot_info->config_size,
+		      &host_cfg, &err) < 0) {
+		/* The loader checked it already; keep defaults if it changed. */
+		pr_err("config: %s: using defaults", err.msg);
+		cfg_defaults(&host_cfg);
+	}
+	log_set_level(host_cfg.log_level);
+	pr_info("config: hostname %s, address %s, console port %u, secret %s",
+		host_cfg.hostname, host_cfg.addr_dhcp ? "dhcp" : "static",
+		host_cfg.console_port, host_cfg.has_secret ? "set" : "none");
+}
+
+static void report_boot_time(void)
+{
+	uint64_t hz = tsc_hz();
+
+	if (!hz || boot_info->loader_tsc >= boot_tsc_at_entry)
+		return;
+	pr_info("boot: loader %lu ms, kernel %lu ms to console",
+		(boot_tsc_at_entry - boot_info->loader_tsc) * 1000 / hz,
+		time_us() / 1000);
+}
+
+void kmain(uint64_t bi_phys);
+
+void kmain(uint64_t bi_phys)
+{
+	struct percpu *bsp;
+
+	boot_tsc_at_entry = rdtsc();
+	serial_init(COM1);
+	boot_info = phys_to_virt(bi_phys);
+	log_init();
+	pr_info("Tern %s booting", TERN_VERSION);
+	check_boot_info(boot_info);
+	mm_init(boot_info);
+	idt_init();
+	bsp = cpu_alloc(0, 0);
+	if (!bsp)
+		panic("no memory for the boot CPU");
+	cpu_setup(bsp);
+	load_config();
+	acpi_init(boot_info->rsdp_phys);
+	lapic_init_cpu();
+	bsp->apic_id = lapic_id();
+	bsp->online = true;
+	cpus_online = 1;
+	ioapic_init();
+	time_init();
+	pr_info("apic: LAPIC timer %u Hz", lapic_timer_calibrate());
+	irq_register(VEC_TIMER, timer_tick, NULL);
+	lapic_timer_periodic(VEC_TIMER, TICK_HZ);
+	irq_enable();
+	smp_boot_aps();
+	console_init(host_cfg.hostname);
+	report_boot_time();
+	console_run();
+}
