@@ -78,7 +78,7 @@ static int cmd_cpus(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **arg
 		}
 		cmd_printf(o, "%-4u %-5u %-8s %-9lu %3lu%%  %lu us\n", p->id,
 			   p->apic_id, p->dead ? "stopped" : p->online ? "online" : "offline",
-			   p->irqs, p->idle_tsc * 100 / (now - boot_tsc_at_entry + 1), rtt);
+			   p->irqs, cpu_idle_cycles(p, now) * 100 / (now - boot_tsc_at_entry + 1), rtt);
 	}
 	return 0;
 }

@@ -66,6 +66,7 @@ struct percpu {
 	struct smp_call *calls;		/* pending cross-CPU calls */
 	uint64_t irqs;			/* interrupts taken */
 	uint64_t idle_tsc;		/* TSC cycles spent in HLT */
+	volatile uint64_t idle_since;	/* TSC at HLT entry, 0 when awake */
 };
 
 extern struct percpu *cpu_table[MAX_CPUS];
@@ -108,5 +109,6 @@ void smp_boot_aps(void);
 int smp_call(uint32_t cpu, smp_fn fn, void *arg, bool wait);
 void smp_handle_calls(void);
 void cpu_idle_once(void);
+uint64_t cpu_idle_cycles(const struct percpu *p, uint64_t now);
 
 #endif

@@ -102,8 +102,18 @@ void cpu_idle_once(void)
 	struct percpu *p = this_cpu();
 	uint64_t t0 = rdtsc();
 
+	p->idle_since = t0;
 	cpu_idle();
+	p->idle_since = 0;
 	p->idle_tsc += rdtsc() - t0;
+}
+
+/* Includes the sleep in progress, so a CPU parked for hours reads idle. */
+uint64_t cpu_idle_cycles(const struct percpu *p, uint64_t now)
+{
+	uint64_t since = p->idle_since;
+
+	return p->idle_tsc + (since && now > since ? now - since : 0);
 }
 
 static void __attribute__((noreturn)) ap_entry(struct percpu *p)

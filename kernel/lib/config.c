@@ -1,0 +1,616 @@
+/*
+ * Host configuration file parser.  LOADER-SAFE: see config.h for the libc
+ * subset this file may use.  Messages are built with the cfg_msg helpers
+ * below instead of snprintf.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "lib/config.h"
+
+#define CFG_ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+#define CFG_KEY_ECHO_MAX	32	/* longest key quoted back in a message */
+
+/* ---- bounded message builder (always NUL-terminated, truncates) ---- */
+
+struct cfg_msg {
+	char *buf;
+	size_t cap;	/* including the NUL */
+	size_t len;
+};
+
+static void msg_init(struct cfg_msg *m, char *buf, size_t cap)
+{
+	m->buf = buf;
+	m->cap = cap;
+	m->len = 0;
+	buf[0] = '\0';
+}
+
+static void msg_putn(struct cfg_msg *m, const char *s, size_t n)
+{
+	size_t room = m->cap - 1 - m->len;
+
+	if (n > room)
+		n = room;
+	memcpy(m->buf + m->len, s, n);
+	m->len += n;
+	m->buf[m->len] = '\0';
+}
+
+static void msg_puts(struct cfg_msg *m, const char *s)
+{
+	msg_putn(m, s, strlen(s));
+}
+
+static void msg_putu(struct cfg_msg *m, uint32_t v)
+{
+	char tmp[10];
+	size_t i = sizeof(tmp);
+
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	msg_putn(m, tmp + i, sizeof(tmp) - i);
+}
+
+static void msg_put_ipv4(struct cfg_msg *m, uint32_t a)
+{
+	for (int shift = 24; shift >= 0; shift -= 8) {
+		msg_putu(m, (a >> shift) & 0xff);
+		if (shift)
+			msg_puts(m, ".");
+	}
+}
+
+static void msg_put_cidr(struct cfg_msg *m, const struct cfg_ipv4 *c)
+{
+	msg_put_ipv4(m, c->addr);
+	msg_puts(m, "/");
+	msg_putu(m, c->prefix);
+}
+
+/* Quote a key back to the user: only [a-z0-9_] reaches here, but bound it. */
+static void msg_put_key(struct cfg_msg *m, const char *k, size_t n)
+{
+	msg_puts(m, "'");
+	if (n > CFG_KEY_ECHO_MAX) {
+		msg_putn(m, k, CFG_KEY_ECHO_MAX);
+		msg_puts(m, "...");
+	} else {
+		msg_putn(m, k, n);
+	}
+	msg_puts(m, "'");
+}
+
+/* ---- small parsers ---- */
+
+static bool cfg_is_ws(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static bool cfg_is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/*
+ * Parse a decimal number of at most max_digits digits, no sign, no leading
+ * zero unless the number is "0".  Advances *s.  Returns false on error.
+ */
+static bool cfg_parse_dec(const char **s, unsigned max_digits, uint32_t *out)
+{
+	const char *p = *s;
+	uint32_t v = 0;
+	unsigned n = 0;
+
+	while (cfg_is_digit(p[n])) {
+		if (n == max_digits)
+			return false;
+		v = v * 10 + (uint32_t)(p[n] - '0');
+		n++;
+	}
+	if (n == 0 || (n > 1 && p[0] == '0'))
+		return false;
+	*s = p + n;
+	*out = v;
+	return true;
+}
+
+static bool cfg_parse_quad(const char **s, uint32_t *out)
+{
+	uint32_t addr = 0, part;
+
+	for (int i = 0; i < 4; i++) {
+		if (i && *(*s)++ != '.')
+			return false;
+		if (!cfg_parse_dec(s, 3, &part) || part > 255)
+			return false;
+		addr = addr << 8 | part;
+	}
+	*out = addr;
+	return true;
+}
+
+int cfg_parse_ipv4(const char *s, uint32_t *out)
+{
+	uint32_t a;
+
+	if (!s || !out || !cfg_parse_quad(&s, &a) || *s)
+		return -EINVAL;
+	*out = a;
+	return 0;
+}
+
+int cfg_parse_cidr(const char *s, struct cfg_ipv4 *out)
+{
+	uint32_t a, p;
+
+	if (!s || !out || !cfg_parse_quad(&s, &a) || *s++ != '/')
+		return -EINVAL;
+	if (!cfg_parse_dec(&s, 2, &p) || p > 32 || *s)
+		return -EINVAL;
+	out->addr = a;
+	out->prefix = (uint8_t)p;
+	return 0;
+}
+
+static uint32_t cfg_mask(uint8_t prefix)
+{
+	return prefix ? ~(uint32_t)0 << (32 - prefix) : 0;
+}
+
+static const char *const cfg_level_names[] = {
+	[CFG_LOG_ERROR] = "error",
+	[CFG_LOG_WARN] = "warn",
+	[CFG_LOG_INFO] = "info",
+	[CFG_LOG_DEBUG] = "debug",
+};
+
+const char *cfg_log_level_name(int lvl)
+{
+	if (lvl < 0 || (size_t)lvl >= CFG_ARRAY_SIZE(cfg_level_names))
+		return "?";
+	return cfg_level_names[lvl];
+}
+
+void cfg_defaults(struct tern_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	memcpy(c->hostname, CFG_DEFAULT_HOSTNAME, sizeof(CFG_DEFAULT_HOSTNAME));
+	c->addr_dhcp = true;
+	c->console_port = CFG_DEFAULT_CONSOLE_PORT;
+	c->log_level = CFG_LOG_INFO;
+	c->has_serial_console = true;
+}
+
+/*
+ * ---- key handlers ----
+ * Each gets the unquoted value (NUL-terminated, 1..CFG_LINE_MAX chars, no
+ * control bytes) and either updates *c and returns 0, or leaves *c alone,
+ * appends the problem to *m (which already holds "line N: key: ") and
+ * returns -EINVAL.
+ */
+
+/* RFC 1123 section 2.1: a label is letters, digits and '-', may start
+ * with a digit, must not start or end with '-', 1..63 characters. */
+static int cfg_set_hostname(struct tern_config *c, const char *v, size_t n,
+			    struct cfg_msg *m)
+{
+	if (n > CFG_NAME_MAX - 1) {
+		msg_puts(m, "must be 1..63 characters");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char ch = v[i];
+		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			  cfg_is_digit(ch) || ch == '-';
+		if (!ok) {
+			msg_puts(m, "invalid character (letters, digits and '-' only)");
+			return -EINVAL;
+		}
+	}
+	if (v[0] == '-' || v[n - 1] == '-') {
+		msg_puts(m, "must not start or end with '-'");
+		return -EINVAL;
+	}
+	memcpy(c->hostname, v, n + 1);
+	return 0;
+}
+
+static int cfg_set_address(struct tern_config *c, const char *v, size_t n,
+			   struct cfg_msg *m)
+{
+	struct cfg_ipv4 a;
+	uint32_t host_mask;
+
+	(void)n;
+	if (strcmp(v, "dhcp") == 0) {
+		c->addr_dhcp = true;
+		c->has_address = false;
+		memset(&c->address, 0, sizeof(c->address));
+		return 0;
+	}
+	if (cfg_parse_cidr(v, &a)) {
+		msg_puts(m, "expected CIDR like 10.0.0.5/24 or 'dhcp'");
+		return -EINVAL;
+	}
+	/* 0/8 "this network", 127/8 loopback, 224/4 multicast and 240/4
+	 * reserved cannot be a host's own address (RFC 1122 3.2.1.3). */
+	if ((a.addr >> 24) == 0 || (a.addr >> 24) == 127 || (a.addr >> 28) >= 14) {
+		msg_put_ipv4(m, a.addr);
+		msg_puts(m, " is not a unicast host address");
+		return -EINVAL;
+	}
+	if (a.prefix == 0) {
+		msg_puts(m, "prefix /0 is not a subnet");
+		return -EINVAL;
+	}
+	/* /31 (RFC 3021) and /32 have no network or broadcast address. */
+	host_mask = ~cfg_mask(a.prefix);
+	if (a.prefix <= 30 && ((a.addr & host_mask) == 0 ||
+			       (a.addr & host_mask) == host_mask)) {
+		msg_put_cidr(m, &a);
+		msg_puts(m, (a.addr & host_mask) ? " is the broadcast address"
+						 : " is the network address");
+		return -EINVAL;
+	}
+	c->address = a;
+	c->has_address = true;
+	c->addr_dhcp = false;
+	return 0;
+}
+
+static int cfg_set_gateway(struct tern_config *c, const char *v, size_t n,
+			   struct cfg_msg *m)
+{
+	uint32_t g;
+
+	(void)n;
+	if (cfg_parse_ipv4(v, &g)) {
+		msg_puts(m, "expected an IPv4 address like 10.0.0.1");
+		return -EINVAL;
+	}
+	c->gateway = g;
+	c->has_gateway = true;
+	return 0;
+}
+
+static int cfg_set_console_port(struct tern_config *c, const char *v, size_t n,
+				struct cfg_msg *m)
+{
+	const char *p = v;
+	uint32_t port;
+
+	(void)n;
+	if (!cfg_parse_dec(&p, 5, &port) || *p || port < 1 || port > 65535) {
+		msg_puts(m, "expected a port number 1..65535");
+		return -EINVAL;
+	}
+	c->console_port = (uint16_t)port;
+	return 0;
+}
+
+/* Never quote the value back: it is a credential. */
+static int cfg_set_secret(struct tern_config *c, const char *v, size_t n,
+			  struct cfg_msg *m)
+{
+	if (n > CFG_SECRET_MAX - 1) {
+		msg_puts(m, "must be 1..127 characters");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] < 0x20 || v[i] > 0x7e) {
+			msg_puts(m, "must be printable ASCII");
+			return -EINVAL;
+		}
+	}
+	memcpy(c->secret, v, n + 1);
+	c->has_secret = true;
+	return 0;
+}
+
+static int cfg_set_log_level(struct tern_config *c, const char *v, size_t n,
+			     struct cfg_msg *m)
+{
+	(void)n;
+	for (size_t i = 0; i < CFG_ARRAY_SIZE(cfg_level_names); i++) {
+		if (strcmp(v, cfg_level_names[i]) == 0) {
+			c->log_level = (int)i;
+			return 0;
+		}
+	}
+	msg_puts(m, "expected error, warn, info or debug");
+	return -EINVAL;
+}
+
+static int cfg_set_serial_console(struct tern_config *c, const char *v,
+				  size_t n, struct cfg_msg *m)
+{
+	(void)n;
+	if (strcmp(v, "on") == 0) {
+		c->has_serial_console = true;
+	} else if (strcmp(v, "off") == 0) {
+		c->has_serial_console = false;
+	} else {
+		msg_puts(m, "expected on or off");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+typedef int (*cfg_set_fn)(struct tern_config *c, const char *v, size_t n,
+			  struct cfg_msg *m);
+
+struct cfg_key {
+	const char *name;
+	cfg_set_fn set;
+};
+
+/* Adding a key: write a handler above and add one row here. */
+static const struct cfg_key cfg_keys[] = {
+	{ "hostname", cfg_set_hostname },
+	{ "address", cfg_set_address },
+	{ "gateway", cfg_set_gateway },
+	{ "console_port", cfg_set_console_port },
+	{ "secret", cfg_set_secret },
+	{ "log_level", cfg_set_log_level },
+	{ "serial_console", cfg_set_serial_console },
+};
+
+enum { CFG_NKEYS = CFG_ARRAY_SIZE(cfg_keys) };
+
+/* ---- line parser ---- */
+
+struct cfg_state {
+	struct tern_config *c;
+	struct cfg_msg *m;
+	int lineno;
+	int seen[CFG_NKEYS];	/* line that set each key, 0 if unset */
+};
+
+static int cfg_fail(struct cfg_state *st, const char *what)
+{
+	msg_puts(st->m, what);
+	return -EINVAL;
+}
+
+static const struct cfg_key *cfg_find_key(const char *k, size_t n, size_t *idx)
+{
+	for (size_t i = 0; i < CFG_NKEYS; i++) {
+		if (strlen(cfg_keys[i].name) == n &&
+		    memcmp(cfg_keys[i].name, k, n) == 0) {
+			*idx = i;
+			return &cfg_keys[i];
+		}
+	}
+	return NULL;
+}
+
+/* Line-level byte check: NUL and control bytes (tab aside) are refused
+ * anywhere, comments included, so nothing invisible hides in the file. */
+static int cfg_check_bytes(struct cfg_state *st, const char *s, size_t n)
+{
+	if (n > CFG_LINE_MAX)
+		return cfg_fail(st, "line too long (max 255 characters)");
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch == 0)
+			return cfg_fail(st, "NUL byte");
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+			return cfg_fail(st, "control character");
+	}
+	return 0;
+}
+
+/* Parse a quoted value starting after the opening quote at s[*i]. */
+static int cfg_quoted(struct cfg_state *st, const char *s, size_t n, size_t *i,
+		      char *val, size_t *vlen)
+{
+	size_t j = *i + 1;
+
+	for (;;) {
+		if (j == n)
+			return cfg_fail(st, "unterminated quote");
+		if (s[j] == '"')
+			break;
+		if (s[j] == '\\') {
+			if (j + 1 == n || (s[j + 1] != '"' && s[j + 1] != '\\'))
+				return cfg_fail(st, "invalid escape in quotes (only \\\" and \\\\)");
+			j++;
+		}
+		val[(*vlen)++] = s[j++];
+	}
+	j++;
+	while (j < n && cfg_is_ws(s[j]))
+		j++;
+	if (j < n && s[j] != '#')
+		return cfg_fail(st, "unexpected text after closing quote");
+	*i = n;
+	return 0;
+}
+
+/* Unquoted: up to a '#' that follows whitespace, trailing blanks trimmed. */
+static int cfg_unquoted(struct cfg_state *st, const char *s, size_t n, size_t i,
+			char *val, size_t *vlen)
+{
+	size_t j;
+
+	for (j = i; j < n; j++) {
+		if (s[j] == '#' && cfg_is_ws(s[j - 1]))
+			break;
+		if (s[j] == '"')
+			return cfg_fail(st, "stray '\"' (quote the whole value)");
+	}
+	while (j > i && cfg_is_ws(s[j - 1]))
+		j--;
+	memcpy(val, s + i, j - i);
+	*vlen = j - i;
+	return 0;
+}
+
+static int cfg_line(struct cfg_state *st, const char *s, size_t n)
+{
+	char val[CFG_LINE_MAX + 1];
+	size_t i = 0, kstart, klen, vlen = 0, idx = 0;
+	const struct cfg_key *key;
+	int rc;
+
+	rc = cfg_check_bytes(st, s, n);
+	if (rc)
+		return rc;
+	while (i < n && cfg_is_ws(s[i]))
+		i++;
+	if (i == n || s[i] == '#')
+		return 0;
+
+	kstart = i;
+	while (i < n && !cfg_is_ws(s[i]) && s[i] != '=')
+		i++;
+	klen = i - kstart;
+	for (size_t k = kstart; k < i; k++) {
+		char ch = s[k];
+		if (!((ch >= 'a' && ch <= 'z') || cfg_is_digit(ch) || ch == '_'))
+			return cfg_fail(st, "invalid key (expected 'key = value')");
+	}
+	while (i < n && cfg_is_ws(s[i]))
+		i++;
+	if (klen == 0 || i == n || s[i] != '=') {
+		if (klen == 0)
+			return cfg_fail(st, "missing key before '='");
+		msg_puts(st->m, "missing '=' after ");
+		msg_put_key(st->m, s + kstart, klen);
+		return -EINVAL;
+	}
+	key = cfg_find_key(s + kstart, klen, &idx);
+	if (!key) {
+		msg_puts(st->m, "unknown key ");
+		msg_put_key(st->m, s + kstart, klen);
+		return -EINVAL;
+	}
+	if (st->seen[idx]) {
+		msg_puts(st->m, "duplicate key ");
+		msg_put_key(st->m, s + kstart, klen);
+		msg_puts(st->m, " (first set on line ");
+		msg_putu(st->m, (uint32_t)st->seen[idx]);
+		return cfg_fail(st, ")");
+	}
+
+	msg_puts(st->m, key->name);
+	msg_puts(st->m, ": ");
+	i++;
+	while (i < n && cfg_is_ws(s[i]))
+		i++;
+	if (i < n && s[i] == '"')
+		rc = cfg_quoted(st, s, n, &i, val, &vlen);
+	else
+		rc = cfg_unquoted(st, s, n, i, val, &vlen);
+	if (rc)
+		return rc;
+	if (vlen == 0)
+		return cfg_fail(st, "empty value");
+	val[vlen] = '\0';
+	rc = key->set(st->c, val, vlen, st->m);
+	if (rc)
+		return rc;
+	st->seen[idx] = st->lineno;
+	return 0;
+}
+
+static void msg_put_line(struct cfg_msg *m, int lineno)
+{
+	msg_puts(m, "line ");
+	msg_putu(m, (uint32_t)lineno);
+	msg_puts(m, ": ");
+}
+
+/* Cross-key rules, checked once every line has been read. */
+static int cfg_check_final(struct cfg_state *st)
+{
+	const struct tern_config *c = st->c;
+	size_t gw_idx = 0, addr_idx = 0;
+	uint32_t mask;
+
+	if (!c->has_gateway)
+		return 0;
+	cfg_find_key("gateway", 7, &gw_idx);
+	cfg_find_key("address", 7, &addr_idx);
+	st->lineno = st->seen[gw_idx];
+	msg_init(st->m, st->m->buf, st->m->cap);
+	msg_put_line(st->m, st->lineno);
+	if (!c->has_address)
+		return cfg_fail(st, "gateway: requires a static address (address is dhcp)");
+	if (c->gateway == c->address.addr)
+		return cfg_fail(st, "gateway: equals the host's own address");
+	mask = cfg_mask(c->address.prefix);
+	if ((c->gateway & mask) != (c->address.addr & mask)) {
+		msg_puts(st->m, "gateway ");
+		msg_put_ipv4(st->m, c->gateway);
+		msg_puts(st->m, " is outside address ");
+		msg_put_cidr(st->m, &c->address);
+		msg_puts(st->m, " (line ");
+		msg_putu(st->m, (uint32_t)st->seen[addr_idx]);
+		return cfg_fail(st, ")");
+	}
+	return 0;
+}
+
+int cfg_parse(const char *text, size_t len, struct tern_config *out,
+	      struct cfg_error *err)
+{
+	struct cfg_error dummy;
+	struct cfg_state st;
+	struct cfg_msg m;
+	size_t pos = 0;
+	int rc;
+
+	if (!err)
+		err = &dummy;
+	err->line = 0;
+	msg_init(&m, err->msg, sizeof(err->msg));
+	if (!out)
+		return -EINVAL;
+	cfg_defaults(out);
+	if (!text && len) {
+		msg_puts(&m, "no configuration text");
+		return -EINVAL;
+	}
+	memset(&st, 0, sizeof(st));
+	st.c = out;
+	st.m = &m;
+
+	while (pos < len) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t end = nl ? (size_t)(nl - text) : len;
+		size_t n = end - pos;
+
+		if (st.lineno == 0x7fffffff) {
+			msg_puts(&m, "too many lines");
+			return -EINVAL;
+		}
+		st.lineno++;
+		if (n && text[pos + n - 1] == '\r')
+			n--;
+		msg_init(&m, err->msg, sizeof(err->msg));
+		msg_put_line(&m, st.lineno);
+		rc = cfg_line(&st, text + pos, n);
+		if (rc) {
+			err->line = st.lineno;
+			return rc;
+		}
+		pos = nl ? end + 1 : len;
+	}
+	rc = cfg_check_final(&st);
+	if (rc) {
+		err->line = st.lineno;
+		return rc;
+	}
+	msg_init(&m, err->msg, sizeof(err->msg));
+	return 0;
+}

@@ -1,0 +1,93 @@
+/*
+ * Host configuration file parser (tern.cfg).
+ *
+ * LOADER-SAFE: the UEFI loader parses the file too, so that a malformed
+ * configuration is refused before anything boots.  The implementation
+ * therefore uses only memcpy/memset/memcmp/memchr/strlen/strcmp/strncmp/
+ * strchr from libc; no snprintf.
+ *
+ * Format, one setting per line:
+ *
+ *	# full-line comment
+ *	key = value		# comment after whitespace
+ *	secret = "has # and spaces, \" and \\ escaped"
+ *
+ * Surrounding whitespace is trimmed, CRLF line ends are accepted, blank
+ * lines are skipped.  A '#' starts a comment only at the start of a line
+ * or after whitespace, so an unquoted value may contain '#'.  Unknown or
+ * duplicate keys, lines longer than CFG_LINE_MAX, NUL or other control
+ * bytes (except tab) are errors.
+ */
+#ifndef TERN_LIB_CONFIG_H
+#define TERN_LIB_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CFG_NAME_MAX	64	/* hostname buffer: 63 chars + NUL */
+#define CFG_SECRET_MAX	128	/* secret buffer: 127 chars + NUL */
+#define CFG_LINE_MAX	255	/* characters per line, line end excluded */
+
+/* log_level values; the numeric order is the verbosity order. */
+enum {
+	CFG_LOG_ERROR = 0,
+	CFG_LOG_WARN = 1,
+	CFG_LOG_INFO = 2,
+	CFG_LOG_DEBUG = 3,
+};
+
+#define CFG_DEFAULT_HOSTNAME	"tern"
+#define CFG_DEFAULT_CONSOLE_PORT 7023
+
+struct cfg_ipv4 {
+	uint32_t addr;		/* host byte order: 10.0.0.5 is 0x0a000005 */
+	uint8_t prefix;		/* 0..32 */
+};
+
+struct tern_config {
+	char hostname[CFG_NAME_MAX];	/* NUL-terminated RFC 1123 label */
+	bool addr_dhcp;			/* true unless a static address is set */
+	struct cfg_ipv4 address;	/* valid when has_address */
+	bool has_address;
+	bool has_gateway;
+	uint32_t gateway;		/* host byte order, valid when has_gateway */
+	uint16_t console_port;		/* TCP port of the network console */
+	bool has_secret;
+	char secret[CFG_SECRET_MAX];	/* NUL-terminated, valid when has_secret */
+	int log_level;			/* CFG_LOG_* */
+	bool has_serial_console;	/* serial console enabled (default on) */
+};
+
+struct cfg_error {
+	int line;	/* 1-based line of the error, 0 when not tied to a line */
+	char msg[128];	/* complete message, e.g. "line 3: address: ..." */
+};
+
+/* Fill *c with the built-in defaults. */
+void cfg_defaults(struct tern_config *c);
+
+/*
+ * Parse len bytes of text (need not be NUL-terminated) into *out, which is
+ * first reset to the defaults.  Returns 0, or -EINVAL with *err filled in
+ * (err may be NULL); on error *out holds the defaults plus every line that
+ * was accepted before the failing one.  The secret is never echoed into
+ * an error message.
+ */
+int cfg_parse(const char *text, size_t len, struct tern_config *out,
+	      struct cfg_error *err);
+
+/*
+ * Strict dotted quad "a.b.c.d": four decimal parts 0..255 with no leading
+ * zeros (so "010" cannot be read as octal by some other tool), nothing
+ * before or after.  Returns 0 or -EINVAL.
+ */
+int cfg_parse_ipv4(const char *s, uint32_t *out);
+
+/* "a.b.c.d/p" with p 0..32 (no leading zeros).  Returns 0 or -EINVAL. */
+int cfg_parse_cidr(const char *s, struct cfg_ipv4 *out);
+
+/* "error", "warn", "info", "debug", or "?" for an out-of-range level. */
+const char *cfg_log_level_name(int lvl);
+
+#endif

@@ -1,0 +1,69 @@
+/*
+ * Serial console line editor.  Pure: bytes in, VT100 redraw bytes out.
+ *
+ * The caller feeds every received byte to ledit_feed() and writes the bytes
+ * passed to its echo callback back to the terminal.  Editing keys:
+ *
+ *	printable ASCII		insert at the cursor
+ *	Backspace (7f, 08)	delete before the cursor
+ *	ESC [ 3 ~		delete at the cursor
+ *	ESC [ D / ESC [ C	cursor left / right (also ESC O D / C)
+ *	ESC [ H, ESC [ 1 ~, ^A	home;  ESC [ F, ESC [ 4 ~, ^E  end
+ *	ESC [ A / ESC [ B	history previous / next (also ESC O A / B)
+ *	^U			delete from the start of the line to the cursor
+ *	^C			abandon the line: LEDIT_INTR
+ *	CR or LF		end the line: LEDIT_LINE (LF right after CR ignored)
+ *
+ * Unknown escape sequences are consumed whole and ignored; other control
+ * bytes and bytes >= 0x80 are ignored.  A full line rings the bell.  The
+ * redraw assumes the terminal's cursor sits where this editor last left it
+ * and that the line does not wrap (LEDIT_MAX plus the prompt should fit the
+ * terminal width, or wrapped lines redraw imperfectly).
+ *
+ * One struct per terminal; not thread-safe (the caller serialises).
+ */
+#ifndef TERN_LIB_LINEEDIT_H
+#define TERN_LIB_LINEEDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define LEDIT_MAX	256	/* characters per line, NUL excluded */
+#define LEDIT_HIST	32	/* history entries kept */
+#define LEDIT_CSI_MAX	8	/* parameter bytes kept of one CSI sequence */
+
+enum { LEDIT_NONE = 0, LEDIT_LINE = 1, LEDIT_INTR = 2 };
+
+typedef void (*ledit_echo_fn)(void *ctx, const char *s, size_t n);
+
+struct ledit {
+	char buf[LEDIT_MAX + 1];	/* line being edited, NUL-terminated */
+	uint16_t len, cur;		/* length and cursor, 0 <= cur <= len */
+	uint8_t esc;			/* escape parser state */
+	uint8_t csi_len;		/* parameter bytes in csi[] */
+	bool csi_long;			/* parameters overflowed csi[] */
+	bool after_cr;			/* last byte was CR: swallow one LF */
+	char csi[LEDIT_CSI_MAX];	/* CSI parameter bytes */
+
+	char hist[LEDIT_HIST][LEDIT_MAX + 1];	/* ring, hist_head = newest */
+	uint8_t hist_head, hist_count;
+	int8_t browse;			/* -1: editing; else entries back */
+	char saved[LEDIT_MAX + 1];	/* line being typed when browsing began */
+
+	char done[LEDIT_MAX + 1];	/* the line returned by ledit_line() */
+};
+
+void ledit_init(struct ledit *e);
+
+/*
+ * Feed one input byte.  echo (may be NULL) receives the bytes to send to
+ * the terminal.  Returns LEDIT_LINE when a line is complete (read it with
+ * ledit_line()), LEDIT_INTR on ^C, else LEDIT_NONE.
+ */
+int ledit_feed(struct ledit *e, uint8_t c, ledit_echo_fn echo, void *ctx);
+
+/* The line completed by the last LEDIT_LINE; valid until the next feed. */
+const char *ledit_line(const struct ledit *e);
+
+#endif
