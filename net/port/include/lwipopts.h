@@ -1,0 +1,123 @@
+/*
+ * lwIP configuration for the Tern kernel.  Only options that differ from
+ * lwIP's defaults (lwip/opt.h) are set here, each with the reason.
+ * lwIP 2.1.3, raw (callback) API, IPv4.
+ */
+#ifndef TERN_LWIPOPTS_H
+#define TERN_LWIPOPTS_H
+
+/* ---- Threading model ---------------------------------------------------- */
+
+/*
+ * No OS: the kernel's main loop on the boot CPU polls the NICs, feeds
+ * received frames to netif->input and calls sys_check_timeouts().  The
+ * kernel provides sys_now() (milliseconds).
+ */
+#define NO_SYS 1
+/*
+ * No critical sections: every lwIP call happens from that one loop on the
+ * boot CPU, never from an interrupt handler or another CPU (drivers queue
+ * frames; other CPUs post requests to the loop).  SYS_ARCH_PROTECT is
+ * therefore a no-op and no sys_arch_protect() is needed.
+ */
+#define SYS_LIGHTWEIGHT_PROT 0
+/* Needed with NO_SYS: timers are driven by sys_check_timeouts(). */
+#define LWIP_TIMERS 1
+/* The sequential APIs need threads (NO_SYS=1 forbids them). */
+#define LWIP_SOCKET 0
+#define LWIP_NETCONN 0
+
+/* ---- Memory ------------------------------------------------------------- */
+
+/*
+ * 8, not 1: 64-bit pointers and u64_t fields in pools; matches malloc.
+ */
+#define MEM_ALIGNMENT 8
+/*
+ * Heap for PBUF_RAM (outgoing TCP data is copied here until acked): enough
+ * for a full TCP_SND_BUF on several busy connections (migration, iSCSI,
+ * lwiperf) at once.  The hypervisor has memory to spare; a stall does not.
+ */
+#define MEM_SIZE (1024 * 1024)
+/*
+ * Receive buffers (one MTU-sized pbuf per frame).  512 covers several full
+ * 64 KiB receive windows in flight plus NIC ring refills.
+ */
+#define PBUF_POOL_SIZE 512
+/* PBUF_REF/ROM pbufs (zero-copy sends of guest or cache memory). */
+#define MEMP_NUM_PBUF 64
+
+/* ---- Protocols ---------------------------------------------------------- */
+
+#define LWIP_IPV4 1
+/* IPv4 only for now. */
+#define LWIP_IPV6 0
+#define LWIP_ICMP 1
+#define LWIP_UDP 1
+#define LWIP_TCP 1
+/* The management address usually comes from the lab's DHCP server. */
+#define LWIP_DHCP 1
+
+/* ---- TCP: sized for throughput (migration, iSCSI) ---------------------- */
+
+#define TCP_MSS 1460
+/*
+ * A 64 KiB window needs window scaling (RFC 7323 section 2): without it the
+ * window field tops out at 65535.  Scale 2 leaves room to raise TCP_WND to
+ * 256 KiB later without changing the shift.
+ */
+#define LWIP_WND_SCALE 1
+#define TCP_RCV_SCALE 2
+#define TCP_WND (64 * 1024)
+/*
+ * Send buffer: a full window in flight.  64 KiB keeps the default
+ * TCP_SNDLOWAT (half of it) below lwIP's u16_t limit.
+ */
+#define TCP_SND_BUF (64 * 1024)
+/*
+ * TCP_SND_QUEUELEN keeps its default, 4 * TCP_SND_BUF / TCP_MSS = 180
+ * segments per connection; the pool holds that for about three busy ones.
+ */
+#define MEMP_NUM_TCP_SEG 512
+/* Console, migration (both ends), iSCSI sessions, lwiperf, spares. */
+#define MEMP_NUM_TCP_PCB 16
+#define MEMP_NUM_TCP_PCB_LISTEN 8
+#define MEMP_NUM_UDP_PCB 8
+/* lwIP's own timers plus a few for the kernel's services. */
+#define MEMP_NUM_SYS_TIMEOUT (LWIP_NUM_SYS_TIMEOUT_INTERNAL + 8)
+
+/* ---- altcp (TLS for the management channel) ----------------------------- */
+
+/*
+ * The altcp layer lets the same service code run on plain TCP or TLS.
+ * LWIP_ALTCP_TLS only declares altcp_tls_*(); the mbedTLS glue
+ * (LWIP_ALTCP_TLS_MBEDTLS, apps/altcp_tls) is added with mbedTLS later.
+ */
+#define LWIP_ALTCP 1
+#define LWIP_ALTCP_TLS 1
+
+/* ---- Network interfaces ------------------------------------------------- */
+
+/* DHCP sends our host name (option 12) so the lab can tell hosts apart. */
+#define LWIP_NETIF_HOSTNAME 1
+/* The kernel logs address changes (DHCP bound/lost) and link up/down. */
+#define LWIP_NETIF_STATUS_CALLBACK 1
+#define LWIP_NETIF_LINK_CALLBACK 1
+
+/* ---- Checksums ---------------------------------------------------------- */
+
+/*
+ * Software checksums by default (CHECKSUM_GEN_* / CHECKSUM_CHECK_* keep
+ * their default 1), switchable per netif with NETIF_SET_CHECKSUM_CTRL()
+ * so a driver whose NIC offloads checksums (virtio-net) can turn them off.
+ */
+#define LWIP_CHECKSUM_CTRL_PER_NETIF 1
+
+/* ---- Statistics --------------------------------------------------------- */
+
+/* Counters for diagnostics and tests (drops, checksum errors, pool use). */
+#define LWIP_STATS 1
+/* stats_display() prints through LWIP_PLATFORM_DIAG (tern_lwip_diag). */
+#define LWIP_STATS_DISPLAY 1
+
+#endif /* TERN_LWIPOPTS_H */
