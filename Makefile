@@ -37,8 +37,8 @@ KCFLAGS		:= -std=gnu11 -O2 -g -ffreestanding -fno-stack-protector \
 KASFLAGS	:= -Ikernel -I$(GEN) -MMD -MP
 
 LIB_SRCS	:= $(sort $(wildcard kernel/lib/*.c))
-KERNEL_CSRCS	:= $(sort $(wildcard kernel/*.c)) $(LIB_SRCS)
-KERNEL_ASRCS	:= $(sort $(wildcard kernel/*.S))
+KERNEL_CSRCS	:= $(sort $(wildcard kernel/*.c svm/*.c vmx/*.c)) $(LIB_SRCS)
+KERNEL_ASRCS	:= $(sort $(wildcard kernel/*.S svm/*.S vmx/*.S))
 KERNEL_OBJS	:= $(patsubst %.c,$(B)/k/%.o,$(KERNEL_CSRCS)) \
 		   $(patsubst %.S,$(B)/k/%.o,$(KERNEL_ASRCS))
 
@@ -121,8 +121,22 @@ $(B)/BOOTX64.EFI: $(B)/loader.so
 		-j .rel -j .rela -j .rel.* -j .rela.* -j .reloc \
 		--target efi-app-x86_64 --subsystem=10 $< $@
 
+# ---- test guests (Multiboot ELF32, tests/guests/) ----
+GUESTS		:= hello cpuid msr ports mmio dirty crash
+GUEST_SRCS	:= $(shell find tests/guests -name '*.[chS]' -o -name '*.ld' -o -name '*.sh')
+
+$(B)/guests/.stamp: $(GUEST_SRCS)
+	@echo "  GUESTS  $(B)/guests"
+	@tests/guests/build.sh $(B)/guests
+	@touch $@
+
+$(ESP)/tern/guests/%.elf: $(B)/guests/.stamp
+	@mkdir -p $(dir $@)
+	@$(OBJCOPY) --strip-debug $(B)/guests/$*.elf $@
+
 # ---- ESP tree ----
-esp: $(ESP)/EFI/BOOT/BOOTX64.EFI $(ESP)/tern/kernel.elf $(ESP)/tern/tern.cfg
+esp: $(ESP)/EFI/BOOT/BOOTX64.EFI $(ESP)/tern/kernel.elf $(ESP)/tern/tern.cfg \
+	$(patsubst %,$(ESP)/tern/guests/%.elf,$(GUESTS))
 
 $(ESP)/EFI/BOOT/BOOTX64.EFI: $(B)/BOOTX64.EFI
 	@mkdir -p $(dir $@)

@@ -309,6 +309,43 @@ static UINT64 find_rsdp(void)
 	return 0;
 }
 
+/* EFI_MP_SERVICES_PROTOCOL (UEFI PI spec Vol. 2 13.4); gnu-efi lacks it. */
+#define MP_SERVICES_GUID { 0x3fdda605, 0xa76e, 0x4f46, \
+	{ 0xad, 0x29, 0x12, 0xf4, 0x53, 0x1b, 0x3d, 0x08 } }
+#define MP_PROC_ENABLED	(1u << 1)
+
+struct mp_proc_info {
+	UINT64 processor_id;		/* the local APIC ID */
+	UINT32 status;
+	UINT32 package, core, thread;
+	UINT8 extended[24];		/* PI 1.7 extended topology: unused */
+};
+
+struct mp_services {
+	EFI_STATUS (EFIAPI *get_count)(struct mp_services *self, UINTN *n, UINTN *enabled);
+	EFI_STATUS (EFIAPI *get_info)(struct mp_services *self, UINTN i, struct mp_proc_info *out);
+};
+
+/* Record the firmware's view of the CPUs: the kernel falls back to it when
+ * the ACPI MADT is missing. */
+static void find_cpus(struct boot_info *bi)
+{
+	EFI_GUID guid = MP_SERVICES_GUID;
+	struct mp_services *mp;
+	struct mp_proc_info info;
+	UINTN n = 0, enabled = 0, i;
+
+	if (EFI_ERROR(uefi_call_wrapper(BS->LocateProtocol, 3, &guid, NULL, (void **)&mp)) ||
+	    EFI_ERROR(mp->get_count(mp, &n, &enabled)))
+		return;
+	for (i = 0; i < n && bi->cpu_count < BOOT_MAX_CPUS; i++) {
+		if (EFI_ERROR(mp->get_info(mp, i, &info)) ||
+		    !(info.status & MP_PROC_ENABLED))
+			continue;
+		bi->cpu_apic_ids[bi->cpu_count++] = (UINT32)info.processor_id;
+	}
+}
+
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 {
 	struct loader ld = { .image = image };
@@ -343,6 +380,8 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 		goto fail;
 	load_modules(&ld);
 	ld.bi->rsdp_phys = find_rsdp();
+	ld.bi->efi_runtime_phys = (UINT64)(UINTN)ST->RuntimeServices;
+	find_cpus(ld.bi);
 	if (!ld.bi->rsdp_phys)
 		Print(L"tern-boot: warning: firmware published no ACPI RSDP\r\n");
 	st = boot_finish(&ld);

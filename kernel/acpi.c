@@ -2,6 +2,7 @@
  * ACPI glue: parse the firmware's tables once (lib/acpi_tables.c does the
  * bounds-checked work), then offer power-off, reboot and the PM timer.
  */
+#include <string.h>
 #include "arch.h"
 #include "kernel.h"
 #include "lib/acpi_tables.h"
@@ -49,11 +50,34 @@ uint32_t acpi_pm_timer_read(void)
 	return inl((uint16_t)acpi.pm_tmr_port);
 }
 
+/* UEFI runtime ResetSystem (UEFI 2.9 8.5.1), called through the identity
+ * map: Tern never calls SetVirtualAddressMap, so physical mode is valid. */
+enum { EFI_RESET_COLD = 0, EFI_RESET_SHUTDOWN = 2 };
+typedef void (__attribute__((ms_abi)) *efi_reset_fn)(int type, uint64_t status,
+						     uint64_t size, void *data);
+
+static void efi_reset(int type)
+{
+	const uint8_t *rt;
+	efi_reset_fn fn;
+
+	if (!boot_info->efi_runtime_phys)
+		return;
+	rt = phys_to_virt(boot_info->efi_runtime_phys);
+	/* EFI_TABLE_HEADER (24 bytes), then 10 function pointers: ResetSystem
+	 * is the 11th entry. */
+	memcpy(&fn, rt + 24 + 10 * 8, sizeof(fn));
+	if (fn)
+		fn(type, 0, 0, NULL);
+}
+
 /* S5 soft-off: write SLP_TYPx|SLP_EN to PM1a (and PM1b when present). */
 int acpi_poweroff(void)
 {
-	if (!acpi_ok || !acpi.has_s5 || !acpi.pm1a_cnt)
+	if (!acpi_ok || !acpi.has_s5 || !acpi.pm1a_cnt) {
+		pr_info("acpi: no \\_S5 or PM1 control block");
 		return -1;
+	}
 	pr_info("acpi: entering S5 (power off)");
 	irq_disable();
 	outw((uint16_t)acpi.pm1a_cnt,
@@ -63,6 +87,14 @@ int acpi_poweroff(void)
 		     (uint16_t)((acpi.s5_slp_typb << PM1_SLP_TYP_SHIFT) | PM1_SLP_EN));
 	udelay(100000);
 	return -1;	/* still here: the platform ignored us */
+}
+
+int system_poweroff(void)
+{
+	acpi_poweroff();
+	pr_info("power: trying UEFI ResetSystem(shutdown)");
+	efi_reset(EFI_RESET_SHUTDOWN);
+	return -1;
 }
 
 static void reset_via_fadt(void)
@@ -87,6 +119,7 @@ void acpi_reboot(void)
 	pr_info("acpi: rebooting");
 	irq_disable();
 	reset_via_fadt();
+	efi_reset(EFI_RESET_COLD);
 	outb(0xcf9, 0x02);
 	udelay(10);
 	outb(0xcf9, 0x06);

@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #define BOOT_INFO_MAGIC		0x4e524554544f4f42ull	/* "BOOTTERN" */
-#define BOOT_INFO_VERSION	1
+#define BOOT_INFO_VERSION	2
 
 /* Virtual layout, shared so the loader builds exactly what the kernel uses. */
 #define KERNEL_VIRT_BASE	0xffffffff80000000ull	/* -2 GiB: -mcmodel=kernel */
@@ -50,6 +50,7 @@ struct boot_module {
 };
 
 #define BOOT_MAX_MEM_RANGES	512
+#define BOOT_MAX_CPUS		256
 #define BOOT_MAX_MODULES	64
 
 struct boot_info {
@@ -67,6 +68,13 @@ struct boot_info {
 	uint64_t config_size;
 	uint64_t loader_tsc;		/* TSC when the loader started */
 	uint64_t exit_bs_tsc;		/* TSC just before the jump */
+
+	uint64_t efi_runtime_phys;	/* EFI_RUNTIME_SERVICES, identity-mapped */
+
+	/* From EFI_MP_SERVICES_PROTOCOL: the CPU list when firmware has no
+	 * ACPI MADT (OVMF under Bochs publishes no ACPI tables). */
+	uint32_t cpu_count;
+	uint32_t cpu_apic_ids[BOOT_MAX_CPUS];
 
 	uint32_t mem_count;
 	uint32_t module_count;

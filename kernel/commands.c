@@ -9,6 +9,8 @@
 #include "cpu.h"
 #include "kernel.h"
 #include "version.h"
+#include "vm.h"
+#include "vm_cmds.h"
 
 #define LOG_DEFAULT_LINES	20
 #define LOG_MAX_LINES		100000
@@ -49,6 +51,7 @@ static int cmd_status(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **a
 		   total >> 20, used >> 20, freeb >> 20);
 	cmd_printf(o, "clock: TSC %lu MHz (calibrated against %s)\n",
 		   tsc_hz() / 1000000, time_source());
+	cmd_printf(o, "virtualization: %s\n", hv_status());
 	return 0;
 }
 
@@ -124,8 +127,8 @@ static int cmd_poweroff(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char *
 	(void)ctx, (void)argc, (void)argv;
 	cmd_printf(o, "powering off\n");
 	udelay(20000);		/* let the UART drain the reply */
-	acpi_poweroff();
-	cmd_printf(o, "error: poweroff: the platform did not power off (no ACPI S5?)\n");
+	system_poweroff();
+	cmd_printf(o, "error: poweroff: the platform ignored ACPI S5 and UEFI ResetSystem\n");
 	return -EIO;
 }
 
@@ -137,5 +140,18 @@ const struct cmd_def console_cmds[] = {
 	{ "log", "[N]", "show the last N host log lines (default 20)", 0, 1, cmd_log },
 	{ "reboot", "", "reset the machine", 0, 0, cmd_reboot },
 	{ "poweroff", "", "power the machine off (ACPI S5)", 0, 0, cmd_poweroff },
+	{ "vm create", "NAME mem=SIZE kernel=PATH [cmdline=\"...\"] [vcpus=1]",
+	  "create a VM from a Multiboot kernel on the ESP", 3, 5, vmcmd_create },
+	{ "vm start", "NAME", "start a created VM on a free CPU", 1, 1, vmcmd_start },
+	{ "vm pause", "NAME", "pause a running VM", 1, 1, vmcmd_pause },
+	{ "vm resume", "NAME", "resume a paused VM", 1, 1, vmcmd_resume },
+	{ "vm stop", "NAME", "stop a VM (it keeps its memory until destroyed)", 1, 1, vmcmd_stop },
+	{ "vm destroy", "NAME", "stop a VM and free everything it holds", 1, 1, vmcmd_destroy },
+	{ "vm list", "", "VMs with state, memory, host CPU and exit code", 0, 0, vmcmd_list },
+	{ "vm info", "NAME", "exit counts by reason, dirty-log state", 1, 1, vmcmd_info },
+	{ "vm console", "NAME", "attach this console to the VM's UART (Ctrl-] detaches)", 1, 1, vmcmd_console },
+	{ "vm dirty", "NAME start [dbit|wp|pml] | stop | harvest", "control the dirty log", 2, 3, vmcmd_dirty },
+	{ "vm dirtycheck", "NAME [rounds=N] [mode=dbit|wp|pml]",
+	  "check that dirty logging loses no write on a running guest", 1, 3, vmcmd_dirtycheck },
 };
 const size_t console_ncmds = ARRAY_SIZE(console_cmds);

@@ -6,11 +6,15 @@
  * interrupt (a key, the timer tick or an IPI).  The tick also polls the
  * UART, so a platform whose IRQ 4 routing is broken still has a console.
  */
+#include <errno.h>
 #include <string.h>
 #include "arch.h"
 #include "console.h"
 #include "cpu.h"
 #include "kernel.h"
+#include "devices.h"
+#include "vm.h"
+#include "vm_cmds.h"
 #include "lib/lineedit.h"
 
 #define RX_RING		1024
@@ -63,13 +67,58 @@ static void run_line(const char *line)
 	cmd_dispatch(console_cmds, console_ncmds, &serial_ctx, line, &out, false);
 }
 
+/* While `vm console` is attached, keys go to the guest's UART; Ctrl-]
+ * (0x1d, as in telnet) detaches. */
+#define DETACH_KEY	0x1d
+static struct vm *attached;
+
+int vmcmd_console(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+{
+	struct vm *vm = vm_find(argv[0]);
+
+	(void)argc;
+	if (!vm) {
+		cmd_printf(o, "error: vm console: no VM named '%s'\n", argv[0]);
+		return -ENOENT;
+	}
+	if (strcmp(ctx->source, "serial")) {
+		cmd_printf(o, "error: vm console: only on the serial console\n");
+		return -EINVAL;
+	}
+	cmd_printf(o, "attached to %s: Ctrl-] detaches\n", vm->name);
+	attached = vm;
+	vuart_attach(vm);
+	return 0;
+}
+
+static bool feed_attached(uint8_t c)
+{
+	if (!attached)
+		return false;
+	/* A destroyed VM detaches itself (devices_destroy). */
+	if (vuart_attached() != attached || c == DETACH_KEY) {
+		const char *msg = "\r\ndetached\r\n" PROMPT;
+
+		attached = NULL;
+		vuart_attach(NULL);
+		serial_write(msg, strlen(msg));
+		return true;
+	}
+	vuart_push_rx(attached, c);
+	return true;
+}
+
 static void feed(uint8_t c)
 {
+	if (feed_attached(c))
+		return;
+
 	int r = ledit_feed(&editor, c, console_write, NULL);
 
 	if (r == LEDIT_LINE) {
 		run_line(ledit_line(&editor));
-		serial_write(PROMPT, strlen(PROMPT));
+		if (!attached)
+			serial_write(PROMPT, strlen(PROMPT));
 	} else if (r == LEDIT_INTR) {
 		serial_write(PROMPT, strlen(PROMPT));
 	}

@@ -65,6 +65,7 @@ struct percpu {
 	struct spinlock call_lock;
 	struct smp_call *calls;		/* pending cross-CPU calls */
 	uint64_t irqs;			/* interrupts taken */
+	uint64_t nmis;
 	uint64_t idle_tsc;		/* TSC cycles spent in HLT */
 	volatile uint64_t idle_since;	/* TSC at HLT entry, 0 when awake */
 };

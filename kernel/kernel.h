@@ -53,6 +53,8 @@ void mm_init(const struct boot_info *bi);
 void *page_alloc(size_t pages);			/* zeroed, direct-mapped */
 void *page_alloc_below(size_t pages, uint64_t limit);
 void page_free(void *va, size_t pages);
+uint64_t page_alloc_phys_aligned(size_t pages, size_t align_pages);	/* 0 = none */
+void page_free_phys(uint64_t pa, size_t pages);
 void mm_stats(uint64_t *total, uint64_t *used, uint64_t *free_bytes);
 void *mmio_map(uint64_t phys, size_t len);	/* uncached view */
 void *mm_heap_grow(intptr_t incr);		/* sbrk backend; NULL when full */
@@ -69,6 +71,7 @@ struct acpi_info;
 const struct acpi_info *acpi_get(void);
 void acpi_init(uint64_t rsdp_phys);
 int acpi_poweroff(void);
+int system_poweroff(void);		/* ACPI S5, else UEFI ResetSystem */
 void acpi_reboot(void) __attribute__((noreturn));
 uint32_t acpi_pm_timer_read(void);	/* 0 if absent */
 

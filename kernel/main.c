@@ -10,6 +10,7 @@
 #include "cpu.h"
 #include "kernel.h"
 #include "version.h"
+#include "vm.h"
 #include "lib/config.h"
 
 #define COM1		0x3f8
@@ -91,6 +92,7 @@ void kmain(uint64_t bi_phys)
 	lapic_timer_periodic(VEC_TIMER, TICK_HZ);
 	irq_enable();
 	smp_boot_aps();
+	hv_init();
 	console_init(host_cfg.hostname);
 	report_boot_time();
 	console_run();

@@ -47,13 +47,31 @@ uint64_t virt_to_phys(const void *va)
 	return ~0ull;	/* heap and MMIO windows: callers use page_alloc memory */
 }
 
-static uint64_t pmm_get(size_t pages, uint64_t limit_pfn)
+static uint64_t pmm_get_aligned(size_t pages, uint64_t align, uint64_t limit_pfn)
 {
 	uint64_t pfn = 0, f = spin_lock_irqsave(&pmm_lock);
-	int rc = pmm_alloc(&pmm, pages, 1, limit_pfn, &pfn);
+	int rc = pmm_alloc(&pmm, pages, align, limit_pfn, &pfn);
 
 	spin_unlock_irqrestore(&pmm_lock, f);
 	return rc < 0 ? 0 : pfn;
+}
+
+static uint64_t pmm_get(size_t pages, uint64_t limit_pfn)
+{
+	return pmm_get_aligned(pages, 1, limit_pfn);
+}
+
+/* Not zeroed: guest RAM is cleared by its owner, 2 MiB at a time. */
+uint64_t page_alloc_phys_aligned(size_t pages, size_t align_pages)
+{
+	uint64_t pfn = pmm_get_aligned(pages, align_pages, 0);
+
+	return pfn ? pfn << PAGE_SHIFT : 0;
+}
+
+void page_free_phys(uint64_t pa, size_t pages)
+{
+	page_free(phys_to_virt(pa), pages);
 }
 
 void *page_alloc_below(size_t pages, uint64_t limit)

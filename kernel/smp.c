@@ -15,10 +15,11 @@ extern const uint64_t tramp_pm32_off, tramp_lm64_off, tramp_gdt_off;
 
 #define AP_START_TIMEOUT_US	500000
 
+/* Calls run from each CPU's main loop (or between guest entries), never
+ * inside the interrupt: a call may run for a long time, a vCPU for ever. */
 static void ipi_call_handler(struct trap_frame *f, void *ctx)
 {
 	(void)f, (void)ctx;
-	smp_handle_calls();
 }
 
 static void ipi_kick_handler(struct trap_frame *f, void *ctx)
@@ -171,30 +172,46 @@ static bool start_ap(struct percpu *p, uint64_t tramp)
 	return p->online;
 }
 
-void smp_boot_aps(void)
+/* The CPU list: the ACPI MADT, else what UEFI's MP services reported. */
+static uint32_t cpu_list(uint32_t *ids, uint32_t max)
 {
 	const struct acpi_info *a = acpi_get();
-	uint64_t tramp = boot_info->trampoline_phys;
-	uint32_t me = lapic_id(), next = 1;
+	uint32_t n = 0;
 	int i;
+
+	if (a && a->ncpus) {
+		for (i = 0; i < a->ncpus && n < max; i++)
+			if (a->cpu[i].enabled)
+				ids[n++] = a->cpu[i].apic_id;
+		return n;
+	}
+	for (i = 0; i < (int)boot_info->cpu_count && n < max; i++)
+		ids[n++] = boot_info->cpu_apic_ids[i];
+	if (n)
+		pr_info("smp: no ACPI MADT: using the firmware's MP services list");
+	return n;
+}
+
+void smp_boot_aps(void)
+{
+	static uint32_t ids[BOOT_MAX_CPUS];
+	uint64_t tramp = boot_info->trampoline_phys;
+	uint32_t me = lapic_id(), next = 1, n, i;
 
 	irq_register(VEC_IPI_CALL, ipi_call_handler, NULL);
 	irq_register(VEC_IPI_KICK, ipi_kick_handler, NULL);
 	irq_register(VEC_APIC_ERROR, apic_error_handler, NULL);
-	if (!a || !tramp)
-		return;
-	cpus_total = 0;
-	for (i = 0; i < a->ncpus; i++)
-		cpus_total += a->cpu[i].enabled;
-	if (!cpus_total)
-		cpus_total = 1;
+	n = cpu_list(ids, BOOT_MAX_CPUS);
+	cpus_total = n ? n : 1;
+	if (!tramp || n <= 1)
+		goto out;
 	tramp_install(tramp);
-	for (i = 0; i < a->ncpus && next < MAX_CPUS; i++) {
+	for (i = 0; i < n && next < MAX_CPUS; i++) {
 		struct percpu *p;
 
-		if (!a->cpu[i].enabled || a->cpu[i].apic_id == me)
+		if (ids[i] == me)
 			continue;
-		p = cpu_alloc(next, a->cpu[i].apic_id);
+		p = cpu_alloc(next, ids[i]);
 		if (!p) {
 			pr_err("smp: out of memory for CPU %u", next);
 			break;
@@ -206,5 +223,6 @@ void smp_boot_aps(void)
 		}
 		next++;
 	}
+out:
 	pr_info("smp: %u of %u CPUs online", cpus_online, cpus_total);
 }

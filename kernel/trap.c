@@ -95,6 +95,12 @@ void trap_dispatch(struct trap_frame *f)
 {
 	uint64_t v = f->vector;
 
+	/* NMIs reach the host after a guest exit (STGI), or from a watchdog:
+	 * counted, never fatal. */
+	if (v == 2) {
+		this_cpu()->nmis++;
+		return;
+	}
 	if (v < 32)
 		exception(f);
 	if (v == VEC_SPURIOUS)

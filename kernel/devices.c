@@ -1,0 +1,206 @@
+/*
+ * The guest devices of this stage, all on the generic bus:
+ *   - a 16550 UART at 0x3f8 whose output lines go to the host log with the
+ *     VM's name, and to the serial console while `vm console` is attached;
+ *   - an exit port at 0xf4 compatible with QEMU's isa-debug-exit;
+ *   - a 4 KiB MMIO scratch device at 0xfeb00000 for the emulation tests.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "console.h"
+#include "devices.h"
+#include "spinlock.h"
+
+#define UART_LINE_MAX	200
+#define UART_RX_RING	256
+#define LSR_DR		0x01
+#define LSR_THRE	0x20
+#define LSR_TEMT	0x40
+#define LCR_DLAB	0x80
+#define TESTDEV_ID	0x54455354u	/* "TEST" */
+
+struct vuart {
+	struct vm *vm;
+	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr;
+	char line[UART_LINE_MAX + 1];
+	size_t len;
+	uint8_t rx[UART_RX_RING];
+	volatile uint32_t rx_head, rx_tail;
+	char prefix[VM_NAME_MAX + 8];
+};
+
+static struct vm *attached_vm;
+
+void vuart_attach(struct vm *vm)
+{
+	__atomic_store_n(&attached_vm, vm, __ATOMIC_RELEASE);
+}
+
+struct vm *vuart_attached(void)
+{
+	return __atomic_load_n(&attached_vm, __ATOMIC_ACQUIRE);
+}
+
+static void vuart_flush(struct vuart *u)
+{
+	if (!u->len)
+		return;
+	log_line(LOG_INFO, u->prefix, u->line, u->len);
+	u->len = 0;
+}
+
+static void vuart_tx(struct vuart *u, uint8_t c)
+{
+	if (__atomic_load_n(&attached_vm, __ATOMIC_ACQUIRE) == u->vm)
+		serial_write((const char *)&c, 1);
+	if (c == '\n') {
+		vuart_flush(u);
+		return;
+	}
+	if (c == '\r')
+		return;
+	u->line[u->len++] = (c >= 0x20 && c < 0x7f) || c == '\t' ? (char)c : '?';
+	if (u->len == UART_LINE_MAX)
+		vuart_flush(u);
+}
+
+int vuart_push_rx(struct vm *vm, uint8_t c)
+{
+	struct vuart *u = vm->uart;
+	uint32_t next;
+
+	if (!u)
+		return -ENODEV;
+	next = (u->rx_head + 1) % UART_RX_RING;
+	if (next == u->rx_tail)
+		return -ENOSPC;
+	u->rx[u->rx_head] = c;
+	__atomic_store_n(&u->rx_head, next, __ATOMIC_RELEASE);
+	return 0;
+}
+
+static uint8_t vuart_rx(struct vuart *u)
+{
+	uint8_t c;
+
+	if (u->rx_tail == __atomic_load_n(&u->rx_head, __ATOMIC_ACQUIRE))
+		return 0;
+	c = u->rx[u->rx_tail];
+	u->rx_tail = (u->rx_tail + 1) % UART_RX_RING;
+	return c;
+}
+
+/* Register file per the 16550 data sheet; no interrupts yet (no virtual
+ * interrupt controller), so software polls LSR as the test guests do. */
+static int vuart_read(void *ctx, uint64_t off, int size, uint64_t *val)
+{
+	struct vuart *u = ctx;
+	bool dlab = u->lcr & LCR_DLAB;
+
+	(void)size;
+	switch (off) {
+	case 0: *val = dlab ? u->dll : vuart_rx(u); break;
+	case 1: *val = dlab ? u->dlm : u->ier; break;
+	case 2: *val = (u->fcr & 1) ? 0xc1 : 0x01; break;	/* no IRQ pending */
+	case 3: *val = u->lcr; break;
+	case 4: *val = u->mcr; break;
+	case 5:
+		*val = LSR_THRE | LSR_TEMT |
+		       (u->rx_tail != u->rx_head ? LSR_DR : 0);
+		break;
+	case 6: *val = 0xb0; break;	/* DCD, DSR, CTS */
+	default: *val = u->scr; break;
+	}
+	return 0;
+}
+
+static int vuart_write(void *ctx, uint64_t off, int size, uint64_t val)
+{
+	struct vuart *u = ctx;
+	bool dlab = u->lcr & LCR_DLAB;
+
+	(void)size;
+	switch (off) {
+	case 0: if (dlab) u->dll = val; else vuart_tx(u, (uint8_t)val); break;
+	case 1: if (dlab) u->dlm = val; else u->ier = val & 0x0f; break;
+	case 2: u->fcr = val; break;
+	case 3: u->lcr = val; break;
+	case 4: u->mcr = val & 0x1f; break;
+	case 7: u->scr = val; break;
+	default: break;		/* LSR/MSR are read-only */
+	}
+	return 0;
+}
+
+static int exitport_write(void *ctx, uint64_t off, int size, uint64_t val)
+{
+	struct vm *vm = ctx;
+
+	(void)off, (void)size;
+	if (vm->uart)
+		vuart_flush(vm->uart);
+	vm->exit_code = (int)(val & 0xff);
+	vm_guest_stopped(vm, VM_STOPPED, "guest wrote exit code %#x to port 0xf4",
+			 vm->exit_code);
+	return 0;
+}
+
+/* The ID lives in bytes 0-3 of the register file; writes skip them. */
+static int testdev_read(void *ctx, uint64_t off, int size, uint64_t *val)
+{
+	*val = 0;
+	memcpy(val, (uint8_t *)ctx + off, (size_t)size);
+	return 0;
+}
+
+static int testdev_write(void *ctx, uint64_t off, int size, uint64_t val)
+{
+	uint8_t *regs = ctx;
+	uint64_t i;
+
+	for (i = 0; i < (uint64_t)size; i++)
+		if (off + i >= 4)	/* the ID register ignores writes */
+			regs[off + i] = (uint8_t)(val >> (8 * i));
+	return 0;
+}
+
+int devices_create(struct vm *vm)
+{
+	struct vuart *u = calloc(1, sizeof(*u));
+	uint8_t *regs = calloc(1, TESTDEV_SIZE);
+	int rc;
+
+	if (!u || !regs) {
+		free(u);
+		free(regs);
+		return -ENOMEM;
+	}
+	u->vm = vm;
+	*(uint32_t *)regs = TESTDEV_ID;
+	snprintf(u->prefix, sizeof(u->prefix), "[%s] ", vm->name);
+	vm->uart = u;
+	vm->testdev = regs;
+	rc = bus_add(&vm->pio, &(struct bus_dev){ "uart", 0x3f8, 8, vuart_read,
+						  vuart_write, u });
+	if (!rc)
+		rc = bus_add(&vm->pio, &(struct bus_dev){ "exit", 0xf4, 4, NULL,
+							  exitport_write, vm });
+	if (!rc)
+		rc = bus_add(&vm->mmio, &(struct bus_dev){ "testdev", TESTDEV_BASE,
+							   TESTDEV_SIZE, testdev_read,
+							   testdev_write, regs });
+	return rc;
+}
+
+void devices_destroy(struct vm *vm)
+{
+	if (vm->uart)
+		vuart_flush(vm->uart);
+	if (attached_vm == vm)
+		vuart_attach(NULL);
+	free(vm->uart);
+	free(vm->testdev);
+	vm->uart = vm->testdev = NULL;
+}
