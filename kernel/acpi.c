@@ -35,7 +35,7 @@ void acpi_init(uint64_t rsdp_phys)
 			acpi.pm_tmr_port ? "yes" : "no");
 		return;
 	}
-	pr_err("acpi: unusable tables (%s): running on the boot CPU only", why);
+	pr_warn("acpi: no usable ACPI tables (%s): no IOAPIC, HPET or S5; CPUs from UEFI MP services", why);
 }
 
 const struct acpi_info *acpi_get(void)

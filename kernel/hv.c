@@ -12,6 +12,9 @@
 
 extern const struct hv_ops svm_ops;
 bool svm_supported(char *why, size_t len);
+/* Weak until the VT-x back end (vmx/) is linked in. */
+extern const struct hv_ops vmx_ops __attribute__((weak));
+bool vmx_supported(char *why, size_t len) __attribute__((weak));
 
 const struct hv_ops *hv;
 static char hv_why[128] = "not probed";
@@ -57,8 +60,11 @@ int hv_init(void)
 		if (svm_supported(hv_why, sizeof(hv_why)))
 			hv = &svm_ops;
 	} else if (!strcmp(vendor, "GenuineIntel")) {
-		snprintf(hv_why, sizeof(hv_why),
-			 "Intel VT-x back end not available in this build");
+		if (!vmx_supported)
+			snprintf(hv_why, sizeof(hv_why),
+				 "Intel VT-x back end not available in this build");
+		else if (vmx_supported(hv_why, sizeof(hv_why)))
+			hv = &vmx_ops;
 	} else {
 		snprintf(hv_why, sizeof(hv_why), "unknown CPU vendor '%s'", vendor);
 	}

@@ -86,10 +86,12 @@ static int simple_op(struct cmd_out *o, const char *cmd, const char *name,
 		     int (*fn)(struct vm *vm), const char *done)
 {
 	struct vm *vm = need_vm(o, cmd, name);
+	char saved[VM_NAME_MAX];
 	int rc;
 
 	if (!vm)
 		return -ENOENT;
+	strncpy(saved, vm->name, sizeof(saved));	/* destroy frees vm */
 	rc = fn(vm);
 	if (rc == -EINVAL) {
 		cmd_printf(o, "error: vm %s: VM is %s\n", cmd, vm_state_name(vm->state));
@@ -99,7 +101,7 @@ static int simple_op(struct cmd_out *o, const char *cmd, const char *name,
 		cmd_printf(o, "error: vm %s: %s\n", cmd, cmd_strerror(rc));
 		return rc;
 	}
-	cmd_printf(o, "vm %s %s\n", vm->name, done);
+	cmd_printf(o, "vm %s %s\n", saved, done);
 	return 0;
 }
 
