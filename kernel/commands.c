@@ -151,7 +151,7 @@ const struct cmd_def console_cmds[] = {
 	{ "vm info", "NAME", "exit counts by reason, dirty-log state", 1, 1, vmcmd_info },
 	{ "vm console", "NAME", "attach this console to the VM's UART (Ctrl-] detaches)", 1, 1, vmcmd_console },
 	{ "vm dirty", "NAME start [dbit|wp|pml] | stop | harvest", "control the dirty log", 2, 3, vmcmd_dirty },
-	{ "vm dirtycheck", "NAME [rounds=N] [mode=dbit|wp|pml]",
-	  "check that dirty logging loses no write on a running guest", 1, 3, vmcmd_dirtycheck },
+	{ "vm dirtycheck", "NAME [rounds=N] [mode=dbit|wp|pml] [drop=ROUND]",
+	  "check that dirty logging loses no write on a running guest", 1, 4, vmcmd_dirtycheck },
 };
 const size_t console_ncmds = ARRAY_SIZE(console_cmds);

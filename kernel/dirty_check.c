@@ -4,7 +4,9 @@
  * dirty_log_test.  Each round harvests once while the guest runs, pauses
  * it, harvests again, and compares a hash of every page with the previous
  * round: a page whose content changed but that no harvest reported is a
- * lost write, the one thing dirty logging must never do.
+ * lost write, the one thing dirty logging must never do.  drop=ROUND
+ * discards that round's first harvest on purpose, to show the check fails
+ * when it should.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -84,6 +86,7 @@ static void hash_all(struct vm *vm, uint64_t *hashes)
 
 struct check {
 	uint64_t *hashes, *seen, *tmp;
+	bool drop;		/* self-test: discard this round's first harvest */
 	uint64_t words, npages;
 	uint64_t lost, changed, reported;
 };
@@ -98,7 +101,7 @@ static long check_round(struct vm *vm, struct check *c, uint64_t run_us)
 		return -EIO;
 	udelay(run_us / 2);
 	rc = dirty_harvest(vm, c->tmp);		/* while the guest writes */
-	for (w = 0; rc >= 0 && w < c->words; w++)
+	for (w = 0; rc >= 0 && !c->drop && w < c->words; w++)
 		c->seen[w] |= c->tmp[w];
 	udelay(run_us / 2);
 	if (vm_pause(vm) < 0)
@@ -124,7 +127,7 @@ static long check_round(struct vm *vm, struct check *c, uint64_t run_us)
 }
 
 static int run_check(struct vm *vm, struct cmd_out *o, enum dirty_mode m,
-		     uint64_t rounds)
+		     uint64_t rounds, uint64_t drop)
 {
 	struct check c = { .npages = vm->mem_size / PAGE_SIZE };
 	uint64_t r, seed = rdtsc();
@@ -148,9 +151,11 @@ static int run_check(struct vm *vm, struct cmd_out *o, enum dirty_mode m,
 		uint64_t before = c.changed, lost = c.lost;
 
 		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		c.drop = r + 1 == drop;
 		rc = check_round(vm, &c, 20000 + (seed >> 33) % 80000);
-		cmd_printf(o, "round %lu: changed %lu, lost %lu\n", r + 1,
-			   c.changed - before, c.lost - lost);
+		cmd_printf(o, "round %lu: changed %lu, lost %lu%s\n", r + 1,
+			   c.changed - before, c.lost - lost,
+			   c.drop ? " (harvest dropped on purpose)" : "");
 	}
 	dirty_stop(vm);
 	vm_resume(vm);
@@ -177,7 +182,7 @@ int vmcmd_dirtycheck(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **ar
 {
 	struct vm *vm = vm_find(argv[0]);
 	enum dirty_mode m = best_mode();
-	uint64_t rounds = 5;
+	uint64_t rounds = 5, drop = 0;
 	const char *val;
 	int i;
 
@@ -193,9 +198,11 @@ int vmcmd_dirtycheck(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **ar
 			continue;
 		if (cmd_parse_kv(argv[i], "mode", &val) && (m = parse_mode(val)) != DIRTY_OFF)
 			continue;
+		if (cmd_parse_kv(argv[i], "drop", &val) && !cmd_parse_u64(val, &drop))
+			continue;
 		cmd_printf(o, "error: vm dirtycheck: bad argument '%s' (usage: vm "
-			   "dirtycheck NAME [rounds=N] [mode=dbit|wp|pml])\n", argv[i]);
+			   "dirtycheck NAME [rounds=N] [mode=dbit|wp|pml] [drop=ROUND])\n", argv[i]);
 		return -EINVAL;
 	}
-	return run_check(vm, o, m, rounds);
+	return run_check(vm, o, m, rounds, drop);
 }

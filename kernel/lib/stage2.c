@@ -39,7 +39,7 @@ const struct s2_format s2_fmt_npt = {
 	.name = "npt",
 	.bit_r = NPT_P, .bit_w = NPT_RW, .bit_x = 0,
 	.x_is_nx = true, .bit_nx = NPT_NX,
-	/* US must be 1: nested walks count as user accesses (APM 15.25.5). */
+	/* US must be 1: nested walks count as user accesses (APM Vol. 2 15.25). */
 	.always = NPT_P | NPT_US,
 	.bit_large = NPT_PS, .bit_a = NPT_A, .bit_d = NPT_D,
 	.nonleaf = NPT_P | NPT_RW | NPT_US,
@@ -200,7 +200,7 @@ static int s2_memtype_bits(const struct s2_format *f, unsigned mt, uint64_t *bit
 		*bits = (uint64_t)mt << f->memtype_shift;
 		return 0;
 	}
-	/* Default PAT: index 0 WB, 1 WT (PWT), 3 UC (PCD|PWT); APM 7.8.2. */
+	/* Default PAT: index 0 WB, 1 WT (PWT), 3 UC (PCD|PWT); APM Vol. 2 7.8. */
 	switch (mt) {
 	case S2_MT_WB:
 		*bits = 0;

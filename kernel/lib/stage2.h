@@ -18,7 +18,7 @@
  * Invariants the functions keep, and the unit tests check:
  *  - never an EPT entry with W but not R (SDM Vol. 3C 29.3.3.1: that is an
  *    EPT misconfiguration) and never a present NPT leaf without U/S (APM
- *    Vol. 2 15.25.5: nested walks are user accesses);
+ *    Vol. 2 15.25: nested walks are user accesses);
  *  - a present non-leaf entry always points at a live table this engine
  *    allocated; a table is installed only after it is fully written;
  *  - no table other than the root is ever left empty, so unmapping
@@ -85,7 +85,7 @@ enum { S2_R = 1, S2_W = 2, S2_X = 4, S2_RWX = 7 };
  * Memory types, encoded as in EPT leaves (SDM Vol. 3C 29.3.7) and the MTRRs.
  * EPT takes all five.  NPT takes WB, WT and UC only: they come from PWT/PCD
  * selecting PAT entries 0, 1 and 3, whose power-on values are WB, WT and UC
- * (APM Vol. 2 7.8.2); the host keeps that default PAT.
+ * (APM Vol. 2 7.8); the host keeps that default PAT.
  */
 enum { S2_MT_UC = 0, S2_MT_WC = 1, S2_MT_WT = 4, S2_MT_WP = 5, S2_MT_WB = 6 };
 
@@ -149,7 +149,7 @@ int s2_lookup_entry(const struct s2_pt *pt, uint64_t gpa, uint64_t *entry,
  * bitmap, or -EINVAL / -EOPNOTSUPP (no A/D in this format) / -EFAULT.
  * Sets need_flush when any D bit was cleared: a TLB entry cached with D=1
  * lets later writes through without setting D again, so the caller must
- * flush before the next harvest can be trusted (APM Vol. 2 15.25.6 / SDM
+ * flush before the next harvest can be trusted (APM Vol. 2 15.25 / SDM
  * Vol. 3C 29.3.5 and 29.4.3).
  */
 long s2_harvest_dirty(struct s2_pt *pt, uint64_t gpa, uint64_t size,
