@@ -122,7 +122,7 @@ $(B)/BOOTX64.EFI: $(B)/loader.so
 		--target efi-app-x86_64 --subsystem=10 $< $@
 
 # ---- test guests (Multiboot ELF32, tests/guests/) ----
-GUESTS		:= hello cpuid msr ports mmio dirty crash isolate
+GUESTS		:= hello cpuid msr ports mmio dirty crash isolate bench
 GUEST_SRCS	:= $(shell find tests/guests -name '*.[chS]' -o -name '*.ld' -o -name '*.sh')
 
 $(B)/guests/.stamp: $(GUEST_SRCS)

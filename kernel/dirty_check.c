@@ -55,9 +55,12 @@ int vmcmd_dirty(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 		rc = 0;
 		cmd_printf(o, "dirty logging off\n");
 	} else if (!strcmp(argv[1], "harvest")) {
+		uint64_t t0 = time_us();
+
 		rc = dirty_harvest(vm, NULL);
 		if (rc >= 0)
-			cmd_printf(o, "%ld pages dirty\n", rc);
+			cmd_printf(o, "%ld pages dirty (harvest of %lu MiB took %lu us)\n",
+				   rc, vm->mem_size >> 20, time_us() - t0);
 	}
 	if (rc < 0)
 		cmd_printf(o, "error: vm dirty: %s (usage: vm dirty NAME start [dbit|wp|pml]"

@@ -171,6 +171,9 @@ struct hv_ops {
 	void (*save_state)(struct vcpu *v);	/* hardware -> v->st */
 	void (*flush_stage2)(struct vcpu *v);
 	long (*pml_drain)(struct vcpu *v);	/* optional */
+	/* Benchmark only: a bare enter/exit loop on an initialised vCPU whose
+	 * code is "cpuid; jmp back"; returns TSC cycles for iters exits. */
+	int64_t (*bench_min_exit)(struct vcpu *v, uint64_t iters);
 };
 
 extern const struct hv_ops *hv;

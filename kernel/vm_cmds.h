@@ -16,6 +16,7 @@ VMCMD(info);
 VMCMD(console);
 VMCMD(dirty);
 VMCMD(dirtycheck);
+VMCMD(benchexit);
 #undef VMCMD
 
 #endif
