@@ -170,7 +170,7 @@ deps-check:
 
 run: deps-check
 	$(MAKE) all
-	tests/lab/run.sh
+	$(PYTHON) tests/lab/run.py
 
 test: deps-check
 	$(MAKE) all
