@@ -7,6 +7,7 @@
  * UART, so a platform whose IRQ 4 routing is broken still has a console.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include "arch.h"
 #include "console.h"
@@ -134,14 +135,39 @@ void console_init(const char *name)
 	serial_enable_rx_irq();
 }
 
+static void kick_console(void)
+{
+	lapic_send_ipi(cpu_table[0]->apic_id, VEC_IPI_KICK);
+}
+
+/* Lines other CPUs logged: print them above the line being edited. */
+static void echo_async_logs(void)
+{
+	char move[16];
+	int n;
+
+	if (!log_echo_waiting() || attached)
+		return;
+	serial_write("\r\x1b[K", 4);
+	log_echo_pending();
+	serial_write(PROMPT, strlen(PROMPT));
+	serial_write(editor.buf, editor.len);
+	if (editor.cur < editor.len) {
+		n = snprintf(move, sizeof(move), "\x1b[%uD", editor.len - editor.cur);
+		serial_write(move, (size_t)n);
+	}
+}
+
 void console_run(void)
 {
 	pr_info("console ready");
+	log_defer_echo(kick_console);
 	serial_write(PROMPT, strlen(PROMPT));
 	for (;;) {
+		echo_async_logs();
 		irq_disable();
 		rx_drain_uart();
-		if (rx.head == rx.tail) {
+		if (rx.head == rx.tail && !log_echo_waiting()) {
 			cpu_idle_once();	/* sti; hlt: no lost wake-up */
 			continue;
 		}

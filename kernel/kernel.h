@@ -23,6 +23,9 @@ void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 void log_vmsg(int level, const char *fmt, va_list ap);
 /* A line from elsewhere (a guest's UART): stored and shown as-is. */
 void log_line(int level, const char *prefix, const char *text, size_t len);
+size_t log_echo_pending(void);		/* console CPU: print new lines */
+bool log_echo_waiting(void);
+void log_defer_echo(void (*kick)(void));
 size_t log_tail(size_t n, void (*cb)(void *ctx, int level, uint64_t ts_us,
 				     const char *text, size_t len), void *ctx);
 

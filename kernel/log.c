@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "arch.h"
+#include "cpu.h"
 #include "kernel.h"
 #include "spinlock.h"
 #include "lib/logring.h"
@@ -20,6 +21,17 @@ static struct logring log_ring;
 static struct spinlock log_lock = SPINLOCK_INIT;
 static int log_level = LOG_INFO;
 static const char level_tag[] = "EWID";
+/*
+ * Echo to the serial console.  Until the console runs, lines are echoed
+ * as they are logged.  After that, only the boot CPU writes the console:
+ * other CPUs (vCPU threads) leave their lines in the ring and kick it, and
+ * the console loop prints them between keystrokes, so a guest's message
+ * never lands in the middle of the operator's typing.
+ */
+static bool echo_deferred;
+static uint64_t echo_seq;		/* next ring line to echo */
+static uint64_t echo_want;		/* ring end after the last echoable line */
+static void (*echo_kick)(void);
 
 void log_init(void)
 {
@@ -31,22 +43,72 @@ void log_set_level(int level)
 	log_level = level;
 }
 
-static void log_store(int level, const char *text, size_t len, bool echo)
+static void echo_line(int level, uint64_t ts, const char *text, size_t len)
 {
-	uint64_t ts = time_us(), f;
 	char head[32];
-	int n;
+	int n = snprintf(head, sizeof(head), "[%5lu.%06lu] %c ", ts / 1000000,
+			 ts % 1000000, level_tag[level & 3]);
 
-	f = spin_lock_irqsave(&log_lock);
-	logring_push(&log_ring, level, ts, text, len);
-	spin_unlock_irqrestore(&log_lock, f);
-	if (!echo)
-		return;
-	n = snprintf(head, sizeof(head), "[%5lu.%06lu] %c ", ts / 1000000,
-		     ts % 1000000, level_tag[level & 3]);
 	serial_write(head, (size_t)n);
 	serial_write(text, len);
 	serial_write("\n", 1);
+}
+
+static void echo_one(void *ctx, const struct logring_entry *e)
+{
+	(void)ctx;
+	if (e->level <= log_level)
+		echo_line(e->level, e->ts_us, e->text, e->len);
+}
+
+/* Boot CPU only: print every line logged since the last call. */
+size_t log_echo_pending(void)
+{
+	uint64_t f = spin_lock_irqsave(&log_lock);
+	size_t n = 0;
+
+	if (logring_next_seq(&log_ring) != echo_seq)
+		n = logring_since(&log_ring, echo_seq, (size_t)-1, echo_one, NULL);
+	echo_seq = logring_next_seq(&log_ring);
+	spin_unlock_irqrestore(&log_lock, f);
+	return n;
+}
+
+bool log_echo_waiting(void)
+{
+	return echo_deferred && __atomic_load_n(&echo_want, __ATOMIC_ACQUIRE) > echo_seq;
+}
+
+void log_defer_echo(void (*kick)(void))
+{
+	echo_kick = kick;
+	echo_seq = logring_next_seq(&log_ring);
+	echo_deferred = true;
+}
+
+static void log_store(int level, const char *text, size_t len, bool echo)
+{
+	uint64_t ts = time_us(), f;
+
+	f = spin_lock_irqsave(&log_lock);
+	logring_push(&log_ring, level, ts, text, len);
+	if (!echo_deferred)
+		echo_seq = logring_next_seq(&log_ring);
+	else if (echo)
+		echo_want = logring_next_seq(&log_ring);
+	spin_unlock_irqrestore(&log_lock, f);
+	if (!echo_deferred) {
+		if (echo)
+			echo_line(level, ts, text, len);
+		return;
+	}
+	if (!echo)
+		return;
+	/* The boot CPU runs commands; its own lines come out in order. */
+	if (this_cpu()->id == 0)
+		log_echo_pending();
+	else if (echo_kick)
+		echo_kick();
 }
 
 void log_vmsg(int level, const char *fmt, va_list ap)
@@ -83,8 +145,8 @@ void log_line(int level, const char *prefix, const char *text, size_t len)
 	if (len > sizeof(buf) - p)
 		len = sizeof(buf) - p;
 	memcpy(buf + p, text, len);
-	/* Guest output is stored, not echoed: it would garble the console. */
-	log_store(level, buf, p + len, false);
+	/* Guest output is stored, not echoed (`log N` and `vm console` show it). */
+	log_store(level == LOG_INFO ? LOG_DEBUG : level, buf, p + len, false);
 }
 
 struct tail_ctx {
