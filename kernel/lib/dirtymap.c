@@ -6,19 +6,11 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "lib/bitops.h"
 #include "lib/dirtymap.h"
 
 #define DM_PAGE_SHIFT	12
 #define DM_BITS		64u
-
-/* Own popcount: __builtin_popcountll may become a libgcc call. */
-static unsigned dm_popcount(uint64_t x)
-{
-	x = x - ((x >> 1) & 0x5555555555555555ull);
-	x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
-	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
-	return (unsigned)((x * 0x0101010101010101ull) >> 56);
-}
 
 static uint64_t dm_words(uint64_t npages)
 {
@@ -96,7 +88,7 @@ uint64_t dirtymap_harvest(struct dirtymap *m, uint64_t *out)
 			old = __atomic_exchange_n(&m->bits[w], 0, __ATOMIC_ACQ_REL);
 		if (out)
 			out[w] = old;
-		total += dm_popcount(old);
+		total += bit_popcount64(old);
 	}
 	return total;
 }
@@ -106,7 +98,7 @@ uint64_t dirtymap_count(const struct dirtymap *m)
 	uint64_t n = dm_words(m->npages), total = 0;
 
 	for (uint64_t w = 0; w < n; w++)
-		total += dm_popcount(__atomic_load_n(&m->bits[w], __ATOMIC_RELAXED));
+		total += bit_popcount64(__atomic_load_n(&m->bits[w], __ATOMIC_RELAXED));
 	return total;
 }
 

@@ -7,22 +7,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "lib/bitops.h"
 #include "lib/pmm.h"
 
 #define BITS	64u
-
-/*
- * Population count without __builtin_popcountll: without -mpopcnt GCC turns
- * that into a call to libgcc's __popcountdi2, which the freestanding builds
- * do not link.
- */
-static unsigned pmm_popcount(uint64_t x)
-{
-	x = x - ((x >> 1) & 0x5555555555555555ull);
-	x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
-	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
-	return (unsigned)((x * 0x0101010101010101ull) >> 56);
-}
 
 /* Mask of bits [bit, bit + n) of one word; 0 <= bit < 64, 1 <= n <= 64 - bit. */
 static uint64_t pmm_mask(uint64_t bit, uint64_t n)
@@ -52,10 +40,10 @@ static uint64_t pmm_update(struct pmm *p, uint64_t start, uint64_t end, bool set
 		uint64_t m = pmm_mask(bit, n);
 
 		if (set) {
-			changed += pmm_popcount(~*w & m);
+			changed += bit_popcount64(~*w & m);
 			*w |= m;
 		} else {
-			changed += pmm_popcount(*w & m);
+			changed += bit_popcount64(*w & m);
 			*w &= ~m;
 		}
 		start += n;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "lib/bitops.h"
 #include "lib/stage2.h"
 
 /* AMD APM Vol. 2 15.25 (and 5.3): NPT entries are long-mode entries. */
@@ -92,15 +93,6 @@ struct s2_op {
 	uint64_t *bitmap;	/* DIRTY: NULL only clears */
 	long count;		/* PERM: pages changed; DIRTY: bits newly set */
 };
-
-/* Own popcount: __builtin_popcountll may become a libgcc call. */
-static unsigned s2_popcount(uint64_t x)
-{
-	x = x - ((x >> 1) & 0x5555555555555555ull);
-	x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
-	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
-	return (unsigned)((x * 0x0101010101010101ull) >> 56);
-}
 
 static uint64_t s2_lsize(int level)
 {
@@ -327,7 +319,7 @@ static uint64_t s2_bits_set(uint64_t *bitmap, uint64_t first, uint64_t n)
 		uint64_t m = (k == 64 ? ~0ull : (1ull << k) - 1) << bit;
 		uint64_t *w = &bitmap[first / 64];
 
-		added += s2_popcount(~*w & m);
+		added += bit_popcount64(~*w & m);
 		*w |= m;
 		first += k;
 		n -= k;
