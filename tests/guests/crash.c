@@ -5,6 +5,8 @@
  *   ud      zero-limit IDT, then UD2: the same triple fault from a #UD
  *   hlt     CLI; HLT forever: the vCPU never wakes
  *   wild    write to guest-physical 0xF0000000: no RAM, no device there
+ *   garbage fill 64 KiB at 8 MiB with pseudo-random bytes, drop the IDT and
+ *           jump into them: whatever they do must stay inside this VM
  * If the VM is still running afterwards it says so and exits 0x12.
  */
 #include "guest.h"
@@ -65,6 +67,27 @@ static void crash_wild(void)
 	survived("wild");
 }
 
+#define GARBAGE_ADDR	0x800000u
+#define GARBAGE_LEN	0x10000u
+
+static void crash_garbage(void)
+{
+	uint8_t *code = (uint8_t *)(uintptr_t)GARBAGE_ADDR;
+	uint32_t x = 0x9e3779b9u, i;
+
+	guest_printf("CRASH garbage: executing %u random bytes at 0x%08x\n",
+		     GARBAGE_LEN, GARBAGE_ADDR);
+	for (i = 0; i < GARBAGE_LEN; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		code[i] = (uint8_t)x;
+	}
+	load_empty_idt();
+	((void (*)(void))(uintptr_t)GARBAGE_ADDR)();
+	survived("garbage");
+}
+
 void guest_main(uint32_t magic, const struct mb_info *info)
 {
 	const char *cmd;
@@ -79,7 +102,9 @@ void guest_main(uint32_t magic, const struct mb_info *info)
 		crash_hlt();
 	else if (guest_cmdline_has(cmd, "wild"))
 		crash_wild();
-	guest_puts("CRASH usage: command line must hold triple, ud, hlt or "
-		   "wild\n");
+	else if (guest_cmdline_has(cmd, "garbage"))
+		crash_garbage();
+	guest_puts("CRASH usage: command line must hold triple, ud, hlt, "
+		   "wild or garbage\n");
 	guest_exit(GUEST_EXIT_FAIL);
 }
