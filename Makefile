@@ -4,7 +4,7 @@
 #   make run        install what is missing, build, boot the lab
 #   make test       every test suite (unit, QEMU, Bochs)
 #   make deps       install the Debian packages (idempotent)
-#   make test-unit | test-qemu | test-bochs   one suite
+#   make test-unit | test-qemu | test-svm | test-bochs   one suite
 #
 # Third-party code (Newlib, lwIP) is fetched with Debian's tools and built
 # under build/ by the scripts in tools/; stamps make rebuilds skip it.
@@ -60,7 +60,7 @@ UNIT_SRCS	:= $(sort $(wildcard tests/unit/*.c)) $(LIB_SRCS)
 UNIT_OBJS	:= $(patsubst %.c,$(B)/u/%.o,$(UNIT_SRCS))
 UNIT_BIN	:= $(B)/tests/unit-tests
 
-.PHONY: all esp deps deps-check run test test-unit test-qemu test-bochs \
+.PHONY: all esp deps deps-check run test test-unit test-qemu test-svm test-bochs \
 	clean distclean third-party
 .DEFAULT_GOAL := all
 
@@ -174,13 +174,16 @@ run: deps-check
 
 test: deps-check
 	$(MAKE) all
-	$(MAKE) test-unit test-qemu test-bochs
+	$(MAKE) test-unit test-qemu test-svm test-bochs
 
 test-unit: $(UNIT_BIN)
 	$(UNIT_BIN) --jobs 2
 
 test-qemu: esp
 	$(PYTHON) tests/lab/boot_tests.py --qemu-only
+
+test-svm: esp
+	$(PYTHON) tests/lab/guest_tests.py
 
 test-bochs: esp
 	$(PYTHON) tests/lab/boot_tests.py --bochs-only

@@ -1,0 +1,710 @@
+#!/usr/bin/env python3
+"""Guest integration tests: boot Tern in QEMU (AMD-V with nested paging
+under TCG), run the Multiboot test guests from tests/guests/ through the
+console's `vm` commands, and check what the guests and Tern report.
+
+    python3 tests/lab/guest_tests.py [--only REGEX] [--esp DIR]
+                                     [--logdir DIR] [--list]
+
+All tests share one booted QEMU (3 CPUs: CPU 0 manages, CPUs 1 and 2 run
+vCPUs) when they can; a test that finds it dead boots a new one.  Every test
+destroys the VMs it created, so the order does not matter.
+"""
+
+import argparse
+import os
+import re
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ternlab  # noqa: E402
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+PROMPT = "tern> "
+QEMU_CPU = "qemu64,+svm,+npt"
+QEMU_SMP = 3            # CPU 0 manages; two guests may run at once
+QEMU_MEM = "1G"
+BOOT_TIMEOUT = 60
+CMD_TIMEOUT = 20
+GUEST_TIMEOUT = 60      # a test guest's whole run, under nested TCG
+DIRTYCHECK_TIMEOUT = 180
+
+GUESTS = ("hello", "cpuid", "msr", "ports", "mmio", "dirty", "crash")
+
+CFG = None        # argparse namespace, set in main()
+TESTS = []        # (name, function)
+
+
+def test(fn):
+    TESTS.append((fn.__name__, fn))
+    return fn
+
+
+class TestFailure(AssertionError):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise TestFailure(msg)
+
+
+# --- console ---------------------------------------------------------------
+
+# An asynchronous log line, "[    1.234567] I text\n".  Tern prints these on
+# the console at any moment.  A line logged on the console CPU itself is
+# printed where it happens, even in the middle of the echo of a command being
+# typed ("tern> vm i[ 1.2] I ...\nnfo x").  A line logged on another CPU is
+# printed by the console CPU above the line being edited: "\r\x1b[K", the log
+# line, then the prompt and the partial line again ("tern> vm i[ 1.2] I
+# ...\ntern> vm info x" once the escape and \r are gone).
+ASYNC_RE = re.compile(r"\[\s*\d+\.\d+\] [EWID] [^\n]*\n")
+
+
+def strip_async(text):
+    """Cut asynchronous log lines, and the redrawn prompt and partial line
+    that may follow each, out of console text that starts at a line start."""
+    while True:
+        m = ASYNC_RE.search(text)
+        if not m:
+            return text
+        line_start = text.rfind("\n", 0, m.start()) + 1
+        before = text[line_start:m.start()]
+        rest = text[m.end():]
+        if before and rest.startswith(before):
+            rest = rest[len(before):]
+        text = text[:m.start()] + rest
+
+
+class Console:
+    """Line-oriented access to Tern's serial console on a QemuHost."""
+
+    def __init__(self, host):
+        self.h = host
+
+    def _exchange(self, cmd, timeout):
+        """Type cmd at the prompt and wait until the echo line, the output
+        and the next prompt are in.  Return (raw text, cleaned text), both
+        starting with the prompt the command was typed at."""
+        start = len(self.h.output())
+        self.h.mark()
+        self.h.sendline(cmd)
+        deadline = time.monotonic() + timeout
+        echo = re.compile(rf"(?m)^{re.escape(PROMPT + cmd)}\n")
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                # Every prompt, redrawn ones included, is a moment to look.
+                self.h.expect(re.escape(PROMPT), max(left, 0.01))
+            except ternlab.EmulatorExited:
+                raise
+            except TimeoutError:
+                raise TimeoutError(
+                    f"no prompt after {cmd!r} within {timeout} s; output:\n"
+                    + (PROMPT + self.h.output()[start:])[-2048:]) from None
+            raw = PROMPT + self.h.output()[start:]
+            clean = strip_async(raw)
+            m = echo.search(clean)
+            if m:
+                end = clean.find("\n" + PROMPT, m.end() - 1)
+                if end >= 0:
+                    self.h.mark()
+                    return raw, clean[m.end():end + 1]
+
+    def raw(self, cmd, timeout=CMD_TIMEOUT):
+        """Type cmd and return everything up to the next prompt, with the
+        asynchronous lines (for `log N`, whose lines look the same)."""
+        return self._exchange(cmd, timeout)[0]
+
+    def run(self, cmd, timeout=CMD_TIMEOUT):
+        """The command's own output, without the echo, the asynchronous log
+        lines and blank lines at either end."""
+        return self._exchange(cmd, timeout)[1].strip("\n")
+
+    def lines(self, cmd, timeout=CMD_TIMEOUT):
+        return [ln for ln in self.run(cmd, timeout).split("\n") if ln.strip()]
+
+    def error_line(self, cmd, want_re=None):
+        """cmd must answer exactly one 'error: ' line (matching want_re)."""
+        out = self.lines(cmd)
+        check(len(out) == 1 and out[0].startswith("error: "),
+              f"{cmd!r} should answer one 'error: ' line, got:\n"
+              + "\n".join(out))
+        if want_re:
+            check(re.search(want_re, out[0], re.I),
+                  f"{cmd!r}: error {out[0]!r} does not match {want_re!r}")
+        return out[0]
+
+    def log(self, n=400):
+        """The last n host log lines (guest UART lines are '[NAME] ...')."""
+        return self.raw(f"log {n}", 30)
+
+    # -- VMs --
+
+    def info(self, name):
+        out = self.run(f"vm info {name}")
+        d = {}
+        for ln in out.split("\n"):
+            k, sep, v = ln.partition(": ")
+            if sep and re.fullmatch(r"[\w-]+", k):
+                d[k] = v.strip()
+        check("state" in d, f"'vm info {name}' printed no state:\n{out}")
+        m = re.search(r"rip (0x[0-9a-f]+|0) exits (\d+)", d.get("vcpu0", ""))
+        d["rip"] = int(m.group(1), 16) if m else None
+        d["exits_total"] = int(m.group(2)) if m else None
+        d["exit_counts"] = {k: int(v) for k, v in
+                            re.findall(r"(\w+)=(\d+)", d.get("exits", ""))}
+        d["_text"] = out
+        return d
+
+    def list_rows(self):
+        rows = {}
+        out = self.lines("vm list")
+        check(out and out[0].split()[:5] ==
+              ["NAME", "STATE", "MEMORY", "CPU", "EXIT"],
+              "vm list: no 'NAME STATE MEMORY CPU EXIT' header:\n"
+              + "\n".join(out))
+        for ln in out[1:]:
+            m = re.match(r"(\S+)\s+(\S+)\s+(\d+) MiB\s+cpu (-?\d+)\s+exit (\S+)",
+                         ln)
+            check(m, f"vm list: bad row {ln!r}")
+            rows[m.group(1)] = {"state": m.group(2), "mem": int(m.group(3)),
+                                "cpu": int(m.group(4)), "exit": m.group(5)}
+        return rows
+
+    def create(self, name, guest, mem="16M", cmdline=None):
+        cmd = f"vm create {name} mem={mem} kernel=guests/{guest}.elf"
+        if cmdline is not None:
+            cmd += f' cmdline="{cmdline}"'
+        out = self.lines(cmd)
+        mib = int(mem[:-1]) * (1024 if mem.endswith("G") else 1)
+        check(out == [f"vm {name} created ({mib} MiB)"],
+              f"{cmd!r} answered:\n" + "\n".join(out))
+
+    def start(self, name):
+        out = self.lines(f"vm start {name}")
+        check(len(out) == 1 and
+              re.fullmatch(rf"vm {name} running on CPU [1-9]\d*", out[0]),
+              f"'vm start {name}' answered:\n" + "\n".join(out))
+        return int(out[0].rsplit(" ", 1)[1])
+
+    def simple(self, op, name, done):
+        out = self.lines(f"vm {op} {name}")
+        check(out == [f"vm {name} {done}"],
+              f"'vm {op} {name}' answered:\n" + "\n".join(out))
+
+    def destroy(self, name):
+        self.simple("destroy", name, "destroyed")
+
+    def wait_state(self, name, states, timeout=GUEST_TIMEOUT):
+        """Poll `vm info` until the state is one of states; return info."""
+        deadline = time.monotonic() + timeout
+        while True:
+            d = self.info(name)
+            if d["state"] in states:
+                return d
+            if time.monotonic() > deadline:
+                raise TestFailure(
+                    f"VM {name} still {d['state']!r} after {timeout} s "
+                    f"(want {'/'.join(states)}):\n{d['_text']}")
+            time.sleep(0.5)
+
+    def wait_log(self, pattern, timeout=GUEST_TIMEOUT, n=400):
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log(n)
+            m = re.search(pattern, text)
+            if m:
+                return m
+            if time.monotonic() > deadline:
+                raise TestFailure(f"{pattern!r} not in 'log {n}' after "
+                                  f"{timeout} s; last lines:\n"
+                                  + "\n".join(text.split("\n")[-15:]))
+            time.sleep(0.5)
+
+    def cleanup(self, *names):
+        """Best effort: destroy VMs a failed test may have left behind."""
+        if not self.h.alive():
+            return
+        try:
+            rows = self.list_rows()
+            for n in names:
+                if n in rows:
+                    if rows[n]["state"] in ("running", "paused"):
+                        self.run(f"vm stop {n}")
+                    self.run(f"vm destroy {n}")
+        except Exception:
+            pass
+
+
+def guest_lines(log_text, vm):
+    """The UART lines of one VM from `log N` output."""
+    return [m.group(1) for m in
+            re.finditer(rf"\[{re.escape(vm)}\] ([^\n]*)", log_text)]
+
+
+def exit_code(info):
+    m = re.search(r"guest wrote exit code (0x[0-9a-f]+) to port 0xf4",
+                  info.get("reason", ""))
+    return int(m.group(1), 16) if m else None
+
+
+# --- the shared host -------------------------------------------------------
+
+def esp_dir():
+    """The built ESP; a missing build or guest is a failure, never a skip."""
+    esp = CFG.esp
+    loader = os.path.join(esp, "EFI", "BOOT", "BOOTX64.EFI")
+    check(os.path.isfile(loader),
+          f"{loader} not found: build the ESP first (make esp), or pass --esp")
+    for g in GUESTS:
+        p = os.path.join(esp, "tern", "guests", f"{g}.elf")
+        check(os.path.isfile(p), f"{p} not found: 'make esp' builds the "
+              f"test guests into the ESP")
+    return esp
+
+
+_shared = None
+_boot_failure = None
+
+
+def console():
+    """The shared booted host's Console (booted again if a previous test
+    killed it)."""
+    global _shared, _boot_failure
+    if _boot_failure is not None:
+        raise TestFailure(f"the shared QEMU failed to boot: {_boot_failure}")
+    if _shared is not None and _shared.h.alive():
+        return _shared
+    if _shared is not None:
+        _shared.h.stop()
+        _shared = None
+    host = ternlab.QemuHost(esp_dir(), name="guests", mem=QEMU_MEM,
+                            smp=QEMU_SMP, cpu=QEMU_CPU, logdir=CFG.logdir)
+    con = Console(host)
+    try:
+        host.start()
+        host.expect(r"console ready", BOOT_TIMEOUT)
+        host.expect(re.escape(PROMPT), BOOT_TIMEOUT)
+        print(f"  boot-to-prompt: {host.elapsed():.1f} s "
+              f"(qemu, -smp {QEMU_SMP})", flush=True)
+        status = con.run("status")
+        check(re.search(r"^virtualization: AMD-V \(SVM\) with nested paging",
+                        status, re.M),
+              f"Tern did not enable SVM with nested paging:\n{status}")
+    except Exception as e:
+        host.stop()
+        # Remembered, not retried: one failed boot per test would take
+        # minutes.  The first test shows the whole output.
+        _boot_failure = str(e).split("\n")[0]
+        raise
+    _shared = con
+    return con
+
+
+def stop_shared():
+    if _shared is not None:
+        _shared.h.stop()
+
+
+def host_healthy(con):
+    out = con.run("status")
+    check(re.search(rf"^cpus: {QEMU_SMP}/{QEMU_SMP} online", out, re.M),
+          f"'status' after the test is wrong:\n{out}")
+
+
+def run_checks_guest(con, vm, guest, cmdline=None, mem="16M"):
+    """Create, start and wait for a self-checking guest; destroy it.
+    Return (info, guest UART lines)."""
+    con.create(vm, guest, mem, cmdline)
+    try:
+        con.start(vm)
+        info = con.wait_state(vm, ("stopped", "failed"))
+        lines = guest_lines(con.log(), vm)
+        fails = [ln for ln in lines if re.match(r"CHECK \S+: FAIL", ln)]
+        code = exit_code(info)
+        check(info["state"] == "stopped" and code == 0x10,
+              f"{guest}: state {info['state']}, reason "
+              f"{info.get('reason')!r}, want exit code 0x10; failed checks:\n"
+              + "\n".join(fails or lines[-10:]))
+        check(not fails, f"{guest} exited 0x10 but printed:\n"
+              + "\n".join(fails))
+        done = [ln for ln in lines if ln.startswith(f"GUEST {guest} DONE")]
+        m = re.fullmatch(rf"GUEST {guest} DONE pass=(\d+) fail=(\d+)",
+                         done[-1] if done else "")
+        check(m and int(m.group(2)) == 0 and int(m.group(1)) > 0,
+              f"{guest}: DONE line {done}; last lines:\n"
+              + "\n".join(lines[-10:]))
+        rows = con.list_rows()
+        check(vm in rows and rows[vm]["exit"] == "0x10" and
+              rows[vm]["state"] == "stopped" and rows[vm]["cpu"] == -1,
+              f"vm list row for {vm}: {rows.get(vm)}")
+        return info, lines, int(m.group(1))
+    finally:
+        con.cleanup(vm)
+
+
+# --- tests -----------------------------------------------------------------
+
+@test
+def svm_hello():
+    con = console()
+    info, lines, npass = run_checks_guest(con, "h1", "hello",
+                                          cmdline="alpha beta=7")
+    check(npass == 3, f"hello: pass={npass}, want 3")
+    check(any(re.search(r'cmdline="[^"]*\balpha beta=7\b', ln)
+              for ln in lines),
+          "the guest did not see cmdline 'alpha beta=7':\n"
+          + "\n".join(lines[:12]))
+    check(info.get("cmdline") == "alpha beta=7",
+          f"vm info cmdline: {info.get('cmdline')!r}")
+    check("Hello from a Tern test guest" in lines,
+          "no 'Hello from a Tern test guest' line")
+    check(info["exit_counts"].get("io", 0) > 0,
+          f"no io exits counted: {info['exits']!r}")
+    rows = con.list_rows()
+    check("h1" not in rows, f"h1 still listed after destroy: {rows}")
+    host_healthy(con)
+
+
+@test
+def svm_cpuid_filtered():
+    con = console()
+    _, lines, npass = run_checks_guest(con, "c1", "cpuid")
+    for name in ("hypervisor_bit", "vmx_hidden", "svm_hidden",
+                 "hv_signature", "monitor_hidden"):
+        check(f"CHECK {name}: PASS" in lines,
+              f"no 'CHECK {name}: PASS' from the cpuid guest")
+    check(npass >= 9, f"cpuid: only {npass} checks ran")
+
+
+@test
+def svm_msr_gp():
+    con = console()
+    _, lines, npass = run_checks_guest(con, "m1", "msr")
+    for name in ("fault_hook_selftest", "rdmsr_unknown_low_gp",
+                 "wrmsr_unknown_high_gp", "efer_svme_hidden"):
+        check(f"CHECK {name}: PASS" in lines,
+              f"no 'CHECK {name}: PASS' from the msr guest")
+    check(npass >= 16, f"msr: only {npass} checks ran")
+
+
+@test
+def svm_ports_all_ones():
+    con = console()
+    _, lines, npass = run_checks_guest(con, "p1", "ports")
+    check(npass == 6, f"ports: pass={npass}, want 6")
+
+
+@test
+def svm_mmio_emulation():
+    con = console()
+    info, lines, npass = run_checks_guest(con, "mm1", "mmio")
+    check(npass == 34, f"mmio: pass={npass}, want 34")
+    for name in ("rep_stosd", "rep_movsd_to_mmio", "rep_movsd_from_mmio",
+                 "rep_movsd_backward", "mov_moffs", "id_read_only"):
+        check(f"CHECK {name}: PASS" in lines,
+              f"no 'CHECK {name}: PASS' from the mmio guest")
+    check(info["exit_counts"].get("stage2", 0) > 0,
+          f"no stage2 exits counted for MMIO: {info.get('exits')!r}")
+
+
+def dirty_invariant(mode, label):
+    con = console()
+    vm = f"d{mode}"
+    con.create(vm, "dirty", "64M")
+    try:
+        con.start(vm)
+        con.wait_log(rf"\[{vm}\] DIRTY region", 30)
+        out = con.lines(f"vm dirtycheck {vm} rounds=5 mode={mode}",
+                        DIRTYCHECK_TIMEOUT)
+        rounds = [ln for ln in out if ln.startswith("round ")]
+        check(len(rounds) == 5, "want 5 'round i:' lines, got:\n"
+              + "\n".join(out))
+        for ln in rounds:
+            m = re.fullmatch(r"round \d+: changed (\d+), lost (\d+)", ln)
+            check(m and int(m.group(2)) == 0, f"bad round line {ln!r}")
+        m = re.fullmatch(rf"dirtycheck PASS mode={label} rounds=5 "
+                         r"changed=(\d+) reported=(\d+) lost=0", out[-1])
+        check(m, "no 'dirtycheck PASS' line:\n" + "\n".join(out))
+        changed, reported = int(m.group(1)), int(m.group(2))
+        check(changed > 0, f"the guest changed no page: {out[-1]}")
+        check(reported >= changed, f"reported < changed: {out[-1]}")
+        info = con.info(vm)
+        check(info["state"] == "running",
+              f"the dirty guest is {info['state']} after the check:\n"
+              f"{info['_text']}")
+        check(info.get("dirty-log") == "off",
+              f"dirtycheck left the dirty log on: {info.get('dirty-log')!r}")
+        con.simple("stop", vm, "stopped")
+        con.destroy(vm)
+    finally:
+        con.cleanup(vm)
+    host_healthy(con)
+
+
+@test
+def svm_dirty_invariant_dbit():
+    dirty_invariant("dbit", "d-bit")
+
+
+@test
+def svm_dirty_invariant_wp():
+    dirty_invariant("wp", "write-protect")
+
+
+@test
+def svm_guest_crash_contained():
+    con = console()
+    names = ("cz", "ct", "cu", "ch", "cw", "cg", "ch2")
+    try:
+        # A halted guest runs beside the one that triple-faults.
+        con.create("cz", "crash", cmdline="hlt")
+        con.start("cz")
+        con.wait_log(r"\[cz\] CRASH hlt", 30)
+        con.create("ct", "crash", cmdline="triple")
+        con.start("ct")
+        info = con.wait_state("ct", ("failed", "stopped"))
+        check(info["state"] == "failed" and
+              "triple fault" in info.get("reason", ""),
+              f"crash triple: state {info['state']}, reason "
+              f"{info.get('reason')!r}")
+        check("survived" not in con.log(),
+              "the crash guest printed 'survived'")
+        host_healthy(con)
+        check(con.info("cz")["state"] == "running",
+              "the halted guest stopped when its neighbour triple-faulted")
+        # A new guest still runs fine afterwards.
+        con.destroy("ct")
+        con.create("cu", "crash", cmdline="ud")
+        con.start("cu")
+        info = con.wait_state("cu", ("failed", "stopped"))
+        check(info["state"] == "failed" and
+              "triple fault" in info.get("reason", ""),
+              f"crash ud: state {info['state']}, reason "
+              f"{info.get('reason')!r}")
+        con.destroy("cu")
+        run_checks_guest(con, "ch", "hello")
+        # Stopping a halted vCPU works.
+        con.simple("stop", "cz", "stopped")
+        check(con.info("cz")["state"] == "stopped", "cz not stopped")
+        con.destroy("cz")
+        # A write to unbacked guest-physical memory stops the VM.
+        con.create("cw", "crash", cmdline="wild")
+        con.start("cw")
+        info = con.wait_state("cw", ("failed", "stopped"))
+        check(info["state"] == "failed" and
+              re.search(r"unbacked", info.get("reason", "")),
+              f"crash wild: state {info['state']}, reason "
+              f"{info.get('reason')!r}")
+        con.destroy("cw")
+        # Random bytes executed as code: whatever they do stays in the VM.
+        con.create("cg", "crash", cmdline="garbage")
+        con.start("cg")
+        con.wait_log(r"\[cg\] CRASH garbage", 30)
+        time.sleep(2)
+        info = con.info("cg")
+        print(f"  crash garbage: {info['state']}, "
+              f"{info.get('reason', 'no reason')}", flush=True)
+        if info["state"] in ("running", "paused"):
+            con.simple("stop", "cg", "stopped")
+        check(exit_code(info) != 0x12,
+              "crash garbage ran on after the random code (exit 0x12)?")
+        con.destroy("cg")
+        host_healthy(con)
+        run_checks_guest(con, "ch2", "hello")
+    finally:
+        con.cleanup(*names)
+
+
+@test
+def svm_lifecycle_errors():
+    con = console()
+    try:
+        con.error_line("vm start nosuchvm", r"nosuchvm")
+        con.create("le", "hello")
+        con.error_line("vm create le mem=16M kernel=guests/hello.elf",
+                       r"\ble\b|exist|duplicate|in use")
+        con.error_line("vm create lm mem=3M kernel=guests/hello.elf",
+                       r"mem|memory|size|small")
+        con.error_line("vm create lk mem=16M kernel=guests/nope.elf",
+                       r"nope\.elf")
+        con.error_line("vm create lc mem=16M kernel=tern.cfg", r"multiboot")
+        # More than the host has (QEMU_MEM is 1G).
+        con.error_line("vm create lb mem=2G kernel=guests/hello.elf",
+                       r"mem|memory|free")
+        con.error_line("vm create lx mem=16M", r"kernel")
+        con.error_line("vm pause le", r"created")
+        rows = con.list_rows()
+        check(set(rows) >= {"le"} and
+              not set(rows) & {"lm", "lk", "lc", "lx", "lb"},
+              f"failed creates left VMs behind: {sorted(rows)}")
+        # The VM whose duplicate was refused still works.
+        con.start("le")
+        info = con.wait_state("le", ("stopped", "failed"))
+        check(exit_code(info) == 0x10, f"le: {info.get('reason')!r}")
+        con.error_line("vm pause le", r"stopped")
+        con.error_line("vm resume le", r"stopped")
+        con.error_line("vm start le", r"stopped|created")
+        con.destroy("le")
+        con.error_line("vm destroy le", r"\ble\b")
+        con.error_line("vm info le", r"\ble\b")
+        # Both guest CPUs busy (two halted guests): a third cannot start.
+        for n in ("l1", "l2"):
+            con.create(n, "crash", cmdline="hlt")
+        cpus = {con.start("l1"), con.start("l2")}
+        check(cpus == {1, 2}, f"two guests ran on CPUs {sorted(cpus)}, "
+              f"want 1 and 2")
+        con.create("le", "hello")
+        con.error_line("vm start le", r"CPU")
+        check(con.info("le")["state"] == "created",
+              "a refused start changed the VM's state")
+        con.simple("stop", "l1", "stopped")
+        con.start("le")
+        info = con.wait_state("le", ("stopped", "failed"))
+        check(exit_code(info) == 0x10,
+              f"le on a freed CPU: {info.get('reason')!r}")
+        for n in ("l2", "le", "l1"):
+            if n == "l2":
+                con.simple("stop", n, "stopped")
+            con.destroy(n)
+        check(con.list_rows() == {}, "VMs left behind")
+        host_healthy(con)
+    finally:
+        con.cleanup("le", "lm", "lk", "lc", "lx", "lb", "l1", "l2")
+
+
+@test
+def svm_console_attach():
+    con = console()
+    h = con.h
+    try:
+        con.create("ca", "dirty", "64M")
+        con.start("ca")
+        con.wait_log(r"\[ca\] DIRTY region", 30)
+        h.mark()
+        h.sendline("vm console ca")
+        h.expect(r"attached to ca: Ctrl-\] detaches", CMD_TIMEOUT)
+        # The guest's UART output now comes to this console.
+        h.expect(r"DIRTY progress \d+", 30)
+        # Typed text goes to the guest, not to the command line: a command
+        # typed now must not run.
+        h.send("status\r")
+        time.sleep(1)
+        check("cpus:" not in h.output()[-2000:].split("attached to ca")[-1],
+              "'status' typed while attached ran on the host console")
+        h.mark()
+        h.send(b"\x1d")
+        h.expect(r"detached\s*\n" + re.escape(PROMPT), CMD_TIMEOUT)
+        host_healthy(con)
+        check(con.info("ca")["state"] == "running",
+              "the guest stopped while the console was attached")
+        con.simple("stop", "ca", "stopped")
+        con.destroy("ca")
+        con.error_line("vm console nosuchvm", r"nosuchvm")
+    finally:
+        con.cleanup("ca")
+
+
+@test
+def svm_pause_resume():
+    con = console()
+    try:
+        con.create("pr", "dirty", "64M")
+        con.start("pr")
+        con.wait_log(r"\[pr\] DIRTY region", 30)
+        con.simple("pause", "pr", "paused")
+        rows = con.list_rows()
+        check(rows.get("pr", {}).get("state") == "paused",
+              f"vm list after pause: {rows.get('pr')}")
+        a = con.info("pr")
+        time.sleep(0.5)
+        b = con.info("pr")
+        check(a["state"] == b["state"] == "paused", f"state {b['state']}")
+        check(a["rip"] is not None and a["rip"] == b["rip"],
+              f"rip moved while paused: {a['rip']:#x} -> {b['rip']:#x}")
+        check(a["exits_total"] == b["exits_total"],
+              f"exits grew while paused: {a['exits_total']} -> "
+              f"{b['exits_total']}")
+        con.error_line("vm pause pr", r"paused")
+        con.simple("resume", "pr", "running")
+        deadline = time.monotonic() + 30
+        while True:
+            c = con.info("pr")
+            check(c["state"] == "running", f"state after resume {c['state']}")
+            if c["exits_total"] > b["exits_total"]:
+                break
+            check(time.monotonic() < deadline,
+                  f"exits did not grow within 30 s of resume: "
+                  f"{b['exits_total']} -> {c['exits_total']}")
+            time.sleep(0.5)
+        check(con.list_rows()["pr"]["cpu"] >= 1,
+              "vm list shows no CPU for the resumed guest")
+        con.simple("stop", "pr", "stopped")
+        con.destroy("pr")
+    finally:
+        con.cleanup("pr")
+
+
+# --- runner ----------------------------------------------------------------
+
+def main(argv=None):
+    global CFG
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", metavar="REGEX",
+                    help="run only tests whose name matches REGEX")
+    ap.add_argument("--esp", default=os.path.join(REPO, "build", "esp"))
+    ap.add_argument("--logdir", default=os.path.join(REPO, "build", "test-logs"))
+    ap.add_argument("--list", action="store_true", help="list tests and exit")
+    CFG = ap.parse_args(argv)
+    CFG.esp = os.path.abspath(CFG.esp)
+    CFG.logdir = os.path.abspath(CFG.logdir)
+
+    chosen = [(n, fn) for n, fn in TESTS
+              if not CFG.only or re.search(CFG.only, n)]
+    if CFG.list:
+        for name, _ in chosen:
+            print(name)
+        return 0
+
+    os.makedirs(CFG.logdir, exist_ok=True)
+    passed = failed = 0
+    t_all = time.monotonic()
+    try:
+        for name, fn in chosen:
+            ternlab.set_test_name(name)
+            t0 = time.monotonic()
+            try:
+                fn()
+            except KeyboardInterrupt:
+                failed += 1
+                print(f"FAIL {name}: interrupted", flush=True)
+                break
+            except Exception as e:
+                failed += 1
+                reason = str(e) or type(e).__name__
+                if not isinstance(e, (TestFailure, TimeoutError,
+                                      ternlab.LabError)):
+                    reason = "".join(traceback.format_exception(e)).strip()
+                print(f"FAIL {name}: {reason}", flush=True)
+            else:
+                passed += 1
+                print(f"PASS {name} ({time.monotonic() - t0:.1f}s)",
+                      flush=True)
+            if ternlab.interrupted():
+                print(f"  interrupted by signal {ternlab.interrupted()}; "
+                      f"emulators stopped", flush=True)
+                break
+    finally:
+        stop_shared()
+        ternlab.set_test_name("-")
+    print(f"  total {time.monotonic() - t_all:.1f} s; logs in {CFG.logdir}")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed or not chosen else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
