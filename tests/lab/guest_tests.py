@@ -456,6 +456,66 @@ def svm_dirty_invariant_wp():
     dirty_invariant("wp", "write-protect")
 
 
+def dirty_drop_detected(mode, label):
+    """The invariant check must FAIL when a harvest is dropped on purpose:
+    proof that a lost write would be caught."""
+    con = console()
+    vm = f"x{mode}"
+    con.create(vm, "dirty", "64M")
+    try:
+        con.start(vm)
+        con.wait_log(rf"\[{vm}\] DIRTY region", 30)
+        out = con.lines(f"vm dirtycheck {vm} rounds=3 mode={mode} drop=2",
+                        DIRTYCHECK_TIMEOUT)
+        dropped = [ln for ln in out if "dropped on purpose" in ln]
+        check(len(dropped) == 1, "want one dropped round:\n" + "\n".join(out))
+        m = re.fullmatch(r"round 2: changed (\d+), lost (\d+) \(harvest dropped "
+                         r"on purpose\)", dropped[0])
+        check(m and int(m.group(2)) > 0,
+              f"dropping a harvest lost no write: {dropped[0]!r}")
+        m = re.fullmatch(rf"dirtycheck FAIL mode={label} rounds=3 changed=\d+ "
+                         r"lost=(\d+)", out[-1])
+        check(m and int(m.group(1)) > 0, "no 'dirtycheck FAIL' line:\n"
+              + "\n".join(out))
+    finally:
+        con.cleanup(vm)
+    host_healthy(con)
+
+
+@test
+def svm_dirty_check_catches_dropped_harvest_dbit():
+    dirty_drop_detected("dbit", "d-bit")
+
+
+@test
+def svm_dirty_check_catches_dropped_harvest_wp():
+    dirty_drop_detected("wp", "write-protect")
+
+
+@test
+def svm_vms_isolated():
+    """Two VMs cannot see each other's memory, and memory a destroyed VM
+    gave back reaches the next VM scrubbed."""
+    con = console()
+    try:
+        con.create("fill", "isolate", "32M", "fill")
+        con.start("fill")
+        con.wait_log(r"\[fill\] ISOLATE filled (\d+) pages", 60)
+        _, lines, npass = run_checks_guest(con, "scan1", "isolate",
+                                           cmdline="scan", mem="32M")
+        check("CHECK no_foreign_marker: PASS" in lines,
+              "the scanner saw the other VM's marker:\n" + "\n".join(lines))
+        con.destroy("fill")
+        _, lines, npass = run_checks_guest(con, "scan2", "isolate",
+                                           cmdline="scan", mem="32M")
+        check("CHECK fresh_ram_zero: PASS" in lines,
+              "memory from a destroyed VM was not scrubbed:\n"
+              + "\n".join(lines))
+    finally:
+        con.cleanup("fill", "scan1", "scan2")
+    host_healthy(con)
+
+
 @test
 def svm_guest_crash_contained():
     con = console()
