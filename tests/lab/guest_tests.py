@@ -16,7 +16,6 @@ import os
 import re
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ternlab  # noqa: E402
@@ -43,13 +42,8 @@ def test(fn):
     return fn
 
 
-class TestFailure(AssertionError):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise TestFailure(msg)
+TestFailure = ternlab.TestFailure
+check = ternlab.check
 
 
 # --- console ---------------------------------------------------------------
@@ -730,40 +724,7 @@ def main(argv=None):
             print(name)
         return 0
 
-    os.makedirs(CFG.logdir, exist_ok=True)
-    passed = failed = 0
-    t_all = time.monotonic()
-    try:
-        for name, fn in chosen:
-            ternlab.set_test_name(name)
-            t0 = time.monotonic()
-            try:
-                fn()
-            except KeyboardInterrupt:
-                failed += 1
-                print(f"FAIL {name}: interrupted", flush=True)
-                break
-            except Exception as e:
-                failed += 1
-                reason = str(e) or type(e).__name__
-                if not isinstance(e, (TestFailure, TimeoutError,
-                                      ternlab.LabError)):
-                    reason = "".join(traceback.format_exception(e)).strip()
-                print(f"FAIL {name}: {reason}", flush=True)
-            else:
-                passed += 1
-                print(f"PASS {name} ({time.monotonic() - t0:.1f}s)",
-                      flush=True)
-            if ternlab.interrupted():
-                print(f"  interrupted by signal {ternlab.interrupted()}; "
-                      f"emulators stopped", flush=True)
-                break
-    finally:
-        stop_shared()
-        ternlab.set_test_name("-")
-    print(f"  total {time.monotonic() - t_all:.1f} s; logs in {CFG.logdir}")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed or not chosen else 0
+    return ternlab.run_suite(chosen, CFG.logdir, stop_shared)
 
 
 if __name__ == "__main__":

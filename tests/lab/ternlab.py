@@ -854,3 +854,54 @@ def build_fat_image(src_dir, img_path, size_mb=64):
                        [os.path.join(src_dir, e) for e in entries] + ["::"],
                        check=True, capture_output=True)
     return img_path
+
+
+# --- a tiny test runner shared by the suites -------------------------------
+
+class TestFailure(AssertionError):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise TestFailure(msg)
+
+
+def run_suite(chosen, logdir, cleanup):
+    """Run (name, fn) pairs in order, print PASS/FAIL lines and the closing
+    'N passed, M failed' line; cleanup() runs at the end whatever happens.
+    Returns the process exit status."""
+    import traceback
+    os.makedirs(logdir, exist_ok=True)
+    passed = failed = 0
+    t_all = time.monotonic()
+    try:
+        for name, fn in chosen:
+            set_test_name(name)
+            t0 = time.monotonic()
+            try:
+                fn()
+            except KeyboardInterrupt:
+                failed += 1
+                print(f"FAIL {name}: interrupted", flush=True)
+                break
+            except Exception as e:
+                failed += 1
+                reason = str(e) or type(e).__name__
+                if not isinstance(e, (TestFailure, TimeoutError, LabError)):
+                    reason = "".join(traceback.format_exception(e)).strip()
+                print(f"FAIL {name}: {reason}", flush=True)
+            else:
+                passed += 1
+                print(f"PASS {name} ({time.monotonic() - t0:.1f}s)",
+                      flush=True)
+            if interrupted():
+                print(f"  interrupted by signal {interrupted()}; "
+                      f"emulators stopped", flush=True)
+                break
+    finally:
+        cleanup()
+        set_test_name("-")
+    print(f"  total {time.monotonic() - t_all:.1f} s; logs in {logdir}")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed or not chosen else 0
