@@ -132,6 +132,35 @@ static int cmd_poweroff(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char *
 	return -EIO;
 }
 
+static void trap_here(void *arg)
+{
+	(void)arg;
+	__asm__ volatile("ud2");
+}
+
+/* Proves the exception path on a live host: the chosen CPU reports #UD
+ * with its registers and stack, then stops; the console carries on.  The
+ * call record is never freed: the CPU that would free it is gone. */
+static int cmd_debug_trap(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+{
+	uint64_t cpu;
+
+	(void)ctx, (void)argc;
+	if (cmd_parse_u64(argv[0], &cpu) < 0 || cpu >= MAX_CPUS || !cpu_table[cpu] ||
+	    !cpu_table[cpu]->online) {
+		cmd_printf(o, "error: debug trap: no online CPU '%s'\n", argv[0]);
+		return -EINVAL;
+	}
+	if (cpu == 0) {
+		cmd_printf(o, "error: debug trap: CPU 0 runs this console\n");
+		return -EINVAL;
+	}
+	smp_call((uint32_t)cpu, trap_here, NULL, false);
+	udelay(200000);
+	cmd_printf(o, "CPU %lu is %s\n", cpu, cpu_table[cpu]->dead ? "stopped" : "still running");
+	return 0;
+}
+
 const struct cmd_def console_cmds[] = {
 	{ "help", "[COMMAND]", "list commands, or describe one", 0, 1, cmd_help_fn },
 	{ "version", "", "show the Tern version", 0, 0, cmd_version },
@@ -140,6 +169,8 @@ const struct cmd_def console_cmds[] = {
 	{ "log", "[N]", "show the last N host log lines (default 20)", 0, 1, cmd_log },
 	{ "reboot", "", "reset the machine", 0, 0, cmd_reboot },
 	{ "poweroff", "", "power the machine off (ACPI S5)", 0, 0, cmd_poweroff },
+	{ "debug trap", "CPU", "raise #UD on a CPU to test the exception report (stops it)",
+	  1, 1, cmd_debug_trap },
 	{ "vm create", "NAME mem=SIZE kernel=PATH [cmdline=\"...\"] [vcpus=1]",
 	  "create a VM from a Multiboot kernel on the ESP", 3, 5, vmcmd_create },
 	{ "vm start", "NAME", "start a created VM on a free CPU", 1, 1, vmcmd_start },

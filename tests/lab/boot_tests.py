@@ -240,6 +240,32 @@ def qemu_missing_config_refused():
 
 
 @test("qemu")
+def qemu_exception_report_and_reboot():
+    """An exception on a CPU prints vector, error code, registers and a
+    stack trace and stops that CPU alone; `reboot` then resets the machine
+    (QEMU runs with -no-reboot, so a reset ends it as 'guest-reset')."""
+    with ternlab.QemuHost(esp_dir(), name="trap", logdir=CFG.logdir) as h:
+        h.expect(PROMPT, QEMU_BOOT_TIMEOUT)
+        out = h.command("debug trap 1", PROMPT, CMD_TIMEOUT)
+        text = h.output()
+        for pat in (r"\*\*\* EXCEPTION on CPU 1: vector 6 \(#UD invalid opcode\), "
+                    r"error code 0", r"RIP [0-9a-f]{16} CS 0008", r"RAX [0-9a-f]{16}",
+                    r"CR0 [0-9a-f]{16} CR2", r"stack trace", r"\[0\] ffffffff8",
+                    r"\*\*\* CPU 1 stopped"):
+            check(re.search(pat, text), f"exception report lacks {pat!r}:\n"
+                  + text[-1500:])
+        check("CPU 1 is stopped" in out, f"debug trap said: {out!r}")
+        online, total, _ = parse_status(h.command("status", PROMPT, CMD_TIMEOUT))
+        check((online, total) == (1, 2), f"status shows {online}/{total} CPUs, "
+              "want 1/2 after CPU 1 stopped")
+        h.sendline("reboot")
+        rc = h.wait_exit(30)
+        check(rc is not None, "QEMU still running 30 s after 'reboot'")
+        check(h.shutdown_reason() == "guest-reset",
+              f"reboot ended QEMU with reason {h.shutdown_reason()!r}")
+
+
+@test("qemu")
 def qemu_poweroff():
     # Runs last among the QEMU tests: it ends the shared instance.
     h = shared_qemu()
