@@ -1,0 +1,57 @@
+/*
+ * The NIC interface between drivers (virtio-net, e1000/e1000e) and the
+ * network stack (the lwIP netif glue).  Drivers never call lwIP and lwIP
+ * never touches a device: frames cross here, on the boot CPU only.
+ *
+ * Interrupts only mark a device pending and wake the boot CPU; all ring
+ * work happens in net_poll() from the boot CPU's main loop, which is also
+ * the only context that runs lwIP (NO_SYS=1, SYS_LIGHTWEIGHT_PROT=0).
+ */
+#ifndef TERN_NET_NETDEV_H
+#define TERN_NET_NETDEV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define NETDEV_MAX		4
+#define NETDEV_FRAME_MAX	1518	/* without FCS; no jumbo frames yet */
+
+struct netdev;
+
+struct netdev_ops {
+	/* Queue one Ethernet frame (copied); -EAGAIN when the ring is full. */
+	int (*xmit)(struct netdev *nd, const void *frame, size_t len);
+	/* Reap TX completions and hand up to budget received frames to
+	 * nd->rx; returns the number of frames received. */
+	int (*poll)(struct netdev *nd, int budget);
+	/* Refresh nd->link_up from the device. */
+	void (*update_link)(struct netdev *nd);
+};
+
+struct netdev {
+	char name[16];			/* "virtio0", "e1000e0" */
+	char model[32];			/* "virtio-net 1.x", "82574L" */
+	uint8_t mac[6];
+	uint16_t mtu;
+	bool link_up;
+	bool tx_csum_offload, rx_csum_offload;
+	const struct netdev_ops *ops;
+	void *priv;
+	/* Set by the stack: called from net_poll() for each received frame. */
+	void (*rx)(struct netdev *nd, const void *frame, size_t len);
+	void *stack;
+	volatile bool pending;		/* set by the IRQ handler */
+	uint64_t rx_packets, rx_bytes, rx_dropped;
+	uint64_t tx_packets, tx_bytes, tx_errors;
+	uint64_t irqs;
+};
+
+int netdev_register(struct netdev *nd);
+int netdev_count(void);
+struct netdev *netdev_get(int i);
+
+void net_init(void);	/* PCI scan, drivers, stack: boot CPU, once */
+void net_poll(void);	/* boot CPU main loop: devices, then stack timers */
+
+#endif
