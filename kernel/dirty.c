@@ -81,20 +81,28 @@ int dirty_start(struct vm *vm, enum dirty_mode mode)
 	rc = ensure_map(vm);
 	if (rc < 0)
 		return rc;
+	/* Empty the map first and publish the mode before any page is
+	 * protected: a write fault that races with the loop below is then
+	 * logged (and counts for the first harvest), never taken for a bug. */
+	dirtymap_harvest(&vm->dirty, NULL);
+	vm->dirty_harvests = 0;
 	f = spin_lock_irqsave(&vm->s2_lock);
+	vm->dirty_mode = mode;
 	/* Split first: one D bit per 2 MiB would report 512 pages per write. */
 	rc = s2_split(&vm->s2, 0, vm->mem_size);
 	if (!rc && mode == DIRTY_DBIT)
 		rc = s2_clear_dirty_all(&vm->s2, 0, vm->mem_size);
 	if (!rc && mode == DIRTY_WP)
 		rc = s2_protect(&vm->s2, 0, vm->mem_size, S2_R | S2_X);
-	if (!rc)
-		vm->dirty_mode = mode;
+	if (rc < 0) {
+		s2_protect(&vm->s2, 0, vm->mem_size, S2_RWX);
+		vm->dirty_mode = DIRTY_OFF;
+	}
 	spin_unlock_irqrestore(&vm->s2_lock, f);
-	if (rc < 0)
+	if (rc < 0) {
+		flush_vcpus(vm);
 		return rc;
-	dirtymap_harvest(&vm->dirty, NULL);
-	vm->dirty_harvests = 0;
+	}
 	return flush_vcpus(vm);
 }
 
@@ -149,6 +157,17 @@ void dirty_stop(struct vm *vm)
 	flush_vcpus(vm);
 }
 
+static bool s2_writable(struct vm *vm, uint64_t gpa)
+{
+	unsigned perm = 0;
+	uint64_t hpa;
+	int level;
+	bool dirty;
+
+	return s2_lookup(&vm->s2, gpa, &hpa, &perm, &level, &dirty) == 0 &&
+	       (perm & S2_W);
+}
+
 /* A write fault on a protected RAM page: log it and let the write through.
  * Runs on the vCPU's own CPU, so its flush is simply the next entry's. */
 bool dirty_wp_fault(struct vcpu *v, uint64_t gpa)
@@ -157,9 +176,16 @@ bool dirty_wp_fault(struct vcpu *v, uint64_t gpa)
 	uint64_t f, page = gpa & ~(PAGE_SIZE - 1);
 	int rc;
 
-	if (vm->dirty_mode != DIRTY_WP)
-		return false;
 	f = spin_lock_irqsave(&vm->s2_lock);
+	if (vm->dirty_mode != DIRTY_WP) {
+		/* Logging stopped while this fault was in flight: stop_dirty
+		 * restored write access, so retrying the write is enough. */
+		bool was_stopped = vm->dirty.bits != NULL;
+
+		spin_unlock_irqrestore(&vm->s2_lock, f);
+		hv->flush_stage2(v);
+		return was_stopped && s2_writable(vm, page);
+	}
 	dirtymap_mark(&vm->dirty, page);
 	rc = s2_protect(&vm->s2, page, PAGE_SIZE, S2_RWX);
 	spin_unlock_irqrestore(&vm->s2_lock, f);
