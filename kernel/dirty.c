@@ -90,7 +90,7 @@ int dirty_start(struct vm *vm, enum dirty_mode mode)
 	vm->dirty_mode = mode;
 	/* Split first: one D bit per 2 MiB would report 512 pages per write. */
 	rc = s2_split(&vm->s2, 0, vm->mem_size);
-	if (!rc && mode == DIRTY_DBIT)
+	if (!rc && (mode == DIRTY_DBIT || mode == DIRTY_PML))
 		rc = s2_clear_dirty_all(&vm->s2, 0, vm->mem_size);
 	if (!rc && mode == DIRTY_WP)
 		rc = s2_protect(&vm->s2, 0, vm->mem_size, S2_R | S2_X);
@@ -104,6 +104,44 @@ int dirty_start(struct vm *vm, enum dirty_mode mode)
 		return rc;
 	}
 	return flush_vcpus(vm);
+}
+
+/*
+ * PML mode (Intel, SDM Vol. 3C 28.3.6): the CPU logs a page's GPA when it
+ * sets the page's EPT D bit, so only a page whose D bit is clear gets
+ * logged again.  A harvest drains every vCPU's log into the map (on the
+ * vCPU's CPU: hv->pml_drain), takes the map, clears the D bits of exactly
+ * the pages it reports, and flushes: a later write sets D again, is logged,
+ * and shows at the next harvest.  Pages logged after the drain keep their
+ * D bit and their log entry until then.
+ */
+static long pml_drain_all(struct vm *vm)
+{
+	long rc;
+	int i;
+
+	for (i = 0; i < vm->nvcpus; i++) {
+		if (!vm->vcpus[i].vendor || !hv->pml_drain)
+			continue;
+		rc = hv->pml_drain(&vm->vcpus[i]);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static long pml_clear_reported(struct vm *vm, const uint64_t *bits)
+{
+	int64_t i;
+	int rc;
+
+	for (i = dirtymap_next(bits, vm->dirty.npages, 0); i >= 0;
+	     i = dirtymap_next(bits, vm->dirty.npages, (uint64_t)i + 1)) {
+		rc = s2_clear_dirty_all(&vm->s2, (uint64_t)i * PAGE_SIZE, PAGE_SIZE);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
 }
 
 /* Get-and-clear into out (may be NULL); returns the number of pages. */
@@ -122,13 +160,23 @@ long dirty_harvest(struct vm *vm, uint64_t *out)
 		tmp = malloc(dirtymap_bytes(vm->dirty.npages));
 		if (!tmp)
 			return -ENOMEM;
+	} else if (vm->dirty_mode == DIRTY_PML) {
+		rc = pml_drain_all(vm);
+		if (rc < 0)
+			return rc;
+		tmp = malloc(dirtymap_bytes(vm->dirty.npages));
+		if (!tmp)
+			return -ENOMEM;
 	}
 	if (rc < 0)
 		return rc;
 	n = dirtymap_harvest(&vm->dirty, tmp ? tmp : out);
 	if (tmp) {
 		f = spin_lock_irqsave(&vm->s2_lock);
-		rc = s2_write_protect_bitmap(&vm->s2, 0, tmp, vm->dirty.npages);
+		if (vm->dirty_mode == DIRTY_PML)
+			rc = pml_clear_reported(vm, tmp);
+		else
+			rc = s2_write_protect_bitmap(&vm->s2, 0, tmp, vm->dirty.npages);
 		spin_unlock_irqrestore(&vm->s2_lock, f);
 		if (out)
 			memcpy(out, tmp, dirtymap_bytes(vm->dirty.npages));

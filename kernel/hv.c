@@ -13,7 +13,7 @@
 extern const struct hv_ops svm_ops;
 bool svm_supported(char *why, size_t len);
 /* Weak until the VT-x back end (vmx/) is linked in. */
-extern const struct hv_ops vmx_ops __attribute__((weak));
+extern struct hv_ops vmx_ops __attribute__((weak));
 bool vmx_supported(char *why, size_t len) __attribute__((weak));
 
 const struct hv_ops *hv;

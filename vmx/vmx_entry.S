@@ -1,0 +1,94 @@
+/*
+ * int vmx_enter(uint64_t *gprs, int launched)
+ *
+ * Enters the guest whose VMCS is current on this CPU, with VMLAUNCH the
+ * first time and VMRESUME after (SDM Vol. 3C 26.1), and returns after the
+ * VM exit: 0, or 1 for VMfailValid (read the VM-instruction error field),
+ * 2 for VMfailInvalid (no current VMCS).
+ *
+ * The VMCS swaps RIP, RSP, RFLAGS, the control registers and the segment
+ * state; the other GPRs are swapped here through the vcpu's gprs array
+ * (x86 encoding order: rax rcx rdx rbx rsp rbp rsi rdi r8..r15; the rsp
+ * slot is left alone, the C side keeps it in step with GUEST_RSP).
+ *
+ * A VM exit lands on vmx_exit_stub (HOST_RIP) with RSP = HOST_RSP, which
+ * is written here just before entry: it points at the saved gprs pointer,
+ * above the host's callee-saved registers (28.5.1: RSP and RIP come from
+ * the host-state area, every other GPR keeps the guest's value).
+ */
+#define VMCS_HOST_RSP	0x6c14
+
+	.section .text
+	.global vmx_enter
+	.global vmx_exit_stub
+vmx_enter:
+	push	%rbp
+	push	%rbx
+	push	%r12
+	push	%r13
+	push	%r14
+	push	%r15
+	push	%rdi			/* gprs: (%rsp) at the VM exit */
+
+	mov	$VMCS_HOST_RSP, %eax
+	vmwrite	%rsp, %rax
+	jbe	3f
+
+	mov	%esi, %eax		/* launched? */
+	test	%eax, %eax		/* ZF survives the moves below */
+	mov	1*8(%rdi), %rcx
+	mov	2*8(%rdi), %rdx
+	mov	3*8(%rdi), %rbx
+	mov	5*8(%rdi), %rbp
+	mov	6*8(%rdi), %rsi
+	mov	8*8(%rdi), %r8
+	mov	9*8(%rdi), %r9
+	mov	10*8(%rdi), %r10
+	mov	11*8(%rdi), %r11
+	mov	12*8(%rdi), %r12
+	mov	13*8(%rdi), %r13
+	mov	14*8(%rdi), %r14
+	mov	15*8(%rdi), %r15
+	mov	0*8(%rdi), %rax
+	mov	7*8(%rdi), %rdi
+	jz	1f
+	vmresume
+	jmp	2f
+1:	vmlaunch
+2:	/* Only reached when the entry failed: CF (invalid) or ZF (valid). */
+	mov	$2, %eax
+	jc	4f
+	mov	$1, %eax
+	jmp	4f
+3:	mov	$2, %eax
+	jmp	4f
+
+vmx_exit_stub:
+	push	%rdi			/* guest rdi */
+	mov	8(%rsp), %rdi		/* gprs */
+	mov	%rax, 0*8(%rdi)
+	mov	%rcx, 1*8(%rdi)
+	mov	%rdx, 2*8(%rdi)
+	mov	%rbx, 3*8(%rdi)
+	mov	%rbp, 5*8(%rdi)
+	mov	%rsi, 6*8(%rdi)
+	mov	%r8, 8*8(%rdi)
+	mov	%r9, 9*8(%rdi)
+	mov	%r10, 10*8(%rdi)
+	mov	%r11, 11*8(%rdi)
+	mov	%r12, 12*8(%rdi)
+	mov	%r13, 13*8(%rdi)
+	mov	%r14, 14*8(%rdi)
+	mov	%r15, 15*8(%rdi)
+	pop	%rax
+	mov	%rax, 7*8(%rdi)
+	xor	%eax, %eax
+
+4:	pop	%rdi
+	pop	%r15
+	pop	%r14
+	pop	%r13
+	pop	%r12
+	pop	%rbx
+	pop	%rbp
+	ret
