@@ -29,6 +29,7 @@
 #define ICR_INIT		0x4500u		/* INIT, level assert */
 #define ICR_SIPI		0x4600u
 #define ICR_FIXED		0x4000u
+#define ICR_NMI			0x4400u		/* NMI delivery, level assert */
 
 #define IOAPIC_REGSEL		0x00
 #define IOAPIC_WIN		0x10
@@ -114,6 +115,11 @@ static void icr_send(uint32_t apic_id, uint32_t lo)
 void lapic_send_ipi(uint32_t apic_id, uint8_t vector)
 {
 	icr_send(apic_id, ICR_FIXED | vector);
+}
+
+void lapic_send_nmi(uint32_t apic_id)
+{
+	icr_send(apic_id, ICR_NMI);
 }
 
 void lapic_send_init(uint32_t apic_id)

@@ -59,6 +59,7 @@ struct percpu {
 	uint32_t apic_id;
 	volatile bool online;
 	volatile bool dead;		/* stopped by an exception */
+	volatile bool runs_vcpu;	/* inside vcpu_loop: IPIs need an NMI too */
 	uint64_t gdt[5] __attribute__((aligned(16)));
 	struct tss tss __attribute__((aligned(16)));
 	uint8_t *kstack;		/* base of the KSTACK_SIZE stack */
@@ -99,6 +100,7 @@ uint32_t lapic_id(void);
 void lapic_eoi(void);
 void lapic_send_ipi(uint32_t apic_id, uint8_t vector);
 void lapic_send_init(uint32_t apic_id);
+void lapic_send_nmi(uint32_t apic_id);
 void lapic_send_sipi(uint32_t apic_id, uint8_t page);
 void lapic_timer_periodic(uint8_t vector, uint32_t hz);
 uint32_t lapic_timer_calibrate(void);	/* ticks per second */

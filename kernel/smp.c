@@ -91,6 +91,9 @@ int smp_call(uint32_t cpu, smp_fn fn, void *arg, bool wait)
 	p->calls = c;
 	spin_unlock_irqrestore(&p->call_lock, f);
 	lapic_send_ipi(p->apic_id, VEC_IPI_CALL);
+	/* A CPU in a guest sees the call only after an exit: see vcpu_kick. */
+	if (p->runs_vcpu)
+		lapic_send_nmi(p->apic_id);
 	if (wait)
 		while (!__atomic_load_n(&c->done, __ATOMIC_ACQUIRE))
 			cpu_relax();

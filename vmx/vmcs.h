@@ -244,6 +244,7 @@
 /* Guest interruptibility state (25.4.2, table 25-3). */
 #define INTERRUPTIBILITY_STI		(1u << 0)
 #define INTERRUPTIBILITY_MOVSS		(1u << 1)
+#define INTERRUPTIBILITY_NMI		(1u << 3)
 
 /* Access rights: the unusable bit (table 25-2). */
 #define AR_UNUSABLE			(1u << 16)

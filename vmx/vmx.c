@@ -638,6 +638,22 @@ static void decode_insn(struct vcpu *v, struct vcpu_exit *e, enum exit_kind k,
 	e->next_rip = v->st.rip + len;
 }
 
+/* IRETQ to the next instruction on the same stack: ends NMI blocking. */
+static void nmi_unblock(void)
+{
+	__asm__ volatile(
+		"mov %%rsp, %%rax\n\t"
+		"pushq %[ss]\n\t"
+		"pushq %%rax\n\t"
+		"pushfq\n\t"
+		"pushq %[cs]\n\t"
+		"lea 1f(%%rip), %%rax\n\t"
+		"pushq %%rax\n\t"
+		"iretq\n"
+		"1:"
+		: : [ss] "i"(GDT_KDATA), [cs] "i"(GDT_KCODE) : "rax", "memory", "cc");
+}
+
 static void decode(struct vcpu *v, struct vcpu_exit *e)
 {
 	uint32_t reason = (uint32_t)vmread(VMCS_EXIT_REASON);
@@ -657,10 +673,14 @@ static void decode(struct vcpu *v, struct vcpu_exit *e)
 		info = (uint32_t)vmread(VMCS_EXIT_INTR_INFO);
 		e->raw_info2 = info;
 		/* Only NMIs exit here (the exception bitmap is 0).  The host's
-		 * NMI handler does not run: the NMI is counted. */
+		 * NMI handler does not run: the NMI is counted, and NMIs stay
+		 * blocked after such an exit until the next IRET (SDM Vol. 3C
+		 * 28.1.1 / 24.4.2), so one IRET to ourselves unblocks them, or
+		 * the next kick would never arrive. */
 		if (INTR_TYPE(info) == INTR_TYPE_NMI) {
 			e->kind = EXIT_NMI;
 			this_cpu()->nmis++;
+			nmi_unblock();
 		}
 		break;
 	case VMX_EXIT_EXTINT:

@@ -143,9 +143,12 @@ void vmx_set_cr3(struct vcpu *v, uint64_t val)
 static uint32_t interruptibility(const struct vcpu *v)
 {
 	const struct vmx_vcpu *vv = v->vendor;
-	uint32_t s = vv->intr_state & ~(INTERRUPTIBILITY_STI | INTERRUPTIBILITY_MOVSS);
+	uint32_t s = vv->intr_state & ~(INTERRUPTIBILITY_STI | INTERRUPTIBILITY_MOVSS |
+					INTERRUPTIBILITY_NMI);
 
-	/* Blocking by STI needs RFLAGS.IF = 1 (26.3.1.5); a shadow with IF
+	/* An NMI exit saves "blocking by NMI" (SDM Vol. 3C 27.3.4); Tern gives
+	 * guests no NMIs, so entering with it would only block the next kick.
+	 * Blocking by STI needs RFLAGS.IF = 1 (26.3.1.5); a shadow with IF
 	 * clear can only have come from MOV SS / POP SS. */
 	if (v->st.int_shadow)
 		s |= (v->st.rflags & RFLAGS_IF) ? INTERRUPTIBILITY_STI :

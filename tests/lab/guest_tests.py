@@ -26,10 +26,31 @@ PROMPT = "tern> "
 QEMU_CPU = "qemu64,+svm,+npt"
 QEMU_SMP = 3            # CPU 0 manages; two guests may run at once
 QEMU_MEM = "1G"
-BOOT_TIMEOUT = 60
-CMD_TIMEOUT = 20
-GUEST_TIMEOUT = 60      # a test guest's whole run, under nested TCG
-DIRTYCHECK_TIMEOUT = 180
+
+# `--bochs MODEL` runs the same suite under Bochs (Intel VT-x, EPT): the
+# platform is known before the timeouts below become default arguments.
+BOCHS_MODEL = None
+for _i, _a in enumerate(sys.argv):
+    if _a == "--bochs" and _i + 1 < len(sys.argv):
+        BOCHS_MODEL = sys.argv[_i + 1]
+SLOW = 5 if BOCHS_MODEL else 1          # Bochs runs ~100 MIPS
+HOST_CPUS = QEMU_SMP
+BOCHS_MEM_MB = 320
+DIRTY_MEM = "16M" if BOCHS_MODEL else "64M"
+VIRT_RE = (r"^virtualization: Intel VT-x with EPT" if BOCHS_MODEL
+           else r"^virtualization: AMD-V \(SVM\) with nested paging")
+PREFIX = "vmx" if BOCHS_MODEL else "svm"
+# Dirty-log modes each platform must pass; the drop self-test runs where the
+# guest cannot hide a dropped harvest by rewriting every page each round
+# (under Bochs the D-bit and PML rounds are long enough that it does).
+DIRTY_MODES = (["dbit", "wp", "pml"] if BOCHS_MODEL == "corei7_skylake_x"
+               else ["dbit", "wp"])
+DROP_MODES = ["wp"] if BOCHS_MODEL else ["dbit", "wp"]
+MODE_LABEL = {"dbit": "d-bit", "wp": "write-protect", "pml": "pml"}
+BOOT_TIMEOUT = 60 * SLOW
+CMD_TIMEOUT = 20 * SLOW
+GUEST_TIMEOUT = 60 * SLOW   # a test guest's whole run
+DIRTYCHECK_TIMEOUT = 180 * SLOW
 
 GUESTS = ("hello", "cpuid", "msr", "ports", "mmio", "dirty", "crash")
 
@@ -276,19 +297,23 @@ def console():
     if _shared is not None:
         _shared.h.stop()
         _shared = None
-    host = ternlab.QemuHost(esp_dir(), name="guests", mem=QEMU_MEM,
-                            smp=QEMU_SMP, cpu=QEMU_CPU, logdir=CFG.logdir)
+    if BOCHS_MODEL:
+        host = ternlab.BochsHost(esp_dir(), name="vmx", cpu_model=BOCHS_MODEL,
+                                 mem_mb=BOCHS_MEM_MB, cpus=HOST_CPUS,
+                                 logdir=CFG.logdir)
+    else:
+        host = ternlab.QemuHost(esp_dir(), name="guests", mem=QEMU_MEM,
+                                smp=QEMU_SMP, cpu=QEMU_CPU, logdir=CFG.logdir)
     con = Console(host)
     try:
         host.start()
         host.expect(r"console ready", BOOT_TIMEOUT)
         host.expect(re.escape(PROMPT), BOOT_TIMEOUT)
         print(f"  boot-to-prompt: {host.elapsed():.1f} s "
-              f"(qemu, -smp {QEMU_SMP})", flush=True)
+              f"({BOCHS_MODEL or 'qemu'}, {HOST_CPUS} CPUs)", flush=True)
         status = con.run("status")
-        check(re.search(r"^virtualization: AMD-V \(SVM\) with nested paging",
-                        status, re.M),
-              f"Tern did not enable SVM with nested paging:\n{status}")
+        check(re.search(VIRT_RE, status, re.M),
+              f"Tern did not enable the expected back end:\n{status}")
     except Exception as e:
         host.stop()
         # Remembered, not retried: one failed boot per test would take
@@ -306,7 +331,7 @@ def stop_shared():
 
 def host_healthy(con):
     out = con.run("status")
-    check(re.search(rf"^cpus: {QEMU_SMP}/{QEMU_SMP} online", out, re.M),
+    check(re.search(rf"^cpus: {HOST_CPUS}/{HOST_CPUS} online", out, re.M),
           f"'status' after the test is wrong:\n{out}")
 
 
@@ -409,7 +434,7 @@ def svm_mmio_emulation():
 def dirty_invariant(mode, label):
     con = console()
     vm = f"d{mode}"
-    con.create(vm, "dirty", "64M")
+    con.create(vm, "dirty", DIRTY_MEM)
     try:
         con.start(vm)
         con.wait_log(rf"\[{vm}\] DIRTY region", 30)
@@ -440,22 +465,12 @@ def dirty_invariant(mode, label):
     host_healthy(con)
 
 
-@test
-def svm_dirty_invariant_dbit():
-    dirty_invariant("dbit", "d-bit")
-
-
-@test
-def svm_dirty_invariant_wp():
-    dirty_invariant("wp", "write-protect")
-
-
 def dirty_drop_detected(mode, label):
     """The invariant check must FAIL when a harvest is dropped on purpose:
     proof that a lost write would be caught."""
     con = console()
     vm = f"x{mode}"
-    con.create(vm, "dirty", "64M")
+    con.create(vm, "dirty", DIRTY_MEM)
     try:
         con.start(vm)
         con.wait_log(rf"\[{vm}\] DIRTY region", 30)
@@ -476,14 +491,30 @@ def dirty_drop_detected(mode, label):
     host_healthy(con)
 
 
-@test
-def svm_dirty_check_catches_dropped_harvest_dbit():
-    dirty_drop_detected("dbit", "d-bit")
+def register_dirty_tests():
+    for m in DIRTY_MODES:
+        TESTS.append((f"svm_dirty_invariant_{m}",
+                      lambda m=m: dirty_invariant(m, MODE_LABEL[m])))
+    for m in DROP_MODES:
+        TESTS.append((f"svm_dirty_check_catches_dropped_harvest_{m}",
+                      lambda m=m: dirty_drop_detected(m, MODE_LABEL[m])))
+    if BOCHS_MODEL and "pml" not in DIRTY_MODES:
+        TESTS.append(("svm_pml_refused_without_pml", pml_refused))
 
 
-@test
-def svm_dirty_check_catches_dropped_harvest_wp():
-    dirty_drop_detected("wp", "write-protect")
+def pml_refused():
+    """A CPU model without PML must refuse the PML mode and say so."""
+    con = console()
+    con.create("np", "dirty", DIRTY_MEM)
+    try:
+        con.start("np")
+        out = con.run("vm dirty np start pml")
+        check(re.search(r"^error: vm dirty: .*not supported", out, re.M),
+              f"PML mode was not refused: {out!r}")
+        info = con.info("np")
+        check(info.get("dirty-log") == "off", f"dirty log: {info.get('dirty-log')!r}")
+    finally:
+        con.cleanup("np")
 
 
 @test
@@ -636,7 +667,7 @@ def svm_console_attach():
     con = console()
     h = con.h
     try:
-        con.create("ca", "dirty", "64M")
+        con.create("ca", "dirty", DIRTY_MEM)
         con.start("ca")
         con.wait_log(r"\[ca\] DIRTY region", 30)
         h.mark()
@@ -667,7 +698,7 @@ def svm_console_attach():
 def svm_pause_resume():
     con = console()
     try:
-        con.create("pr", "dirty", "64M")
+        con.create("pr", "dirty", DIRTY_MEM)
         con.start("pr")
         con.wait_log(r"\[pr\] DIRTY region", 30)
         con.simple("pause", "pr", "paused")
@@ -713,10 +744,15 @@ def main(argv=None):
     ap.add_argument("--esp", default=os.path.join(REPO, "build", "esp"))
     ap.add_argument("--logdir", default=os.path.join(REPO, "build", "test-logs"))
     ap.add_argument("--list", action="store_true", help="list tests and exit")
+    ap.add_argument("--bochs", metavar="MODEL",
+                    help="run under Bochs with this CPU model (Intel VT-x)")
     CFG = ap.parse_args(argv)
     CFG.esp = os.path.abspath(CFG.esp)
     CFG.logdir = os.path.abspath(CFG.logdir)
 
+    register_dirty_tests()
+    if BOCHS_MODEL:
+        TESTS[:] = [(n.replace("svm_", "vmx_", 1), fn) for n, fn in TESTS]
     chosen = [(n, fn) for n, fn in TESTS
               if not CFG.only or re.search(CFG.only, n)]
     if CFG.list:
