@@ -4,7 +4,7 @@
 #   make run        install what is missing, build, boot the lab
 #   make test       every test suite (unit, QEMU, Bochs)
 #   make deps       install the Debian packages (idempotent)
-#   make test-unit | test-qemu | test-svm | test-bochs   one suite
+#   make test-unit | test-qemu | test-svm | test-net | test-bochs   one suite
 #
 # Third-party code (Newlib, lwIP) is fetched with Debian's tools and built
 # under build/ by the scripts in tools/; stamps make rebuilds skip it.
@@ -26,6 +26,9 @@ GCC_INC		:= $(shell $(CC) -print-file-name=include)
 NEWLIB		:= $(B)/newlib/install/x86_64-elf
 NEWLIB_STAMP	:= $(B)/newlib/.tern-stamp
 LWIP_LIB	:= $(B)/lwip/liblwip.a
+MBEDTLS_KLIB	:= $(B)/mbedtls/kernel/libmbedtls.a
+MBEDTLS_HLIB	:= $(B)/mbedtls/host/libmbedtls.a
+TERNCTL		:= $(B)/tools/ternctl
 
 # ---- kernel ----
 # -mcmodel=kernel: linked at -2 GiB.  -mno-red-zone: interrupts use the
@@ -37,7 +40,7 @@ KCFLAGS		:= -std=gnu11 -O2 -g -ffreestanding -fno-stack-protector \
 KASFLAGS	:= -Ikernel -I$(GEN) -MMD -MP
 
 LIB_SRCS	:= $(sort $(wildcard kernel/lib/*.c))
-KERNEL_CSRCS	:= $(sort $(wildcard kernel/*.c svm/*.c vmx/*.c)) $(LIB_SRCS)
+KERNEL_CSRCS	:= $(sort $(wildcard kernel/*.c svm/*.c vmx/*.c net/*.c)) $(LIB_SRCS)
 KERNEL_ASRCS	:= $(sort $(wildcard kernel/*.S svm/*.S vmx/*.S))
 KERNEL_OBJS	:= $(patsubst %.c,$(B)/k/%.o,$(KERNEL_CSRCS)) \
 		   $(patsubst %.S,$(B)/k/%.o,$(KERNEL_ASRCS))
@@ -60,11 +63,11 @@ UNIT_SRCS	:= $(sort $(wildcard tests/unit/*.c)) $(LIB_SRCS)
 UNIT_OBJS	:= $(patsubst %.c,$(B)/u/%.o,$(UNIT_SRCS))
 UNIT_BIN	:= $(B)/tests/unit-tests
 
-.PHONY: all esp deps deps-check run test test-unit test-qemu test-svm test-bochs \
+.PHONY: all esp deps deps-check run test test-unit test-qemu test-svm test-net test-bochs \
 	clean distclean third-party
 .DEFAULT_GOAL := all
 
-all: esp $(UNIT_BIN) third-party
+all: esp $(UNIT_BIN) third-party $(TERNCTL)
 
 # ---- generated version header (rewritten only when it changes) ----
 $(GEN)/version.h: FORCE
@@ -80,12 +83,25 @@ FORCE:
 $(NEWLIB_STAMP): tools/build-newlib.sh
 	tools/build-newlib.sh $(B)/newlib
 
+# mbedTLS twice: freestanding for the kernel, and for the host (ternctl).
+$(MBEDTLS_KLIB) $(MBEDTLS_HLIB) &: tools/build-mbedtls.sh tools/fetch-src.sh \
+		$(NEWLIB_STAMP) net/port/include/mbedtls_config_tern.h
+	tools/build-mbedtls.sh $(B)/mbedtls $(NEWLIB)/include
+
+# After mbedTLS: lwIP's altcp TLS glue is built against it.
 $(LWIP_LIB): tools/build-lwip.sh tools/fetch-src.sh $(NEWLIB_STAMP) \
-		net/port/include/lwipopts.h net/port/include/arch/cc.h
+		net/port/include/lwipopts.h net/port/include/arch/cc.h $(MBEDTLS_KLIB)
 	tools/fetch-src.sh lwip $(B)/third_party/lwip
 	tools/build-lwip.sh $(B)/lwip $(NEWLIB)/include
 
-third-party: $(NEWLIB_STAMP) $(LWIP_LIB)
+third-party: $(NEWLIB_STAMP) $(LWIP_LIB) $(MBEDTLS_KLIB) $(MBEDTLS_HLIB)
+
+# ---- host tools ----
+$(TERNCTL): tools/ternctl.c $(MBEDTLS_HLIB)
+	@mkdir -p $(dir $@)
+	@echo "  CC [host] $<"
+	@$(CC) -std=gnu11 -O2 -g $(WARN) -DMBEDTLS_PSK_MAX_LEN=128 \
+		-I$(B)/third_party/mbedtls/include $< $(MBEDTLS_HLIB) -o $@
 
 # ---- kernel ----
 $(B)/k/%.o: %.c $(NEWLIB_STAMP) $(GEN)/version.h
@@ -174,7 +190,7 @@ run: deps-check
 
 test: deps-check
 	$(MAKE) all
-	$(MAKE) test-unit test-qemu test-svm test-bochs
+	$(MAKE) test-unit test-qemu test-svm test-net test-bochs
 
 test-unit: $(UNIT_BIN)
 	$(UNIT_BIN) --jobs 2
@@ -184,6 +200,9 @@ test-qemu: esp
 
 test-svm: esp
 	$(PYTHON) tests/lab/guest_tests.py
+
+test-net: esp
+	$(PYTHON) tests/lab/net_tests.py
 
 test-bochs: esp
 	$(PYTHON) tests/lab/boot_tests.py --bochs-only

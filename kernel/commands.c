@@ -11,6 +11,7 @@
 #include "version.h"
 #include "vm.h"
 #include "vm_cmds.h"
+#include "../net/nic.h"
 
 #define LOG_DEFAULT_LINES	20
 #define LOG_MAX_LINES		100000
@@ -169,6 +170,10 @@ const struct cmd_def console_cmds[] = {
 	{ "log", "[N]", "show the last N host log lines (default 20)", 0, 1, cmd_log },
 	{ "reboot", "", "reset the machine", 0, 0, cmd_reboot },
 	{ "poweroff", "", "power the machine off (ACPI S5)", 0, 0, cmd_poweroff },
+	{ "nic", "", "NICs: model, MAC, link, interrupt, rx/tx packets/bytes, drops, irqs",
+	  0, 0, nic_cmd_list },
+	{ "nic test", "NAME", "ARP for 10.0.2.2 from 10.0.2.15 (QEMU user net) and show the reply",
+	  1, 1, nic_cmd_test },
 	{ "debug trap", "CPU", "raise #UD on a CPU to test the exception report (stops it)",
 	  1, 1, cmd_debug_trap },
 	{ "vm create", "NAME mem=SIZE kernel=PATH [cmdline=\"...\"] [vcpus=1]",

@@ -17,6 +17,7 @@
 #include "vm.h"
 #include "vm_cmds.h"
 #include "lib/lineedit.h"
+#include "../net/netdev.h"
 
 #define RX_RING		1024
 #define PROMPT		"tern> "
@@ -165,9 +166,11 @@ void console_run(void)
 	serial_write(PROMPT, strlen(PROMPT));
 	for (;;) {
 		echo_async_logs();
+		net_poll();
 		irq_disable();
 		rx_drain_uart();
-		if (rx.head == rx.tail && !log_echo_waiting()) {
+		/* A NIC IRQ between net_poll and here sets pending: no sleep. */
+		if (rx.head == rx.tail && !log_echo_waiting() && !net_pending()) {
 			cpu_idle_once();	/* sti; hlt: no lost wake-up */
 			continue;
 		}

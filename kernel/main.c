@@ -12,6 +12,7 @@
 #include "version.h"
 #include "vm.h"
 #include "lib/config.h"
+#include "../net/netdev.h"
 
 #define COM1		0x3f8
 #define TICK_HZ		100
@@ -93,6 +94,7 @@ void kmain(uint64_t bi_phys)
 	irq_enable();
 	smp_boot_aps();
 	hv_init();
+	net_init();
 	console_init(host_cfg.hostname);
 	report_boot_time();
 	console_run();

@@ -53,5 +53,17 @@ struct netdev *netdev_get(int i);
 
 void net_init(void);	/* PCI scan, drivers, stack: boot CPU, once */
 void net_poll(void);	/* boot CPU main loop: devices, then stack timers */
+/* True when a device's IRQ marked it pending: the main loop checks this
+ * with interrupts off before HLT, so a frame never waits for the tick. */
+bool net_pending(void);
+
+/*
+ * Provided by the stack glue (net/lwip_*.c).  netdev.c has weak, empty
+ * defaults so the drivers build and run without a stack.
+ *   net_stack_init: after the drivers registered; set nd->rx/nd->stack.
+ *   net_stack_poll: at the end of every net_poll(): lwIP timers.
+ */
+void net_stack_init(void);
+void net_stack_poll(void);
 
 #endif

@@ -27,8 +27,7 @@ if [ ! -f "$newlib_inc/newlib.h" ]; then
 fi
 "$root/tools/fetch-src.sh" lwip "$lwip"
 
-# Sources, relative to $lwip/src.  The mbedTLS glue (apps/altcp_tls/*.c,
-# LWIP_ALTCP_TLS_MBEDTLS) joins once mbedTLS is built.
+# Sources, relative to $lwip/src.
 srcs=('core/*.c' 'core/ipv4/*.c' netif/ethernet.c apps/lwiperf/lwiperf.c)
 
 cflags=(-std=gnu11 -O2 -g -ffreestanding -fno-stack-protector -mno-red-zone
@@ -36,11 +35,24 @@ cflags=(-std=gnu11 -O2 -g -ffreestanding -fno-stack-protector -mno-red-zone
 	-isystem "$(gcc -print-file-name=include)" -isystem "$newlib_inc"
 	-I"$port" -I"$lwip/src/include")
 
+# The mbedTLS glue (altcp_tls_mbedtls*.c) joins when the mbedTLS source has
+# been fetched (tools/build-mbedtls.sh), compiled against its headers and
+# the kernel's mbedTLS configuration.
+mbedtls=${MBEDTLS_DIR:-$root/build/third_party/mbedtls}
+mbedtls_key=""
+if [ -f "$mbedtls/.tern-stamp" ]; then
+	srcs+=(apps/altcp_tls/altcp_tls_mbedtls.c apps/altcp_tls/altcp_tls_mbedtls_mem.c)
+	cflags+=(-I"$mbedtls/include" '-DMBEDTLS_CONFIG_FILE="mbedtls_config_tern.h"'
+		-DLWIP_ALTCP_TLS_MBEDTLS=1)
+	mbedtls_key=$(cat "$mbedtls/.tern-stamp" "$port/mbedtls_config_tern.h")
+fi
+
 # shellcheck disable=SC2048,SC2086 # the patterns are globbed inside src/
 files=$(cd "$lwip/src" && ls ${srcs[*]})
 key=$( {
 	cat "$lwip/.tern-stamp" "$port/lwipopts.h" "$port/arch/cc.h"
 	cat "$newlib_inc/newlib.h"
+	echo "$mbedtls_key"
 	printf '%s\n' "${cflags[@]}" "$files" "$(gcc -dumpfullversion)"
 } | sha256sum | cut -c1-16)
 stamp="$out/.tern-stamp"

@@ -1,0 +1,256 @@
+/*
+ * The NIC registry, net_init/net_poll, and the `nic` console commands.
+ *
+ * Devices are polled from the boot CPU's main loop on every wake-up: an
+ * MSI/MSI-X interrupt only sets nd->pending (so the loop does not sleep),
+ * and a device without message interrupts is still served by the 100 Hz
+ * tick that wakes the loop anyway.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include "cpu.h"
+#include "kernel.h"
+#include "nic.h"
+#include "lib/cmd.h"
+
+#define NET_POLL_BUDGET		64
+#define LINK_CHECK_US		250000
+#define ARP_WAIT_US		2000000
+
+static struct netdev *netdevs[NETDEV_MAX];
+static struct pci_dev *netdev_pci[NETDEV_MAX];
+static int nnetdevs;
+static uint64_t next_link_check;
+
+__attribute__((weak)) void net_stack_init(void)
+{
+}
+
+__attribute__((weak)) void net_stack_poll(void)
+{
+}
+
+int netdev_register(struct netdev *nd)
+{
+	if (!nd || !nd->ops || !nd->ops->xmit || !nd->ops->poll)
+		return -EINVAL;
+	if (nnetdevs >= NETDEV_MAX)
+		return -ENOSPC;
+	netdevs[nnetdevs++] = nd;
+	return 0;
+}
+
+int nic_register(struct netdev *nd, struct pci_dev *pd)
+{
+	int r = netdev_register(nd);
+
+	if (r == 0)
+		netdev_pci[nnetdevs - 1] = pd;
+	return r;
+}
+
+int netdev_count(void)
+{
+	return nnetdevs;
+}
+
+struct netdev *netdev_get(int i)
+{
+	return i >= 0 && i < nnetdevs ? netdevs[i] : NULL;
+}
+
+void nic_irq(struct trap_frame *f, void *ctx)
+{
+	struct netdev *nd = ctx;
+
+	(void)f;
+	nd->irqs++;
+	nd->pending = true;
+}
+
+void nic_deliver(struct netdev *nd, const void *frame, size_t len)
+{
+	if (!nd->rx || len < 14 || len > NETDEV_FRAME_MAX) {
+		nd->rx_dropped++;
+		return;
+	}
+	nd->rx_packets++;
+	nd->rx_bytes += len;
+	nd->rx(nd, frame, len);
+}
+
+void net_init(void)
+{
+	int i, n = pci_init();
+
+	for (i = 0; i < n; i++) {
+		struct pci_dev *pd = pci_get(i);
+
+		if (virtio_net_probe(pd) == -ENODEV)
+			e1000_probe(pd);
+	}
+	pr_info("net: %d NIC%s", nnetdevs, nnetdevs == 1 ? "" : "s");
+	net_stack_init();
+}
+
+bool net_pending(void)
+{
+	int i;
+
+	for (i = 0; i < nnetdevs; i++)
+		if (netdevs[i]->pending)
+			return true;
+	return false;
+}
+
+static void poll_devices(void)
+{
+	bool check_link = time_us() >= next_link_check;
+	int i;
+
+	if (check_link)
+		next_link_check = time_us() + LINK_CHECK_US;
+	for (i = 0; i < nnetdevs; i++) {
+		struct netdev *nd = netdevs[i];
+
+		/* Cleared first: an interrupt during the poll sets it again. */
+		nd->pending = false;
+		if (check_link && nd->ops->update_link)
+			nd->ops->update_link(nd);
+		if (nd->ops->poll(nd, NET_POLL_BUDGET) >= NET_POLL_BUDGET)
+			nd->pending = true;	/* more waiting: no sleep */
+	}
+}
+
+void net_poll(void)
+{
+	poll_devices();
+	net_stack_poll();
+}
+
+/* ---- console ---- */
+
+static struct netdev *find_nic(const char *name)
+{
+	int i;
+
+	for (i = 0; i < nnetdevs; i++)
+		if (!strcmp(netdevs[i]->name, name))
+			return netdevs[i];
+	return NULL;
+}
+
+int nic_cmd_list(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+{
+	int i;
+
+	(void)ctx, (void)argc, (void)argv;
+	if (!nnetdevs) {
+		cmd_printf(o, "no NICs (pci: %d functions, %s)\n", pci_count(),
+			   pci_access_method());
+		return 0;
+	}
+	cmd_printf(o, "%-8s %-15s %-17s %-4s %-12s %s\n", "name", "model", "mac",
+		   "link", "irq", "counters");
+	for (i = 0; i < nnetdevs; i++) {
+		struct netdev *nd = netdevs[i];
+		struct pci_dev *pd = netdev_pci[i];
+		const uint8_t *m = nd->mac;
+		char irq[16];
+
+		if (pd && pd->irq_vector)
+			snprintf(irq, sizeof(irq), "%s %#x", pd->irq_mode, pd->irq_vector);
+		else
+			snprintf(irq, sizeof(irq), "poll");
+		cmd_printf(o, "%-8s %-15s %02x:%02x:%02x:%02x:%02x:%02x %-4s %-12s "
+			   "rx %lu/%lu tx %lu/%lu drops %lu errors %lu irqs %lu\n",
+			   nd->name, nd->model, m[0], m[1], m[2], m[3], m[4], m[5],
+			   nd->link_up ? "up" : "down", irq, nd->rx_packets,
+			   nd->rx_bytes, nd->tx_packets, nd->tx_bytes, nd->rx_dropped,
+			   nd->tx_errors, nd->irqs);
+	}
+	return 0;
+}
+
+/* `nic test`: one ARP request (RFC 826) for QEMU user networking's
+ * gateway, 10.0.2.2, from its usual guest address 10.0.2.15. */
+static const uint8_t arp_our_ip[4] = { 10, 0, 2, 15 };
+static const uint8_t arp_peer_ip[4] = { 10, 0, 2, 2 };
+
+static struct {
+	void (*saved_rx)(struct netdev *nd, const void *frame, size_t len);
+	bool got;
+	uint8_t mac[6];
+} arp_probe;
+
+static void arp_capture(struct netdev *nd, const void *frame, size_t len)
+{
+	const uint8_t *p = frame;
+
+	/* Ethernet type 0x0806; ARP htype 1, ptype 0x0800, hlen 6, plen 4,
+	 * op 2 (reply); sender IP at 28, target IP at 38. */
+	if (len >= 42 && p[12] == 0x08 && p[13] == 0x06 && p[20] == 0 &&
+	    p[21] == 2 && !memcmp(p + 28, arp_peer_ip, 4) &&
+	    !memcmp(p + 38, arp_our_ip, 4) && !arp_probe.got) {
+		memcpy(arp_probe.mac, p + 22, 6);
+		arp_probe.got = true;
+	}
+	if (arp_probe.saved_rx)
+		arp_probe.saved_rx(nd, frame, len);
+}
+
+static void arp_request(const struct netdev *nd, uint8_t *f)
+{
+	static const uint8_t hdr[8] = { 0, 1, 8, 0, 6, 4, 0, 1 };
+
+	memset(f, 0, 60);		/* padded to the 60-byte minimum */
+	memset(f, 0xff, 6);
+	memcpy(f + 6, nd->mac, 6);
+	f[12] = 0x08, f[13] = 0x06;
+	memcpy(f + 14, hdr, sizeof(hdr));
+	memcpy(f + 22, nd->mac, 6);
+	memcpy(f + 28, arp_our_ip, 4);
+	memcpy(f + 38, arp_peer_ip, 4);
+}
+
+int nic_cmd_test(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+{
+	struct netdev *nd = find_nic(argv[0]);
+	uint8_t frame[60];
+	uint64_t t0, deadline;
+	int r;
+
+	(void)ctx, (void)argc;
+	if (!nd) {
+		cmd_printf(o, "error: nic test: no NIC named '%s'\n", argv[0]);
+		return -ENOENT;
+	}
+	arp_probe.saved_rx = nd->rx;
+	arp_probe.got = false;
+	nd->rx = arp_capture;
+	arp_request(nd, frame);
+	t0 = time_us();
+	r = nd->ops->xmit(nd, frame, sizeof(frame));
+	deadline = t0 + ARP_WAIT_US;
+	while (r == 0 && !arp_probe.got && time_us() < deadline) {
+		nd->ops->poll(nd, NET_POLL_BUDGET);
+		if (!arp_probe.got)
+			udelay(500);
+	}
+	nd->rx = arp_probe.saved_rx;
+	if (r < 0) {
+		cmd_printf(o, "error: nic test: transmit failed: %s\n", cmd_strerror(r));
+		return r;
+	}
+	if (!arp_probe.got) {
+		cmd_printf(o, "error: nic test: no arp reply from 10.0.2.2 within 2 s "
+			   "(link %s)\n", nd->link_up ? "up" : "down");
+		return -ETIMEDOUT;
+	}
+	cmd_printf(o, "arp reply from 10.0.2.2 is %02x:%02x:%02x:%02x:%02x:%02x "
+		   "after %lu us\n", arp_probe.mac[0], arp_probe.mac[1],
+		   arp_probe.mac[2], arp_probe.mac[3], arp_probe.mac[4],
+		   arp_probe.mac[5], time_us() - t0);
+	return 0;
+}

@@ -1,0 +1,51 @@
+/*
+ * The network stack side of net/: lwIP glue (lwip_port.c), entropy for
+ * lwIP and mbedTLS (entropy.c) and the `ping` console command (ping.c).
+ * Everything here runs on the boot CPU's main loop only (see netdev.h).
+ */
+#ifndef TERN_NET_STACK_H
+#define TERN_NET_STACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct tern_config;
+struct cmd_ctx;
+struct cmd_out;
+
+/*
+ * The host configuration for the stack (copied): the first netdev gets the
+ * management address (static address and gateway, or DHCP), and every
+ * netif gets the hostname (DHCP option 12).  Call before net_init(); without
+ * it the stack uses cfg_defaults() (DHCP, hostname "tern").
+ *
+ * net_stack_init() and net_stack_poll() (declared in netdev.h) are defined
+ * in stack/lwip_port.c: init adds one lwIP netif per registered netdev;
+ * poll runs lwIP's timers and passes link changes on.
+ */
+void net_stack_set_config(const struct tern_config *cfg);
+/* True while the caller is inside lwIP (a receive or timer callback):
+ * blocking commands must not pump net_poll() from there. */
+bool net_stack_busy(void);
+
+/* `ping ADDR [count]`: ICMP echo through lwIP's raw API, RTT per reply. */
+int net_cmd_ping(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
+
+/*
+ * Entropy (entropy.c).  tern_entropy_poll has mbedTLS's entropy-source
+ * signature (mbedtls_entropy_f_source_ptr): fills out[0..len) and sets
+ * *olen = len; returns 0.  RDSEED, else RDRAND, else TSC jitter measured
+ * against the ACPI PM timer (weak: logged once as a warning).
+ */
+int tern_entropy_poll(void *data, unsigned char *out, size_t len, size_t *olen);
+/* What tern_entropy_poll uses: "RDSEED", "RDRAND" or "TSC jitter". */
+const char *tern_entropy_source(void);
+/* mbedTLS's MBEDTLS_ENTROPY_HARDWARE_ALT hook (mbedtls/entropy_poll.h). */
+int mbedtls_hardware_poll(void *data, unsigned char *output, size_t len,
+			  size_t *olen);
+/* 64 random bits: RDRAND when present, else xorshift64* seeded from
+ * tern_entropy_poll.  Fast; for lwIP (ports, DHCP xid), not for keys. */
+uint64_t tern_random_u64(void);
+
+#endif
