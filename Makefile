@@ -204,8 +204,13 @@ test-svm: esp
 test-net: esp
 	$(PYTHON) tests/lab/net_tests.py
 
+# Intel VT-x under Bochs: boot check, the guest suite on a PML-capable
+# model, and the fallback on a model without PML (a shorter subset).
 test-bochs: esp
 	$(PYTHON) tests/lab/boot_tests.py --bochs-only
+	$(PYTHON) tests/lab/guest_tests.py --bochs corei7_skylake_x
+	$(PYTHON) tests/lab/guest_tests.py --bochs corei7_haswell_4770 \
+		--only 'hello|cpuid|crash|dirty|pml'
 
 clean:
 	rm -rf $(B)/k $(B)/b $(B)/u $(B)/tests $(B)/gen $(B)/*.elf $(B)/*.so \
