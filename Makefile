@@ -40,7 +40,7 @@ KCFLAGS		:= -std=gnu11 -O2 -g -ffreestanding -fno-stack-protector \
 KASFLAGS	:= -Ikernel -I$(GEN) -MMD -MP
 
 LIB_SRCS	:= $(sort $(wildcard kernel/lib/*.c))
-KERNEL_CSRCS	:= $(sort $(wildcard kernel/*.c svm/*.c vmx/*.c net/*.c)) $(LIB_SRCS)
+KERNEL_CSRCS	:= $(sort $(wildcard kernel/*.c svm/*.c vmx/*.c net/*.c net/stack/*.c)) $(LIB_SRCS)
 KERNEL_ASRCS	:= $(sort $(wildcard kernel/*.S svm/*.S vmx/*.S))
 KERNEL_OBJS	:= $(patsubst %.c,$(B)/k/%.o,$(KERNEL_CSRCS)) \
 		   $(patsubst %.S,$(B)/k/%.o,$(KERNEL_ASRCS))
@@ -104,6 +104,13 @@ $(TERNCTL): tools/ternctl.c $(MBEDTLS_HLIB)
 		-I$(B)/third_party/mbedtls/include $< $(MBEDTLS_HLIB) -o $@
 
 # ---- kernel ----
+# The lwIP glue sees lwIP's and mbedTLS's headers (fetched under build/).
+STACK_CFLAGS	:= -Inet/port/include -I$(B)/third_party/lwip/src/include \
+		   -I$(B)/third_party/mbedtls/include \
+		   '-DMBEDTLS_CONFIG_FILE="mbedtls_config_tern.h"'
+$(B)/k/net/stack/%.o: KCFLAGS += $(STACK_CFLAGS)
+$(B)/k/net/stack/%.o: $(LWIP_LIB)
+
 $(B)/k/%.o: %.c $(NEWLIB_STAMP) $(GEN)/version.h
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
@@ -114,11 +121,11 @@ $(B)/k/%.o: %.S
 	@echo "  AS      $<"
 	@$(CC) $(KASFLAGS) -c $< -o $@
 
-$(B)/kernel.elf: $(KERNEL_OBJS) linker.ld $(NEWLIB_STAMP)
+$(B)/kernel.elf: $(KERNEL_OBJS) linker.ld $(NEWLIB_STAMP) $(LWIP_LIB) $(MBEDTLS_KLIB)
 	@echo "  LD      $@"
 	@$(LD) -nostdlib -static -z max-page-size=4096 -z noexecstack \
 		-T linker.ld -Map $(B)/kernel.map -o $@ $(KERNEL_OBJS) \
-		$(NEWLIB)/lib/libc.a $(NEWLIB)/lib/libm.a
+		$(LWIP_LIB) $(MBEDTLS_KLIB) $(NEWLIB)/lib/libc.a $(NEWLIB)/lib/libm.a
 
 # ---- loader ----
 $(B)/b/%.o: %.c $(NEWLIB_STAMP) $(GEN)/version.h

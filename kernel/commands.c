@@ -11,6 +11,7 @@
 #include "version.h"
 #include "vm.h"
 #include "vm_cmds.h"
+#include "../net/stack.h"
 #include "../net/nic.h"
 
 #define LOG_DEFAULT_LINES	20
@@ -176,6 +177,7 @@ const struct cmd_def console_cmds[] = {
 	  1, 1, nic_cmd_test },
 	{ "debug trap", "CPU", "raise #UD on a CPU to test the exception report (stops it)",
 	  1, 1, cmd_debug_trap },
+	{ "ping", "ADDR [COUNT]", "ICMP echo to ADDR, with round-trip times", 1, 2, net_cmd_ping },
 	{ "vm create", "NAME mem=SIZE kernel=PATH [cmdline=\"...\"] [vcpus=1]",
 	  "create a VM from a Multiboot kernel on the ESP", 3, 5, vmcmd_create },
 	{ "vm start", "NAME", "start a created VM on a free CPU", 1, 1, vmcmd_start },

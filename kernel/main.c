@@ -11,6 +11,7 @@
 #include "kernel.h"
 #include "version.h"
 #include "vm.h"
+#include "../net/stack.h"
 #include "lib/config.h"
 #include "../net/netdev.h"
 
@@ -94,6 +95,7 @@ void kmain(uint64_t bi_phys)
 	irq_enable();
 	smp_boot_aps();
 	hv_init();
+	net_stack_set_config(&host_cfg);
 	net_init();
 	console_init(host_cfg.hostname);
 	report_boot_time();

@@ -82,7 +82,23 @@ def prove_nic(h, name, model_re, irq_re, want_irqs):
     check(re.fullmatch(irq_re, r["irq"]), f"{name}: interrupt mode {r['irq']!r}")
     if want_irqs:
         check(r["irqs"] > 0, f"{name}: no interrupts taken: {r}")
+    prove_ip(h, name)
     return r
+
+
+def prove_ip(h, name):
+    """lwIP on top of the driver: a DHCP lease from slirp, then ICMP echo
+    to the gateway with round-trip times."""
+    lease = (rf"net: {re.escape(name)}: address 10\.0\.2\.15 netmask "
+             rf"255\.255\.255\.0 gateway 10\.0\.2\.2 \(DHCP\)")
+    if not re.search(lease, h.output()):
+        h.expect(lease, 30)
+    out = h.command("ping 10.0.2.2 3", PROMPT, CMD_TIMEOUT)
+    check(re.search(r"^3 packets transmitted, 3 received, 0% packet loss", out, re.M),
+          f"{name}: ping 10.0.2.2 failed:\n{out}")
+    check(len(re.findall(r"^64 bytes from 10\.0\.2\.2: icmp_seq=\d+ ttl=\d+ "
+                         r"time=[\d.]+ ms", out, re.M)) == 3,
+          f"{name}: no per-reply RTT lines:\n{out}")
 
 
 @test

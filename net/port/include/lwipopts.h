@@ -52,6 +52,8 @@
 #define LWIP_IPV4 1
 /* IPv4 only for now. */
 #define LWIP_IPV6 0
+/* Raw API: the console's `ping` sends ICMP echo through it. */
+#define LWIP_RAW			1
 #define LWIP_ICMP 1
 #define LWIP_UDP 1
 #define LWIP_TCP 1
