@@ -108,8 +108,10 @@ $(TERNCTL): tools/ternctl.c $(MBEDTLS_HLIB)
 STACK_CFLAGS	:= -Inet/port/include -I$(B)/third_party/lwip/src/include \
 		   -I$(B)/third_party/mbedtls/include \
 		   '-DMBEDTLS_CONFIG_FILE="mbedtls_config_tern.h"'
+STACK_OBJS	:= $(patsubst %.c,$(B)/k/%.o,$(wildcard net/stack/*.c))
 $(B)/k/net/stack/%.o: KCFLAGS += $(STACK_CFLAGS)
-$(B)/k/net/stack/%.o: $(LWIP_LIB)
+# Explicit targets: a recipe-less pattern rule would add no prerequisite.
+$(STACK_OBJS): $(LWIP_LIB)
 
 $(B)/k/%.o: %.c $(NEWLIB_STAMP) $(GEN)/version.h
 	@mkdir -p $(dir $@)
