@@ -2,6 +2,7 @@
  * Local APIC (xAPIC or x2APIC, whichever mode the firmware left) and
  * IOAPIC.  SDM Vol. 3A chapter 11; the IOAPIC follows the 82093AA sheet.
  */
+#include <errno.h>
 #include "arch.h"
 #include "cpu.h"
 #include "lib/acpi_tables.h"
@@ -227,7 +228,7 @@ int ioapic_route_isa(uint8_t irq, uint8_t vector, uint32_t dest_apic)
 	int i;
 
 	if (!a)
-		return -19;	/* -ENODEV */
+		return -ENODEV;
 	for (i = 0; i < a->niso; i++) {
 		if (a->iso[i].bus != 0 || a->iso[i].source != irq)
 			continue;
@@ -246,5 +247,5 @@ int ioapic_route_isa(uint8_t irq, uint8_t vector, uint32_t dest_apic)
 			return 0;
 		}
 	}
-	return -19;
+	return -ENODEV;
 }

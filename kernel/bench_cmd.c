@@ -14,8 +14,6 @@
 
 #define BENCH_GPA	0x8000ull	/* below the Multiboot info page */
 
-bool hv_cpu_usable(uint32_t cpu);
-
 struct bench_run {
 	struct vcpu *v;
 	uint64_t iters;
@@ -31,16 +29,6 @@ static void bench_on_cpu(void *arg)
 	hv->vcpu_free(b->v);
 }
 
-static uint32_t bench_cpu(void)
-{
-	uint32_t c;
-
-	for (c = 1; c < MAX_CPUS; c++)
-		if (hv_cpu_usable(c) && cpu_table[c] && cpu_table[c]->online)
-			return c;
-	return 0;
-}
-
 int vmcmd_benchexit(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	static const uint8_t loop[4] = { 0x0f, 0xa2, 0xeb, 0xfc };	/* cpuid; jmp .-2 */
@@ -49,7 +37,7 @@ int vmcmd_benchexit(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **arg
 	struct vcpu_state saved;
 	uint8_t old[sizeof(loop)];
 	const char *val;
-	uint32_t cpu = bench_cpu();
+	uint32_t cpu = 0;
 
 	(void)ctx;
 	if (argc > 1 && (!cmd_parse_kv(argv[1], "n", &val) ||
@@ -58,7 +46,10 @@ int vmcmd_benchexit(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **arg
 		cmd_printf(o, "error: vm benchexit: bad argument '%s'\n", argv[1]);
 		return -EINVAL;
 	}
-	if (!vm || vm->state != VM_CREATED || !hv->bench_min_exit || !cpu) {
+	/* A free CPU only: the loop would otherwise run inside another
+	 * guest's vCPU loop and, on VT-x, replace its current VMCS. */
+	if (!vm || vm->state != VM_CREATED || !hv->bench_min_exit ||
+	    vm_pick_cpu(&cpu) < 0) {
 		cmd_printf(o, "error: vm benchexit: needs a created, not started VM "
 			   "and a free CPU\n");
 		return -EINVAL;

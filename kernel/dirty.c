@@ -222,21 +222,19 @@ bool dirty_wp_fault(struct vcpu *v, uint64_t gpa)
 {
 	struct vm *vm = v->vm;
 	uint64_t f, page = gpa & ~(PAGE_SIZE - 1);
-	int rc;
+	bool ok;
 
 	f = spin_lock_irqsave(&vm->s2_lock);
-	if (vm->dirty_mode != DIRTY_WP) {
-		/* Logging stopped while this fault was in flight: stop_dirty
-		 * restored write access, so retrying the write is enough. */
-		bool was_stopped = vm->dirty.bits != NULL;
-
-		spin_unlock_irqrestore(&vm->s2_lock, f);
-		hv->flush_stage2(v);
-		return was_stopped && s2_writable(vm, page);
+	if (vm->dirty_mode == DIRTY_WP) {
+		dirtymap_mark(&vm->dirty, page);
+		ok = s2_protect(&vm->s2, page, PAGE_SIZE, S2_RWX) == 0;
+	} else {
+		/* Logging stopped while this fault was in flight: dirty_stop
+		 * gave write access back, so retrying the write is enough.
+		 * Without logging ever started, a write fault in RAM is a bug. */
+		ok = vm->dirty.bits && s2_writable(vm, page);
 	}
-	dirtymap_mark(&vm->dirty, page);
-	rc = s2_protect(&vm->s2, page, PAGE_SIZE, S2_RWX);
 	spin_unlock_irqrestore(&vm->s2_lock, f);
 	hv->flush_stage2(v);
-	return rc == 0;
+	return ok;
 }

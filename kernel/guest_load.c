@@ -5,6 +5,7 @@
  * architectural entry state of Multiboot spec 3.2: 32-bit protected mode,
  * paging off, flat 4 GiB segments, EAX = 0x2BADB002, EBX = info.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include "guest_load.h"
@@ -102,13 +103,13 @@ int guest_load(struct vm *vm, char *err, size_t errlen)
 	if (!m) {
 		snprintf(err, errlen, "kernel '%s' is not on the ESP (files under "
 			 "\\tern\\ are loaded at boot)", vm->kernel_path);
-		return -2;	/* -ENOENT */
+		return -ENOENT;
 	}
 	img = phys_to_virt(m->phys);
 	if (mb_plan_load(img, m->size, vm->mem_size, &plan, &why) < 0) {
 		snprintf(err, errlen, "%s: not a loadable Multiboot kernel: %s",
 			 vm->kernel_path, why);
-		return -8;	/* -ENOEXEC */
+		return -ENOEXEC;
 	}
 	area = vm_gpa_to_hva(vm, MB_INFO_GPA, MB_INFO_SIZE);
 	if (copy_plan(vm, img, &plan) < 0 || !area ||
@@ -116,7 +117,7 @@ int guest_load(struct vm *vm, char *err, size_t errlen)
 			  "Tern", &info_gpa) < 0) {
 		snprintf(err, errlen, "%s: cannot place the kernel or its boot "
 			 "information in %lu MiB", vm->kernel_path, vm->mem_size >> 20);
-		return -28;	/* -ENOSPC */
+		return -ENOSPC;
 	}
 	mb_entry_regs(&plan, info_gpa, &es);
 	multiboot_state(&vm->vcpus[0], &es);

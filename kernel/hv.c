@@ -43,8 +43,6 @@ const char *hv_status(void)
 	return hv ? hv->name : hv_why;
 }
 
-bool hv_cpu_usable(uint32_t cpu);
-
 bool hv_cpu_usable(uint32_t cpu)
 {
 	return cpu < MAX_CPUS && hv_cpu_ready[cpu];

@@ -38,13 +38,12 @@ static int walk_pae(struct vcpu *v, uint64_t la, uint64_t *gpa)
 
 		if (read_pte(v, table + idx * 8, 8, &e) < 0 || !(e & PTE_P))
 			return -EFAULT;
-		if (level < 3 || (lm && level == 3)) {
-			if ((e & PTE_PS) && level > 1) {
-				uint64_t span = 1ull << shift;
+		/* PS means a 2 MiB page in a PDE, and 1 GiB in a long-mode PDPTE. */
+		if ((e & PTE_PS) && (level == 2 || (lm && level == 3))) {
+			uint64_t span = 1ull << shift;
 
-				*gpa = (e & PTE_ADDR & ~(span - 1)) | (la & (span - 1));
-				return 0;
-			}
+			*gpa = (e & PTE_ADDR & ~(span - 1)) | (la & (span - 1));
+			return 0;
 		}
 		table = e & PTE_ADDR;
 	}

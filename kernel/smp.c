@@ -2,6 +2,7 @@
  * Bringing up every CPU in the MADT (INIT-SIPI-SIPI, SDM Vol. 3A 9.4.4.1)
  * and running work on a chosen CPU through an IPI-driven call queue.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include "arch.h"
@@ -38,8 +39,12 @@ void smp_handle_calls(void)
 {
 	struct percpu *p = this_cpu();
 	struct smp_call *c, *next;
-	uint64_t f = spin_lock_irqsave(&p->call_lock);
+	uint64_t f;
 
+	/* Runs after every guest exit: skip the lock when nothing is queued. */
+	if (!__atomic_load_n(&p->calls, __ATOMIC_ACQUIRE))
+		return;
+	f = spin_lock_irqsave(&p->call_lock);
 	c = p->calls;
 	p->calls = NULL;
 	spin_unlock_irqrestore(&p->call_lock, f);
@@ -73,7 +78,7 @@ int smp_call(uint32_t cpu, smp_fn fn, void *arg, bool wait)
 	uint64_t f;
 
 	if (cpu >= MAX_CPUS || !(p = cpu_table[cpu]) || !p->online)
-		return -19;	/* -ENODEV */
+		return -ENODEV;
 	if (p == this_cpu()) {
 		f = irq_save();
 		fn(arg);
@@ -83,7 +88,7 @@ int smp_call(uint32_t cpu, smp_fn fn, void *arg, bool wait)
 	if (!wait) {
 		c = malloc(sizeof(*c));
 		if (!c)
-			return -12;	/* -ENOMEM */
+			return -ENOMEM;
 		*c = (struct smp_call){ .fn = fn, .arg = arg, .heap = true };
 	}
 	f = spin_lock_irqsave(&p->call_lock);

@@ -6,6 +6,7 @@
  * stops with interrupts off.  Other CPUs keep running, so the management
  * console usually survives a crash on a guest's CPU.
  */
+#include <errno.h>
 #include "arch.h"
 #include "cpu.h"
 
@@ -30,7 +31,7 @@ static struct {
 int irq_register(uint8_t vector, irq_handler fn, void *ctx)
 {
 	if (vector < 32 || irq_table[vector].fn)
-		return -16;	/* -EBUSY */
+		return -EBUSY;
 	irq_table[vector].ctx = ctx;
 	__atomic_store_n(&irq_table[vector].fn, fn, __ATOMIC_RELEASE);
 	return 0;

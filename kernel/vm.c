@@ -21,8 +21,6 @@
 #define VM_MEM_MAX	(64ull << 30)
 #define STOP_WAIT_US	2000000
 
-bool hv_cpu_usable(uint32_t cpu);
-
 static struct vm *vms[VM_MAX];
 static struct spinlock vm_lock = SPINLOCK_INIT;
 
@@ -321,7 +319,7 @@ static bool cpu_taken(uint32_t cpu)
 	return false;
 }
 
-static int pick_cpu(uint32_t *out)
+int vm_pick_cpu(uint32_t *out)
 {
 	uint32_t c;
 
@@ -344,7 +342,7 @@ int vm_start(struct vm *vm, char *err, size_t errlen)
 			 "(destroy and create it again)", vm_state_name(vm->state));
 		return -EINVAL;
 	}
-	if (pick_cpu(&v->host_cpu) < 0) {
+	if (vm_pick_cpu(&v->host_cpu) < 0) {
 		snprintf(err, errlen, "no free CPU: every application processor "
 			 "already runs a vCPU");
 		return -EBUSY;

@@ -180,6 +180,7 @@ extern const struct hv_ops *hv;
 
 /* hv.c */
 int hv_init(void);		/* pick and enable a back end */
+bool hv_cpu_usable(uint32_t cpu);
 const char *hv_status(void);
 
 /* vm.c */
@@ -187,6 +188,7 @@ struct vm *vm_find(const char *name);
 int vm_create(const char *name, uint64_t mem, const char *kernel,
 	      const char *cmdline, int nvcpus, char *err, size_t errlen);
 int vm_start(struct vm *vm, char *err, size_t errlen);
+int vm_pick_cpu(uint32_t *cpu);	/* a guest-capable CPU no vCPU occupies */
 int vm_pause(struct vm *vm);
 int vm_resume(struct vm *vm);
 int vm_stop(struct vm *vm, const char *why);
