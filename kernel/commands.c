@@ -177,6 +177,8 @@ const struct cmd_def console_cmds[] = {
 	  1, 1, nic_cmd_test },
 	{ "debug trap", "CPU", "raise #UD on a CPU to test the exception report (stops it)",
 	  1, 1, cmd_debug_trap },
+	{ "netcon", "", "network console: port, clients with peer, state, idle time, commands",
+	  0, 0, netcon_cmd_list },
 	{ "ping", "ADDR [COUNT]", "ICMP echo to ADDR, with round-trip times", 1, 2, net_cmd_ping },
 	{ "vm create", "NAME mem=SIZE kernel=PATH [cmdline=\"...\"] [vcpus=1]",
 	  "create a VM from a Multiboot kernel on the ESP", 3, 5, vmcmd_create },

@@ -18,6 +18,7 @@
 #include "vm_cmds.h"
 #include "lib/lineedit.h"
 #include "../net/netdev.h"
+#include "../net/stack.h"
 
 #define RX_RING		1024
 #define PROMPT		"tern> "
@@ -167,10 +168,12 @@ void console_run(void)
 	for (;;) {
 		echo_async_logs();
 		net_poll();
+		netcon_service();
 		irq_disable();
 		rx_drain_uart();
 		/* A NIC IRQ between net_poll and here sets pending: no sleep. */
-		if (rx.head == rx.tail && !log_echo_waiting() && !net_pending()) {
+		if (rx.head == rx.tail && !log_echo_waiting() && !net_pending() &&
+		    !netcon_pending()) {
 			cpu_idle_once();	/* sti; hlt: no lost wake-up */
 			continue;
 		}

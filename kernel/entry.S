@@ -17,5 +17,7 @@ _start:
 	.section .bss
 	.balign 4096
 boot_stack:
-	.skip	32768
+	/* The console CPU's stack: JSON replies are captured on it (16 KiB,
+	 * lib/cmd.h) while a command may pump lwIP and a TLS handshake. */
+	.skip	131072
 boot_stack_top:

@@ -97,6 +97,7 @@ void kmain(uint64_t bi_phys)
 	hv_init();
 	net_stack_set_config(&host_cfg);
 	net_init();
+	netcon_start(&host_cfg);
 	console_init(host_cfg.hostname);
 	report_boot_time();
 	console_run();

@@ -48,4 +48,35 @@ int mbedtls_hardware_poll(void *data, unsigned char *output, size_t len,
  * tern_entropy_poll.  Fast; for lwIP (ports, DHCP xid), not for keys. */
 uint64_t tern_random_u64(void);
 
+/*
+ * TLS with the pre-shared key (tls.c).  net_tls_init builds the server and
+ * client configurations from the config's secret: 0, -ENOENT without a
+ * secret (then nothing may listen), -ENOMEM.  net_tls_new gives a new
+ * altcp TLS PCB (NULL before init or without memory).
+ */
+struct altcp_pcb;
+enum net_tls_phase {
+	NET_TLS_GONE,		/* no TLS state (closed) */
+	NET_TLS_HELLO,		/* no usable ClientHello seen yet */
+	NET_TLS_KEYS,		/* hello done, key exchange under way */
+	NET_TLS_OPEN,		/* handshake complete: the peer has the key */
+};
+int net_tls_init(const struct tern_config *cfg);
+bool net_tls_ready(void);
+struct altcp_pcb *net_tls_new(bool server);
+enum net_tls_phase net_tls_phase(struct altcp_pcb *pcb);
+const char *net_tls_suite(struct altcp_pcb *pcb);
+
+/*
+ * The network console (netcon.c): the serial console's commands over TLS.
+ * netcon_start listens on cfg->console_port when a secret is set (and says
+ * so when not).  netcon_service runs the lines clients sent, one per
+ * client per call, from the boot CPU's main loop outside lwIP;
+ * netcon_pending tells the loop not to sleep while lines wait.
+ */
+void netcon_start(const struct tern_config *cfg);
+void netcon_service(void);
+bool netcon_pending(void);
+int netcon_cmd_list(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
+
 #endif

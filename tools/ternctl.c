@@ -5,9 +5,10 @@
  *		[COMMAND [ARGS...]]
  *
  * Wire protocol (TCP, default port 7023, inside TLS 1.2 with a pre-shared
- * key): the client sends one command line ended by "\n"; the server runs it
- * through cmd_dispatch() in JSON mode and answers with exactly one JSON
- * object on one line ended by "\n" (kernel/lib/cmd.h):
+ * key; net/stack/netcon.c): the client sends "--json COMMAND" ended by
+ * "\n"; the server runs COMMAND through cmd_dispatch() in JSON mode and
+ * answers with exactly one JSON object on one line ended by "\n"
+ * (kernel/lib/cmd.h):
  *	{"ok":true,"cmd":"status","output":"..."}
  *	{"ok":false,"cmd":"vm create","error":"...","output":"..."}
  * Blank lines are never sent: cmd_dispatch answers them with nothing.
@@ -37,6 +38,9 @@
 #include <string.h>
 #include <termios.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include "mbedtls/ctr_drbg.h"
 #include "mbedtls/entropy.h"
@@ -259,6 +263,10 @@ static int tc_connect(struct tc_conn *c, const struct tc_opts *o)
 			"socket error");
 		return rc;
 	}
+	/* Request/reply traffic: every line should leave at once. */
+	int one = 1;
+
+	setsockopt(c->net.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	rc = mbedtls_ssl_config_defaults(&c->conf, MBEDTLS_SSL_IS_CLIENT,
 					 MBEDTLS_SSL_TRANSPORT_STREAM,
 					 MBEDTLS_SSL_PRESET_DEFAULT);
@@ -572,7 +580,13 @@ static int tc_run(struct tc_conn *c, const char *line, bool json)
 		fprintf(stderr, "error: line too long or has a line break\n");
 		return EXIT_CMD_FAILED;
 	}
-	if (tc_send(c, line, n) || tc_send(c, "\n", 1))
+	/* Each line asks for a JSON reply, whatever the session's mode.  One
+	 * write, so one TLS record and one segment: separate small writes
+	 * would wait on Nagle against the server's delayed ACK. */
+	char req[TERNCTL_LINE_MAX + 16];
+	int rn = snprintf(req, sizeof(req), "--json %s\n", line);
+
+	if (tc_send(c, req, (size_t)rn))
 		return EXIT_CONN;
 	reply = tc_recv_line(c);
 	if (!reply)

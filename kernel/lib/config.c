@@ -185,6 +185,7 @@ void cfg_defaults(struct tern_config *c)
 	memcpy(c->hostname, CFG_DEFAULT_HOSTNAME, sizeof(CFG_DEFAULT_HOSTNAME));
 	c->addr_dhcp = true;
 	c->console_port = CFG_DEFAULT_CONSOLE_PORT;
+	c->console_idle_s = CFG_DEFAULT_CONSOLE_IDLE;
 	c->log_level = CFG_LOG_INFO;
 	c->has_serial_console = true;
 }
@@ -296,6 +297,25 @@ static int cfg_set_console_port(struct tern_config *c, const char *v, size_t n,
 	return 0;
 }
 
+/* Seconds a network console connection may stay silent before it is
+ * closed: long enough for an operator to read, short enough that a dead
+ * peer does not hold one of the few client slots for long. */
+static int cfg_set_console_idle(struct tern_config *c, const char *v, size_t n,
+				struct cfg_msg *m)
+{
+	const char *p = v;
+	uint32_t secs;
+
+	(void)n;
+	if (!cfg_parse_dec(&p, 5, &secs) || *p || secs < CFG_CONSOLE_IDLE_MIN ||
+	    secs > CFG_CONSOLE_IDLE_MAX) {
+		msg_puts(m, "expected seconds 5..86400");
+		return -EINVAL;
+	}
+	c->console_idle_s = secs;
+	return 0;
+}
+
 /* Never quote the value back: it is a credential. */
 static int cfg_set_secret(struct tern_config *c, const char *v, size_t n,
 			  struct cfg_msg *m)
@@ -358,6 +378,7 @@ static const struct cfg_key cfg_keys[] = {
 	{ "address", cfg_set_address },
 	{ "gateway", cfg_set_gateway },
 	{ "console_port", cfg_set_console_port },
+	{ "console_idle_timeout", cfg_set_console_idle },
 	{ "secret", cfg_set_secret },
 	{ "log_level", cfg_set_log_level },
 	{ "serial_console", cfg_set_serial_console },

@@ -39,6 +39,9 @@ enum {
 
 #define CFG_DEFAULT_HOSTNAME	"tern"
 #define CFG_DEFAULT_CONSOLE_PORT 7023
+#define CFG_DEFAULT_CONSOLE_IDLE 300	/* seconds */
+#define CFG_CONSOLE_IDLE_MIN	5
+#define CFG_CONSOLE_IDLE_MAX	86400
 
 struct cfg_ipv4 {
 	uint32_t addr;		/* host byte order: 10.0.0.5 is 0x0a000005 */
@@ -53,6 +56,7 @@ struct tern_config {
 	bool has_gateway;
 	uint32_t gateway;		/* host byte order, valid when has_gateway */
 	uint16_t console_port;		/* TCP port of the network console */
+	uint32_t console_idle_s;	/* idle timeout of a network console client */
 	bool has_secret;
 	char secret[CFG_SECRET_MAX];	/* NUL-terminated, valid when has_secret */
 	int log_level;			/* CFG_LOG_* */

@@ -207,6 +207,25 @@ Test(config, console_port)
 	}
 }
 
+Test(config, console_idle_timeout)
+{
+	struct tern_config c;
+
+	cfgt_ok("hostname = a", &c);
+	cr_expect_eq(c.console_idle_s, CFG_DEFAULT_CONSOLE_IDLE);
+	cfgt_ok("console_idle_timeout = 5", &c);
+	cr_expect_eq(c.console_idle_s, 5);
+	cfgt_ok("console_idle_timeout = 86400", &c);
+	cr_expect_eq(c.console_idle_s, 86400);
+	const char *bad[] = { "0", "4", "86401", "99999", "-1", "10s", "0x10",
+			      "123456" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char line[64];
+		snprintf(line, sizeof(line), "console_idle_timeout = %s", bad[i]);
+		cfgt_expect_err(line, 1, "line 1: console_idle_timeout: expected seconds 5..86400");
+	}
+}
+
 Test(config, secret)
 {
 	struct tern_config c;
