@@ -4,7 +4,8 @@
 #   make run        install what is missing, build, boot the lab
 #   make test       every test suite (unit, QEMU, Bochs)
 #   make deps       install the Debian packages (idempotent)
-#   make test-unit | test-qemu | test-svm | test-net | test-bochs   one suite
+#   make test-unit | test-qemu | test-svm | test-net | test-netcon | test-bochs
+#                   one suite
 #
 # Third-party code (Newlib, lwIP) is fetched with Debian's tools and built
 # under build/ by the scripts in tools/; stamps make rebuilds skip it.
@@ -63,7 +64,7 @@ UNIT_SRCS	:= $(sort $(wildcard tests/unit/*.c)) $(LIB_SRCS)
 UNIT_OBJS	:= $(patsubst %.c,$(B)/u/%.o,$(UNIT_SRCS))
 UNIT_BIN	:= $(B)/tests/unit-tests
 
-.PHONY: all esp deps deps-check run test test-unit test-qemu test-svm test-net test-bochs \
+.PHONY: all esp deps deps-check run test test-unit test-qemu test-svm test-net test-netcon test-bochs \
 	clean distclean third-party
 .DEFAULT_GOAL := all
 
@@ -199,7 +200,7 @@ run: deps-check
 
 test: deps-check
 	$(MAKE) all
-	$(MAKE) test-unit test-qemu test-svm test-net test-bochs
+	$(MAKE) test-unit test-qemu test-svm test-net test-netcon test-bochs
 
 test-unit: $(UNIT_BIN)
 	$(UNIT_BIN) --jobs 2
@@ -212,6 +213,11 @@ test-svm: esp
 
 test-net: esp
 	$(PYTHON) tests/lab/net_tests.py
+
+# Two-host lab in a network namespace: TLS console, ternctl, hostile
+# clients, once per NIC model (virtio-net, e1000e).
+test-netcon: esp $(TERNCTL)
+	$(PYTHON) tests/lab/netcon_tests.py
 
 # Intel VT-x under Bochs: boot check, the guest suite on a PML-capable
 # model, and the fallback on a model without PML (a shorter subset).

@@ -28,6 +28,8 @@ PACKAGES=(
 	mtools
 	# Lab networking: netns, bridges and tap devices; ping for checks.
 	iproute2 iputils-ping
+	# A standard TLS-PSK client for the network console tests.
+	openssl
 )
 
 DEB_SRC_FILE=/etc/apt/sources.list.d/tern-deb-src.sources

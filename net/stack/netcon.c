@@ -79,6 +79,12 @@ static unsigned nc_next_id = 1;
 static bool nc_in_service;
 static uint64_t nc_refused, nc_served;
 
+/* Microseconds from t to now; a stamp taken after now counts as 0. */
+static uint64_t nc_since(uint64_t now, uint64_t t)
+{
+	return now > t ? now - t : 0;
+}
+
 static void nc_free(struct nc_client *c)
 {
 	free(c->rx);
@@ -328,16 +334,16 @@ static err_t nc_poll(void *arg, struct altcp_pcb *pcb)
 		return ERR_OK;
 	if (c->state == NC_HANDSHAKE && net_tls_phase(c->pcb) == NET_TLS_OPEN)
 		nc_opened(c);
-	if (c->state == NC_HANDSHAKE && now - c->since_us > NETCON_HANDSHAKE_US) {
+	if (c->state == NC_HANDSHAKE && nc_since(now, c->since_us) > NETCON_HANDSHAKE_US) {
 		pr_warn("netcon: refused %s: no TLS handshake within %llu s", c->peer,
 			NETCON_HANDSHAKE_US / 1000000);
 		nc_refused++;
 		nc_release(c, true);
 		return ERR_ABRT;
 	}
-	if (c->state == NC_OPEN && !c->busy && now - c->last_us > nc_idle_us)
+	if (c->state == NC_OPEN && !c->busy && nc_since(now, c->last_us) > nc_idle_us)
 		nc_fail(c, "idle timeout");
-	if (c->state == NC_CLOSING && !c->busy && now - c->closing_us > NETCON_LINGER_US) {
+	if (c->state == NC_CLOSING && !c->busy && nc_since(now, c->closing_us) > NETCON_LINGER_US) {
 		/* The peer does not read its last reply. */
 		nc_release(c, true);
 		return ERR_ABRT;
@@ -575,7 +581,7 @@ int netcon_cmd_list(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **arg
 			continue;
 		char idle[24];
 
-		snprintf(idle, sizeof(idle), "%lus", (now - c->last_us) / 1000000);
+		snprintf(idle, sizeof(idle), "%lus", nc_since(now, c->last_us) / 1000000);
 		cmd_printf(o, "%-5u %-22s %-10s %-5s %-7s %lu%s\n", c->id, c->peer,
 			   nc_state_name(c->state), c->json ? "json" : "text", idle,
 			   c->ncmds, &c->ctx == ctx ? "  (you)" : "");

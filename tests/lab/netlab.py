@@ -70,13 +70,19 @@ def remove_stale_namespaces():
             pass
 
 
-def host_config(hostname, address, secret, console_port=7023):
-    return (f"# written by tests/lab/netlab.py\n"
+def host_config(hostname, address, secret, console_port=7023, idle=None,
+                log_level="info"):
+    """tern.cfg text; secret None leaves the network console off."""
+    text = (f"# written by tests/lab/netlab.py\n"
             f"hostname = {hostname}\n"
             f"address = {address}\n"
             f"console_port = {console_port}\n"
-            f"secret = \"{secret}\"\n"
-            f"log_level = info\n")
+            f"log_level = {log_level}\n")
+    if secret is not None:
+        text += f"secret = \"{secret}\"\n"
+    if idle is not None:
+        text += f"console_idle_timeout = {idle}\n"
+    return text
 
 
 class NsQemuHost(ternlab.QemuHost):
@@ -93,7 +99,10 @@ class NsQemuHost(ternlab.QemuHost):
 
 class NetLab:
     def __init__(self, hosts=2, esp_dir="build/esp", secret=DEFAULT_SECRET,
-                 nic="virtio-net-pci", mem="512M", smp=2, logdir=None):
+                 nic="virtio-net-pci", mem="512M", smp=2, logdir=None,
+                 idle=None, log_level="info", secrets=None, cpu=None):
+        """secrets: per-host secret overrides ({index: secret or None});
+        idle: console_idle_timeout for every host; cpu: QEMU -cpu."""
         if not 1 <= hosts <= 26:
             raise ValueError("hosts must be 1..26")
         self.n = hosts
@@ -103,6 +112,10 @@ class NetLab:
         self.mem = mem
         self.smp = smp
         self.logdir = logdir
+        self.idle = idle
+        self.log_level = log_level
+        self.secrets = secrets or {}
+        self.cpu = cpu
         self.ns = f"{NS_PREFIX}{os.getpid()}"
         self.hosts = []
         self.tmpdir = None
@@ -160,11 +173,14 @@ class NetLab:
         esp = os.path.join(self.tmpdir, f"esp-{name}")
         shutil.copytree(self.esp_dir, esp)
         with open(os.path.join(esp, "tern", "tern.cfg"), "w") as f:
-            f.write(host_config(name, f"{self.address(i)}/{PREFIX}", self.secret))
+            f.write(host_config(name, f"{self.address(i)}/{PREFIX}",
+                                self.secrets.get(i, self.secret),
+                                idle=self.idle, log_level=self.log_level))
         net = ["-netdev", f"tap,id=n0,ifname=tap{i},script=no,downscript=no",
                "-device", f"{self.nic},netdev=n0,mac={self.mac(i)}"]
+        kw = {"cpu": self.cpu} if self.cpu else {}
         h = NsQemuHost(esp, self.ns, name=name, mem=self.mem, smp=self.smp,
-                       logdir=self.logdir, extra_args=net)
+                       logdir=self.logdir, extra_args=net, **kw)
         h.start()
         return h
 

@@ -81,9 +81,17 @@
  * segments per connection; the pool holds that for about three busy ones.
  */
 #define MEMP_NUM_TCP_SEG 512
-/* Console, migration (both ends), iSCSI sessions, lwiperf, spares. */
-#define MEMP_NUM_TCP_PCB 16
+/*
+ * Console clients (8), migration (both ends), iSCSI sessions, lwiperf,
+ * and connections lingering in TIME_WAIT after the console closed them.
+ */
+#define MEMP_NUM_TCP_PCB 32
 #define MEMP_NUM_TCP_PCB_LISTEN 8
+/*
+ * altcp: a TLS connection takes two (the TLS layer and the TCP layer
+ * under it), listeners included.
+ */
+#define MEMP_NUM_ALTCP_PCB (2 * (MEMP_NUM_TCP_PCB + MEMP_NUM_TCP_PCB_LISTEN))
 #define MEMP_NUM_UDP_PCB 8
 /* lwIP's own timers plus a few for the kernel's services. */
 #define MEMP_NUM_SYS_TIMEOUT (LWIP_NUM_SYS_TIMEOUT_INTERNAL + 8)
