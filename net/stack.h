@@ -1,6 +1,7 @@
 /*
  * The network stack side of net/: lwIP glue (lwip_port.c), entropy for
- * lwIP and mbedTLS (entropy.c) and the `ping` console command (ping.c).
+ * lwIP and mbedTLS (entropy.c), the `ping` console command (ping.c) and
+ * the `iperf` commands (iperf.c).
  * Everything here runs on the boot CPU's main loop only (see netdev.h).
  */
 #ifndef TERN_NET_STACK_H
@@ -31,6 +32,17 @@ bool net_stack_busy(void);
 
 /* `ping ADDR [count]`: ICMP echo through lwIP's raw API, RTT per reply. */
 int net_cmd_ping(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
+
+/*
+ * iperf2-compatible TCP throughput peer on port 5001 (lwIP's lwiperf).
+ * `iperf server start|stop`: the listener, off by default (an open port).
+ * `iperf client ADDR [SECONDS]`: send to ADDR:5001 for 1..10 s (default
+ * 10) and print the result; blocks, pumping net_poll() like ping.
+ * `iperf status`: server state and session counts.
+ */
+int net_cmd_iperf_server(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
+int net_cmd_iperf_client(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
+int net_cmd_iperf_status(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
 
 /*
  * Entropy (entropy.c).  tern_entropy_poll has mbedTLS's entropy-source

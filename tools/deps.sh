@@ -26,8 +26,9 @@ PACKAGES=(
 	python3
 	# Building the FAT ESP image without mounting (mformat, mcopy).
 	mtools
-	# Lab networking: netns, bridges and tap devices; ping for checks.
-	iproute2 iputils-ping
+	# Lab networking: netns, bridges and tap devices; ping for checks;
+	# iperf2, the peer of Tern's `iperf` commands (net_tests.py).
+	iproute2 iputils-ping iperf
 	# A standard TLS-PSK client for the network console tests.
 	openssl
 )

@@ -2,7 +2,8 @@
 """NIC driver tests: boot Tern in QEMU with one NIC model on QEMU's user
 networking (slirp: an ARP/DHCP peer at 10.0.2.2, no host network needed)
 and prove the driver end to end with `nic test NAME` (one ARP request,
-the reply printed) and the `nic` counters.
+the reply printed) and the `nic` counters.  net_iperf_linux runs Tern's
+iperf client and server against Linux iperf2 on a netlab bridge (root).
 
     python3 tests/lab/net_tests.py [--only REGEX] [--esp DIR] [--logdir DIR]
 """
@@ -10,10 +11,14 @@ the reply printed) and the `nic` counters.
 import argparse
 import os
 import re
+import signal
+import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ternlab  # noqa: E402
+import netlab  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PROMPT = r"tern> "
@@ -140,6 +145,67 @@ def net_no_nic_boots():
               f"`nic` without a NIC:\n{out}")
         out = h.command("nic test virtio0", PROMPT, CMD_TIMEOUT)
         check(out.strip().startswith("error: "), f"`nic test` on nothing:\n{out}")
+
+
+IPERF_RESULT = (r"^iperf: 10\.77\.0\.254:5001: (\d+) bytes in [\d.]+ s, "
+                r"([\d.]+) Mbit/s$")
+
+
+def wait_listen(lab, port, timeout=10):
+    """Until something listens on TCP port inside the lab's namespace (a
+    connection before that is refused, not retried)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = lab.ns_run(["ss", "-Hltn", f"sport = :{port}"])
+        if "LISTEN" in r.stdout:
+            return
+        time.sleep(0.1)
+    raise ternlab.LabError(f"nothing listens on port {port} in {lab.ns}")
+
+
+@test
+def net_iperf_linux():
+    """Tern's lwiperf against Linux iperf2 (Debian `iperf`), both ways, on
+    a netlab bridge: `iperf client` to `iperf -s` in the namespace, then
+    `iperf -c` from the namespace to `iperf server start`."""
+    ternlab.require_tool("iperf", "iperf")
+    with netlab.NetLab(hosts=1, esp_dir=CFG.esp, logdir=CFG.logdir) as lab:
+        lab.wait_prompts(BOOT_TIMEOUT)
+        h = lab.hosts[0]
+        out = h.command("iperf client 10.77.0.254 1", PROMPT, CMD_TIMEOUT)
+        check(re.search(r"^error: iperf client: .*refused", out, re.M),
+              f"iperf client with no server:\n{out}")
+        srv = subprocess.Popen(["ip", "netns", "exec", lab.ns, "iperf", "-s"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, preexec_fn=ternlab._child_setup)
+        try:
+            wait_listen(lab, 5001)
+            out = h.command("iperf client 10.77.0.254 3", PROMPT, CMD_TIMEOUT)
+        finally:
+            os.kill(srv.pid, signal.SIGKILL)
+            linux_out = srv.communicate(timeout=10)[0]
+        m = re.search(IPERF_RESULT, out, re.M)
+        check(m and float(m.group(2)) > 0,
+              f"iperf client: no result:\n{out}\nLinux iperf -s:\n{linux_out}")
+        print(f"  tern -> linux: {m.group(0)}", flush=True)
+
+        out = h.command("iperf server start", PROMPT, CMD_TIMEOUT)
+        check("listening on TCP port 5001" in out, f"iperf server start:\n{out}")
+        r = lab.ns_run(["iperf", "-c", netlab.NetLab.address(0), "-t", "3",
+                        "-f", "m"], timeout=30)
+        m = re.search(r"sec\s+[\d.]+ \w+\s+([\d.]+) Mbits/sec", r.stdout)
+        check(r.returncode == 0 and m and float(m.group(1)) > 0,
+              f"iperf -c to Tern failed (exit {r.returncode}):\n{r.stdout}")
+        print(f"  linux -> tern: {m.group(1)} Mbit/s (Linux iperf -c)", flush=True)
+        rep = h.expect(r"iperf: from 10\.77\.0\.254:\d+: (\d+) bytes in "
+                       r"(\d+) ms, ([\d.]+) Mbit/s", 10)
+        check(int(rep.group(1)) > 0, f"Tern's server report: {rep.group(0)}")
+        out = h.command("iperf server stop", PROMPT, CMD_TIMEOUT)
+        check("stopped" in out, f"iperf server stop:\n{out}")
+        r = lab.ns_run(["iperf", "-c", netlab.NetLab.address(0), "-t", "1"],
+                       timeout=30)
+        check("refused" in r.stdout, f"port 5001 still open after stop:\n"
+              f"{r.stdout}")
 
 
 def main(argv=None):
