@@ -131,8 +131,8 @@ static long check_round(struct vm *vm, struct check *c, uint64_t run_us)
 	return 0;
 }
 
-static int run_check(struct vm *vm, struct cmd_out *o, enum dirty_mode m,
-		     uint64_t rounds, uint64_t drop)
+static int run_check(struct vm *vm, struct cmd_ctx *ctx, struct cmd_out *o,
+		     enum dirty_mode m, uint64_t rounds, uint64_t drop)
 {
 	struct check c = { .npages = vm->mem_size / PAGE_SIZE };
 	uint64_t r, seed = rdtsc();
@@ -161,6 +161,7 @@ static int run_check(struct vm *vm, struct cmd_out *o, enum dirty_mode m,
 		cmd_printf(o, "round %lu: changed %lu, lost %lu%s\n", r + 1,
 			   c.changed - before, c.lost - lost,
 			   c.drop ? " (harvests dropped on purpose)" : "");
+		console_progress(ctx, "round", r + 1, rounds);
 	}
 	dirty_stop(vm);
 	vm_resume(vm);
@@ -191,7 +192,6 @@ int vmcmd_dirtycheck(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **ar
 	const char *val;
 	int i;
 
-	(void)ctx;
 	if (!vm || vm->state != VM_RUNNING || vm->dirty_mode != DIRTY_OFF) {
 		cmd_printf(o, "error: vm dirtycheck: '%s' must be a running VM without "
 			   "dirty logging\n", argv[0]);
@@ -209,5 +209,5 @@ int vmcmd_dirtycheck(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **ar
 			   "dirtycheck NAME [rounds=N] [mode=dbit|wp|pml] [drop=ROUND])\n", argv[i]);
 		return -EINVAL;
 	}
-	return run_check(vm, o, m, rounds, drop);
+	return run_check(vm, ctx, o, m, rounds, drop);
 }

@@ -568,6 +568,41 @@ bad:
 	return -EINVAL;
 }
 
+/*
+ * {"progress":{"phase":"round","done":3,"total":5}} lines come ahead of a
+ * long command's reply (netcon.c).  On a terminal they become a bar on
+ * stderr; otherwise they are dropped, so stdout keeps one reply a command.
+ * Returns true when line was a progress line.
+ */
+static bool tc_progress(const char *line, bool *drawn)
+{
+	static const char key[] = "{\"progress\":";
+	char phase[32] = "";
+	const char *p, *d, *t;
+	unsigned long long done, total;
+	int width = 30, fill;
+
+	if (strncmp(line, key, sizeof(key) - 1))
+		return false;
+	p = strstr(line, "\"phase\":\"");
+	d = strstr(line, "\"done\":");
+	t = strstr(line, "\"total\":");
+	if (!d || !t || !isatty(STDERR_FILENO))
+		return true;
+	if (p)
+		sscanf(p + 9, "%31[^\"]", phase);
+	done = strtoull(d + 7, NULL, 10);
+	total = strtoull(t + 8, NULL, 10);
+	fill = total ? (int)(done * (unsigned long long)width / total) : 0;
+	if (fill > width)
+		fill = width;
+	fprintf(stderr, "\r%-10s [%.*s%*s] %llu/%llu", phase, fill,
+		"##############################", width - fill, "", done, total);
+	fflush(stderr);
+	*drawn = true;
+	return true;
+}
+
 /* Send one line, print the reply; 0 ok, EXIT_CMD_FAILED, or EXIT_CONN. */
 static int tc_run(struct tc_conn *c, const char *line, bool json)
 {
@@ -588,7 +623,12 @@ static int tc_run(struct tc_conn *c, const char *line, bool json)
 
 	if (tc_send(c, req, (size_t)rn))
 		return EXIT_CONN;
-	reply = tc_recv_line(c);
+	bool drawn = false;
+
+	while ((reply = tc_recv_line(c)) && tc_progress(reply, &drawn))
+		free(reply);
+	if (drawn)
+		fputc('\n', stderr);
 	if (!reply)
 		return EXIT_CONN;
 	if (tc_parse_reply(reply, &r) || r.ok < 0) {

@@ -25,6 +25,7 @@
  * pure command module requires).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -419,6 +420,24 @@ static bool nc_take_line(struct nc_client *c, char *line)
 	return true;
 }
 
+/* console_progress() for a JSON command: a line ahead of the reply. */
+static void nc_progress(struct cmd_ctx *ctx, const char *phase, uint64_t done,
+			uint64_t total)
+{
+	struct nc_client *c = (struct nc_client *)((char *)ctx -
+						   offsetof(struct nc_client, ctx));
+	char line[160];
+	int n;
+
+	n = snprintf(line, sizeof(line),
+		     "{\"progress\":{\"phase\":\"%s\",\"done\":%lu,\"total\":%lu}}\n",
+		     phase, done, total);
+	if (n > 0 && (size_t)n < sizeof(line)) {
+		nc_write(c, line, (size_t)n);
+		nc_flush(c);
+	}
+}
+
 static void nc_dispatch(struct nc_client *c, const char *line)
 {
 	struct cmd_out out = { nc_write, c };
@@ -441,7 +460,9 @@ static void nc_dispatch(struct nc_client *c, const char *line)
 	}
 	c->ncmds++;
 	nc_served++;
+	c->ctx.progress = json ? nc_progress : NULL;
 	cmd_dispatch(console_cmds, console_ncmds, &c->ctx, line, &out, json);
+	c->ctx.progress = NULL;
 	if (c->tx_full) {
 		c->tx_full = false;
 		nc_puts(c, json ? "" : "error: output truncated (over 1 MiB)\n");

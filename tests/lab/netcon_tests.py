@@ -375,9 +375,33 @@ def t_slots(lb):
     check(r.returncode == 0, f"slots not freed after the sessions ended: {r.stderr}")
 
 
+def t_progress(lb):
+    """A long command in JSON mode sends progress lines ahead of its one
+    reply; ternctl keeps them off stdout."""
+    r = ternctl(lb, 1, ["vm", "create", "pd", "mem=16M", "kernel=guests/dirty.elf"])
+    check(r.returncode == 0, f"vm create: {r.stderr}")
+    try:
+        r = ternctl(lb, 1, ["vm", "start", "pd"])
+        check(r.returncode == 0, f"vm start: {r.stderr}")
+        out, rc = s_client(lb, 1, b"--json vm dirtycheck pd rounds=3\nquit\n", timeout=60)
+        objs = [json.loads(l) for l in out.decode().splitlines() if l.startswith("{")]
+        prog = [o["progress"] for o in objs if "progress" in o]
+        check([(p["phase"], p["done"], p["total"]) for p in prog] ==
+              [("round", 1, 3), ("round", 2, 3), ("round", 3, 3)],
+              f"progress lines: {prog}")
+        check(len(objs) == 4 and "progress" not in objs[-1] and objs[-1]["ok"]
+              and "dirtycheck PASS" in objs[-1]["output"], f"reply: {objs[-1:]}")
+        r = ternctl(lb, 1, ["vm", "dirtycheck", "pd", "rounds=2"])
+        check(r.returncode == 0 and "progress" not in r.stdout and
+              "dirtycheck PASS" in r.stdout, f"ternctl: {r.stdout!r} {r.stderr!r}")
+    finally:
+        ternctl(lb, 1, ["vm", "destroy", "pd"])
+
+
 CHECKS = [("ping", t_ping), ("console_tls", t_console), ("refused", t_refused),
           ("parallel_4x1000", t_parallel), ("hostile_input", t_hostile),
-          ("idle_timeout", t_idle), ("client_slots", t_slots)]
+          ("idle_timeout", t_idle), ("client_slots", t_slots),
+          ("progress", t_progress)]
 
 
 def make_test(nic, fn):
