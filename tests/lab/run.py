@@ -1,35 +1,70 @@
 #!/usr/bin/env python3
-"""make run: boot build/esp in QEMU (AMD-V with nested paging under TCG),
-start a demo guest from the console, then hand this terminal to Tern's
-serial console.  Ctrl-] then q quits (QEMU is stopped by PID).
+"""make run: a two-host Tern lab.  Boots build/esp twice in QEMU (AMD-V
+with nested paging under TCG), as tern-a (10.77.0.1) and tern-b
+(10.77.0.2) on one bridge (br0, 10.77.0.254/24) in a private network
+namespace ternlab-<pid> (tests/lab/netlab.py; needs root).  Starts a demo
+guest on tern-a, prints a banner with the namespace, the hosts, the secret
+file and ready-to-paste `ip netns exec ... ternctl` commands for both
+hosts, then hands this terminal to tern-a's serial console.  tern-b keeps
+running in the background; its serial output goes to its log
+(build/run-logs/tern-b.serial.log).  Ctrl-] then q quits; a lone Ctrl-]
+is sent on (Tern detaches `vm console` on it).
 
-    TERN_MEM=2G TERN_SMP=4 make run      a bigger host
+When stdin is not a terminal, stdin is forwarded to tern-a's serial and
+its output to stdout; at EOF run.py waits until tern-a is back at its
+prompt and quiet (or 15 s without output), then tears the lab down:
+
+    printf 'status\\nnetcon\\n' | make run
+
+Quitting, EOF, an error, SIGINT, SIGTERM or SIGHUP all stop every QEMU by
+PID and delete the namespace.
+
+    TERN_MEM=2G TERN_SMP=4 make run      bigger hosts (each; 1G, 3 CPUs)
+    TERN_CPU=...                         QEMU -cpu (qemu64,+svm,+npt)
+    TERN_HOSTS=3 make run                more hosts (1..26; default 2)
+    TERN_NIC=e1000e make run             NIC model (virtio-net-pci)
+    TERN_ESP=dir                         ESP to boot (build/esp)
     TERN_DEMO=0 make run                 no demo guest
 """
 import os
+import re
 import select
-import signal
 import shutil
-import socket
+import signal
 import subprocess
 import sys
-import tempfile
 import termios
+import threading
 import time
 import tty
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import netlab  # noqa: E402
+import ternlab  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 ESP = os.environ.get("TERN_ESP", os.path.join(ROOT, "build", "esp"))
 MEM = os.environ.get("TERN_MEM", "1G")
 SMP = os.environ.get("TERN_SMP", "3")
 CPU = os.environ.get("TERN_CPU", "qemu64,+svm,+npt")
+HOSTS = os.environ.get("TERN_HOSTS", "2")
+NIC = os.environ.get("TERN_NIC", "virtio-net-pci")
+LOGDIR = os.path.join(ROOT, "build", "run-logs")
+TERNCTL = os.path.join(ROOT, "build", "tools", "ternctl")
 OVMF_CODE = "/usr/share/OVMF/OVMF_CODE.fd"
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS.fd"
+BOOT_TIMEOUT = 240      # seconds per host until its first prompt
+EOF_QUIET = 1.0         # at stdin EOF: idle at the prompt this long, or
+EOF_SILENT = 15.0       # ... no output at all for this long
 DEMO = [
     'vm create demo mem=32M kernel=guests/dirty.elf cmdline="seed=7"',
     "vm start demo",
     "vm list",
 ]
+
+# An interactive session may last for hours: no 15-minute SIGKILL guard
+# (QEMU still dies with us through PR_SET_PDEATHSIG and our teardown).
+netlab.NsQemuHost.max_runtime = 30 * 86400
 
 
 def fail(msg):
@@ -37,107 +72,266 @@ def fail(msg):
     sys.exit(1)
 
 
-def launch(tmp):
+def preflight():
     for path, pkg in ((OVMF_CODE, "ovmf"), (OVMF_VARS, "ovmf")):
         if not os.path.exists(path):
             fail(f"{path} missing: apt-get install {pkg}")
     if not shutil.which("qemu-system-x86_64"):
         fail("qemu-system-x86_64 missing: apt-get install qemu-system-x86")
+    if not shutil.which("ip"):
+        fail("ip missing: apt-get install iproute2")
     if not os.path.exists(os.path.join(ESP, "EFI", "BOOT", "BOOTX64.EFI")):
         fail(f"no ESP at {ESP}: run make")
-    shutil.copy(OVMF_VARS, os.path.join(tmp, "vars.fd"))
-    sock_path = os.path.join(tmp, "serial.sock")
-    lsock = socket.socket(socket.AF_UNIX)
-    lsock.bind(sock_path)
-    lsock.listen(1)
-    proc = subprocess.Popen([
-        "qemu-system-x86_64", "-machine", "q35", "-cpu", CPU, "-smp", SMP,
-        "-m", MEM, "-display", "none", "-vga", "none", "-nodefaults",
-        "-boot", "menu=off", "-nic", "none", "-no-user-config",
-        "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
-        "-drive", f"if=pflash,format=raw,file={tmp}/vars.fd",
-        "-drive", f"if=none,id=esp,format=raw,file=fat:{ESP},readonly=on",
-        "-device", "virtio-blk-pci,drive=esp,bootindex=0",
-        "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
-        "-chardev", f"socket,id=ser0,path={sock_path}",
-        "-serial", "chardev:ser0"], stdin=subprocess.DEVNULL)
-    lsock.settimeout(30)
-    conn, _ = lsock.accept()
-    lsock.close()
-    return proc, conn
+    if os.geteuid() != 0:
+        fail("the lab needs root (a network namespace and tap devices): "
+             "sudo make run")
+    if not HOSTS.isdigit() or not 1 <= int(HOSTS) <= 26:
+        fail(f"TERN_HOSTS={HOSTS}: want a number from 1 to 26")
 
 
-def type_demo(conn, seen):
-    """Wait for the prompt, then type the demo commands slowly."""
-    deadline = time.time() + 90
-    while b"tern> " not in seen and time.time() < deadline:
-        r, _, _ = select.select([conn], [], [], 0.5)
-        if r:
-            data = conn.recv(4096)
-            if not data:
-                return seen
-            os.write(1, data)
-            seen += data
+def shown_path(path):
+    """path relative to the current directory when it lies below it."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
+def write_out(data):
+    """Write bytes to stdout (fd 1) in full; False if stdout is gone."""
+    try:
+        while data:
+            n = os.write(1, data)
+            data = data[n:]
+    except OSError:
+        return False
+    return True
+
+
+class Pump(threading.Thread):
+    """Copies a host's serial log, as it grows, to stdout: the exact bytes
+    QEMU sent (escape sequences included).  Hold .lock to print between
+    chunks."""
+
+    def __init__(self, path, offset):
+        super().__init__(daemon=True, name="run-pump")
+        self.lock = threading.Lock()
+        self._f = open(path, "rb")
+        self._f.seek(offset)
+        # Skip the "===== ternlab ... =====" header ternlab writes at start.
+        head = self._f.read(512)
+        m = re.match(rb"\n?===== ternlab [^\n]*=====\n", head)
+        self._f.seek(offset + (m.end() if m else 0))
+        self._halt = threading.Event()
+        self._out = True
+
+    def drain(self):
+        """Copy what is new; call with .lock held.  Returns bytes copied."""
+        data = self._f.read(65536)
+        if data and self._out:
+            sys.stdout.flush()
+            self._out = write_out(data)
+        return len(data)
+
+    def run(self):
+        while not self._halt.is_set():
+            with self.lock:
+                n = self.drain()
+            if not n:
+                self._halt.wait(0.01)
+
+    def stop(self):
+        self._halt.set()
+        if self.is_alive():
+            self.join(2)
+        with self.lock:
+            while self.drain():
+                pass
+        self._f.close()
+
+
+def type_demo(host):
+    """Type the demo commands, each after the previous one's prompt."""
     for cmd in DEMO:
-        for ch in (cmd + "\r").encode():
-            conn.sendall(bytes([ch]))
-            time.sleep(0.003)
-        time.sleep(0.3)
-    return seen
+        try:
+            host.command(cmd, timeout=60)
+        except ternlab.EmulatorExited:
+            raise
+        except TimeoutError:
+            sys.stderr.write(f"\r\nrun: no prompt after '{cmd}' within 60 s; "
+                             "going on\r\n")
 
 
-def passthrough(conn, proc):
+def banner(lab, secret):
+    ns = lab.ns
+    ctl = shown_path(TERNCTL)
+    lines = [
+        "",
+        f"=== Tern lab: {lab.n} host{'s' if lab.n > 1 else ''} in network "
+        f"namespace {ns} (bridge br0 {netlab.BRIDGE_ADDR}/{netlab.PREFIX}) ===",
+    ]
+    for i, h in enumerate(lab.hosts):
+        role = "serial: this terminal" if i == 0 else "serial: background"
+        lines.append(f"  {h.name}  {lab.address(i):<10}  {role:<21}  "
+                     f"log {shown_path(h.serial_log_path)}")
+    lines.append(f"  secret file: {secret}")
+    if not os.access(TERNCTL, os.X_OK):
+        lines.append(f"  ({ctl} is not built yet: make all)")
+    lines.append("From another shell, as root (without a command, ternctl is "
+                 "interactive; --json for JSON):")
+    for i in range(lab.n):
+        lines.append(f"  ip netns exec {ns} {ctl} --host {lab.address(i)} "
+                     f"--secret-file {secret} status")
+    lines.append(f"Attached to {lab.hosts[0].name}'s serial console. "
+                 "Ctrl-] q quits and stops the lab.")
+    lines.append("")
+    print("\n".join(lines), flush=True)
+
+
+def output_len(host):
+    return len(host.output())
+
+
+def wait_idle(host):
+    """After stdin EOF: wait until the host sits at its prompt with nothing
+    more to say, or says nothing at all for EOF_SILENT seconds."""
+    size, changed = output_len(host), time.monotonic()
+    while host.alive():
+        time.sleep(0.1)
+        now, n = time.monotonic(), output_len(host)
+        if n != size:
+            size, changed = n, now
+            continue
+        quiet = now - changed
+        if quiet >= EOF_SILENT or (quiet >= EOF_QUIET and
+                                   host.output().endswith(host.prompt)):
+            return
+
+
+def passthrough(host, interactive):
     """Ctrl-] then q quits; Ctrl-] then anything else sends both on (Tern
-    detaches `vm console` on Ctrl-])."""
+    detaches `vm console` on Ctrl-]).  Returns a reason for stopping."""
     escape = False
-    inputs = [conn, 0]
-    while proc.poll() is None:
-        r, _, _ = select.select(inputs, [], [], 0.5)
-        if conn in r:
-            data = conn.recv(4096)
-            if not data:
-                return
-            os.write(1, data)
-        if 0 in r:
-            data = os.read(0, 1024)
-            if not data:
-                inputs = [conn]     # stdin closed: keep showing output
-                continue
-            if escape and data[:1] in (b"q", b"Q"):
-                return
-            if data == b"\x1d" and not escape:
-                escape = True
-                continue
-            conn.sendall((b"\x1d" if escape else b"") + data)
-            escape = False
+    while host.alive():
+        r, _, _ = select.select([0], [], [], 0.5)
+        if not r:
+            continue
+        data = os.read(0, 1024)
+        if not data:
+            if not interactive:
+                wait_idle(host)
+            return "end of input"
+        if escape and data[:1] in (b"q", b"Q"):
+            return "Ctrl-] q"
+        if data == b"\x1d" and not escape:
+            escape = True
+            continue
+        host.send((b"\x1d" if escape else b"") + data)
+        escape = False
+    return f"{host.name}'s QEMU exited"
+
+
+def qemu_errors(lab):
+    """QEMU's own error lines from this run's part of each host's log."""
+    text = ""
+    for i in range(lab.n):
+        path = os.path.join(LOGDIR, f"{lab.name(i)}.qemu.log")
+        try:
+            with open(path, errors="replace") as f:
+                f.seek(max(0, os.path.getsize(path) - 8192))
+                run = f.read().rsplit("===== ternlab ", 1)[-1]
+        except OSError:
+            continue
+        text += "".join(f"run: {lab.name(i)}: {line}\n"
+                        for line in run.splitlines()
+                        if line.startswith("qemu-system-x86_64:"))
+    return text
+
+
+def namespace_left(ns):
+    r = subprocess.run(["ip", "netns", "list"], stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL, text=True)
+    return any(line.split()[0] == ns for line in r.stdout.splitlines()
+               if line.strip())
+
+
+def on_signal(signum, frame):
+    raise SystemExit(f"signal {signal.Signals(signum).name}")
 
 
 def main():
-    # SIGTERM/SIGHUP unwind through finally, so QEMU never outlives us.
+    preflight()
+    # SIGTERM/SIGHUP unwind through finally, so no QEMU and no namespace
+    # outlives us.  ternlab chains its own handlers (stop every QEMU) in
+    # front of these when the first host starts; SIGINT raises
+    # KeyboardInterrupt as usual.
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda *_: sys.exit(1))
-    tmp = tempfile.mkdtemp(prefix="tern-run-")
-    proc = None
-    tty_state = termios.tcgetattr(0) if os.isatty(0) else None
+        signal.signal(sig, on_signal)
+    interactive = os.isatty(0)
+    tty_state = termios.tcgetattr(0) if interactive else None
+    lab = netlab.NetLab(hosts=int(HOSTS), esp_dir=ESP, nic=NIC, mem=MEM,
+                        smp=SMP, cpu=CPU, logdir=LOGDIR)
+    pump = None
+    status = 0
+    why = None
     try:
-        print(f"Tern: booting {ESP} in QEMU ({CPU}, {SMP} CPUs, {MEM}); "
-              "Ctrl-] q quits (a lone Ctrl-] is sent on, for 'vm console')")
-        proc, conn = launch(tmp)
-        seen = b""
+        names = ", ".join(lab.name(i) for i in range(lab.n))
+        print(f"Tern: booting {ESP} in QEMU as {names} ({CPU}, {SMP} CPUs, "
+              f"{MEM} and a {NIC} each) in namespace {lab.ns}; showing "
+              f"{lab.name(0)}'s console", flush=True)
+        os.makedirs(LOGDIR, exist_ok=True)
+        log_a = os.path.join(LOGDIR, f"{lab.name(0)}.serial.log")
+        offset = os.path.getsize(log_a) if os.path.exists(log_a) else 0
+        lab.start()
+        a = lab.hosts[0]
+        pump = Pump(a.serial_log_path, offset)
+        pump.start()
+        for h in lab.hosts:
+            h.expect(h.prompt, BOOT_TIMEOUT)
         if os.environ.get("TERN_DEMO", "1") != "0":
-            seen = type_demo(conn, seen)
-        if tty_state:
+            type_demo(a)
+        secret = lab.secret_file()
+        time.sleep(0.2)             # let the last prompt reach the log
+        with pump.lock:
+            while pump.drain():
+                pass
+            banner(lab, secret)
+        if interactive:
             tty.setraw(0)
-        passthrough(conn, proc)
+            a.send(b"\r")           # a fresh prompt below the banner
+        why = passthrough(a, interactive)
+    except KeyboardInterrupt:
+        why, status = "interrupted", 130
+    except SystemExit as e:
+        why, status = str(e.code), 1
+    except (ternlab.LabError, TimeoutError) as e:
+        status = 1
+        if ternlab.interrupted():   # ternlab's handler stopped the QEMUs
+            why = f"signal {signal.Signals(ternlab.interrupted()).name}"
+        else:
+            why = "error"
+            if tty_state:
+                termios.tcsetattr(0, termios.TCSADRAIN, tty_state)
+            sys.stderr.write(f"\nrun: {e}\n{qemu_errors(lab)}"
+                             f"run: logs in {shown_path(LOGDIR)}\n")
     finally:
+        # Nothing may interrupt the teardown.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        if pump:
+            pump.stop()
         if tty_state:
             termios.tcsetattr(0, termios.TCSADRAIN, tty_state)
-        if proc and proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
-        print("\nrun: QEMU stopped")
+        print(f"\nrun: {why or 'exiting'}: stopping {lab.n} QEMU "
+              f"process{'es' if lab.n != 1 else ''} and namespace {lab.ns}",
+              flush=True)
+        lab.stop()
+        if namespace_left(lab.ns):
+            print(f"run: WARNING: namespace {lab.ns} is still there: "
+                  f"ip netns del {lab.ns}", flush=True)
+            status = status or 1
+        else:
+            print("run: lab stopped", flush=True)
+    return status
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
