@@ -148,8 +148,9 @@ $(B)/BOOTX64.EFI: $(B)/loader.so
 		--target efi-app-x86_64 --subsystem=10 $< $@
 
 # ---- test guests (Multiboot ELF32, tests/guests/) ----
-GUESTS		:= hello cpuid msr ports mmio dirty crash isolate bench
-GUEST_SRCS	:= $(shell find tests/guests -name '*.[chS]' -o -name '*.ld' -o -name '*.sh')
+GUESTS		:= hello cpuid msr ports mmio dirty crash isolate bench migverify
+GUEST_SRCS	:= $(shell find tests/guests -name '*.[chS]' -o -name '*.ld' -o -name '*.sh') \
+		   kernel/lib/migverify.h
 
 $(B)/guests/.stamp: $(GUEST_SRCS)
 	@echo "  GUESTS  $(B)/guests"

@@ -198,6 +198,8 @@ const struct cmd_def console_cmds[] = {
 	{ "vm dirty", "NAME start [dbit|wp|pml] | stop | harvest", "control the dirty log", 2, 3, vmcmd_dirty },
 	{ "vm dirtycheck", "NAME [rounds=N] [mode=dbit|wp|pml] [drop=ROUND]",
 	  "check that dirty logging loses no write on a running guest", 1, 4, vmcmd_dirtycheck },
+	{ "vm memcheck", "NAME", "check the migverify guest's counters page by page (pauses it briefly)",
+	  1, 1, vmcmd_memcheck },
 	{ "vm benchexit", "NAME [n=N]", "bare enter/exit cost on a created VM (benchmark)",
 	  1, 2, vmcmd_benchexit },
 };

@@ -17,6 +17,7 @@ VMCMD(console);
 VMCMD(dirty);
 VMCMD(dirtycheck);
 VMCMD(benchexit);
+VMCMD(memcheck);
 #undef VMCMD
 
 #endif
