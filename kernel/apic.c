@@ -157,6 +157,12 @@ void lapic_timer_periodic(uint8_t vector, uint32_t hz)
 	lapic_write(LAPIC_TIMER_INIT, lapic_ticks_per_sec / hz);
 }
 
+void lapic_timer_stop(void)
+{
+	lapic_write(LAPIC_LVT_TIMER, LVT_MASKED);
+	lapic_write(LAPIC_TIMER_INIT, 0);
+}
+
 /* ---- IOAPIC ---- */
 
 struct ioapic {

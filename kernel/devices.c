@@ -194,6 +194,85 @@ int devices_create(struct vm *vm)
 	return rc;
 }
 
+/* ---- migration: each model's state as a named, versioned blob ---- */
+
+#define VUART_STATE_V	1
+#define VUART_REGS	8	/* ier lcr mcr scr dll dlm fcr, pad */
+#define TESTDEV_STATE_V	1
+
+/* uart v1: 8 register bytes, u16 partial-line length, u16 queued input
+ * bytes, the line, the input. */
+static int vuart_save(struct vuart *u, uint8_t *b, size_t cap, uint32_t *len)
+{
+	uint16_t nrx = (uint16_t)((u->rx_head - u->rx_tail + UART_RX_RING) % UART_RX_RING);
+	uint16_t nl = (uint16_t)u->len;
+	size_t n = VUART_REGS + 4 + nl + nrx;
+
+	if (n > cap)
+		return -ENOSPC;
+	memset(b, 0, VUART_REGS);
+	b[0] = u->ier, b[1] = u->lcr, b[2] = u->mcr, b[3] = u->scr;
+	b[4] = u->dll, b[5] = u->dlm, b[6] = u->fcr;
+	memcpy(b + VUART_REGS, &nl, 2);
+	memcpy(b + VUART_REGS + 2, &nrx, 2);
+	memcpy(b + VUART_REGS + 4, u->line, nl);
+	for (uint16_t i = 0; i < nrx; i++)
+		b[VUART_REGS + 4 + nl + i] = u->rx[(u->rx_tail + i) % UART_RX_RING];
+	*len = (uint32_t)n;
+	return 0;
+}
+
+static int vuart_load(struct vuart *u, const uint8_t *b, uint32_t len)
+{
+	uint16_t nl, nrx;
+
+	if (len < VUART_REGS + 4)
+		return -EINVAL;
+	memcpy(&nl, b + VUART_REGS, 2);
+	memcpy(&nrx, b + VUART_REGS + 2, 2);
+	if (nl >= UART_LINE_MAX || nrx >= UART_RX_RING ||
+	    len != (uint32_t)VUART_REGS + 4 + nl + nrx)
+		return -EINVAL;
+	u->ier = b[0] & 0x0f, u->lcr = b[1], u->mcr = b[2] & 0x1f, u->scr = b[3];
+	u->dll = b[4], u->dlm = b[5], u->fcr = b[6];
+	memcpy(u->line, b + VUART_REGS + 4, nl);
+	u->len = nl;
+	memcpy(u->rx, b + VUART_REGS + 4 + nl, nrx);
+	u->rx_tail = 0;
+	u->rx_head = nrx;
+	return 0;
+}
+
+int devices_save(struct vm *vm, int (*emit)(void *ctx, const char *name, uint32_t version,
+					    const void *blob, uint32_t len), void *ctx)
+{
+	static uint8_t blob[VUART_REGS + 4 + UART_LINE_MAX + UART_RX_RING];
+	uint32_t len;
+	int rc;
+
+	rc = vuart_save(vm->uart, blob, sizeof(blob), &len);
+	if (!rc)
+		rc = emit(ctx, "uart", VUART_STATE_V, blob, len);
+	if (!rc)
+		rc = emit(ctx, "testdev", TESTDEV_STATE_V, vm->testdev, TESTDEV_SIZE);
+	return rc;
+}
+
+int devices_load(struct vm *vm, const char *name, uint32_t version, const void *blob,
+		 uint32_t len)
+{
+	if (!strcmp(name, "uart") && version == VUART_STATE_V)
+		return vuart_load(vm->uart, blob, len);
+	if (!strcmp(name, "testdev") && version == TESTDEV_STATE_V) {
+		if (len != TESTDEV_SIZE)
+			return -EINVAL;
+		/* The ID register is the model's, not the stream's. */
+		memcpy((uint8_t *)vm->testdev + 4, (const uint8_t *)blob + 4, TESTDEV_SIZE - 4);
+		return 0;
+	}
+	return -ENOENT;
+}
+
 void devices_destroy(struct vm *vm)
 {
 	if (vm->uart)

@@ -13,4 +13,15 @@ int vuart_push_rx(struct vm *vm, uint8_t c);
 void vuart_attach(struct vm *vm);	/* NULL detaches */
 struct vm *vuart_attached(void);
 
+/*
+ * Migration.  devices_save calls emit once per device model with its
+ * state (name, format version, bytes; valid during the call).
+ * devices_load takes one such blob from the network: 0, -ENOENT for an
+ * unknown name or version, -EINVAL for a blob that does not parse.
+ */
+int devices_save(struct vm *vm, int (*emit)(void *ctx, const char *name, uint32_t version,
+					    const void *blob, uint32_t len), void *ctx);
+int devices_load(struct vm *vm, const char *name, uint32_t version, const void *blob,
+		 uint32_t len);
+
 #endif

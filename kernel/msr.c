@@ -79,6 +79,38 @@ static uint64_t *state_msr(struct vcpu_state *st, uint32_t msr)
 	}
 }
 
+/* MSRs held in struct vcpu_state that the migration stream carries as
+ * a list (EFER and the FS/GS bases travel in their own fields). */
+const uint32_t msr_migrated[] = {
+	MSR_SYSENTER_CS, MSR_SYSENTER_ESP, MSR_SYSENTER_EIP, MSR_PAT_G,
+	MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SFMASK, MSR_KGS_BASE,
+};
+const size_t msr_nmigrated = sizeof(msr_migrated) / sizeof(msr_migrated[0]);
+
+int msr_state_get(const struct vcpu_state *st, uint32_t msr, uint64_t *val)
+{
+	uint64_t *p = state_msr((struct vcpu_state *)st, msr);
+
+	if (!p)
+		return -EINVAL;
+	*val = *p;
+	return 0;
+}
+
+static int check_write(struct vcpu *v, uint32_t msr, uint64_t val);
+
+/* An incoming migration: the same checks as a guest WRMSR, no reload
+ * (the vCPU is not set up yet). */
+int msr_state_set(struct vcpu *v, uint32_t msr, uint64_t val)
+{
+	uint64_t *p = state_msr(&v->st, msr);
+
+	if (!p || msr == MSR_EFER_G || check_write(v, msr, val) < 0)
+		return -EINVAL;
+	*p = val;
+	return 0;
+}
+
 int msr_read(struct vcpu *v, uint32_t msr, uint64_t *val)
 {
 	uint64_t *p;

@@ -4,6 +4,7 @@
  * and dispatches on the generic exit kind.  A handler returns VCPU_RESUME
  * or VCPU_PARK; nothing a guest does can stop the host.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include "arch.h"
@@ -157,13 +158,48 @@ static int handle_hlt(struct vcpu *v, const struct vcpu_exit *e)
 static bool have_xsave;
 static uint64_t host_xcr0;
 
+/* SDM Vol. 1 13.3: x87 always on, AVX needs SSE, only bits the host
+ * enabled (and CPUID leaf 0xD shows the guest no others). */
+bool vcpu_xcr0_ok(uint64_t val)
+{
+	uint64_t host = have_xsave ? host_xcr0 : 7;
+
+	return (val & 1) && !((val & 4) && !(val & 2)) && !(val & ~host) && !(val & ~7ull);
+}
+
+/*
+ * An FPU image from elsewhere (migration) must not make XRSTOR/FXRSTOR
+ * fault on this host: MXCSR reserved bits (SDM Vol. 1 10.5.1.1),
+ * XSTATE_BV outside XCR0, a compacted XCOMP_BV or a non-zero header
+ * reserved area (SDM Vol. 1 13.8.1) all raise #GP.
+ */
+int vcpu_fpu_image_ok(const uint8_t *img, size_t len)
+{
+	uint32_t mxcsr;
+	uint64_t bv, comp;
+
+	if (len != VCPU_FPU_AREA)
+		return -EINVAL;
+	memcpy(&mxcsr, img + 24, 4);
+	memcpy(&bv, img + 512, 8);
+	memcpy(&comp, img + 520, 8);
+	if (mxcsr & 0xffff0000u)
+		return -EINVAL;
+	if (have_xsave && (bv & ~host_xcr0))
+		return -EINVAL;
+	if (comp)
+		return -EINVAL;
+	for (int i = 528; i < 576; i++)
+		if (img[i])
+			return -EINVAL;
+	return 0;
+}
+
 static int handle_xsetbv(struct vcpu *v, const struct vcpu_exit *e)
 {
 	uint64_t val = (v->st.gpr[GPR_RDX] << 32) | (uint32_t)v->st.gpr[GPR_RAX];
-	/* SDM Vol. 1 13.3: x87 always on, AVX needs SSE, only bits the host
-	 * enabled (and CPUID leaf 0xD shows the guest no others). */
-	if ((uint32_t)v->st.gpr[GPR_RCX] != 0 || !(val & 1) ||
-	    ((val & 4) && !(val & 2)) || (val & ~host_xcr0) || (val & ~7ull)) {
+
+	if ((uint32_t)v->st.gpr[GPR_RCX] != 0 || !vcpu_xcr0_ok(val)) {
 		vcpu_inject_exception(v, EXC_GP, true, 0);
 		return VCPU_RESUME;
 	}
@@ -275,6 +311,53 @@ static void run_once(struct vcpu *v, struct vcpu_exit *e)
 	fpu_restore(v->fpu_host, host_xcr0);
 }
 
+/*
+ * Auto-converge (migration): let the guest run only (100 - pct) % of
+ * each window.  A LAPIC tick on this CPU forces regular exits while
+ * throttled, since a busy guest may not exit on its own for seconds.
+ */
+#define THROTTLE_WINDOW_US	20000
+#define THROTTLE_TICK_HZ	1000
+
+static void throttle(struct vcpu *v)
+{
+	uint32_t pct = v->throttle_pct;
+	uint64_t now = time_us(), allowed, end;
+
+	if (!pct || pct > 99) {
+		if (v->tick_on) {
+			lapic_timer_stop();
+			v->tick_on = false;
+		}
+		return;
+	}
+	if (!v->tick_on) {
+		lapic_timer_periodic(VEC_TIMER, THROTTLE_TICK_HZ);
+		v->tick_on = true;
+		v->throttle_win_us = now;
+		v->throttle_ran_us = 0;
+	}
+	if (now - v->throttle_win_us >= THROTTLE_WINDOW_US) {
+		v->throttle_win_us = now;
+		v->throttle_ran_us = 0;
+	}
+	allowed = THROTTLE_WINDOW_US * (100 - pct) / 100;
+	if (v->throttle_ran_us < allowed)
+		return;
+	end = v->throttle_win_us + THROTTLE_WINDOW_US;
+	while (time_us() < end && !(v->requests & (VCPU_REQ_PAUSE | VCPU_REQ_STOP))) {
+		smp_handle_calls();
+		irq_disable();
+		if (v->requests & (VCPU_REQ_PAUSE | VCPU_REQ_STOP)) {
+			irq_enable();
+			break;
+		}
+		cpu_idle_once();
+	}
+	v->throttle_win_us = time_us();
+	v->throttle_ran_us = 0;
+}
+
 static void park(struct vcpu *v)
 {
 	v->parked = true;
@@ -314,11 +397,23 @@ void vcpu_loop(void *arg)
 			__atomic_fetch_and(&v->requests, ~VCPU_REQ_FLUSH, __ATOMIC_ACQ_REL);
 			hv->flush_stage2(v);
 		}
-		run_once(v, &e);
+		throttle(v);
+		if (v->throttle_pct) {
+			uint64_t t0 = time_us();
+
+			run_once(v, &e);
+			v->throttle_ran_us += time_us() - t0;
+		} else {
+			run_once(v, &e);
+		}
 		v->exits[e.kind < EXIT_KIND_MAX ? e.kind : EXIT_UNKNOWN]++;
 		v->exits_total++;
 		if (handle_exit(v, &e) != VCPU_RESUME)
 			break;
+	}
+	if (v->tick_on) {
+		lapic_timer_stop();
+		v->tick_on = false;
 	}
 	this_cpu()->runs_vcpu = false;
 	v->running = false;

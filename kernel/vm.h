@@ -123,7 +123,16 @@ struct vcpu {
 	uint8_t *fpu_host;
 	uint64_t exits[EXIT_KIND_MAX];
 	uint64_t exits_total;
+	/* Auto-converge: the share of time (0..99 %) the guest is held back,
+	 * set by migration from the management CPU (vcpu.c: throttle). */
+	volatile uint32_t throttle_pct;
+	bool tick_on;			/* a LAPIC tick forces exits */
+	uint64_t throttle_win_us, throttle_ran_us;
+	uint64_t mig_tsc;		/* incoming migration: the guest's TSC */
 };
+
+/* The guest's FPU/XSAVE image: one page, standard format. */
+#define VCPU_FPU_AREA	4096
 
 enum dirty_mode { DIRTY_OFF, DIRTY_DBIT, DIRTY_WP, DIRTY_PML };
 
@@ -206,12 +215,18 @@ void vcpu_loop(void *arg);
 void vcpu_inject_exception(struct vcpu *v, uint8_t vector, bool has_error,
 			   uint32_t error);
 void vcpu_kick(struct vcpu *v);
+bool vcpu_xcr0_ok(uint64_t xcr0);
+int vcpu_fpu_image_ok(const uint8_t *img, size_t len);
 const char *exit_kind_name(enum exit_kind k);
 
 /* cpuid.c, msr.c: the guest-visible CPU policy */
 void cpuid_policy(struct vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4]);
 int msr_read(struct vcpu *v, uint32_t msr, uint64_t *val);
 int msr_write(struct vcpu *v, uint32_t msr, uint64_t val);
+extern const uint32_t msr_migrated[];
+extern const size_t msr_nmigrated;
+int msr_state_get(const struct vcpu_state *st, uint32_t msr, uint64_t *val);
+int msr_state_set(struct vcpu *v, uint32_t msr, uint64_t val);
 
 /* mmio.c: emulate the instruction behind a stage-2 fault on a device */
 int mmio_emulate(struct vcpu *v, const struct vcpu_exit *e);

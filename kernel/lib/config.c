@@ -186,6 +186,7 @@ void cfg_defaults(struct tern_config *c)
 	c->addr_dhcp = true;
 	c->console_port = CFG_DEFAULT_CONSOLE_PORT;
 	c->console_idle_s = CFG_DEFAULT_CONSOLE_IDLE;
+	c->migrate_port = CFG_DEFAULT_MIGRATE_PORT;
 	c->log_level = CFG_LOG_INFO;
 	c->has_serial_console = true;
 }
@@ -297,6 +298,21 @@ static int cfg_set_console_port(struct tern_config *c, const char *v, size_t n,
 	return 0;
 }
 
+static int cfg_set_migrate_port(struct tern_config *c, const char *v, size_t n,
+				struct cfg_msg *m)
+{
+	const char *p = v;
+	uint32_t port;
+
+	(void)n;
+	if (!cfg_parse_dec(&p, 5, &port) || *p || port < 1 || port > 65535) {
+		msg_puts(m, "expected a port number 1..65535");
+		return -EINVAL;
+	}
+	c->migrate_port = (uint16_t)port;
+	return 0;
+}
+
 /* Seconds a network console connection may stay silent before it is
  * closed: long enough for an operator to read, short enough that a dead
  * peer does not hold one of the few client slots for long. */
@@ -379,6 +395,7 @@ static const struct cfg_key cfg_keys[] = {
 	{ "gateway", cfg_set_gateway },
 	{ "console_port", cfg_set_console_port },
 	{ "console_idle_timeout", cfg_set_console_idle },
+	{ "migrate_port", cfg_set_migrate_port },
 	{ "secret", cfg_set_secret },
 	{ "log_level", cfg_set_log_level },
 	{ "serial_console", cfg_set_serial_console },

@@ -40,6 +40,7 @@ enum {
 #define CFG_DEFAULT_HOSTNAME	"tern"
 #define CFG_DEFAULT_CONSOLE_PORT 7023
 #define CFG_DEFAULT_CONSOLE_IDLE 300	/* seconds */
+#define CFG_DEFAULT_MIGRATE_PORT 7024
 #define CFG_CONSOLE_IDLE_MIN	5
 #define CFG_CONSOLE_IDLE_MAX	86400
 
@@ -57,6 +58,7 @@ struct tern_config {
 	uint32_t gateway;		/* host byte order, valid when has_gateway */
 	uint16_t console_port;		/* TCP port of the network console */
 	uint32_t console_idle_s;	/* idle timeout of a network console client */
+	uint16_t migrate_port;		/* TCP port for incoming migrations */
 	bool has_secret;
 	char secret[CFG_SECRET_MAX];	/* NUL-terminated, valid when has_secret */
 	int log_level;			/* CFG_LOG_* */

@@ -207,6 +207,18 @@ Test(config, console_port)
 	}
 }
 
+Test(config, migrate_port)
+{
+	struct tern_config c;
+
+	cfgt_ok("hostname = a", &c);
+	cr_expect_eq(c.migrate_port, 7024);
+	cfgt_ok("migrate_port = 9000", &c);
+	cr_expect_eq(c.migrate_port, 9000);
+	cfgt_expect_err("migrate_port = 0", 1, "line 1: migrate_port: expected a port number 1..65535");
+	cfgt_expect_err("migrate_port = 70000", 1, "line 1: migrate_port: expected a port number 1..65535");
+}
+
 Test(config, console_idle_timeout)
 {
 	struct tern_config c;
