@@ -186,9 +186,14 @@ $(B)/u/%.o: %.c $(GEN)/version.h
 	@echo "  CC [host] $<"
 	@$(CC) $(UCFLAGS) -c $< -o $@
 
-$(UNIT_BIN): $(UNIT_OBJS)
+# The CHAP tests take MD5 from the host mbedTLS build (its default
+# configuration has MBEDTLS_MD5_C), the same library ternctl links.
+$(B)/u/tests/unit/test_iscsi_chap.o: UCFLAGS += -I$(B)/third_party/mbedtls/include
+$(B)/u/tests/unit/test_iscsi_chap.o: $(MBEDTLS_HLIB)
+
+$(UNIT_BIN): $(UNIT_OBJS) $(MBEDTLS_HLIB)
 	@mkdir -p $(dir $@)
-	$(CC) -fsanitize=address,undefined -o $@ $(UNIT_OBJS) -lcriterion
+	$(CC) -fsanitize=address,undefined -o $@ $(UNIT_OBJS) $(MBEDTLS_HLIB) -lcriterion
 
 # ---- entry points ----
 deps:
