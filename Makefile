@@ -37,10 +37,13 @@ TERNCTL		:= $(B)/tools/ternctl
 KCFLAGS		:= -std=gnu11 -O2 -g -ffreestanding -fno-stack-protector \
 		   -mno-red-zone -mcmodel=kernel -fno-pic -fno-pie \
 		   -fno-omit-frame-pointer -nostdinc -isystem $(GCC_INC) \
-		   -isystem $(NEWLIB)/include -Ikernel -I$(GEN) $(WARN) -MMD -MP
+		   -isystem $(NEWLIB)/include -Ikernel -iquote . -I$(GEN) $(WARN) -MMD -MP
 KASFLAGS	:= -Ikernel -I$(GEN) -MMD -MP
 
-LIB_SRCS	:= $(sort $(wildcard kernel/lib/*.c))
+# Pure modules: built into the kernel and into the host unit tests.
+# storage/lib/ (iSCSI and SCSI codecs) is included as "storage/lib/x.h"
+# through -iquote .
+LIB_SRCS	:= $(sort $(wildcard kernel/lib/*.c storage/lib/*.c))
 KERNEL_CSRCS	:= $(sort $(wildcard kernel/*.c svm/*.c vmx/*.c net/*.c net/stack/*.c)) $(LIB_SRCS)
 KERNEL_ASRCS	:= $(sort $(wildcard kernel/*.S svm/*.S vmx/*.S))
 KERNEL_OBJS	:= $(patsubst %.c,$(B)/k/%.o,$(KERNEL_CSRCS)) \
@@ -59,7 +62,7 @@ BOOT_OBJS	:= $(patsubst %.c,$(B)/b/%.o,$(BOOT_SRCS))
 # ---- host unit tests (Criterion, sanitizers on) ----
 UCFLAGS		:= -std=gnu11 -O1 -g -fsanitize=address,undefined \
 		   -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
-		   -Ikernel -I$(GEN) $(WARN) -MMD -MP
+		   -Ikernel -iquote . -I$(GEN) $(WARN) -MMD -MP
 UNIT_SRCS	:= $(sort $(wildcard tests/unit/*.c)) $(LIB_SRCS)
 UNIT_OBJS	:= $(patsubst %.c,$(B)/u/%.o,$(UNIT_SRCS))
 UNIT_BIN	:= $(B)/tests/unit-tests
@@ -184,9 +187,14 @@ $(B)/u/%.o: %.c $(GEN)/version.h
 	@echo "  CC [host] $<"
 	@$(CC) $(UCFLAGS) -c $< -o $@
 
-$(UNIT_BIN): $(UNIT_OBJS)
+# The CHAP tests take MD5 from the host mbedTLS build (its default
+# configuration has MBEDTLS_MD5_C), the same library ternctl links.
+$(B)/u/tests/unit/test_iscsi_chap.o: UCFLAGS += -I$(B)/third_party/mbedtls/include
+$(B)/u/tests/unit/test_iscsi_chap.o: $(MBEDTLS_HLIB)
+
+$(UNIT_BIN): $(UNIT_OBJS) $(MBEDTLS_HLIB)
 	@mkdir -p $(dir $@)
-	$(CC) -fsanitize=address,undefined -o $@ $(UNIT_OBJS) -lcriterion
+	$(CC) -fsanitize=address,undefined -o $@ $(UNIT_OBJS) $(MBEDTLS_HLIB) -lcriterion
 
 # ---- entry points ----
 deps:

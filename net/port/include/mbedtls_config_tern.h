@@ -3,7 +3,8 @@
  * It replaces mbedtls/config.h entirely: only what is listed here is on.
  *
  * Purpose: the network console and migration channel, TLS 1.2 with a
- * pre-shared key (the `secret` of tern.cfg), server and client side.
+ * pre-shared key (the `secret` of tern.cfg), server and client side; and
+ * MD5 for iSCSI CHAP (storage/lib/iscsi_chap.h).
  * Suites, strongest first:
  *   TLS-ECDHE-PSK-WITH-CHACHA20-POLY1305-SHA256  (RFC 7905, forward secret)
  *   TLS-PSK-WITH-AES-128-GCM-SHA256              (RFC 5487)
@@ -54,6 +55,9 @@
 #define MBEDTLS_CIPHER_C
 #define MBEDTLS_MD_C
 #define MBEDTLS_SHA256_C
+/* iSCSI CHAP (RFC 1994, RFC 7143 12.1.3) is MD5 only: CHAP_A=5.  Used for
+ * login authentication, never for TLS (no suite here uses MD5). */
+#define MBEDTLS_MD5_C
 /* The entropy accumulator is SHA-512 unless forced to SHA-256. */
 #define MBEDTLS_SHA512_C
 
