@@ -1240,3 +1240,28 @@ Test(migstream, fuzz_mutations, .timeout = 120)
 	cr_assert_gt(by_err[EILSEQ], 50);
 	cr_assert_gt(by_err[ENOENT], 0);	/* rare: a lost RAM record breaks its round first */
 }
+
+Test(migstream, device_count_limit)
+{
+	static struct mig_enc e;
+	struct mig_config c;
+	struct mig_vcpu v;
+	struct mig_page p = { 0, NULL };
+	struct mig_device d = { .version = 1 };
+
+	t_config_for(&c, 1, 1);
+	t_vcpu_for(&v, 0);
+	cr_assert_eq(mig_enc_init(&e, t_buf2, T_BUF, 0), 0);
+	cr_assert_eq(mig_enc_config(&e, &c), 0);
+	cr_assert_eq(mig_enc_round(&e, 0, 0, 1), 0);
+	cr_assert_eq(mig_enc_ram(&e, &p, 1), 0);
+	cr_assert_eq(mig_enc_vcpu(&e, &v), 0);
+	for (int i = 0; i <= MIG_DEVICES_MAX; i++) {
+		snprintf(d.name, sizeof(d.name), "d%d", i);
+		cr_assert_eq(mig_enc_device(&e, &d), i < MIG_DEVICES_MAX ? 0 : -E2BIG);
+	}
+	cr_assert_str_eq(e.reason, "more than 32 devices");
+	cr_assert_eq(mig_enc_end(&e), 0);
+	cr_assert_eq(t_decode(t_buf2, e.len), 0, "%s", t_dec->reason);
+	cr_assert_eq(t_ctx->ndevices, MIG_DEVICES_MAX);
+}
