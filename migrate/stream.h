@@ -117,7 +117,7 @@
  *	-ENOENT		 END, but pages or vCPUs never arrived
  *	-ENODATA	 the stream stopped before END (mig_dec_finish)
  *	-ENOSPC		 encoder: the output buffer is full (nothing written)
- *	-EINVAL		 encoder: no pages, or pages where there are none
+ *	-EINVAL		 encoder: no pages, or a NULL XSAVE image or device state
  *	A callback's own negative return stops the decoder with that value.
  */
 #ifndef TERN_MIGRATE_STREAM_H
@@ -272,7 +272,7 @@ struct mig_enc {
 
 /*
  * Start a stream into buf[0..cap) and write its header.  flags: MIG_F_*.
- * 0, -EINVAL (unknown flags) or -ENOSPC.
+ * 0, -EPROTONOSUPPORT (unknown flags) or -ENOSPC.
  */
 int mig_enc_init(struct mig_enc *e, void *buf, size_t cap, uint32_t flags);
 

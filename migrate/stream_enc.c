@@ -160,6 +160,7 @@ static bool page_is_zero(const void *data)
 
 int mig_enc_ram(struct mig_enc *e, const struct mig_page *pages, unsigned n)
 {
+	bool zero[MIG_BATCH_MAX];
 	uint32_t ndata = 0;
 	uint8_t *p, *data;
 	int rc;
@@ -175,7 +176,8 @@ int mig_enc_ram(struct mig_enc *e, const struct mig_page *pages, unsigned n)
 					   "pages of the VM",
 					   (unsigned long long)pages[i].index,
 					   (unsigned long long)e->ord.npages);
-		ndata += !page_is_zero(pages[i].data);
+		zero[i] = page_is_zero(pages[i].data);
+		ndata += !zero[i];
 	}
 	if ((rc = enc_room(e, RAM_FIXED + RAM_ENTRY * n, (size_t)ndata * MIG_PAGE_SIZE)) ||
 	    (rc = mig_ord_ram(&e->ord, n, e->reason)))
@@ -185,12 +187,10 @@ int mig_enc_ram(struct mig_enc *e, const struct mig_page *pages, unsigned n)
 	p = put32(p, 0);
 	data = p + RAM_ENTRY * n;
 	for (unsigned i = 0; i < n; i++) {
-		bool zero = page_is_zero(pages[i].data);
-
 		p = put64(p, pages[i].index);
-		p = put32(p, zero ? MIG_PAGE_ZERO : MIG_PAGE_DATA);
-		p = put32(p, zero ? 0 : crc32c(CRC32C_INIT, pages[i].data, MIG_PAGE_SIZE));
-		if (!zero)
+		p = put32(p, zero[i] ? MIG_PAGE_ZERO : MIG_PAGE_DATA);
+		p = put32(p, zero[i] ? 0 : crc32c(CRC32C_INIT, pages[i].data, MIG_PAGE_SIZE));
+		if (!zero[i])
 			data = put_bytes(data, pages[i].data, MIG_PAGE_SIZE);
 	}
 	enc_close(e);
@@ -221,6 +221,8 @@ int mig_enc_vcpu(struct mig_enc *e, const struct mig_vcpu *v)
 
 	if ((rc = mig_check_vcpu(v, e->reason)))
 		return rc;
+	if (v->xsave_len && !v->xsave)
+		return mig_why_set(e->reason, -EINVAL, "vcpu %u: no XSAVE image", v->index);
 	meta_len = MIG_VCPU_FIXED + 16 * (size_t)v->nmsrs + v->xsave_len;
 	if ((rc = enc_room(e, meta_len, 0)) || (rc = mig_ord_vcpu(&e->ord, v->index, e->reason)))
 		return rc;
@@ -259,8 +261,11 @@ int mig_enc_device(struct mig_enc *e, const struct mig_device *d)
 	uint8_t *p;
 	int rc;
 
-	if ((rc = mig_check_device(d, name_len, e->reason)) ||
-	    (rc = enc_room(e, meta_len, 0)) ||
+	if ((rc = mig_check_device(d, name_len, e->reason)))
+		return rc;
+	if (d->blob_len && !d->blob)
+		return mig_why_set(e->reason, -EINVAL, "device %s: no state", d->name);
+	if ((rc = enc_room(e, meta_len, 0)) ||
 	    (rc = mig_ord_device(&e->ord, d->name, e->reason)))
 		return rc;
 	p = enc_open(e, MIG_REC_DEVICE, (uint32_t)meta_len, 0);

@@ -1048,11 +1048,16 @@ Test(migstream, encoder_refuses_what_the_decoder_would)
 	v.nmsrs = MIG_MSRS_MAX + 1;
 	cr_assert_eq(mig_enc_vcpu(&e, &v), -E2BIG);
 	v.nmsrs = 0;
+	v.xsave = NULL;
+	cr_assert_eq(mig_enc_vcpu(&e, &v), -EINVAL);
+	v.xsave = t_xsave_src;
 	cr_assert_eq(mig_enc_vcpu(&e, &v), 0);
 	cr_assert_eq(mig_enc_device(&e, &d), -EBADMSG);
 	strcpy(d.name, "ok");
 	d.blob_len = MIG_BLOB_MAX + 1;
 	cr_assert_eq(mig_enc_device(&e, &d), -E2BIG);
+	d.blob_len = 1;
+	cr_assert_eq(mig_enc_device(&e, &d), -EINVAL);
 	d.blob_len = 0;
 	cr_assert_eq(mig_enc_device(&e, &d), 0);
 	cr_assert_eq(mig_enc_device(&e, &d), -EPROTO);
