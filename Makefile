@@ -4,6 +4,7 @@
 #   make run        install what is missing, build, boot the lab
 #   make test       every test suite (unit, QEMU, Bochs)
 #   make deps       install the Debian packages (idempotent)
+#   make fuzz       libFuzzer on the stream codec, FUZZ_SECONDS (60) long
 #   make test-unit | test-qemu | test-svm | test-net | test-netcon | test-bochs
 #                   one suite
 #
@@ -40,11 +41,15 @@ KCFLAGS		:= -std=gnu11 -O2 -g -ffreestanding -fno-stack-protector \
 		   -isystem $(NEWLIB)/include -Ikernel -iquote . -I$(GEN) $(WARN) -MMD -MP
 KASFLAGS	:= -Ikernel -I$(GEN) -MMD -MP
 
-# Pure modules: built into the kernel and into the host unit tests.
-# storage/lib/ (iSCSI and SCSI codecs) is included as "storage/lib/x.h"
-# through -iquote .
-LIB_SRCS	:= $(sort $(wildcard kernel/lib/*.c storage/lib/*.c))
-KERNEL_CSRCS	:= $(sort $(wildcard kernel/*.c svm/*.c vmx/*.c net/*.c net/stack/*.c)) $(LIB_SRCS)
+# Pure modules: no hardware, so the kernel, the unit tests and the fuzzers
+# build the same files: kernel/lib/, storage/lib/ (iSCSI and SCSI codecs)
+# and the migration stream codec (migrate/stream*.c).  The other files of
+# migrate/ are kernel-only.  Headers outside kernel/ are included by their
+# path from the top ("migrate/stream.h") through -iquote .
+MIG_PURE_SRCS	:= $(sort $(wildcard migrate/stream*.c))
+LIB_SRCS	:= $(sort $(wildcard kernel/lib/*.c storage/lib/*.c)) $(MIG_PURE_SRCS)
+KERNEL_CSRCS	:= $(sort $(wildcard kernel/*.c svm/*.c vmx/*.c net/*.c net/stack/*.c) \
+		   $(filter-out $(MIG_PURE_SRCS),$(wildcard migrate/*.c))) $(LIB_SRCS)
 KERNEL_ASRCS	:= $(sort $(wildcard kernel/*.S svm/*.S vmx/*.S))
 KERNEL_OBJS	:= $(patsubst %.c,$(B)/k/%.o,$(KERNEL_CSRCS)) \
 		   $(patsubst %.S,$(B)/k/%.o,$(KERNEL_ASRCS))
@@ -67,7 +72,7 @@ UNIT_SRCS	:= $(sort $(wildcard tests/unit/*.c)) $(LIB_SRCS)
 UNIT_OBJS	:= $(patsubst %.c,$(B)/u/%.o,$(UNIT_SRCS))
 UNIT_BIN	:= $(B)/tests/unit-tests
 
-.PHONY: all esp deps deps-check run test test-unit test-qemu test-svm test-net test-netcon test-bochs \
+.PHONY: all esp deps deps-check run test test-unit fuzz test-qemu test-svm test-net test-netcon test-bochs \
 	clean distclean third-party
 .DEFAULT_GOAL := all
 
@@ -195,6 +200,40 @@ $(B)/u/tests/unit/test_iscsi_chap.o: $(MBEDTLS_HLIB)
 $(UNIT_BIN): $(UNIT_OBJS) $(MBEDTLS_HLIB)
 	@mkdir -p $(dir $@)
 	$(CC) -fsanitize=address,undefined -o $@ $(UNIT_OBJS) $(MBEDTLS_HLIB) -lcriterion
+
+# ---- fuzzing (libFuzzer, clang-14 from tools/deps.sh; not in `make test`) ----
+# The target compiles the same pure sources as the kernel and the unit tests.
+# Seeds come from a small program using the real encoder; what the fuzzer
+# finds stays in build/fuzz/corpus-migstream across runs; crashes go to
+# build/fuzz/artifacts/.
+FUZZ_SECONDS	?= 60
+FUZZ_CC		:= clang-14
+FUZZ_DIR	:= $(B)/fuzz
+FUZZ_CFLAGS	:= -std=gnu11 -O1 -g -fno-omit-frame-pointer -Ikernel -I. -Itests/unit $(WARN)
+FUZZ_MIG_SRCS	:= tests/fuzz/fuzz_migstream.c $(MIG_PURE_SRCS) kernel/lib/crc32c.c
+FUZZ_MIG_HDRS	:= $(wildcard migrate/*.h) kernel/lib/crc32c.h tests/unit/mig_reseal.h
+
+$(FUZZ_DIR)/fuzz_migstream: $(FUZZ_MIG_SRCS) $(FUZZ_MIG_HDRS)
+	@mkdir -p $(dir $@)
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz: $(FUZZ_CC) missing; run tools/deps.sh"; exit 1; }
+	@echo "  CC [fuzz] $@"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined $(FUZZ_MIG_SRCS) -o $@
+
+$(FUZZ_DIR)/mig_seeds: tests/fuzz/mig_seeds.c $(MIG_PURE_SRCS) kernel/lib/crc32c.c $(FUZZ_MIG_HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  CC [host] $@"
+	@$(CC) -std=gnu11 -O1 -g -Ikernel -I. $(WARN) tests/fuzz/mig_seeds.c \
+		$(MIG_PURE_SRCS) kernel/lib/crc32c.c -o $@
+
+fuzz: $(FUZZ_DIR)/fuzz_migstream $(FUZZ_DIR)/mig_seeds
+	@rm -rf $(FUZZ_DIR)/seeds-migstream
+	@mkdir -p $(FUZZ_DIR)/seeds-migstream $(FUZZ_DIR)/corpus-migstream $(FUZZ_DIR)/artifacts
+	$(FUZZ_DIR)/mig_seeds $(FUZZ_DIR)/seeds-migstream
+	$(FUZZ_DIR)/fuzz_migstream -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+		-timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+		-artifact_prefix=$(FUZZ_DIR)/artifacts/ \
+		$(FUZZ_DIR)/corpus-migstream $(FUZZ_DIR)/seeds-migstream
 
 # ---- entry points ----
 deps:

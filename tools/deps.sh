@@ -22,6 +22,9 @@ PACKAGES=(
 	qemu-system-x86 ovmf bochs bochs-term bochsbios vgabios
 	# Host unit tests.
 	libcriterion-dev
+	# `make fuzz`: libFuzzer targets for the pure parsers (clang's
+	# -fsanitize=fuzzer needs libfuzzer-14-dev's runtime).
+	clang-14 libfuzzer-14-dev
 	# Test harness scripts.
 	python3
 	# Building the FAT ESP image without mounting (mformat, mcopy).
