@@ -117,8 +117,10 @@ $(TERNCTL): tools/ternctl.c $(MBEDTLS_HLIB)
 STACK_CFLAGS	:= -Inet/port/include -I$(B)/third_party/lwip/src/include \
 		   -I$(B)/third_party/mbedtls/include \
 		   '-DMBEDTLS_CONFIG_FILE="mbedtls_config_tern.h"'
-STACK_OBJS	:= $(patsubst %.c,$(B)/k/%.o,$(wildcard net/stack/*.c))
+STACK_OBJS	:= $(patsubst %.c,$(B)/k/%.o,$(wildcard net/stack/*.c migrate/mig_*.c))
 $(B)/k/net/stack/%.o: KCFLAGS += $(STACK_CFLAGS)
+# The migration engine talks TCP through lwIP as well.
+$(B)/k/migrate/mig_%.o: KCFLAGS += $(STACK_CFLAGS)
 # Explicit targets: a recipe-less pattern rule would add no prerequisite.
 $(STACK_OBJS): $(LWIP_LIB)
 

@@ -13,6 +13,7 @@
 #include "vm_cmds.h"
 #include "../net/stack.h"
 #include "../net/nic.h"
+#include "migrate/migrate.h"
 
 #define LOG_DEFAULT_LINES	20
 #define LOG_MAX_LINES		100000
@@ -185,6 +186,11 @@ const struct cmd_def console_cmds[] = {
 	{ "iperf client", "ADDR [SECONDS]", "send to an iperf2 server at ADDR:5001 for "
 	  "1..10 s (default 10), print Mbit/s", 1, 2, net_cmd_iperf_client },
 	{ "iperf status", "", "iperf server state and session counts", 0, 0, net_cmd_iperf_status },
+	{ "migrate", "NAME ADDR[:PORT] [live|quick] [downtime=MS] [bandwidth=MB/s] [timeout=S]",
+	  "move a VM to another Tern host (live by default)", 2, 6, mig_cmd_migrate },
+	{ "migrate status", "", "phase, round, bytes, rates and the last report", 0, 0, mig_cmd_status },
+	{ "migrate cancel", "", "stop the outgoing migration; the VM keeps running here",
+	  0, 0, mig_cmd_cancel },
 	{ "vm create", "NAME mem=SIZE kernel=PATH [cmdline=\"...\"] [vcpus=1]",
 	  "create a VM from a Multiboot kernel on the ESP", 3, 5, vmcmd_create },
 	{ "vm start", "NAME", "start a created VM on a free CPU", 1, 1, vmcmd_start },

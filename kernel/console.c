@@ -19,6 +19,7 @@
 #include "lib/lineedit.h"
 #include "../net/netdev.h"
 #include "../net/stack.h"
+#include "migrate/migrate.h"
 
 #define RX_RING		1024
 #define PROMPT		"tern> "
@@ -169,11 +170,12 @@ void console_run(void)
 		echo_async_logs();
 		net_poll();
 		netcon_service();
+		migrate_service();
 		irq_disable();
 		rx_drain_uart();
 		/* A NIC IRQ between net_poll and here sets pending: no sleep. */
 		if (rx.head == rx.tail && !log_echo_waiting() && !net_pending() &&
-		    !netcon_pending()) {
+		    !netcon_pending() && !migrate_pending()) {
 			cpu_idle_once();	/* sti; hlt: no lost wake-up */
 			continue;
 		}

@@ -28,7 +28,7 @@ static enum dirty_mode parse_mode(const char *s)
 	return DIRTY_OFF;
 }
 
-static enum dirty_mode best_mode(void)
+enum dirty_mode dirty_best_mode(void)
 {
 	if (hv->dirty_modes & (1u << DIRTY_PML))
 		return DIRTY_PML;
@@ -40,13 +40,18 @@ static enum dirty_mode best_mode(void)
 int vmcmd_dirty(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	struct vm *vm = vm_find(argv[0]);
-	enum dirty_mode m = argc > 2 ? parse_mode(argv[2]) : best_mode();
+	enum dirty_mode m = argc > 2 ? parse_mode(argv[2]) : dirty_best_mode();
 	long rc = -EINVAL;
 
 	(void)ctx;
 	if (!vm) {
 		cmd_printf(o, "error: vm dirty: no VM named '%s'\n", argv[0]);
 		return -ENOENT;
+	}
+	if (vm->migrating) {
+		cmd_printf(o, "error: vm dirty: %s is migrating (the migration owns its "
+			   "dirty log)\n", vm->name);
+		return -EBUSY;
 	}
 	if (!strcmp(argv[1], "start")) {
 		rc = m == DIRTY_OFF ? -EINVAL : dirty_start(vm, m);
@@ -187,12 +192,12 @@ out:
 int vmcmd_dirtycheck(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	struct vm *vm = vm_find(argv[0]);
-	enum dirty_mode m = best_mode();
+	enum dirty_mode m = dirty_best_mode();
 	uint64_t rounds = 5, drop = 0;
 	const char *val;
 	int i;
 
-	if (!vm || vm->state != VM_RUNNING || vm->dirty_mode != DIRTY_OFF) {
+	if (!vm || vm->state != VM_RUNNING || vm->dirty_mode != DIRTY_OFF || vm->migrating) {
 		cmd_printf(o, "error: vm dirtycheck: '%s' must be a running VM without "
 			   "dirty logging\n", argv[0]);
 		return -EINVAL;

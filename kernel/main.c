@@ -12,6 +12,7 @@
 #include "version.h"
 #include "vm.h"
 #include "../net/stack.h"
+#include "migrate/migrate.h"
 #include "lib/config.h"
 #include "../net/netdev.h"
 
@@ -98,6 +99,7 @@ void kmain(uint64_t bi_phys)
 	net_stack_set_config(&host_cfg);
 	net_init();
 	netcon_start(&host_cfg);
+	migrate_start_service(&host_cfg);
 	console_init(host_cfg.hostname);
 	report_boot_time();
 	console_run();

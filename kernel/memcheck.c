@@ -57,6 +57,10 @@ int vmcmd_memcheck(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv
 		cmd_printf(o, "error: vm memcheck: no VM named '%s'\n", argv[0]);
 		return -ENOENT;
 	}
+	if (vm->migrating) {
+		cmd_printf(o, "error: vm memcheck: %s is migrating\n", vm->name);
+		return -EBUSY;
+	}
 	if (vm->state == VM_RUNNING) {
 		rc = vm_pause(vm);
 		if (rc < 0) {

@@ -165,6 +165,9 @@ struct vm {
 	void *testdev;
 	char kernel_path[96];
 	char cmdline[256];
+	/* An outgoing migration holds it: the operator's lifecycle commands
+	 * wait for the migration to end (or `migrate cancel`). */
+	bool migrating;
 };
 
 /* Vendor back end, chosen at boot from CPUID (svm/svm.c, vmx/vmx.c). */
@@ -238,5 +241,6 @@ long dirty_harvest(struct vm *vm, uint64_t *out);
 void dirty_stop(struct vm *vm);
 bool dirty_wp_fault(struct vcpu *v, uint64_t gpa);
 const char *dirty_mode_name(enum dirty_mode m);
+enum dirty_mode dirty_best_mode(void);	/* dirty_check.c: PML, D-bit, WP */
 
 #endif

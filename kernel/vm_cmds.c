@@ -91,6 +91,11 @@ static int simple_op(struct cmd_out *o, const char *cmd, const char *name,
 
 	if (!vm)
 		return -ENOENT;
+	if (vm->migrating) {
+		cmd_printf(o, "error: vm %s: %s is migrating ('migrate status'; "
+			   "'migrate cancel' stops it)\n", cmd, vm->name);
+		return -EBUSY;
+	}
 	strncpy(saved, vm->name, sizeof(saved));	/* destroy frees vm */
 	rc = fn(vm);
 	if (rc == -EINVAL) {

@@ -1,0 +1,352 @@
+/*
+ * The receiving side of a migration: one incoming guest at a time.
+ *
+ * The stream is decoded as it arrives (migrate/stream.h checks every
+ * length, index, order rule and checksum).  CONFIG runs the pre-flight
+ * here: CPUID identity, free memory and CPU, the guest's image on this
+ * host's ESP, a free name.  Then the VM is created, not started, and its
+ * pages are written as they come.  After a verified END the destination
+ * says READY, and only a COMMIT makes it start the guest.  Whatever goes
+ * wrong before COMMIT discards the VM and everything it held.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lwip/altcp.h"
+#include "lwip/ip_addr.h"
+
+#include "console.h"
+#include "devices.h"
+#include "kernel.h"
+#include "vm.h"
+#include "../net/stack.h"
+#include "mig_conn.h"
+
+#define DST_IDLE_US		(30 * 1000000ull)	/* silence before COMMIT */
+#define DST_MEM_MARGIN		((uint64_t)8 << 20)		/* page tables, devices */
+
+enum dst_phase { DST_IDLE, DST_STREAM, DST_READY, DST_RUNNING, DST_FAILED };
+
+static const char *const dst_phase_names[] = {
+	"idle", "receiving", "ready (waiting for COMMIT)", "resumed", "failed",
+};
+
+struct mig_dst {
+	enum dst_phase phase;
+	struct mig_conn conn;
+	struct mig_dec *dec;
+	uint64_t *seen;
+	struct vm *vm;
+	char name[MIG_NAME_MAX + 1];
+	char peer[24];
+	char why[MIG_REASON_MAX];
+	uint64_t started_us, pages;
+	bool close_pending;
+};
+
+static struct mig_dst dst;
+static struct altcp_pcb *dst_listen;
+
+static void dst_discard_vm(void)
+{
+	if (dst.vm) {
+		vm_destroy(dst.vm);
+		dst.vm = NULL;
+	}
+}
+
+/* Main loop: free what a finished attempt holds. */
+static void dst_cleanup(void)
+{
+	mig_conn_close(&dst.conn, dst.phase == DST_FAILED);
+	free(dst.dec);
+	free(dst.seen);
+	dst.dec = NULL;
+	dst.seen = NULL;
+	dst.close_pending = false;
+}
+
+static void dst_fail(const char *why)
+{
+	if (dst.phase == DST_FAILED || dst.phase == DST_IDLE)
+		return;
+	snprintf(dst.why, sizeof(dst.why), "%s", why);
+	pr_err("migrate: incoming %s from %s failed: %s; nothing kept", dst.name,
+	       dst.peer, why);
+	if (dst.conn.pcb && !dst.conn.lost)
+		mig_conn_line(&dst.conn, "FAILED %s", why);
+	/* A VM that never started is ours to drop; vm_destroy only stops
+	 * and frees it, which is safe from lwIP callbacks. */
+	dst_discard_vm();
+	dst.phase = DST_FAILED;
+	dst.close_pending = true;
+}
+
+/* ---- pre-flight, on CONFIG ---- */
+
+static int dst_preflight(const struct mig_config *c, char *why, size_t len)
+{
+	uint64_t total, used, freeb;
+	uint32_t cpu;
+	int rc;
+
+	rc = mig_cpuid_compare(c->cpuid, c->ncpuid, why, len);
+	if (rc < 0)
+		return rc;
+	if (c->nvcpus != 1) {
+		snprintf(why, len, "%u vCPUs: this host moves one-vCPU guests", c->nvcpus);
+		return -EINVAL;
+	}
+	if (vm_find(c->name)) {
+		snprintf(why, len, "a VM named %s already exists here", c->name);
+		return -EEXIST;
+	}
+	mm_stats(&total, &used, &freeb);
+	if (freeb < c->mem_size + DST_MEM_MARGIN) {
+		snprintf(why, len, "not enough memory: the guest needs %lu MiB, %lu MiB free",
+			 (c->mem_size + DST_MEM_MARGIN) >> 20, freeb >> 20);
+		return -ENOMEM;
+	}
+	if (vm_pick_cpu(&cpu) < 0) {
+		snprintf(why, len, "no free CPU for the guest's vCPU");
+		return -EBUSY;
+	}
+	return 0;
+}
+
+static int dst_on_config(void *ctx, const struct mig_config *c)
+{
+	char why[MIG_REASON_MAX];
+	int rc;
+
+	(void)ctx;
+	snprintf(dst.name, sizeof(dst.name), "%s", c->name);
+	rc = dst_preflight(c, why, sizeof(why));
+	/* The image must be on this host's ESP: vm_create loads it. */
+	if (!rc)
+		rc = vm_create(c->name, c->mem_size, c->kernel_path, c->cmdline, 1, why,
+			       sizeof(why));
+	if (rc < 0) {
+		pr_warn("migrate: refused %s from %s: %s", c->name, dst.peer, why);
+		mig_conn_line(&dst.conn, "REFUSED %s", why);
+		dst.phase = DST_FAILED;
+		snprintf(dst.why, sizeof(dst.why), "refused: %s", why);
+		dst.close_pending = true;
+		return mig_dec_fail(dst.dec, rc, "pre-flight: %s", why);
+	}
+	dst.vm = vm_find(c->name);
+	pr_info("migrate: accepted %s (%lu MiB) from %s", c->name, c->mem_size >> 20,
+		dst.peer);
+	mig_conn_line(&dst.conn, "ACCEPTED");
+	return 0;
+}
+
+/* ---- the image ---- */
+
+static int dst_on_page(void *ctx, uint64_t index, const void *data)
+{
+	uint8_t *h = vm_gpa_to_hva(dst.vm, index * PAGE_SIZE, PAGE_SIZE);
+
+	(void)ctx;
+	if (!h)
+		return mig_dec_fail(dst.dec, -ERANGE, "page %lu outside the VM", index);
+	if (data)
+		memcpy(h, data, PAGE_SIZE);
+	else
+		memset(h, 0, PAGE_SIZE);
+	dst.pages++;
+	return 0;
+}
+
+static int dst_on_vcpu(void *ctx, const struct mig_vcpu *v)
+{
+	char why[MIG_REASON_MAX];
+	int rc;
+
+	(void)ctx;
+	rc = mig_state_apply(dst.vm, v, why, sizeof(why));
+	return rc < 0 ? mig_dec_fail(dst.dec, rc, "vCPU state: %s", why) : 0;
+}
+
+static int dst_on_device(void *ctx, const struct mig_device *d)
+{
+	int rc = devices_load(dst.vm, d->name, d->version, d->blob, d->blob_len);
+
+	(void)ctx;
+	if (rc < 0)
+		return mig_dec_fail(dst.dec, rc, "device %s v%u: %s", d->name, d->version,
+				    rc == -ENOENT ? "unknown here" : "state does not parse");
+	return 0;
+}
+
+static int dst_on_end(void *ctx, const struct mig_end *e)
+{
+	(void)ctx, (void)e;
+	return 0;
+}
+
+static const struct mig_dec_ops dst_dec_ops = {
+	.config = dst_on_config,
+	.page = dst_on_page,
+	.vcpu = dst_on_vcpu,
+	.device = dst_on_device,
+	.end = dst_on_end,
+};
+
+/* ---- the connection ---- */
+
+static int dst_on_data(void *owner, const void *p, size_t n)
+{
+	int rc;
+
+	(void)owner;
+	if (dst.phase != DST_STREAM)
+		return -EPROTO;
+	rc = mig_dec_feed(dst.dec, p, n);
+	if (rc < 0) {
+		if (dst.phase == DST_STREAM)
+			dst_fail(dst.dec->reason);
+		return rc;
+	}
+	if (mig_dec_complete(dst.dec)) {
+		/* Verified: every page and the vCPU are here.  From now on the
+		 * source speaks in lines (COMMIT). */
+		dst.phase = DST_READY;
+		dst.conn.raw = false;
+		pr_info("migrate: %s from %s complete and verified (%lu page copies); "
+			"waiting for COMMIT", dst.name, dst.peer, dst.pages);
+		mig_conn_line(&dst.conn, "READY %lu", dst.pages);
+	}
+	return 0;
+}
+
+static void dst_on_line(void *owner, char *line)
+{
+	char why[MIG_REASON_MAX];
+
+	(void)owner;
+	if (dst.phase != DST_READY || strcmp(line, "COMMIT")) {
+		dst_fail("unexpected control line from the source");
+		return;
+	}
+	/* The source is paused for good: run the guest here, whatever
+	 * happens to the connection now. */
+	if (mig_state_start(dst.vm, why, sizeof(why)) < 0) {
+		pr_err("migrate: %s committed but cannot start here: %s; the source "
+		       "keeps it paused", dst.name, why);
+		mig_conn_line(&dst.conn, "FAILED cannot start: %s", why);
+		dst_discard_vm();
+		dst.phase = DST_FAILED;
+		snprintf(dst.why, sizeof(dst.why), "committed, cannot start: %s", why);
+		dst.close_pending = true;
+		return;
+	}
+	dst.phase = DST_RUNNING;
+	dst.vm = NULL;		/* an ordinary VM from now on */
+	mig_conn_line(&dst.conn, "RESUMED");
+	pr_info("migrate: %s from %s resumed here (%lu ms after the first byte)",
+		dst.name, dst.peer, (time_us() - dst.started_us) / 1000);
+	dst.close_pending = true;
+}
+
+static void dst_on_lost(void *owner, const char *why)
+{
+	(void)owner;
+	if (dst.phase == DST_STREAM || dst.phase == DST_READY)
+		dst_fail(why);
+	dst.close_pending = true;
+}
+
+static const struct mig_conn_ops dst_conn_ops = {
+	.data = dst_on_data,
+	.line = dst_on_line,
+	.lost = dst_on_lost,
+};
+
+static err_t dst_accept(void *arg, struct altcp_pcb *pcb, err_t err)
+{
+	char ip[16];
+
+	(void)arg;
+	if (err != ERR_OK || !pcb)
+		return ERR_VAL;
+	ipaddr_ntoa_r(altcp_get_ip(pcb, 0), ip, sizeof(ip));
+	if (dst.phase == DST_STREAM || dst.phase == DST_READY || dst.close_pending) {
+		pr_warn("migrate: refused %s: another incoming migration is under way", ip);
+		altcp_abort(pcb);
+		return ERR_ABRT;
+	}
+	dst.dec = malloc(sizeof(*dst.dec));
+	dst.seen = malloc(mig_bitmap_bytes(MIG_PAGES_MAX >> 8));
+	if (!dst.dec || !dst.seen) {
+		free(dst.dec);
+		free(dst.seen);
+		dst.dec = NULL;
+		dst.seen = NULL;
+		pr_err("migrate: refused %s: out of memory", ip);
+		altcp_abort(pcb);
+		return ERR_ABRT;
+	}
+	memset(dst.seen, 0, mig_bitmap_bytes(MIG_PAGES_MAX >> 8));
+	mig_dec_init(dst.dec, &dst_dec_ops, &dst, dst.seen, MIG_PAGES_MAX >> 8);
+	snprintf(dst.peer, sizeof(dst.peer), "%s:%u", ip, altcp_get_port(pcb, 0));
+	dst.name[0] = dst.why[0] = '\0';
+	dst.vm = NULL;
+	dst.pages = 0;
+	dst.phase = DST_STREAM;
+	dst.started_us = time_us();
+	mig_conn_init(&dst.conn, &dst_conn_ops, &dst);
+	dst.conn.raw = true;
+	mig_conn_accepted(&dst.conn, pcb);
+	return ERR_OK;
+}
+
+int mig_dst_listen(uint16_t port)
+{
+	struct altcp_pcb *pcb = net_tls_new(true), *l;
+
+	if (!pcb)
+		return -ENOMEM;
+	if (altcp_bind(pcb, IP4_ADDR_ANY, port) != ERR_OK) {
+		altcp_close(pcb);
+		return -EADDRINUSE;
+	}
+	l = altcp_listen_with_backlog(pcb, 2);
+	if (!l) {
+		altcp_close(pcb);
+		return -ENOMEM;
+	}
+	dst_listen = l;
+	altcp_accept(l, dst_accept);
+	return 0;
+}
+
+bool mig_dst_pending(void)
+{
+	return dst.close_pending;
+}
+
+void mig_dst_service(void)
+{
+	if ((dst.phase == DST_STREAM || dst.phase == DST_READY) &&
+	    time_us() - dst.conn.last_rx_us > DST_IDLE_US)
+		dst_fail("the source went silent");
+	if (!dst.close_pending)
+		return;
+	/* Let the last line (READY/RESUMED/REFUSED) go out first. */
+	if (dst.conn.pcb && dst.conn.ctl_len && !dst.conn.lost)
+		return;
+	dst_cleanup();
+}
+
+void mig_dst_status(struct cmd_out *o)
+{
+	if (dst.phase == DST_IDLE) {
+		cmd_printf(o, "incoming: none yet\n");
+		return;
+	}
+	cmd_printf(o, "incoming: %s from %s: %s%s%s\n", dst.name[0] ? dst.name : "?",
+		   dst.peer, dst_phase_names[dst.phase], dst.why[0] ? ": " : "", dst.why);
+}

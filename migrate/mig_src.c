@@ -1,0 +1,600 @@
+/*
+ * The sending side of a migration (one at a time), as a state machine on
+ * the boot CPU's main loop:
+ *
+ *   CONNECT    TLS to the destination's migrate_port (the key must match)
+ *   PREFLIGHT  stream header + CONFIG (with this host's CPUID identity);
+ *              the destination checks and answers ACCEPTED or REFUSED
+ *   PRECOPY    live: dirty logging on, round 0 sends every page, each next
+ *              round the pages dirtied meanwhile, until the rest fits the
+ *              downtime target at the measured bandwidth; if the dirty set
+ *              does not shrink, the vCPU is throttled step by step
+ *   STOPCOPY   pause, last harvest, FINAL round, vCPU and devices, END
+ *              (quick migration starts here, with every page)
+ *   WAIT_READY the destination verifies the whole image
+ *   COMMIT     COMMIT sent: no way back; on RESUMED the local copy goes
+ *
+ * Before COMMIT every failure, cancel or timeout stops dirty logging,
+ * lifts the throttle and resumes the guest here.  After it the guest stays
+ * paused here whatever happens (migrate.h).
+ *
+ * Pages are copied into a bounce buffer before they are summed and sent:
+ * a running guest may write a page between its checksum and its copy.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "console.h"
+#include "devices.h"
+#include "kernel.h"
+#include "vm.h"
+#include "lib/bitops.h"
+#include "mig_conn.h"
+
+#define SRC_BUF_PAGES		MIG_BATCH_MAX
+#define SRC_STEPS		7
+static const uint32_t src_throttle_steps[SRC_STEPS] = { 0, 30, 50, 70, 85, 95, 99 };
+
+enum src_phase { SRC_IDLE, SRC_CONNECT, SRC_PREFLIGHT, SRC_PRECOPY, SRC_STOPCOPY,
+		 SRC_WAIT_READY, SRC_COMMIT, SRC_DONE, SRC_FAILED, SRC_CANCELLED };
+
+static const char *const src_phase_names[] = {
+	"idle", "connecting", "pre-flight", "pre-copy", "stop-and-copy",
+	"verifying", "committed", "done", "failed", "cancelled",
+};
+
+struct mig_src {
+	enum src_phase phase;
+	struct mig_params p;
+	struct vm *vm;
+	char name[VM_NAME_MAX];
+	char addr[24];
+	struct mig_conn conn;
+	struct mig_enc enc;
+	uint8_t *buf;			/* encoder output */
+	uint8_t *bounce;		/* SRC_BUF_PAGES page copies */
+	size_t cap;
+	size_t handed;			/* buf[0..handed) is with the connection */
+	uint64_t npages;
+	uint64_t *todo;			/* pages left in the current round */
+	uint64_t *dirty;		/* harvest scratch */
+	uint64_t cursor, round_left;
+	uint32_t round;
+	bool final, tail_sent, paused_by_us, dirty_on;
+	int step;			/* index into src_throttle_steps */
+	/* Measurements (µs, bytes, pages). */
+	uint64_t t_start, t_connected, t_pause, t_commit, t_end, t_round;
+	uint64_t round_bytes0, bw_bps, dirty_bps, last_dirty, est_down_ms;
+	uint64_t downtime_ms, total_ms;
+	uint64_t round_pages[MIG_ROUNDS_KEPT];
+	uint64_t tb_t0, tb_sent0;	/* bandwidth cap window */
+	char why[160];
+};
+
+static struct mig_src src;
+
+static uint64_t src_bytes(void)
+{
+	return src.conn.bytes_out;
+}
+
+static void src_free_buffers(void)
+{
+	free(src.buf);
+	free(src.bounce);
+	free(src.todo);
+	free(src.dirty);
+	src.buf = src.bounce = NULL;
+	src.todo = src.dirty = NULL;
+}
+
+static void src_unthrottle(void)
+{
+	if (src.vm)
+		src.vm->vcpus[0].throttle_pct = 0;
+}
+
+/* Before COMMIT: put everything back as it was and say why. */
+static void src_fail(const char *why, bool cancelled)
+{
+	if (src.phase == SRC_IDLE || src.phase >= SRC_DONE)
+		return;
+	if (src.phase == SRC_COMMIT) {
+		snprintf(src.why, sizeof(src.why), "after COMMIT: %s; %s stays paused here "
+			 "(the destination may be running it: check there before "
+			 "'vm resume')", why, src.name);
+		pr_err("migrate: %s", src.why);
+		src.phase = SRC_FAILED;
+		src.vm->migrating = false;
+		return;
+	}
+	snprintf(src.why, sizeof(src.why), "%s", why);
+	src_unthrottle();
+	if (src.dirty_on) {
+		dirty_stop(src.vm);
+		src.dirty_on = false;
+	}
+	if (src.paused_by_us && src.vm->state == VM_PAUSED)
+		vm_resume(src.vm);
+	src.vm->migrating = false;
+	src.phase = cancelled ? SRC_CANCELLED : SRC_FAILED;
+	src.total_ms = (time_us() - src.t_start) / 1000;
+	pr_warn("migrate: %s to %s %s: %s; it keeps running here", src.name, src.addr,
+		cancelled ? "cancelled" : "failed", why);
+}
+
+/* ---- rounds ---- */
+
+static uint64_t src_count(const uint64_t *bits)
+{
+	uint64_t n = 0;
+
+	for (uint64_t w = 0; w < (src.npages + 63) / 64; w++)
+		n += (uint64_t)bit_popcount64(bits[w]);
+	return n;
+}
+
+static int src_open_round(uint32_t flags)
+{
+	uint64_t n = src_count(src.todo);
+	int rc;
+
+	rc = mig_enc_round(&src.enc, src.round, flags, n);
+	if (rc < 0)
+		return rc;
+	src.final = flags & MIG_ROUND_FINAL;
+	src.cursor = 0;
+	src.round_left = n;
+	src.t_round = time_us();
+	src.round_bytes0 = src.enc.bytes;
+	if (src.round < MIG_ROUNDS_KEPT)
+		src.round_pages[src.round] = n;
+	return 0;
+}
+
+/* Pause, last harvest, and the FINAL round with everything still dirty. */
+static int src_stop_and_copy(void)
+{
+	int rc;
+
+	if (src.vm->state == VM_RUNNING) {
+		rc = vm_pause(src.vm);
+		if (rc < 0)
+			return rc;
+		src.paused_by_us = true;
+	}
+	src.t_pause = time_us();
+	if (src.dirty_on) {
+		if (dirty_harvest(src.vm, src.dirty) < 0)
+			return -EIO;
+		for (uint64_t w = 0; w < (src.npages + 63) / 64; w++)
+			src.todo[w] |= src.dirty[w];
+	}
+	src.phase = SRC_STOPCOPY;
+	return src_open_round(MIG_ROUND_FINAL);
+}
+
+/* A pre-copy round is out: harvest and choose the next step. */
+static int src_round_done(void)
+{
+	uint64_t now = time_us(), dt = now - src.t_round + 1;
+	uint64_t rb = src.enc.bytes - src.round_bytes0;
+	long d;
+
+	if (rb > (1u << 20) || !src.bw_bps)
+		src.bw_bps = rb * 1000000 / dt;
+	d = dirty_harvest(src.vm, src.dirty);
+	if (d < 0)
+		return -EIO;
+	memcpy(src.todo, src.dirty, (src.npages + 63) / 64 * 8);
+	src.dirty_bps = (uint64_t)d * PAGE_SIZE * 1000000 / dt;
+	src.est_down_ms = src.bw_bps ? (uint64_t)d * PAGE_SIZE * 1000 / src.bw_bps : 0;
+	src.round++;
+	if (src.est_down_ms <= src.p.downtime_ms || src.round >= MIG_MAX_ROUNDS)
+		return src_stop_and_copy();
+	/* Not converging: hold the vCPU back a step more (auto-converge). */
+	if (src.round >= 2 && (uint64_t)d * 10 > src.last_dirty * 9 &&
+	    src.step < SRC_STEPS - 1) {
+		src.step++;
+		src.vm->vcpus[0].throttle_pct = src_throttle_steps[src.step];
+		pr_info("migrate: %s: dirty set not shrinking (%ld pages), throttle %u%%",
+			src.name, d, src_throttle_steps[src.step]);
+	}
+	src.last_dirty = (uint64_t)d;
+	return src_open_round(0);
+}
+
+static int src_emit_device(void *ctx, const char *name, uint32_t version,
+			   const void *blob, uint32_t len)
+{
+	struct mig_device d = { .version = version, .blob_len = len, .blob = blob };
+
+	(void)ctx;
+	snprintf(d.name, sizeof(d.name), "%s", name);
+	return mig_enc_device(&src.enc, &d);
+}
+
+/* vCPU, devices, END: the last bytes of the stream. */
+static int src_tail(void)
+{
+	static struct mig_vcpu v;
+	int rc;
+
+	rc = mig_state_capture(src.vm, &v);
+	if (!rc)
+		rc = mig_enc_vcpu(&src.enc, &v);
+	if (!rc)
+		rc = devices_save(src.vm, src_emit_device, NULL);
+	if (!rc)
+		rc = mig_enc_end(&src.enc);
+	if (!rc)
+		src.tail_sent = true;
+	return rc;
+}
+
+/* Up to one record of pages from the round into the encoder. */
+static int src_fill_pages(void)
+{
+	struct mig_page pages[SRC_BUF_PAGES];
+	unsigned n = 0;
+
+	while (n < SRC_BUF_PAGES && src.round_left) {
+		uint64_t w = src.cursor / 64, bits = src.todo[w] >> (src.cursor % 64);
+
+		if (!bits) {
+			src.cursor = (w + 1) * 64;
+			continue;
+		}
+		src.cursor += (uint64_t)__builtin_ctzll(bits);
+		src.todo[src.cursor / 64] &= ~(1ull << (src.cursor % 64));
+		uint8_t *copy = src.bounce + (size_t)n * PAGE_SIZE;
+
+		if (vm_read_gpa(src.vm, src.cursor * PAGE_SIZE, copy, PAGE_SIZE) < 0)
+			return -EFAULT;
+		pages[n++] = (struct mig_page){ src.cursor, copy };
+		src.cursor++;
+		src.round_left--;
+	}
+	return n ? mig_enc_ram(&src.enc, pages, n) : 0;
+}
+
+/* Fill the encoder buffer with the next records; 0 with e.len == 0 when
+ * there is nothing more to send now. */
+static int src_fill(void)
+{
+	int rc = 0;
+
+	while (!rc && !src.tail_sent &&
+	       src.enc.cap - src.enc.len >= mig_ram_record_max(SRC_BUF_PAGES)) {
+		if (src.round_left)
+			rc = src_fill_pages();
+		else if (src.final)
+			rc = src_tail();
+		else
+			rc = src_round_done();
+	}
+	return rc;
+}
+
+/* Within the bandwidth cap? (bytes since the window start) */
+static bool src_rate_ok(void)
+{
+	uint64_t now = time_us(), allowed;
+
+	if (!src.p.bandwidth_mbs)
+		return true;
+	if (now - src.tb_t0 > 1000000) {
+		src.tb_t0 = now;
+		src.tb_sent0 = src_bytes();
+	}
+	allowed = (uint64_t)src.p.bandwidth_mbs * 1000000 * (now - src.tb_t0 + 1) / 1000000;
+	return src_bytes() - src.tb_sent0 < allowed + (64u << 10);
+}
+
+/* Hand the encoder's buffer to the connection. */
+static void src_send_buffer(void)
+{
+	src.handed = src.enc.len;
+	mig_conn_bulk(&src.conn, src.buf, src.enc.len);
+}
+
+/*
+ * The connection took buf[0..handed): start the buffer over, keeping any
+ * record appended since (a ROUND opened from a callback, say).
+ */
+static void src_rewind(void)
+{
+	size_t tail = src.enc.len - src.handed;
+
+	memmove(src.buf, src.buf + src.handed, tail);
+	mig_enc_rewind(&src.enc);
+	src.enc.len = tail;
+	src.handed = 0;
+}
+
+static void src_produce(void)
+{
+	int rc;
+
+	while (mig_conn_bulk_done(&src.conn) && src_rate_ok()) {
+		if (src.tail_sent) {
+			src.phase = SRC_WAIT_READY;
+			src.t_end = time_us();
+			return;
+		}
+		src_rewind();
+		rc = src_fill();
+		if (rc < 0) {
+			char why[MIG_REASON_MAX + 32];
+
+			snprintf(why, sizeof(why), "stream: %s", src.enc.reason[0] ?
+				 src.enc.reason : cmd_strerror(rc));
+			src_fail(why, false);
+			return;
+		}
+		if (!src.enc.len)
+			return;
+		src_send_buffer();
+	}
+}
+
+/* ---- the connection ---- */
+
+static int src_send_config(void)
+{
+	static struct mig_config c;
+
+	memset(&c, 0, sizeof(c));
+	c.mem_size = src.vm->mem_size;
+	c.nvcpus = 1;
+	snprintf(c.name, sizeof(c.name), "%s", src.vm->name);
+	snprintf(c.kernel_path, sizeof(c.kernel_path), "%s", src.vm->kernel_path);
+	snprintf(c.cmdline, sizeof(c.cmdline), "%s", src.vm->cmdline);
+	c.ncpuid = mig_cpuid_identity(c.cpuid, MIG_CPUID_MAX);
+	return mig_enc_config(&src.enc, &c);
+}
+
+static void src_on_connected(void *owner)
+{
+	(void)owner;
+	if (src.phase != SRC_CONNECT)
+		return;
+	src.t_connected = time_us();
+	src.phase = SRC_PREFLIGHT;
+	if (src_send_config() < 0) {
+		src_fail(src.enc.reason, false);
+		return;
+	}
+	src_send_buffer();
+}
+
+static void src_accepted(void)
+{
+	int rc = 0;
+
+	if (src.p.mode == MIG_QUICK) {
+		rc = src_stop_and_copy();
+	} else {
+		rc = dirty_start(src.vm, dirty_best_mode());
+		if (!rc) {
+			src.dirty_on = true;
+			src.phase = SRC_PRECOPY;
+			rc = src_open_round(0);
+		}
+	}
+	if (rc < 0)
+		src_fail(src.enc.reason[0] ? src.enc.reason : cmd_strerror(rc), false);
+}
+
+static void src_on_line(void *owner, char *line)
+{
+	(void)owner;
+	if (src.phase == SRC_PREFLIGHT && !strcmp(line, "ACCEPTED")) {
+		src_accepted();
+	} else if (!strncmp(line, "REFUSED ", 8) || !strncmp(line, "FAILED ", 7)) {
+		char why[MIG_LINE_MAX + 32];
+
+		snprintf(why, sizeof(why), "the destination %s", line[0] == 'R' ?
+			 "refused: " : "failed: ");
+		strncat(why, strchr(line, ' ') + 1, sizeof(why) - strlen(why) - 1);
+		src_fail(why, false);
+	} else if (src.phase == SRC_WAIT_READY && !strncmp(line, "READY ", 6)) {
+		/* The point of no return: from here the guest never runs here. */
+		src.phase = SRC_COMMIT;
+		src.t_commit = time_us();
+		mig_conn_line(&src.conn, "COMMIT");
+	} else if (src.phase == SRC_COMMIT && !strcmp(line, "RESUMED")) {
+		uint64_t now = time_us();
+
+		/* Pause to RESUMED's arrival: an upper bound on the downtime,
+		 * high by RESUMED's one-way flight. */
+		src.downtime_ms = (now - src.t_pause) / 1000;
+		src.total_ms = (now - src.t_start) / 1000;
+		src.phase = SRC_DONE;
+		src.vm->migrating = false;
+		vm_destroy(src.vm);
+		src.vm = NULL;
+		pr_info("migrate: %s moved to %s in %lu ms, downtime %lu ms, %lu rounds, "
+			"%lu bytes", src.name, src.addr, src.total_ms, src.downtime_ms,
+			(uint64_t)src.round + 1, src_bytes());
+	} else {
+		src_fail("unexpected line from the destination", false);
+	}
+}
+
+static void src_on_lost(void *owner, const char *why)
+{
+	(void)owner;
+	src_fail(why, false);
+}
+
+static const struct mig_conn_ops src_conn_ops = {
+	.connected = src_on_connected,
+	.line = src_on_line,
+	.lost = src_on_lost,
+};
+
+/* ---- the operator's side ---- */
+
+static int src_alloc(void)
+{
+	size_t words = (src.npages + 63) / 64;
+
+	src.cap = mig_ram_record_max(SRC_BUF_PAGES) * 2;
+	src.buf = malloc(src.cap);
+	src.bounce = malloc((size_t)SRC_BUF_PAGES * PAGE_SIZE);
+	src.todo = malloc(words * 8);
+	src.dirty = calloc(words, 8);
+	if (!src.buf || !src.bounce || !src.todo || !src.dirty)
+		return -ENOMEM;
+	memset(src.todo, 0xff, words * 8);
+	if (src.npages % 64)
+		src.todo[words - 1] = (1ull << (src.npages % 64)) - 1;
+	return 0;
+}
+
+int mig_src_start(struct vm *vm, const char *addr, uint16_t port,
+		  const struct mig_params *p, char *why, size_t len)
+{
+	int rc;
+
+	if (src.phase > SRC_IDLE && src.phase < SRC_DONE) {
+		snprintf(why, len, "%s is migrating already (one at a time)", src.name);
+		return -EBUSY;
+	}
+	if (vm->state != VM_RUNNING && vm->state != VM_PAUSED) {
+		snprintf(why, len, "%s is %s: only a running or paused VM migrates",
+			 vm->name, vm_state_name(vm->state));
+		return -EINVAL;
+	}
+	src_free_buffers();
+	memset(&src, 0, sizeof(src));
+	src.vm = vm;
+	src.p = *p;
+	src.npages = vm->mem_size / PAGE_SIZE;
+	snprintf(src.name, sizeof(src.name), "%s", vm->name);
+	snprintf(src.addr, sizeof(src.addr), "%s", addr);
+	rc = src_alloc();
+	if (!rc)
+		rc = mig_enc_init(&src.enc, src.buf, src.cap,
+				  p->mode == MIG_LIVE ? MIG_F_LIVE : 0);
+	if (rc < 0) {
+		snprintf(why, len, "out of memory");
+		src_free_buffers();
+		return rc;
+	}
+	mig_conn_init(&src.conn, &src_conn_ops, &src);
+	src.t_start = src.tb_t0 = time_us();
+	src.phase = SRC_CONNECT;
+	vm->migrating = true;
+	rc = mig_conn_connect(&src.conn, addr, port);
+	if (rc < 0) {
+		vm->migrating = false;
+		src.phase = SRC_FAILED;
+		snprintf(why, len, rc == -ENOENT ? "no secret in tern.cfg: migration "
+			 "needs the pre-shared key" : rc == -EINVAL ? "bad address '%s'" :
+			 "cannot connect to %s", addr);
+		snprintf(src.why, sizeof(src.why), "%s", why);
+		return rc;
+	}
+	pr_info("migrate: %s to %s:%u (%s) started", vm->name, addr, port,
+		p->mode == MIG_LIVE ? "live" : "quick");
+	return 0;
+}
+
+int mig_src_cancel(char *why, size_t len)
+{
+	if (src.phase == SRC_IDLE || src.phase >= SRC_DONE) {
+		snprintf(why, len, "no migration in progress");
+		return -ENOENT;
+	}
+	if (src.phase == SRC_COMMIT) {
+		snprintf(why, len, "too late: %s is committed to %s", src.name, src.addr);
+		return -EBUSY;
+	}
+	src_fail("cancelled by the operator", true);
+	return 0;
+}
+
+bool mig_src_pending(void)
+{
+	bool w = src.conn.wake;
+
+	src.conn.wake = false;
+	if (src.phase == SRC_FAILED || src.phase == SRC_CANCELLED || src.phase == SRC_DONE)
+		return src.conn.pcb != NULL;
+	return w && (src.phase == SRC_PRECOPY || src.phase == SRC_STOPCOPY);
+}
+
+void mig_src_service(void)
+{
+	if (src.phase == SRC_IDLE)
+		return;
+	if (src.phase >= SRC_DONE) {
+		if (src.conn.pcb && !src.conn.ctl_len)
+			mig_conn_close(&src.conn, src.phase != SRC_DONE);
+		if (!src.conn.pcb && src.buf)
+			src_free_buffers();
+		return;
+	}
+	if (src.vm->state != VM_RUNNING && src.vm->state != VM_PAUSED) {
+		src_fail("the guest stopped during the migration", false);
+		return;
+	}
+	if (src.phase != SRC_COMMIT && time_us() - src.t_start > src.p.timeout_s * 1000000ull) {
+		src_fail("timed out", false);
+		return;
+	}
+	if (src.phase == SRC_COMMIT && time_us() - src.t_commit > 30000000ull) {
+		src_fail("no RESUMED from the destination within 30 s", false);
+		return;
+	}
+	if (src.phase == SRC_PRECOPY || src.phase == SRC_STOPCOPY)
+		src_produce();
+}
+
+static void src_print_rounds(struct cmd_out *o)
+{
+	uint32_t n = src.round + 1 < MIG_ROUNDS_KEPT ? src.round + 1 : MIG_ROUNDS_KEPT;
+
+	cmd_printf(o, "pages per round:");
+	for (uint32_t i = 0; i < n; i++)
+		cmd_printf(o, " %lu", src.round_pages[i]);
+	cmd_printf(o, "%s\n", src.round + 1 > MIG_ROUNDS_KEPT ? " ..." : "");
+}
+
+void mig_src_status(struct cmd_out *o)
+{
+	uint64_t now = time_us();
+
+	if (src.phase == SRC_IDLE) {
+		cmd_printf(o, "outgoing: none\n");
+		return;
+	}
+	cmd_printf(o, "outgoing: %s to %s, %s: %s%s%s\n", src.name, src.addr,
+		   src.p.mode == MIG_LIVE ? "live" : "quick", src_phase_names[src.phase],
+		   src.why[0] ? ": " : "", src.why);
+	if (src.phase == SRC_DONE) {
+		cmd_printf(o, "report: total %lu ms, downtime %lu ms, %lu bytes sent, "
+			   "%u rounds, throttle %u%%\n", src.total_ms, src.downtime_ms,
+			   src_bytes(), src.round + 1, src_throttle_steps[src.step]);
+		src_print_rounds(o);
+		return;
+	}
+	if (src.phase >= SRC_DONE) {
+		cmd_printf(o, "report: gave up after %lu ms, %lu bytes sent\n", src.total_ms,
+			   src_bytes());
+		return;
+	}
+	cmd_printf(o, "progress: round %u, %lu of %lu pages sent%s\n", src.round,
+		   src.round < MIG_ROUNDS_KEPT ? src.round_pages[src.round] - src.round_left : 0,
+		   src.round < MIG_ROUNDS_KEPT ? src.round_pages[src.round] : 0,
+		   src.final ? " (final)" : "");
+	cmd_printf(o, "sent: %lu bytes in %lu ms; bandwidth %lu KB/s, dirty rate %lu KB/s, "
+		   "estimated downtime %lu ms (target %u)\n", src_bytes(),
+		   (now - src.t_start) / 1000, src.bw_bps / 1000, src.dirty_bps / 1000,
+		   src.est_down_ms, src.p.downtime_ms);
+	cmd_printf(o, "throttle: %u%%\n", src_throttle_steps[src.step]);
+}

@@ -1,0 +1,218 @@
+/*
+ * What a migration moves besides RAM: the vCPU's architectural state, its
+ * FPU image and the device models' state, between struct vcpu / struct vm
+ * and the stream's arch-neutral records (migrate/stream.h).  Also the
+ * CPUID identity both ends compare before anything moves.
+ *
+ * Capture runs on the management CPU with the VM paused (the vCPU parked
+ * in its loop, so v->st and the vendor state are at rest).  Apply runs on
+ * a created, never-started VM; everything in the record is checked first,
+ * because the stream is input from the network.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "arch.h"
+#include "cpu.h"
+#include "devices.h"
+#include "vm.h"
+#include "migrate.h"
+
+/* Leaves the guest can see, with the subleaves that matter (cpuid.c). */
+static const struct { uint32_t leaf, sub; } mig_id_leaves[] = {
+	{ 0, 0 }, { 1, 0 }, { 2, 0 }, { 4, 0 }, { 4, 1 }, { 4, 2 }, { 4, 3 },
+	{ 7, 0 }, { 0xd, 0 }, { 0xd, 1 }, { 0xd, 2 },
+	{ 0x40000000, 0 },
+	{ 0x80000000, 0 }, { 0x80000001, 0 }, { 0x80000002, 0 }, { 0x80000003, 0 },
+	{ 0x80000004, 0 }, { 0x80000005, 0 }, { 0x80000006, 0 }, { 0x80000007, 0 },
+	{ 0x80000008, 0 },
+};
+
+/*
+ * The guest-visible CPUID of this host, as a fresh vCPU 0 would see it:
+ * vendor, family/model/stepping, brand and every feature bit.  Two hosts
+ * whose lists differ cannot take each other's guests.
+ */
+uint32_t mig_cpuid_identity(struct mig_cpuid *out, uint32_t max)
+{
+	static struct vcpu probe;	/* id 0, reset state */
+	uint32_t n = 0, r[4];
+
+	for (size_t i = 0; i < ARRAY_SIZE(mig_id_leaves) && n < max; i++) {
+		cpuid_policy(&probe, mig_id_leaves[i].leaf, mig_id_leaves[i].sub, r);
+		out[n++] = (struct mig_cpuid){ mig_id_leaves[i].leaf, mig_id_leaves[i].sub,
+					       r[0], r[1], r[2], r[3] };
+	}
+	return n;
+}
+
+/* The first leaf where the two lists differ, described into why. */
+int mig_cpuid_compare(const struct mig_cpuid *theirs, uint32_t n, char *why, size_t len)
+{
+	struct mig_cpuid mine[MIG_CPUID_MAX];
+	uint32_t m = mig_cpuid_identity(mine, MIG_CPUID_MAX);
+
+	if (n != m) {
+		snprintf(why, len, "CPUID lists differ (%u leaves here, %u there)", m, n);
+		return -EXDEV;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		const struct mig_cpuid *a = &mine[i], *b = &theirs[i];
+
+		if (a->leaf != b->leaf || a->subleaf != b->subleaf || a->eax != b->eax ||
+		    a->ebx != b->ebx || a->ecx != b->ecx || a->edx != b->edx) {
+			snprintf(why, len, "CPU differs at CPUID leaf %#x.%u: here "
+				 "%08x %08x %08x %08x, source %08x %08x %08x %08x",
+				 a->leaf, a->subleaf, a->eax, a->ebx, a->ecx, a->edx,
+				 b->eax, b->ebx, b->ecx, b->edx);
+			return -EXDEV;
+		}
+	}
+	return 0;
+}
+
+static void seg_out(struct mig_seg *d, const struct vcpu_seg *s)
+{
+	*d = (struct mig_seg){ s->sel, s->attr, s->limit, s->base };
+}
+
+static void seg_in(struct vcpu_seg *d, const struct mig_seg *s)
+{
+	*d = (struct vcpu_seg){ s->sel, s->attr, s->limit, s->base };
+}
+
+/* vCPU 0 of a paused VM into *m; m->xsave points at the live FPU page,
+ * valid until the VM runs again. */
+int mig_state_capture(struct vm *vm, struct mig_vcpu *m)
+{
+	struct vcpu *v = &vm->vcpus[0];
+	const struct vcpu_state *st = &v->st;
+
+	if (vm->state != VM_PAUSED || (v->running && !v->parked))
+		return -EBUSY;
+	hv->save_state(v);
+	memset(m, 0, sizeof(*m));
+	memcpy(m->gpr, st->gpr, sizeof(m->gpr));
+	m->rip = st->rip;
+	m->rflags = st->rflags;
+	m->cr0 = st->cr0;
+	m->cr2 = st->cr2;
+	m->cr3 = st->cr3;
+	m->cr4 = st->cr4;
+	m->efer = st->efer;
+	m->xcr0 = st->xcr0;
+	m->dr6 = st->dr6;
+	m->dr7 = st->dr7;
+	/* The guest's clock at the pause; the destination continues it. */
+	m->tsc = rdtsc() + st->tsc_offset;
+	for (int i = 0; i < SEG_COUNT; i++)
+		seg_out(&m->seg[i], &st->seg[i]);
+	m->gdtr = (struct mig_dtr){ st->gdtr.base, st->gdtr.limit };
+	m->idtr = (struct mig_dtr){ st->idtr.base, st->idtr.limit };
+	m->cpl = st->cpl;
+	m->flags = st->int_shadow ? MIG_VCPU_INT_SHADOW : 0;
+	if (v->pending.valid) {
+		m->event_flags = MIG_EVENT_VALID |
+				 (v->pending.has_error ? MIG_EVENT_HAS_ERROR : 0);
+		m->event_vector = v->pending.vector;
+		m->event_type = v->pending.type;
+		m->event_error = v->pending.has_error ? v->pending.error : 0;
+	}
+	for (size_t i = 0; i < msr_nmigrated; i++) {
+		m->msrs[m->nmsrs].index = msr_migrated[i];
+		msr_state_get(st, msr_migrated[i], &m->msrs[m->nmsrs].value);
+		m->nmsrs++;
+	}
+	m->xsave_len = VCPU_FPU_AREA;
+	m->xsave = v->fpu_guest;
+	return 0;
+}
+
+/* Checks a hostile record's control state before any of it is used. */
+static int mig_vcpu_check(const struct mig_vcpu *m, char *why, size_t len)
+{
+	if (m->index != 0) {
+		snprintf(why, len, "vCPU %u: this host runs one vCPU per VM", m->index);
+		return -ERANGE;
+	}
+	if (m->xsave_len != VCPU_FPU_AREA || vcpu_fpu_image_ok(m->xsave, m->xsave_len) < 0) {
+		snprintf(why, len, "FPU image of %u bytes does not fit this CPU", m->xsave_len);
+		return -EINVAL;
+	}
+	if (m->xcr0 && !vcpu_xcr0_ok(m->xcr0)) {
+		snprintf(why, len, "XCR0 %#lx not allowed here", m->xcr0);
+		return -EINVAL;
+	}
+	if (m->event_flags & MIG_EVENT_VALID && m->event_type > EVENT_SOFT_INT) {
+		snprintf(why, len, "pending event of type %u", m->event_type);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * Load *m into vCPU 0 of a created VM.  Architectural nonsense that slips
+ * through (a bad segment, say) makes the first VMRUN fail, which stops
+ * that VM only (vcpu.c), never the host.
+ */
+int mig_state_apply(struct vm *vm, const struct mig_vcpu *m, char *why, size_t len)
+{
+	struct vcpu *v = &vm->vcpus[0];
+	struct vcpu_state *st = &v->st;
+	int rc = mig_vcpu_check(m, why, len);
+
+	if (rc < 0)
+		return rc;
+	if (vm->state != VM_CREATED) {
+		snprintf(why, len, "VM %s is %s", vm->name, vm_state_name(vm->state));
+		return -EBUSY;
+	}
+	memcpy(st->gpr, m->gpr, sizeof(st->gpr));
+	st->rip = m->rip;
+	st->rflags = m->rflags;
+	st->cr0 = m->cr0;
+	st->cr2 = m->cr2;
+	st->cr3 = m->cr3;
+	st->cr4 = m->cr4;
+	st->efer = m->efer;
+	st->xcr0 = m->xcr0;
+	st->dr6 = m->dr6;
+	st->dr7 = m->dr7;
+	for (int i = 0; i < SEG_COUNT; i++)
+		seg_in(&st->seg[i], &m->seg[i]);
+	st->gdtr.base = m->gdtr.base;
+	st->gdtr.limit = m->gdtr.limit;
+	st->idtr.base = m->idtr.base;
+	st->idtr.limit = m->idtr.limit;
+	st->cpl = m->cpl & 3;
+	st->int_shadow = m->flags & MIG_VCPU_INT_SHADOW;
+	for (uint32_t i = 0; i < m->nmsrs; i++) {
+		if (msr_state_set(v, m->msrs[i].index, m->msrs[i].value) < 0) {
+			snprintf(why, len, "MSR %#x = %#lx not accepted", m->msrs[i].index,
+				 m->msrs[i].value);
+			return -EINVAL;
+		}
+	}
+	v->pending = (struct vcpu_event){
+		.valid = m->event_flags & MIG_EVENT_VALID,
+		.vector = m->event_vector,
+		.type = m->event_type,
+		.has_error = m->event_flags & MIG_EVENT_HAS_ERROR,
+		.error = m->event_error,
+	};
+	memcpy(v->fpu_guest, m->xsave, VCPU_FPU_AREA);
+	/* Set for real at start (mig_state_start): the clock runs on. */
+	v->mig_tsc = m->tsc;
+	return 0;
+}
+
+/* Start a VM whose state came from a stream: its TSC continues from the
+ * source's value at the pause. */
+int mig_state_start(struct vm *vm, char *why, size_t len)
+{
+	struct vcpu *v = &vm->vcpus[0];
+
+	v->st.tsc_offset = v->mig_tsc - rdtsc();
+	return vm_start(vm, why, len);
+}

@@ -1,0 +1,88 @@
+/*
+ * Live and quick migration of a running guest to another Tern host.
+ *
+ * One connection per migration, from the source to the destination's
+ * migrate_port, inside TLS with the hosts' pre-shared key (net/stack/
+ * tls.c).  Source to destination: the stream (migrate/stream.h), then
+ * control lines.  Destination to source: control lines only.  A control
+ * line is one word and arguments, ended by "\n", at most MIG_LINE_MAX:
+ *
+ *	dst -> src  ACCEPTED		pre-flight passed (after CONFIG); the
+ *					VM exists here, not running
+ *	dst -> src  REFUSED <why>	pre-flight failed; nothing was kept
+ *	dst -> src  READY <pages>	END verified: every page and vCPU is
+ *					here and every checksum matched
+ *	dst -> src  FAILED <why>	the stream was refused; VM discarded
+ *	src -> dst  COMMIT		the point of no return: the source
+ *					stays paused from here on
+ *	dst -> src  RESUMED		the guest runs here now
+ *
+ * Hand-off (as Xen's "GO"): the destination resumes only after COMMIT and
+ * the source sends COMMIT only after READY.  Any failure before COMMIT
+ * resumes the source and discards the destination's copy; a failure after
+ * COMMIT leaves the source paused, never running, and both sides say so.
+ * So there are never two running copies.
+ *
+ * Everything runs on the boot CPU's main loop: lwIP callbacks and
+ * migrate_service(); the vCPUs keep running on their own CPUs.
+ */
+#ifndef TERN_MIGRATE_H
+#define TERN_MIGRATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "migrate/stream.h"
+
+struct vm;
+struct tern_config;
+struct cmd_ctx;
+struct cmd_out;
+
+#define MIG_LINE_MAX		200
+#define MIG_DEFAULT_DOWNTIME_MS	300
+#define MIG_DEFAULT_TIMEOUT_S	600
+#define MIG_MAX_ROUNDS		30	/* then stop and copy regardless */
+#define MIG_ROUNDS_KEPT		32	/* pages per round kept for the report */
+
+/* migrate.c: set-up and the main loop's hooks. */
+void migrate_start_service(const struct tern_config *cfg);
+void migrate_service(void);
+bool migrate_pending(void);
+
+/* mig_state.c */
+uint32_t mig_cpuid_identity(struct mig_cpuid *out, uint32_t max);
+int mig_cpuid_compare(const struct mig_cpuid *theirs, uint32_t n, char *why, size_t len);
+int mig_state_capture(struct vm *vm, struct mig_vcpu *m);
+int mig_state_apply(struct vm *vm, const struct mig_vcpu *m, char *why, size_t len);
+int mig_state_start(struct vm *vm, char *why, size_t len);
+
+/* mig_dst.c: the receiving side. */
+int mig_dst_listen(uint16_t port);
+void mig_dst_service(void);
+bool mig_dst_pending(void);
+void mig_dst_status(struct cmd_out *o);
+
+/* mig_src.c: the sending side, one migration at a time. */
+enum mig_mode { MIG_LIVE, MIG_QUICK };
+
+struct mig_params {
+	enum mig_mode mode;
+	uint32_t downtime_ms;		/* target for the stop-and-copy */
+	uint32_t bandwidth_mbs;		/* cap in MB/s, 0 = as fast as it goes */
+	uint32_t timeout_s;		/* the whole migration */
+};
+
+int mig_src_start(struct vm *vm, const char *addr, uint16_t port,
+		  const struct mig_params *p, char *why, size_t len);
+int mig_src_cancel(char *why, size_t len);
+void mig_src_service(void);
+bool mig_src_pending(void);
+void mig_src_status(struct cmd_out *o);
+
+/* mig_cmds.c */
+int mig_cmd_migrate(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
+int mig_cmd_status(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
+int mig_cmd_cancel(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
+
+#endif
