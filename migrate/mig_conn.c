@@ -57,6 +57,7 @@ void mig_conn_close(struct mig_conn *c, bool abort)
 /* Write queued control bytes, then bulk bytes, as the send buffer allows. */
 void mig_conn_push(struct mig_conn *c)
 {
+	uint64_t t0 = time_us();
 	bool wrote = false;
 
 	while (c->pcb && c->open) {
@@ -89,6 +90,7 @@ void mig_conn_push(struct mig_conn *c)
 		c->ctl_off = c->ctl_len = 0;
 	if (wrote && c->pcb)
 		altcp_output(c->pcb);
+	c->t_push_us += time_us() - t0;
 }
 
 int mig_conn_line(struct mig_conn *c, const char *fmt, ...)

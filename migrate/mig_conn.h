@@ -31,6 +31,7 @@ struct mig_conn {
 	const uint8_t *bulk;
 	size_t bulk_len, bulk_off;
 	uint64_t bytes_out;
+	uint64_t t_push_us;		/* in TLS and TCP writes */
 	uint64_t last_rx_us;
 };
 

@@ -43,6 +43,7 @@ struct mig_dst {
 	char peer[24];
 	char why[MIG_REASON_MAX];
 	uint64_t started_us, pages;
+	uint64_t t_dec_us;		/* decoding and writing pages */
 	bool close_pending;
 };
 
@@ -204,7 +205,9 @@ static int dst_on_data(void *owner, const void *p, size_t n)
 	(void)owner;
 	if (dst.phase != DST_STREAM)
 		return -EPROTO;
+	uint64_t t0 = time_us();
 	rc = mig_dec_feed(dst.dec, p, n);
+	dst.t_dec_us += time_us() - t0;
 	if (rc < 0) {
 		if (dst.phase == DST_STREAM)
 			dst_fail(dst.dec->reason);
@@ -295,6 +298,7 @@ static err_t dst_accept(void *arg, struct altcp_pcb *pcb, err_t err)
 	dst.name[0] = dst.why[0] = '\0';
 	dst.vm = NULL;
 	dst.pages = 0;
+	dst.t_dec_us = 0;
 	dst.phase = DST_STREAM;
 	dst.started_us = time_us();
 	mig_conn_init(&dst.conn, &dst_conn_ops, &dst);
@@ -349,4 +353,6 @@ void mig_dst_status(struct cmd_out *o)
 	}
 	cmd_printf(o, "incoming: %s from %s: %s%s%s\n", dst.name[0] ? dst.name : "?",
 		   dst.peer, dst_phase_names[dst.phase], dst.why[0] ? ": " : "", dst.why);
+	cmd_printf(o, "incoming cpu: decode %lu ms, %lu page copies\n", dst.t_dec_us / 1000,
+		   dst.pages);
 }

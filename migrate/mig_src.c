@@ -70,6 +70,7 @@ struct mig_src {
 	uint64_t downtime_ms, total_ms;
 	uint64_t round_pages[MIG_ROUNDS_KEPT];
 	uint64_t tb_t0, tb_sent0;	/* bandwidth cap window */
+	uint64_t t_fill_us;		/* reading and encoding pages */
 	char why[160];
 };
 
@@ -325,7 +326,9 @@ static void src_produce(void)
 			return;
 		}
 		src_rewind();
+		uint64_t tf = time_us();
 		rc = src_fill();
+		src.t_fill_us += time_us() - tf;
 		if (rc < 0) {
 			char why[MIG_REASON_MAX + 32];
 
@@ -597,4 +600,6 @@ void mig_src_status(struct cmd_out *o)
 		   (now - src.t_start) / 1000, src.bw_bps / 1000, src.dirty_bps / 1000,
 		   src.est_down_ms, src.p.downtime_ms);
 	cmd_printf(o, "throttle: %u%%\n", src_throttle_steps[src.step]);
+	cmd_printf(o, "cpu: encode %lu ms, send %lu ms\n", src.t_fill_us / 1000,
+		   src.conn.t_push_us / 1000);
 }
