@@ -191,6 +191,8 @@ const struct cmd_def console_cmds[] = {
 	{ "migrate status", "", "phase, round, bytes, rates and the last report", 0, 0, mig_cmd_status },
 	{ "migrate cancel", "", "stop the outgoing migration; the VM keeps running here",
 	  0, 0, mig_cmd_cancel },
+	{ "migrate identity", "", "the CPUID leaves a migrating guest's hosts must agree on",
+	  0, 0, mig_cmd_identity },
 	{ "vm create", "NAME mem=SIZE kernel=PATH [cmdline=\"...\"] [vcpus=1]",
 	  "create a VM from a Multiboot kernel on the ESP", 3, 5, vmcmd_create },
 	{ "vm start", "NAME", "start a created VM on a free CPU", 1, 1, vmcmd_start },

@@ -136,6 +136,20 @@ int mig_cmd_status(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv
 	return 0;
 }
 
+/* The CPUID a migrating guest's host must match, one leaf a line. */
+int mig_cmd_identity(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+{
+	static struct mig_cpuid id[MIG_CPUID_MAX];
+	uint32_t n = mig_cpuid_identity(id, MIG_CPUID_MAX);
+
+	(void)ctx, (void)argc, (void)argv;
+	cmd_printf(o, "leaf     sub  eax      ebx      ecx      edx\n");
+	for (uint32_t i = 0; i < n; i++)
+		cmd_printf(o, "%08x %-4u %08x %08x %08x %08x\n", id[i].leaf, id[i].subleaf,
+			   id[i].eax, id[i].ebx, id[i].ecx, id[i].edx);
+	return 0;
+}
+
 int mig_cmd_cancel(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	char why[160];

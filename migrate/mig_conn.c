@@ -88,8 +88,10 @@ void mig_conn_push(struct mig_conn *c)
 	}
 	if (c->ctl_off == c->ctl_len)
 		c->ctl_off = c->ctl_len = 0;
-	if (wrote && c->pcb)
+	if (wrote && c->pcb) {
 		altcp_output(c->pcb);
+		c->last_tx_us = time_us();
+	}
 	c->t_push_us += time_us() - t0;
 }
 
@@ -248,7 +250,7 @@ static void mig_conn_hook(struct mig_conn *c, struct altcp_pcb *pcb)
 	altcp_err(pcb, mig_conn_err);
 	altcp_poll(pcb, mig_conn_poll, 2);
 	altcp_nagle_disable(pcb);
-	c->last_rx_us = time_us();
+	c->last_rx_us = c->last_tx_us = time_us();
 }
 
 void mig_conn_accepted(struct mig_conn *c, struct altcp_pcb *pcb)

@@ -32,7 +32,7 @@ struct mig_conn {
 	size_t bulk_len, bulk_off;
 	uint64_t bytes_out;
 	uint64_t t_push_us;		/* in TLS and TCP writes */
-	uint64_t last_rx_us;
+	uint64_t last_rx_us, last_tx_us;	/* last bytes in, last bytes out */
 };
 
 void mig_conn_init(struct mig_conn *c, const struct mig_conn_ops *ops, void *owner);

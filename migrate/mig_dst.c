@@ -24,7 +24,7 @@
 #include "../net/stack.h"
 #include "mig_conn.h"
 
-#define DST_IDLE_US		(30 * 1000000ull)	/* silence before COMMIT */
+#define DST_IDLE_US		(15 * 1000000ull)	/* silence before COMMIT */
 #define DST_MEM_MARGIN		((uint64_t)8 << 20)		/* page tables, devices */
 
 enum dst_phase { DST_IDLE, DST_STREAM, DST_READY, DST_RUNNING, DST_FAILED };

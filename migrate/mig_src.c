@@ -531,6 +531,24 @@ bool mig_src_pending(void)
 	return w && (src.phase == SRC_PRECOPY || src.phase == SRC_STOPCOPY);
 }
 
+/*
+ * Nothing went out and nothing came in for SRC_STALL_US: a cut link or a
+ * dead destination (TCP alone would retry for minutes).  While the
+ * bandwidth cap holds the sender back, silence is expected.
+ */
+#define SRC_STALL_US	(10 * 1000000ull)
+
+static bool mig_src_stalled(void)
+{
+	uint64_t now = time_us(), last = src.conn.last_rx_us;
+
+	if (src.conn.last_tx_us > last)
+		last = src.conn.last_tx_us;
+	if (mig_conn_bulk_done(&src.conn) && !src_rate_ok())
+		return false;
+	return now > last && now - last > SRC_STALL_US;
+}
+
 void mig_src_service(void)
 {
 	if (src.phase == SRC_IDLE)
@@ -548,6 +566,10 @@ void mig_src_service(void)
 	}
 	if (src.phase != SRC_COMMIT && time_us() - src.t_start > src.p.timeout_s * 1000000ull) {
 		src_fail("timed out", false);
+		return;
+	}
+	if (src.phase != SRC_COMMIT && mig_src_stalled()) {
+		src_fail("the link stalled (nothing moved for 10 s)", false);
 		return;
 	}
 	if (src.phase == SRC_COMMIT && time_us() - src.t_commit > 30000000ull) {

@@ -84,5 +84,6 @@ void mig_src_status(struct cmd_out *o);
 int mig_cmd_migrate(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
 int mig_cmd_status(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
 int mig_cmd_cancel(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
+int mig_cmd_identity(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
 
 #endif

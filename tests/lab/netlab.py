@@ -100,9 +100,11 @@ class NsQemuHost(ternlab.QemuHost):
 class NetLab:
     def __init__(self, hosts=2, esp_dir="build/esp", secret=DEFAULT_SECRET,
                  nic="virtio-net-pci", mem="512M", smp=2, logdir=None,
-                 idle=None, log_level="info", secrets=None, cpu=None):
+                 idle=None, log_level="info", secrets=None, cpu=None,
+                 host_opts=None):
         """secrets: per-host secret overrides ({index: secret or None});
-        idle: console_idle_timeout for every host; cpu: QEMU -cpu."""
+        idle: console_idle_timeout for every host; cpu: QEMU -cpu;
+        host_opts: per-host overrides ({index: {"cpu": ..., "mem": ...}})."""
         if not 1 <= hosts <= 26:
             raise ValueError("hosts must be 1..26")
         self.n = hosts
@@ -116,6 +118,7 @@ class NetLab:
         self.log_level = log_level
         self.secrets = secrets or {}
         self.cpu = cpu
+        self.host_opts = host_opts or {}
         self.ns = f"{NS_PREFIX}{os.getpid()}"
         self.hosts = []
         self.tmpdir = None
@@ -178,9 +181,10 @@ class NetLab:
                                 idle=self.idle, log_level=self.log_level))
         net = ["-netdev", f"tap,id=n0,ifname=tap{i},script=no,downscript=no",
                "-device", f"{self.nic},netdev=n0,mac={self.mac(i)}"]
-        kw = {"cpu": self.cpu} if self.cpu else {}
-        h = NsQemuHost(esp, self.ns, name=name, mem=self.mem, smp=self.smp,
-                       logdir=self.logdir, extra_args=net, **kw)
+        opts = self.host_opts.get(i, {})
+        kw = {"cpu": opts.get("cpu", self.cpu)} if opts.get("cpu", self.cpu) else {}
+        h = NsQemuHost(esp, self.ns, name=name, mem=opts.get("mem", self.mem),
+                       smp=self.smp, logdir=self.logdir, extra_args=net, **kw)
         h.start()
         return h
 
