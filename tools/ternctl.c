@@ -62,6 +62,7 @@ struct tc_opts {
 	char port[8];
 	const char *secret_file;
 	bool json;
+	bool no_wait;		/* migrate: return once it started */
 	int timeout_s;
 	int cmd_argc;
 	char **cmd_argv;
@@ -97,10 +98,13 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: ternctl --host ADDR[:PORT] --secret-file FILE [--json]\n"
-		"               [--timeout SECONDS] [COMMAND [ARGS...]]\n"
+		"               [--timeout SECONDS] [--no-wait] [COMMAND [ARGS...]]\n"
 		"Runs COMMAND on a Tern host's network console (TLS 1.2, PSK).\n"
 		"Without COMMAND: an interactive prompt ('quit' or Ctrl-D ends it).\n"
 		"PORT defaults to " TERNCTL_DEFAULT_PORT "; [v6addr]:PORT for IPv6.\n"
+		"`migrate NAME ADDR ...` waits for the migration's end, with a progress\n"
+		"bar on a terminal, and exits 0 only when the guest moved (--no-wait:\n"
+		"return once it started; `migrate status` follows it).\n"
 		"Exit status: 0 ok, 1 command failed, 2 usage, 3 connection/TLS error.\n");
 }
 
@@ -159,6 +163,8 @@ static int tc_parse_args(int argc, char **argv, struct tc_opts *o)
 			exit(0);
 		} else if (!strcmp(a, "--json")) {
 			o->json = true;
+		} else if (!strcmp(a, "--no-wait")) {
+			o->no_wait = true;
 		} else if (!strcmp(a, "--host") && i + 1 < argc) {
 			if (tc_parse_host(argv[++i], o)) {
 				fprintf(stderr, "ternctl: bad --host '%s'\n", argv[i]);
@@ -658,6 +664,112 @@ static int tc_run(struct tc_conn *c, const char *line, bool json)
 	return rc;
 }
 
+/* ---- following a migration ---- */
+
+/* `migrate NAME ADDR ...`, not its status/cancel/identity subcommands. */
+static bool tc_is_migrate_start(const char *line)
+{
+	static const char *const subs[] = { "status", "cancel", "identity" };
+	const char *p = line;
+
+	while (*p == ' ')
+		p++;
+	if (strncmp(p, "migrate ", 8))
+		return false;
+	p += 8;
+	while (*p == ' ')
+		p++;
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		size_t n = strlen(subs[i]);
+
+		if (!strncmp(p, subs[i], n) && (p[n] == '\0' || p[n] == ' '))
+			return false;
+	}
+	return *p != '\0';
+}
+
+/* One command, its reply parsed; EXIT_CONN on a transport failure. */
+static int tc_query(struct tc_conn *c, const char *line, struct tc_reply *r, char **raw)
+{
+	char req[TERNCTL_LINE_MAX + 16];
+	int rn = snprintf(req, sizeof(req), "--json %s\n", line);
+	char *reply;
+	bool drawn = false;
+
+	if (tc_send(c, req, (size_t)rn))
+		return EXIT_CONN;
+	while ((reply = tc_recv_line(c)) && tc_progress(reply, &drawn))
+		free(reply);
+	if (!reply || tc_parse_reply(reply, r) || r->ok < 0) {
+		free(reply);
+		return EXIT_CONN;
+	}
+	*raw = reply;
+	return 0;
+}
+
+/* "outgoing: NAME to ADDR, live: PHASE[: why]" -> PHASE into out. */
+static void tc_mig_phase(const char *status, char *out, size_t len)
+{
+	const char *p = strstr(status, "outgoing: "), *q;
+
+	out[0] = '\0';
+	if (!p || !(p = strchr(p, ',')) || !(p = strchr(p, ':')))
+		return;
+	p += 2;
+	q = p + strcspn(p, ":\n");
+	snprintf(out, len, "%.*s", (int)(q - p), p);
+}
+
+static void tc_mig_bar(const char *status, const char *phase)
+{
+	unsigned long round = 0, done = 0, total = 0;
+	const char *p = strstr(status, "progress: round ");
+	int width = 30, fill = 0;
+
+	if (p)
+		sscanf(p, "progress: round %lu, %lu of %lu", &round, &done, &total);
+	if (total)
+		fill = (int)(done * (unsigned long)width / total);
+	fprintf(stderr, "\r\033[K%-14s round %-3lu [%.*s%*s] %lu/%lu pages", phase, round,
+		fill, "##############################", width - fill, "", done, total);
+	fflush(stderr);
+}
+
+/* Poll `migrate status` until the migration ends; 0 when the guest moved. */
+static int tc_follow_migration(struct tc_conn *c, bool json)
+{
+	bool tty = isatty(STDERR_FILENO);
+	char phase[64];
+
+	for (;;) {
+		struct tc_reply r;
+		char *raw = NULL;
+
+		usleep(300000);
+		if (tc_query(c, "migrate status", &r, &raw))
+			return EXIT_CONN;
+		tc_mig_phase(r.output ? r.output : "", phase, sizeof(phase));
+		bool end = !strcmp(phase, "done") || !strcmp(phase, "failed") ||
+			   !strcmp(phase, "cancelled") || !phase[0];
+		if (tty && !end)
+			tc_mig_bar(r.output ? r.output : "", phase);
+		if (end) {
+			if (tty)
+				fputs("\r\033[K", stderr);
+			if (json)
+				printf("%s\n", raw);
+			else if (r.output)
+				fputs(r.output, stdout);
+			tc_reply_free(&r);
+			free(raw);
+			return !strcmp(phase, "done") ? 0 : EXIT_CMD_FAILED;
+		}
+		tc_reply_free(&r);
+		free(raw);
+	}
+}
+
 /* ---- interactive line reader ---- */
 
 struct tc_hist {
@@ -918,6 +1030,8 @@ int main(int argc, char **argv)
 		return EXIT_CONN;
 	}
 	rc = o.cmd_argc > 0 ? tc_run(&conn, line, o.json) : tc_interactive(&conn, &o);
+	if (o.cmd_argc > 0 && rc == 0 && !o.no_wait && tc_is_migrate_start(line))
+		rc = tc_follow_migration(&conn, o.json);
 	tc_close(&conn);
 	return rc;
 }

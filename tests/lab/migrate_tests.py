@@ -1,0 +1,355 @@
+#!/usr/bin/env python3
+"""Migration tests: Tern hosts in QEMU on a private LAN (netlab.py), the
+migration-verification guest (tests/guests/migverify.c) moved between them.
+
+After every migration the destination proves, page by page, that the
+guest's counters have the shape its writing order allows (`vm memcheck`),
+twice, to show it keeps making progress; the guest checks itself before
+every store too and would stop with MIGVERIFY FAIL.  Cancels, a cut link
+and a killed destination must leave the guest running, verified, on the
+source, and nothing on the destination.  Pre-flight refuses a host with
+too little memory, another CPU model, or another key.
+
+    python3 tests/lab/migrate_tests.py [--only REGEX]
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ternlab  # noqa: E402
+import netlab  # noqa: E402
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+TERNCTL = os.path.join(REPO, "build", "tools", "ternctl")
+GUEST_MEM = "64M"
+IDLE_DELAY = 20000      # migverify spin between pages: a slow writer
+BACK_AND_FORTH = 20
+CFG = None
+check = ternlab.check
+_lab = {}
+
+
+def lab():
+    """The two-host lab most tests share (A: 10.77.0.1, B: 10.77.0.2)."""
+    if "main" not in _lab:
+        lb = netlab.NetLab(hosts=2, esp_dir=CFG.esp, logdir=CFG.logdir, mem="512M")
+        lb.start()
+        try:
+            lb.wait_prompts(120)
+            lb.secret_path = lb.secret_file()
+        except BaseException:
+            lb.stop()
+            raise
+        _lab["main"] = lb
+    return _lab["main"]
+
+
+def stop_labs():
+    for lb in list(_lab.values()):
+        lb.stop()
+    _lab.clear()
+
+
+def cmd(h, line, timeout=60):
+    return h.command(line, timeout=timeout)
+
+
+def start_guest(h, name, delay):
+    out = cmd(h, f'vm create {name} mem={GUEST_MEM} kernel=guests/migverify.elf '
+                 f'cmdline="delay={delay}"')
+    check(f"vm {name} created" in out, out)
+    out = cmd(h, f"vm start {name}")
+    check("running on CPU" in out, out)
+    h.expect(rf"\[{name}\] MIGVERIFY pass 1 ok|\[{name}\] MIGVERIFY region", 60)
+
+
+def memcheck(h, name):
+    out = cmd(h, f"vm memcheck {name}")
+    m = re.search(r"memcheck PASS pages=(\d+) pass=(\d+) boundary=(\d+)", out)
+    check(m, f"{h.name}: vm memcheck {name}:\n{out}")
+    return int(m.group(2)), int(m.group(3))
+
+
+def verify(h, name, settle=1.5):
+    """Whole, and still running: two memchecks, the second further on."""
+    check(not re.search(rf"\[{name}\] MIGVERIFY FAIL", h.output()),
+          f"{h.name}: the guest found a bad page:\n{h.output()[-1500:]}")
+    p1 = memcheck(h, name)
+    time.sleep(settle)
+    p2 = memcheck(h, name)
+    check(p2 > p1, f"{h.name}: {name} made no progress ({p1} then {p2})")
+    out = cmd(h, "vm list")
+    check(re.search(rf"^{name}\s+running", out, re.M), f"{h.name}: vm list:\n{out}")
+
+
+def gone(h, name):
+    out = cmd(h, "vm list")
+    check(not re.search(rf"^{name}\s", out, re.M), f"{h.name} still has {name}:\n{out}")
+
+
+def wait_status(h, pattern, timeout=180):
+    """Poll `migrate status` until it matches; return the status text."""
+    deadline = time.monotonic() + timeout
+    out = ""
+    while time.monotonic() < deadline:
+        out = cmd(h, "migrate status")
+        if re.search(pattern, out):
+            return out
+        time.sleep(0.5)
+    raise ternlab.TestFailure(f"{h.name}: no {pattern!r} in `migrate status` within "
+                              f"{timeout} s:\n{out}")
+
+
+def migrate(src, dst_addr, name, args="", timeout=240):
+    out = cmd(src, f"migrate {name} {dst_addr} {args}".strip())
+    check(out.startswith(f"migrating {name} to "), out)
+    out = wait_status(src, r"outgoing: .*: (done|failed|cancelled)", timeout)
+    check(re.search(r"outgoing: .*: done", out), f"migration failed:\n{out}")
+    m = re.search(r"report: total (\d+) ms, downtime (\d+) ms, (\d+) bytes sent, "
+                  r"(\d+) rounds, throttle (\d+)%", out)
+    check(m, f"no report line:\n{out}")
+    rep = dict(zip(("total", "downtime", "bytes", "rounds", "throttle"),
+                   map(int, m.groups())))
+    print(f"  {name} -> {dst_addr} {args or 'live'}: {rep['total']} ms total, "
+          f"downtime {rep['downtime']} ms, {rep['bytes'] // 1024} KiB, "
+          f"{rep['rounds']} rounds, throttle {rep['throttle']}%", flush=True)
+    return rep, out
+
+
+def dst_clean(h, name, timeout=40):
+    """The destination dropped its copy and says why."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = cmd(h, "vm list")
+        if not re.search(rf"^{name}\s", out, re.M):
+            break
+        check(time.monotonic() < deadline, f"{h.name} kept {name}:\n{out}")
+        time.sleep(1)
+    check(re.search(rf"migrate: incoming {name} from .* failed: .*nothing kept",
+                    h.output()), f"{h.name}: no 'nothing kept' line")
+
+
+# ---- the tests ----
+
+def one_way(mode, delay):
+    lb = lab()
+    a, b = lb.hosts
+    name = f"g{mode[0]}{'b' if delay == 0 else 'i'}"
+    start_guest(a, name, delay)
+    rep, _ = migrate(a, lb.address(1), name, mode)
+    if mode == "quick":
+        check(rep["rounds"] == 1, f"quick migration took {rep['rounds']} rounds")
+    verify(b, name)
+    gone(a, name)
+    cmd(b, f"vm destroy {name}")
+
+
+def t_live_idle():
+    one_way("live", IDLE_DELAY)
+
+
+def t_live_busy():
+    one_way("live", 0)
+
+
+def t_quick_idle():
+    one_way("quick", IDLE_DELAY)
+
+
+def t_quick_busy():
+    one_way("quick", 0)
+
+
+def t_back_and_forth():
+    lb = lab()
+    hosts = lb.hosts
+    start_guest(hosts[0], "bf", 2000)
+    t0 = time.monotonic()
+    for i in range(BACK_AND_FORTH):
+        src, dst = hosts[i % 2], hosts[(i + 1) % 2]
+        migrate(src, lb.address((i + 1) % 2), "bf")
+        verify(dst, "bf", settle=0.5)
+        gone(src, "bf")
+    print(f"  {BACK_AND_FORTH} migrations in {time.monotonic() - t0:.0f} s", flush=True)
+    cmd(hosts[BACK_AND_FORTH % 2], "vm destroy bf")
+
+
+def t_from_ternctl():
+    """ternctl starts a migration, follows it and exits 0 with the report."""
+    lb = lab()
+    a, b = lb.hosts
+    start_guest(b, "tc", IDLE_DELAY)
+    r = subprocess.run(["ip", "netns", "exec", lb.ns, TERNCTL, "--host", lb.address(1),
+                        "--secret-file", lb.secret_path, "migrate", "tc", lb.address(0)],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=300)
+    check(r.returncode == 0 and "report: total" in r.stdout,
+          f"ternctl migrate: rc {r.returncode}\n{r.stdout}\n{r.stderr}")
+    verify(a, "tc")
+    gone(b, "tc")
+    r = subprocess.run(["ip", "netns", "exec", lb.ns, TERNCTL, "--host", lb.address(0),
+                        "--secret-file", lb.secret_path, "migrate", "tc", "10.77.0.99",
+                        "timeout=15"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=120)
+    check(r.returncode == 1 and re.search(r": failed: ", r.stdout),
+          f"ternctl migrate to nowhere: rc {r.returncode}\n{r.stdout}\n{r.stderr}")
+    verify(a, "tc")
+    cmd(a, "vm destroy tc")
+
+
+def cancel_case(args, phase_re, name):
+    lb = lab()
+    a, b = lb.hosts
+    start_guest(a, name, IDLE_DELAY)
+    out = cmd(a, f"migrate {name} {lb.address(1)} {args}")
+    check(out.startswith("migrating"), out)
+    if phase_re:
+        wait_status(a, rf"outgoing: .*: {phase_re}", 60)
+        time.sleep(1)
+    out = cmd(a, "migrate cancel")
+    check("migration cancelled" in out, out)
+    out = cmd(a, "migrate status")
+    check(re.search(r"outgoing: .*: cancelled: cancelled by the operator", out), out)
+    verify(a, name)
+    return lb, a, b
+
+
+def t_cancel_preflight():
+    lb = lab()
+    a, b = lb.hosts
+    start_guest(a, "cp", IDLE_DELAY)
+    # Both lines in one go: the cancel runs while the TLS handshake is
+    # still under way.
+    r = subprocess.run(["ip", "netns", "exec", lb.ns, TERNCTL, "--host", lb.address(0),
+                        "--secret-file", lb.secret_path],
+                       input=f"migrate cp {lb.address(1)}\nmigrate status\nmigrate cancel\n",
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=60)
+    check(r.returncode == 0, f"ternctl: {r.stdout}\n{r.stderr}")
+    check(re.search(r"outgoing: .*: (connecting|pre-flight)", r.stdout),
+          f"cancel did not land in pre-flight:\n{r.stdout}")
+    check("migration cancelled" in r.stdout, r.stdout)
+    verify(a, "cp")
+    time.sleep(2)
+    gone(b, "cp")
+    cmd(a, "vm destroy cp")
+
+
+def t_cancel_precopy():
+    lb, a, b = cancel_case("live bandwidth=2", "pre-copy", "cc")
+    dst_clean(b, "cc")
+    cmd(a, "vm destroy cc")
+
+
+def t_cancel_stopcopy():
+    lb, a, b = cancel_case("quick bandwidth=2", "stop-and-copy", "cs")
+    dst_clean(b, "cs")
+    cmd(a, "vm destroy cs")
+
+
+def t_link_cut_precopy():
+    lb = lab()
+    a, b = lb.hosts
+    start_guest(a, "lc", IDLE_DELAY)
+    out = cmd(a, f"migrate lc {lb.address(1)} live bandwidth=4")
+    check(out.startswith("migrating"), out)
+    wait_status(a, r"outgoing: .*: pre-copy", 60)
+    time.sleep(1)
+    netlab._ip("-n", lb.ns, "link", "set", "tap1", "down")
+    try:
+        out = wait_status(a, r"outgoing: .*: (failed|done)", 60)
+        check(re.search(r": failed: the link stalled", out), out)
+        verify(a, "lc")
+    finally:
+        netlab._ip("-n", lb.ns, "link", "set", "tap1", "up")
+    dst_clean(b, "lc")
+    cmd(a, "vm destroy lc")
+
+
+def t_dest_killed_stopcopy():
+    """Last on the shared lab: it kills host B."""
+    lb = lab()
+    a, b = lb.hosts
+    start_guest(a, "dk", IDLE_DELAY)
+    out = cmd(a, f"migrate dk {lb.address(1)} quick bandwidth=2")
+    check(out.startswith("migrating"), out)
+    wait_status(a, r"outgoing: .*: stop-and-copy", 60)
+    time.sleep(1)
+    b.stop()
+    out = wait_status(a, r"outgoing: .*: (failed|done)", 60)
+    check(re.search(r": failed: ", out), out)
+    verify(a, "dk")
+    cmd(a, "vm destroy dk")
+    stop_labs()
+
+
+def t_preflight_refusals():
+    """A: source.  B: too little memory.  C: another CPU model.  D: another key."""
+    stop_labs()
+    lb = netlab.NetLab(hosts=4, esp_dir=CFG.esp, logdir=CFG.logdir, mem="512M",
+                       host_opts={1: {"mem": "160M"}, 2: {"cpu": "max"}},
+                       secrets={3: "not-the-lab-secret"})
+    _lab["refusals"] = lb
+    lb.start()
+    lb.wait_prompts(180)
+    a = lb.hosts[0]
+    cmd(a, 'vm create big mem=192M kernel=guests/migverify.elf cmdline="delay=20000"')
+    cmd(a, "vm start big")
+    cases = [(1, r"the destination refused: not enough memory: the guest needs \d+ MiB, "
+                 r"\d+ MiB free"),
+             (2, r"the destination refused: CPU differs at CPUID leaf"),
+             (3, r"cannot connect or authenticate")]
+    for i, want in cases:
+        out = cmd(a, f"migrate big {lb.address(i)}")
+        check(out.startswith("migrating"), out)
+        out = wait_status(a, r"outgoing: .*: (failed|done)", 60)
+        check(re.search(want, out), f"to {lb.hosts[i].name}: want {want!r}:\n{out}")
+        gone(lb.hosts[i], "big")
+        verify(a, "big")
+    stop_labs()
+
+
+TESTS = [
+    ("live_idle", t_live_idle),
+    ("live_busy", t_live_busy),
+    ("quick_idle", t_quick_idle),
+    ("quick_busy", t_quick_busy),
+    ("from_ternctl", t_from_ternctl),
+    ("cancel_preflight", t_cancel_preflight),
+    ("cancel_precopy", t_cancel_precopy),
+    ("cancel_stopcopy", t_cancel_stopcopy),
+    ("link_cut_precopy", t_link_cut_precopy),
+    ("back_and_forth_20", t_back_and_forth),
+    ("dest_killed_stopcopy", t_dest_killed_stopcopy),
+    ("preflight_refusals", t_preflight_refusals),
+]
+
+
+def main(argv=None):
+    global CFG
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", metavar="REGEX")
+    ap.add_argument("--esp", default=os.path.join(REPO, "build", "esp"))
+    ap.add_argument("--logdir", default=os.path.join(REPO, "build", "test-logs"))
+    ap.add_argument("--list", action="store_true")
+    CFG = ap.parse_args(argv)
+    CFG.esp = os.path.abspath(CFG.esp)
+    CFG.logdir = os.path.abspath(CFG.logdir)
+    chosen = [(n, fn) for n, fn in TESTS if not CFG.only or re.search(CFG.only, n)]
+    if CFG.list:
+        for name, _ in chosen:
+            print(name)
+        return 0
+    ternlab.require_tool("ip", "iproute2")
+    if not os.access(TERNCTL, os.X_OK):
+        raise ternlab.LabError(f"{TERNCTL} missing: run make")
+    return ternlab.run_suite(chosen, CFG.logdir, stop_labs)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
