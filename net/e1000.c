@@ -7,12 +7,19 @@
  * References: PCI/PCI-X Family of Gigabit Ethernet Controllers Software
  * Developer's Manual (8254x, rev 4.0), sections 3.2 (receive), 3.3
  * (transmit), 13 (registers), 14 (initialisation); 82574 GbE Controller
- * Datasheet rev 3.4, sections 7.1, 7.2 and 10.
+ * Datasheet rev 3.4, sections 7.1, 7.2 and 10.  Legacy RX descriptors;
+ * TX uses the extended formats (a TCP/IP context, then data descriptors).
  *
  * Interrupts: MSI when the function has it (the 82574L does; QEMU's
  * 82540EM has no MSI capability), else the device is polled on the tick:
- * legacy INTx would need the ACPI _PRT.  No checksum offload: context
- * descriptors are never used, RXCSUM results are ignored.
+ * legacy INTx would need the ACPI _PRT.
+ *
+ * Checksum offload, both models: TCP/UDP on transmit through a TCP/IP
+ * context (8254x 3.3.6) and POPTS.TXSM in the data descriptor (3.3.7.3);
+ * on receive RXCSUM.TUOFLD and the TCPCS/UDPCS status and TCPE error bits
+ * (3.2.3.1, 3.2.3.2).  Every frame goes out in an extended data
+ * descriptor, even without offload: QEMU's models only honour TXSM there,
+ * and keep the last data descriptor's options across legacy ones.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -41,6 +48,7 @@
 #define E1000_TDLEN	0x3808
 #define E1000_TDH	0x3810
 #define E1000_TDT	0x3818
+#define E1000_RXCSUM	0x5000
 #define E1000_MTA	0x5200
 #define E1000_RAL0	0x5400
 #define E1000_RAH0	0x5404
@@ -67,13 +75,29 @@
 #define TCTL_CT(x)	((uint32_t)(x) << 4)
 #define TCTL_COLD(x)	((uint32_t)(x) << 12)
 
+/* RXCSUM (0x5000): IP and TCP/UDP checksum offload; PCSS 0. */
+#define RXCSUM_IPOFLD	(1u << 8)
+#define RXCSUM_TUOFLD	(1u << 9)
+
 #define RXD_DD		(1u << 0)
 #define RXD_EOP		(1u << 1)
-/* CE, SE, SEQ, CXE, RXE; TCPE/IPE only matter with checksum offload. */
+#define RXD_IXSM	(1u << 2)	/* ignore the checksum bits */
+#define RXD_UDPCS	(1u << 4)	/* 82574 only; reserved on the 8254x */
+#define RXD_TCPCS	(1u << 5)
+/* CE, SE, SEQ, CXE, RXE; TCPE and IPE are checksum results. */
 #define RXD_ERR_FRAME	0x97
-#define TXD_EOP		(1u << 0)
-#define TXD_IFCS	(1u << 1)
-#define TXD_RS		(1u << 3)
+#define RXD_ERR_TCPE	(1u << 5)
+
+/* Extended TX descriptors: command bits (8254x 3.3.6.1 TUCMD, 3.3.7.1
+ * DCMD) in bits 31:24 of the second dword, type in 23:20. */
+#define TXD_EOP		(1u << 24)
+#define TXD_IFCS	(1u << 25)
+#define TXD_RS		(1u << 27)
+#define TXD_DEXT	(1u << 29)
+#define TXD_DTYP_DATA	(1u << 20)
+#define TUCMD_TCP	(1u << 24)
+#define TUCMD_IP	(1u << 25)
+#define POPTS_TXSM	(1u << 1)
 #define TXD_DD		(1u << 0)
 
 struct rx_desc {
@@ -83,12 +107,28 @@ struct rx_desc {
 	uint16_t special;
 };
 
+/* TCP/IP data descriptor, 8254x 3.3.7 (DTYP 0001b). */
 struct tx_desc {
 	uint64_t addr;
-	uint16_t len;
-	uint8_t cso, cmd, status, css;
+	uint32_t cmd_len;	/* DTALEN 19:0, DTYP 23:20, DCMD 31:24 */
+	uint8_t status, popts;
 	uint16_t special;
 };
+
+/* TCP/IP context descriptor, 8254x 3.3.6 (DTYP 0000b): where the
+ * checksums of the data descriptors that follow start, go and end. */
+struct tx_ctx_desc {
+	uint8_t ipcss, ipcso;
+	uint16_t ipcse;
+	uint8_t tucss, tucso;
+	uint16_t tucse;		/* 0: to the end of the packet */
+	uint32_t cmd_len;	/* PAYLEN 19:0, DTYP 23:20, TUCMD 31:24 */
+	uint8_t status, hdrlen;
+	uint16_t mss;
+};
+
+_Static_assert(sizeof(struct tx_desc) == 16 && sizeof(struct tx_ctx_desc) == 16,
+	       "TX descriptors are 16 bytes");
 
 struct e1000 {
 	struct netdev nd;
@@ -101,6 +141,9 @@ struct e1000 {
 	uint32_t rx_next;		/* next descriptor the device fills */
 	uint32_t tx_tail, tx_clean;	/* we own [tx_clean, tx_tail) in flight */
 	bool rx_discard;		/* inside a frame that spans buffers */
+	/* The TCP/IP context last loaded: it stays until replaced (3.3.6). */
+	bool ctx_valid;
+	struct netdev_csum ctx;
 };
 
 static int count_82540, count_82574;
@@ -135,38 +178,105 @@ static void e1000_reap_tx(struct e1000 *e)
 		e->tx_clean = (e->tx_clean + 1) % NIC_RING_SIZE;
 }
 
-static int e1000_xmit(struct netdev *nd, const void *frame, size_t len)
+/* Free descriptors: one slot stays empty so that TDT != TDH. */
+static uint32_t tx_room(struct e1000 *e)
+{
+	return (e->tx_clean + NIC_RING_SIZE - e->tx_tail - 1) % NIC_RING_SIZE;
+}
+
+/*
+ * Load a TCP/IP context for csum into slot t.  Only the TCP/UDP fields
+ * matter without POPTS.IXSM, but IPCSS/IPCSO/IPCSE name the IPv4 header
+ * all the same.  TUCSE 0 sums to the end of the packet; the device adds
+ * the pseudo-header sum the caller left in the field.  RS: the reaper
+ * walks the ring by DD, and context descriptors get it too (3.3.6.2).
+ */
+static void e1000_load_ctx(struct e1000 *e, uint32_t t, const struct netdev_csum *csum)
+{
+	volatile struct tx_ctx_desc *c = (volatile struct tx_ctx_desc *)&e->tx[t];
+
+	c->ipcss = 14;
+	c->ipcso = 14 + 10;
+	c->ipcse = (uint16_t)(csum->start - 1);
+	c->tucss = (uint8_t)csum->start;
+	c->tucso = (uint8_t)(csum->start + csum->offset);
+	c->tucse = 0;
+	c->cmd_len = TXD_DEXT | TXD_RS | TUCMD_IP | (csum->offset == 16 ? TUCMD_TCP : 0);
+	c->status = 0;
+	c->hdrlen = 0;
+	c->mss = 0;
+	e->ctx = *csum;
+	e->ctx_valid = true;
+}
+
+static bool e1000_ctx_needed(const struct e1000 *e, const struct netdev_csum *csum)
+{
+	return csum && (!e->ctx_valid || e->ctx.start != csum->start ||
+			e->ctx.offset != csum->offset);
+}
+
+/* TUCSS and TUCSO are one byte each; TCP is offset 16, UDP 6. */
+static bool e1000_csum_ok(const struct netdev *nd, const struct netdev_csum *c,
+			  size_t len)
+{
+	return nd->tx_csum_offload && c->start > 14 && c->start + c->offset + 2u <= len &&
+	       c->start + c->offset <= 0xff && (c->offset == 16 || c->offset == 6);
+}
+
+static int e1000_xmit(struct netdev *nd, const void *frame, size_t len,
+		      const struct netdev_csum *csum)
 {
 	struct e1000 *e = nd->priv;
-	uint32_t t = e->tx_tail, next = (t + 1) % NIC_RING_SIZE;
-	volatile struct tx_desc *d = &e->tx[t];
-	uint8_t *buf = e->tx_bufs + (size_t)t * NIC_BUF_SIZE;
+	bool ctx;
+	uint32_t t;
+	volatile struct tx_desc *d;
+	uint8_t *buf;
 
-	if (len < 14 || len > NETDEV_FRAME_MAX) {
+	if (len < 14 || len > NETDEV_FRAME_MAX || (csum && !e1000_csum_ok(nd, csum, len))) {
 		nd->tx_errors++;
 		return -EINVAL;
 	}
-	if (next == e->tx_clean)
+	ctx = e1000_ctx_needed(e, csum);
+	if (tx_room(e) < 1u + ctx)
 		e1000_reap_tx(e);
-	if (next == e->tx_clean)
-		return -EAGAIN;		/* one slot stays empty: TDT != TDH */
+	if (tx_room(e) < 1u + ctx)
+		return -EAGAIN;
+	if (ctx) {
+		e1000_load_ctx(e, e->tx_tail, csum);
+		e->tx_tail = (e->tx_tail + 1) % NIC_RING_SIZE;
+	}
+	t = e->tx_tail;
+	d = &e->tx[t];
+	buf = e->tx_bufs + (size_t)t * NIC_BUF_SIZE;
 	memcpy(buf, frame, len);
 	d->addr = virt_to_phys(buf);
-	d->len = (uint16_t)len;
-	d->cso = 0;
-	d->css = 0;
-	d->special = 0;
+	d->cmd_len = (uint32_t)len | TXD_DTYP_DATA | TXD_DEXT | TXD_EOP | TXD_IFCS | TXD_RS;
 	d->status = 0;
-	d->cmd = TXD_EOP | TXD_IFCS | TXD_RS;
-	barrier();	/* descriptor before tail; x86 keeps stores in order */
-	e->tx_tail = next;
-	wr(e, E1000_TDT, next);
+	d->popts = csum ? POPTS_TXSM : 0;
+	d->special = 0;
+	barrier();	/* descriptors before tail; x86 keeps stores in order */
+	e->tx_tail = (t + 1) % NIC_RING_SIZE;
+	wr(e, E1000_TDT, e->tx_tail);
 	nd->tx_packets++;
 	nd->tx_bytes += len;
+	if (csum)
+		nd->tx_csum_frames++;
 	return 0;
 }
 
 /* ---- RX ---- */
+
+/* The TCP/UDP checksum result of a good frame (3.2.3.1, 3.2.3.2): IXSM
+ * says ignore it; TCPCS (UDPCS on the 82574) without TCPE says right. */
+static unsigned int e1000_rx_flags(const struct e1000 *e, uint8_t status,
+				   uint8_t errors)
+{
+	uint8_t done = RXD_TCPCS | (e->is_82574 ? RXD_UDPCS : 0);
+
+	if (!e->nd.rx_csum_offload || (status & RXD_IXSM) || (errors & RXD_ERR_TCPE))
+		return 0;
+	return status & done ? NETDEV_RX_CSUM_OK : 0;
+}
 
 static int e1000_poll(struct netdev *nd, int budget)
 {
@@ -198,7 +308,7 @@ static int e1000_poll(struct netdev *nd, int budget)
 			nd->rx_dropped++;
 		} else {
 			nic_deliver(nd, e->rx_bufs + (size_t)e->rx_next * NIC_BUF_SIZE,
-				    len);
+				    len, e1000_rx_flags(e, status, errors));
 			got++;
 		}
 		d->status = 0;
@@ -317,6 +427,10 @@ static int rings(struct e1000 *e)
 	wr(e, E1000_RDH, 0);
 	wr(e, E1000_RDT, NIC_RING_SIZE - 1);
 	wr(e, E1000_RDTR, 0);
+	/* Before RCTL.EN, so that no frame comes in without the results. */
+	wr(e, E1000_RXCSUM, RXCSUM_IPOFLD | RXCSUM_TUOFLD);
+	e->nd.rx_csum_offload = true;
+	e->nd.tx_csum_offload = true;
 	/* QEMU's 82540EM model then refuses frames for 1 s (its RCTL write
 	 * arms a flush_queue_timer): the first ARP reply may take that long. */
 	wr(e, E1000_RCTL, RCTL_EN | RCTL_BAM | RCTL_SECRC);
@@ -376,10 +490,11 @@ int e1000_probe(struct pci_dev *pd)
 		goto fail;
 	e->is_82574 ? count_82574++ : count_82540++;
 	pr_info("%s: %02x:%02x.%u %s mac %02x:%02x:%02x:%02x:%02x:%02x, "
-		"%u/%u descriptors, irq %s, link %s", e->nd.name, pd->bus, pd->dev,
-		pd->fn, e->nd.model, e->nd.mac[0], e->nd.mac[1], e->nd.mac[2],
-		e->nd.mac[3], e->nd.mac[4], e->nd.mac[5], NIC_RING_SIZE,
-		NIC_RING_SIZE, pd->irq_mode, e->nd.link_up ? "up" : "down");
+		"%u/%u descriptors, irq %s, link %s, checksum offload tx on rx on",
+		e->nd.name, pd->bus, pd->dev, pd->fn, e->nd.model, e->nd.mac[0],
+		e->nd.mac[1], e->nd.mac[2], e->nd.mac[3], e->nd.mac[4], e->nd.mac[5],
+		NIC_RING_SIZE, NIC_RING_SIZE, pd->irq_mode,
+		e->nd.link_up ? "up" : "down");
 	return 0;
 fail:
 	wr(e, E1000_IMC, 0xffffffffu);

@@ -69,7 +69,8 @@ void nic_irq(struct trap_frame *f, void *ctx)
 	nd->pending = true;
 }
 
-void nic_deliver(struct netdev *nd, const void *frame, size_t len)
+void nic_deliver(struct netdev *nd, const void *frame, size_t len,
+		 unsigned int flags)
 {
 	if (!nd->rx || len < 14 || len > NETDEV_FRAME_MAX) {
 		nd->rx_dropped++;
@@ -77,7 +78,9 @@ void nic_deliver(struct netdev *nd, const void *frame, size_t len)
 	}
 	nd->rx_packets++;
 	nd->rx_bytes += len;
-	nd->rx(nd, frame, len);
+	if (flags & NETDEV_RX_CSUM_OK)
+		nd->rx_csum_frames++;
+	nd->rx(nd, frame, len, flags);
 }
 
 void net_init(void)
@@ -141,6 +144,16 @@ static struct netdev *find_nic(const char *name)
 	return NULL;
 }
 
+/* The offloads the device agreed to, for the `nic` table. */
+static const char *offload_name(const struct netdev *nd)
+{
+	if (nd->tx_csum_offload && nd->rx_csum_offload)
+		return "csum tx/rx";
+	if (nd->tx_csum_offload)
+		return "csum tx";
+	return nd->rx_csum_offload ? "csum rx" : "none";
+}
+
 int nic_cmd_list(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	int i;
@@ -151,8 +164,8 @@ int nic_cmd_list(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 			   pci_access_method());
 		return 0;
 	}
-	cmd_printf(o, "%-8s %-15s %-17s %-4s %-12s %s\n", "name", "model", "mac",
-		   "link", "irq", "counters");
+	cmd_printf(o, "%-8s %-15s %-17s %-4s %-12s %-10s %s\n", "name", "model",
+		   "mac", "link", "irq", "offload", "counters");
 	for (i = 0; i < nnetdevs; i++) {
 		struct netdev *nd = netdevs[i];
 		struct pci_dev *pd = netdev_pci[i];
@@ -164,11 +177,13 @@ int nic_cmd_list(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 		else
 			snprintf(irq, sizeof(irq), "poll");
 		cmd_printf(o, "%-8s %-15s %02x:%02x:%02x:%02x:%02x:%02x %-4s %-12s "
-			   "rx %lu/%lu tx %lu/%lu drops %lu errors %lu irqs %lu\n",
+			   "%-10s rx %lu/%lu tx %lu/%lu drops %lu errors %lu irqs %lu "
+			   "csum-frames tx %lu rx %lu\n",
 			   nd->name, nd->model, m[0], m[1], m[2], m[3], m[4], m[5],
-			   nd->link_up ? "up" : "down", irq, nd->rx_packets,
-			   nd->rx_bytes, nd->tx_packets, nd->tx_bytes, nd->rx_dropped,
-			   nd->tx_errors, nd->irqs);
+			   nd->link_up ? "up" : "down", irq, offload_name(nd),
+			   nd->rx_packets, nd->rx_bytes, nd->tx_packets, nd->tx_bytes,
+			   nd->rx_dropped, nd->tx_errors, nd->irqs, nd->tx_csum_frames,
+			   nd->rx_csum_frames);
 	}
 	return 0;
 }
@@ -179,12 +194,14 @@ static const uint8_t arp_our_ip[4] = { 10, 0, 2, 15 };
 static const uint8_t arp_peer_ip[4] = { 10, 0, 2, 2 };
 
 static struct {
-	void (*saved_rx)(struct netdev *nd, const void *frame, size_t len);
+	void (*saved_rx)(struct netdev *nd, const void *frame, size_t len,
+			 unsigned int flags);
 	bool got;
 	uint8_t mac[6];
 } arp_probe;
 
-static void arp_capture(struct netdev *nd, const void *frame, size_t len)
+static void arp_capture(struct netdev *nd, const void *frame, size_t len,
+			unsigned int flags)
 {
 	const uint8_t *p = frame;
 
@@ -197,7 +214,7 @@ static void arp_capture(struct netdev *nd, const void *frame, size_t len)
 		arp_probe.got = true;
 	}
 	if (arp_probe.saved_rx)
-		arp_probe.saved_rx(nd, frame, len);
+		arp_probe.saved_rx(nd, frame, len, flags);
 }
 
 static void arp_request(const struct netdev *nd, uint8_t *f)
@@ -231,7 +248,7 @@ int nic_cmd_test(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 	nd->rx = arp_capture;
 	arp_request(nd, frame);
 	t0 = time_us();
-	r = nd->ops->xmit(nd, frame, sizeof(frame));
+	r = nd->ops->xmit(nd, frame, sizeof(frame), NULL);
 	deadline = t0 + ARP_WAIT_US;
 	while (r == 0 && !arp_probe.got && time_us() < deadline) {
 		nd->ops->poll(nd, NET_POLL_BUDGET);

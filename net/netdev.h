@@ -19,9 +19,27 @@
 
 struct netdev;
 
+/*
+ * A transmit checksum request, only for a NIC with tx_csum_offload: the
+ * NIC sums the frame from start to its end and stores the one's
+ * complement at start + offset, where the caller left the pseudo-header
+ * sum (VIRTIO 1.1 5.1.6.2; the e1000 TCP/IP context does the same).
+ */
+struct netdev_csum {
+	uint16_t start;		/* the L4 header, from the frame start */
+	uint16_t offset;	/* the checksum field, from start */
+};
+
+/* nd->rx flags: the NIC checked the frame's TCP/UDP checksum and found it
+ * right (or was handed it by a peer that vouches for it, VIRTIO 1.1
+ * 5.1.6.4).  Without it nothing is known either way. */
+#define NETDEV_RX_CSUM_OK	(1u << 0)
+
 struct netdev_ops {
-	/* Queue one Ethernet frame (copied); -EAGAIN when the ring is full. */
-	int (*xmit)(struct netdev *nd, const void *frame, size_t len);
+	/* Queue one Ethernet frame (copied); csum NULL or a request as
+	 * above.  -EAGAIN when the ring is full. */
+	int (*xmit)(struct netdev *nd, const void *frame, size_t len,
+		    const struct netdev_csum *csum);
 	/* Reap TX completions and hand up to budget received frames to
 	 * nd->rx; returns the number of frames received. */
 	int (*poll)(struct netdev *nd, int budget);
@@ -35,16 +53,20 @@ struct netdev {
 	uint8_t mac[6];
 	uint16_t mtu;
 	bool link_up;
+	/* Set by the driver at probe: what the device agreed to do. */
 	bool tx_csum_offload, rx_csum_offload;
 	const struct netdev_ops *ops;
 	void *priv;
 	/* Set by the stack: called from net_poll() for each received frame. */
-	void (*rx)(struct netdev *nd, const void *frame, size_t len);
+	void (*rx)(struct netdev *nd, const void *frame, size_t len,
+		   unsigned int flags);
 	void *stack;
 	volatile bool pending;		/* set by the IRQ handler */
 	uint64_t rx_packets, rx_bytes, rx_dropped;
 	uint64_t tx_packets, tx_bytes, tx_errors;
 	uint64_t irqs;
+	uint64_t tx_csum_frames;	/* sent with a checksum request */
+	uint64_t rx_csum_frames;	/* received with NETDEV_RX_CSUM_OK */
 };
 
 int netdev_register(struct netdev *nd);

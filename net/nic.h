@@ -15,9 +15,11 @@
 /* Register nd (which lives in the driver's state) for the PCI function. */
 int nic_register(struct netdev *nd, struct pci_dev *pd);
 
-/* Drivers: one received frame, already bounds-checked by the driver;
- * counted and handed to nd->rx (or counted as dropped without one). */
-void nic_deliver(struct netdev *nd, const void *frame, size_t len);
+/* Drivers: one received frame, already bounds-checked by the driver,
+ * with NETDEV_RX_* flags; counted and handed to nd->rx (or counted as
+ * dropped without one). */
+void nic_deliver(struct netdev *nd, const void *frame, size_t len,
+		 unsigned int flags);
 
 /* The IRQ handler every driver registers: mark pending, count. */
 void nic_irq(struct trap_frame *f, void *ctx);

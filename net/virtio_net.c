@@ -5,9 +5,10 @@
  * NIC_RING_SIZE entries, one NIC_BUF_SIZE buffer per descriptor (no
  * chains), all interrupts on MSI-X entry 0.
  *
- * Features: VERSION_1 (required), MAC and STATUS when offered.  No
- * checksum offload and no mergeable buffers: every frame carries a zeroed
- * 12-byte virtio_net_hdr (5.1.6: with VERSION_1 it includes num_buffers).
+ * Features: VERSION_1 (required); MAC, STATUS, CSUM and GUEST_CSUM when
+ * offered.  No segmentation offload and no mergeable buffers: every frame
+ * carries a 12-byte virtio_net_hdr (5.1.6: with VERSION_1 it includes
+ * num_buffers) whose only non-zero fields are the checksum ones.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -47,11 +48,19 @@
 #define VS_FAILED		128
 
 /* Feature bits, 5.1.3 and 6. */
+#define VF_CSUM			(1ull << 0)
+#define VF_GUEST_CSUM		(1ull << 1)
 #define VF_MAC			(1ull << 5)
 #define VF_STATUS		(1ull << 16)
 #define VF_VERSION_1		(1ull << 32)
 
 #define VNET_HDR		12
+/* virtio_net_hdr, 5.1.6: flags at 0, gso_type 1, csum_start 6,
+ * csum_offset 8, all little-endian. */
+#define VNET_HDR_F_NEEDS_CSUM	1
+#define VNET_HDR_F_DATA_VALID	2
+#define VNET_HDR_CSUM_START	6
+#define VNET_HDR_CSUM_OFFSET	8
 #define VNET_LINK_UP		1
 #define VQ_NO_VECTOR		0xffff
 #define VQ_USED_F_NO_NOTIFY	1
@@ -186,14 +195,32 @@ static void vnet_reap_tx(struct vnet *v)
 	}
 }
 
-static int vnet_xmit(struct netdev *nd, const void *frame, size_t len)
+/* The header for one frame (5.1.6.2): with a checksum request, NEEDS_CSUM
+ * and where the device sums from and stores; the caller left the
+ * pseudo-header sum in the field, as point 1 of that section requires. */
+static void vnet_tx_hdr(uint8_t *h, const struct netdev_csum *csum)
+{
+	memset(h, 0, VNET_HDR);
+	if (!csum)
+		return;
+	h[0] = VNET_HDR_F_NEEDS_CSUM;
+	h[VNET_HDR_CSUM_START] = (uint8_t)csum->start;
+	h[VNET_HDR_CSUM_START + 1] = (uint8_t)(csum->start >> 8);
+	h[VNET_HDR_CSUM_OFFSET] = (uint8_t)csum->offset;
+	h[VNET_HDR_CSUM_OFFSET + 1] = (uint8_t)(csum->offset >> 8);
+}
+
+static int vnet_xmit(struct netdev *nd, const void *frame, size_t len,
+		     const struct netdev_csum *csum)
 {
 	struct vnet *v = nd->priv;
 	struct vq *q = &v->txq;
 	uint16_t id;
 	uint8_t *buf;
 
-	if (len < 14 || len > NETDEV_FRAME_MAX) {
+	if (len < 14 || len > NETDEV_FRAME_MAX ||
+	    (csum && (!nd->tx_csum_offload ||
+		      (size_t)csum->start + csum->offset + 2 > len))) {
 		nd->tx_errors++;
 		return -EINVAL;
 	}
@@ -206,7 +233,7 @@ static int vnet_xmit(struct netdev *nd, const void *frame, size_t len)
 	id = q->free_ids[--q->nfree];
 	q->busy[id] = true;
 	buf = q->bufs + (size_t)id * NIC_BUF_SIZE;
-	memset(buf, 0, VNET_HDR);	/* no offload: flags 0, gso none */
+	vnet_tx_hdr(buf, csum);
 	memcpy(buf + VNET_HDR, frame, len);
 	q->desc[id].addr = virt_to_phys(buf);
 	q->desc[id].len = (uint32_t)(VNET_HDR + len);
@@ -217,10 +244,28 @@ static int vnet_xmit(struct netdev *nd, const void *frame, size_t len)
 	vq_kick(v, q, TX_Q);
 	nd->tx_packets++;
 	nd->tx_bytes += len;
+	if (csum)
+		nd->tx_csum_frames++;
 	return 0;
 }
 
 /* ---- RX ---- */
+
+/*
+ * With GUEST_CSUM, 5.1.6.4 point 4: DATA_VALID means the device checked
+ * the checksum; NEEDS_CSUM means the packet's checksums were validated
+ * and only the one at csum_start + csum_offset is left partial (a local
+ * peer that never computed it).  Both are good data; with NEEDS_CSUM the
+ * field holds the pseudo-header sum, which the stack then must not check.
+ * Without GUEST_CSUM the flags are ignored.
+ */
+static unsigned int vnet_rx_flags(const struct vnet *v, const uint8_t *h)
+{
+	if (!(v->features & VF_GUEST_CSUM))
+		return 0;
+	return h[0] & (VNET_HDR_F_NEEDS_CSUM | VNET_HDR_F_DATA_VALID) ?
+	       NETDEV_RX_CSUM_OK : 0;
+}
 
 static void rx_post(struct vq *q, uint16_t id)
 {
@@ -250,6 +295,7 @@ static int vnet_poll(struct netdev *nd, int budget)
 	barrier();	/* x86 keeps loads in order; the compiler must too */
 	while (pending-- > 0 && got < budget) {
 		struct virtq_used_elem e = q->used[q->last_used % q->n];
+		const uint8_t *buf;
 
 		q->last_used++;
 		if (!virtq_used_ok(&e, q->n, NIC_BUF_SIZE) || e.len <= VNET_HDR) {
@@ -259,8 +305,8 @@ static int vnet_poll(struct netdev *nd, int budget)
 				rx_post(q, (uint16_t)e.id);
 			continue;
 		}
-		nic_deliver(nd, q->bufs + (size_t)e.id * NIC_BUF_SIZE + VNET_HDR,
-			    e.len - VNET_HDR);
+		buf = q->bufs + (size_t)e.id * NIC_BUF_SIZE;
+		nic_deliver(nd, buf + VNET_HDR, e.len - VNET_HDR, vnet_rx_flags(v, buf));
 		rx_post(q, (uint16_t)e.id);
 		got++;
 	}
@@ -341,7 +387,9 @@ static int negotiate(struct vnet *v)
 	offered |= (uint64_t)C32(v, VC_DF) << 32;
 	if (!(offered & VF_VERSION_1))
 		return -ENOTSUP;
-	v->features = offered & (VF_VERSION_1 | VF_MAC | VF_STATUS);
+	/* No GSO features: every frame stays within NETDEV_FRAME_MAX. */
+	v->features = offered & (VF_VERSION_1 | VF_MAC | VF_STATUS | VF_CSUM |
+				 VF_GUEST_CSUM);
 	C32(v, VC_GFSELECT) = 0;
 	C32(v, VC_GF) = (uint32_t)v->features;
 	C32(v, VC_GFSELECT) = 1;
@@ -349,6 +397,8 @@ static int negotiate(struct vnet *v)
 	C8(v, VC_STATUS) = VS_ACK | VS_DRIVER | VS_FEATURES_OK;
 	if (!(C8(v, VC_STATUS) & VS_FEATURES_OK))
 		return -ENOTSUP;	/* 3.1.1 step 6: the device said no */
+	v->nd.tx_csum_offload = v->features & VF_CSUM;
+	v->nd.rx_csum_offload = v->features & VF_GUEST_CSUM;
 	return 0;
 }
 
@@ -466,9 +516,11 @@ int virtio_net_probe(struct pci_dev *pd)
 		return r;
 	vnet_count++;
 	pr_info("%s: %02x:%02x.%u %04x:%04x mac %02x:%02x:%02x:%02x:%02x:%02x, "
-		"%u/%u descriptors, irq %s, link %s", v->nd.name, pd->bus, pd->dev,
-		pd->fn, pd->vendor, pd->device, v->nd.mac[0], v->nd.mac[1],
-		v->nd.mac[2], v->nd.mac[3], v->nd.mac[4], v->nd.mac[5], v->rxq.n,
-		v->txq.n, pd->irq_mode, v->nd.link_up ? "up" : "down");
+		"%u/%u descriptors, irq %s, link %s, checksum offload tx %s rx %s",
+		v->nd.name, pd->bus, pd->dev, pd->fn, pd->vendor, pd->device,
+		v->nd.mac[0], v->nd.mac[1], v->nd.mac[2], v->nd.mac[3], v->nd.mac[4],
+		v->nd.mac[5], v->rxq.n, v->txq.n, pd->irq_mode,
+		v->nd.link_up ? "up" : "down", v->nd.tx_csum_offload ? "on" : "off",
+		v->nd.rx_csum_offload ? "on" : "off");
 	return 0;
 }
