@@ -233,6 +233,15 @@ static int vuart_load(struct vuart *u, const uint8_t *b, uint32_t len)
 	if (nl >= UART_LINE_MAX || nrx >= UART_RX_RING ||
 	    len != (uint32_t)VUART_REGS + 4 + nl + nrx)
 		return -EINVAL;
+	/* The partial line goes to the host log: only what vuart_tx itself
+	 * would have stored (printable ASCII and tab), never escape codes
+	 * or line breaks from the network. */
+	for (uint16_t i = 0; i < nl; i++) {
+		uint8_t c = b[VUART_REGS + 4 + i];
+
+		if ((c < 0x20 || c >= 0x7f) && c != '\t' && c != '?')
+			return -EINVAL;
+	}
 	u->ier = b[0] & 0x0f, u->lcr = b[1], u->mcr = b[2] & 0x1f, u->scr = b[3];
 	u->dll = b[4], u->dlm = b[5], u->fcr = b[6];
 	memcpy(u->line, b + VUART_REGS + 4, nl);

@@ -170,10 +170,11 @@ bool vcpu_xcr0_ok(uint64_t val)
 /*
  * An FPU image from elsewhere (migration) must not make XRSTOR/FXRSTOR
  * fault on this host: MXCSR reserved bits (SDM Vol. 1 10.5.1.1),
- * XSTATE_BV outside XCR0, a compacted XCOMP_BV or a non-zero header
+ * XSTATE_BV outside the XCR0 it is restored with (the guest's, xcr0),
+ * a compacted XCOMP_BV or a non-zero header
  * reserved area (SDM Vol. 1 13.8.1) all raise #GP.
  */
-int vcpu_fpu_image_ok(const uint8_t *img, size_t len)
+int vcpu_fpu_image_ok(const uint8_t *img, size_t len, uint64_t xcr0)
 {
 	uint32_t mxcsr;
 	uint64_t bv, comp;
@@ -185,7 +186,8 @@ int vcpu_fpu_image_ok(const uint8_t *img, size_t len)
 	memcpy(&comp, img + 520, 8);
 	if (mxcsr & 0xffff0000u)
 		return -EINVAL;
-	if (have_xsave && (bv & ~host_xcr0))
+	/* run_once restores with the guest's XCR0 (1 until it sets one). */
+	if (have_xsave && (bv & ~(xcr0 ? xcr0 : 1)))
 		return -EINVAL;
 	if (comp)
 		return -EINVAL;
@@ -312,39 +314,36 @@ static void run_once(struct vcpu *v, struct vcpu_exit *e)
 }
 
 /*
- * Auto-converge (migration): let the guest run only (100 - pct) % of
- * each window.  A LAPIC tick on this CPU forces regular exits while
- * throttled, since a busy guest may not exit on its own for seconds.
+ * Auto-converge (migration): hold the guest back pm thousandths of the
+ * time.  For every stretch it ran, it sleeps ran * pm / (1000 - pm), so the
+ * share is exact whatever the length of the stretches.  A LAPIC tick on
+ * this CPU bounds each stretch (a busy guest may not exit on its own for
+ * seconds).
  */
-#define THROTTLE_WINDOW_US	20000
 #define THROTTLE_TICK_HZ	1000
+#define THROTTLE_MAX_SLEEP_US	1000000
 
-static void throttle(struct vcpu *v)
+static void throttle_tick(struct vcpu *v, bool on)
 {
-	uint32_t pct = v->throttle_pct;
-	uint64_t now = time_us(), allowed, end;
-
-	if (!pct || pct > 99) {
-		if (v->tick_on) {
-			lapic_timer_stop();
-			v->tick_on = false;
-		}
-		return;
-	}
-	if (!v->tick_on) {
+	if (on && !v->tick_on)
 		lapic_timer_periodic(VEC_TIMER, THROTTLE_TICK_HZ);
-		v->tick_on = true;
-		v->throttle_win_us = now;
-		v->throttle_ran_us = 0;
-	}
-	if (now - v->throttle_win_us >= THROTTLE_WINDOW_US) {
-		v->throttle_win_us = now;
-		v->throttle_ran_us = 0;
-	}
-	allowed = THROTTLE_WINDOW_US * (100 - pct) / 100;
-	if (v->throttle_ran_us < allowed)
+	else if (!on && v->tick_on)
+		lapic_timer_stop();
+	v->tick_on = on;
+}
+
+static void throttle(struct vcpu *v, uint64_t ran_us)
+{
+	uint32_t pm = v->throttle_pm;
+	uint64_t sleep, end;
+
+	if (!pm || pm > 999) {
+		throttle_tick(v, false);
 		return;
-	end = v->throttle_win_us + THROTTLE_WINDOW_US;
+	}
+	throttle_tick(v, true);
+	sleep = ran_us * pm / (1000 - pm);
+	end = time_us() + (sleep < THROTTLE_MAX_SLEEP_US ? sleep : THROTTLE_MAX_SLEEP_US);
 	while (time_us() < end && !(v->requests & (VCPU_REQ_PAUSE | VCPU_REQ_STOP))) {
 		smp_handle_calls();
 		irq_disable();
@@ -354,8 +353,6 @@ static void throttle(struct vcpu *v)
 		}
 		cpu_idle_once();
 	}
-	v->throttle_win_us = time_us();
-	v->throttle_ran_us = 0;
 }
 
 static void park(struct vcpu *v)
@@ -397,12 +394,11 @@ void vcpu_loop(void *arg)
 			__atomic_fetch_and(&v->requests, ~VCPU_REQ_FLUSH, __ATOMIC_ACQ_REL);
 			hv->flush_stage2(v);
 		}
-		throttle(v);
-		if (v->throttle_pct) {
+		if (v->throttle_pm || v->tick_on) {
 			uint64_t t0 = time_us();
 
 			run_once(v, &e);
-			v->throttle_ran_us += time_us() - t0;
+			throttle(v, time_us() - t0);
 		} else {
 			run_once(v, &e);
 		}

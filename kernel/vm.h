@@ -123,11 +123,11 @@ struct vcpu {
 	uint8_t *fpu_host;
 	uint64_t exits[EXIT_KIND_MAX];
 	uint64_t exits_total;
-	/* Auto-converge: the share of time (0..99 %) the guest is held back,
-	 * set by migration from the management CPU (vcpu.c: throttle). */
-	volatile uint32_t throttle_pct;
+	/* Auto-converge: the share of time, in thousandths (0..999), the
+	 * guest is held back; set by migration from the management CPU
+	 * (vcpu.c: throttle). */
+	volatile uint32_t throttle_pm;
 	bool tick_on;			/* a LAPIC tick forces exits */
-	uint64_t throttle_win_us, throttle_ran_us;
 	uint64_t mig_tsc;		/* incoming migration: the guest's TSC */
 };
 
@@ -219,7 +219,7 @@ void vcpu_inject_exception(struct vcpu *v, uint8_t vector, bool has_error,
 			   uint32_t error);
 void vcpu_kick(struct vcpu *v);
 bool vcpu_xcr0_ok(uint64_t xcr0);
-int vcpu_fpu_image_ok(const uint8_t *img, size_t len);
+int vcpu_fpu_image_ok(const uint8_t *img, size_t len, uint64_t xcr0);
 const char *exit_kind_name(enum exit_kind k);
 
 /* cpuid.c, msr.c: the guest-visible CPU policy */

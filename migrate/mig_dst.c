@@ -44,11 +44,24 @@ struct mig_dst {
 	char why[MIG_REASON_MAX];
 	uint64_t started_us, pages;
 	uint64_t t_dec_us;		/* decoding and writing pages */
+	uint64_t close_since;
 	bool close_pending;
 };
 
 static struct mig_dst dst;
 static struct altcp_pcb *dst_listen;
+
+/* The last migration that got as far as naming its guest, for `migrate
+ * status` (a refused stranger does not overwrite it). */
+static struct {
+	char name[MIG_NAME_MAX + 1];
+	char peer[24];
+	char why[MIG_REASON_MAX];
+	enum dst_phase phase;
+	uint64_t pages, t_dec_us;
+} dst_last;
+
+#define DST_LINGER_US		(5 * 1000000ull)	/* last line out, then close */
 
 static void dst_discard_vm(void)
 {
@@ -74,8 +87,11 @@ static void dst_fail(const char *why)
 	if (dst.phase == DST_FAILED || dst.phase == DST_IDLE)
 		return;
 	snprintf(dst.why, sizeof(dst.why), "%s", why);
-	pr_err("migrate: incoming %s from %s failed: %s; nothing kept", dst.name,
-	       dst.peer, why);
+	if (dst.name[0])
+		pr_err("migrate: incoming %s from %s failed: %s; nothing kept", dst.name,
+		       dst.peer, why);
+	else
+		pr_warn("migrate: refused a connection from %s: %s", dst.peer, why);
 	if (dst.conn.pcb && !dst.conn.lost)
 		mig_conn_line(&dst.conn, "FAILED %s", why);
 	/* A VM that never started is ours to drop; vm_destroy only stops
@@ -268,6 +284,18 @@ static const struct mig_conn_ops dst_conn_ops = {
 	.lost = dst_on_lost,
 };
 
+static void dst_remember(void)
+{
+	if (!dst.name[0])
+		return;
+	snprintf(dst_last.name, sizeof(dst_last.name), "%s", dst.name);
+	snprintf(dst_last.peer, sizeof(dst_last.peer), "%s", dst.peer);
+	snprintf(dst_last.why, sizeof(dst_last.why), "%s", dst.why);
+	dst_last.phase = dst.phase;
+	dst_last.pages = dst.pages;
+	dst_last.t_dec_us = dst.t_dec_us;
+}
+
 static err_t dst_accept(void *arg, struct altcp_pcb *pcb, err_t err)
 {
 	char ip[16];
@@ -292,6 +320,7 @@ static err_t dst_accept(void *arg, struct altcp_pcb *pcb, err_t err)
 		altcp_abort(pcb);
 		return ERR_ABRT;
 	}
+	dst_remember();
 	memset(dst.seen, 0, mig_bitmap_bytes(MIG_PAGES_MAX >> 8));
 	mig_dec_init(dst.dec, &dst_dec_ops, &dst, dst.seen, MIG_PAGES_MAX >> 8);
 	snprintf(dst.peer, sizeof(dst.peer), "%s:%u", ip, altcp_get_port(pcb, 0));
@@ -339,20 +368,31 @@ void mig_dst_service(void)
 		dst_fail("the source went silent");
 	if (!dst.close_pending)
 		return;
-	/* Let the last line (READY/RESUMED/REFUSED) go out first. */
-	if (dst.conn.pcb && dst.conn.ctl_len && !dst.conn.lost)
+	if (!dst.close_since)
+		dst.close_since = time_us();
+	/* Let the last line (READY/RESUMED/REFUSED) go out first, if TLS is
+	 * up and the peer reads it within DST_LINGER_US. */
+	if (dst.conn.pcb && dst.conn.ctl_len && !dst.conn.lost && dst.conn.open &&
+	    time_us() - dst.close_since < DST_LINGER_US)
 		return;
+	dst_remember();
 	dst_cleanup();
+	dst.close_since = 0;
 }
 
 void mig_dst_status(struct cmd_out *o)
 {
-	if (dst.phase == DST_IDLE) {
+	bool now = dst.name[0] && dst.phase != DST_IDLE;
+
+	if (!now && !dst_last.name[0]) {
 		cmd_printf(o, "incoming: none yet\n");
 		return;
 	}
-	cmd_printf(o, "incoming: %s from %s: %s%s%s\n", dst.name[0] ? dst.name : "?",
-		   dst.peer, dst_phase_names[dst.phase], dst.why[0] ? ": " : "", dst.why);
-	cmd_printf(o, "incoming cpu: decode %lu ms, %lu page copies\n", dst.t_dec_us / 1000,
-		   dst.pages);
+	cmd_printf(o, "incoming: %s from %s: %s%s%s\n", now ? dst.name : dst_last.name,
+		   now ? dst.peer : dst_last.peer,
+		   dst_phase_names[now ? dst.phase : dst_last.phase],
+		   (now ? dst.why : dst_last.why)[0] ? ": " : "", now ? dst.why : dst_last.why);
+	cmd_printf(o, "incoming cpu: decode %lu ms, %lu page copies\n",
+		   (now ? dst.t_dec_us : dst_last.t_dec_us) / 1000,
+		   now ? dst.pages : dst_last.pages);
 }

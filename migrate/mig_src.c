@@ -34,8 +34,14 @@
 #include "mig_conn.h"
 
 #define SRC_BUF_PAGES		MIG_BATCH_MAX
-#define SRC_STEPS		7
-static const uint32_t src_throttle_steps[SRC_STEPS] = { 0, 30, 50, 70, 85, 95, 99 };
+/* Auto-converge steps, in thousandths of the guest's time held back. */
+#define SRC_STEPS		9
+static const uint32_t src_throttle_steps[SRC_STEPS] = {
+	0, 300, 500, 700, 850, 950, 990, 998, 999,
+};
+/* At the last step, rounds that still do not shrink before the copy
+ * stops anyway (and the downtime goes over the target). */
+#define SRC_STUCK_ROUNDS	2
 
 enum src_phase { SRC_IDLE, SRC_CONNECT, SRC_PREFLIGHT, SRC_PRECOPY, SRC_STOPCOPY,
 		 SRC_WAIT_READY, SRC_COMMIT, SRC_DONE, SRC_FAILED, SRC_CANCELLED };
@@ -64,6 +70,7 @@ struct mig_src {
 	uint32_t round;
 	bool final, tail_sent, paused_by_us, dirty_on;
 	int step;			/* index into src_throttle_steps */
+	int stuck;			/* rounds at the last step, not shrinking */
 	/* Measurements (µs, bytes, pages). */
 	uint64_t t_start, t_connected, t_pause, t_commit, t_end, t_round;
 	uint64_t round_bytes0, bw_bps, dirty_bps, last_dirty, est_down_ms;
@@ -94,7 +101,7 @@ static void src_free_buffers(void)
 static void src_unthrottle(void)
 {
 	if (src.vm)
-		src.vm->vcpus[0].throttle_pct = 0;
+		src.vm->vcpus[0].throttle_pm = 0;
 }
 
 /* Before COMMIT: put everything back as it was and say why. */
@@ -182,6 +189,7 @@ static int src_round_done(void)
 {
 	uint64_t now = time_us(), dt = now - src.t_round + 1;
 	uint64_t rb = src.enc.bytes - src.round_bytes0;
+	bool shrinking;
 	long d;
 
 	if (rb > (1u << 20) || !src.bw_bps)
@@ -193,17 +201,24 @@ static int src_round_done(void)
 	src.dirty_bps = (uint64_t)d * PAGE_SIZE * 1000000 / dt;
 	src.est_down_ms = src.bw_bps ? (uint64_t)d * PAGE_SIZE * 1000 / src.bw_bps : 0;
 	src.round++;
+	shrinking = (uint64_t)d * 10 <= src.last_dirty * 9;
+	src.last_dirty = (uint64_t)d;
 	if (src.est_down_ms <= src.p.downtime_ms || src.round >= MIG_MAX_ROUNDS)
 		return src_stop_and_copy();
+	if (src.round < 2 || shrinking)
+		return src_open_round(0);
 	/* Not converging: hold the vCPU back a step more (auto-converge). */
-	if (src.round >= 2 && (uint64_t)d * 10 > src.last_dirty * 9 &&
-	    src.step < SRC_STEPS - 1) {
+	if (src.step < SRC_STEPS - 1) {
 		src.step++;
-		src.vm->vcpus[0].throttle_pct = src_throttle_steps[src.step];
-		pr_info("migrate: %s: dirty set not shrinking (%ld pages), throttle %u%%",
-			src.name, d, src_throttle_steps[src.step]);
+		src.vm->vcpus[0].throttle_pm = src_throttle_steps[src.step];
+		pr_info("migrate: %s: dirty set not shrinking (%ld pages), throttle %u.%u%%",
+			src.name, d, src_throttle_steps[src.step] / 10,
+			src_throttle_steps[src.step] % 10);
+	} else if (++src.stuck >= SRC_STUCK_ROUNDS) {
+		pr_warn("migrate: %s dirties memory faster than the link moves it even "
+			"at the last throttle step: stopping to copy the rest", src.name);
+		return src_stop_and_copy();
 	}
-	src.last_dirty = (uint64_t)d;
 	return src_open_round(0);
 }
 
@@ -603,8 +618,9 @@ void mig_src_status(struct cmd_out *o)
 		   src.why[0] ? ": " : "", src.why);
 	if (src.phase == SRC_DONE) {
 		cmd_printf(o, "report: total %lu ms, downtime %lu ms, %lu bytes sent, "
-			   "%u rounds, throttle %u%%\n", src.total_ms, src.downtime_ms,
-			   src_bytes(), src.round + 1, src_throttle_steps[src.step]);
+			   "%u rounds, throttle %u.%u%%\n", src.total_ms, src.downtime_ms,
+			   src_bytes(), src.round + 1, src_throttle_steps[src.step] / 10,
+			   src_throttle_steps[src.step] % 10);
 		src_print_rounds(o);
 		return;
 	}
@@ -621,7 +637,8 @@ void mig_src_status(struct cmd_out *o)
 		   "estimated downtime %lu ms (target %u)\n", src_bytes(),
 		   (now - src.t_start) / 1000, src.bw_bps / 1000, src.dirty_bps / 1000,
 		   src.est_down_ms, src.p.downtime_ms);
-	cmd_printf(o, "throttle: %u%%\n", src_throttle_steps[src.step]);
+	cmd_printf(o, "throttle: %u.%u%%\n", src_throttle_steps[src.step] / 10,
+		   src_throttle_steps[src.step] % 10);
 	cmd_printf(o, "cpu: encode %lu ms, send %lu ms\n", src.t_fill_us / 1000,
 		   src.conn.t_push_us / 1000);
 }

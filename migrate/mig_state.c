@@ -136,7 +136,8 @@ static int mig_vcpu_check(const struct mig_vcpu *m, char *why, size_t len)
 		snprintf(why, len, "vCPU %u: this host runs one vCPU per VM", m->index);
 		return -ERANGE;
 	}
-	if (m->xsave_len != VCPU_FPU_AREA || vcpu_fpu_image_ok(m->xsave, m->xsave_len) < 0) {
+	if (m->xsave_len != VCPU_FPU_AREA ||
+	    vcpu_fpu_image_ok(m->xsave, m->xsave_len, m->xcr0) < 0) {
 		snprintf(why, len, "FPU image of %u bytes does not fit this CPU", m->xsave_len);
 		return -EINVAL;
 	}
