@@ -5,7 +5,7 @@
 #   make test       every test suite (unit, QEMU, Bochs)
 #   make deps       install the Debian packages (idempotent)
 #   make fuzz       libFuzzer on the stream codec, FUZZ_SECONDS (60) long
-#   make test-unit | test-qemu | test-svm | test-net | test-netcon | test-bochs
+#   make test-unit | test-qemu | test-svm | test-net | test-netcon | test-migrate | test-bochs
 #                   one suite
 #
 # Third-party code (Newlib, lwIP) is fetched with Debian's tools and built
@@ -72,7 +72,8 @@ UNIT_SRCS	:= $(sort $(wildcard tests/unit/*.c)) $(LIB_SRCS)
 UNIT_OBJS	:= $(patsubst %.c,$(B)/u/%.o,$(UNIT_SRCS))
 UNIT_BIN	:= $(B)/tests/unit-tests
 
-.PHONY: all esp deps deps-check run test test-unit fuzz test-qemu test-svm test-net test-netcon test-bochs \
+.PHONY: all esp deps deps-check run test test-unit fuzz test-qemu test-svm test-net test-netcon \
+	test-migrate test-bochs \
 	clean distclean third-party
 .DEFAULT_GOAL := all
 
@@ -250,7 +251,7 @@ run: deps-check
 
 test: deps-check
 	$(MAKE) all
-	$(MAKE) test-unit test-qemu test-svm test-net test-netcon test-bochs
+	$(MAKE) test-unit test-qemu test-svm test-net test-netcon test-migrate test-bochs
 
 test-unit: $(UNIT_BIN)
 	$(UNIT_BIN) --jobs 2
@@ -268,6 +269,13 @@ test-net: esp
 # clients, once per NIC model (virtio-net, e1000e).
 test-netcon: esp $(TERNCTL)
 	$(PYTHON) tests/lab/netcon_tests.py
+
+# Live and quick migration between lab hosts (verified page by page),
+# cancels, cut links, a killed destination, pre-flight refusals; then
+# hostile streams from an independent encoder.
+test-migrate: esp $(TERNCTL)
+	$(PYTHON) tests/lab/migrate_tests.py
+	$(PYTHON) tests/lab/mig_hostile_tests.py
 
 # Intel VT-x under Bochs: boot check, the guest suite on a PML-capable
 # model, and the fallback on a model without PML (a shorter subset).

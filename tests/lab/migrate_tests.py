@@ -243,7 +243,7 @@ def t_quick_busy():
 def t_back_and_forth():
     lb = lab()
     hosts = lb.hosts
-    start_guest(hosts[0], "bf", 2000)
+    start_guest(hosts[0], "bf", IDLE_DELAY)
     t0 = time.monotonic()
     for i in range(BACK_AND_FORTH):
         src, dst = hosts[i % 2], hosts[(i + 1) % 2]
