@@ -584,7 +584,8 @@ void mig_src_service(void)
 		return;
 	}
 	if (src.phase != SRC_COMMIT && mig_src_stalled()) {
-		src_fail("the link stalled (nothing moved for 10 s)", false);
+		src_fail(src.phase == SRC_CONNECT ? "no connection within 10 s (host down or "
+			 "unreachable?)" : "the link stalled (nothing moved for 10 s)", false);
 		return;
 	}
 	if (src.phase == SRC_COMMIT && time_us() - src.t_commit > 30000000ull) {
@@ -633,9 +634,14 @@ void mig_src_status(struct cmd_out *o)
 		   src.round < MIG_ROUNDS_KEPT ? src.round_pages[src.round] - src.round_left : 0,
 		   src.round < MIG_ROUNDS_KEPT ? src.round_pages[src.round] : 0,
 		   src.final ? " (final)" : "");
+	/* Until a round ends, the rate so far in this one. */
+	uint64_t bw = src.bw_bps;
+
+	if (!bw && src.t_round && now > src.t_round)
+		bw = (src.enc.bytes - src.round_bytes0) * 1000000 / (now - src.t_round);
 	cmd_printf(o, "sent: %lu bytes in %lu ms; bandwidth %lu KB/s, dirty rate %lu KB/s, "
 		   "estimated downtime %lu ms (target %u)\n", src_bytes(),
-		   (now - src.t_start) / 1000, src.bw_bps / 1000, src.dirty_bps / 1000,
+		   (now - src.t_start) / 1000, bw / 1000, src.dirty_bps / 1000,
 		   src.est_down_ms, src.p.downtime_ms);
 	cmd_printf(o, "throttle: %u.%u%%\n", src_throttle_steps[src.step] / 10,
 		   src_throttle_steps[src.step] % 10);
