@@ -432,6 +432,7 @@ static void src_on_line(void *owner, char *line)
 		src.total_ms = (now - src.t_start) / 1000;
 		src.phase = SRC_DONE;
 		src.vm->migrating = false;
+		vm_stop(src.vm, "migrated away");
 		vm_destroy(src.vm);
 		src.vm = NULL;
 		pr_info("migrate: %s moved to %s in %lu ms, downtime %lu ms, %lu rounds, "

@@ -57,7 +57,7 @@ BOOT_TIMEOUT = 240      # seconds per host until its first prompt
 EOF_QUIET = 1.0         # at stdin EOF: idle at the prompt this long, or
 EOF_SILENT = 15.0       # ... no output at all for this long
 DEMO = [
-    'vm create demo mem=32M kernel=guests/dirty.elf cmdline="seed=7"',
+    'vm create demo mem=64M kernel=guests/migverify.elf cmdline="delay=20000"',
     "vm start demo",
     "vm list",
 ]
@@ -180,6 +180,12 @@ def banner(lab, secret):
     for i in range(lab.n):
         lines.append(f"  ip netns exec {ns} {ctl} --host {lab.address(i)} "
                      f"--secret-file {secret} status")
+    if lab.n > 1 and os.environ.get("TERN_DEMO", "1") != "0":
+        lines.append(f"Move the demo guest to {lab.hosts[1].name} (here, or with ternctl):")
+        lines.append(f"  migrate demo {lab.address(1)}        then: migrate status, "
+                     f"vm memcheck demo (on {lab.hosts[1].name})")
+        lines.append(f"  ip netns exec {ns} {ctl} --host {lab.address(0)} "
+                     f"--secret-file {secret} migrate demo {lab.address(1)}")
     lines.append(f"Attached to {lab.hosts[0].name}'s serial console. "
                  "Ctrl-] q quits and stops the lab.")
     lines.append("")
