@@ -186,8 +186,9 @@ const struct cmd_def console_cmds[] = {
 	{ "iperf client", "ADDR [SECONDS]", "send to an iperf2 server at ADDR:5001 for "
 	  "1..10 s (default 10), print Mbit/s", 1, 2, net_cmd_iperf_client },
 	{ "iperf status", "", "iperf server state and session counts", 0, 0, net_cmd_iperf_status },
-	{ "migrate", "NAME ADDR[:PORT] [live|quick] [downtime=MS] [bandwidth=MB/s] [timeout=S]",
-	  "move a VM to another Tern host (live by default)", 2, 6, mig_cmd_migrate },
+	{ "migrate", "NAME ADDR[:PORT] [live|quick] [downtime=MS] [bandwidth=MB/s] [timeout=S] "
+	  "[encrypt=on|off]", "move a VM to another Tern host (live by default)", 2, 7,
+	  mig_cmd_migrate },
 	{ "migrate status", "", "phase, round, bytes, rates and the last report", 0, 0, mig_cmd_status },
 	{ "migrate cancel", "", "stop the outgoing migration; the VM keeps running here",
 	  0, 0, mig_cmd_cancel },

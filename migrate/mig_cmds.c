@@ -86,6 +86,12 @@ static int mig_parse_opt(const char *tok, struct mig_params *p)
 	if (cmd_parse_kv(tok, "bandwidth", &val))
 		return cmd_parse_u64(val, &n) < 0 || n > 100000 ? -EINVAL :
 		       (p->bandwidth_mbs = (uint32_t)n, 0);
+	if (cmd_parse_kv(tok, "encrypt", &val)) {
+		if (strcmp(val, "on") && strcmp(val, "off"))
+			return -EINVAL;
+		p->plain = !strcmp(val, "off");
+		return 0;
+	}
 	if (cmd_parse_kv(tok, "timeout", &val))
 		return cmd_parse_u64(val, &n) < 0 || n < 1 || n > 86400 ? -EINVAL :
 		       (p->timeout_s = (uint32_t)n, 0);
@@ -94,7 +100,7 @@ static int mig_parse_opt(const char *tok, struct mig_params *p)
 
 int mig_cmd_migrate(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
-	struct mig_params p = { MIG_LIVE, MIG_DEFAULT_DOWNTIME_MS, 0, MIG_DEFAULT_TIMEOUT_S };
+	struct mig_params p = { MIG_LIVE, MIG_DEFAULT_DOWNTIME_MS, 0, MIG_DEFAULT_TIMEOUT_S, false };
 	struct vm *vm = vm_find(argv[0]);
 	char addr[24], why[160];
 	uint16_t port;
@@ -112,7 +118,7 @@ int mig_cmd_migrate(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **arg
 	for (int i = 2; i < argc; i++) {
 		if (mig_parse_opt(argv[i], &p) < 0) {
 			cmd_printf(o, "error: migrate: bad option '%s' (live|quick downtime=MS "
-				   "bandwidth=MB/s timeout=S)\n", argv[i]);
+				   "bandwidth=MB/s timeout=S encrypt=on|off)\n", argv[i]);
 			return -EINVAL;
 		}
 	}
@@ -121,9 +127,10 @@ int mig_cmd_migrate(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **arg
 		cmd_printf(o, "error: migrate: %s\n", why);
 		return rc;
 	}
-	cmd_printf(o, "migrating %s to %s:%u (%s, downtime target %u ms, %s, timeout %u s); "
+	cmd_printf(o, "migrating %s to %s:%u (%s%s, downtime target %u ms, %s, timeout %u s); "
 		   "'migrate status' shows progress\n", vm->name, addr, port,
-		   p.mode == MIG_LIVE ? "live" : "quick", p.downtime_ms,
+		   p.mode == MIG_LIVE ? "live" : "quick", p.plain ? ", unencrypted" : "",
+		   p.downtime_ms,
 		   p.bandwidth_mbs ? "bandwidth capped" : "no bandwidth cap", p.timeout_s);
 	return 0;
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lwip/altcp.h"
+#include "lwip/altcp_tcp.h"
 #include "lwip/ip_addr.h"
 #include "lwip/tcp.h"
 
@@ -141,6 +142,10 @@ static int mig_conn_lines(struct mig_conn *c, const uint8_t *p, size_t n)
 				c->ops->line(c->owner, c->line);
 			if (c->lost)
 				return -EPROTO;
+			/* The line switched the link to bytes (HELLO): the rest
+			 * of this chunk is the stream. */
+			if (c->raw && c->ops->data)
+				return i + 1 < n ? c->ops->data(c->owner, p + i + 1, n - i - 1) : 0;
 			continue;
 		}
 		if (p[i] < 0x20 || p[i] > 0x7e || c->line_len == MIG_LINE_MAX) {
@@ -234,7 +239,7 @@ static err_t mig_conn_connected(void *arg, struct altcp_pcb *pcb, err_t err)
 		mig_conn_lost(c, "connection failed");
 		return ERR_OK;
 	}
-	c->open = true;		/* the TLS handshake is done: the key matched */
+	c->open = true;		/* TLS: the handshake is done, the key matched */
 	if (c->ops->connected)
 		c->ops->connected(c->owner);
 	mig_conn_push(c);
@@ -256,8 +261,15 @@ static void mig_conn_hook(struct mig_conn *c, struct altcp_pcb *pcb)
 void mig_conn_accepted(struct mig_conn *c, struct altcp_pcb *pcb)
 {
 	mig_conn_hook(c, pcb);
+	if (c->plain)
+		c->open = true;		/* no handshake to wait for */
 }
 
+/*
+ * To addr:port, in TLS with the pre-shared key, or in plain TCP when
+ * c->plain (the unencrypted data link of `encrypt=off`, opened only after
+ * the TLS link authenticated both ends).
+ */
 int mig_conn_connect(struct mig_conn *c, const char *addr, uint16_t port)
 {
 	ip_addr_t ip;
@@ -265,9 +277,9 @@ int mig_conn_connect(struct mig_conn *c, const char *addr, uint16_t port)
 
 	if (!ipaddr_aton(addr, &ip) || !IP_IS_V4(&ip))
 		return -EINVAL;
-	if (!net_tls_ready())
+	if (!c->plain && !net_tls_ready())
 		return -ENOENT;		/* no secret: no authenticated link */
-	pcb = net_tls_new(false);
+	pcb = c->plain ? altcp_tcp_new_ip_type(IPADDR_TYPE_V4) : net_tls_new(false);
 	if (!pcb)
 		return -ENOMEM;
 	c->client = true;

@@ -21,6 +21,7 @@ struct mig_conn {
 	void *owner;
 	struct altcp_pcb *pcb;		/* NULL once closed or freed */
 	bool client, open, lost;
+	bool plain;			/* plain TCP (encrypt=off data link) */
 	bool raw;			/* deliver bytes to ops->data */
 	volatile bool wake;		/* the send buffer drained a little */
 	char why[96];

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "lwip/altcp.h"
+#include "lwip/altcp_tcp.h"
 #include "lwip/ip_addr.h"
 
 #include "console.h"
@@ -33,9 +34,15 @@ static const char *const dst_phase_names[] = {
 	"idle", "receiving", "ready (waiting for COMMIT)", "resumed", "failed",
 };
 
+#define DST_TOKEN_LEN		32
+
 struct mig_dst {
 	enum dst_phase phase;
-	struct mig_conn conn;
+	struct mig_conn conn;		/* TLS: control, and the stream when encrypted */
+	struct mig_conn dconn;		/* encrypt=off: the plain data link */
+	bool hello, plain, dconn_used;
+	uint8_t token[DST_TOKEN_LEN];	/* what the data link must send first */
+	uint32_t token_have;
 	struct mig_dec *dec;
 	uint64_t *seen;
 	struct vm *vm;
@@ -50,6 +57,7 @@ struct mig_dst {
 
 static struct mig_dst dst;
 static struct altcp_pcb *dst_listen;
+static uint16_t dst_data_port;		/* 0: no plain data link here */
 
 /* The last migration that got as far as naming its guest, for `migrate
  * status` (a refused stranger does not overwrite it). */
@@ -74,6 +82,7 @@ static void dst_discard_vm(void)
 /* Main loop: free what a finished attempt holds. */
 static void dst_cleanup(void)
 {
+	mig_conn_close(&dst.dconn, dst.phase == DST_FAILED);
 	mig_conn_close(&dst.conn, dst.phase == DST_FAILED);
 	free(dst.dec);
 	free(dst.seen);
@@ -112,6 +121,10 @@ static int dst_preflight(const struct mig_config *c, char *why, size_t len)
 	rc = mig_cpuid_compare(c->cpuid, c->ncpuid, why, len);
 	if (rc < 0)
 		return rc;
+	if (dst.plain && !dst_data_port) {
+		snprintf(why, len, "encrypt=off is not available here (no plain data port)");
+		return -EPROTONOSUPPORT;
+	}
 	if (c->nvcpus != 1) {
 		snprintf(why, len, "%u vCPUs: this host moves one-vCPU guests", c->nvcpus);
 		return -EINVAL;
@@ -130,6 +143,26 @@ static int dst_preflight(const struct mig_config *c, char *why, size_t len)
 		snprintf(why, len, "no free CPU for the guest's vCPU");
 		return -EBUSY;
 	}
+	return 0;
+}
+
+/*
+ * encrypt=off: the rest of the stream comes over a plain TCP link to
+ * dst_data_port, which must first send the one-time token given here
+ * over TLS.  From now on the TLS link carries control lines only.
+ */
+static int dst_offer_data_link(void)
+{
+	char hex[2 * DST_TOKEN_LEN + 1];
+	size_t olen;
+
+	if (tern_entropy_poll(NULL, dst.token, sizeof(dst.token), &olen) < 0 ||
+	    olen != sizeof(dst.token))
+		return mig_dec_fail(dst.dec, -EIO, "no random token for the data link");
+	for (int i = 0; i < DST_TOKEN_LEN; i++)
+		snprintf(hex + 2 * i, 3, "%02x", dst.token[i]);
+	dst.conn.raw = false;
+	mig_conn_line(&dst.conn, "ACCEPTED data=%u token=%s", dst_data_port, hex);
 	return 0;
 }
 
@@ -154,10 +187,13 @@ static int dst_on_config(void *ctx, const struct mig_config *c)
 		return mig_dec_fail(dst.dec, rc, "pre-flight: %s", why);
 	}
 	dst.vm = vm_find(c->name);
-	pr_info("migrate: accepted %s (%lu MiB) from %s", c->name, c->mem_size >> 20,
-		dst.peer);
-	mig_conn_line(&dst.conn, "ACCEPTED");
-	return 0;
+	pr_info("migrate: accepted %s (%lu MiB) from %s%s", c->name, c->mem_size >> 20,
+		dst.peer, dst.plain ? ", data unencrypted" : "");
+	if (!dst.plain) {
+		mig_conn_line(&dst.conn, "ACCEPTED");
+		return 0;
+	}
+	return dst_offer_data_link();
 }
 
 /* ---- the image ---- */
@@ -241,11 +277,27 @@ static int dst_on_data(void *owner, const void *p, size_t n)
 	return 0;
 }
 
+/* "HELLO 1 data=tls|plain": the first line; then the stream follows. */
+static void dst_on_hello(char *line)
+{
+	if (!strcmp(line, "HELLO 1 data=tls") || !strcmp(line, "HELLO 1 data=plain")) {
+		dst.hello = true;
+		dst.plain = !strcmp(line + 13, "plain");
+		dst.conn.raw = true;
+		return;
+	}
+	dst_fail("the source speaks another protocol (no HELLO 1)");
+}
+
 static void dst_on_line(void *owner, char *line)
 {
 	char why[MIG_REASON_MAX];
 
 	(void)owner;
+	if (dst.phase == DST_STREAM && !dst.hello) {
+		dst_on_hello(line);
+		return;
+	}
 	if (dst.phase != DST_READY || strcmp(line, "COMMIT")) {
 		dst_fail("unexpected control line from the source");
 		return;
@@ -276,6 +328,55 @@ static void dst_on_lost(void *owner, const char *why)
 	if (dst.phase == DST_STREAM || dst.phase == DST_READY)
 		dst_fail(why);
 	dst.close_pending = true;
+}
+
+/* The plain data link: the token, then stream bytes. */
+static int dst_on_plain_data(void *owner, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	(void)owner;
+	while (dst.token_have < DST_TOKEN_LEN && n) {
+		if (*b != dst.token[dst.token_have]) {
+			dst_fail("the data link sent a wrong token");
+			return -EACCES;
+		}
+		dst.token_have++;
+		b++;
+		n--;
+	}
+	return n ? dst_on_data(NULL, b, n) : 0;
+}
+
+static void dst_on_data_lost(void *owner, const char *why)
+{
+	(void)owner;
+	if (dst.phase == DST_STREAM)
+		dst_fail(why);
+}
+
+static const struct mig_conn_ops dst_dconn_ops = {
+	.data = dst_on_plain_data,
+	.lost = dst_on_data_lost,
+};
+
+static err_t dst_data_accept(void *arg, struct altcp_pcb *pcb, err_t err)
+{
+	(void)arg;
+	if (err != ERR_OK || !pcb)
+		return ERR_VAL;
+	/* Only the link just offered over TLS, and only once. */
+	if (dst.phase != DST_STREAM || !dst.plain || dst.dconn_used || !dst.vm) {
+		altcp_abort(pcb);
+		return ERR_ABRT;
+	}
+	dst.dconn_used = true;
+	dst.token_have = 0;
+	mig_conn_init(&dst.dconn, &dst_dconn_ops, &dst);
+	dst.dconn.plain = true;
+	dst.dconn.raw = true;
+	mig_conn_accepted(&dst.dconn, pcb);
+	return ERR_OK;
 }
 
 static const struct mig_conn_ops dst_conn_ops = {
@@ -330,8 +431,9 @@ static err_t dst_accept(void *arg, struct altcp_pcb *pcb, err_t err)
 	dst.t_dec_us = 0;
 	dst.phase = DST_STREAM;
 	dst.started_us = time_us();
+	dst.hello = dst.plain = dst.dconn_used = false;
 	mig_conn_init(&dst.conn, &dst_conn_ops, &dst);
-	dst.conn.raw = true;
+	mig_conn_init(&dst.dconn, &dst_dconn_ops, &dst);
 	mig_conn_accepted(&dst.conn, pcb);
 	return ERR_OK;
 }
@@ -353,6 +455,17 @@ int mig_dst_listen(uint16_t port)
 	}
 	dst_listen = l;
 	altcp_accept(l, dst_accept);
+	/* The plain data link of encrypt=off, next to it. */
+	pcb = altcp_tcp_new_ip_type(IPADDR_TYPE_V4);
+	if (!pcb || altcp_bind(pcb, IP4_ADDR_ANY, (u16_t)(port + 1)) != ERR_OK ||
+	    !(l = altcp_listen_with_backlog(pcb, 1))) {
+		if (pcb)
+			altcp_close(pcb);
+		pr_warn("migrate: no plain data port %u: encrypt=off is refused", port + 1);
+		return 0;
+	}
+	dst_data_port = (uint16_t)(port + 1);
+	altcp_accept(l, dst_data_accept);
 	return 0;
 }
 
@@ -363,8 +476,11 @@ bool mig_dst_pending(void)
 
 void mig_dst_service(void)
 {
+	uint64_t last = dst.conn.last_rx_us > dst.dconn.last_rx_us ? dst.conn.last_rx_us
+								    : dst.dconn.last_rx_us;
+
 	if ((dst.phase == DST_STREAM || dst.phase == DST_READY) &&
-	    time_us() - dst.conn.last_rx_us > DST_IDLE_US)
+	    time_us() - last > DST_IDLE_US)
 		dst_fail("the source went silent");
 	if (!dst.close_pending)
 		return;

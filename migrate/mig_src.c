@@ -57,7 +57,11 @@ struct mig_src {
 	struct vm *vm;
 	char name[VM_NAME_MAX];
 	char addr[24];
-	struct mig_conn conn;
+	struct mig_conn conn;		/* TLS: control, and the stream when encrypted */
+	struct mig_conn dconn;		/* encrypt=off: the plain data link */
+	struct mig_conn *out;		/* where the stream goes now */
+	bool out_ready;			/* out is up (and sent its token) */
+	uint8_t token[32];
 	struct mig_enc enc;
 	uint8_t *buf;			/* encoder output */
 	uint8_t *bounce;		/* SRC_BUF_PAGES page copies */
@@ -85,7 +89,7 @@ static struct mig_src src;
 
 static uint64_t src_bytes(void)
 {
-	return src.conn.bytes_out;
+	return src.conn.bytes_out + src.dconn.bytes_out;
 }
 
 static void src_free_buffers(void)
@@ -313,7 +317,7 @@ static bool src_rate_ok(void)
 static void src_send_buffer(void)
 {
 	src.handed = src.enc.len;
-	mig_conn_bulk(&src.conn, src.buf, src.enc.len);
+	mig_conn_bulk(src.out, src.buf, src.enc.len);
 }
 
 /*
@@ -334,7 +338,7 @@ static void src_produce(void)
 {
 	int rc;
 
-	while (mig_conn_bulk_done(&src.conn) && src_rate_ok()) {
+	while (src.out_ready && mig_conn_bulk_done(src.out) && src_rate_ok()) {
 		if (src.tail_sent) {
 			src.phase = SRC_WAIT_READY;
 			src.t_end = time_us();
@@ -381,11 +385,80 @@ static void src_on_connected(void *owner)
 		return;
 	src.t_connected = time_us();
 	src.phase = SRC_PREFLIGHT;
+	mig_conn_line(&src.conn, "HELLO 1 data=%s", src.p.plain ? "plain" : "tls");
 	if (src_send_config() < 0) {
 		src_fail(src.enc.reason, false);
 		return;
 	}
 	src_send_buffer();
+}
+
+/* encrypt=off: the plain data link is up; the token goes first. */
+static void src_on_data_connected(void *owner)
+{
+	(void)owner;
+	mig_conn_bulk(&src.dconn, src.token, sizeof(src.token));
+	src.out_ready = true;
+	src.conn.wake = true;
+}
+
+static void src_on_data_lost(void *owner, const char *why)
+{
+	char msg[128];
+
+	(void)owner;
+	snprintf(msg, sizeof(msg), "data link: %s", why);
+	src_fail(msg, false);
+}
+
+static const struct mig_conn_ops src_dconn_ops = {
+	.connected = src_on_data_connected,
+	.lost = src_on_data_lost,
+};
+
+static int src_hexbyte(const char *p)
+{
+	int v = 0;
+
+	for (int i = 0; i < 2; i++) {
+		char c = p[i];
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v |= c - 'a' + 10;
+		else
+			return -1;
+	}
+	return v;
+}
+
+/* "ACCEPTED data=PORT token=HEX": open the plain data link. */
+static int src_open_data_link(const char *line)
+{
+	unsigned port;
+	const char *t = strstr(line, " token=");
+	int rc;
+
+	if (sscanf(line, "ACCEPTED data=%u", &port) != 1 || port < 1 || port > 65535 ||
+	    !t || strlen(t + 7) != 2 * sizeof(src.token))
+		return -EPROTO;
+	for (size_t i = 0; i < sizeof(src.token); i++) {
+		int b = src_hexbyte(t + 7 + 2 * i);
+
+		if (b < 0)
+			return -EPROTO;
+		src.token[i] = (uint8_t)b;
+	}
+	mig_conn_init(&src.dconn, &src_dconn_ops, &src);
+	src.dconn.plain = true;
+	rc = mig_conn_connect(&src.dconn, src.addr, (uint16_t)port);
+	if (rc < 0)
+		return rc;
+	src.out = &src.dconn;
+	src.out_ready = false;
+	return 0;
 }
 
 static void src_accepted(void)
@@ -409,7 +482,14 @@ static void src_accepted(void)
 static void src_on_line(void *owner, char *line)
 {
 	(void)owner;
-	if (src.phase == SRC_PREFLIGHT && !strcmp(line, "ACCEPTED")) {
+	if (src.phase == SRC_PREFLIGHT && !strcmp(line, "ACCEPTED") && !src.p.plain) {
+		src_accepted();
+	} else if (src.phase == SRC_PREFLIGHT && !strncmp(line, "ACCEPTED data=", 14) &&
+		   src.p.plain) {
+		if (src_open_data_link(line) < 0) {
+			src_fail("cannot open the plain data link", false);
+			return;
+		}
 		src_accepted();
 	} else if (!strncmp(line, "REFUSED ", 8) || !strncmp(line, "FAILED ", 7)) {
 		char why[MIG_LINE_MAX + 32];
@@ -505,6 +585,9 @@ int mig_src_start(struct vm *vm, const char *addr, uint16_t port,
 		return rc;
 	}
 	mig_conn_init(&src.conn, &src_conn_ops, &src);
+	mig_conn_init(&src.dconn, &src_dconn_ops, &src);
+	src.out = &src.conn;
+	src.out_ready = true;
 	src.t_start = src.tb_t0 = time_us();
 	src.phase = SRC_CONNECT;
 	vm->migrating = true;
@@ -539,11 +622,11 @@ int mig_src_cancel(char *why, size_t len)
 
 bool mig_src_pending(void)
 {
-	bool w = src.conn.wake;
+	bool w = src.conn.wake || src.dconn.wake;
 
-	src.conn.wake = false;
+	src.conn.wake = src.dconn.wake = false;
 	if (src.phase == SRC_FAILED || src.phase == SRC_CANCELLED || src.phase == SRC_DONE)
-		return src.conn.pcb != NULL;
+		return src.conn.pcb || src.dconn.pcb;
 	return w && (src.phase == SRC_PRECOPY || src.phase == SRC_STOPCOPY);
 }
 
@@ -560,7 +643,9 @@ static bool mig_src_stalled(void)
 
 	if (src.conn.last_tx_us > last)
 		last = src.conn.last_tx_us;
-	if (mig_conn_bulk_done(&src.conn) && !src_rate_ok())
+	if (src.dconn.last_tx_us > last)
+		last = src.dconn.last_tx_us;
+	if (mig_conn_bulk_done(src.out) && !src_rate_ok())
 		return false;
 	return now > last && now - last > SRC_STALL_US;
 }
@@ -570,6 +655,7 @@ void mig_src_service(void)
 	if (src.phase == SRC_IDLE)
 		return;
 	if (src.phase >= SRC_DONE) {
+		mig_conn_close(&src.dconn, src.phase != SRC_DONE);
 		if (src.conn.pcb && !src.conn.ctl_len)
 			mig_conn_close(&src.conn, src.phase != SRC_DONE);
 		if (!src.conn.pcb && src.buf)
@@ -615,8 +701,9 @@ void mig_src_status(struct cmd_out *o)
 		cmd_printf(o, "outgoing: none\n");
 		return;
 	}
-	cmd_printf(o, "outgoing: %s to %s, %s: %s%s%s\n", src.name, src.addr,
-		   src.p.mode == MIG_LIVE ? "live" : "quick", src_phase_names[src.phase],
+	cmd_printf(o, "outgoing: %s to %s, %s%s: %s%s%s\n", src.name, src.addr,
+		   src.p.mode == MIG_LIVE ? "live" : "quick",
+		   src.p.plain ? " unencrypted" : "", src_phase_names[src.phase],
 		   src.why[0] ? ": " : "", src.why);
 	if (src.phase == SRC_DONE) {
 		cmd_printf(o, "report: total %lu ms, downtime %lu ms, %lu bytes sent, "

@@ -7,8 +7,14 @@
  * control lines.  Destination to source: control lines only.  A control
  * line is one word and arguments, ended by "\n", at most MIG_LINE_MAX:
  *
+ *	src -> dst  HELLO 1 data=tls|plain	first, before the stream
  *	dst -> src  ACCEPTED		pre-flight passed (after CONFIG); the
  *					VM exists here, not running
+ *	dst -> src  ACCEPTED data=PORT token=HEX
+ *					the same for data=plain (encrypt=off):
+ *					the rest of the stream goes over plain
+ *					TCP to PORT, which first sends the
+ *					32-byte token; control stays on TLS
  *	dst -> src  REFUSED <why>	pre-flight failed; nothing was kept
  *	dst -> src  READY <pages>	END verified: every page and vCPU is
  *					here and every checksum matched
@@ -71,6 +77,7 @@ struct mig_params {
 	uint32_t downtime_ms;		/* target for the stop-and-copy */
 	uint32_t bandwidth_mbs;		/* cap in MB/s, 0 = as fast as it goes */
 	uint32_t timeout_s;		/* the whole migration */
+	bool plain;			/* encrypt=off: stream on a plain TCP link */
 };
 
 int mig_src_start(struct vm *vm, const char *addr, uint16_t port,

@@ -114,6 +114,7 @@ class MigClient:
         self._q = queue.Queue()
         self._eof = threading.Event()
         self._writers = []
+        self._hello_done = False
         threading.Thread(target=self._read_out, daemon=True).start()
         threading.Thread(target=self._read_err, daemon=True).start()
 
@@ -128,7 +129,14 @@ class MigClient:
     def _read_err(self):
         self.stderr = self.p.stderr.read()
 
-    def send(self, data, then_close=False):
+    def send(self, data, then_close=False, hello=True):
+        """The first send() starts with the protocol's HELLO line (hello=
+        False leaves it out, to test a source that does not say it)."""
+        if not self._hello_done:
+            self._hello_done = True
+            if hello:
+                data = b"HELLO 1 data=tls\n" + data
+
         def write():
             try:
                 self.p.stdin.write(data)
@@ -532,6 +540,28 @@ def t_wrong_key():
     probe_listener(lb, "after a wrong key")
 
 
+def t_no_hello():
+    """A source that starts the stream without the HELLO line."""
+    lb = lab()
+    h = lb.hosts[0]
+    mark = len(h.output())
+    guest = ms.make_guest(token())
+    w = ms.quick_stream(guest, "mh-nohello", lb.identity, kernel_path=KERNEL)
+    c = MigClient(lb)
+    try:
+        c.send(w.data(), hello=False)
+        # Binary where the HELLO line should be: the link is dropped.
+        c.wait_closed(20, "no HELLO")
+        check(not any(l.startswith(("ACCEPTED", "READY")) for l in c.lines),
+              f"no HELLO: {c.received()}")
+    finally:
+        c.close()
+    wait_log(h, rf"W migrate: refused a connection from {PEER}: malformed control line",
+             20, mark)
+    wait_idle(lb)
+    check("mh-nohello" not in lb.con.raw("vm list", 30), "a VM was created without HELLO")
+
+
 def t_garbage():
     lb = lab()
     h = lb.hosts[0]
@@ -642,6 +672,7 @@ TESTS = [("valid_stream_accepted", t_valid),
          ("preflight_refused_cpuid", t_preflight_cpuid),
          ("wrong_key", t_wrong_key),
          ("garbage_plain_tcp", t_garbage),
+         ("no_hello_refused", t_no_hello),
          ("uart_line_injection_refused", t_uart_line_injection),
          ("silent_peer_does_not_block", t_silent_peer_blocks_listener)]
 

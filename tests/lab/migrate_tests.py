@@ -240,6 +240,19 @@ def t_quick_busy():
     one_way("quick", 0)
 
 
+def t_live_unencrypted():
+    """encrypt=off: the stream on a plain TCP link opened with a one-time
+    token given over TLS; control stays on TLS."""
+    lb = lab()
+    a, b = lb.hosts
+    start_guest(a, "gu", IDLE_DELAY)
+    rep, out = migrate(a, lb.address(1), "gu", "live encrypt=off")
+    check("live unencrypted: done" in out, out)
+    verify(b, "gu")
+    gone(a, "gu")
+    cmd(b, "vm destroy gu")
+
+
 def t_back_and_forth():
     lb = lab()
     hosts = lb.hosts
@@ -399,6 +412,7 @@ TESTS = [
     ("live_busy", t_live_busy),
     ("quick_idle", t_quick_idle),
     ("quick_busy", t_quick_busy),
+    ("live_unencrypted", t_live_unencrypted),
     ("from_ternctl", t_from_ternctl),
     ("cancel_preflight", t_cancel_preflight),
     ("cancel_precopy", t_cancel_precopy),
