@@ -278,12 +278,14 @@ test-migrate: esp $(TERNCTL)
 	$(PYTHON) tests/lab/mig_hostile_tests.py
 
 # Intel VT-x under Bochs: boot check, the guest suite on a PML-capable
-# model, and the fallback on a model without PML (a shorter subset).
+# model, the fallback on a model without PML (a shorter subset), and a
+# live migration of a guest from the host to itself (127.0.0.1).
 test-bochs: esp
 	$(PYTHON) tests/lab/boot_tests.py --bochs-only
 	$(PYTHON) tests/lab/guest_tests.py --bochs corei7_skylake_x
 	$(PYTHON) tests/lab/guest_tests.py --bochs corei7_haswell_4770 \
 		--only 'hello|cpuid|crash|dirty|pml'
+	$(PYTHON) tests/lab/migrate_tests.py --bochs corei7_skylake_x
 
 clean:
 	rm -rf $(B)/k $(B)/b $(B)/u $(B)/tests $(B)/gen $(B)/*.elf $(B)/*.so \

@@ -187,7 +187,7 @@ const struct cmd_def console_cmds[] = {
 	  "1..10 s (default 10), print Mbit/s", 1, 2, net_cmd_iperf_client },
 	{ "iperf status", "", "iperf server state and session counts", 0, 0, net_cmd_iperf_status },
 	{ "migrate", "NAME ADDR[:PORT] [live|quick] [downtime=MS] [bandwidth=MB/s] [timeout=S] "
-	  "[encrypt=on|off]", "move a VM to another Tern host (live by default)", 2, 7,
+	  "[encrypt=on|off] [as=NAME]", "move a VM to another Tern host (live by default)", 2, 8,
 	  mig_cmd_migrate },
 	{ "migrate status", "", "phase, round, bytes, rates and the last report", 0, 0, mig_cmd_status },
 	{ "migrate cancel", "", "stop the outgoing migration; the VM keeps running here",

@@ -175,7 +175,7 @@ void console_run(void)
 		rx_drain_uart();
 		/* A NIC IRQ between net_poll and here sets pending: no sleep. */
 		if (rx.head == rx.tail && !log_echo_waiting() && !net_pending() &&
-		    !netcon_pending() && !migrate_pending()) {
+		    !netcon_pending() && !migrate_pending() && !net_stack_pending()) {
 			cpu_idle_once();	/* sti; hlt: no lost wake-up */
 			continue;
 		}

@@ -1,6 +1,9 @@
 /*
  * Console commands: `migrate NAME ADDR[:PORT] [live|quick] [downtime=MS]
- * [bandwidth=MB/s] [timeout=S]`, `migrate status`, `migrate cancel`, and
+ * [bandwidth=MB/s] [timeout=S] [encrypt=on|off] [as=NAME]` (as= names the
+ * guest at the destination: with 127.0.0.1 a host migrates a guest to
+ * itself, a whole migration on one machine), `migrate status`,
+ * `migrate cancel`, `migrate identity`, and
  * the main loop's hooks for both sides of a migration.
  *
  * `migrate` returns as soon as the migration has started: the console
@@ -92,6 +95,12 @@ static int mig_parse_opt(const char *tok, struct mig_params *p)
 		p->plain = !strcmp(val, "off");
 		return 0;
 	}
+	if (cmd_parse_kv(tok, "as", &val)) {
+		if (!val[0] || strlen(val) > MIG_NAME_MAX)
+			return -EINVAL;
+		snprintf(p->as_name, sizeof(p->as_name), "%s", val);
+		return 0;
+	}
 	if (cmd_parse_kv(tok, "timeout", &val))
 		return cmd_parse_u64(val, &n) < 0 || n < 1 || n > 86400 ? -EINVAL :
 		       (p->timeout_s = (uint32_t)n, 0);
@@ -100,7 +109,8 @@ static int mig_parse_opt(const char *tok, struct mig_params *p)
 
 int mig_cmd_migrate(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
-	struct mig_params p = { MIG_LIVE, MIG_DEFAULT_DOWNTIME_MS, 0, MIG_DEFAULT_TIMEOUT_S, false };
+	struct mig_params p = { .mode = MIG_LIVE, .downtime_ms = MIG_DEFAULT_DOWNTIME_MS,
+				.timeout_s = MIG_DEFAULT_TIMEOUT_S };
 	struct vm *vm = vm_find(argv[0]);
 	char addr[24], why[160];
 	uint16_t port;
@@ -118,7 +128,7 @@ int mig_cmd_migrate(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **arg
 	for (int i = 2; i < argc; i++) {
 		if (mig_parse_opt(argv[i], &p) < 0) {
 			cmd_printf(o, "error: migrate: bad option '%s' (live|quick downtime=MS "
-				   "bandwidth=MB/s timeout=S encrypt=on|off)\n", argv[i]);
+				   "bandwidth=MB/s timeout=S encrypt=on|off as=NAME)\n", argv[i]);
 			return -EINVAL;
 		}
 	}

@@ -371,7 +371,7 @@ static int src_send_config(void)
 	memset(&c, 0, sizeof(c));
 	c.mem_size = src.vm->mem_size;
 	c.nvcpus = 1;
-	snprintf(c.name, sizeof(c.name), "%s", src.vm->name);
+	snprintf(c.name, sizeof(c.name), "%s", src.p.as_name[0] ? src.p.as_name : src.vm->name);
 	snprintf(c.kernel_path, sizeof(c.kernel_path), "%s", src.vm->kernel_path);
 	snprintf(c.cmdline, sizeof(c.cmdline), "%s", src.vm->cmdline);
 	c.ncpuid = mig_cpuid_identity(c.cpuid, MIG_CPUID_MAX);

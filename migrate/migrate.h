@@ -78,6 +78,7 @@ struct mig_params {
 	uint32_t bandwidth_mbs;		/* cap in MB/s, 0 = as fast as it goes */
 	uint32_t timeout_s;		/* the whole migration */
 	bool plain;			/* encrypt=off: stream on a plain TCP link */
+	char as_name[MIG_NAME_MAX + 1];	/* the name at the destination ("" same) */
 };
 
 int mig_src_start(struct vm *vm, const char *addr, uint16_t port,

@@ -29,6 +29,8 @@ void net_stack_set_config(const struct tern_config *cfg);
 /* True while the caller is inside lwIP (a receive or timer callback):
  * blocking commands must not pump net_poll() from there. */
 bool net_stack_busy(void);
+/* True while looped-back packets wait for net_stack_poll(). */
+bool net_stack_pending(void);
 
 /* `ping ADDR [count]`: ICMP echo through lwIP's raw API, RTT per reply. */
 int net_cmd_ping(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);

@@ -126,6 +126,20 @@ uint32_t tern_lwip_rand(void)
 	return (uint32_t)tern_random_u64();
 }
 
+/* Packets to our own addresses wait in a netif's loop queue: the main
+ * loop must not sleep on them (net_stack_poll delivers them). */
+bool net_stack_pending(void)
+{
+	struct netif *n;
+
+	if (!net_started)
+		return false;
+	NETIF_FOREACH(n)
+		if (n->loop_first)
+			return true;
+	return false;
+}
+
 bool net_stack_busy(void)
 {
 	return net_depth > 0;
@@ -389,6 +403,8 @@ void net_stack_poll(void)
 		else
 			netif_set_link_down(&ni->netif);
 	}
+	/* Deliver what was sent to our own addresses (LWIP_NETIF_LOOPBACK). */
+	netif_poll_all();
 	sys_check_timeouts();
 	net_depth--;
 }

@@ -110,6 +110,16 @@
 
 /* ---- Network interfaces ------------------------------------------------- */
 
+/*
+ * 127.0.0.1 (a loop netif) and traffic to our own addresses: a host can
+ * migrate a guest to itself (`migrate NAME 127.0.0.1 as=NEW`), which tests
+ * the whole path on one machine, Bochs included.  With NO_SYS the looped
+ * packets wait in a queue that net_stack_poll() drains (netif_poll_all).
+ */
+#define LWIP_HAVE_LOOPIF 1
+#define LWIP_NETIF_LOOPBACK 1
+#define LWIP_LOOPBACK_MAX_PBUFS 512
+
 /* DHCP sends our host name (option 12) so the lab can tell hosts apart. */
 #define LWIP_NETIF_HOSTNAME 1
 /* The kernel logs address changes (DHCP bound/lost) and link up/down. */
