@@ -283,34 +283,32 @@ static int cfg_set_gateway(struct tern_config *c, const char *v, size_t n,
 	return 0;
 }
 
-static int cfg_set_console_port(struct tern_config *c, const char *v, size_t n,
-				struct cfg_msg *m)
+/* "1".."65535" into *out; the message names the range. */
+static int cfg_port(const char *v, uint16_t *out, struct cfg_msg *m)
 {
 	const char *p = v;
 	uint32_t port;
 
-	(void)n;
 	if (!cfg_parse_dec(&p, 5, &port) || *p || port < 1 || port > 65535) {
 		msg_puts(m, "expected a port number 1..65535");
 		return -EINVAL;
 	}
-	c->console_port = (uint16_t)port;
+	*out = (uint16_t)port;
 	return 0;
+}
+
+static int cfg_set_console_port(struct tern_config *c, const char *v, size_t n,
+				struct cfg_msg *m)
+{
+	(void)n;
+	return cfg_port(v, &c->console_port, m);
 }
 
 static int cfg_set_migrate_port(struct tern_config *c, const char *v, size_t n,
 				struct cfg_msg *m)
 {
-	const char *p = v;
-	uint32_t port;
-
 	(void)n;
-	if (!cfg_parse_dec(&p, 5, &port) || *p || port < 1 || port > 65535) {
-		msg_puts(m, "expected a port number 1..65535");
-		return -EINVAL;
-	}
-	c->migrate_port = (uint16_t)port;
-	return 0;
+	return cfg_port(v, &c->migrate_port, m);
 }
 
 /* Seconds a network console connection may stay silent before it is

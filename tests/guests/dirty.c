@@ -33,22 +33,6 @@ static uint32_t xorshift32(uint32_t *s)
 	return x;
 }
 
-/*
- * One 8-byte store, so the value in guest memory is never torn at an
- * instruction boundary (where the hypervisor may stop the vCPU): a
- * LOCK CMPXCHG8B that retries with the value it read back (SDM Vol. 2A,
- * CMPXCHG8B) -- without SSE/x87 this is the only 64-bit store.
- */
-static void store64(volatile uint64_t *p, uint64_t v)
-{
-	uint32_t lo = 0, hi = 0;
-
-	__asm__ volatile("1: lock cmpxchg8b %0\n\tjnz 1b"
-			 : "+m"(*p), "+a"(lo), "+d"(hi)
-			 : "b"((uint32_t)v), "c"((uint32_t)(v >> 32))
-			 : "memory", "cc");
-}
-
 /* Region end from mem_upper (KiB above 1 MiB), or 0 when unusable. */
 static uint32_t region_end(const struct mb_info *bi)
 {
@@ -73,7 +57,7 @@ static void dirty_loop(uint32_t npages, uint64_t limit, uint32_t seed)
 		/* Multiply-shift maps the 32-bit draw onto [0, npages). */
 		page = (uint32_t)(((uint64_t)xorshift32(&seed) * npages) >> 32);
 		seq++;
-		store64((volatile uint64_t *)(uintptr_t)
+		guest_store64((volatile uint64_t *)(uintptr_t)
 			(REGION_START + (page << PAGE_SHIFT)), seq);
 		if (!(seq & PROGRESS_MASK))
 			guest_printf("DIRTY progress %llu\n",

@@ -28,29 +28,6 @@
 #define ADDR_LIMIT	0xFFFFF000ull
 #define PAGE_SHIFT	12
 
-/* An untearable 8-byte store without SSE (see dirty.c). */
-static void store64(volatile uint64_t *p, uint64_t v)
-{
-	uint32_t lo = 0, hi = 0;
-
-	__asm__ volatile("1: lock cmpxchg8b %0\n\tjnz 1b"
-			 : "+m"(*p), "+a"(lo), "+d"(hi)
-			 : "b"((uint32_t)v), "c"((uint32_t)(v >> 32))
-			 : "memory", "cc");
-}
-
-static uint64_t load64(volatile uint64_t *p)
-{
-	uint32_t lo = 0, hi = 0;
-
-	/* cmpxchg8b with equal old and new values reads atomically. */
-	__asm__ volatile("lock cmpxchg8b %0"
-			 : "+m"(*p), "+a"(lo), "+d"(hi)
-			 : "b"(0), "c"(0)
-			 : "memory", "cc");
-	return ((uint64_t)hi << 32) | lo;
-}
-
 static uint32_t region_end(const struct mb_info *bi)
 {
 	uint64_t top;
@@ -90,14 +67,14 @@ static void run(volatile struct migv_hdr *h, uint32_t npages, uint64_t delay,
 	uint64_t p;
 
 	for (p = 1; !passes || p <= passes; p++) {
-		store64(&h->pass, p);
+		guest_store64(&h->pass, p);
 		for (uint32_t i = 0; i < npages; i++) {
-			uint64_t got = load64(counter(i));
+			uint64_t got = guest_load64(counter(i));
 
 			if (got != p - 1)
 				fail(i, p - 1, got);
-			store64(counter(i), p);
-			store64(&h->page, i + 1);
+			guest_store64(counter(i), p);
+			guest_store64(&h->page, i + 1);
 			/* Pass 1 runs flat out, so every page holds data
 			 * before the guest settles to its pace. */
 			if (delay && p > 1)
@@ -128,12 +105,12 @@ void guest_main(uint32_t magic, const struct mb_info *info)
 	guest_cmdline_u64(cmd, "passes", &passes);
 	/* Start from zeros whatever the memory held. */
 	for (uint32_t i = 0; i < npages; i++)
-		store64(counter(i), 0);
-	store64(&h->first, REGION_START);
-	store64(&h->npages, npages);
-	store64(&h->pass, 0);
-	store64(&h->page, 0);
-	store64(&h->magic, MIGV_MAGIC);
+		guest_store64(counter(i), 0);
+	guest_store64(&h->first, REGION_START);
+	guest_store64(&h->npages, npages);
+	guest_store64(&h->pass, 0);
+	guest_store64(&h->page, 0);
+	guest_store64(&h->magic, MIGV_MAGIC);
 	guest_printf("MIGVERIFY region 0x%08x-0x%08x pages %u delay %llu\n",
 		     REGION_START, end, npages, (unsigned long long)delay);
 	run(h, npages, delay, passes);

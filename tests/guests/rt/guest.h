@@ -74,6 +74,12 @@ void guest_check(const char *name, bool ok, const char *fmt, ...)
 void guest_done(void) __attribute__((noreturn));
 void guest_exit(uint8_t code) __attribute__((noreturn));
 
+/* Untearable 64-bit memory access without SSE (LOCK CMPXCHG8B, SDM Vol.
+ * 2A): the hypervisor may stop the vCPU between any two instructions, and
+ * a migration or dirty-log check must never see half a counter. */
+void guest_store64(volatile uint64_t *p, uint64_t v);
+uint64_t guest_load64(volatile uint64_t *p);
+
 /* Exceptions */
 void guest_idt_install(void);
 void guest_expect_fault(uint8_t vector, uint8_t skip_len);

@@ -347,3 +347,26 @@ void guest_exception(struct guest_frame *f)
 		     f->esi, f->edi, f->ebp, f->eflags);
 	guest_exit(GUEST_EXIT_EXCEPTION);
 }
+
+/* CMPXCHG8B retried with the value it read back until it wins. */
+void guest_store64(volatile uint64_t *p, uint64_t v)
+{
+	uint32_t lo = 0, hi = 0;
+
+	__asm__ volatile("1: lock cmpxchg8b %0\n\tjnz 1b"
+			 : "+m"(*p), "+a"(lo), "+d"(hi)
+			 : "b"((uint32_t)v), "c"((uint32_t)(v >> 32))
+			 : "memory", "cc");
+}
+
+/* CMPXCHG8B with equal old and new values reads atomically. */
+uint64_t guest_load64(volatile uint64_t *p)
+{
+	uint32_t lo = 0, hi = 0;
+
+	__asm__ volatile("lock cmpxchg8b %0"
+			 : "+m"(*p), "+a"(lo), "+d"(hi)
+			 : "b"(0), "c"(0)
+			 : "memory", "cc");
+	return ((uint64_t)hi << 32) | lo;
+}
