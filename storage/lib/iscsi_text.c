@@ -343,8 +343,8 @@ int iscsi_neg_offer(struct iscsi_neg *n, int stage, struct iscsi_text_buf *out)
 			continue;
 		/* Keys at their default need no offer (13: the default holds). */
 		if (!always && !memcmp((char *)&n->want + k->off, (char *)&def + k->off,
-				       k->type == NT_OR || k->type == NT_AND ? sizeof(bool)
-									  : sizeof(uint32_t)))
+				       k->type == NT_OR || k->type == NT_AND ||
+				       k->type == NT_DIGEST ? sizeof(bool) : sizeof(uint32_t)))
 			continue;
 		offer_key(n, i, out);
 	}

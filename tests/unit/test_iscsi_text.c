@@ -601,3 +601,21 @@ Test(iscsi_text, fuzz)
 	}
 	cr_expect(ok > 1000, "only %u negotiations completed", ok);
 }
+
+/* The digest keys are bools: comparing four bytes with the defaults read
+ * into the padding and AuthMethod, so CHAP offered DataDigest=None. */
+Test(iscsi_text, neg_offer_defaults_with_chap)
+{
+	struct iscsi_params want;
+	struct neg_fix f;
+	char obuf[512];
+	struct iscsi_text_buf o;
+
+	iscsi_params_defaults(&want);
+	want.auth = ISCSI_AUTH_CHAP;
+	neg_start(&f, &want, false);
+	iscsi_text_buf_init(&o, obuf, sizeof(obuf));
+	cr_assert_eq(iscsi_neg_offer(&f.n, ISCSI_STAGE_OPERATIONAL, &o), 0);
+	cr_assert(!has_pair(obuf, o.len, "DataDigest=None"));
+	cr_assert(!has_pair(obuf, o.len, "HeaderDigest=None"));
+}
