@@ -48,6 +48,10 @@ static int flush_vcpus(struct vm *vm)
 			    v->parked || !v->running)
 				break;
 			udelay(20);
+			/* A kick can land just before guest entry and be spent
+			 * in the host (vcpu_kick): send it again. */
+			if (waited % VCPU_REKICK_US == VCPU_REKICK_US - 20)
+				vcpu_kick(v);
 		}
 		if (waited >= FLUSH_WAIT_US)
 			return -ETIMEDOUT;

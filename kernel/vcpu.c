@@ -38,6 +38,14 @@ void vcpu_inject_exception(struct vcpu *v, uint8_t vector, bool has_error,
  * a guest running with IF=0 under Bochs 2.7's VMX (seen in the VT-x suite).
  * The host's NMI handler only counts it.
  */
+/*
+ * Make the vCPU leave the guest and look at its requests: an NMI, which
+ * forces an exit whatever the guest's IF (see the VT-x note in the
+ * README).  An NMI that arrives after the loop checked its requests but
+ * before the guest is entered is handled in the host and leaves no trace,
+ * so a guest that never exits on its own would run on: waiters kick again
+ * every VCPU_REKICK_US until answered.
+ */
 void vcpu_kick(struct vcpu *v)
 {
 	struct percpu *p = cpu_table[v->host_cpu];

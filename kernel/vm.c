@@ -365,7 +365,9 @@ int vm_start(struct vm *vm, char *err, size_t errlen)
 	return 0;
 }
 
-static bool wait_for(volatile bool *flag, bool want)
+/* Wait for the vCPU to answer a request, kicking it again now and then
+ * (a kick can be spent in the host just before guest entry: vcpu_kick). */
+static bool wait_for(struct vcpu *v, volatile bool *flag, bool want)
 {
 	uint64_t waited;
 
@@ -373,6 +375,8 @@ static bool wait_for(volatile bool *flag, bool want)
 		if (*flag == want)
 			return true;
 		udelay(100);
+		if (waited % VCPU_REKICK_US == VCPU_REKICK_US - 100)
+			vcpu_kick(v);
 	}
 	return *flag == want;
 }
@@ -385,7 +389,7 @@ int vm_pause(struct vm *vm)
 		return -EINVAL;
 	__atomic_fetch_or(&v->requests, VCPU_REQ_PAUSE, __ATOMIC_ACQ_REL);
 	vcpu_kick(v);
-	if (!wait_for(&v->parked, true) && v->running) {
+	if (!wait_for(v, &v->parked, true) && v->running) {
 		__atomic_fetch_and(&v->requests, ~VCPU_REQ_PAUSE, __ATOMIC_ACQ_REL);
 		return -ETIMEDOUT;
 	}
@@ -413,7 +417,7 @@ int vm_stop(struct vm *vm, const char *why)
 	if (v->running) {
 		__atomic_fetch_or(&v->requests, VCPU_REQ_STOP, __ATOMIC_ACQ_REL);
 		vcpu_kick(v);
-		if (!wait_for(&v->running, false))
+		if (!wait_for(v, &v->running, false))
 			return -ETIMEDOUT;
 	}
 	if (vm->state == VM_RUNNING || vm->state == VM_PAUSED)

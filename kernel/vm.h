@@ -106,6 +106,8 @@ enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_STOPPED, VM_FAILED };
 #define VCPU_REQ_PAUSE		(1u << 0)
 #define VCPU_REQ_STOP		(1u << 1)
 #define VCPU_REQ_FLUSH		(1u << 2)
+/* How often a waiter repeats a kick that was not answered (vcpu_kick). */
+#define VCPU_REKICK_US		1000
 
 struct vm;
 

@@ -734,5 +734,5 @@ void mig_src_status(struct cmd_out *o)
 	cmd_printf(o, "throttle: %u.%u%%\n", src_throttle_steps[src.step] / 10,
 		   src_throttle_steps[src.step] % 10);
 	cmd_printf(o, "cpu: encode %lu ms, send %lu ms\n", src.t_fill_us / 1000,
-		   src.conn.t_push_us / 1000);
+		   (src.conn.t_push_us + src.dconn.t_push_us) / 1000);
 }
