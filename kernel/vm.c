@@ -407,6 +407,11 @@ int vm_resume(struct vm *vm)
 	vm->state = VM_RUNNING;
 	__atomic_fetch_and(&v->requests, ~VCPU_REQ_PAUSE, __ATOMIC_ACQ_REL);
 	vcpu_kick(v);
+	/* park() checks the request and then HLTs; an NMI between the two is
+	 * spent in the host and the CPU sleeps on (an application processor
+	 * has no tick).  Kick until the vCPU has left park(). */
+	if (v->running)
+		wait_for(v, &v->parked, false);
 	return 0;
 }
 
