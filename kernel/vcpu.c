@@ -36,15 +36,10 @@ void vcpu_inject_exception(struct vcpu *v, uint8_t vector, bool has_error,
  * forces an exit whatever the guest does (SDM Vol. 3C 25.2, APM 15.9), and
  * wakes a host CPU in HLT; an external interrupt did not force an exit from
  * a guest running with IF=0 under Bochs 2.7's VMX (seen in the VT-x suite).
- * The host's NMI handler only counts it.
- */
-/*
- * Make the vCPU leave the guest and look at its requests: an NMI, which
- * forces an exit whatever the guest's IF (see the VT-x note in the
- * README).  An NMI that arrives after the loop checked its requests but
- * before the guest is entered is handled in the host and leaves no trace,
- * so a guest that never exits on its own would run on: waiters kick again
- * every VCPU_REKICK_US until answered.
+ * The host's NMI handler only counts it, so an NMI that lands after the
+ * loop checked its requests but before guest entry (or before park()'s
+ * HLT) leaves no trace: waiters kick again every VCPU_REKICK_US until
+ * answered (vm.c wait_for, dirty.c flush_vcpus).
  */
 void vcpu_kick(struct vcpu *v)
 {

@@ -234,18 +234,11 @@ static int dst_on_device(void *ctx, const struct mig_device *d)
 	return 0;
 }
 
-static int dst_on_end(void *ctx, const struct mig_end *e)
-{
-	(void)ctx, (void)e;
-	return 0;
-}
-
 static const struct mig_dec_ops dst_dec_ops = {
 	.config = dst_on_config,
 	.page = dst_on_page,
 	.vcpu = dst_on_vcpu,
 	.device = dst_on_device,
-	.end = dst_on_end,
 };
 
 /* ---- the connection ---- */

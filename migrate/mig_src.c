@@ -76,7 +76,7 @@ struct mig_src {
 	int step;			/* index into src_throttle_steps */
 	int stuck;			/* rounds at the last step, not shrinking */
 	/* Measurements (µs, bytes, pages). */
-	uint64_t t_start, t_connected, t_pause, t_commit, t_end, t_round;
+	uint64_t t_start, t_pause, t_commit, t_round;
 	uint64_t round_bytes0, bw_bps, dirty_bps, last_dirty, est_down_ms;
 	uint64_t downtime_ms, total_ms;
 	uint64_t round_pages[MIG_ROUNDS_KEPT];
@@ -341,7 +341,6 @@ static void src_produce(void)
 	while (src.out_ready && mig_conn_bulk_done(src.out) && src_rate_ok()) {
 		if (src.tail_sent) {
 			src.phase = SRC_WAIT_READY;
-			src.t_end = time_us();
 			return;
 		}
 		src_rewind();
@@ -383,7 +382,6 @@ static void src_on_connected(void *owner)
 	(void)owner;
 	if (src.phase != SRC_CONNECT)
 		return;
-	src.t_connected = time_us();
 	src.phase = SRC_PREFLIGHT;
 	mig_conn_line(&src.conn, "HELLO 1 data=%s", src.p.plain ? "plain" : "tls");
 	if (src_send_config() < 0) {

@@ -72,6 +72,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import netlab  # noqa: E402
 import ternlab  # noqa: E402
 import migrate_tests as mt  # noqa: E402  (Session: ternctl --json)
+import net_bench  # noqa: E402  (the Linux kernel, cpio writer, CPU time)
+from net_bench import cpu_seconds  # noqa: E402
 
 BENCH_DIR = os.path.join(REPO, "build", "bench")
 HOST_MEM = "1G"
@@ -288,16 +290,6 @@ class Tern:
         return ""
 
 
-def cpu_seconds(pid):
-    """utime + stime of a whole process (all threads), in seconds."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def one_line(text, limit=160):
     text = " / ".join(l.strip() for l in text.strip().splitlines() if l.strip())
     return text if len(text) <= limit else text[:limit - 3] + "..."
@@ -370,7 +362,6 @@ DIRTY_LOOP = ("dd if=/dev/urandom of=/mnt/a bs=1M count=16 2>/dev/null; "
 
 
 def build_ref_initramfs(path):
-    import net_bench
     arc = net_bench.Newc()
     for d in ("bin", "dev", "proc", "sys", "mnt"):
         arc.dir(d)
@@ -697,7 +688,6 @@ def main():
         t.stop()
         t = None
         if qemu:
-            import net_bench
             vmlinuz, _ = net_bench.fetch_kernel()
             initrd = os.path.join(tmp, "ref-initramfs.cpio.gz")
             build_ref_initramfs(initrd)

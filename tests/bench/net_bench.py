@@ -356,9 +356,13 @@ class LinuxVm:
 # --- measurements --------------------------------------------------------------
 
 def cpu_seconds(pid):
-    """utime + stime of a whole process (all threads), in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+    """utime + stime of a whole process (all threads), in seconds; 0 once
+    the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

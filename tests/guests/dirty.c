@@ -11,7 +11,6 @@
 
 #define REGION_START	0x00400000u		/* 4 MiB: above the image */
 #define REGION_TAIL	0x00010000u		/* 64 KiB left alone at the top */
-#define ADDR_LIMIT	0xFFFFF000ull		/* 32-bit, paging off */
 #define PAGE_SHIFT	12
 #define PROGRESS_MASK	((1ull << 20) - 1)
 #define DEFAULT_SEED	0x2545F491u
@@ -31,22 +30,6 @@ static uint32_t xorshift32(uint32_t *s)
 	x ^= x << 5;
 	*s = x;
 	return x;
-}
-
-/* Region end from mem_upper (KiB above 1 MiB), or 0 when unusable. */
-static uint32_t region_end(const struct mb_info *bi)
-{
-	uint64_t top;
-
-	if (!bi || !(bi->flags & MB_INFO_MEM))
-		return 0;
-	top = 0x100000ull + (uint64_t)bi->mem_upper * 1024;
-	if (top > ADDR_LIMIT)
-		top = ADDR_LIMIT;
-	top &= ~0xfffull;
-	if (top < REGION_START + REGION_TAIL + (1u << PAGE_SHIFT))
-		return 0;
-	return (uint32_t)top - REGION_TAIL;
 }
 
 static void dirty_loop(uint32_t npages, uint64_t limit, uint32_t seed)
@@ -94,7 +77,7 @@ void guest_main(uint32_t magic, const struct mb_info *info)
 
 	guest_init("dirty", magic, info);
 	cmd = guest_cmdline(guest_boot_info());
-	end = region_end(guest_boot_info());
+	end = guest_region_end(guest_boot_info(), REGION_START, REGION_TAIL);
 	guest_check("region", end != 0, "mem_upper too small or missing");
 	if (!end)
 		guest_done();

@@ -25,23 +25,7 @@
 #define HDR_ADDR	((uint32_t)MIGV_HDR_GPA)
 #define REGION_START	(HDR_ADDR + 0x1000u)
 #define REGION_TAIL	0x00010000u
-#define ADDR_LIMIT	0xFFFFF000ull
 #define PAGE_SHIFT	12
-
-static uint32_t region_end(const struct mb_info *bi)
-{
-	uint64_t top;
-
-	if (!bi || !(bi->flags & MB_INFO_MEM))
-		return 0;
-	top = 0x100000ull + (uint64_t)bi->mem_upper * 1024;
-	if (top > ADDR_LIMIT)
-		top = ADDR_LIMIT;
-	top &= ~0xfffull;
-	if (top < REGION_START + REGION_TAIL + (1u << PAGE_SHIFT))
-		return 0;
-	return (uint32_t)top - REGION_TAIL;
-}
 
 static volatile uint64_t *counter(uint32_t i)
 {
@@ -96,7 +80,7 @@ void guest_main(uint32_t magic, const struct mb_info *info)
 
 	guest_init("migverify", magic, info);
 	cmd = guest_cmdline(guest_boot_info());
-	end = region_end(guest_boot_info());
+	end = guest_region_end(guest_boot_info(), REGION_START, REGION_TAIL);
 	guest_check("region", end != 0, "mem_upper too small or missing");
 	if (!end)
 		guest_done();

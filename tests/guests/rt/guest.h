@@ -74,6 +74,13 @@ void guest_check(const char *name, bool ok, const char *fmt, ...)
 void guest_done(void) __attribute__((noreturn));
 void guest_exit(uint8_t code) __attribute__((noreturn));
 
+/*
+ * End of the usable RAM above start, with tail bytes left alone at the top
+ * (from mem_upper, capped at 4 GiB, page aligned), or 0 when the guest has
+ * less than one page there.
+ */
+uint32_t guest_region_end(const struct mb_info *bi, uint32_t start, uint32_t tail);
+
 /* Untearable 64-bit memory access without SSE (LOCK CMPXCHG8B, SDM Vol.
  * 2A): the hypervisor may stop the vCPU between any two instructions, and
  * a migration or dirty-log check must never see half a counter. */

@@ -370,3 +370,18 @@ uint64_t guest_load64(volatile uint64_t *p)
 			 : "memory", "cc");
 	return ((uint64_t)hi << 32) | lo;
 }
+
+uint32_t guest_region_end(const struct mb_info *bi, uint32_t start, uint32_t tail)
+{
+	uint64_t top;
+
+	if (!bi || !(bi->flags & MB_INFO_MEM))
+		return 0;
+	top = 0x100000ull + (uint64_t)bi->mem_upper * 1024;
+	if (top > 0xFFFFF000ull)
+		top = 0xFFFFF000ull;	/* 32-bit, paging off */
+	top &= ~0xfffull;
+	if (top < (uint64_t)start + tail + 0x1000)
+		return 0;
+	return (uint32_t)top - tail;
+}
