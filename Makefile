@@ -48,7 +48,7 @@ KASFLAGS	:= -Ikernel -I$(GEN) -MMD -MP
 # path from the top ("migrate/stream.h") through -iquote .
 MIG_PURE_SRCS	:= $(sort $(wildcard migrate/stream*.c))
 LIB_SRCS	:= $(sort $(wildcard kernel/lib/*.c storage/lib/*.c)) $(MIG_PURE_SRCS)
-KERNEL_CSRCS	:= $(sort $(wildcard kernel/*.c svm/*.c vmx/*.c net/*.c net/stack/*.c) \
+KERNEL_CSRCS	:= $(sort $(wildcard kernel/*.c svm/*.c vmx/*.c net/*.c net/stack/*.c storage/*.c) \
 		   $(filter-out $(MIG_PURE_SRCS),$(wildcard migrate/*.c))) $(LIB_SRCS)
 KERNEL_ASRCS	:= $(sort $(wildcard kernel/*.S svm/*.S vmx/*.S))
 KERNEL_OBJS	:= $(patsubst %.c,$(B)/k/%.o,$(KERNEL_CSRCS)) \
@@ -118,10 +118,12 @@ $(TERNCTL): tools/ternctl.c $(MBEDTLS_HLIB)
 STACK_CFLAGS	:= -Inet/port/include -I$(B)/third_party/lwip/src/include \
 		   -I$(B)/third_party/mbedtls/include \
 		   '-DMBEDTLS_CONFIG_FILE="mbedtls_config_tern.h"'
-STACK_OBJS	:= $(patsubst %.c,$(B)/k/%.o,$(wildcard net/stack/*.c migrate/mig_*.c))
+STACK_OBJS	:= $(patsubst %.c,$(B)/k/%.o,$(wildcard net/stack/*.c migrate/mig_*.c storage/*.c))
 $(B)/k/net/stack/%.o: KCFLAGS += $(STACK_CFLAGS)
 # The migration engine talks TCP through lwIP as well.
 $(B)/k/migrate/mig_%.o: KCFLAGS += $(STACK_CFLAGS)
+# So does the iSCSI initiator (storage/, not its pure storage/lib/).
+$(patsubst %.c,$(B)/k/%.o,$(wildcard storage/*.c)): KCFLAGS += $(STACK_CFLAGS)
 # Explicit targets: a recipe-less pattern rule would add no prerequisite.
 $(STACK_OBJS): $(LWIP_LIB)
 

@@ -14,6 +14,7 @@
 #include "../net/stack.h"
 #include "../net/nic.h"
 #include "migrate/migrate.h"
+#include "storage/disk_cmds.h"
 
 #define LOG_DEFAULT_LINES	20
 #define LOG_MAX_LINES		100000
@@ -194,6 +195,24 @@ const struct cmd_def console_cmds[] = {
 	  0, 0, mig_cmd_cancel },
 	{ "migrate identity", "", "the CPUID leaves a migrating guest's hosts must agree on",
 	  0, 0, mig_cmd_identity },
+	{ "disk attach", "NAME iscsi://ADDR[:PORT]/IQN/LUN [chap=USER:SECRET] "
+	  "[mutual=USER:SECRET] [digest=none|crc32c|header|data]",
+	  "log in to an iSCSI LUN and attach it as disk NAME", 2, 5, disk_cmd_attach },
+	{ "disk detach", "NAME", "drain, release the reservation, log out", 1, 1, disk_cmd_detach },
+	{ "disk list", "", "disks with state, size and target", 0, 0, disk_cmd_list },
+	{ "disk info", "NAME", "device, capacity, session, reservation, I/O counters",
+	  1, 1, disk_cmd_info },
+	{ "disk discover", "ADDR[:PORT]", "list the targets a portal offers (SendTargets)",
+	  1, 1, disk_cmd_discover },
+	{ "disk read", "NAME LBA COUNT", "read blocks, print their SHA-256", 3, 3, disk_cmd_read },
+	{ "disk write", "NAME LBA COUNT BYTE", "fill blocks with one byte value, then flush",
+	  4, 4, disk_cmd_write },
+	{ "disk flush", "NAME", "SYNCHRONIZE CACHE", 1, 1, disk_cmd_flush },
+	{ "disk fence", "NAME", "pre-empt every other host's key: only this host may write",
+	  1, 1, disk_cmd_fence },
+	{ "disk keys", "NAME", "registered reservation keys and the holder", 1, 1, disk_cmd_keys },
+	{ "disk bench", "NAME read|write seq|rand BS SECONDS [depth=N]",
+	  "throughput at a queue depth (destroys data on write)", 5, 6, disk_cmd_bench },
 	{ "vm create", "NAME mem=SIZE kernel=PATH [cmdline=\"...\"] [vcpus=1]",
 	  "create a VM from a Multiboot kernel on the ESP", 3, 5, vmcmd_create },
 	{ "vm start", "NAME", "start a created VM on a free CPU", 1, 1, vmcmd_start },

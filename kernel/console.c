@@ -20,6 +20,7 @@
 #include "../net/netdev.h"
 #include "../net/stack.h"
 #include "migrate/migrate.h"
+#include "storage/blk.h"
 
 #define RX_RING		1024
 #define PROMPT		"tern> "
@@ -171,6 +172,7 @@ void console_run(void)
 		net_poll();
 		netcon_service();
 		migrate_service();
+		storage_service();
 		irq_disable();
 		rx_drain_uart();
 		/* A NIC IRQ between net_poll and here sets pending: no sleep. */

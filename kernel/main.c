@@ -13,6 +13,7 @@
 #include "vm.h"
 #include "../net/stack.h"
 #include "migrate/migrate.h"
+#include "storage/blk.h"
 #include "lib/config.h"
 #include "../net/netdev.h"
 
@@ -99,6 +100,7 @@ void kmain(uint64_t bi_phys)
 	net_stack_set_config(&host_cfg);
 	net_init();
 	netcon_start(&host_cfg);
+	storage_init(&host_cfg);
 	migrate_start_service(&host_cfg);
 	console_init(host_cfg.hostname);
 	report_boot_time();

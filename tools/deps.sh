@@ -34,6 +34,10 @@ PACKAGES=(
 	iproute2 iputils-ping iperf
 	# A standard TLS-PSK client for the network console tests.
 	openssl
+	# Storage: tgt's tgtd is the iSCSI target of the lab and the storage
+	# tests; libiscsi-bin's iscsi-ls/iscsi-perf are the reference
+	# initiator of the storage benchmark.
+	tgt libiscsi-bin
 )
 
 DEB_SRC_FILE=/etc/apt/sources.list.d/tern-deb-src.sources

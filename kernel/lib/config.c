@@ -378,25 +378,43 @@ static int cfg_set_serial_console(struct tern_config *c, const char *v,
 	return 0;
 }
 
+/* One `disk = NAME iscsi://... [options]` line each: the block layer
+ * parses them (storage/lib/disk_spec.c) once the network is up; here the
+ * count is bounded and the text kept. */
+static int cfg_set_disk(struct tern_config *c, const char *v, size_t n,
+			struct cfg_msg *m)
+{
+	if (c->ndisks >= CFG_DISKS_MAX) {
+		msg_puts(m, "at most 8 disk lines");
+		return -EINVAL;
+	}
+	memcpy(c->disks[c->ndisks], v, n);
+	c->disks[c->ndisks][n] = '\0';
+	c->ndisks++;
+	return 0;
+}
+
 typedef int (*cfg_set_fn)(struct tern_config *c, const char *v, size_t n,
 			  struct cfg_msg *m);
 
 struct cfg_key {
 	const char *name;
 	cfg_set_fn set;
+	bool repeat;		/* may appear on several lines */
 };
 
 /* Adding a key: write a handler above and add one row here. */
 static const struct cfg_key cfg_keys[] = {
-	{ "hostname", cfg_set_hostname },
-	{ "address", cfg_set_address },
-	{ "gateway", cfg_set_gateway },
-	{ "console_port", cfg_set_console_port },
-	{ "console_idle_timeout", cfg_set_console_idle },
-	{ "migrate_port", cfg_set_migrate_port },
-	{ "secret", cfg_set_secret },
-	{ "log_level", cfg_set_log_level },
-	{ "serial_console", cfg_set_serial_console },
+	{ "hostname", cfg_set_hostname, false },
+	{ "address", cfg_set_address, false },
+	{ "gateway", cfg_set_gateway, false },
+	{ "console_port", cfg_set_console_port, false },
+	{ "console_idle_timeout", cfg_set_console_idle, false },
+	{ "migrate_port", cfg_set_migrate_port, false },
+	{ "secret", cfg_set_secret, false },
+	{ "log_level", cfg_set_log_level, false },
+	{ "serial_console", cfg_set_serial_console, false },
+	{ "disk", cfg_set_disk, true },
 };
 
 enum { CFG_NKEYS = CFG_ARRAY_SIZE(cfg_keys) };
@@ -530,7 +548,7 @@ static int cfg_line(struct cfg_state *st, const char *s, size_t n)
 		msg_put_key(st->m, s + kstart, klen);
 		return -EINVAL;
 	}
-	if (st->seen[idx]) {
+	if (st->seen[idx] && !key->repeat) {
 		msg_puts(st->m, "duplicate key ");
 		msg_put_key(st->m, s + kstart, klen);
 		msg_puts(st->m, " (first set on line ");

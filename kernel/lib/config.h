@@ -41,6 +41,7 @@ enum {
 #define CFG_DEFAULT_CONSOLE_PORT 7023
 #define CFG_DEFAULT_CONSOLE_IDLE 300	/* seconds */
 #define CFG_DEFAULT_MIGRATE_PORT 7024
+#define CFG_DISKS_MAX		8	/* `disk =` lines */
 #define CFG_CONSOLE_IDLE_MIN	5
 #define CFG_CONSOLE_IDLE_MAX	86400
 
@@ -63,6 +64,8 @@ struct tern_config {
 	char secret[CFG_SECRET_MAX];	/* NUL-terminated, valid when has_secret */
 	int log_level;			/* CFG_LOG_* */
 	bool has_serial_console;	/* serial console enabled (default on) */
+	unsigned ndisks;		/* `disk = NAME URL [options]` lines, */
+	char disks[CFG_DISKS_MAX][CFG_LINE_MAX + 1];	/* as written */
 };
 
 struct cfg_error {

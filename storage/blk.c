@@ -1,0 +1,227 @@
+/*
+ * The block request queue (blk.h): requests split into SCSI READ/WRITE
+ * commands at the disk's maximum transfer, barriers, flushes, and
+ * completion once every part is back.
+ *
+ * Flow control.  The session takes at most ISCSI_SESS_TASKS commands; a
+ * full session leaves the rest queued here.  Write data is framed into
+ * the connection's ring as the session sends it (immediate data at once,
+ * the rest as the target's R2Ts ask), so write bytes in the session are
+ * kept under DISK_WR_INFLIGHT, half the ring: the ring cannot overflow,
+ * even when every task is sent again after a reconnect.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "kernel.h"
+#include "storage/disk.h"
+
+#define BLK_F_STARTED	0x100	/* internal: counted in d->active */
+
+struct blk_disk *blk_find(const char *name)
+{
+	for (int i = 0; i < DISK_MAX; i++)
+		if (disk_table[i] && !strcmp(disk_table[i]->spec.name, name))
+			return disk_table[i];
+	return NULL;
+}
+
+int blk_geometry(const struct blk_disk *d, uint32_t *block_size, uint64_t *nblocks)
+{
+	if (!d || !d->t_ready_us)
+		return -ENODEV;
+	*block_size = d->block_size;
+	*nblocks = d->nblocks;
+	return 0;
+}
+
+static void blk_complete(struct blk_disk *d, struct blk_req *r)
+{
+	uint64_t us = time_us() - r->t_submit_us;
+
+	if (r->flags & BLK_F_STARTED) {
+		d->active--;
+		if (r->flags & BLK_F_BARRIER)
+			d->barrier_busy = false;
+	}
+	if (r->err)
+		d->st.errors++;
+	else if (r->op == BLK_READ)
+		d->st.reads++, d->st.rd_bytes += (uint64_t)r->count * d->block_size;
+	else if (r->op == BLK_WRITE)
+		d->st.writes++, d->st.wr_bytes += (uint64_t)r->count * d->block_size;
+	else
+		d->st.flushes++;
+	d->st.lat_us += us;
+	r->next = NULL;
+	r->done(r);
+}
+
+int blk_submit(struct blk_disk *d, struct blk_req *r)
+{
+	if (!d || d->state == DISK_FAILED || d->state == DISK_DETACHING || !d->t_ready_us)
+		return -ENODEV;
+	if (d->state == DISK_LOST)
+		return -EACCES;
+	if (!r->done || r->op > BLK_FLUSH)
+		return -EINVAL;
+	if (r->op != BLK_FLUSH && (!r->count || !r->buf || r->lba >= d->nblocks ||
+				   r->count > d->nblocks - r->lba))
+		return -EINVAL;
+	if (r->op == BLK_FLUSH)
+		r->flags |= BLK_F_BARRIER;
+	r->flags &= ~BLK_F_STARTED;
+	r->err = 0;
+	r->issued = r->parts = 0;
+	r->next = NULL;
+	r->disk = d;
+	r->t_submit_us = time_us();
+	if (d->q_tail)
+		d->q_tail->next = r;
+	else
+		d->q_head = r;
+	d->q_tail = r;
+	blk_kick(d);
+	return 0;
+}
+
+/* The next SCSI command of r: 0 queued, -EAGAIN no room, else error. */
+static int blk_issue_part(struct blk_disk *d, struct blk_req *r)
+{
+	struct iscsi_sess_req q = { .lun = d->lun_raw, .cookie = r };
+	uint32_t per = d->max_xfer / d->block_size;
+	uint32_t n = r->count - r->issued;
+	int rc;
+
+	if (r->op == BLK_FLUSH) {
+		scsi_cdb_sync16(q.cdb, 0, 0);		/* the whole medium */
+		q.cdb_len = 16;
+		q.dir = ISCSI_SESS_NONE;
+		n = 0;
+	} else {
+		n = n < per ? n : per;
+		q.len = n * d->block_size;
+		if (r->op == BLK_WRITE && d->wr_inflight &&
+		    d->wr_inflight + q.len > DISK_WR_INFLIGHT)
+			return -EAGAIN;
+		rc = scsi_cdb_rw(q.cdb, r->op == BLK_WRITE, r->lba + r->issued, n,
+				 r->flags & BLK_F_FUA, d->nblocks);
+		if (rc < 0)
+			return rc;
+		q.cdb_len = (uint8_t)rc;
+		q.dir = r->op == BLK_WRITE ? ISCSI_SESS_WRITE : ISCSI_SESS_READ;
+		q.buf = (uint8_t *)r->buf + (size_t)r->issued * d->block_size;
+	}
+	rc = iscsi_sess_submit(&d->link.sess, &q);
+	if (rc < 0)
+		return rc;
+	if (r->op == BLK_WRITE)
+		d->wr_inflight += q.len;
+	r->issued += r->op == BLK_FLUSH ? 1 : n;	/* a flush is one part */
+	r->parts++;
+	d->parts++;
+	return 0;
+}
+
+static bool blk_fully_issued(const struct blk_req *r)
+{
+	return r->issued == (r->op == BLK_FLUSH ? 1 : r->count);
+}
+
+/* Start queued requests as ordering and room allow. */
+void blk_kick(struct blk_disk *d)
+{
+	while (d->state == DISK_READY && d->q_head) {
+		struct blk_req *r = d->q_head;
+		int rc;
+
+		if (!(r->flags & BLK_F_STARTED)) {
+			if (d->barrier_busy || ((r->flags & BLK_F_BARRIER) && d->active))
+				return;
+			r->flags |= BLK_F_STARTED;
+			d->active++;
+			if (r->flags & BLK_F_BARRIER)
+				d->barrier_busy = true;
+		}
+		while (!blk_fully_issued(r)) {
+			rc = blk_issue_part(d, r);
+			if (rc == -EAGAIN)
+				return;
+			if (rc < 0) {
+				r->err = rc;
+				r->issued = r->op == BLK_FLUSH ? 1 : r->count;
+				break;
+			}
+		}
+		d->q_head = r->next;
+		if (!d->q_head)
+			d->q_tail = NULL;
+		if (r->parts == 0)
+			blk_complete(d, r);
+	}
+}
+
+void blk_part_done(struct blk_disk *d, struct blk_req *r, const struct iscsi_sess_done *x)
+{
+	/* The slot is free but untouched until the next submit. */
+	uint32_t len = d->link.sess.task[x->slot].req.len;
+	int err = x->err;
+
+	if (!r->parts) {	/* a bug, not the target's doing: say so, keep going */
+		pr_err("disk %s: completion for a request with no parts in flight", d->spec.name);
+		return;
+	}
+	d->parts--;
+	if (r->op == BLK_WRITE)
+		d->wr_inflight -= len;
+	if (!err && x->status)
+		err = -EIO;
+	/* A short read is an error the guest must see, not stale bytes. */
+	if (!err && r->op == BLK_READ && x->underflow && x->residual)
+		err = -EIO;
+	if (err && !r->err)
+		r->err = err;
+	if (x->err == -EAGAIN)
+		d->st.retried++;
+	if (--r->parts == 0 && blk_fully_issued(r))
+		blk_complete(d, r);
+	if (err == -EACCES)
+		disk_lose(d, "RESERVATION CONFLICT: another host fenced this one");
+	else if (err && err != -ECANCELED)
+		pr_warn("disk %s: %s failed: %s", d->spec.name,
+			r->op == BLK_READ ? "read" : r->op == BLK_WRITE ? "write" : "flush",
+			x->why ? x->why : "I/O error");
+	blk_kick(d);
+}
+
+void blk_fail_all(struct blk_disk *d, int err, bool session_too)
+{
+	struct blk_req *r;
+
+	/* Parts inside the session first: their requests finish here. */
+	for (unsigned i = 0; session_too && i < ISCSI_SESS_TASKS; i++) {
+		struct iscsi_sess_task *t = &d->link.sess.task[i];
+
+		if (t->state == ISCSI_SESS_T_FREE || t->req.cookie == &d->ctl_busy)
+			continue;
+		t->state = ISCSI_SESS_T_FREE;
+		r = t->req.cookie;
+		d->parts--;
+		if (r->op == BLK_WRITE)
+			d->wr_inflight -= t->req.len;
+		if (!r->err)
+			r->err = err;
+		if (--r->parts == 0 && blk_fully_issued(r))
+			blk_complete(d, r);
+	}
+	while ((r = d->q_head)) {
+		d->q_head = r->next;
+		if (!r->err)
+			r->err = err;
+		if (r->parts == 0)
+			blk_complete(d, r);
+		else
+			r->issued = r->op == BLK_FLUSH ? 1 : r->count;	/* parts finish it */
+	}
+	d->q_tail = NULL;
+}

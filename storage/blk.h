@@ -1,0 +1,70 @@
+/*
+ * The block layer: named disks on iSCSI LUNs (disk.c) and the
+ * asynchronous request queue guest devices use.
+ *
+ * A request covers count blocks from lba (the disk's block size, see
+ * blk_geometry).  blk_submit() queues it and returns at once; done() runs
+ * later on the boot CPU's main loop with r->err set: 0, -EIO (a medium or
+ * target error), -EACCES (this host lost the disk: another host fenced it,
+ * RESERVATION CONFLICT; the disk refuses all I/O from then on), -ETIMEDOUT
+ * (the target stayed away past the replacement timeout), -ENODEV (the disk
+ * was detached), -EAGAIN (retries spent on BUSY/UNIT ATTENTION).
+ *
+ * Ordering.  Requests may complete in any order, as on a real disk.  A
+ * request with BLK_F_BARRIER starts only once every request submitted
+ * before it has completed, and nothing submitted after it starts before it
+ * completes.  BLK_FLUSH (SYNCHRONIZE CACHE, SBC-3 5.22) is always a barrier,
+ * so a completed flush means every write that completed before it was
+ * submitted, and every write submitted before it, is on stable storage as
+ * far as the target tells.  BLK_F_FUA writes with Force Unit Access.
+ *
+ * Large requests are split at the disk's maximum transfer (VPD page B0,
+ * capped at 256 KiB); the parts run in parallel and done() runs once.
+ * Boot CPU main loop only.
+ */
+#ifndef TERN_STORAGE_BLK_H
+#define TERN_STORAGE_BLK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum blk_op { BLK_READ, BLK_WRITE, BLK_FLUSH };
+
+#define BLK_F_BARRIER	0x1
+#define BLK_F_FUA	0x2
+
+struct blk_disk;
+
+struct blk_req {
+	enum blk_op op;
+	unsigned flags;
+	uint64_t lba;
+	uint32_t count;		/* blocks (0 for FLUSH) */
+	void *buf;		/* count * block size bytes */
+	void (*done)(struct blk_req *r);
+	void *priv;
+	int err;
+	/* Private to the block layer. */
+	struct blk_req *next;
+	uint32_t issued;	/* blocks handed to the session */
+	uint32_t parts;		/* parts in flight */
+	uint64_t t_submit_us;
+	struct blk_disk *disk;
+};
+
+struct tern_config;
+
+/* Attach the disks tern.cfg names (connects in the background). */
+void storage_init(const struct tern_config *cfg);
+/* Main loop: connections, timers, the queues (the 100 Hz tick and the
+ * NIC interrupts wake the loop; lwIP's sent callbacks push more bytes). */
+void storage_service(void);
+
+struct blk_disk *blk_find(const char *name);
+/* Block size and count; -ENODEV until the disk is ready. */
+int blk_geometry(const struct blk_disk *d, uint32_t *block_size, uint64_t *nblocks);
+/* 0, -EINVAL (out of range, bad op), -ENODEV (not attached or gone),
+ * -EACCES (lost to another host). */
+int blk_submit(struct blk_disk *d, struct blk_req *r);
+
+#endif
