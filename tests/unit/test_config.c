@@ -523,3 +523,23 @@ Test(config, fuzz)
 	/* The mutations must leave a meaningful share of valid files. */
 	cr_expect(accepted > 1000, "only %u accepted", accepted);
 }
+
+/* `disk` is the one key that may repeat: one line per disk, up to 8. */
+Test(config, disk_lines_repeat)
+{
+	struct tern_config c;
+	struct cfg_error e;
+	char text[2048] = "";
+
+	cr_assert_eq(cfgt_parse("disk = d0 iscsi://10.0.0.1/iqn.2026-11.x:y/1 chap=u:secret\n"
+				"disk = d1 iscsi://10.0.0.1:3261/iqn.2026-11.x:z/0\n", &c, &e), 0,
+		     "%s", e.msg);
+	cr_assert_eq(c.ndisks, 2);
+	cr_expect_str_eq(c.disks[0], "d0 iscsi://10.0.0.1/iqn.2026-11.x:y/1 chap=u:secret");
+	cr_expect_str_eq(c.disks[1], "d1 iscsi://10.0.0.1:3261/iqn.2026-11.x:z/0");
+	for (int i = 0; i < 9; i++)
+		strcat(text, "disk = d iscsi://10.0.0.1/iqn.2026-11.x:y/1\n");
+	cfgt_expect_err(text, 9, "line 9: disk: at most 8 disk lines");
+	/* Other keys still refuse a second line. */
+	cfgt_expect_err("hostname = a\nhostname = b\n", 2, NULL);
+}
