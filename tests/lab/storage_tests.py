@@ -1,0 +1,393 @@
+#!/usr/bin/env python3
+"""Storage tests: Tern's iSCSI initiator against Debian's tgtd, and against
+a hostile fake target, on the lab's private LAN (netlab.py, tgt.py).
+
+tgtd runs in the lab namespace (10.77.0.254:3260) with file-backed LUNs,
+so every byte Tern writes is checked on the backing file on this machine,
+and every byte it reads is compared with the file.  Two Tern hosts share
+one LUN for the fencing test.  tgtd is killed (SIGKILL) and restarted in
+the middle of a write: the write must complete and be on the file.
+
+    python3 tests/lab/storage_tests.py [--only REGEX] [--list]
+"""
+
+import argparse
+import hashlib
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ternlab  # noqa: E402
+import netlab  # noqa: E402
+import migrate_tests  # noqa: E402  (the ternctl sessions)
+from tgt import Tgtd  # noqa: E402
+from fake_iscsi_target import FakeTarget  # noqa: E402
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+PORTAL = "10.77.0.254"
+IQN = "iqn.2026-11.lab.tern:"
+BS = 512
+CHAP_USER, CHAP_SECRET = "alice", "alicesecret12"
+MUTUAL_USER, MUTUAL_SECRET = "tgt", "targetsecret12"
+CFG = None
+check = ternlab.check
+cmd = migrate_tests.cmd
+_lab = {}
+
+# tid: (name, MiB): plain, CHAP, shared by two hosts, crash, tern.cfg.
+TARGETS = {1: ("plain", 64), 2: ("chap", 16), 3: ("shared", 16), 4: ("crash", 128),
+           5: ("boot", 8)}
+
+
+def url(tid, port=3260):
+    return f"iscsi://{PORTAL}:{port}/{IQN}{TARGETS[tid][0]}/1"
+
+
+class Lab:
+    """Two Tern hosts (B attaches a disk from tern.cfg) and one tgtd."""
+
+    def __init__(self):
+        self.work = tempfile.mkdtemp(prefix="tern-storage-", dir=CFG.workdir)
+        extra = {1: f"disk = boot0 {url(5)}\n"}
+        self.net = netlab.NetLab(hosts=2, esp_dir=CFG.esp, logdir=CFG.logdir, mem="512M",
+                                 extra_cfg=extra)
+        self.tgt = None
+
+    def start(self):
+        self.net.start()
+        try:
+            self.tgt = Tgtd(self.net.ns, portal=f"{PORTAL}:3260", workdir=self.work)
+            self.tgt.start()
+            for tid, (name, mib) in TARGETS.items():
+                self.tgt.add_target(tid, IQN + name)
+                self.tgt.add_lun(tid, 1, self.lun_path(tid), size_bytes=mib << 20)
+                self.tgt.bind_all(tid)
+            self.tgt.set_chap(2, CHAP_USER, CHAP_SECRET)
+            self.tgt.set_mutual(2, MUTUAL_USER, MUTUAL_SECRET)
+            self.net.wait_prompts(120)
+            self.net.secret_path = self.net.secret_file()
+            for h in self.net.hosts:
+                h.lab = self.net
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def lun_path(self, tid):
+        return os.path.join(self.work, f"lun-{TARGETS[tid][0]}.img")
+
+    def stop(self):
+        migrate_tests.close_sessions()
+        if self.tgt:
+            self.tgt.stop()
+        self.net.stop()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def lab():
+    if "main" not in _lab:
+        _lab["main"] = Lab().start()
+    lb = _lab["main"]
+    for h in lb.net.hosts:       # every test starts with only tern.cfg's disk
+        for name in re.findall(r"^(\S+)\s+(?:connecting|probing|ready|recovering|lost|"
+                               r"failed)", cmd(h, "disk list"), re.M):
+            if name != "boot0":
+                cmd(h, f"disk detach {name}", timeout=60)
+    return lb
+
+
+def stop_labs():
+    for lb in list(_lab.values()):
+        lb.stop()
+    _lab.clear()
+
+
+# --- helpers -------------------------------------------------------------
+
+def file_sha(path, lba, count):
+    with open(path, "rb") as f:
+        f.seek(lba * BS)
+        return hashlib.sha256(f.read(count * BS)).hexdigest()
+
+
+def pattern_sha(byte, count):
+    return hashlib.sha256(bytes([byte]) * (count * BS)).hexdigest()
+
+
+def disk_sha(h, name, lba, count, timeout=120):
+    out = cmd(h, f"disk read {name} {lba} {count}", timeout)
+    m = re.match(r"([0-9a-f]{64})\s", out)
+    check(m, f"disk read {name} {lba} {count}: {out}")
+    return m.group(1)
+
+
+def attach(h, name, u, opts="", timeout=60):
+    out = cmd(h, f"disk attach {name} {u} {opts}".strip(), timeout)
+    check("ready" in out and "error" not in out, f"attach {name}: {out}")
+    return out
+
+
+def write(h, name, lba, count, byte, timeout=120):
+    out = cmd(h, f"disk write {name} {lba} {count} {byte:#04x}", timeout)
+    check("flushed" in out and "error" not in out, f"write {name} {lba}+{count}: {out}")
+    return out
+
+
+def info(h, name):
+    return cmd(h, f"disk info {name}")
+
+
+def alive(h):
+    out = cmd(h, "status")
+    check("uptime" in out, f"host stopped answering: {out}")
+
+
+def write_read_check(h, name, path, cases):
+    """Write each (lba, count, byte) from Tern; the file must hold it and
+    `disk read` must agree with the file."""
+    for lba, count, byte in cases:
+        write(h, name, lba, count, byte)
+        want = pattern_sha(byte, count)
+        check(file_sha(path, lba, count) == want,
+              f"backing file at {lba}+{count} does not hold {byte:#04x}")
+        check(disk_sha(h, name, lba, count) == want, f"disk read {lba}+{count} differs")
+
+
+# --- tests ---------------------------------------------------------------
+
+def t_discovery():
+    lb = lab()
+    out = cmd(lb.net.hosts[0], f"disk discover {PORTAL}")
+    for tid, (name, _) in TARGETS.items():
+        check(IQN + name in out, f"discovery lacks {name}: {out}")
+    check(f"portal {PORTAL}:3260" in out, f"no portal listed: {out}")
+    check(re.search(rf"{len(TARGETS)} target\(s\)", out), out)
+    out = cmd(lb.net.hosts[0], "disk discover 10.77.0.253")
+    check(out.startswith("error:"), f"discovery of a silent address: {out}")
+
+
+def t_read_write():
+    lb = lab()
+    a = lb.net.hosts[0]
+    path = lb.lun_path(1)
+    out = attach(a, "d0", url(1))
+    check("131072 blocks of 512 bytes" in out, out)
+    out = info(a, "d0")
+    for want in ("state:       ready", "IET", "HeaderDigest=None",
+                 "reservation: type 5 held by", "(this host)"):
+        check(want in out, f"disk info lacks {want!r}: {out}")
+    # One block, a run that splits into many commands, the last blocks.
+    write_read_check(a, "d0", path, [(0, 1, 0xab), (1000, 20000, 0x5c),
+                                     (131072 - 9, 9, 0xe7)])
+    # Bytes written behind Tern's back are what it reads.
+    data = os.urandom(300 * BS)
+    with open(path, "r+b") as f:
+        f.seek(50000 * BS)
+        f.write(data)
+    check(disk_sha(a, "d0", 50000, 300) == hashlib.sha256(data).hexdigest(),
+          "disk read does not match bytes written into the backing file")
+    for bad in ("disk read d0 131072 1", "disk read d0 131000 100", "disk write d0 0 0 1",
+                "disk write d0 0 1 256", "disk read nosuch 0 1",
+                "disk attach d0 " + url(1), "disk attach x1 iscsi://10.77.0.254/bad/1",
+                "disk attach x1 " + url(1) + " chap=nocolon"):
+        out = cmd(a, bad)
+        check(out.startswith("error:"), f"{bad!r} was accepted: {out}")
+    alive(a)
+    cmd(a, "disk detach d0")
+    check("d0" not in cmd(a, "disk list"), "d0 still listed after detach")
+
+
+def t_digests():
+    lb = lab()
+    a = lb.net.hosts[0]
+    attach(a, "dg", url(1), "digest=crc32c")
+    out = info(a, "dg")
+    check("HeaderDigest=CRC32C DataDigest=CRC32C" in out, f"digests not in use: {out}")
+    write_read_check(a, "dg", lb.lun_path(1), [(4096, 4096, 0x3d)])
+    cmd(a, "disk detach dg")
+
+
+def t_chap():
+    lb = lab()
+    a = lb.net.hosts[0]
+    for opts, why in (("", "authentication failed"),
+                      (f"chap={CHAP_USER}:wrongsecret99", "authentication failed"),
+                      (f"chap={CHAP_USER}:{CHAP_SECRET} mutual={MUTUAL_USER}:notthesecret",
+                       "CHAP_R")):
+        out = cmd(a, f"disk attach dc {url(2)} {opts}".strip(), 60)
+        check(out.startswith("error:") and why in out, f"attach with {opts!r}: {out}")
+        check("wrongsecret" not in out and "notthesecret" not in out,
+              f"the error quotes a secret: {out}")
+        check("dc " not in cmd(a, "disk list"), "a refused disk stays listed")
+    attach(a, "dc", url(2), f"chap={CHAP_USER}:{CHAP_SECRET} "
+           f"mutual={MUTUAL_USER}:{MUTUAL_SECRET}")
+    check("auth=CHAP (mutual)" in info(a, "dc"), info(a, "dc"))
+    write_read_check(a, "dc", lb.lun_path(2), [(7, 64, 0x42)])
+    cmd(a, "disk detach dc")
+
+
+def t_from_tern_cfg():
+    lb = lab()
+    b = lb.net.hosts[1]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if re.search(r"^boot0\s+ready", cmd(b, "disk list"), re.M):
+            break
+        time.sleep(1)
+    check(re.search(r"^boot0\s+ready", cmd(b, "disk list"), re.M),
+          f"tern.cfg's disk is not ready: {cmd(b, 'disk list')}")
+    write_read_check(b, "boot0", lb.lun_path(5), [(0, 16, 0x0b)])
+
+
+def t_tgtd_restart_mid_write():
+    lb = lab()
+    a = lb.net.hosts[0]
+    path = lb.lun_path(4)
+    attach(a, "dk", url(4))
+    count = 128 * 2048          # 128 MiB: the whole LUN
+    result = {}
+
+    def writer():
+        try:
+            result["out"] = cmd(a, f"disk write dk 0 {count} 0x77", 300)
+        except Exception as e:  # reported below
+            result["out"] = f"exception: {e}"
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    time.sleep(0.3)
+    os.kill(lb.tgt.pid, signal.SIGSTOP)     # freeze it mid-write, then kill it
+    check(t.is_alive(), f"the write ended before the kill: {result}")
+    lb.tgt.kill()
+    time.sleep(2)
+    lb.tgt.restart()
+    t.join(300)
+    out = result.get("out", "")
+    check("flushed" in out and "error" not in out, f"write across the restart: {out}")
+    check(file_sha(path, 0, count) == pattern_sha(0x77, count),
+          "an acknowledged write is not on the backing file")
+    out = info(a, "dk")
+    m = re.search(r"(\d+) reconnect\(s\)", out)
+    check(m and int(m.group(1)) >= 1, f"no reconnect counted: {out}")
+    check(re.search(r"state:\s+ready", out), out)
+    check(re.search(r"key:\s+\S+ \(registered\)", out), f"not registered again: {out}")
+    check(disk_sha(a, "dk", 0, 4096) == pattern_sha(0x77, 4096), "read after restart")
+    cmd(a, "disk detach dk")
+
+
+def t_fence():
+    lb = lab()
+    a, b = lb.net.hosts
+    path = lb.lun_path(3)
+    attach(a, "sh", url(3))
+    out = attach(b, "sh", url(3))
+    check("reserved by this host" not in out, f"B reserved a LUN A holds: {out}")
+    write(a, "sh", 0, 100, 0xaa)
+    out = cmd(b, "disk keys sh")
+    check(re.search(r"registered keys: 2", out) and "holder" in out, out)
+    key_b = re.search(r"key:\s+([0-9a-f]{16})", info(b, "sh")).group(1)
+    out = cmd(b, "disk fence sh")
+    check("fenced: pre-empted 1 other key" in out, f"fence: {out}")
+    out = cmd(a, "disk write sh 0 100 0xbb")
+    check(out.startswith("error:") and "lost the disk" in out and
+          "RESERVATION CONFLICT" in out, f"A's write after the fence: {out}")
+    check(re.search(r"state:\s+lost", info(a, "sh")), info(a, "sh"))
+    out = cmd(a, "disk write sh 200 100 0xbb")
+    check(out.startswith("error:"), f"a lost disk took a write: {out}")
+    check(file_sha(path, 0, 100) == pattern_sha(0xaa, 100), "A's fenced write reached the file")
+    check(file_sha(path, 200, 100) != pattern_sha(0xbb, 100), "A's fenced write reached the file")
+    write(b, "sh", 0, 100, 0xcc)
+    check(file_sha(path, 0, 100) == pattern_sha(0xcc, 100), "B's write is not on the file")
+    out = cmd(b, "disk keys sh")
+    check(re.search(r"registered keys: 1", out) and f"holder {key_b}" in out, out)
+    alive(a)
+    cmd(a, "disk detach sh")
+    cmd(b, "disk detach sh")
+
+
+# What each malformation must produce on the Tern side (a regex of the
+# error the attach or the I/O reports).
+HOSTILE = {
+    "bad-opcode": r"opcode|reserved",
+    "huge-dsl": r"DataSegmentLength|too long|size",
+    "bad-itt": r"ITT|task",
+    "statsn-jump": r"StatSN",
+    "datain-overflow": r"Data-In|overflow|beyond",
+    "header-digest": r"digest",
+    "truncated": r"closed|lost",
+    "garbage": r"bad PDU|opcode|reserved|closed",
+    "reject": r"Reject|reject",
+    "login-garbage": r"login|text|key",
+    "silent": r"timed out|no answer",
+}
+
+
+def t_hostile_target():
+    lb = lab()
+    a = lb.net.hosts[0]
+    for i, (mode, want) in enumerate(HOSTILE.items()):
+        port = 3300 + i
+        fake = FakeTarget(f"{PORTAL}:{port}", mode=mode, iqn=IQN + "fake", netns=lb.net.ns,
+                          logdir=CFG.logdir)
+        fake.start()
+        try:
+            u = f"iscsi://{PORTAL}:{port}/{IQN}fake/1"
+            out = cmd(a, f"disk attach fk {u}" + (" digest=header" if mode == "header-digest"
+                                                 else ""), 90)
+            if "ready" in out:
+                # The probe was not enough commands: I/O meets the bad PDU.
+                out = cmd(a, "disk read fk 0 64", 150)
+                out += "\n" + info(a, "fk")
+            check(re.search(want, out, re.I), f"{mode}: expected /{want}/, got: {out}")
+            alive(a)
+        finally:
+            if re.search(r"^fk\s", cmd(a, "disk list"), re.M):
+                cmd(a, "disk detach fk", 60)
+            fake.stop()
+    alive(a)
+
+
+TESTS = [
+    ("discovery", t_discovery),
+    ("read_write", t_read_write),
+    ("digests", t_digests),
+    ("chap", t_chap),
+    ("from_tern_cfg", t_from_tern_cfg),
+    ("tgtd_restart_mid_write", t_tgtd_restart_mid_write),
+    ("fence", t_fence),
+    ("hostile_target", t_hostile_target),
+]
+
+
+def main(argv=None):
+    global CFG
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", metavar="REGEX")
+    ap.add_argument("--esp", default=os.path.join(REPO, "build", "esp"))
+    ap.add_argument("--logdir", default=os.path.join(REPO, "build", "test-logs"))
+    ap.add_argument("--workdir", default=os.path.join(REPO, "build"))
+    ap.add_argument("--list", action="store_true")
+    CFG = ap.parse_args(argv)
+    CFG.esp = os.path.abspath(CFG.esp)
+    CFG.logdir = os.path.abspath(CFG.logdir)
+    chosen = [(n, fn) for n, fn in TESTS if not CFG.only or re.search(CFG.only, n)]
+    if CFG.list:
+        for name, _ in chosen:
+            print(name)
+        return 0
+    ternlab.require_tool("ip", "iproute2")
+    ternlab.require_tool("tgtd", "tgt")
+    ternlab.require_tool("tgtadm", "tgt")
+    if not os.access(migrate_tests.TERNCTL, os.X_OK):
+        raise ternlab.LabError(f"{migrate_tests.TERNCTL} missing: run make")
+    return ternlab.run_suite(chosen, CFG.logdir, stop_labs)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
