@@ -246,21 +246,26 @@ exec sh
 """
 
 
-def build_initramfs(moddir, out_path):
+def build_initramfs(moddir, out_path, programs=("iperf",)):
+    """programs: host binaries copied to the same path, with the
+    libraries and the dynamic loader that ldd lists."""
     arc = Newc()
     for d in ("bin", "dev", "proc", "sys", "tmp", "lib/tern-bench"):
         arc.dir(d)
     arc.chardev("dev/console", 5, 1)   # init's stdio, before devtmpfs
     with open("/bin/busybox", "rb") as f:
         arc.file("bin/busybox", f.read())
-    iperf = shutil.which("iperf")
-    with open(iperf, "rb") as f:
-        arc.file("usr/bin/iperf", f.read())
-    for line in run(["ldd", iperf]).splitlines():
-        m = re.search(r"(/\S+) \(0x", line)
-        if m:
-            with open(m.group(1), "rb") as f:
-                arc.file(m.group(1), f.read())
+    files = set()
+    for prog in programs:
+        path = shutil.which(prog)
+        files.add(path)
+        for line in run(["ldd", path]).splitlines():
+            m = re.search(r"(/\S+) \(0x", line)
+            if m:
+                files.add(m.group(1))
+    for path in sorted(files):
+        with open(path, "rb") as f:
+            arc.file(path, f.read())
     idx = module_index(moddir)
     order = module_order(idx, VM_MODULES)
     for name in order:
@@ -303,8 +308,8 @@ class LinuxVm:
                 "-netdev", f"tap,id=n0,ifname={VM_TAP},script=no,downscript=no",
                 "-device", f"{self.nic},netdev=n0,mac={VM_MAC},romfile="]
         self._log = open(self.log_path, "ab")
-        self._log.write(f"\n===== net_bench linux vm nic={self.nic} =====\n"
-                        .encode())
+        self._log.write(f"\n===== {os.path.basename(sys.argv[0])} linux vm "
+                        f"nic={self.nic} =====\n".encode())
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, preexec_fn=ternlab._child_setup)
@@ -444,6 +449,14 @@ def ns_client(lab, addr, seconds):
     return float(m.group(2))
 
 
+def vm_client(vm, addr, seconds):
+    """`iperf -c addr` typed on the Linux VM's console: the sender's
+    Mbit/s."""
+    vm.mark()
+    vm.sendline(f"iperf -c {addr} -t {seconds} -f m")
+    return float(vm.expect(IPERF_LINE.pattern, seconds + 30).group(2))
+
+
 def measure_nic(nic, args, vmlinuz, initrd):
     """[(path, direction, receiver Mbit/s, sender Mbit/s)] and the idle
     CPU rows for one NIC model."""
@@ -490,9 +503,7 @@ def measure_nic(nic, args, vmlinuz, initrd):
         tern_cmd(a, "iperf server stop")
         print(f"{nic}: {rows[-1]}", flush=True)
 
-        vm.mark()
-        vm.sendline(f"iperf -c {NS_ADDR} -t {s} -f m")
-        sent = float(vm.expect(IPERF_LINE.pattern, s + 30).group(2))
+        sent = vm_client(vm, NS_ADDR, s)
         rows.append(("Linux VM <-> Linux iperf2 (namespace), reference",
                      "vm -> ns", srv.next_report(), sent))
         print(f"{nic}: {rows[-1]}", flush=True)

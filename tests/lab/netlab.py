@@ -105,8 +105,8 @@ class NetLab:
         """secrets: per-host secret overrides ({index: secret or None});
         idle: console_idle_timeout for every host; cpu: QEMU -cpu;
         host_opts: per-host overrides ({index: {"cpu": ..., "mem": ...}})."""
-        if not 1 <= hosts <= 26:
-            raise ValueError("hosts must be 1..26")
+        if not 0 <= hosts <= 26:
+            raise ValueError("hosts must be 0..26")   # 0: the network only
         self.n = hosts
         self.esp_dir = os.path.abspath(esp_dir)
         self.secret = secret
@@ -143,7 +143,7 @@ class NetLab:
             raise ternlab.LabError("netlab needs root (ip netns, tap devices)")
         ternlab.require_tool("ip", "iproute2")
         ternlab.require_tool("qemu-system-x86_64", "qemu-system-x86")
-        if not os.path.isdir(os.path.join(self.esp_dir, "tern")):
+        if self.n and not os.path.isdir(os.path.join(self.esp_dir, "tern")):
             raise ternlab.LabError(f"{self.esp_dir}: no tern/ folder (run make)")
         _labs.add(self)
         remove_stale_namespaces()
