@@ -72,6 +72,7 @@ int disk_ctl(struct blk_disk *d, const uint8_t *cdb, unsigned cdb_len, int dir, 
 	struct iscsi_sess_req r = {
 		.lun = d->lun_raw, .cdb_len = (uint8_t)cdb_len,
 		.dir = (enum iscsi_sess_dir)dir, .buf = buf, .len = len, .cookie = &d->ctl_busy,
+		.ctl = true,
 	};
 	int rc;
 
@@ -153,6 +154,7 @@ static void disk_ready(struct blk_disk *d)
 	d->state = DISK_READY;
 	d->t_ready_us = time_us();
 	d->backoff_ms = 0;
+	iscsi_sess_hold(&d->link.sess, false);	/* reissued I/O may go now */
 	if (first)
 		pr_info("disk %s: ready: %s %s, %llu blocks of %u bytes, key %016llx%s",
 			d->spec.name, d->inq.vendor, d->inq.product,
@@ -213,11 +215,12 @@ static void recheck_keys_done(struct blk_disk *d, const struct iscsi_sess_done *
 		disk_ready(d);		/* the I/O will tell */
 		return;
 	}
-	if (have_key(d, d->key)) {
-		disk_ready(d);
-	} else if (d->nkeys == 0) {
-		pr_warn("disk %s: the target forgot every reservation key (restarted?): "
-			"registering again", d->spec.name);
+	if (have_key(d, d->key) || d->nkeys == 0) {
+		/* Register this connection too: tgt ties a registration to
+		 * the I_T nexus of one login, and a fresh login is a new one. */
+		if (d->nkeys == 0)
+			pr_warn("disk %s: the target forgot every reservation key "
+				"(restarted?): registering again", d->spec.name);
 		pr_register(d);
 	} else {
 		disk_lose(d, "this host's key was pre-empted while it was disconnected");
@@ -535,6 +538,7 @@ void disk_lose(struct blk_disk *d, const char *why)
 		return;
 	d->state = DISK_LOST;
 	d->registered = false;
+	iscsi_sess_hold(&d->link.sess, false);	/* held writes meet the conflict */
 	d->st.conflicts++;
 	disk_set_why(d, -EACCES, "this host lost the disk: %s", why);
 	pr_err("disk %s: %s; all I/O to it now fails (detach it, or fence "
@@ -576,6 +580,10 @@ static void disk_on_event(void *owner, enum iscsi_sess_event ev, int err, uint32
 		} else if (d->state == DISK_RECOVERING) {
 			pr_info("disk %s: logged in again (%u task(s) to reissue)",
 				d->spec.name, d->link.sess.ninflight);
+			/* Before the reissued tasks go out (this event comes
+			 * first): is our key still there?  See disk_recheck. */
+			if (d->t_ready_us && d->pr_ok && d->registered)
+				iscsi_sess_hold(&d->link.sess, true);
 			if (!d->t_ready_us)
 				d->state = DISK_PROBING;	/* its probe goes on */
 			if (!d->ctl_busy && d->t_ready_us)

@@ -432,7 +432,9 @@ static int pump(struct iscsi_sess *s)
 		for (unsigned i = 0; i < ISCSI_SESS_TASKS; i++) {
 			struct iscsi_sess_task *t = &s->task[i];
 
-			if (t->state == ISCSI_SESS_T_QUEUED && (!best || t->order < best->order))
+			if (t->state != ISCSI_SESS_T_QUEUED || (s->hold && !t->req.ctl))
+				continue;
+			if (!best || t->order < best->order)
 				best = t;
 		}
 		if (!best)
@@ -744,6 +746,13 @@ void iscsi_sess_conn_lost(struct iscsi_sess *s, int err)
 }
 
 /* ---- requests ---- */
+
+void iscsi_sess_hold(struct iscsi_sess *s, bool hold)
+{
+	s->hold = hold;
+	if (!hold && s->state == ISCSI_SESS_FULL)
+		pump(s);
+}
 
 static bool req_ok(const struct iscsi_sess_req *r)
 {

@@ -93,6 +93,7 @@ struct iscsi_sess_req {
 	void *buf;			/* data to write, or room to read into */
 	uint32_t len;			/* Expected Data Transfer Length */
 	void *cookie;			/* handed back in the completion */
+	bool ctl;			/* sent even while the session is held */
 };
 
 /* A completed task. */
@@ -195,6 +196,7 @@ struct iscsi_sess {
 	uint32_t ping_itt;
 	uint32_t ping_sent_ms;
 
+	bool hold;			/* send only ctl tasks (iscsi_sess_hold) */
 	unsigned ninflight;		/* tasks listed at the last failure */
 	uint8_t inflight[ISCSI_SESS_TASKS];
 	struct iscsi_sess_task task[ISCSI_SESS_TASKS];
@@ -230,6 +232,17 @@ void iscsi_sess_conn_lost(struct iscsi_sess *s, int err);
  * discovery session.
  */
 int iscsi_sess_submit(struct iscsi_sess *s, const struct iscsi_sess_req *req);
+
+/*
+ * Hold back every task but ctl ones (and release them: hold false sends
+ * what waited).  The owner holds from ISCSI_SESS_EV_LOGGED_IN, which comes
+ * before the reissued tasks go out, when something must happen on the
+ * new connection first: a target that ties reservations to the I_T nexus
+ * of one login (tgt does) wants the new connection registered before a
+ * reissued write arrives, and the owner must first check that its key
+ * was not pre-empted meanwhile.
+ */
+void iscsi_sess_hold(struct iscsi_sess *s, bool hold);
 
 /* Logout (close the session, RFC 7143 11.14).  -EBUSY with tasks left. */
 int iscsi_sess_logout(struct iscsi_sess *s);

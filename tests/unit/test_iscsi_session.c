@@ -981,6 +981,36 @@ Test(iscsi_sess, reconnect_reissues_only_unfinished)
 	fx_free(f);
 }
 
+/* A held session sends only ctl tasks: after a reconnect the owner checks
+ * and re-registers its key before the reissued writes go out. */
+Test(iscsi_sess, hold_sends_ctl_tasks_first)
+{
+	struct fx *f = fx_up(false, false);
+	unsigned before;
+
+	f->hold = true;
+	for (unsigned i = 0; i < 3; i++)
+		cr_assert_geq(submit_rw(f, true, i * 8, 8, wbuf + i * 4096), 0);
+	ft_run(f);
+	cr_assert_eq(f->cmds, 3);
+	ft_drop(f);
+	iscsi_sess_hold(&f->s, true);
+	fx_login(f);
+	before = f->cmds;
+	cr_assert_geq(iscsi_sess_submit(&f->s, &(struct iscsi_sess_req){ .cdb = { 0 },
+		      .cdb_len = 6, .ctl = true, .cookie = (void *)0x99 }), 0);
+	f->hold = false;
+	ft_run(f);
+	cr_assert_eq(f->cmds, before + 1, "a held task went out");
+	cr_assert_eq(f->ndone, 1);
+	cr_assert_eq(f->done[0].cookie, (void *)0x99);
+	iscsi_sess_hold(&f->s, false);
+	ft_run(f);
+	cr_assert_eq(f->ndone, 4);
+	cr_assert_eq(f->cmds, before + 4);
+	fx_free(f);
+}
+
 Test(iscsi_sess, unit_attention_busy_retry_bounded)
 {
 	struct fx *f = fx_up(false, false);
