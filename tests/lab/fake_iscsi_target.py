@@ -95,7 +95,7 @@ from iscsi_pdu import (  # noqa: E402
     OP_LOGIN_RSP, OP_TEXT_RSP, OP_DATA_IN, OP_LOGOUT_RSP, OP_R2T, OP_REJECT,
     RSVD_TAG, ST_GOOD, ST_CHECK_CONDITION, ST_RESERVATION_CONFLICT,
     Pdu, recv_pdu, encode_text, decode_text, fixed_sense, netns_call,
-    parse_portal, IscsiError, DigestError, MiniInitiator, digest_bytes)
+    parse_portal, IscsiError, DigestError, MiniInitiator)
 
 DEFAULT_IQN = "iqn.2024-01.org.tern.lab:fake"
 MODES = ("none", "bad-opcode", "huge-dsl", "bad-itt", "statsn-jump",
@@ -607,6 +607,8 @@ class _Conn:
                     reply.append(("TargetPortalGroupTag", "1"))
             elif csg == 1:
                 reply = self.negotiate(keys, first)
+                if first and not self.discovery:
+                    reply.append(("TargetPortalGroupTag", "1"))
             else:
                 status = (2, 0)
             rsp = Pdu.make(OP_LOGIN_RSP, itt=p.itt)
