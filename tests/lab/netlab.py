@@ -18,6 +18,11 @@ by a netlab that was SIGKILLed are removed at the next start.  Needs root
         print(a.command("ping 10.77.0.2 3"))
         lab.ns_run(["ping", "-c", "1", "10.77.0.1"])
 
+Per-host tern.cfg additions: NetLab(hosts=2, extra_cfg={0: "disk = ...\n"}).
+An iSCSI target for the hosts: after start(), tgt.Tgtd(lab.ns,
+"10.77.0.254:3260", workdir=lab.tmpdir) (see tests/lab/tgt.py), or
+fake_iscsi_target.FakeTarget("10.77.0.254:3260", netns=lab.ns).
+
 Command line: python3 tests/lab/netlab.py [--hosts N] [--esp DIR]
     [--nic virtio-net-pci|e1000e|e1000] [--keep SECONDS]
 boots the hosts, shows each one's `nic` and network log lines, tries
@@ -71,8 +76,9 @@ def remove_stale_namespaces():
 
 
 def host_config(hostname, address, secret, console_port=7023, idle=None,
-                log_level="info"):
-    """tern.cfg text; secret None leaves the network console off."""
+                log_level="info", extra=None):
+    """tern.cfg text; secret None leaves the network console off; extra
+    (text) is appended as is, e.g. "disk = ...\n"."""
     text = (f"# written by tests/lab/netlab.py\n"
             f"hostname = {hostname}\n"
             f"address = {address}\n"
@@ -82,6 +88,8 @@ def host_config(hostname, address, secret, console_port=7023, idle=None,
         text += f"secret = \"{secret}\"\n"
     if idle is not None:
         text += f"console_idle_timeout = {idle}\n"
+    if extra:
+        text += extra if extra.endswith("\n") else extra + "\n"
     return text
 
 
@@ -101,10 +109,11 @@ class NetLab:
     def __init__(self, hosts=2, esp_dir="build/esp", secret=DEFAULT_SECRET,
                  nic="virtio-net-pci", mem="512M", smp=2, logdir=None,
                  idle=None, log_level="info", secrets=None, cpu=None,
-                 host_opts=None):
+                 host_opts=None, extra_cfg=None):
         """secrets: per-host secret overrides ({index: secret or None});
         idle: console_idle_timeout for every host; cpu: QEMU -cpu;
-        host_opts: per-host overrides ({index: {"cpu": ..., "mem": ...}})."""
+        host_opts: per-host overrides ({index: {"cpu": ..., "mem": ...}});
+        extra_cfg: per-host text appended to tern.cfg ({index: "k = v\n"})."""
         if not 0 <= hosts <= 26:
             raise ValueError("hosts must be 0..26")   # 0: the network only
         self.n = hosts
@@ -119,6 +128,7 @@ class NetLab:
         self.secrets = secrets or {}
         self.cpu = cpu
         self.host_opts = host_opts or {}
+        self.extra_cfg = extra_cfg or {}
         self.ns = f"{NS_PREFIX}{os.getpid()}"
         self.hosts = []
         self.tmpdir = None
@@ -178,7 +188,8 @@ class NetLab:
         with open(os.path.join(esp, "tern", "tern.cfg"), "w") as f:
             f.write(host_config(name, f"{self.address(i)}/{PREFIX}",
                                 self.secrets.get(i, self.secret),
-                                idle=self.idle, log_level=self.log_level))
+                                idle=self.idle, log_level=self.log_level,
+                                extra=self.extra_cfg.get(i)))
         net = ["-netdev", f"tap,id=n0,ifname=tap{i},script=no,downscript=no",
                "-device", f"{self.nic},netdev=n0,mac={self.mac(i)}"]
         opts = self.host_opts.get(i, {})
