@@ -5,7 +5,8 @@
 #   make test       every test suite (unit, QEMU, Bochs)
 #   make deps       install the Debian packages (idempotent)
 #   make fuzz       libFuzzer on the stream codec, FUZZ_SECONDS (60) long
-#   make test-unit | test-qemu | test-svm | test-net | test-netcon | test-migrate | test-bochs
+#   make test-unit | test-qemu | test-svm | test-net | test-netcon | test-migrate |
+#        test-storage | test-bochs
 #                   one suite
 #
 # Third-party code (Newlib, lwIP) is fetched with Debian's tools and built
@@ -73,7 +74,7 @@ UNIT_OBJS	:= $(patsubst %.c,$(B)/u/%.o,$(UNIT_SRCS))
 UNIT_BIN	:= $(B)/tests/unit-tests
 
 .PHONY: all esp deps deps-check run test test-unit fuzz test-qemu test-svm test-net test-netcon \
-	test-migrate test-bochs \
+	test-migrate test-storage test-bochs \
 	clean distclean third-party
 .DEFAULT_GOAL := all
 
@@ -253,7 +254,7 @@ run: deps-check
 
 test: deps-check
 	$(MAKE) all
-	$(MAKE) test-unit test-qemu test-svm test-net test-netcon test-migrate test-bochs
+	$(MAKE) test-unit test-qemu test-svm test-net test-netcon test-migrate test-storage test-bochs
 
 test-unit: $(UNIT_BIN)
 	$(UNIT_BIN) --jobs 2
@@ -278,6 +279,12 @@ test-netcon: esp $(TERNCTL)
 test-migrate: esp $(TERNCTL)
 	$(PYTHON) tests/lab/migrate_tests.py
 	$(PYTHON) tests/lab/mig_hostile_tests.py
+
+# The iSCSI initiator against tgtd in the lab (data checked on the backing
+# files), CHAP, digests, tgtd killed mid-write, two hosts fencing each
+# other, and a hostile fake target.
+test-storage: esp $(TERNCTL)
+	$(PYTHON) tests/lab/storage_tests.py
 
 # Intel VT-x under Bochs: boot check, the guest suite on a PML-capable
 # model, the fallback on a model without PML (a shorter subset), and a

@@ -52,7 +52,6 @@ import datetime
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -67,10 +66,7 @@ import migrate_tests as mt  # noqa: E402  (Session: ternctl --json)
 import net_bench  # noqa: E402  (Linux VM, initramfs, iperf, CPU time)
 from net_bench import BenchError, cpu_seconds  # noqa: E402
 
-try:
-    from tgt import Tgtd  # tests/lab/tgt.py (branch tgt-lab)
-except ImportError:
-    Tgtd = None
+from tgt import Tgtd  # noqa: E402  (tests/lab/tgt.py)
 
 PORTAL = f"{netlab.BRIDGE_ADDR}:3260"
 IQN = "iqn.2026-11.lab.tern:iscsi-bench"
@@ -103,62 +99,8 @@ def one_line(text, limit=200):
 
 # --- the target ----------------------------------------------------------------
 
-class TgtdStandIn:
-    """Stand-in for tests/lab/tgt.py's Tgtd (branch tgt-lab), with the same
-    API, used until that module lands: tgtd -f in the namespace with its
-    own control port (-C), driven with tgtadm, ended by its PID."""
-
-    def __init__(self, netns, portal=PORTAL, workdir=None):
-        self.port = 20000 + os.getpid() % 10000
-        while os.path.exists(f"/var/run/tgtd/socket.{self.port}"):
-            self.port += 1
-        self.log = open(os.path.join(workdir, "tgtd.log"), "w")
-        self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", netns, "tgtd", "-f", "-C", str(self.port),
-             "--iscsi", f"portal={portal}"],
-            stdout=self.log, stderr=subprocess.STDOUT,
-            preexec_fn=ternlab._child_setup)
-        self.pid = self.proc.pid       # `ip netns exec` execs: tgtd's PID
-        deadline = time.monotonic() + 15
-        while subprocess.run(["tgtadm", "-C", str(self.port), "--op", "show",
-                              "--mode", "sys"], capture_output=True).returncode:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise BenchError("tgtd did not start (see tgtd.log)")
-            time.sleep(0.2)
-
-    def _adm(self, *args):
-        net_bench.run(["tgtadm", "-C", str(self.port), "--lld", "iscsi",
-                       *map(str, args)])
-
-    def add_target(self, tid, iqn):
-        self._adm("--op", "new", "--mode", "target", "--tid", tid, "-T", iqn)
-
-    def add_lun(self, tid, lun, backing_file, size_bytes):
-        with open(backing_file, "ab") as f:
-            f.truncate(size_bytes)
-        self._adm("--op", "new", "--mode", "logicalunit", "--tid", tid,
-                  "--lun", lun, "-b", backing_file)
-
-    def bind_all(self, tid):
-        self._adm("--op", "bind", "--mode", "target", "--tid", tid, "-I", "ALL")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            # tgtd ignores SIGTERM while it has targets.
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-        self.log.close()
-        for suffix in ("", ".lock"):
-            try:
-                os.unlink(f"/var/run/tgtd/socket.{self.port}{suffix}")
-            except OSError:
-                pass
-
-
 def tgtd_pid(tgt):
-    return getattr(tgt, "pid", None) or getattr(getattr(tgt, "proc", None),
-                                                "pid", None)
+    return tgt.pid
 
 
 def start_target(lab, workdir, size):
@@ -167,7 +109,7 @@ def start_target(lab, workdir, size):
         os.unlink(lun_path)            # afresh: every run starts all holes
     with open(lun_path, "wb") as f:
         f.truncate(size)
-    tgt = (Tgtd or TgtdStandIn)(netns=lab.ns, portal=PORTAL, workdir=workdir)
+    tgt = Tgtd(netns=lab.ns, portal=PORTAL, workdir=workdir).start()
     try:
         tgt.add_target(TID, IQN)
         tgt.add_lun(TID, LUN, lun_path, size)
@@ -504,8 +446,6 @@ def main():
             f"- Linux VM: {os.path.basename(vmlinuz)}, iscsi-perf from libiscsi-bin "
             f"{perf_v}; "
             f"random = any {LUN_BLOCK}-byte LBA (not 4 KiB-aligned)")
-    if Tgtd is None:
-        header.append("- tgtd driven by this script's stand-in for tests/lab/tgt.py")
     print_table(rows, header)
     return 1 if any("failed" in r for r in rows) else 0
 
