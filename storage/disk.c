@@ -574,6 +574,7 @@ static void disk_on_event(void *owner, enum iscsi_sess_event ev, int err, uint32
 	switch (ev) {
 	case ISCSI_SESS_EV_LOGGED_IN:
 		d->logins++;
+		d->in_login = false;
 		if (d->state == DISK_CONNECTING) {
 			d->state = DISK_PROBING;
 			probe_tur(d);
@@ -593,7 +594,11 @@ static void disk_on_event(void *owner, enum iscsi_sess_event ev, int err, uint32
 		}
 		break;
 	case ISCSI_SESS_EV_FAILED:
-		disk_set_why(d, err, "%s", why ? why : "connection failed");
+		why = why ? why : "connection failed";
+		/* Say where it broke: a bad login text is not a bad I/O. */
+		disk_set_why(d, err, "%s%s", d->in_login && strncmp(why, "login", 5) ?
+			     "login: " : "", why);
+		d->sess_failed = true;
 		break;
 	case ISCSI_SESS_EV_ASYNC:
 		pr_info("disk %s: asynchronous event %u from the target", d->spec.name, arg);
@@ -616,8 +621,11 @@ static void disk_on_down(void *owner, int err, const char *why)
 	struct blk_disk *d = owner;
 	bool first = !d->t_ready_us && !d->from_cfg;
 
-	if (d->state != DISK_LOST && d->state != DISK_FAILED)
+	/* The session's own words (EV_FAILED) say more than the link's. */
+	if (d->state != DISK_LOST && d->state != DISK_FAILED && !d->sess_failed)
 		disk_set_why(d, err, "%s", why);
+	d->sess_failed = false;
+	d->in_login = true;	/* until the next connection logs in */
 	switch (d->state) {
 	case DISK_CONNECTING:
 	case DISK_PROBING:
@@ -751,6 +759,7 @@ int disk_attach(const struct disk_spec *spec, bool from_cfg, struct blk_disk **o
 	if (rc < 0)
 		goto fail;
 	d->state = DISK_CONNECTING;
+	d->in_login = true;
 	rc = iscsi_link_connect(&d->link);
 	if (rc < 0) {
 		iscsi_link_free(&d->link);

@@ -55,6 +55,8 @@ struct blk_disk {
 	uint64_t retry_at_us, down_since_us;
 	unsigned backoff_ms, reconnects;
 	uint64_t logins;
+	bool in_login;			/* no full-feature phase on this connection yet */
+	bool sess_failed;		/* the session said why this connection failed */
 
 	/* One control command at a time (probe, reservations). */
 	bool ctl_busy;

@@ -150,8 +150,13 @@ static void link_event(void *ctx, enum iscsi_sess_event ev, int err, uint32_t ar
 
 	if (ev == ISCSI_SESS_EV_LOGGED_IN)
 		link_rx_limits(l, true);	/* between PDUs: see link_feed */
-	if (ev == ISCSI_SESS_EV_FAILED)
+	if (ev == ISCSI_SESS_EV_FAILED) {
+		/* The first cause wins: a bad PDU the link saw, not the
+		 * "connection lost" the session then reports. */
 		iscsi_link_fail(l, err, why);
+		err = l->err;
+		why = l->why;
+	}
 	if (l->ops->event)
 		l->ops->event(l->owner, ev, err, arg, why);
 }

@@ -68,6 +68,8 @@ class Lab:
                 self.tgt.add_target(tid, IQN + name)
                 self.tgt.add_lun(tid, 1, self.lun_path(tid), size_bytes=mib << 20)
                 self.tgt.bind_all(tid)
+            for name in ("HeaderDigest", "DataDigest"):   # offered, not forced
+                self.tgt.set_param(1, name, "CRC32C,None")
             self.tgt.set_chap(2, CHAP_USER, CHAP_SECRET)
             self.tgt.set_mutual(2, MUTUAL_USER, MUTUAL_SECRET)
             self.net.wait_prompts(120)
@@ -334,7 +336,9 @@ def t_hostile_target():
     for i, (mode, want) in enumerate(HOSTILE.items()):
         port = 3300 + i
         fake = FakeTarget(f"{PORTAL}:{port}", mode=mode, iqn=IQN + "fake", netns=lb.net.ns,
-                          logdir=CFG.logdir)
+                          after=0 if mode == "login-garbage" else 3,
+                          log=os.path.join(CFG.logdir, f"fake-target-{mode}.log"),
+                          quiet=True)
         fake.start()
         try:
             u = f"iscsi://{PORTAL}:{port}/{IQN}fake/1"
@@ -344,13 +348,44 @@ def t_hostile_target():
                 # The probe was not enough commands: I/O meets the bad PDU.
                 out = cmd(a, "disk read fk 0 64", 150)
                 out += "\n" + info(a, "fk")
+            check(fake.injected, f"{mode}: the fake target injected nothing: {out}")
             check(re.search(want, out, re.I), f"{mode}: expected /{want}/, got: {out}")
+            said = re.search(r"(?:error: |last error:\s+)(.*)", out)
+            print(f"  {mode}: {said.group(1) if said else out.splitlines()[0]}", flush=True)
             alive(a)
         finally:
             if re.search(r"^fk\s", cmd(a, "disk list"), re.M):
                 cmd(a, "disk detach fk", 60)
             fake.stop()
     alive(a)
+
+
+def t_hostile_mid_io():
+    """A malformed PDU in the middle of a large read: the connection is
+    dropped, Tern logs in again, reissues, and the data is still right."""
+    lb = lab()
+    a = lb.net.hosts[0]
+    for i, mode in enumerate(("bad-itt", "datain-overflow", "huge-dsl", "reject")):
+        port = 3320 + i
+        fake = FakeTarget(f"{PORTAL}:{port}", mode=mode, after=30, iqn=IQN + "fake",
+                          netns=lb.net.ns, quiet=True,
+                          log=os.path.join(CFG.logdir, f"fake-target-mid-{mode}.log"))
+        fake.start()
+        try:
+            attach(a, "fk", f"iscsi://{PORTAL}:{port}/{IQN}fake/1")
+            got = disk_sha(a, "fk", 0, 32768)
+            check(fake.injected, f"{mode}: nothing was injected")
+            check(got == hashlib.sha256(bytes(fake.disk[:32768 * BS])).hexdigest(),
+                  f"{mode}: the data read across the reconnect is wrong")
+            out = info(a, "fk")
+            check(re.search(r"[1-9]\d* reconnect\(s\)", out) and "last error" in out,
+                  f"{mode}: no reconnect or no error recorded: {out}")
+            print(f"  {mode}: " + re.search(r"last error:\s+(.*)", out).group(1), flush=True)
+            alive(a)
+        finally:
+            if re.search(r"^fk\s", cmd(a, "disk list"), re.M):
+                cmd(a, "disk detach fk", 60)
+            fake.stop()
 
 
 TESTS = [
@@ -362,6 +397,7 @@ TESTS = [
     ("tgtd_restart_mid_write", t_tgtd_restart_mid_write),
     ("fence", t_fence),
     ("hostile_target", t_hostile_target),
+    ("hostile_mid_io", t_hostile_mid_io),
 ]
 
 
