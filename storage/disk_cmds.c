@@ -263,7 +263,7 @@ int disk_cmd_info(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 	cmd_printf(o, "queue:       %u active, %u SCSI commands in flight, %u write bytes\n",
 		   d->active, d->parts, d->wr_inflight);
 	cmd_printf(o, "io:          %llu reads (%llu bytes), %llu writes (%llu bytes), %llu flushes, "
-		   "%llu errors, %llu reissued, %llu conflicts, mean latency %llu us\n",
+		   "%llu errors, %llu sent again (retries, reconnects), %llu conflicts, mean latency %llu us\n",
 		   (unsigned long long)s->reads, (unsigned long long)s->rd_bytes,
 		   (unsigned long long)s->writes, (unsigned long long)s->wr_bytes,
 		   (unsigned long long)s->flushes, (unsigned long long)s->errors,

@@ -25,6 +25,12 @@ PID and delete the namespace.
     TERN_NIC=e1000e make run             NIC model (virtio-net-pci)
     TERN_ESP=dir                         ESP to boot (build/esp)
     TERN_DEMO=0 make run                 no demo guest
+    TERN_DISK=0 make run                 no iSCSI target and no shared disk
+
+The lab also runs Debian's tgtd in the namespace (10.77.0.254:3260, by
+PID, tests/lab/tgt.py) with one 256 MiB file-backed LUN
+(build/run-logs/shared-lun.img, kept between runs), and every host's
+tern.cfg attaches it as disk `shared`.
 """
 import os
 import re
@@ -41,6 +47,7 @@ import tty
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import netlab  # noqa: E402
 import ternlab  # noqa: E402
+from tgt import Tgtd  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 ESP = os.environ.get("TERN_ESP", os.path.join(ROOT, "build", "esp"))
@@ -56,6 +63,10 @@ OVMF_VARS = "/usr/share/OVMF/OVMF_VARS.fd"
 BOOT_TIMEOUT = 240      # seconds per host until its first prompt
 EOF_QUIET = 1.0         # at stdin EOF: idle at the prompt this long, or
 EOF_SILENT = 15.0       # ... no output at all for this long
+DISK = os.environ.get("TERN_DISK", "1") != "0"
+DISK_IQN = "iqn.2026-11.lab.tern:shared"
+DISK_URL = f"iscsi://{netlab.BRIDGE_ADDR}:3260/{DISK_IQN}/1"
+DISK_SIZE = 256 << 20
 DEMO = [
     'vm create demo mem=64M kernel=guests/migverify.elf cmdline="delay=20000"',
     "vm start demo",
@@ -85,6 +96,9 @@ def preflight():
     if os.geteuid() != 0:
         fail("the lab needs root (a network namespace and tap devices): "
              "sudo make run")
+    if DISK and not shutil.which("tgtd"):
+        fail("tgtd missing (the lab's iSCSI target): apt-get install tgt, "
+             "or TERN_DISK=0 make run")
     if not HOSTS.isdigit() or not 1 <= int(HOSTS) <= 26:
         fail(f"TERN_HOSTS={HOSTS}: want a number from 1 to 26")
 
@@ -180,6 +194,12 @@ def banner(lab, secret):
     for i in range(lab.n):
         lines.append(f"  ip netns exec {ns} {ctl} --host {lab.address(i)} "
                      f"--secret-file {secret} status")
+    if DISK:
+        lines.append(f"Shared iSCSI disk: tgtd at {netlab.BRIDGE_ADDR}:3260, {DISK_IQN} LUN 1 "
+                     f"(file {shown_path(os.path.join(LOGDIR, 'shared-lun.img'))}), attached "
+                     "as 'shared' on every host:")
+        lines.append("  disk list, disk info shared, disk write shared 0 8 0xab, "
+                     "disk read shared 0 8, disk fence shared (on another host)")
     if lab.n > 1 and os.environ.get("TERN_DEMO", "1") != "0":
         lines.append(f"Move the demo guest to {lab.hosts[1].name} (here, or with ternctl):")
         lines.append(f"  migrate demo {lab.address(1)}        then: migrate status, "
@@ -259,6 +279,20 @@ def namespace_left(ns):
                if line.strip())
 
 
+def start_target(lab):
+    """tgtd in the lab namespace with the shared LUN (the hosts are booting
+    meanwhile; a tern.cfg disk keeps trying until its target answers)."""
+    lun = os.path.join(LOGDIR, "shared-lun.img")
+    if not os.path.exists(lun) or os.path.getsize(lun) != DISK_SIZE:
+        with open(lun, "wb") as f:
+            f.truncate(DISK_SIZE)
+    tgt = Tgtd(lab.ns, portal=f"{netlab.BRIDGE_ADDR}:3260", workdir=LOGDIR).start()
+    tgt.add_target(1, DISK_IQN)
+    tgt.add_lun(1, 1, lun)
+    tgt.bind_all(1)
+    return tgt
+
+
 def on_signal(signum, frame):
     raise SystemExit(f"signal {signal.Signals(signum).name}")
 
@@ -273,8 +307,10 @@ def main():
         signal.signal(sig, on_signal)
     interactive = os.isatty(0)
     tty_state = termios.tcgetattr(0) if interactive else None
+    extra = {i: f"disk = shared {DISK_URL}\n" for i in range(int(HOSTS))} if DISK else None
     lab = netlab.NetLab(hosts=int(HOSTS), esp_dir=ESP, nic=NIC, mem=MEM,
-                        smp=SMP, cpu=CPU, logdir=LOGDIR)
+                        smp=SMP, cpu=CPU, logdir=LOGDIR, extra_cfg=extra)
+    tgt = None
     pump = None
     status = 0
     why = None
@@ -287,6 +323,8 @@ def main():
         log_a = os.path.join(LOGDIR, f"{lab.name(0)}.serial.log")
         offset = os.path.getsize(log_a) if os.path.exists(log_a) else 0
         lab.start()
+        if DISK:
+            tgt = start_target(lab)
         a = lab.hosts[0]
         pump = Pump(a.serial_log_path, offset)
         pump.start()
@@ -324,6 +362,8 @@ def main():
             signal.signal(sig, signal.SIG_IGN)
         if pump:
             pump.stop()
+        if tgt:
+            tgt.stop()
         if tty_state:
             termios.tcsetattr(0, termios.TCSADRAIN, tty_state)
         print(f"\nrun: {why or 'exiting'}: stopping {lab.n} QEMU "
