@@ -496,7 +496,11 @@ static void src_on_line(void *owner, char *line)
 			 "refused: " : "failed: ");
 		strncat(why, strchr(line, ' ') + 1, sizeof(why) - strlen(why) - 1);
 		src_fail(why, false);
-	} else if (src.phase == SRC_WAIT_READY && !strncmp(line, "READY ", 6)) {
+	} else if ((src.phase == SRC_WAIT_READY || (src.phase == SRC_STOPCOPY && src.tail_sent)) &&
+		   !strncmp(line, "READY ", 6)) {
+		/* READY may overtake our own "all sent" bookkeeping: the
+		 * destination checked END, so every byte of ours arrived (seen
+		 * over loopback, where the answer comes within one poll). */
 		/* The point of no return: from here the guest never runs here. */
 		src.phase = SRC_COMMIT;
 		src.t_commit = time_us();
@@ -517,7 +521,16 @@ static void src_on_line(void *owner, char *line)
 			"%lu bytes", src.name, src.addr, src.total_ms, src.downtime_ms,
 			(uint64_t)src.round + 1, src_bytes());
 	} else {
-		src_fail("unexpected line from the destination", false);
+		char why[96];
+		size_t i;
+
+		/* Name the line (printable bytes only) so a log tells what came. */
+		snprintf(why, sizeof(why), "unexpected line from the destination in %s: '%.40s'",
+			 src_phase_names[src.phase], line);
+		for (i = 0; why[i]; i++)
+			if ((unsigned char)why[i] < 0x20 || (unsigned char)why[i] > 0x7e)
+				why[i] = '?';
+		src_fail(why, false);
 	}
 }
 
