@@ -40,9 +40,10 @@ check = ternlab.check
 cmd = migrate_tests.cmd
 _lab = {}
 
-# tid: (name, MiB): plain, CHAP, shared by two hosts, crash, tern.cfg.
+# tid: (name, MiB): plain, CHAP, shared by two hosts, crash, tern.cfg, and a
+# sparse 3 TiB LUN (blocks past 2^32: READ/WRITE(16)).
 TARGETS = {1: ("plain", 64), 2: ("chap", 16), 3: ("shared", 16), 4: ("crash", 128),
-           5: ("boot", 8)}
+           5: ("boot", 8), 6: ("big", 3 << 20)}
 
 
 def url(tid, port=3260):
@@ -203,6 +204,19 @@ def t_read_write():
     alive(a)
     cmd(a, "disk detach d0")
     check("d0" not in cmd(a, "disk list"), "d0 still listed after detach")
+
+
+def t_large_lun():
+    lb = lab()
+    a = lb.net.hosts[0]
+    blocks = (3 << 40) // BS
+    out = attach(a, "big", url(6))
+    check(f"{blocks} blocks of 512 bytes" in out, f"capacity of a 3 TiB LUN: {out}")
+    # Across the 2^32 boundary (WRITE(16)), far beyond it, and the end.
+    write_read_check(a, "big", lb.lun_path(6), [((1 << 32) - 8, 16, 0x61),
+                                                ((5 << 30) + 3, 700, 0x62),
+                                                (blocks - 1, 1, 0x63)])
+    cmd(a, "disk detach big")
 
 
 def t_digests():
@@ -391,6 +405,7 @@ def t_hostile_mid_io():
 TESTS = [
     ("discovery", t_discovery),
     ("read_write", t_read_write),
+    ("large_lun", t_large_lun),
     ("digests", t_digests),
     ("chap", t_chap),
     ("from_tern_cfg", t_from_tern_cfg),
