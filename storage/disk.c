@@ -577,20 +577,19 @@ static void disk_on_event(void *owner, enum iscsi_sess_event ev, int err, uint32
 		d->in_login = false;
 		if (d->state == DISK_CONNECTING) {
 			d->state = DISK_PROBING;
-			probe_tur(d);
+			/* A probe step cut off by a lost connection was put back
+			 * in the session and goes out again: it carries on. */
+			if (!d->ctl_busy)
+				probe_tur(d);
 		} else if (d->state == DISK_RECOVERING) {
 			pr_info("disk %s: logged in again (%u task(s) to reissue)",
 				d->spec.name, d->link.sess.ninflight);
 			/* Before the reissued tasks go out (this event comes
 			 * first): is our key still there?  See disk_recheck. */
-			if (d->t_ready_us && d->pr_ok && d->registered)
+			if (d->pr_ok && d->registered)
 				iscsi_sess_hold(&d->link.sess, true);
-			if (!d->t_ready_us)
-				d->state = DISK_PROBING;	/* its probe goes on */
-			if (!d->ctl_busy && d->t_ready_us)
+			if (!d->ctl_busy)
 				disk_recheck(d);
-			else if (!d->ctl_busy)
-				probe_tur(d);
 		}
 		break;
 	case ISCSI_SESS_EV_FAILED:
@@ -696,7 +695,8 @@ static void disk_session_cfg(struct blk_disk *d)
 	c->initiator_name = d->initiator;
 	c->target_name = s->iqn;
 	/* ISID type "random" (RFC 7143 11.12.5: T = 10b) from the host and
-	 * disk names: the same I_T nexus after a reconnect or a reboot. */
+	 * disk names: the same initiator port (SAM-5 4.6.4) after a reconnect
+	 * or a reboot, so the session is reinstated, not duplicated (6.3.5). */
 	c->isid = 0x800000000000ull | (disk_hash64(host_name, s->name) & 0xffffffffffull);
 	iscsi_params_defaults(&c->want);
 	c->want.max_recv_dsl = 256 * 1024;
