@@ -335,7 +335,11 @@ int iscsi_neg_offer(struct iscsi_neg *n, int stage, struct iscsi_text_buf *out)
 		return -EINVAL;
 	for (size_t i = 0; i < NEG_NKEYS; i++) {
 		const struct neg_key *k = &neg_keys[i];
-		bool always = i == K_MRDSL;
+		/* MaxRecvDataSegmentLength is declarative.  The digests are
+		 * offered even at None: a target with CRC32C configured that
+		 * hears nothing proposes "CRC32C" alone, and answering Reject
+		 * to that ends the login (tgt: initiator error). */
+		bool always = i == K_MRDSL || k->type == NT_DIGEST;
 
 		if (k->type == NT_AUTH || i == K_TPGT || i == K_ALIAS)
 			continue;
@@ -575,6 +579,12 @@ int iscsi_neg_done(struct iscsi_neg *n, struct iscsi_params *out, const char **w
 			continue;
 		}
 		if (k->type == NT_AND && !*bool_field(&n->want, k)) {
+			*bool_field(&n->cur, k) = false;
+			continue;
+		}
+		/* A digest offered as None alone (see iscsi_neg_offer) and
+		 * left unanswered can only be None, the default. */
+		if (k->type == NT_DIGEST && !*bool_field(&n->want, k)) {
 			*bool_field(&n->cur, k) = false;
 			continue;
 		}

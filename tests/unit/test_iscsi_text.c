@@ -602,8 +602,10 @@ Test(iscsi_text, fuzz)
 	cr_expect(ok > 1000, "only %u negotiations completed", ok);
 }
 
-/* The digest keys are bools: comparing four bytes with the defaults read
- * into the padding and AuthMethod, so CHAP offered DataDigest=None. */
+/* The boolean keys are bools: comparing four bytes with the defaults read
+ * into the padding and AuthMethod.  Keys at their default are not offered;
+ * the digests always are (None alone here), because a target configured
+ * for CRC32C that hears nothing proposes CRC32C alone (tgt). */
 Test(iscsi_text, neg_offer_defaults_with_chap)
 {
 	struct iscsi_params want;
@@ -616,6 +618,10 @@ Test(iscsi_text, neg_offer_defaults_with_chap)
 	neg_start(&f, &want, false);
 	iscsi_text_buf_init(&o, obuf, sizeof(obuf));
 	cr_assert_eq(iscsi_neg_offer(&f.n, ISCSI_STAGE_OPERATIONAL, &o), 0);
-	cr_assert(!has_pair(obuf, o.len, "DataDigest=None"));
-	cr_assert(!has_pair(obuf, o.len, "HeaderDigest=None"));
+	cr_assert(has_pair(obuf, o.len, "DataDigest=None"));
+	cr_assert(has_pair(obuf, o.len, "HeaderDigest=None"));
+	cr_assert(!has_pair(obuf, o.len, "InitialR2T=Yes"));
+	cr_assert(!has_pair(obuf, o.len, "ImmediateData=Yes"));
+	cr_assert(!has_pair(obuf, o.len, "DataPDUInOrder=Yes"));
+	cr_assert(!has_pair(obuf, o.len, "DataSequenceInOrder=Yes"));
 }
