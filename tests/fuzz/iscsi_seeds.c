@@ -35,6 +35,7 @@ struct seed {
 	bool digests;		/* accept CRC32C when offered */
 	bool sbit;		/* status in the last Data-In */
 	unsigned ua;		/* UNIT ATTENTION on the first statuses */
+	uint8_t status;		/* then this SCSI status, once (0: none) */
 	bool extras;		/* a target ping, an async message */
 	bool split_text;	/* SendTargets answer over two PDUs */
 };
@@ -64,6 +65,7 @@ struct tgt {
 	size_t mclen;
 	uint32_t imrdsl, burst, ttt_next;
 	unsigned ua_left, logins, text_part;
+	bool status_done;
 	struct ttask tt[TTASKS];
 };
 
@@ -258,6 +260,10 @@ static void t_status(struct ttask *t, uint32_t residual)
 		t_send(&h, ua, sizeof(ua));
 		return;
 	}
+	if (g.sd->status && !g.status_done) {
+		g.status_done = true;
+		h.b3 = g.sd->status;
+	}
 	t_send(&h, NULL, 0);
 }
 
@@ -320,7 +326,7 @@ static void t_read(struct ttask *t)
 
 	if (n > t->edtl)
 		n = t->edtl;
-	if (g.ua_left) {
+	if (g.ua_left || (g.sd->status && !g.status_done)) {
 		t_status(t, 0);
 		return;
 	}
@@ -546,23 +552,26 @@ static void make_seed(const char *dir, const struct seed *sd)
 
 static const struct seed seeds[] = {
 	{ "plain", { 0, FZI_T_READ | FZI_T_WRITE | FZI_T_TUR | FZI_T_LOGOUT, 0, 1, 0 },
-	  8192, 64, false, true, 0, false, false },
+	  8192, 64, false, true, 0, 0, false, false },
 	{ "r2t-chunked", { FZI_NO_R2T, FZI_T_READ | FZI_T_WRITE | FZI_T_BIGWRITE | FZI_T_TUR |
-	  FZI_T_RESUBMIT | FZI_T_LOGOUT, 0x5a, 0x12, 0 }, 4096, 2, false, false, 0, false, false },
+	  FZI_T_RESUBMIT | FZI_T_LOGOUT, 0x5a, 0x12, 0 }, 4096, 2, false, false, 0, 0, false,
+	  false },
 	{ "chap", { FZI_CHAP, FZI_T_READ | FZI_T_TUR | FZI_T_LOGOUT, 0, 0x21, 0 },
-	  8192, 64, false, true, 1, false, false },
+	  8192, 64, false, true, 1, SCSI_STATUS_BUSY, false, false },
 	{ "mutual-hold", { FZI_CHAP | FZI_MUTUAL, FZI_T_HOLD | FZI_T_READ | FZI_T_WRITE |
-	  FZI_T_PROBES | FZI_T_LOGOUT, 0x11, 0x03, 0 }, 8192, 64, false, true, 0, true, false },
+	  FZI_T_PROBES | FZI_T_LOGOUT, 0x11, 0x03, 0 }, 8192, 64, false, true, 0, 0, true, false },
 	{ "digests", { FZI_HDIGEST | FZI_DDIGEST | FZI_NO_IMM, FZI_T_READ | FZI_T_WRITE |
-	  FZI_T_TUR | FZI_T_LOGOUT, 0x33, 0x01, 0 }, 8192, 64, true, true, 0, true, false },
+	  FZI_T_TUR | FZI_T_LOGOUT, 0x33, 0x01, 0 }, 8192, 64, true, true, 0, 0, true, false },
 	{ "discovery", { FZI_DISCOVERY, FZI_T_LOGOUT, 0, 0x01, 0 },
-	  8192, 64, false, true, 0, false, true },
+	  8192, 64, false, true, 0, 0, false, true },
 	{ "pings", { 0, FZI_T_READ | FZI_T_TUR | FZI_T_LOGOUT, 0x07, FZI_C_PING | 5, 0 },
-	  8192, 64, false, true, 0, false, false },
+	  8192, 64, false, true, 0, 0, false, false },
 	{ "small", { 0, FZI_T_READ | FZI_T_WRITE | FZI_T_PROBES, 0x21, FZI_C_SMALL | 0x01, 0 },
-	  512, 64, false, true, 0, false, false },
+	  512, 64, false, true, 0, 0, false, false },
 	{ "window1", { FZI_NO_R2T, FZI_T_PROBES | FZI_T_READ | FZI_T_WRITE | FZI_T_TUR |
-	  FZI_T_LOGOUT, 0x44, 0x02, 0 }, 8192, 1, false, false, 0, false, false },
+	  FZI_T_LOGOUT, 0x44, 0x02, 0 }, 8192, 1, false, false, 0, 0, false, false },
+	{ "conflict", { 0, FZI_T_HOLD | FZI_T_READ | FZI_T_WRITE | FZI_T_LOGOUT, 0x09, 0x11, 0 },
+	  8192, 8, false, true, 0, SCSI_STATUS_RESERVATION_CONFLICT, false, false },
 };
 
 int main(int argc, char **argv)
