@@ -4,7 +4,8 @@
 #   make run        install what is missing, build, boot the lab
 #   make test       every test suite (unit, QEMU, Bochs)
 #   make deps       install the Debian packages (idempotent)
-#   make fuzz       libFuzzer on the stream codec, FUZZ_SECONDS (60) long
+#   make fuzz       libFuzzer on the stream codec and the iSCSI initiator,
+#                   FUZZ_SECONDS (60) each
 #   make test-unit | test-qemu | test-svm | test-net | test-netcon | test-migrate |
 #        test-storage | test-bochs
 #                   one suite
@@ -208,23 +209,30 @@ $(UNIT_BIN): $(UNIT_OBJS) $(MBEDTLS_HLIB)
 	$(CC) -fsanitize=address,undefined -o $@ $(UNIT_OBJS) $(MBEDTLS_HLIB) -lcriterion
 
 # ---- fuzzing (libFuzzer, clang-14 from tools/deps.sh; not in `make test`) ----
-# The target compiles the same pure sources as the kernel and the unit tests.
-# Seeds come from a small program using the real encoder; what the fuzzer
-# finds stays in build/fuzz/corpus-migstream across runs; crashes go to
-# build/fuzz/artifacts/.
+# Each target compiles the same pure sources as the kernel and the unit
+# tests, and runs FUZZ_SECONDS: fuzz_migstream on the migration stream
+# decoder, fuzz_iscsi on the iSCSI initiator (session, PDU receiver, text,
+# CHAP, sense and CDB parsers) against a hostile target.  Seeds come from
+# small programs using the real encoders; what the fuzzers find stays in
+# build/fuzz/corpus-<target> across runs; crashes go to build/fuzz/artifacts/.
 FUZZ_SECONDS	?= 60
 FUZZ_CC		:= clang-14
 FUZZ_DIR	:= $(B)/fuzz
 FUZZ_CFLAGS	:= -std=gnu11 -O1 -g -fno-omit-frame-pointer -Ikernel -I. -Itests/unit $(WARN)
+FUZZ_SAN	:= -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_OPTS	:= -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
+		   -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/
 FUZZ_MIG_SRCS	:= tests/fuzz/fuzz_migstream.c $(MIG_PURE_SRCS) kernel/lib/crc32c.c
 FUZZ_MIG_HDRS	:= $(wildcard migrate/*.h) kernel/lib/crc32c.h tests/unit/mig_reseal.h
+ISCSI_PURE_SRCS	:= $(addprefix storage/lib/,iscsi_pdu.c iscsi_session.c iscsi_text.c \
+		   iscsi_chap.c scsi_sense.c scsi_cdb.c) kernel/lib/crc32c.c
+FUZZ_ISCSI_HDRS	:= $(wildcard storage/lib/*.h) kernel/lib/crc32c.h tests/fuzz/fuzz_iscsi.h
 
 $(FUZZ_DIR)/fuzz_migstream: $(FUZZ_MIG_SRCS) $(FUZZ_MIG_HDRS)
 	@mkdir -p $(dir $@)
 	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz: $(FUZZ_CC) missing; run tools/deps.sh"; exit 1; }
 	@echo "  CC [fuzz] $@"
-	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=undefined $(FUZZ_MIG_SRCS) -o $@
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) $(FUZZ_MIG_SRCS) -o $@
 
 $(FUZZ_DIR)/mig_seeds: tests/fuzz/mig_seeds.c $(MIG_PURE_SRCS) kernel/lib/crc32c.c $(FUZZ_MIG_HDRS)
 	@mkdir -p $(dir $@)
@@ -232,14 +240,30 @@ $(FUZZ_DIR)/mig_seeds: tests/fuzz/mig_seeds.c $(MIG_PURE_SRCS) kernel/lib/crc32c
 	@$(CC) -std=gnu11 -O1 -g -Ikernel -I. $(WARN) tests/fuzz/mig_seeds.c \
 		$(MIG_PURE_SRCS) kernel/lib/crc32c.c -o $@
 
-fuzz: $(FUZZ_DIR)/fuzz_migstream $(FUZZ_DIR)/mig_seeds
-	@rm -rf $(FUZZ_DIR)/seeds-migstream
-	@mkdir -p $(FUZZ_DIR)/seeds-migstream $(FUZZ_DIR)/corpus-migstream $(FUZZ_DIR)/artifacts
+$(FUZZ_DIR)/fuzz_iscsi: tests/fuzz/fuzz_iscsi.c $(ISCSI_PURE_SRCS) $(FUZZ_ISCSI_HDRS)
+	@mkdir -p $(dir $@)
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz: $(FUZZ_CC) missing; run tools/deps.sh"; exit 1; }
+	@echo "  CC [fuzz] $@"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) tests/fuzz/fuzz_iscsi.c $(ISCSI_PURE_SRCS) -o $@
+
+# The seed generator plays a target against the harness itself.
+$(FUZZ_DIR)/iscsi_seeds: tests/fuzz/iscsi_seeds.c tests/fuzz/fuzz_iscsi.c $(ISCSI_PURE_SRCS) \
+		$(FUZZ_ISCSI_HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  CC [host] $@"
+	@$(CC) -std=gnu11 -O1 -g -Ikernel -I. $(WARN) tests/fuzz/iscsi_seeds.c \
+		tests/fuzz/fuzz_iscsi.c $(ISCSI_PURE_SRCS) -o $@
+
+fuzz: $(FUZZ_DIR)/fuzz_migstream $(FUZZ_DIR)/mig_seeds $(FUZZ_DIR)/fuzz_iscsi $(FUZZ_DIR)/iscsi_seeds
+	@rm -rf $(FUZZ_DIR)/seeds-migstream $(FUZZ_DIR)/seeds-iscsi
+	@mkdir -p $(FUZZ_DIR)/seeds-migstream $(FUZZ_DIR)/corpus-migstream \
+		$(FUZZ_DIR)/seeds-iscsi $(FUZZ_DIR)/corpus-iscsi $(FUZZ_DIR)/artifacts
 	$(FUZZ_DIR)/mig_seeds $(FUZZ_DIR)/seeds-migstream
-	$(FUZZ_DIR)/fuzz_migstream -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
-		-timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-		-artifact_prefix=$(FUZZ_DIR)/artifacts/ \
+	$(FUZZ_DIR)/fuzz_migstream $(FUZZ_OPTS) \
 		$(FUZZ_DIR)/corpus-migstream $(FUZZ_DIR)/seeds-migstream
+	$(FUZZ_DIR)/iscsi_seeds $(FUZZ_DIR)/seeds-iscsi
+	$(FUZZ_DIR)/fuzz_iscsi $(FUZZ_OPTS) \
+		$(FUZZ_DIR)/corpus-iscsi $(FUZZ_DIR)/seeds-iscsi
 
 # ---- entry points ----
 deps:

@@ -240,8 +240,9 @@ static int leave_security(struct iscsi_sess *s, struct iscsi_text_buf *tb)
 			return fail_conn(s, -EACCES, why);
 	}
 	s->stage = ISCSI_STAGE_OPERATIONAL;
+	/* Full of answers to the target's keys: its doing, not ours. */
 	if (iscsi_neg_offer(&s->neg, ISCSI_STAGE_OPERATIONAL, tb))
-		return fail_conn(s, -EINVAL, "login text does not fit");
+		return fail_conn(s, -EPROTO, "login answer does not fit");
 	return login_send(s, true, ISCSI_STAGE_FULL_FEATURE, tb->len);
 }
 
@@ -257,7 +258,8 @@ static int security_step(struct iscsi_sess *s, struct iscsi_text_buf *tb)
 	case LS_AUTH:
 		if (s->neg.cur.auth != ISCSI_AUTH_CHAP)
 			return fail_conn(s, -EACCES, "target did not accept CHAP");
-		iscsi_chap_offer(tb);
+		if (iscsi_chap_offer(tb))
+			return fail_conn(s, -EPROTO, "login answer does not fit");
 		s->lstep = LS_CHAP_A;
 		return login_send(s, false, 0, tb->len);
 	case LS_CHAP_A:

@@ -711,6 +711,71 @@ Test(iscsi_sess, login_mutual_target_fails_proof)
 	fx_free(f);
 }
 
+/*
+ * A first Login Response whose keys need so many answers ("NotUnderstood")
+ * that what the session must add next no longer fits its Login Request:
+ * the operational offers (leaving the security stage, chap false) or
+ * CHAP_A (chap true).  Returns what iscsi_sess_recv() returned; *sent
+ * gets the PDUs the session sent after its first.
+ */
+static int login_crowded(bool chap, unsigned *sent)
+{
+	struct fx *f = fx_new(chap, false);
+	static char text[8192];
+	struct iscsi_text_buf tb;
+	struct iscsi_bhs h;
+	char key[64];
+	int rc;
+
+	cr_assert_eq(iscsi_sess_init(&f->s, &f->cfg, &ops, f), 0);
+	cr_assert_eq(iscsi_sess_connect(&f->s, 0, 0, NULL, 0), 0);
+	cr_assert_eq(f->qt - f->qh, 1);
+	iscsi_text_buf_init(&tb, text, sizeof(text));
+	iscsi_text_add(&tb, "AuthMethod", chap ? "CHAP" : "None");
+	/* 52 keys of 63 bytes: 52 answers of 78 bytes take 4056 of the
+	 * 4096; the offers need 78 more.  With CHAP, one answer of 35 more
+	 * leaves 5 bytes, and CHAP_A=5 needs 9. */
+	memset(key, '0', 63);
+	key[0] = 'X';
+	key[63] = '\0';
+	for (int i = 0; i < 52; i++) {
+		key[1] = (char)('0' + i / 10);
+		key[2] = (char)('0' + i % 10);
+		iscsi_text_add(&tb, key, "1");
+	}
+	if (chap) {
+		key[20] = '\0';
+		iscsi_text_add(&tb, key, "1");
+	}
+	cr_assert_eq(tb.err, 0);
+	h = rsp(ISCSI_OP_LOGIN_RSP, f->q[f->qh % QMAX].h.itt);
+	/* CSG 0; no CHAP: T and NSG 1 as asked */
+	h.flags = chap ? 0 : ISCSI_F_TRANSIT | ISCSI_STAGE_OPERATIONAL;
+	h.sn = f->statsn++;
+	h.exp_sn = 1;
+	h.max_cmdsn = 64;
+	rc = ft_send(f, &h, text, (uint32_t)tb.len);
+	*sent = f->qt - f->qh - 1;
+	if (rc)
+		cr_assert(f->s.state == ISCSI_SESS_DOWN && f->s.err == rc);
+	fx_free(f);
+	return rc;
+}
+
+/* The target's text caused it: an errno of the documented set, and no
+ * Login Request that lacks what it must carry.  (It was -EINVAL, the
+ * errno of a bad request from the caller, and with CHAP a Login Request
+ * without CHAP_A.) */
+Test(iscsi_sess, login_answers_leave_no_room)
+{
+	unsigned sent;
+
+	cr_assert_eq(login_crowded(false, &sent), -EPROTO);
+	cr_assert_eq(sent, 0);
+	cr_assert_eq(login_crowded(true, &sent), -EPROTO);
+	cr_assert_eq(sent, 0);
+}
+
 Test(iscsi_sess, login_timeout_and_bad_init)
 {
 	struct fx *f = fx_new(false, false);
