@@ -89,9 +89,10 @@ static int io_submit(struct io_run *run, enum blk_op op, unsigned flags, uint64_
 /* The error line for a failed run: a lost disk is said plainly. */
 static int io_fail(struct cmd_out *o, const char *cmd, struct blk_disk *d, int err)
 {
-	if (err == -EACCES)
-		cmd_printf(o, "error: %s: %s: this host lost the disk: %s\n", cmd, d->spec.name,
-			   d->why[0] ? d->why : "RESERVATION CONFLICT");
+	if (err == -EACCES)	/* d->why says "this host lost the disk: ..." */
+		cmd_printf(o, "error: %s: %s: %s\n", cmd, d->spec.name,
+			   d->state == DISK_LOST ? d->why :
+			   "this host lost the disk: RESERVATION CONFLICT");
 	else if (err == -ETIMEDOUT)
 		cmd_printf(o, "error: %s: %s: timed out (%s)\n", cmd, d->spec.name,
 			   d->why[0] ? d->why : "no answer");
