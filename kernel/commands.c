@@ -213,6 +213,8 @@ const struct cmd_def console_cmds[] = {
 	{ "disk keys", "NAME", "registered reservation keys and the holder", 1, 1, disk_cmd_keys },
 	{ "disk bench", "NAME read|write seq|rand BS SECONDS [depth=N]",
 	  "throughput at a queue depth (destroys data on write)", 5, 6, disk_cmd_bench },
+	{ "disk barriercheck", "NAME [rounds=N]", "check that barriers order writes on the "
+	  "target (overwrites blocks 0..63)", 1, 2, disk_cmd_barriercheck },
 	{ "vm create", "NAME mem=SIZE kernel=PATH [cmdline=\"...\"] [vcpus=1]",
 	  "create a VM from a Multiboot kernel on the ESP", 3, 5, vmcmd_create },
 	{ "vm start", "NAME", "start a created VM on a free CPU", 1, 1, vmcmd_start },

@@ -19,6 +19,7 @@ int disk_cmd_discover(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **a
 int disk_cmd_read(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
 int disk_cmd_write(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
 int disk_cmd_flush(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
+int disk_cmd_barriercheck(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
 int disk_cmd_bench(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
 
 /* Shared by the two files. */

@@ -356,3 +356,82 @@ int disk_cmd_bench(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv
 	free(b);
 	return rc;
 }
+
+/* ---- barrier check ---- */
+
+#define BC_WRITES	16
+#define BC_BLOCKS	64
+
+/*
+ * Ordering against the real target: BC_WRITES writes of one byte value to
+ * the same blocks, all in flight at once, then a BARRIER write of another
+ * value, then a plain read.  The barrier may start only after every
+ * earlier write completed, and the read only after the barrier: the read
+ * must see the barrier's bytes, every round.  Without the ordering the
+ * target (tgt runs 16 backing-store threads) may finish an early write
+ * last, and the read sees its bytes.
+ */
+static int bc_round(struct io_run *run, uint8_t *wbuf, uint8_t *bbuf, uint8_t *rbuf,
+		    uint64_t lba)
+{
+	int rc = 0;
+
+	for (unsigned i = 0; !rc && i < BC_WRITES; i++)
+		rc = io_submit(run, BLK_WRITE, 0, lba, BC_BLOCKS, wbuf);
+	if (!rc)
+		rc = io_submit(run, BLK_WRITE, BLK_F_BARRIER, lba, BC_BLOCKS, bbuf);
+	if (!rc)
+		rc = io_submit(run, BLK_READ, 0, lba, BC_BLOCKS, rbuf);
+	return io_drain(run) ?: rc;
+}
+
+int disk_cmd_barriercheck(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+{
+	struct io_run *run = calloc(1, sizeof(*run));
+	uint64_t rounds = 20, lba = 0, bad = 0;
+	const char *v;
+	uint8_t *buf = NULL;
+	size_t len;
+	int rc = 0;
+
+	if (!run)
+		return -ENOMEM;
+	run->depth = BC_WRITES + 2;
+	if (disk_busy_refuse(o, "disk barriercheck") ||
+	    !(run->d = disk_find_or_say(o, "disk barriercheck", argv[0]))) {
+		free(run);
+		return -EINVAL;
+	}
+	if ((argc > 1 && (!cmd_parse_kv(argv[1], "rounds", &v) || cmd_parse_u64(v, &rounds) < 0 ||
+			  !rounds || rounds > 1000)) || run->d->state != DISK_READY ||
+	    run->d->nblocks < BC_BLOCKS) {
+		cmd_printf(o, "error: disk barriercheck: a ready disk, rounds=1..1000\n");
+		free(run);
+		return -EINVAL;
+	}
+	len = (size_t)BC_BLOCKS * run->d->block_size;
+	buf = malloc(3 * len);
+	for (uint64_t r = 0; buf && !rc && r < rounds; r++) {
+		memset(buf, (int)(2 * r) & 0xff, len);
+		memset(buf + len, (int)(2 * r + 1) & 0xff, len);
+		memset(buf + 2 * len, 0, len);
+		rc = bc_round(run, buf, buf + len, buf + 2 * len, lba);
+		if (!rc && memcmp(buf + len, buf + 2 * len, len))
+			bad++;
+		console_progress(ctx, "rounds", r + 1, rounds);
+	}
+	free(buf);
+	if (!buf)
+		rc = -ENOMEM;
+	if (rc) {
+		io_fail(o, "disk barriercheck", run->d, rc);
+	} else {
+		cmd_printf(o, "barriercheck %s: %llu rounds of %u parallel writes, a barrier write "
+			   "and a read: %llu read(s) saw bytes from before the barrier: %s\n",
+			   argv[0], (unsigned long long)rounds, BC_WRITES, (unsigned long long)bad,
+			   bad ? "FAIL" : "PASS");
+		rc = bad ? -EIO : 0;
+	}
+	free(run);
+	return rc;
+}
