@@ -220,6 +220,22 @@ def tern_rows(h, cells, args, tgt_pid, srv):
         rows.append(row(who, "raw TCP to the namespace", "-", "-"))
         rows[-1]["failed"] = str(e)
     print(f"tern: {rows[-1]}", flush=True)
+    # The other way, namespace -> Tern: the direction of every read.
+    try:
+        mt.cmd(h, "iperf server start")
+        h.mark()
+        sent = net_bench.ns_client(h.lab, h.lab.address(0), s)
+        got = net_bench.tern_server_report(h, net_bench.NS_ADDR)
+        rows.append(row(who, f"raw TCP from the namespace, iperf2 {s} s", "-", "-",
+                        mbs=got / 8, note=f"{got:.1f} Mbit/s at the receiver (Tern), "
+                                          f"sender {sent:.1f}"))
+    except (BenchError, TimeoutError, ternlab.TestFailure, BrokenPipeError,
+            ValueError) as e:
+        rows.append(row(who, "raw TCP from the namespace", "-", "-"))
+        rows[-1]["failed"] = str(e)
+    finally:
+        mt.cmd(h, "iperf server stop")
+    print(f"tern: {rows[-1]}", flush=True)
     return rows
 
 
