@@ -226,7 +226,8 @@ FUZZ_MIG_SRCS	:= tests/fuzz/fuzz_migstream.c $(MIG_PURE_SRCS) kernel/lib/crc32c.
 FUZZ_MIG_HDRS	:= $(wildcard migrate/*.h) kernel/lib/crc32c.h tests/unit/mig_reseal.h
 ISCSI_PURE_SRCS	:= $(addprefix storage/lib/,iscsi_pdu.c iscsi_session.c iscsi_text.c \
 		   iscsi_chap.c scsi_sense.c scsi_cdb.c) kernel/lib/crc32c.c
-FUZZ_ISCSI_HDRS	:= $(wildcard storage/lib/*.h) kernel/lib/crc32c.h tests/fuzz/fuzz_iscsi.h
+FUZZ_ISCSI_HDRS	:= $(wildcard storage/lib/*.h) kernel/lib/crc32c.h tests/fuzz/fuzz_iscsi.h \
+		   tests/unit/iscsi_fake.h
 
 $(FUZZ_DIR)/fuzz_migstream: $(FUZZ_MIG_SRCS) $(FUZZ_MIG_HDRS)
 	@mkdir -p $(dir $@)

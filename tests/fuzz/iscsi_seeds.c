@@ -20,6 +20,7 @@
 #include "lib/crc32c.h"
 #include "storage/lib/scsi_cdb.h"
 #include "fuzz_iscsi.h"
+#include "tests/unit/iscsi_fake.h"
 
 #define STREAM_MAX	(256 * 1024)
 #define SENT_MAX	4096
@@ -87,17 +88,7 @@ static void die(const char *what)
 
 /* ---- target -> session ---- */
 
-static struct iscsi_bhs rsp(uint8_t op, uint32_t itt)
-{
-	struct iscsi_bhs h;
-
-	memset(&h, 0, sizeof(h));
-	h.opcode = op;
-	h.flags = ISCSI_F_FINAL;
-	h.itt = itt;
-	h.ttt = ISCSI_RSVD_TAG;
-	return h;
-}
+#define rsp iscsi_fake_rsp
 
 static void t_send(struct iscsi_bhs *h, const void *data, uint32_t dlen)
 {

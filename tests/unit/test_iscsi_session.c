@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "storage/lib/iscsi_session.h"
+#include "iscsi_fake.h"
 #include "storage/lib/scsi_cdb.h"
 
 #define IQN_I	"iqn.2024-01.org.tern:host1"
@@ -21,19 +22,7 @@
 #define QMAX	2048
 #define SEGMAX	65536
 
-static int fake_md5(const struct iscsi_chunk *parts, unsigned n, uint8_t d[16])
-{
-	uint64_t a = 1469598103934665603ull, b = 7;
-
-	for (unsigned i = 0; i < n; i++)
-		for (size_t k = 0; k < parts[i].n; k++) {
-			a = (a ^ ((const uint8_t *)parts[i].p)[k]) * 1099511628211ull;
-			b = b * 31 + (a >> 17);
-		}
-	memcpy(d, &a, 8);
-	memcpy(d + 8, &b, 8);
-	return 0;
-}
+#define fake_md5 iscsi_fake_md5
 
 static const uint8_t i_secret[] = "initiator-secret";
 static const uint8_t t_secret[] = "target-secret-00";
@@ -202,17 +191,7 @@ static int ft_send(struct fx *f, struct iscsi_bhs *h, const void *data, uint32_t
 	return iscsi_sess_recv(&f->s, &p, f->now);
 }
 
-static struct iscsi_bhs rsp(uint8_t op, uint32_t itt)
-{
-	struct iscsi_bhs h;
-
-	memset(&h, 0, sizeof(h));
-	h.opcode = op;
-	h.flags = ISCSI_F_FINAL;
-	h.itt = itt;
-	h.ttt = ISCSI_RSVD_TAG;
-	return h;
-}
+#define rsp iscsi_fake_rsp
 
 /* ---- fake target: login ---- */
 
