@@ -304,10 +304,11 @@ static void probe_cap_done(struct blk_disk *d, const struct iscsi_sess_done *x)
 	}
 	d->nblocks = cap.nblocks;
 	d->block_size = cap.block_size;
-	/* VPD B0 gave blocks (or nothing): cap one command at DISK_XFER_MAX,
-	 * and keep it a whole number of blocks. */
-	if (!d->max_xfer || (uint64_t)d->max_xfer * d->block_size > DISK_XFER_MAX)
-		d->max_xfer = DISK_XFER_MAX / d->block_size;
+	/* One command: the target's limit in blocks (VPD B0, 0: none), at
+	 * most DISK_XFER_MAX, always whole blocks. */
+	d->max_xfer = DISK_XFER_MAX / d->block_size;
+	if (d->vpd_max_blocks && d->vpd_max_blocks < d->max_xfer)
+		d->max_xfer = d->vpd_max_blocks;
 	d->max_xfer *= d->block_size;
 	probe_luns(d);
 }
@@ -343,7 +344,7 @@ static void probe_vpd_done(struct blk_disk *d, const struct iscsi_sess_done *x)
 		}
 		/* MAXIMUM TRANSFER LENGTH, blocks (SBC-3 6.5.3): bytes 8..11. */
 		if (page == 0xb0 && !scsi_vpd_body(d->ctl_buf, x->xfer, 0xb0, &b, &n) && n >= 8)
-			d->max_xfer = (uint32_t)b[4] << 24 | (uint32_t)b[5] << 16 |
+			d->vpd_max_blocks = (uint32_t)b[4] << 24 | (uint32_t)b[5] << 16 |
 				      (uint32_t)b[6] << 8 | b[7];
 	}
 	/* Ask only for pages page 0x00 listed. */
@@ -571,10 +572,10 @@ static void disk_on_event(void *owner, enum iscsi_sess_event ev, int err, uint32
 {
 	struct blk_disk *d = owner;
 
+	(void)err, (void)why;	/* failures: see disk_on_down */
 	switch (ev) {
 	case ISCSI_SESS_EV_LOGGED_IN:
 		d->logins++;
-		d->in_login = false;
 		if (d->state == DISK_CONNECTING) {
 			d->state = DISK_PROBING;
 			/* A probe step cut off by a lost connection was put back
@@ -591,13 +592,6 @@ static void disk_on_event(void *owner, enum iscsi_sess_event ev, int err, uint32
 			if (!d->ctl_busy)
 				disk_recheck(d);
 		}
-		break;
-	case ISCSI_SESS_EV_FAILED:
-		why = why ? why : "connection failed";
-		/* Say where it broke: a bad login text is not a bad I/O. */
-		disk_set_why(d, err, "%s%s", d->in_login && strncmp(why, "login", 5) ?
-			     "login: " : "", why);
-		d->sess_failed = true;
 		break;
 	case ISCSI_SESS_EV_ASYNC:
 		pr_info("disk %s: asynchronous event %u from the target", d->spec.name, arg);
@@ -620,11 +614,9 @@ static void disk_on_down(void *owner, int err, const char *why)
 	struct blk_disk *d = owner;
 	bool first = !d->t_ready_us && !d->from_cfg;
 
-	/* The session's own words (EV_FAILED) say more than the link's. */
-	if (d->state != DISK_LOST && d->state != DISK_FAILED && !d->sess_failed)
+	/* why is the connection's first cause (iscsi_link.c). */
+	if (d->state != DISK_LOST && d->state != DISK_FAILED)
 		disk_set_why(d, err, "%s", why);
-	d->sess_failed = false;
-	d->in_login = true;	/* until the next connection logs in */
 	switch (d->state) {
 	case DISK_CONNECTING:
 	case DISK_PROBING:
@@ -759,7 +751,6 @@ int disk_attach(const struct disk_spec *spec, bool from_cfg, struct blk_disk **o
 	if (rc < 0)
 		goto fail;
 	d->state = DISK_CONNECTING;
-	d->in_login = true;
 	rc = iscsi_link_connect(&d->link);
 	if (rc < 0) {
 		iscsi_link_free(&d->link);

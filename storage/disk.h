@@ -55,8 +55,6 @@ struct blk_disk {
 	uint64_t retry_at_us, down_since_us;
 	unsigned backoff_ms, reconnects;
 	uint64_t logins;
-	bool in_login;			/* no full-feature phase on this connection yet */
-	bool sess_failed;		/* the session said why this connection failed */
 
 	/* One control command at a time (probe, reservations). */
 	bool ctl_busy;
@@ -72,6 +70,7 @@ struct blk_disk {
 	char lu_id[72];			/* hex of the VPD 0x83 designator */
 	uint64_t nblocks;
 	uint32_t block_size;
+	uint32_t vpd_max_blocks;	/* VPD B0 MAXIMUM TRANSFER LENGTH, 0: none */
 	uint32_t max_xfer;		/* bytes per command */
 	unsigned nluns;
 

@@ -148,9 +148,18 @@ static void link_event(void *ctx, enum iscsi_sess_event ev, int err, uint32_t ar
 {
 	struct iscsi_link *l = ctx;
 
-	if (ev == ISCSI_SESS_EV_LOGGED_IN)
+	char buf[sizeof(l->why)];
+
+	if (ev == ISCSI_SESS_EV_LOGGED_IN) {
+		l->logged_in = true;
 		link_rx_limits(l, true);	/* between PDUs: see link_feed */
+	}
 	if (ev == ISCSI_SESS_EV_FAILED) {
+		/* Say where it broke: a bad login text is not a bad I/O. */
+		if (l->st == ISCSI_LINK_UP && !l->logged_in && why && strncmp(why, "login", 5)) {
+			snprintf(buf, sizeof(buf), "login: %s", why);
+			why = buf;
+		}
 		/* The first cause wins: a bad PDU the link saw, not the
 		 * "connection lost" the session then reports. */
 		iscsi_link_fail(l, err, why);
@@ -290,12 +299,13 @@ int iscsi_link_init(struct iscsi_link *l, const struct iscsi_sess_cfg *cfg, uint
 	l->rxbuf = malloc(l->rxcap);
 	l->tx = malloc(tx_cap);
 	l->tx_cap = tx_cap;
-	if (!l->rxbuf || !l->tx) {
+	rc = l->rxbuf && l->tx ? iscsi_rx_init(&l->rx, &lim, l->rxbuf, l->rxcap) : -ENOMEM;
+	if (rc < 0) {
 		free(l->rxbuf);
 		free(l->tx);
-		return -ENOMEM;
+		l->rxbuf = l->tx = NULL;
 	}
-	return iscsi_rx_init(&l->rx, &lim, l->rxbuf, l->rxcap);
+	return rc;
 }
 
 int iscsi_link_connect(struct iscsi_link *l)
@@ -305,6 +315,7 @@ int iscsi_link_connect(struct iscsi_link *l)
 	if (l->st != ISCSI_LINK_IDLE)
 		return -EALREADY;
 	l->tx_tail = l->tx_len = 0;	/* nothing of an old connection goes out */
+	l->logged_in = false;
 	iscsi_rx_reset(&l->rx);
 	link_rx_limits(l, false);
 	l->pcb = tcp_new_ip_type(IPADDR_TYPE_V4);

@@ -42,7 +42,8 @@ struct iscsi_link {
 	uint16_t port;
 	enum iscsi_link_state st;
 	struct tcp_pcb *pcb;
-	int err;			/* why DEAD */
+	bool logged_in;			/* this connection reached full feature */
+	int err;			/* why DEAD: the first cause */
 	char why[96];
 	uint64_t t_connect_us;
 	/* Outgoing bytes: a ring, pushed as lwIP's send buffer allows. */
