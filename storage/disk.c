@@ -36,6 +36,7 @@
 #define DISK_REPLACEMENT_US	(30 * 1000000ull)	/* I/O waits this long for a target */
 #define DISK_PING_MS		5000			/* NOP-Out when idle */
 #define DISK_TIMEOUT_MS		10000			/* ping, login, logout */
+#define DISK_CMD_TIMEOUT_US	(60 * 1000000ull)	/* one SCSI command */
 
 struct blk_disk *disk_table[DISK_MAX];
 static char host_name[CFG_NAME_MAX] = CFG_DEFAULT_HOSTNAME;
@@ -84,6 +85,7 @@ int disk_ctl(struct blk_disk *d, const uint8_t *cdb, unsigned cdb_len, int dir, 
 		return rc;
 	d->ctl_busy = true;
 	d->ctl_next = next;
+	d->ctl_t_us = time_us();
 	return 0;
 }
 
@@ -774,19 +776,62 @@ void disk_free(struct blk_disk *d)
 	free(d);
 }
 
-/* Targets that stay away past the replacement timeout fail the I/O that
- * waits for them (the guest sees an error, not a hang); the session is
- * set up afresh and the disk keeps trying. */
-static void disk_replacement_timeout(struct blk_disk *d)
+/*
+ * Fail every request and control command the disk holds with err and
+ * start the session afresh (a new login reissues nothing).  Two callers:
+ * a target away past the replacement timeout, and a command without an
+ * answer past DISK_CMD_TIMEOUT_US (a target that answers pings but not a
+ * command would otherwise hold its buffer, and a console waiting on it,
+ * for ever).  The guest sees an error, not a hang; the disk keeps trying.
+ */
+static void disk_reset(struct blk_disk *d, int err, const char *why)
 {
-	pr_err("disk %s: target away for %llu s: failing the I/O that waited", d->spec.name,
-	       DISK_REPLACEMENT_US / 1000000);
-	blk_fail_all(d, -ETIMEDOUT, true);
-	d->ctl_busy = false;
-	if (!d->ctl_done)
-		disk_ctl_finish(d, -ETIMEDOUT);
-	iscsi_link_reset_session(&d->link);
+	pr_err("disk %s: %s: failing the I/O it held", d->spec.name, why);
+	disk_set_why(d, err, "%s", why);
+	if (d->state == DISK_READY)
+		d->state = DISK_RECOVERING;	/* done() callbacks may resubmit: queue */
 	d->down_since_us = time_us();
+	iscsi_link_fail(&d->link, err, why);	/* late answers would name freed tasks */
+	blk_fail_all(d, err, true);
+	d->ctl_busy = false;
+	iscsi_link_reset_session(&d->link);
+	if (!d->ctl_done)
+		disk_ctl_finish(d, err);	/* after the reset: no recheck now */
+}
+
+/* When the oldest command the session holds (sent, or waiting for the
+ * CmdSN window) was submitted; UINT64_MAX when none. */
+static uint64_t disk_oldest_us(const struct blk_disk *d)
+{
+	uint64_t oldest = UINT64_MAX;
+
+	for (unsigned i = 0; i < ISCSI_SESS_TASKS; i++) {
+		const struct iscsi_sess_task *t = &d->link.sess.task[i];
+		uint64_t t0;
+
+		if (t->state == ISCSI_SESS_T_FREE)
+			continue;
+		t0 = t->req.cookie == &d->ctl_busy ? d->ctl_t_us :
+		     ((const struct blk_req *)t->req.cookie)->t_submit_us;
+		oldest = t0 < oldest ? t0 : oldest;
+	}
+	return oldest;
+}
+
+static void disk_timeouts(struct blk_disk *d, uint64_t now)
+{
+	uint64_t oldest;
+
+	if (d->state == DISK_RECOVERING && now - d->down_since_us > DISK_REPLACEMENT_US) {
+		disk_reset(d, -ETIMEDOUT, "the target stayed away past the replacement timeout");
+		return;
+	}
+	if (now - d->t_timeouts_us < 1000000)
+		return;			/* a scan of the tasks once a second */
+	d->t_timeouts_us = now;
+	oldest = disk_oldest_us(d);
+	if (oldest != UINT64_MAX && now - oldest > DISK_CMD_TIMEOUT_US)
+		disk_reset(d, -ETIMEDOUT, "a command got no answer in 60 s");
 }
 
 static void disk_service(struct blk_disk *d)
@@ -802,8 +847,7 @@ static void disk_service(struct blk_disk *d)
 		if (iscsi_link_connect(&d->link) < 0)
 			disk_schedule_retry(d);
 	}
-	if (d->state == DISK_RECOVERING && now - d->down_since_us > DISK_REPLACEMENT_US)
-		disk_replacement_timeout(d);
+	disk_timeouts(d, now);
 	blk_kick(d);
 }
 

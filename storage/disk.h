@@ -52,12 +52,13 @@ struct blk_disk {
 	uint64_t lun_raw;
 
 	/* Reconnects (RFC 7143 6.3.5: session reinstatement). */
-	uint64_t retry_at_us, down_since_us;
+	uint64_t retry_at_us, down_since_us, t_timeouts_us;
 	unsigned backoff_ms, reconnects;
 	uint64_t logins;
 
 	/* One control command at a time (probe, reservations). */
 	bool ctl_busy;
+	uint64_t ctl_t_us;		/* when the control command was queued */
 	disk_ctl_fn ctl_next;
 	uint8_t ctl_buf[4096];
 	int ctl_step;			/* position in a multi-command sequence */

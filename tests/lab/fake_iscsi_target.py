@@ -100,7 +100,7 @@ from iscsi_pdu import (  # noqa: E402
 DEFAULT_IQN = "iqn.2024-01.org.tern.lab:fake"
 MODES = ("none", "bad-opcode", "huge-dsl", "bad-itt", "statsn-jump",
          "datain-overflow", "header-digest", "truncated", "garbage",
-         "reject", "login-garbage", "silent")
+         "reject", "login-garbage", "silent", "mute-cmd")
 
 # Sense keys / ASCs
 NOT_READY, ILLEGAL_REQUEST = 0x02, 0x05
@@ -884,6 +884,9 @@ class _Conn:
         Returns True when the normal reply must not be sent."""
         mode = self.t.mode
         cdb_hex = bytes(p.bhs[32:36]).hex()
+        if mode == "mute-cmd":      # the connection stays up: pings answered
+            self.t.fired(f"no reply to itt 0x{p.itt:08x} (cdb {cdb_hex}), ever")
+            return True
         if mode == "bad-opcode":
             r = Pdu.make(0x3E, 0x80, lun=p.lun, itt=p.itt)
             self.stamp(r)

@@ -414,6 +414,36 @@ def t_hostile_mid_io():
             fake.stop()
 
 
+def t_command_timeout():
+    """A target that answers pings but never one command: the request
+    fails after the command timeout (60 s) instead of hanging, the session
+    starts afresh, and the next read is right."""
+    lb = lab()
+    a = lb.net.hosts[0]
+    fake = FakeTarget(f"{PORTAL}:3330", mode="mute-cmd", after=30, iqn=IQN + "fake",
+                      netns=lb.net.ns, quiet=True,
+                      log=os.path.join(CFG.logdir, "fake-target-mute-cmd.log"))
+    fake.start()
+    try:
+        attach(a, "fk", f"iscsi://{PORTAL}:3330/{IQN}fake/1")
+        t0 = time.monotonic()
+        out = cmd(a, "disk read fk 0 32768", 200)
+        took = time.monotonic() - t0
+        check(fake.injected, f"nothing was muted: {out}")
+        check(out.startswith("error:") and "no answer in 60 s" in out,
+              f"a command without an answer: {out}")
+        check(55 < took < 120, f"the read failed after {took:.0f} s")
+        print(f"  failed after {took:.0f} s: {out}", flush=True)
+        got = disk_sha(a, "fk", 0, 32768)
+        check(got == hashlib.sha256(bytes(fake.disk[:32768 * BS])).hexdigest(),
+              "the read after the reset is wrong")
+        alive(a)
+    finally:
+        if re.search(r"^fk\s", cmd(a, "disk list"), re.M):
+            cmd(a, "disk detach fk", 60)
+        fake.stop()
+
+
 TESTS = [
     ("discovery", t_discovery),
     ("read_write", t_read_write),
@@ -426,6 +456,7 @@ TESTS = [
     ("fence", t_fence),
     ("hostile_target", t_hostile_target),
     ("hostile_mid_io", t_hostile_mid_io),
+    ("command_timeout", t_command_timeout),
 ]
 
 
