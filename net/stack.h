@@ -31,6 +31,13 @@ void net_stack_set_config(const struct tern_config *cfg);
 bool net_stack_busy(void);
 /* True while looped-back packets wait for net_stack_poll(). */
 bool net_stack_pending(void);
+/*
+ * For console commands that block (iperf, disk): run the network, and
+ * step() when not NULL, until done(arg) or deadline_us, sleeping between
+ * interrupts as the main loop does.  True when done.  Not from inside
+ * lwIP (net_stack_busy()).
+ */
+bool net_pump(bool (*done)(void *arg), void *arg, void (*step)(void), uint64_t deadline_us);
 
 /* `ping ADDR [count]`: ICMP echo through lwIP's raw API, RTT per reply. */
 int net_cmd_ping(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);

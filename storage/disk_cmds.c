@@ -8,14 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mbedtls/sha256.h"
-
 #include "kernel.h"
-#include "arch.h"
 #include "console.h"
-#include "cpu.h"
 #include "lib/cmd.h"
-#include "../net/netdev.h"
 #include "../net/stack.h"
 #include "storage/disk.h"
 #include "storage/disk_cmds.h"
@@ -23,23 +18,10 @@
 #define ATTACH_US	(30 * 1000000ull)
 #define CTL_US		(30 * 1000000ull)
 
-/* Run the network and the disks until pred(arg) or the deadline. */
+/* Run the network and the disks until pred(arg) or the timeout. */
 bool disk_pump(disk_pump_pred pred, void *arg, uint64_t timeout_us)
 {
-	uint64_t end = time_us() + timeout_us;
-
-	while (!pred(arg)) {
-		if (time_us() >= end)
-			return false;
-		net_poll();
-		storage_service();
-		irq_disable();
-		if (!net_pending() && !net_stack_pending())
-			cpu_idle_once();	/* sti; hlt: a NIC interrupt or the tick */
-		else
-			irq_enable();
-	}
-	return true;
+	return net_pump(pred, arg, storage_service, time_us() + timeout_us);
 }
 
 static bool ctl_done_pred(void *arg)

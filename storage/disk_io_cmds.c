@@ -128,6 +128,21 @@ static struct blk_disk *io_args(struct cmd_out *o, const char *cmd, char **argv,
 	return d;
 }
 
+/*
+ * Wait for the run to drain: a request never outlives its buffer.  The
+ * disk fails any command unanswered for 60 s and any wait for a target
+ * away 30 s (disk.c), so the second wait ends too; IO_US only chooses
+ * when the command reports a timeout.
+ */
+static int io_drain(struct io_run *run)
+{
+	if (!disk_pump(io_idle_pred, run, IO_US)) {
+		disk_pump(io_idle_pred, run, ~0ull >> 2);
+		return -ETIMEDOUT;
+	}
+	return run->err;
+}
+
 int disk_cmd_read(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	struct io_run run = { .depth = 1 };
@@ -151,10 +166,8 @@ int disk_cmd_read(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 		uint32_t n = count - done < per ? (uint32_t)(count - done) : per;
 
 		rc = io_submit(&run, BLK_READ, 0, lba + done, n, buf);
-		if (!rc && !disk_pump(io_idle_pred, &run, IO_US))
-			rc = -ETIMEDOUT;	/* the request stays queued: see below */
 		if (!rc)
-			rc = run.err;
+			rc = io_drain(&run);
 		if (!rc)
 			mbedtls_sha256_update_ret(&sha, buf, (size_t)n * run.d->block_size);
 		done += n;
@@ -162,8 +175,6 @@ int disk_cmd_read(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 	}
 	mbedtls_sha256_finish_ret(&sha, h);
 	mbedtls_sha256_free(&sha);
-	if (rc == -ETIMEDOUT)
-		disk_pump(io_idle_pred, &run, ~0ull >> 2);	/* buf is still the disk's */
 	free(buf);
 	if (rc)
 		return io_fail(o, "disk read", run.d, rc);
@@ -174,16 +185,6 @@ int disk_cmd_read(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 		   (unsigned long long)count * run.d->block_size,
 		   (unsigned long long)(time_us() - t0) / 1000);
 	return 0;
-}
-
-/* Wait for the run to drain; a request never outlives its buffer. */
-static int io_drain(struct io_run *run)
-{
-	if (!disk_pump(io_idle_pred, run, IO_US)) {
-		disk_pump(io_idle_pred, run, ~0ull >> 2);
-		return -ETIMEDOUT;
-	}
-	return run->err;
 }
 
 int disk_cmd_write(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)

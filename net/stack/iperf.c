@@ -36,8 +36,6 @@
 #include "lwip/priv/tcp_priv.h"
 #include "lwip/tcp.h"
 
-#include "arch.h"
-#include "cpu.h"
 #include "kernel.h"
 #include "lib/cmd.h"
 #include "lib/config.h"
@@ -311,20 +309,23 @@ static void iperf_client_end(struct iperf_client *cl)
 		panic("iperf: lwiperf did not close its client session");
 }
 
+static bool iperf_done(void *arg)
+{
+	return ((struct iperf_client *)arg)->done;
+}
+
+static bool iperf_connected(void *arg)
+{
+	struct iperf_client *cl = arg;
+
+	return cl->done || cl->pcb->state == ESTABLISHED;
+}
+
 /* Keep the network running, as the main loop would, until the run is done
- * or deadline_us; sleep between interrupts like the main loop. */
+ * (or connected) or deadline_us. */
 static void iperf_pump(struct iperf_client *cl, uint64_t deadline_us, bool until_connected)
 {
-	while (!cl->done && time_us() < deadline_us) {
-		if (until_connected && cl->pcb->state == ESTABLISHED)
-			return;
-		net_poll();
-		irq_disable();
-		if (!net_pending())
-			cpu_idle_once();	/* sti; hlt: woken by a NIC or the tick */
-		else
-			irq_enable();
-	}
+	net_pump(until_connected ? iperf_connected : iperf_done, cl, NULL, deadline_us);
 }
 
 static int iperf_client_result(struct iperf_client *cl, struct cmd_out *o,

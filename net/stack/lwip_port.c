@@ -41,6 +41,8 @@
 #include "lwip/timeouts.h"
 #include "netif/ethernet.h"
 
+#include "arch.h"
+#include "cpu.h"
 #include "kernel.h"
 #include "lib/config.h"
 #include "lib/inet_csum.h"
@@ -138,6 +140,23 @@ bool net_stack_pending(void)
 		if (n->loop_first)
 			return true;
 	return false;
+}
+
+bool net_pump(bool (*done)(void *arg), void *arg, void (*step)(void), uint64_t deadline_us)
+{
+	while (!done(arg)) {
+		if (time_us() >= deadline_us)
+			return false;
+		net_poll();
+		if (step)
+			step();
+		irq_disable();
+		if (!net_pending() && !net_stack_pending())
+			cpu_idle_once();	/* sti; hlt: woken by a NIC or the tick */
+		else
+			irq_enable();
+	}
+	return true;
 }
 
 bool net_stack_busy(void)
