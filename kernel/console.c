@@ -5,6 +5,20 @@
  * loop edits lines and runs commands, then sleeps in HLT until the next
  * interrupt (a key, the timer tick or an IPI).  The tick also polls the
  * UART, so a platform whose IRQ 4 routing is broken still has a console.
+ *
+ * What the console promises about host log lines, which any CPU may log at
+ * any moment (a guest stopping, a migration, a disk):
+ *  - While a serial command runs, lines the boot CPU logs come out at once,
+ *    in order with the command's output, each starting a line; lines other
+ *    CPUs log wait for the command to end.
+ *  - At the prompt, waiting lines come out in one batch above the line being
+ *    typed: CR ESC [ K erases the prompt and the partial input, the lines
+ *    follow (each ends CR LF), then the prompt and the partial input are
+ *    drawn again, once, with the cursor where it was (lib/lineedit.h).  So
+ *    no log line ever lands inside a typed line, and the echo of a command,
+ *    "tern> CMD" CR LF, is whole on one line once CR ESC [ K is read as
+ *    "erase this line" (tests/lab/ternlab.py reads it so).
+ *  - While `vm console` is attached, they wait in the ring until it detaches.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -32,6 +46,8 @@ static struct {
 static struct ledit editor;
 static char hostname[64] = "tern";
 static struct cmd_ctx serial_ctx = { .source = "serial" };
+static bool running;		/* a serial command is running */
+static bool midline;		/* its output has not ended a line yet */
 
 const char *console_hostname(void)
 {
@@ -59,17 +75,30 @@ static void serial_irq(struct trap_frame *f, void *ctx)
 	rx_drain_uart();
 }
 
-static void console_write(void *ctx, const char *s, size_t n)
+static void serial_echo(void *ctx, const char *s, size_t n)
 {
 	(void)ctx;
 	serial_write(s, n);
+}
+
+/* A serial command's output. */
+static void console_write(void *ctx, const char *s, size_t n)
+{
+	(void)ctx;
+	if (!n)
+		return;
+	serial_write(s, n);
+	midline = s[n - 1] != '\n';
 }
 
 static void run_line(const char *line)
 {
 	struct cmd_out out = { console_write, NULL };
 
+	running = true;
+	midline = false;
 	cmd_dispatch(console_cmds, console_ncmds, &serial_ctx, line, &out, false);
+	running = false;
 }
 
 /* While `vm console` is attached, keys go to the guest's UART; Ctrl-]
@@ -118,7 +147,7 @@ static void feed(uint8_t c)
 	if (feed_attached(c))
 		return;
 
-	int r = ledit_feed(&editor, c, console_write, NULL);
+	int r = ledit_feed(&editor, c, serial_echo, NULL);
 
 	if (r == LEDIT_LINE) {
 		run_line(ledit_line(&editor));
@@ -139,27 +168,34 @@ void console_init(const char *name)
 	serial_enable_rx_irq();
 }
 
+/*
+ * log.c calls this after storing a line to be echoed.  Other CPUs wake the
+ * boot CPU; on the boot CPU a running command's own lines go out at once,
+ * and lines logged at the prompt (by a service of the main loop) wait for
+ * echo_async_logs() like everyone else's.
+ */
 static void kick_console(void)
 {
-	lapic_send_ipi(cpu_table[0]->apic_id, VEC_IPI_KICK);
+	if (this_cpu()->id != 0) {
+		lapic_send_ipi(cpu_table[0]->apic_id, VEC_IPI_KICK);
+		return;
+	}
+	if (!running || attached)
+		return;
+	if (midline)
+		serial_write("\n", 1);
+	midline = false;
+	log_echo_pending();
 }
 
-/* Lines other CPUs logged: print them above the line being edited. */
+/* Waiting log lines: one batch above the line being edited. */
 static void echo_async_logs(void)
 {
-	char move[16];
-	int n;
-
 	if (!log_echo_waiting() || attached)
 		return;
-	serial_write("\r\x1b[K", 4);
+	ledit_hide(&editor, serial_echo, NULL);
 	log_echo_pending();
-	serial_write(PROMPT, strlen(PROMPT));
-	serial_write(editor.buf, editor.len);
-	if (editor.cur < editor.len) {
-		n = snprintf(move, sizeof(move), "\x1b[%uD", editor.len - editor.cur);
-		serial_write(move, (size_t)n);
-	}
+	ledit_show(&editor, PROMPT, serial_echo, NULL);
 }
 
 void console_run(void)

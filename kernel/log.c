@@ -24,8 +24,9 @@ static const char level_tag[] = "EWID";
 /*
  * Echo to the serial console.  Until the console runs, lines are echoed
  * as they are logged.  After that, only the boot CPU writes the console:
- * other CPUs (vCPU threads) leave their lines in the ring and kick it, and
- * the console loop prints them between keystrokes, so a guest's message
+ * every CPU leaves its lines in the ring and calls the console's kick,
+ * which prints them in order with a command's output while one runs, or
+ * else above the line being edited (console.c says how), so a message
  * never lands in the middle of the operator's typing.
  */
 static bool echo_deferred;
@@ -102,12 +103,9 @@ static void log_store(int level, const char *text, size_t len, bool echo)
 			echo_line(level, ts, text, len);
 		return;
 	}
-	if (!echo)
-		return;
-	/* The boot CPU runs commands; its own lines come out in order. */
-	if (this_cpu()->id == 0)
-		log_echo_pending();
-	else if (echo_kick)
+	/* The console decides when they can be printed (console.c): a
+	 * line is never written into the middle of one being typed. */
+	if (echo && echo_kick)
 		echo_kick();
 }
 

@@ -337,6 +337,28 @@ static bool ledit_escape(struct ledit *e, uint8_t c, const struct ledit_out *o)
 	}
 }
 
+/* ---- asynchronous output ---- */
+
+void ledit_hide(const struct ledit *e, ledit_echo_fn echo, void *ctx)
+{
+	const struct ledit_out o = { echo, ctx };
+
+	(void)e;
+	/* CR, then EL with no parameter: erase from column 0 to the end
+	 * (ECMA-48 8.3.41), whatever the cursor's column was. */
+	out(&o, "\r\x1b[K", 4);
+}
+
+void ledit_show(const struct ledit *e, const char *prompt, ledit_echo_fn echo,
+		void *ctx)
+{
+	const struct ledit_out o = { echo, ctx };
+
+	out(&o, prompt, strlen(prompt));
+	out(&o, e->buf, e->len);
+	out_move(&o, 'D', (unsigned)(e->len - e->cur));
+}
+
 /* ---- input ---- */
 
 static int ledit_enter(struct ledit *e, const struct ledit_out *o)

@@ -20,6 +20,20 @@
  * and that the line does not wrap (LEDIT_MAX plus the prompt should fit the
  * terminal width, or wrapped lines redraw imperfectly).
  *
+ * Output that is not the editor's (asynchronous log lines) is never written
+ * into the line being edited.  The caller brackets it with ledit_hide() and
+ * ledit_show(), once per batch of such output, and the terminal then shows:
+ *
+ *	CR ESC [ K		(the prompt and the partial line are erased)
+ *	LINE CR LF ...		(the other output, whole lines from column 0)
+ *	PROMPT PARTIAL		(redrawn once, on a fresh line)
+ *	ESC [ n D		(only if the cursor was not at the end)
+ *
+ * A script that reads the console can rely on this: treat CR ESC [ K as
+ * "forget the current line so far" and every other line is whole, each log
+ * line starts a line, and a command's echo "PROMPT COMMAND" CR LF stands on
+ * a line of its own however many batches arrived while it was typed.
+ *
  * One struct per terminal; not thread-safe (the caller serialises).
  */
 #ifndef TERN_LIB_LINEEDIT_H
@@ -65,5 +79,16 @@ int ledit_feed(struct ledit *e, uint8_t c, ledit_echo_fn echo, void *ctx);
 
 /* The line completed by the last LEDIT_LINE; valid until the next feed. */
 const char *ledit_line(const struct ledit *e);
+
+/*
+ * Asynchronous output (see above).  ledit_hide() erases the prompt and the
+ * partial line, leaving the cursor at column 0 of an empty row; the caller
+ * then writes whole lines, each ending in a newline; ledit_show() draws
+ * prompt and the partial line again, cursor where it was.  Neither changes
+ * the line being edited or a half-received escape sequence.
+ */
+void ledit_hide(const struct ledit *e, ledit_echo_fn echo, void *ctx);
+void ledit_show(const struct ledit *e, const char *prompt, ledit_echo_fn echo,
+		void *ctx);
 
 #endif

@@ -105,7 +105,7 @@ def check_memory(mem, lo, hi):
 
 
 def check_malformed(host, timeout):
-    out = host.command("frobnicate 1 2", PROMPT, timeout)
+    out = host.command("frobnicate 1 2", timeout=timeout)
     lines = [ln for ln in out.split("\n") if ln.strip()]
     check(len(lines) == 1 and lines[0].startswith("error: "),
           f"'frobnicate 1 2' should print exactly one 'error: ' line, "
@@ -180,7 +180,7 @@ def qemu_banner_and_prompt():
     ready = text.find("console ready", banner.end())
     check(ready >= 0 and text.find("tern> ", ready) > ready,
           "'console ready' then 'tern> ' must follow the banner")
-    out = h.command("version", PROMPT, CMD_TIMEOUT)
+    out = h.command("version", timeout=CMD_TIMEOUT)
     # "Tern <version>", where <version> is the banner's; build details may
     # follow after a space.
     want = f"Tern {banner.group(1)}"
@@ -193,7 +193,7 @@ def qemu_banner_and_prompt():
 @test("qemu")
 def qemu_status_cpus_and_memory():
     h = shared_qemu()
-    online, total, mem = parse_status(h.command("status", PROMPT, CMD_TIMEOUT))
+    online, total, mem = parse_status(h.command("status", timeout=CMD_TIMEOUT))
     check(total == QEMU_SMP and online == QEMU_SMP,
           f"cpus {online}/{total}, expected {QEMU_SMP}/{QEMU_SMP} "
           f"with -smp {QEMU_SMP}")
@@ -204,14 +204,14 @@ def qemu_status_cpus_and_memory():
 def qemu_malformed_command():
     h = shared_qemu()
     check_malformed(h, CMD_TIMEOUT)
-    online, total, _ = parse_status(h.command("status", PROMPT, CMD_TIMEOUT))
+    online, total, _ = parse_status(h.command("status", timeout=CMD_TIMEOUT))
     check(total == QEMU_SMP, "status after an error reports wrong CPUs")
 
 
 @test("qemu")
 def qemu_log():
     h = shared_qemu()
-    out = h.command("log 5", PROMPT, CMD_TIMEOUT)
+    out = h.command("log 5", timeout=CMD_TIMEOUT)
     lines = [ln for ln in out.split("\n") if ln.strip()]
     check(1 <= len(lines) <= 5,
           f"'log 5' printed {len(lines)} lines (want 1..5):\n{out}")
@@ -246,7 +246,7 @@ def qemu_exception_report_and_reboot():
     (QEMU runs with -no-reboot, so a reset ends it as 'guest-reset')."""
     with ternlab.QemuHost(esp_dir(), name="trap", logdir=CFG.logdir) as h:
         h.expect(PROMPT, QEMU_BOOT_TIMEOUT)
-        out = h.command("debug trap 1", PROMPT, CMD_TIMEOUT)
+        out = h.command("debug trap 1", timeout=CMD_TIMEOUT)
         text = h.output()
         for pat in (r"\*\*\* EXCEPTION on CPU 1: vector 6 \(#UD invalid opcode\), "
                     r"error code 0", r"RIP [0-9a-f]{16} CS 0008", r"RAX [0-9a-f]{16}",
@@ -255,7 +255,7 @@ def qemu_exception_report_and_reboot():
             check(re.search(pat, text), f"exception report lacks {pat!r}:\n"
                   + text[-1500:])
         check("CPU 1 is stopped" in out, f"debug trap said: {out!r}")
-        online, total, _ = parse_status(h.command("status", PROMPT, CMD_TIMEOUT))
+        online, total, _ = parse_status(h.command("status", timeout=CMD_TIMEOUT))
         check((online, total) == (1, 2), f"status shows {online}/{total} CPUs, "
               "want 1/2 after CPU 1 stopped")
         h.sendline("reboot")
@@ -290,7 +290,7 @@ def bochs_boot_and_status():
                            logdir=CFG.logdir) as h:
         boot_to_prompt(h, BOCHS_BOOT_TIMEOUT)
         online, total, mem = parse_status(
-            h.command("status", PROMPT, BOCHS_CMD_TIMEOUT))
+            h.command("status", timeout=BOCHS_CMD_TIMEOUT))
         check(total == BOCHS_CPUS and online == BOCHS_CPUS,
               f"cpus {online}/{total}, Bochs was given {BOCHS_CPUS}")
         check_memory(mem, BOCHS_MEM_MIB // 2, BOCHS_MEM_MIB)

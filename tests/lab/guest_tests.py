@@ -13,6 +13,7 @@ destroys the VMs it created, so the order does not matter.
 
 import argparse
 import os
+import random
 import re
 import sys
 import time
@@ -68,78 +69,12 @@ check = ternlab.check
 
 # --- console ---------------------------------------------------------------
 
-# An asynchronous log line, "[    1.234567] I text\n".  Tern prints these on
-# the console at any moment.  A line logged on the console CPU itself is
-# printed where it happens, even in the middle of the echo of a command being
-# typed ("tern> vm i[ 1.2] I ...\nnfo x").  A line logged on another CPU is
-# printed by the console CPU above the line being edited: "\r\x1b[K", the log
-# line, then the prompt and the partial line again ("tern> vm i[ 1.2] I
-# ...\ntern> vm info x" once the escape and \r are gone).
-ASYNC_RE = re.compile(r"\[\s*\d+\.\d+\] [EWID] [^\n]*\n")
-
-
-def strip_async(text):
-    """Cut asynchronous log lines, and the redrawn prompt and partial line
-    that may follow each, out of console text that starts at a line start."""
-    while True:
-        m = ASYNC_RE.search(text)
-        if not m:
-            return text
-        line_start = text.rfind("\n", 0, m.start()) + 1
-        before = text[line_start:m.start()]
-        rest = text[m.end():]
-        if before and rest.startswith(before):
-            rest = rest[len(before):]
-        text = text[:m.start()] + rest
-
-
-class Console:
-    """Line-oriented access to Tern's serial console on a QemuHost."""
+class Console(ternlab.Console):
+    """Tern's serial console (ternlab.Console: the one command exchange)
+    with the `vm` helpers the guest tests share."""
 
     def __init__(self, host):
-        self.h = host
-
-    def _exchange(self, cmd, timeout):
-        """Type cmd at the prompt and wait until the echo line, the output
-        and the next prompt are in.  Return (raw text, cleaned text), both
-        starting with the prompt the command was typed at."""
-        start = len(self.h.output())
-        self.h.mark()
-        self.h.sendline(cmd)
-        deadline = time.monotonic() + timeout
-        echo = re.compile(rf"(?m)^{re.escape(PROMPT + cmd)}\n")
-        while True:
-            left = deadline - time.monotonic()
-            try:
-                # Every prompt, redrawn ones included, is a moment to look.
-                self.h.expect(re.escape(PROMPT), max(left, 0.01))
-            except ternlab.EmulatorExited:
-                raise
-            except TimeoutError:
-                raise TimeoutError(
-                    f"no prompt after {cmd!r} within {timeout} s; output:\n"
-                    + (PROMPT + self.h.output()[start:])[-2048:]) from None
-            raw = PROMPT + self.h.output()[start:]
-            clean = strip_async(raw)
-            m = echo.search(clean)
-            if m:
-                end = clean.find("\n" + PROMPT, m.end() - 1)
-                if end >= 0:
-                    self.h.mark()
-                    return raw, clean[m.end():end + 1]
-
-    def raw(self, cmd, timeout=CMD_TIMEOUT):
-        """Type cmd and return everything up to the next prompt, with the
-        asynchronous lines (for `log N`, whose lines look the same)."""
-        return self._exchange(cmd, timeout)[0]
-
-    def run(self, cmd, timeout=CMD_TIMEOUT):
-        """The command's own output, without the echo, the asynchronous log
-        lines and blank lines at either end."""
-        return self._exchange(cmd, timeout)[1].strip("\n")
-
-    def lines(self, cmd, timeout=CMD_TIMEOUT):
-        return [ln for ln in self.run(cmd, timeout).split("\n") if ln.strip()]
+        super().__init__(host, CMD_TIMEOUT)
 
     def error_line(self, cmd, want_re=None):
         """cmd must answer exactly one 'error: ' line (matching want_re)."""
@@ -386,6 +321,55 @@ def svm_hello():
     rows = con.list_rows()
     check("h1" not in rows, f"h1 still listed after destroy: {rows}")
     host_healthy(con)
+
+
+@test
+def svm_console_async_logs():
+    """Commands typed while guests stop: each guest's 'stopped' log line
+    arrives at a moment the test does not choose, often in the middle of a
+    command being typed.  Every command must still come back whole and
+    right, and the raw serial text must keep the console's promise
+    (kernel/console.c): log lines start lines, and an erased line is
+    followed by log lines and one redraw of the prompt and the input."""
+    con = console()
+    h = con.h
+    raw_start = len(h.raw_output())
+    text_start = len(h.output())
+    # About 0.4 s a spin unit under QEMU: the guests stop while the
+    # commands below are typed (0.1-0.2 s each), or just after.
+    rng = random.Random(int(time.time()))
+    rounds = 5 if BOCHS_MODEL else 8
+    names = []
+    try:
+        for r in range(rounds):
+            pair = [f"as{r}a", f"as{r}b"]
+            for n in pair:
+                con.create(n, "hello", cmdline=f"spin={rng.randint(0, 3)}")
+                names.append(n)
+            for n in pair:
+                con.start(n)
+            for _ in range(3):
+                out = con.run("version")
+                check(re.fullmatch(r"Tern \S+.*", out),
+                      f"'version' answered {out!r}")
+                check(set(pair) <= set(con.list_rows()),
+                      "vm list lost a guest")
+            for n in pair:
+                d = con.wait_state(n, ("stopped",))
+                check(exit_code(d) == 0x10, f"{n}: {d.get('reason')!r}")
+                con.destroy(n)
+        text = h.output()[text_start:]
+        for n in names:
+            hits = [ln for ln in text.split("\n") if f"vm {n}: stopped" in ln]
+            check(len(hits) == 1 and ternlab.LOG_LINE_RE.fullmatch(hits[0]),
+                  f"{n}: want one whole 'stopped' log line, got {hits!r}")
+        batches, typing = ternlab.check_console_promise(
+            h.raw_output()[raw_start:])
+        check(batches >= 1, "no log line came while the prompt was shown")
+        print(f"  {len(names)} guests stopped, {batches} redraws, {typing} "
+              f"in the middle of a typed command", flush=True)
+    finally:
+        con.cleanup(*names)
 
 
 @test

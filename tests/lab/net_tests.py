@@ -87,10 +87,10 @@ def nic_row(out, name):
 
 
 def prove_nic(h, name, model_re, irq_re, want_irqs, offload):
-    out = h.command(f"nic test {name}", PROMPT, CMD_TIMEOUT)
+    out = h.command(f"nic test {name}", timeout=CMD_TIMEOUT)
     check(f"arp reply from 10.0.2.2 is {SLIRP_MAC}" in out,
           f"`nic test {name}` got no ARP reply from slirp:\n{out}")
-    out = h.command("nic", PROMPT, CMD_TIMEOUT)
+    out = h.command("nic", timeout=CMD_TIMEOUT)
     r = nic_row(out, name)
     print(f"  {name}: {out.strip().splitlines()[-1]}", flush=True)
     check(re.fullmatch(model_re, r["model"]), f"model {r['model']!r}")
@@ -115,7 +115,7 @@ def prove_ip(h, name):
              rf"255\.255\.255\.0 gateway 10\.0\.2\.2 \(DHCP\)")
     if not re.search(lease, h.output()):
         h.expect(lease, 30)
-    out = h.command("ping 10.0.2.2 3", PROMPT, CMD_TIMEOUT)
+    out = h.command("ping 10.0.2.2 3", timeout=CMD_TIMEOUT)
     check(re.search(r"^3 packets transmitted, 3 received, 0% packet loss", out, re.M),
           f"{name}: ping 10.0.2.2 failed:\n{out}")
     check(len(re.findall(r"^64 bytes from 10\.0\.2\.2: icmp_seq=\d+ ttl=\d+ "
@@ -162,7 +162,7 @@ def prove_tcp_slirp(h, name, port):
                            preexec_fn=ternlab._child_setup)
     try:
         time.sleep(0.5)
-        out = h.command(f"iperf client {SLIRP_IPERF} 2", PROMPT, CMD_TIMEOUT)
+        out = h.command(f"iperf client {SLIRP_IPERF} 2", timeout=CMD_TIMEOUT)
     finally:
         os.kill(srv.pid, signal.SIGKILL)
         srv.communicate(timeout=10)
@@ -170,8 +170,8 @@ def prove_tcp_slirp(h, name, port):
                   r"([\d.]+) Mbit/s$", out, re.M)
     check(m and int(m.group(1)) > 100000, f"{name}: tern -> host:\n{out}")
     print(f"  {name}: tern -> host through slirp: {m.group(0)}", flush=True)
-    sent = nic_row(h.command("nic", PROMPT, CMD_TIMEOUT), name)
-    out = h.command("iperf server start", PROMPT, CMD_TIMEOUT)
+    sent = nic_row(h.command("nic", timeout=CMD_TIMEOUT), name)
+    out = h.command("iperf server start", timeout=CMD_TIMEOUT)
     check("listening on TCP port 5001" in out, f"iperf server start:\n{out}")
     r = subprocess.run(["iperf", "-c", "127.0.0.1", "-p", str(port), "-t", "2",
                         "-f", "m"], stdout=subprocess.PIPE,
@@ -181,7 +181,7 @@ def prove_tcp_slirp(h, name, port):
     check(int(rep.group(1)) > 100000, f"{name}: little TCP data through "
           f"slirp: {rep.group(0)}\niperf -c:\n{r.stdout}")
     print(f"  {name}: host -> tern through slirp: {rep.group(0)}", flush=True)
-    return sent, nic_row(h.command("nic", PROMPT, CMD_TIMEOUT), name)
+    return sent, nic_row(h.command("nic", timeout=CMD_TIMEOUT), name)
 
 
 @test
@@ -225,10 +225,10 @@ def net_legacy_config_ports_on_pc():
 @test
 def net_no_nic_boots():
     with boot("nonic", []) as h:
-        out = h.command("nic", PROMPT, CMD_TIMEOUT)
+        out = h.command("nic", timeout=CMD_TIMEOUT)
         check(re.search(r"^no NICs \(pci: \d+ functions, ecam\)", out, re.M),
               f"`nic` without a NIC:\n{out}")
-        out = h.command("nic test virtio0", PROMPT, CMD_TIMEOUT)
+        out = h.command("nic test virtio0", timeout=CMD_TIMEOUT)
         check(out.strip().startswith("error: "), f"`nic test` on nothing:\n{out}")
 
 
@@ -257,7 +257,7 @@ def net_iperf_linux():
     with netlab.NetLab(hosts=1, esp_dir=CFG.esp, logdir=CFG.logdir) as lab:
         lab.wait_prompts(BOOT_TIMEOUT)
         h = lab.hosts[0]
-        out = h.command("iperf client 10.77.0.254 1", PROMPT, CMD_TIMEOUT)
+        out = h.command("iperf client 10.77.0.254 1", timeout=CMD_TIMEOUT)
         check(re.search(r"^error: iperf client: .*refused", out, re.M),
               f"iperf client with no server:\n{out}")
         srv = subprocess.Popen(["ip", "netns", "exec", lab.ns, "iperf", "-s"],
@@ -265,7 +265,7 @@ def net_iperf_linux():
                                text=True, preexec_fn=ternlab._child_setup)
         try:
             wait_listen(lab, 5001)
-            out = h.command("iperf client 10.77.0.254 3", PROMPT, CMD_TIMEOUT)
+            out = h.command("iperf client 10.77.0.254 3", timeout=CMD_TIMEOUT)
         finally:
             os.kill(srv.pid, signal.SIGKILL)
             linux_out = srv.communicate(timeout=10)[0]
@@ -274,7 +274,7 @@ def net_iperf_linux():
               f"iperf client: no result:\n{out}\nLinux iperf -s:\n{linux_out}")
         print(f"  tern -> linux: {m.group(0)}", flush=True)
 
-        out = h.command("iperf server start", PROMPT, CMD_TIMEOUT)
+        out = h.command("iperf server start", timeout=CMD_TIMEOUT)
         check("listening on TCP port 5001" in out, f"iperf server start:\n{out}")
         r = lab.ns_run(["iperf", "-c", netlab.NetLab.address(0), "-t", "3",
                         "-f", "m"], timeout=30)
@@ -285,7 +285,7 @@ def net_iperf_linux():
         rep = h.expect(r"iperf: from 10\.77\.0\.254:\d+: (\d+) bytes in "
                        r"(\d+) ms, ([\d.]+) Mbit/s", 10)
         check(int(rep.group(1)) > 0, f"Tern's server report: {rep.group(0)}")
-        out = h.command("iperf server stop", PROMPT, CMD_TIMEOUT)
+        out = h.command("iperf server stop", timeout=CMD_TIMEOUT)
         check("stopped" in out, f"iperf server stop:\n{out}")
         r = lab.ns_run(["iperf", "-c", netlab.NetLab.address(0), "-t", "1"],
                        timeout=30)
@@ -304,12 +304,12 @@ def csum_offload_lab(nic, name):
         lab.wait_prompts(BOOT_TIMEOUT)
         a, b = lab.hosts
         for h in lab.hosts:
-            r = nic_row(h.command("nic", PROMPT, CMD_TIMEOUT), name)
+            r = nic_row(h.command("nic", timeout=CMD_TIMEOUT), name)
             check(r["offload"] == "csum tx/rx", f"{h.name}: {r}")
-        out = b.command("iperf server start", PROMPT, CMD_TIMEOUT)
+        out = b.command("iperf server start", timeout=CMD_TIMEOUT)
         check("listening on TCP port 5001" in out, f"iperf server start:\n{out}")
-        out = a.command(f"iperf client {netlab.NetLab.address(1)} 2", PROMPT,
-                        CMD_TIMEOUT)
+        out = a.command(f"iperf client {netlab.NetLab.address(1)} 2",
+                        timeout=CMD_TIMEOUT)
         m = re.search(r"^iperf: [\d.]+:5001: (\d+) bytes in [\d.]+ s, "
                       r"([\d.]+) Mbit/s$", out, re.M)
         check(m and int(m.group(1)) > 100000, f"tern-a -> tern-b:\n{out}")
@@ -319,8 +319,8 @@ def csum_offload_lab(nic, name):
         m = re.search(r"sec\s+[\d.]+ \w+\s+([\d.]+) Mbits/sec", r.stdout)
         check(r.returncode == 0 and m and float(m.group(1)) > 0,
               f"iperf -c to tern-b failed:\n{r.stdout}")
-        ra = nic_row(a.command("nic", PROMPT, CMD_TIMEOUT), name)
-        rb = nic_row(b.command("nic", PROMPT, CMD_TIMEOUT), name)
+        ra = nic_row(a.command("nic", timeout=CMD_TIMEOUT), name)
+        rb = nic_row(b.command("nic", timeout=CMD_TIMEOUT), name)
         print(f"  {name}: tern-a csum-frames tx {ra['csumtx']} rx "
               f"{ra['csumrx']}; tern-b tx {rb['csumtx']} rx {rb['csumrx']}",
               flush=True)

@@ -398,10 +398,55 @@ def t_progress(lb):
         ternctl(lb, 1, ["vm", "destroy", "pd"])
 
 
+def t_serial_while_remote(lb):
+    """The boot CPU logs while the serial console is in use: ternctl
+    creates and destroys a VM over and over (each logs on the boot CPU,
+    from the network console's service), while commands are typed at the
+    serial console.  Each serial command must come back whole, and the raw
+    serial text must keep the console's promise (kernel/console.c): no log
+    line inside a typed line."""
+    h = lb.hosts[0]
+    raw_start = len(h.raw_output())
+    stop = threading.Event()
+    remote = {"runs": 0, "errors": []}
+
+    def churn():
+        while not stop.is_set():
+            for args in (["vm", "create", "sw", "mem=16M",
+                          "kernel=guests/hello.elf"], ["vm", "destroy", "sw"]):
+                r = ternctl(lb, 0, args, timeout=60)
+                if r.returncode != 0:
+                    remote["errors"].append(f"{args}: {r.stderr.strip()}")
+                remote["runs"] += 1
+
+    t = threading.Thread(target=churn, daemon=True)
+    t.start()
+    try:
+        for i in range(24):
+            cmd = ("version", "status", "vm list")[i % 3]
+            out = h.exchange(cmd, 30)[1]
+            want = {"version": r"(?m)^Tern \S+", "status": r"(?m)^hostname: tern-a$",
+                    "vm list": r"(?m)^NAME\s+STATE"}[cmd]
+            check(re.search(want, out), f"serial {cmd!r} answered:\n{out}")
+    finally:
+        stop.set()
+        t.join(90)
+        ternctl(lb, 0, ["vm", "destroy", "sw"], timeout=60)
+    check(not remote["errors"], f"ternctl failed: {remote['errors'][:3]}")
+    check(remote["runs"] >= 4, f"only {remote['runs']} remote commands ran")
+    text = h.output()
+    check(re.search(r"(?m)^\[\s*\d+\.\d+\] I vm sw: created", text),
+          "no whole 'vm sw: created' log line on the serial console")
+    batches, typing = ternlab.check_console_promise(h.raw_output()[raw_start:])
+    check(batches >= 1, "no log line came while the prompt was shown")
+    print(f"  {remote['runs']} remote commands, {batches} redraws, {typing} in "
+          f"the middle of a typed command", flush=True)
+
+
 CHECKS = [("ping", t_ping), ("console_tls", t_console), ("refused", t_refused),
           ("parallel_4x1000", t_parallel), ("hostile_input", t_hostile),
           ("idle_timeout", t_idle), ("client_slots", t_slots),
-          ("progress", t_progress)]
+          ("progress", t_progress), ("serial_while_remote", t_serial_while_remote)]
 
 
 def make_test(nic, fn):

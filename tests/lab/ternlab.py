@@ -153,6 +153,23 @@ def strip_ansi(text):
     return _ANSI_RE.sub("", text)
 
 
+# Tern's console (kernel/console.c, kernel/lib/lineedit.h) erases the line
+# being typed with CR ESC [ K before it prints log lines above it, then
+# draws the prompt and the partial input again.  The harness reads that
+# sequence as a terminal does, "forget this line so far", so that every log
+# line starts a line and a command's echo stays whole on one line.
+ERASE_LINE = "\r\x1b[K"
+TERN_PROMPT = "tern> "
+# A host log line as the console prints it: "[    1.234567] I text".
+LOG_LINE_RE = re.compile(r"\[\s*\d+\.\d+\] [EWID] [^\n]*")
+
+
+def drop_log_lines(text):
+    """text without the host log lines in it (each is a whole line)."""
+    return "".join(ln for ln in text.splitlines(keepends=True)
+                   if not LOG_LINE_RE.fullmatch(ln.rstrip("\n")))
+
+
 def _remove_stale_tmpdirs():
     # A harness killed by SIGKILL cannot clean up; its emulators die through
     # PDEATHSIG, and its temp dirs (named after its PID) go here.
@@ -202,6 +219,7 @@ class _ConsoleHost:
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._pending = ""
         self._text = ""
+        self._raw = []              # decoded serial text, escapes and all
         self._raw_len = 0
         self._pos = 0
         self._eof = False
@@ -380,20 +398,35 @@ class _ConsoleHost:
     def _append(self, text, final=False):
         with self._cond:
             self._raw_len += len(text)
+            self._raw.append(text)
             pend = self._pending + text
             hold = ""
             esc = pend.rfind("\x1b")
             if not final and esc >= 0 and len(pend) - esc < 64 and \
                     _ANSI_RE.match(pend, esc) is None:
                 pend, hold = pend[:esc], pend[esc:]
+            if not final and pend.endswith("\r"):
+                # It may be the start of ERASE_LINE.
+                pend, hold = pend[:-1], "\r" + hold
             self._pending = hold
-            self._text += strip_ansi(pend)
+            parts = pend.split(ERASE_LINE)
+            self._text += strip_ansi(parts[0])
+            for part in parts[1:]:
+                self._text = self._text[:self._text.rfind("\n") + 1]
+                self._text += strip_ansi(part)
+            self._pos = min(self._pos, len(self._text))
             self._cond.notify_all()
 
     def output(self):
-        """All serial text so far, ANSI escapes, \\r and NUL removed."""
+        """All serial text so far as a terminal shows it: ANSI escapes,
+        \\r and NUL removed, and a line erased by ERASE_LINE gone."""
         with self._cond:
             return self._text
+
+    def raw_output(self):
+        """All serial text so far, as received (escapes, \\r and all)."""
+        with self._cond:
+            return "".join(self._raw)
 
     def mark(self):
         """Forget everything received so far for the purpose of expect()."""
@@ -449,14 +482,82 @@ class _ConsoleHost:
     def sendline(self, text=""):
         self.send(text + "\r")
 
+    def exchange(self, cmd, timeout=30):
+        """Type cmd at Tern's prompt and wait for its echo line and the next
+        prompt.  Return (raw, clean): raw is the echo line and everything up
+        to the next prompt, host log lines included; clean is the command's
+        output alone, without the echo and the log lines.
+
+        This is the one place every suite types a command at Tern's serial
+        console.  It relies on what the console promises (console.c): the
+        echo "tern> CMD" is whole on one line of output(), and log lines
+        are whole lines.  It looks for the echo from the start of the line
+        the cursor is on, not from a byte offset, because a prompt that is
+        being redrawn when the command is typed is only partly received."""
+        with self._cond:
+            base = self._text.rfind("\n") + 1
+        self.sendline(cmd)
+        echo = re.compile(rf"(?m)^{re.escape(TERN_PROMPT + cmd)}\n")
+        prompt = re.compile(rf"(?m)^{re.escape(TERN_PROMPT)}")
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                m = echo.search(self._text, base)
+                p = prompt.search(self._text, m.end()) if m else None
+                if p:
+                    self._pos = p.end()
+                    out = self._text[m.end():p.start()]
+                    return self._text[m.start():p.start()], drop_log_lines(out)
+                left = deadline - time.monotonic()
+                what = "prompt" if m else "echo line"
+                if self._eof:
+                    raise EmulatorExited(
+                        f"{self.kind} '{self.name}' {self._exit_note()} "
+                        f"while waiting for the {what} of {cmd!r}; output:\n"
+                        f"{self._text[base:][-2048:]}")
+                if left <= 0:
+                    raise TimeoutError(
+                        f"{self.kind} '{self.name}': no {what} after {cmd!r} "
+                        f"within {timeout} s; output:\n"
+                        f"{self._text[base:][-2048:]}")
+                self._cond.wait(min(left, 0.5))
+
     def command(self, cmd, prompt_regex=None, timeout=30):
         """Type cmd + Enter, wait for its echo and for the next prompt, and
-        return the text between them (leading/trailing newlines trimmed)."""
-        prompt = re.compile(prompt_regex or self.prompt)
+        return the text between them (leading/trailing newlines trimmed).
+        At Tern's prompt (prompt_regex None) this is exchange(): the output
+        keeps the host log lines.  Another prompt (the UEFI shell's) is
+        matched as it comes."""
+        if prompt_regex in (None, self.prompt, TERN_PROMPT):
+            raw = self.exchange(cmd, timeout)[0]
+            return raw.split("\n", 1)[1].strip("\n") if "\n" in raw else ""
+        prompt = re.compile(prompt_regex)
         self.sendline(cmd)
         echo = self.expect(re.escape(cmd), timeout)
         m = self.expect(prompt, timeout)
         return m.string[echo.end():m.start()].strip("\n")
+
+
+class Console:
+    """Line-oriented access to Tern's serial console on a host: the
+    command exchange every suite uses (_ConsoleHost.exchange)."""
+
+    def __init__(self, host, cmd_timeout=30):
+        self.h = host
+        self.cmd_timeout = cmd_timeout
+
+    def raw(self, cmd, timeout=None):
+        """The echo line and everything up to the next prompt, with the
+        host log lines (for `log N`, whose lines look the same)."""
+        return self.h.exchange(cmd, timeout or self.cmd_timeout)[0]
+
+    def run(self, cmd, timeout=None):
+        """The command's own output, without the echo, the host log lines
+        and blank lines at either end."""
+        return self.h.exchange(cmd, timeout or self.cmd_timeout)[1].strip("\n")
+
+    def lines(self, cmd, timeout=None):
+        return [ln for ln in self.run(cmd, timeout).split("\n") if ln.strip()]
 
 
 # --- QEMU -----------------------------------------------------------------
@@ -865,6 +966,39 @@ class TestFailure(AssertionError):
 def check(cond, msg):
     if not cond:
         raise TestFailure(msg)
+
+
+_RAW_LOG_START = re.compile(r"\[\s*\d+\.\d+\] [EWID] ")
+_RAW_BATCH = re.compile(re.escape(ERASE_LINE)
+                        + r"((?:\[\s*\d+\.\d+\] [EWID] [^\r\n\x1b]*\r\n)+)"
+                        + re.escape(TERN_PROMPT))
+
+
+def check_console_promise(raw):
+    """Check raw serial text (raw_output()) against what Tern's console
+    promises about host log lines (kernel/console.c): each starts a line,
+    after CR LF or after the CR ESC [ K that erased the line being typed;
+    each erase is followed by whole log lines, then the prompt and the
+    partial input drawn once.  Return the number of such batches and how
+    many of them came while a command was being typed."""
+    for m in _RAW_LOG_START.finditer(raw):
+        before = raw[max(0, m.start() - 4):m.start()]
+        check(before.endswith("\r\n") or before == ERASE_LINE,
+              f"a log line does not start a line: "
+              f"{raw[max(0, m.start() - 60):m.end() + 40]!r}")
+    batches = list(_RAW_BATCH.finditer(raw))
+    seen = {b.start() for b in batches}
+    for m in re.finditer(re.escape(ERASE_LINE), raw):
+        rest = raw[m.start():]
+        # The text may end in the middle of the last batch.
+        if m.start() not in seen and TERN_PROMPT in rest:
+            raise TestFailure(f"an erased line not followed by log lines "
+                              f"and one redraw: {rest[:200]!r}")
+    typing = 0
+    for b in batches:
+        erased = strip_ansi(raw[raw.rfind("\n", 0, b.start()) + 1:b.start()])
+        typing += erased.startswith(TERN_PROMPT) and erased != TERN_PROMPT
+    return len(batches), typing
 
 
 def run_suite(chosen, logdir, cleanup):

@@ -21,6 +21,7 @@ struct let_term {
 	size_t raw_len;
 	int state;		/* 0 plain, 1 after ESC, 2 in CSI */
 	int param;
+	int origin;		/* columns the prompt takes before the line */
 };
 
 static void let_echo(void *ctx, const char *s, size_t n)
@@ -88,10 +89,11 @@ static void let_term_init(struct let_term *t)
 static void let_check_screen(const struct ledit *e, const struct let_term *t)
 {
 	cr_assert_eq(t->state, 0, "echo ended inside an escape sequence");
-	cr_assert_eq(t->col, e->cur, "terminal col %d, editor cursor %d", t->col, e->cur);
-	cr_assert(memcmp(t->row, e->buf, e->len) == 0, "screen '%.*s' != line '%s'",
-		  (int)e->len, t->row, e->buf);
-	for (int i = e->len; i < LET_COLS; i++)
+	cr_assert_eq(t->col - t->origin, e->cur, "terminal col %d, editor cursor %d",
+		     t->col - t->origin, e->cur);
+	cr_assert(memcmp(t->row + t->origin, e->buf, e->len) == 0,
+		  "screen '%.*s' != line '%s'", (int)e->len, t->row + t->origin, e->buf);
+	for (int i = t->origin + e->len; i < LET_COLS; i++)
 		cr_assert_eq(t->row[i], ' ', "stale char at col %d", i);
 }
 
@@ -394,4 +396,111 @@ Test(lineedit, fuzz)
 	cr_assert_gt(lines, 1000);
 	for (int i = 0; i < let_e.hist_count; i++)
 		cr_assert(strlen(let_e.hist[i]) > 0 && strlen(let_e.hist[i]) <= LEDIT_MAX);
+}
+
+/* ---- asynchronous output: the console's promise (lineedit.h) ---- */
+
+#define LET_PROMPT "tern> "
+
+/* Hide, write one log line as the console does, show; returns the bytes. */
+static const char *let_async(struct ledit *e, struct let_term *t, const char *line)
+{
+	static char all[4096];
+	size_t n = 0;
+
+	t->raw_len = 0;
+	ledit_hide(e, let_echo, t);
+	cr_assert_eq(t->col, 0, "hide left the cursor at col %d", t->col);
+	for (int i = 0; i < LET_COLS; i++)
+		cr_assert_eq(t->row[i], ' ', "hide left '%c' at col %d", t->row[i], i);
+	let_echo(t, line, strlen(line));
+	let_echo(t, "\r\n", 2);
+	ledit_show(e, LET_PROMPT, let_echo, t);
+	memcpy(all, t->raw, t->raw_len);
+	n = t->raw_len;
+	all[n] = '\0';
+	cr_assert(memcmp(t->row, LET_PROMPT, strlen(LET_PROMPT)) == 0,
+		  "prompt not redrawn: '%.20s'", t->row);
+	let_check_screen(e, t);
+	return all;
+}
+
+static void let_prompt_setup(void)
+{
+	let_setup();
+	let_t.origin = (int)strlen(LET_PROMPT);
+	let_echo(&let_t, LET_PROMPT, strlen(LET_PROMPT));
+}
+
+Test(lineedit, async_output_erases_then_redraws_once, .init = let_prompt_setup)
+{
+	const char *raw;
+
+	LET_TYPE(&let_e, &let_t, "vm inf");
+	raw = let_async(&let_e, &let_t, "[    1.000000] I vm h1: stopped");
+	/* The exact bytes a script can rely on: erase, line, prompt, input. */
+	cr_assert_str_eq(raw, "\r\x1b[K[    1.000000] I vm h1: stopped\r\ntern> vm inf");
+	LET_TYPE(&let_e, &let_t, "o h1");
+	let_t.origin = 0;	/* Enter starts a new row, no prompt yet */
+	cr_assert_eq(LET_TYPE(&let_e, &let_t, "\r"), LEDIT_LINE);
+	cr_assert_str_eq(ledit_line(&let_e), "vm info h1");
+}
+
+Test(lineedit, async_output_at_an_empty_prompt, .init = let_prompt_setup)
+{
+	const char *raw = let_async(&let_e, &let_t, "[    2.000000] W x");
+
+	cr_assert_str_eq(raw, "\r\x1b[K[    2.000000] W x\r\ntern> ");
+	cr_assert_eq(let_e.len, 0);
+}
+
+Test(lineedit, async_output_keeps_the_cursor_mid_line, .init = let_prompt_setup)
+{
+	const char *raw;
+
+	LET_TYPE(&let_e, &let_t, "vm info h1\x1b[D\x1b[D\x1b[D");
+	cr_assert_eq(let_e.cur, 7);
+	raw = let_async(&let_e, &let_t, "[    3.000000] I y");
+	cr_assert_str_eq(raw, "\r\x1b[K[    3.000000] I y\r\ntern> vm info h1\x1b[3D");
+	/* Typing goes on at the same place on the screen. */
+	LET_TYPE(&let_e, &let_t, "X");
+	cr_assert_str_eq(let_e.buf, "vm infoX h1");
+	cr_assert_eq(let_t.col - let_t.origin, 8);
+}
+
+Test(lineedit, async_output_inside_an_escape_sequence, .init = let_prompt_setup)
+{
+	LET_TYPE(&let_e, &let_t, "abc\x1b[");
+	/* The output arrives between ESC [ and the final byte of a key. */
+	let_async(&let_e, &let_t, "[    4.000000] I z");
+	LET_TYPE(&let_e, &let_t, "D");
+	cr_assert_eq(let_e.cur, 2, "the arrow key was lost or typed");
+	cr_assert_str_eq(let_e.buf, "abc");
+}
+
+Test(lineedit, async_output_while_browsing_history, .init = let_prompt_setup)
+{
+	LET_TYPE(&let_e, &let_t, "status");
+	let_t.origin = 0;
+	LET_TYPE(&let_e, &let_t, "\r");
+	let_t.origin = (int)strlen(LET_PROMPT);
+	let_echo(&let_t, LET_PROMPT, strlen(LET_PROMPT));
+	LET_TYPE(&let_e, &let_t, "ver\x1b[A");
+	cr_assert_str_eq(let_e.buf, "status");
+	let_async(&let_e, &let_t, "[    5.000000] I w");
+	LET_TYPE(&let_e, &let_t, "\x1b[B");
+	cr_assert_str_eq(let_e.buf, "ver", "the saved line was lost");
+}
+
+Test(lineedit, async_output_many_batches_leave_one_echo_line, .init = let_prompt_setup)
+{
+	const char *cmd = "vm create web mem=64M";
+
+	/* One batch after every key: the editor state never changes. */
+	for (size_t i = 0; cmd[i]; i++) {
+		let_type(&let_e, &let_t, cmd + i, 1);
+		let_async(&let_e, &let_t, "[    6.000000] I v");
+	}
+	cr_assert_str_eq(let_e.buf, cmd);
+	cr_assert(memcmp(let_t.row, "tern> vm create web mem=64M ", 28) == 0);
 }
