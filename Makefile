@@ -40,19 +40,23 @@ TERNCTL		:= $(B)/tools/ternctl
 KCFLAGS		:= -std=gnu11 -O2 -g -ffreestanding -fno-stack-protector \
 		   -mno-red-zone -mcmodel=kernel -fno-pic -fno-pie \
 		   -fno-omit-frame-pointer -nostdinc -isystem $(GCC_INC) \
-		   -isystem $(NEWLIB)/include -Ikernel -iquote . -I$(GEN) $(WARN) -MMD -MP
-KASFLAGS	:= -Ikernel -I$(GEN) -MMD -MP
+		   -isystem $(NEWLIB)/include -iquote . -I$(GEN) $(WARN) -MMD -MP
+KASFLAGS	:= -iquote . -I$(GEN) -MMD -MP
 
 # Pure modules: no hardware, so the kernel, the unit tests and the fuzzers
 # build the same files: kernel/lib/, storage/lib/ (iSCSI and SCSI codecs)
 # and the migration stream codec (migrate/stream*.c).  The other files of
-# migrate/ are kernel-only.  Headers outside kernel/ are included by their
-# path from the top ("migrate/stream.h") through -iquote .
+# migrate/ are kernel-only.  Every project header is included by its path
+# from the top ("kernel/virt/vm.h", "migrate/stream.h") through -iquote .
 MIG_PURE_SRCS	:= $(sort $(wildcard migrate/stream*.c))
 LIB_SRCS	:= $(sort $(wildcard kernel/lib/*.c storage/lib/*.c)) $(MIG_PURE_SRCS)
-KERNEL_CSRCS	:= $(sort $(wildcard kernel/*.c svm/*.c vmx/*.c net/*.c net/stack/*.c storage/*.c) \
+# kernel/: platform/ (CPUs, memory, APIC, time, ACPI, serial), virt/ (VMs,
+# the vCPU loop, the vendor ops, CPUID/MSR/MMIO, the dirty log), devices/
+# (device models), mgmt/ (console and commands), lib/ (pure), main.c.
+KERNEL_CSRCS	:= $(sort $(wildcard kernel/*.c kernel/platform/*.c kernel/virt/*.c \
+		   kernel/devices/*.c kernel/mgmt/*.c svm/*.c vmx/*.c net/*.c net/stack/*.c storage/*.c) \
 		   $(filter-out $(MIG_PURE_SRCS),$(wildcard migrate/*.c))) $(LIB_SRCS)
-KERNEL_ASRCS	:= $(sort $(wildcard kernel/*.S svm/*.S vmx/*.S))
+KERNEL_ASRCS	:= $(sort $(wildcard kernel/platform/*.S svm/*.S vmx/*.S))
 KERNEL_OBJS	:= $(patsubst %.c,$(B)/k/%.o,$(KERNEL_CSRCS)) \
 		   $(patsubst %.S,$(B)/k/%.o,$(KERNEL_ASRCS))
 
@@ -62,14 +66,14 @@ BCFLAGS		:= -std=gnu11 -O2 -fpic -fshort-wchar -ffreestanding \
 		   -fno-stack-protector -mno-red-zone -maccumulate-outgoing-args \
 		   -DGNU_EFI_USE_MS_ABI -nostdinc -isystem $(GCC_INC) \
 		   -isystem $(NEWLIB)/include -I$(EFI_INC) -I$(EFI_INC)/x86_64 \
-		   -Iboot -Ikernel -I$(GEN) $(WARN) -Wno-missing-prototypes -MMD -MP
+		   -iquote . -I$(GEN) $(WARN) -Wno-missing-prototypes -MMD -MP
 BOOT_SRCS	:= $(sort $(wildcard boot/*.c)) kernel/lib/config.c kernel/lib/elf.c
 BOOT_OBJS	:= $(patsubst %.c,$(B)/b/%.o,$(BOOT_SRCS))
 
 # ---- host unit tests (Criterion, sanitizers on) ----
 UCFLAGS		:= -std=gnu11 -O1 -g -fsanitize=address,undefined \
 		   -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
-		   -Ikernel -iquote . -I$(GEN) $(WARN) -MMD -MP
+		   -iquote . -I$(GEN) $(WARN) -MMD -MP
 UNIT_SRCS	:= $(sort $(wildcard tests/unit/*.c)) $(LIB_SRCS)
 UNIT_OBJS	:= $(patsubst %.c,$(B)/u/%.o,$(UNIT_SRCS))
 UNIT_BIN	:= $(B)/tests/unit-tests
@@ -218,7 +222,7 @@ $(UNIT_BIN): $(UNIT_OBJS) $(MBEDTLS_HLIB)
 FUZZ_SECONDS	?= 60
 FUZZ_CC		:= clang-14
 FUZZ_DIR	:= $(B)/fuzz
-FUZZ_CFLAGS	:= -std=gnu11 -O1 -g -fno-omit-frame-pointer -Ikernel -I. -Itests/unit $(WARN)
+FUZZ_CFLAGS	:= -std=gnu11 -O1 -g -fno-omit-frame-pointer -I. $(WARN)
 FUZZ_SAN	:= -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_OPTS	:= -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
 		   -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/
@@ -238,7 +242,7 @@ $(FUZZ_DIR)/fuzz_migstream: $(FUZZ_MIG_SRCS) $(FUZZ_MIG_HDRS)
 $(FUZZ_DIR)/mig_seeds: tests/fuzz/mig_seeds.c $(MIG_PURE_SRCS) kernel/lib/crc32c.c $(FUZZ_MIG_HDRS)
 	@mkdir -p $(dir $@)
 	@echo "  CC [host] $@"
-	@$(CC) -std=gnu11 -O1 -g -Ikernel -I. $(WARN) tests/fuzz/mig_seeds.c \
+	@$(CC) -std=gnu11 -O1 -g -I. $(WARN) tests/fuzz/mig_seeds.c \
 		$(MIG_PURE_SRCS) kernel/lib/crc32c.c -o $@
 
 $(FUZZ_DIR)/fuzz_iscsi: tests/fuzz/fuzz_iscsi.c $(ISCSI_PURE_SRCS) $(FUZZ_ISCSI_HDRS)
@@ -252,7 +256,7 @@ $(FUZZ_DIR)/iscsi_seeds: tests/fuzz/iscsi_seeds.c tests/fuzz/fuzz_iscsi.c $(ISCS
 		$(FUZZ_ISCSI_HDRS)
 	@mkdir -p $(dir $@)
 	@echo "  CC [host] $@"
-	@$(CC) -std=gnu11 -O1 -g -Ikernel -I. $(WARN) tests/fuzz/iscsi_seeds.c \
+	@$(CC) -std=gnu11 -O1 -g -I. $(WARN) tests/fuzz/iscsi_seeds.c \
 		tests/fuzz/fuzz_iscsi.c $(ISCSI_PURE_SRCS) -o $@
 
 fuzz: $(FUZZ_DIR)/fuzz_migstream $(FUZZ_DIR)/mig_seeds $(FUZZ_DIR)/fuzz_iscsi $(FUZZ_DIR)/iscsi_seeds

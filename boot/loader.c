@@ -9,8 +9,8 @@
  * Every failure before ExitBootServices prints "tern-boot: error: ..." and
  * returns to the firmware, which moves on to its next boot option.
  */
-#include "loader.h"
-#include "lib/config.h"
+#include "boot/loader.h"
+#include "kernel/lib/config.h"
 #include "version.h"
 
 #define KERNEL_PATH	L"\\tern\\kernel.elf"

@@ -4,8 +4,8 @@
 
 #include <efi.h>
 #include <efilib.h>
-#include "bootinfo.h"
-#include "lib/elf.h"
+#include "kernel/platform/bootinfo.h"
+#include "kernel/lib/elf.h"
 
 /* OS-loader memory type (UEFI 2.9 7.2: 0x80000000..0xffffffff belong to
  * the OS loader).  Everything the kernel keeps is allocated with it, so the

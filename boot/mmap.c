@@ -4,7 +4,7 @@
  * ExitBootServices succeeds (UEFI 2.9 7.4), so the map is translated into
  * the boot-info structure from the buffer GetMemoryMap filled.
  */
-#include "loader.h"
+#include "boot/loader.h"
 
 #define MAP_SLACK_DESCS	16
 #define TRAMPOLINE_MAX	0x9f000ull	/* below the EBDA, SIPI-reachable */

@@ -20,7 +20,7 @@
  * All tables live below 4 GiB because the AP trampoline loads CR3 while it
  * is still in 32-bit protected mode.
  */
-#include "loader.h"
+#include "boot/loader.h"
 
 #define PTE_P		(1ull << 0)
 #define PTE_W		(1ull << 1)

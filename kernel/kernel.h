@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "bootinfo.h"
+#include "kernel/platform/bootinfo.h"
 
 #define PAGE_SIZE	4096ul
 #define PAGE_SHIFT	12

@@ -5,17 +5,17 @@
  * the management console, which the boot CPU serves from then on.
  */
 #include <string.h>
-#include "arch.h"
-#include "console.h"
-#include "cpu.h"
-#include "kernel.h"
+#include "kernel/platform/arch.h"
+#include "kernel/mgmt/console.h"
+#include "kernel/platform/cpu.h"
+#include "kernel/kernel.h"
 #include "version.h"
-#include "vm.h"
-#include "../net/stack.h"
+#include "kernel/virt/vm.h"
+#include "net/stack.h"
 #include "migrate/migrate.h"
 #include "storage/blk.h"
-#include "lib/config.h"
-#include "../net/netdev.h"
+#include "kernel/lib/config.h"
+#include "net/netdev.h"
 
 #define COM1		0x3f8
 #define TICK_HZ		100

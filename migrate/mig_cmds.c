@@ -14,11 +14,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "console.h"
-#include "kernel.h"
-#include "vm.h"
-#include "lib/config.h"
-#include "migrate.h"
+#include "kernel/mgmt/console.h"
+#include "kernel/kernel.h"
+#include "kernel/virt/vm.h"
+#include "kernel/lib/config.h"
+#include "migrate/migrate.h"
 
 static uint16_t mig_port = CFG_DEFAULT_MIGRATE_PORT;
 static bool mig_listening;

@@ -14,9 +14,9 @@
 #include "lwip/ip_addr.h"
 #include "lwip/tcp.h"
 
-#include "kernel.h"
-#include "../net/stack.h"
-#include "mig_conn.h"
+#include "kernel/kernel.h"
+#include "net/stack.h"
+#include "migrate/mig_conn.h"
 
 #define MIG_TX_CHUNK	4000	/* one TLS record (MBEDTLS_SSL_OUT_CONTENT_LEN) */
 #define MIG_TX_SLACK	128

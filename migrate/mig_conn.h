@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "migrate.h"
+#include "migrate/migrate.h"
 
 struct altcp_pcb;
 

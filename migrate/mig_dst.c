@@ -18,12 +18,12 @@
 #include "lwip/altcp_tcp.h"
 #include "lwip/ip_addr.h"
 
-#include "console.h"
-#include "devices.h"
-#include "kernel.h"
-#include "vm.h"
-#include "../net/stack.h"
-#include "mig_conn.h"
+#include "kernel/mgmt/console.h"
+#include "kernel/devices/devices.h"
+#include "kernel/kernel.h"
+#include "kernel/virt/vm.h"
+#include "net/stack.h"
+#include "migrate/mig_conn.h"
 
 #define DST_IDLE_US		(15 * 1000000ull)	/* silence before COMMIT */
 #define DST_MEM_MARGIN		((uint64_t)8 << 20)		/* page tables, devices */

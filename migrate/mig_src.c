@@ -26,12 +26,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "console.h"
-#include "devices.h"
-#include "kernel.h"
-#include "vm.h"
-#include "lib/bitops.h"
-#include "mig_conn.h"
+#include "kernel/mgmt/console.h"
+#include "kernel/devices/devices.h"
+#include "kernel/kernel.h"
+#include "kernel/virt/vm.h"
+#include "kernel/lib/bitops.h"
+#include "migrate/mig_conn.h"
 
 #define SRC_BUF_PAGES		MIG_BATCH_MAX
 /* Auto-converge steps, in thousandths of the guest's time held back. */

@@ -13,11 +13,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "arch.h"
-#include "cpu.h"
-#include "devices.h"
-#include "vm.h"
-#include "migrate.h"
+#include "kernel/platform/arch.h"
+#include "kernel/platform/cpu.h"
+#include "kernel/devices/devices.h"
+#include "kernel/virt/vm.h"
+#include "migrate/migrate.h"
 
 /* Leaves the guest can see, with the subleaves that matter (cpuid.c). */
 static const struct { uint32_t leaf, sub; } mig_id_leaves[] = {

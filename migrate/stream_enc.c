@@ -6,7 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include "lib/crc32c.h"
+#include "kernel/lib/crc32c.h"
 #include "migrate/stream_int.h"
 
 /* ---- encoder ---- */

@@ -24,8 +24,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include "kernel.h"
-#include "nic.h"
+#include "kernel/kernel.h"
+#include "net/nic.h"
 
 #define E1000_CTRL	0x0000
 #define E1000_STATUS	0x0008

@@ -9,10 +9,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include "cpu.h"
-#include "kernel.h"
-#include "nic.h"
-#include "lib/cmd.h"
+#include "kernel/platform/cpu.h"
+#include "kernel/kernel.h"
+#include "net/nic.h"
+#include "kernel/lib/cmd.h"
 
 #define NET_POLL_BUDGET		64
 #define LINK_CHECK_US		250000

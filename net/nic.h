@@ -6,8 +6,8 @@
 #define TERN_NET_NIC_H
 
 #include <stddef.h>
-#include "netdev.h"
-#include "pci.h"
+#include "net/netdev.h"
+#include "net/pci.h"
 
 #define NIC_RING_SIZE	256		/* RX and TX descriptors per ring */
 #define NIC_BUF_SIZE	2048		/* one frame per buffer */

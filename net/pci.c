@@ -11,11 +11,11 @@
  */
 #include <errno.h>
 #include <string.h>
-#include "arch.h"
-#include "cpu.h"
-#include "kernel.h"
-#include "pci.h"
-#include "lib/acpi_tables.h"
+#include "kernel/platform/arch.h"
+#include "kernel/platform/cpu.h"
+#include "kernel/kernel.h"
+#include "net/pci.h"
+#include "kernel/lib/acpi_tables.h"
 
 #define ECAM_BUS_BYTES		(1u << 20)
 #define PCI_MAX_DEPTH		8

@@ -8,8 +8,8 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include "cpu.h"
-#include "lib/pci_caps.h"
+#include "kernel/platform/cpu.h"
+#include "kernel/lib/pci_caps.h"
 
 #define PCI_MAX_DEVS	64
 

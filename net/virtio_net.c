@@ -13,9 +13,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include "kernel.h"
-#include "nic.h"
-#include "lib/virtq.h"
+#include "kernel/kernel.h"
+#include "net/nic.h"
+#include "kernel/lib/virtq.h"
 
 #define VIRTIO_VENDOR		0x1af4
 #define VIRTIO_NET_MODERN	0x1041

@@ -13,7 +13,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "kernel.h"
+#include "kernel/kernel.h"
 #include "storage/disk.h"
 
 #define BLK_F_STARTED	0x100	/* internal: counted in d->active */

@@ -24,11 +24,11 @@
 #include "mbedtls/md5.h"
 #include "mbedtls/sha256.h"
 
-#include "kernel.h"
-#include "lib/cmd.h"
-#include "lib/config.h"
-#include "../net/netdev.h"
-#include "../net/stack.h"
+#include "kernel/kernel.h"
+#include "kernel/lib/cmd.h"
+#include "kernel/lib/config.h"
+#include "net/netdev.h"
+#include "net/stack.h"
 #include "storage/disk.h"
 
 #define DISK_BACKOFF_MIN_MS	500

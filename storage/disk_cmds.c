@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernel.h"
-#include "console.h"
-#include "lib/cmd.h"
-#include "../net/stack.h"
+#include "kernel/kernel.h"
+#include "kernel/mgmt/console.h"
+#include "kernel/lib/cmd.h"
+#include "net/stack.h"
 #include "storage/disk.h"
 #include "storage/disk_cmds.h"
 

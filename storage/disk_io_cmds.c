@@ -11,10 +11,10 @@
 
 #include "mbedtls/sha256.h"
 
-#include "kernel.h"
-#include "console.h"
-#include "lib/cmd.h"
-#include "../net/stack.h"
+#include "kernel/kernel.h"
+#include "kernel/mgmt/console.h"
+#include "kernel/lib/cmd.h"
+#include "net/stack.h"
 #include "storage/disk.h"
 #include "storage/disk_cmds.h"
 

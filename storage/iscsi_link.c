@@ -21,8 +21,8 @@
 #include "lwip/ip_addr.h"
 #include "lwip/tcp.h"
 
-#include "kernel.h"
-#include "../net/stack.h"
+#include "kernel/kernel.h"
+#include "net/stack.h"
 #include "storage/iscsi_link.h"
 
 #define LINK_CONNECT_US		(5 * 1000000ull)	/* SYN to ESTABLISHED */

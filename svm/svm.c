@@ -13,10 +13,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include "arch.h"
-#include "cpu.h"
-#include "vm.h"
-#include "vmcb.h"
+#include "kernel/platform/arch.h"
+#include "kernel/platform/cpu.h"
+#include "kernel/virt/vm.h"
+#include "svm/vmcb.h"
 
 #define MSR_VM_CR		0xc0010114
 #define MSR_VM_HSAVE_PA		0xc0010117

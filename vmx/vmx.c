@@ -16,11 +16,11 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include "arch.h"
-#include "cpu.h"
-#include "vm.h"
-#include "vmcs.h"
-#include "vmx.h"
+#include "kernel/platform/arch.h"
+#include "kernel/platform/cpu.h"
+#include "kernel/virt/vm.h"
+#include "vmx/vmcs.h"
+#include "vmx/vmx.h"
 
 #define CPUID_1_ECX_VMX		(1u << 5)
 #define CR0_PE			(1ull << 0)

@@ -8,7 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include "vm.h"
+#include "kernel/virt/vm.h"
 
 /* What the CPU offers, read once on the boot CPU by vmx_supported(). */
 struct vmx_caps {

@@ -21,10 +21,10 @@
  */
 #include <errno.h>
 #include <string.h>
-#include "arch.h"
-#include "vm.h"
-#include "vmcs.h"
-#include "vmx.h"
+#include "kernel/platform/arch.h"
+#include "kernel/virt/vm.h"
+#include "vmx/vmcs.h"
+#include "vmx/vmx.h"
 
 #define CR0_PE		(1ull << 0)
 #define CR0_NW		(1ull << 29)

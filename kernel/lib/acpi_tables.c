@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "lib/acpi_tables.h"
+#include "kernel/lib/acpi_tables.h"
 
 #define ACPI_HDR_LEN		36	/* ACPI 6.5 Table 5.4: SDT header */
 #define ACPI_RSDP_V1_LEN	20	/* ACPI 6.5 Table 5.3 */

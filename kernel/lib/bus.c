@@ -1,7 +1,7 @@
 /* Device bus dispatch: a short linear table, ranges never overlap. */
 #include <errno.h>
 #include <stddef.h>
-#include "lib/bus.h"
+#include "kernel/lib/bus.h"
 
 const struct bus_dev *bus_find(const struct bus *b, uint64_t addr, int size)
 {

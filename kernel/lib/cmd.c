@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "lib/cmd.h"
+#include "kernel/lib/cmd.h"
 
 #define CMD_ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 #define CMD_ECHO_MAX		48	/* user text quoted in an error */

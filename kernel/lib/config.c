@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "lib/config.h"
+#include "kernel/lib/config.h"
 
 #define CFG_ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 #define CFG_KEY_ECHO_MAX	32	/* longest key quoted back in a message */

@@ -5,7 +5,7 @@
  */
 #include <stdbool.h>
 #include <string.h>
-#include "crc32c.h"
+#include "kernel/lib/crc32c.h"
 
 #define CRC32C_POLY	0x82f63b78u
 

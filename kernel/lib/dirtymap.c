@@ -6,8 +6,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "lib/bitops.h"
-#include "lib/dirtymap.h"
+#include "kernel/lib/bitops.h"
+#include "kernel/lib/dirtymap.h"
 
 #define DM_PAGE_SHIFT	12
 #define DM_BITS		64u

@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "lib/elf.h"
+#include "kernel/lib/elf.h"
 
 #define ELF_PAGE	4096ull
 #define ELF_PT_INTERP	3

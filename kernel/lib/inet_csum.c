@@ -5,7 +5,7 @@
  * checksum-offloading NIC expects in the field).
  */
 #include <errno.h>
-#include "inet_csum.h"
+#include "kernel/lib/inet_csum.h"
 
 #define ETHERTYPE_IPV4	0x0800
 #define IP_MF		0x2000

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "lib/lineedit.h"
+#include "kernel/lib/lineedit.h"
 
 _Static_assert(LEDIT_HIST <= 127, "browse index is an int8_t");
 _Static_assert(LEDIT_MAX <= 0xffff, "len and cur are uint16_t");

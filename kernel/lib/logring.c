@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "lib/logring.h"
+#include "kernel/lib/logring.h"
 
 #define LR_ALIGN	8u
 #define LR_WRAP		0xffffffffu

@@ -1,6 +1,6 @@
 /* The migration-verification shape check (migverify.h). */
 #include <errno.h>
-#include "migverify.h"
+#include "kernel/lib/migverify.h"
 
 static int migv_bad(struct migv_result *r, uint64_t i, uint64_t got, uint64_t want)
 {

@@ -10,8 +10,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "lib/elf.h"
-#include "lib/multiboot.h"
+#include "kernel/lib/elf.h"
+#include "kernel/lib/multiboot.h"
 
 _Static_assert(MB_MAX_SEGS == ELF_MAX_SEGS, "one plan region per ELF segment");
 

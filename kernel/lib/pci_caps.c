@@ -1,6 +1,6 @@
 /* PCI configuration-space decoding; see pci_caps.h. */
 #include <errno.h>
-#include "lib/pci_caps.h"
+#include "kernel/lib/pci_caps.h"
 
 #define CAP_FIRST	0x40	/* caps live after the 64-byte header */
 #define CAP_MAX_WALK	48	/* (256 - 64) / 4: more means a cycle */

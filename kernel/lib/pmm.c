@@ -7,8 +7,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "lib/bitops.h"
-#include "lib/pmm.h"
+#include "kernel/lib/bitops.h"
+#include "kernel/lib/pmm.h"
 
 #define BITS	64u
 

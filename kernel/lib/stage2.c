@@ -11,8 +11,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "lib/bitops.h"
-#include "lib/stage2.h"
+#include "kernel/lib/bitops.h"
+#include "kernel/lib/stage2.h"
 
 /* AMD APM Vol. 2 15.25 (and 5.3): NPT entries are long-mode entries. */
 #define NPT_P		(1ull << 0)

@@ -1,6 +1,6 @@
 /* Virtio split virtqueue arithmetic and capability decoding; see virtq.h. */
 #include <errno.h>
-#include "lib/virtq.h"
+#include "kernel/lib/virtq.h"
 
 int virtq_layout(uint32_t n, struct virtq_layout *l)
 {

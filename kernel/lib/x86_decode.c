@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "lib/x86_decode.h"
+#include "kernel/lib/x86_decode.h"
 
 /* Decoder state: the prefixes seen so far and the read position. */
 struct x86_dec {

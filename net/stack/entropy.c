@@ -23,9 +23,9 @@
  */
 #include <errno.h>
 #include <string.h>
-#include "arch.h"
-#include "kernel.h"
-#include "../stack.h"
+#include "kernel/platform/arch.h"
+#include "kernel/kernel.h"
+#include "net/stack.h"
 
 #define RDRAND_RETRIES	10
 #define RDSEED_RETRIES	128

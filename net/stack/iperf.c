@@ -36,11 +36,11 @@
 #include "lwip/priv/tcp_priv.h"
 #include "lwip/tcp.h"
 
-#include "kernel.h"
-#include "lib/cmd.h"
-#include "lib/config.h"
-#include "../netdev.h"
-#include "../stack.h"
+#include "kernel/kernel.h"
+#include "kernel/lib/cmd.h"
+#include "kernel/lib/config.h"
+#include "net/netdev.h"
+#include "net/stack.h"
 
 #define IPERF_PORT		LWIPERF_TCP_PORT_DEFAULT	/* 5001, iperf2's */
 #define IPERF_DEFAULT_SECONDS	10

@@ -41,13 +41,13 @@
 #include "lwip/timeouts.h"
 #include "netif/ethernet.h"
 
-#include "arch.h"
-#include "cpu.h"
-#include "kernel.h"
-#include "lib/config.h"
-#include "lib/inet_csum.h"
-#include "../netdev.h"
-#include "../stack.h"
+#include "kernel/platform/arch.h"
+#include "kernel/platform/cpu.h"
+#include "kernel/kernel.h"
+#include "kernel/lib/config.h"
+#include "kernel/lib/inet_csum.h"
+#include "net/netdev.h"
+#include "net/stack.h"
 
 #define ETH_MIN_FRAME	60	/* without FCS (IEEE 802.3 clause 3.2.8) */
 #define DIAG_LINE_MAX	160

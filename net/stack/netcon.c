@@ -34,11 +34,11 @@
 #include "lwip/ip_addr.h"
 #include "lwip/tcp.h"
 
-#include "console.h"
-#include "kernel.h"
-#include "lib/cmd.h"
-#include "lib/config.h"
-#include "../stack.h"
+#include "kernel/mgmt/console.h"
+#include "kernel/kernel.h"
+#include "kernel/lib/cmd.h"
+#include "kernel/lib/config.h"
+#include "net/stack.h"
 
 #define NETCON_MAX_CLIENTS	8
 #define NETCON_LINE_MAX		(CMD_LINE_MAX + 8)	/* room for "--json " */

@@ -18,11 +18,11 @@
 #include "lwip/prot/ip4.h"
 #include "lwip/raw.h"
 
-#include "kernel.h"
-#include "lib/cmd.h"
-#include "lib/config.h"
-#include "../netdev.h"
-#include "../stack.h"
+#include "kernel/kernel.h"
+#include "kernel/lib/cmd.h"
+#include "kernel/lib/config.h"
+#include "net/netdev.h"
+#include "net/stack.h"
 
 #define PING_DEFAULT_COUNT	4
 #define PING_MAX_COUNT		100

@@ -23,9 +23,9 @@
 #include "lwip/init.h"
 #include "mbedtls/ssl.h"
 
-#include "kernel.h"
-#include "lib/config.h"
-#include "../stack.h"
+#include "kernel/kernel.h"
+#include "kernel/lib/config.h"
+#include "net/stack.h"
 
 #if LWIP_VERSION_MAJOR != 2 || LWIP_VERSION_MINOR != 1
 #error "tls.c relies on the layout of lwIP 2.1's struct altcp_tls_config"

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "lib/config.h"
+#include "kernel/lib/config.h"
 #include "storage/lib/disk_spec.h"
 
 #define URL_SCHEME	"iscsi://"

@@ -9,7 +9,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "lib/crc32c.h"
+#include "kernel/lib/crc32c.h"
 #include "storage/lib/iscsi_pdu.h"
 
 /* Fields of bytes 8..47 an opcode carries. */

@@ -33,9 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/crc32c.h"
+#include "kernel/lib/crc32c.h"
 #include "storage/lib/scsi_cdb.h"
-#include "fuzz_iscsi.h"
+#include "tests/fuzz/fuzz_iscsi.h"
 #include "tests/unit/iscsi_fake.h"
 
 #define FZ_RECONNECTS	8

@@ -329,7 +329,7 @@ def svm_console_async_logs():
     arrives at a moment the test does not choose, often in the middle of a
     command being typed.  Every command must still come back whole and
     right, and the raw serial text must keep the console's promise
-    (kernel/console.c): log lines start lines, and an erased line is
+    (kernel/mgmt/console.c): log lines start lines, and an erased line is
     followed by log lines and one redraw of the prompt and the input."""
     con = console()
     h = con.h

@@ -250,7 +250,7 @@ def xsave_image(size=4096, fcw=0x37F, mxcsr=0x1F80, xstate_bv=1, xcomp_bv=0):
 
 def flat32_vcpu(rip, esp=0, xcr0=1, xstate_bv=1, tsc=0):
     """vCPU 0 in 32-bit protected mode, paging off, flat 4 GiB segments:
-    the Multiboot entry state (kernel/guest_load.c), at rip."""
+    the Multiboot entry state (kernel/virt/guest_load.c), at rip."""
     v = Vcpu(rip=rip, rflags=0x2, cr0=0x11, xcr0=xcr0, tsc=tsc)
     v.gpr[4] = esp
     v.seg = [Seg(0x10, ATTR_DATA32, 0xFFFFFFFF, 0) for _ in range(8)]
@@ -267,7 +267,7 @@ def flat32_vcpu(rip, esp=0, xcr0=1, xstate_bv=1, tsc=0):
 
 
 def uart_blob(regs=(0, 0x03, 0, 0, 0x01, 0, 0, 0), line=b"", rx=b""):
-    """uart v1 (kernel/devices.c vuart_save): 8 register bytes (ier lcr
+    """uart v1 (kernel/devices/devices.c vuart_save): 8 register bytes (ier lcr
     mcr scr dll dlm fcr pad), u16 partial-line length, u16 queued input
     bytes, the line, the input."""
     assert len(regs) == 8

@@ -403,7 +403,7 @@ def t_serial_while_remote(lb):
     creates and destroys a VM over and over (each logs on the boot CPU,
     from the network console's service), while commands are typed at the
     serial console.  Each serial command must come back whole, and the raw
-    serial text must keep the console's promise (kernel/console.c): no log
+    serial text must keep the console's promise (kernel/mgmt/console.c): no log
     line inside a typed line."""
     h = lb.hosts[0]
     raw_start = len(h.raw_output())

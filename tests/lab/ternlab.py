@@ -153,7 +153,7 @@ def strip_ansi(text):
     return _ANSI_RE.sub("", text)
 
 
-# Tern's console (kernel/console.c, kernel/lib/lineedit.h) erases the line
+# Tern's console (kernel/mgmt/console.c, kernel/lib/lineedit.h) erases the line
 # being typed with CR ESC [ K before it prints log lines above it, then
 # draws the prompt and the partial input again.  The harness reads that
 # sequence as a terminal does, "forget this line so far", so that every log
@@ -976,7 +976,7 @@ _RAW_BATCH = re.compile(re.escape(ERASE_LINE)
 
 def check_console_promise(raw):
     """Check raw serial text (raw_output()) against what Tern's console
-    promises about host log lines (kernel/console.c): each starts a line,
+    promises about host log lines (kernel/mgmt/console.c): each starts a line,
     after CR LF or after the CR ESC [ K that erased the line being typed;
     each erase is followed by whole log lines, then the prompt and the
     partial input drawn once.  Return the number of such batches and how

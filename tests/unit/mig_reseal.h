@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "lib/crc32c.h"
+#include "kernel/lib/crc32c.h"
 #include "migrate/stream.h"
 
 static inline uint32_t mrs_get32(const uint8_t *p)

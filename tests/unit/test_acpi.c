@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/acpi_tables.h"
+#include "kernel/lib/acpi_tables.h"
 
 #define AT_BASE		0x10000ull
 #define AT_SIZE		0x20000ull

@@ -1,7 +1,7 @@
 /* Device bus: range claims, overlap refusal, dispatch offsets, misses. */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include "lib/bus.h"
+#include "kernel/lib/bus.h"
 
 struct fake {
 	uint64_t last_off, last_val;

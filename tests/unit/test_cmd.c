@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/cmd.h"
+#include "kernel/lib/cmd.h"
 
 /* ---- output capture ---- */
 

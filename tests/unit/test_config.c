@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/config.h"
+#include "kernel/lib/config.h"
 
 /* Parse a NUL-terminated string; returns rc and fills c/e. */
 static int cfgt_parse(const char *s, struct tern_config *c, struct cfg_error *e)

@@ -2,7 +2,7 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
-#include "lib/crc32c.h"
+#include "kernel/lib/crc32c.h"
 
 /* One bit at a time, straight from the definition. */
 static uint32_t crc_ref(const uint8_t *p, size_t n)

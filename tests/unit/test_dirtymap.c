@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/dirtymap.h"
+#include "kernel/lib/dirtymap.h"
 
 #define DMT_CHECK(c) do { if (!(c)) cr_assert_fail("%s", #c); } while (0)
 

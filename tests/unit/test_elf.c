@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/elf.h"
+#include "kernel/lib/elf.h"
 
 #define ELF_T_SIZE	0x1400
 #define ELF_T_PHOFF64	64

@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include "lib/inet_csum.h"
+#include "kernel/lib/inet_csum.h"
 
 static unsigned int rnd_state = 12345;
 

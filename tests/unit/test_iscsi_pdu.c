@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/crc32c.h"
+#include "kernel/lib/crc32c.h"
 #include "storage/lib/iscsi_pdu.h"
 
 static uint32_t pt_rng;

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "storage/lib/iscsi_session.h"
-#include "iscsi_fake.h"
+#include "tests/unit/iscsi_fake.h"
 #include "storage/lib/scsi_cdb.h"
 
 #define IQN_I	"iqn.2024-01.org.tern:host1"

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "lib/lineedit.h"
+#include "kernel/lib/lineedit.h"
 
 /*
  * A minimal VT100 model of one terminal row: it understands exactly the

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/logring.h"
+#include "kernel/lib/logring.h"
 
 /* ---- collecting callback ---- */
 

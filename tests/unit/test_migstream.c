@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/crc32c.h"
+#include "kernel/lib/crc32c.h"
 #include "migrate/stream.h"
-#include "mig_reseal.h"
+#include "tests/unit/mig_reseal.h"
 
 #define T_MAXPAGES	64
 #define T_BUF		(1u << 20)

@@ -2,7 +2,7 @@
  * guest's writing order passes, and every single stale page fails. */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include "lib/migverify.h"
+#include "kernel/lib/migverify.h"
 
 static uint64_t get(void *ctx, uint64_t i)
 {

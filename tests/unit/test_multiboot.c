@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/elf.h"
-#include "lib/multiboot.h"
+#include "kernel/lib/elf.h"
+#include "kernel/lib/multiboot.h"
 
 #define MB_T_SIZE	0x4000
 #define MB_T_RAM	(64ull << 20)

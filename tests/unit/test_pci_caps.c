@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include "lib/pci_caps.h"
+#include "kernel/lib/pci_caps.h"
 
 static void cfg_with_caps(uint8_t *cfg)
 {

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/pmm.h"
+#include "kernel/lib/pmm.h"
 
 #define PMM_T_MAXPAGES	4096
 

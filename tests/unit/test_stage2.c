@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/stage2.h"
+#include "kernel/lib/stage2.h"
 
 /* Criterion reports every passing cr_assert; hot loops check quietly. */
 #define S2T_CHECK(c) do { if (!(c)) cr_assert_fail("%s", #c); } while (0)

@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include "lib/virtq.h"
+#include "kernel/lib/virtq.h"
 
 Test(virtq, layout)
 {

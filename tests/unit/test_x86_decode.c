@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "lib/x86_decode.h"
+#include "kernel/lib/x86_decode.h"
 
 #define XN	X86_REG_NONE
 #define XB(...)	.n = sizeof((uint8_t[]){ __VA_ARGS__ }), .b = { __VA_ARGS__ }

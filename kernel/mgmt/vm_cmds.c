@@ -1,0 +1,190 @@
+/*
+ * Console commands for VMs: `vm create|start|pause|resume|stop|destroy|
+ * list|info|console|dirty|dirtycheck`.  Parsing lives in lib/cmd.c; these
+ * handlers validate arguments and call the VM layer.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "kernel/platform/arch.h"
+#include "kernel/mgmt/console.h"
+#include "kernel/platform/cpu.h"
+#include "kernel/virt/vm.h"
+#include "kernel/mgmt/vm_cmds.h"
+
+#define ERRLEN	160
+
+static struct vm *need_vm(struct cmd_out *o, const char *cmd, const char *name)
+{
+	struct vm *vm = vm_find(name);
+
+	if (!vm)
+		cmd_printf(o, "error: vm %s: no VM named '%s' (see 'vm list')\n", cmd, name);
+	return vm;
+}
+
+int vmcmd_create(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+{
+	const char *kernel = NULL, *cmdline = "", *val;
+	uint64_t mem = 0, vcpus = 1;
+	char err[ERRLEN];
+	int i, rc;
+
+	(void)ctx;
+	for (i = 1; i < argc; i++) {
+		if (cmd_parse_kv(argv[i], "mem", &val)) {
+			if (cmd_parse_size(val, &mem) < 0)
+				goto bad;
+		} else if (cmd_parse_kv(argv[i], "kernel", &val)) {
+			kernel = val;
+		} else if (cmd_parse_kv(argv[i], "cmdline", &val)) {
+			cmdline = val;
+		} else if (cmd_parse_kv(argv[i], "vcpus", &val)) {
+			if (cmd_parse_u64(val, &vcpus) < 0 || vcpus > VM_MAX_VCPUS)
+				goto bad;
+		} else {
+			goto bad;
+		}
+	}
+	if (!mem || !kernel) {
+		cmd_printf(o, "error: vm create: mem=SIZE and kernel=PATH are required\n");
+		return -EINVAL;
+	}
+	rc = vm_create(argv[0], mem, kernel, cmdline, (int)vcpus, err, sizeof(err));
+	if (rc < 0) {
+		cmd_printf(o, "error: vm create: %s\n", err);
+		return rc;
+	}
+	cmd_printf(o, "vm %s created (%lu MiB)\n", argv[0], mem >> 20);
+	return 0;
+bad:
+	cmd_printf(o, "error: vm create: bad argument '%s' (usage: vm create NAME "
+		   "mem=SIZE kernel=PATH [cmdline=\"...\"] [vcpus=1])\n", argv[i]);
+	return -EINVAL;
+}
+
+int vmcmd_start(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+{
+	struct vm *vm = need_vm(o, "start", argv[0]);
+	char err[ERRLEN];
+	int rc;
+
+	(void)ctx, (void)argc;
+	if (!vm)
+		return -ENOENT;
+	rc = vm_start(vm, err, sizeof(err));
+	if (rc < 0) {
+		cmd_printf(o, "error: vm start: %s\n", err);
+		return rc;
+	}
+	cmd_printf(o, "vm %s running on CPU %u\n", vm->name, vm->vcpus[0].host_cpu);
+	return 0;
+}
+
+static int simple_op(struct cmd_out *o, const char *cmd, const char *name,
+		     int (*fn)(struct vm *vm), const char *done)
+{
+	struct vm *vm = need_vm(o, cmd, name);
+	char saved[VM_NAME_MAX];
+	int rc;
+
+	if (!vm)
+		return -ENOENT;
+	if (vm->migrating) {
+		cmd_printf(o, "error: vm %s: %s is migrating ('migrate status'; "
+			   "'migrate cancel' stops it)\n", cmd, vm->name);
+		return -EBUSY;
+	}
+	strncpy(saved, vm->name, sizeof(saved));	/* destroy frees vm */
+	rc = fn(vm);
+	if (rc == -EINVAL) {
+		cmd_printf(o, "error: vm %s: VM is %s\n", cmd, vm_state_name(vm->state));
+		return rc;
+	}
+	if (rc < 0) {
+		cmd_printf(o, "error: vm %s: %s\n", cmd, cmd_strerror(rc));
+		return rc;
+	}
+	cmd_printf(o, "vm %s %s\n", saved, done);
+	return 0;
+}
+
+static int stop_fn(struct vm *vm)
+{
+	return vm_stop(vm, "stopped by the operator");
+}
+
+int vmcmd_pause(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+{
+	(void)ctx, (void)argc;
+	return simple_op(o, "pause", argv[0], vm_pause, "paused");
+}
+
+int vmcmd_resume(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+{
+	(void)ctx, (void)argc;
+	return simple_op(o, "resume", argv[0], vm_resume, "running");
+}
+
+int vmcmd_stop(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+{
+	(void)ctx, (void)argc;
+	return simple_op(o, "stop", argv[0], stop_fn, "stopped");
+}
+
+int vmcmd_destroy(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+{
+	(void)ctx, (void)argc;
+	return simple_op(o, "destroy", argv[0], vm_destroy, "destroyed");
+}
+
+static void list_one(struct vm *vm, void *ctx)
+{
+	struct cmd_out *o = ctx;
+	char code[8] = "-";
+
+	if (vm->exit_code >= 0)
+		snprintf(code, sizeof(code), "%#x", vm->exit_code);
+	cmd_printf(o, "%-16s %-8s %6lu MiB  cpu %-3d exit %s\n", vm->name,
+		   vm_state_name(vm->state), vm->mem_size >> 20,
+		   vm->vcpus[0].running ? (int)vm->vcpus[0].host_cpu : -1, code);
+}
+
+int vmcmd_list(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+{
+	(void)ctx, (void)argc, (void)argv;
+	cmd_printf(o, "%-16s %-8s %10s  %-7s %s\n", "NAME", "STATE", "MEMORY", "CPU", "EXIT");
+	vm_foreach(list_one, o);
+	return 0;
+}
+
+int vmcmd_info(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+{
+	struct vm *vm = need_vm(o, "info", argv[0]);
+	struct vcpu *v;
+	int k;
+
+	(void)ctx, (void)argc;
+	if (!vm)
+		return -ENOENT;
+	v = &vm->vcpus[0];
+	cmd_printf(o, "name: %s\nstate: %s\n", vm->name, vm_state_name(vm->state));
+	if (vm->stop_reason[0])
+		cmd_printf(o, "reason: %s\n", vm->stop_reason);
+	cmd_printf(o, "memory: %lu MiB\nkernel: %s\ncmdline: %s\n", vm->mem_size >> 20,
+		   vm->kernel_path, vm->cmdline);
+	cmd_printf(o, "backend: %s\n", hv->name);
+	cmd_printf(o, "vcpu0: cpu %d rip %#lx exits %lu\n", v->running ? (int)v->host_cpu : -1,
+		   v->st.rip, v->exits_total);
+	cmd_printf(o, "exits:");
+	for (k = 1; k < EXIT_KIND_MAX; k++)
+		if (v->exits[k])
+			cmd_printf(o, " %s=%lu", exit_kind_name(k), v->exits[k]);
+	cmd_printf(o, "\ndirty-log: %s", dirty_mode_name(vm->dirty_mode));
+	if (vm->dirty_mode != DIRTY_OFF)
+		cmd_printf(o, ", %lu harvests, %lu pages pending", vm->dirty_harvests,
+			   dirtymap_count(&vm->dirty));
+	cmd_printf(o, "\n");
+	return 0;
+}

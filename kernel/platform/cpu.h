@@ -1,0 +1,118 @@
+/* Per-CPU state, descriptor tables and interrupt plumbing. */
+#ifndef TERN_CPU_H
+#define TERN_CPU_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "kernel/kernel.h"
+#include "kernel/platform/spinlock.h"
+
+#define GDT_KCODE	0x08
+#define GDT_KDATA	0x10
+#define GDT_TSS		0x18
+
+#define IST_DF		1
+#define IST_NMI		2
+#define IST_MC		3
+#define KSTACK_SIZE	(32 * 1024)
+#define ISTACK_SIZE	(16 * 1024)
+
+/* Interrupt vectors owned by the kernel (0-31 are exceptions). */
+#define VEC_TIMER	0x20
+#define VEC_SERIAL	0x21
+#define VEC_IRQ_BASE	0x30	/* device IRQs allocated from here */
+#define VEC_IPI_CALL	0xf0
+#define VEC_IPI_KICK	0xf1
+#define VEC_APIC_ERROR	0xfe
+#define VEC_SPURIOUS	0xff
+
+struct trap_frame {
+	uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
+	uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;
+	uint64_t vector, error;
+	uint64_t rip, cs, rflags, rsp, ss;
+};
+
+struct tss {
+	uint32_t reserved0;
+	uint64_t rsp[3];
+	uint64_t reserved1;
+	uint64_t ist[7];
+	uint64_t reserved2;
+	uint16_t reserved3;
+	uint16_t iomap_base;
+} __attribute__((packed));
+
+typedef void (*smp_fn)(void *arg);
+
+struct smp_call {
+	smp_fn fn;
+	void *arg;
+	volatile int done;
+	bool heap;		/* asynchronous: the target frees it */
+	struct smp_call *next;
+};
+
+struct percpu {
+	struct percpu *self;		/* %gs:0, so this_cpu() is one load */
+	uint32_t id;			/* dense index, 0 = boot CPU */
+	uint32_t apic_id;
+	volatile bool online;
+	volatile bool dead;		/* stopped by an exception */
+	volatile bool runs_vcpu;	/* inside vcpu_loop: IPIs need an NMI too */
+	uint64_t gdt[5] __attribute__((aligned(16)));
+	struct tss tss __attribute__((aligned(16)));
+	uint8_t *kstack;		/* base of the KSTACK_SIZE stack */
+	struct spinlock call_lock;
+	struct smp_call *calls;		/* pending cross-CPU calls */
+	uint64_t irqs;			/* interrupts taken */
+	uint64_t nmis;
+	uint64_t idle_tsc;		/* TSC cycles spent in HLT */
+	volatile uint64_t idle_since;	/* TSC at HLT entry, 0 when awake */
+};
+
+extern struct percpu *cpu_table[MAX_CPUS];
+extern volatile uint32_t cpus_online;
+extern uint32_t cpus_total;
+
+static inline struct percpu *this_cpu(void)
+{
+	struct percpu *p;
+
+	__asm__ volatile("mov %%gs:0, %0" : "=r"(p));
+	return p;
+}
+
+/* cpu.c */
+struct percpu *cpu_alloc(uint32_t id, uint32_t apic_id);
+void cpu_setup(struct percpu *p);	/* GDT, TSS, IDT, GS, FPU on this CPU */
+void fpu_init_cpu(void);
+void idt_init(void);
+
+/* trap.c */
+typedef void (*irq_handler)(struct trap_frame *f, void *ctx);
+int irq_register(uint8_t vector, irq_handler fn, void *ctx);
+void trap_dispatch(struct trap_frame *f);
+
+/* apic.c */
+void lapic_init_cpu(void);
+uint32_t lapic_id(void);
+void lapic_eoi(void);
+void lapic_send_ipi(uint32_t apic_id, uint8_t vector);
+void lapic_send_init(uint32_t apic_id);
+void lapic_send_nmi(uint32_t apic_id);
+void lapic_send_sipi(uint32_t apic_id, uint8_t page);
+void lapic_timer_periodic(uint8_t vector, uint32_t hz);
+void lapic_timer_stop(void);
+uint32_t lapic_timer_calibrate(void);	/* ticks per second */
+void ioapic_init(void);
+int ioapic_route_isa(uint8_t irq, uint8_t vector, uint32_t dest_apic);
+
+/* smp.c */
+void smp_boot_aps(void);
+int smp_call(uint32_t cpu, smp_fn fn, void *arg, bool wait);
+void smp_handle_calls(void);
+void cpu_idle_once(void);
+uint64_t cpu_idle_cycles(const struct percpu *p, uint64_t now);
+
+#endif

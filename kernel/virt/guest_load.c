@@ -1,0 +1,125 @@
+/*
+ * Guest kernels come from files the loader read from the ESP (boot
+ * modules).  Multiboot v1: the pure lib/multiboot.c plans every copy and
+ * builds the info structure; this file copies into guest RAM and sets the
+ * architectural entry state of Multiboot spec 3.2: 32-bit protected mode,
+ * paging off, flat 4 GiB segments, EAX = 0x2BADB002, EBX = info.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include "kernel/virt/guest_load.h"
+#include "kernel/lib/multiboot.h"
+
+#define ATTR_CODE32	0xc9b	/* G, D/B, P, S, type 0xb (exec/read, accessed) */
+#define ATTR_DATA32	0xc93	/* G, D/B, P, S, type 0x3 (read/write, accessed) */
+#define ATTR_TSS32	0x08b	/* P, busy 32-bit TSS */
+#define ATTR_LDT	0x082	/* P, LDT */
+#define CR0_PE		(1ull << 0)
+#define CR0_ET		(1ull << 4)
+
+const struct boot_module *module_find(const char *path)
+{
+	uint32_t i;
+
+	/* Accept "guests/x.elf", "tern/guests/x.elf" and "/tern/guests/x.elf". */
+	while (*path == '/')
+		path++;
+	for (i = 0; i < boot_info->module_count; i++) {
+		const char *n = boot_info->modules[i].name;
+
+		if (!strcmp(n, path) || (!strncmp(n, "tern/", 5) && !strcmp(n + 5, path)))
+			return &boot_info->modules[i];
+	}
+	return NULL;
+}
+
+static void set_seg(struct vcpu_seg *s, uint16_t sel, uint16_t attr, uint32_t limit)
+{
+	s->sel = sel;
+	s->attr = attr;
+	s->limit = limit;
+	s->base = 0;
+}
+
+static void multiboot_state(struct vcpu *v, const struct mb_entry_state *es)
+{
+	struct vcpu_state *st = &v->st;
+	int i;
+
+	memset(st, 0, sizeof(*st));
+	st->gpr[GPR_RAX] = es->eax;
+	st->gpr[GPR_RBX] = es->ebx;
+	st->rip = es->eip;
+	st->rflags = 0x2;
+	st->cr0 = CR0_PE | CR0_ET;
+	st->dr6 = 0xffff0ff0;
+	st->dr7 = 0x400;
+	st->pat = 0x0007040600070406ull;	/* power-on PAT, SDM Vol. 3A 12.12.4 */
+	st->xcr0 = 1;
+	for (i = 0; i < SEG_COUNT; i++)
+		set_seg(&st->seg[i], 0x10, ATTR_DATA32, 0xffffffff);
+	set_seg(&st->seg[SEG_CS], 0x08, ATTR_CODE32, 0xffffffff);
+	set_seg(&st->seg[SEG_TR], 0, ATTR_TSS32, 0x67);
+	set_seg(&st->seg[SEG_LDTR], 0, ATTR_LDT, 0xffff);
+	st->gdtr.limit = 0xffff;
+	st->idtr.limit = 0xffff;
+}
+
+static int copy_plan(struct vm *vm, const uint8_t *img, const struct mb_load_plan *p)
+{
+	static const uint8_t zeros[4096];
+	int i;
+
+	for (i = 0; i < p->ncopy; i++)
+		if (vm_write_gpa(vm, p->copy[i].dst_gpa, img + p->copy[i].src_off,
+				 p->copy[i].len) < 0)
+			return -1;
+	for (i = 0; i < p->nzero; i++) {
+		uint64_t done = 0;
+
+		while (done < p->zero[i].len) {
+			uint64_t n = p->zero[i].len - done;
+
+			n = n < sizeof(zeros) ? n : sizeof(zeros);
+			if (vm_write_gpa(vm, p->zero[i].dst_gpa + done, zeros, n) < 0)
+				return -1;
+			done += n;
+		}
+	}
+	return 0;
+}
+
+int guest_load(struct vm *vm, char *err, size_t errlen)
+{
+	const struct boot_module *m = module_find(vm->kernel_path);
+	static struct mb_load_plan plan;
+	struct mb_entry_state es;
+	const char *why = "";
+	uint8_t *area;
+	uint32_t info_gpa;
+	const uint8_t *img;
+
+	if (!m) {
+		snprintf(err, errlen, "kernel '%s' is not on the ESP (files under "
+			 "\\tern\\ are loaded at boot)", vm->kernel_path);
+		return -ENOENT;
+	}
+	img = phys_to_virt(m->phys);
+	if (mb_plan_load(img, m->size, vm->mem_size, &plan, &why) < 0) {
+		snprintf(err, errlen, "%s: not a loadable Multiboot kernel: %s",
+			 vm->kernel_path, why);
+		return -ENOEXEC;
+	}
+	area = vm_gpa_to_hva(vm, MB_INFO_GPA, MB_INFO_SIZE);
+	if (copy_plan(vm, img, &plan) < 0 || !area ||
+	    mb_build_info(area, MB_INFO_SIZE, MB_INFO_GPA, vm->mem_size, vm->cmdline,
+			  "Tern", &info_gpa) < 0) {
+		snprintf(err, errlen, "%s: cannot place the kernel or its boot "
+			 "information in %lu MiB", vm->kernel_path, vm->mem_size >> 20);
+		return -ENOSPC;
+	}
+	mb_entry_regs(&plan, info_gpa, &es);
+	multiboot_state(&vm->vcpus[0], &es);
+	return 0;
+}

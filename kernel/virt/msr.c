@@ -1,0 +1,189 @@
+/*
+ * The guest's MSRs: an allow-list.  Anything not listed raises #GP in the
+ * guest, exactly like an MSR the CPU does not implement (SDM Vol. 4).
+ * MSRs that live in the vendor's guest-state area are read and written
+ * through struct vcpu_state with a save/load around the access, so the
+ * handlers stay vendor-neutral.
+ */
+#include <errno.h>
+#include "kernel/platform/arch.h"
+#include "kernel/virt/vm.h"
+
+#define MSR_TSC			0x010
+#define MSR_PLATFORM_ID		0x017
+#define MSR_APIC_BASE_G		0x01b
+#define MSR_FEATURE_CONTROL	0x03a
+#define MSR_BIOS_SIGN_ID	0x08b
+#define MSR_MTRRCAP		0x0fe
+#define MSR_SYSENTER_CS		0x174
+#define MSR_SYSENTER_ESP	0x175
+#define MSR_SYSENTER_EIP	0x176
+#define MSR_MCG_CAP		0x179
+#define MSR_MCG_STATUS		0x17a
+#define MSR_MISC_ENABLE		0x1a0
+#define MSR_PAT_G		0x277
+#define MSR_EFER_G		0xc0000080
+#define MSR_STAR		0xc0000081
+#define MSR_LSTAR		0xc0000082
+#define MSR_CSTAR		0xc0000083
+#define MSR_SFMASK		0xc0000084
+#define MSR_FS_BASE_G		0xc0000100
+#define MSR_GS_BASE_G		0xc0000101
+#define MSR_KGS_BASE		0xc0000102
+
+#define APIC_BASE_DEFAULT	0xfee00000ull
+#define APIC_BASE_BSP		(1ull << 8)
+#define APIC_BASE_ENABLE	(1ull << 11)
+#define MISC_ENABLE_DEFAULT	0x1801ull	/* fast strings, no BTS, no PEBS */
+#define EFER_SCE		(1ull << 0)
+#define EFER_LME		(1ull << 8)
+#define EFER_LMA		(1ull << 10)
+#define EFER_NXE		(1ull << 11)
+
+/* The address-like MSRs must hold canonical addresses (SDM Vol. 3A 3.3.7.1). */
+static bool canonical(uint64_t a)
+{
+	return (uint64_t)((int64_t)(a << 16) >> 16) == a;
+}
+
+/* PAT entries may only hold types 0, 1, 4, 5, 6, 7 (SDM Vol. 3A 12.12.2). */
+static bool pat_valid(uint64_t pat)
+{
+	int i;
+
+	for (i = 0; i < 8; i++) {
+		uint8_t t = (pat >> (i * 8)) & 0xff;
+
+		if (t > 7 || t == 2 || t == 3)
+			return false;
+	}
+	return true;
+}
+
+static uint64_t *state_msr(struct vcpu_state *st, uint32_t msr)
+{
+	switch (msr) {
+	case MSR_SYSENTER_CS: return &st->sysenter_cs;
+	case MSR_SYSENTER_ESP: return &st->sysenter_esp;
+	case MSR_SYSENTER_EIP: return &st->sysenter_eip;
+	case MSR_PAT_G: return &st->pat;
+	case MSR_STAR: return &st->star;
+	case MSR_LSTAR: return &st->lstar;
+	case MSR_CSTAR: return &st->cstar;
+	case MSR_SFMASK: return &st->sfmask;
+	case MSR_FS_BASE_G: return &st->seg[SEG_FS].base;
+	case MSR_GS_BASE_G: return &st->seg[SEG_GS].base;
+	case MSR_KGS_BASE: return &st->kernel_gs_base;
+	case MSR_EFER_G: return &st->efer;
+	default: return NULL;
+	}
+}
+
+/* MSRs held in struct vcpu_state that the migration stream carries as
+ * a list (EFER and the FS/GS bases travel in their own fields). */
+const uint32_t msr_migrated[] = {
+	MSR_SYSENTER_CS, MSR_SYSENTER_ESP, MSR_SYSENTER_EIP, MSR_PAT_G,
+	MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SFMASK, MSR_KGS_BASE,
+};
+const size_t msr_nmigrated = sizeof(msr_migrated) / sizeof(msr_migrated[0]);
+
+int msr_state_get(const struct vcpu_state *st, uint32_t msr, uint64_t *val)
+{
+	uint64_t *p = state_msr((struct vcpu_state *)st, msr);
+
+	if (!p)
+		return -EINVAL;
+	*val = *p;
+	return 0;
+}
+
+static int check_write(struct vcpu *v, uint32_t msr, uint64_t val);
+
+/* An incoming migration: the same checks as a guest WRMSR, no reload
+ * (the vCPU is not set up yet). */
+int msr_state_set(struct vcpu *v, uint32_t msr, uint64_t val)
+{
+	uint64_t *p = state_msr(&v->st, msr);
+
+	if (!p || msr == MSR_EFER_G || check_write(v, msr, val) < 0)
+		return -EINVAL;
+	*p = val;
+	return 0;
+}
+
+int msr_read(struct vcpu *v, uint32_t msr, uint64_t *val)
+{
+	uint64_t *p;
+
+	switch (msr) {
+	case MSR_TSC:
+		*val = rdtsc() + v->st.tsc_offset;
+		return 0;
+	case MSR_APIC_BASE_G:
+		*val = APIC_BASE_DEFAULT | APIC_BASE_ENABLE |
+		       (v->id == 0 ? APIC_BASE_BSP : 0);
+		return 0;
+	case MSR_FEATURE_CONTROL:
+		*val = 1;	/* locked, VMX off: there is no nested VMX */
+		return 0;
+	case MSR_MISC_ENABLE:
+		*val = MISC_ENABLE_DEFAULT;
+		return 0;
+	case MSR_PLATFORM_ID: case MSR_BIOS_SIGN_ID: case MSR_MTRRCAP:
+	case MSR_MCG_CAP: case MSR_MCG_STATUS:
+		*val = 0;
+		return 0;
+	}
+	p = state_msr(&v->st, msr);
+	if (!p)
+		return -EINVAL;
+	hv->save_state(v);
+	*val = *p;
+	return 0;
+}
+
+static int check_write(struct vcpu *v, uint32_t msr, uint64_t val)
+{
+	switch (msr) {
+	case MSR_PAT_G:
+		return pat_valid(val) ? 0 : -EINVAL;
+	case MSR_EFER_G:
+		/* LMA is the CPU's to set; SVME would expose nested SVM. */
+		if (val & ~(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE))
+			return -EINVAL;
+		return ((val ^ v->st.efer) & EFER_LMA) ? -EINVAL : 0;
+	case MSR_SYSENTER_CS:
+		return val >> 32 ? -EINVAL : 0;
+	default:
+		return canonical(val) ? 0 : -EINVAL;
+	}
+}
+
+int msr_write(struct vcpu *v, uint32_t msr, uint64_t val)
+{
+	uint64_t *p;
+
+	switch (msr) {
+	case MSR_TSC:
+		v->st.tsc_offset = val - rdtsc();
+		hv->load_state(v);
+		return 0;
+	case MSR_APIC_BASE_G:
+		/* Only the reset value is accepted until there is a virtual APIC. */
+		return val == (APIC_BASE_DEFAULT | APIC_BASE_ENABLE |
+			       (v->id == 0 ? APIC_BASE_BSP : 0)) ? 0 : -EINVAL;
+	case MSR_MISC_ENABLE:
+		return val == MISC_ENABLE_DEFAULT ? 0 : -EINVAL;
+	case MSR_BIOS_SIGN_ID:
+		return 0;	/* microcode update probes write 0 */
+	}
+	p = state_msr(&v->st, msr);
+	if (!p)
+		return -EINVAL;
+	hv->save_state(v);
+	if (check_write(v, msr, val) < 0)
+		return -EINVAL;
+	*p = val;
+	hv->load_state(v);
+	return 0;
+}

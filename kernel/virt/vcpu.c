@@ -1,0 +1,419 @@
+/*
+ * The one vCPU run loop, shared by both vendors.  Each vCPU owns a host
+ * CPU: the loop services requests, enters the guest through hv->vcpu_run,
+ * and dispatches on the generic exit kind.  A handler returns VCPU_RESUME
+ * or VCPU_PARK; nothing a guest does can stop the host.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include "kernel/platform/arch.h"
+#include "kernel/platform/cpu.h"
+#include "kernel/virt/vm.h"
+
+#define EXC_UD	6
+#define EXC_GP	13
+
+static const char *const exit_names[EXIT_KIND_MAX] = {
+	"none", "cpuid", "rdmsr", "wrmsr", "io", "stage2", "hlt", "hypercall",
+	"shutdown", "extint", "nmi", "xsetbv", "ud-insn", "entry-fail", "unknown",
+};
+
+const char *exit_kind_name(enum exit_kind k)
+{
+	return k < EXIT_KIND_MAX ? exit_names[k] : "?";
+}
+
+void vcpu_inject_exception(struct vcpu *v, uint8_t vector, bool has_error,
+			   uint32_t error)
+{
+	v->pending = (struct vcpu_event){ .valid = true, .vector = vector,
+		.type = EVENT_EXCEPTION, .has_error = has_error, .error = error };
+}
+
+/*
+ * Make the vCPU look at its requests: an NMI, not a fixed IPI.  NMI exiting
+ * forces an exit whatever the guest does (SDM Vol. 3C 25.2, APM 15.9), and
+ * wakes a host CPU in HLT; an external interrupt did not force an exit from
+ * a guest running with IF=0 under Bochs 2.7's VMX (seen in the VT-x suite).
+ * The host's NMI handler only counts it, so an NMI that lands after the
+ * loop checked its requests but before guest entry (or before park()'s
+ * HLT) leaves no trace: waiters kick again every VCPU_REKICK_US until
+ * answered (vm.c wait_for, dirty.c flush_vcpus).
+ */
+void vcpu_kick(struct vcpu *v)
+{
+	struct percpu *p = cpu_table[v->host_cpu];
+
+	if (p && p != this_cpu())
+		lapic_send_nmi(p->apic_id);
+}
+
+static void advance(struct vcpu *v, const struct vcpu_exit *e)
+{
+	v->st.rip = e->next_rip;
+	v->st.int_shadow = false;
+}
+
+static int handle_cpuid(struct vcpu *v, const struct vcpu_exit *e)
+{
+	uint32_t out[4];
+
+	cpuid_policy(v, (uint32_t)v->st.gpr[GPR_RAX], (uint32_t)v->st.gpr[GPR_RCX], out);
+	v->st.gpr[GPR_RAX] = out[0];
+	v->st.gpr[GPR_RBX] = out[1];
+	v->st.gpr[GPR_RCX] = out[2];
+	v->st.gpr[GPR_RDX] = out[3];
+	advance(v, e);
+	return VCPU_RESUME;
+}
+
+static int handle_msr(struct vcpu *v, const struct vcpu_exit *e)
+{
+	uint32_t msr = (uint32_t)v->st.gpr[GPR_RCX];
+	uint64_t val = 0;
+
+	if (e->kind == EXIT_RDMSR) {
+		if (msr_read(v, msr, &val) < 0)
+			goto gp;
+		v->st.gpr[GPR_RAX] = (uint32_t)val;
+		v->st.gpr[GPR_RDX] = val >> 32;
+	} else {
+		val = (v->st.gpr[GPR_RDX] << 32) | (uint32_t)v->st.gpr[GPR_RAX];
+		if (msr_write(v, msr, val) < 0)
+			goto gp;
+	}
+	advance(v, e);
+	return VCPU_RESUME;
+gp:
+	vcpu_inject_exception(v, EXC_GP, true, 0);
+	return VCPU_RESUME;
+}
+
+static int handle_io(struct vcpu *v, const struct vcpu_exit *e)
+{
+	struct vm *vm = v->vm;
+	uint64_t mask = e->io.size == 4 ? 0xffffffffull : (1ull << (e->io.size * 8)) - 1;
+	uint64_t val = ~0ull;
+
+	if (e->io.string) {
+		vm_guest_stopped(vm, VM_FAILED, "string port I/O (port %#x) is not "
+				 "emulated yet", e->io.port);
+		return VCPU_PARK;
+	}
+	if (e->io.in) {
+		if (bus_read(&vm->pio, e->io.port, e->io.size, &val) < 0)
+			val = ~0ull;	/* nothing there: the bus floats high */
+		if (e->io.size == 4)
+			v->st.gpr[GPR_RAX] = val & mask;
+		else
+			v->st.gpr[GPR_RAX] = (v->st.gpr[GPR_RAX] & ~mask) | (val & mask);
+	} else {
+		bus_write(&vm->pio, e->io.port, e->io.size, v->st.gpr[GPR_RAX] & mask);
+	}
+	if (vm->state != VM_RUNNING && vm->state != VM_PAUSED)
+		return VCPU_PARK;	/* the exit port stopped it */
+	advance(v, e);
+	return VCPU_RESUME;
+}
+
+static int handle_stage2(struct vcpu *v, const struct vcpu_exit *e)
+{
+	struct vm *vm = v->vm;
+
+	if (e->s2.gpa < vm->mem_size) {
+		if (e->s2.write && dirty_wp_fault(v, e->s2.gpa))
+			return VCPU_RESUME;
+		vm_guest_stopped(vm, VM_FAILED, "unexpected stage-2 fault in RAM at "
+				 "gpa %#lx (%s) rip %#lx", e->s2.gpa,
+				 e->s2.write ? "write" : e->s2.fetch ? "fetch" : "read",
+				 v->st.rip);
+		return VCPU_PARK;
+	}
+	if (!e->s2.fetch && bus_find(&vm->mmio, e->s2.gpa, 1))
+		return mmio_emulate(v, e) < 0 ? VCPU_PARK : VCPU_RESUME;
+	vm_guest_stopped(vm, VM_FAILED, "guest touched unbacked gpa %#lx (%s) at "
+			 "rip %#lx", e->s2.gpa,
+			 e->s2.write ? "write" : e->s2.fetch ? "fetch" : "read",
+			 v->st.rip);
+	return VCPU_PARK;
+}
+
+/* No virtual interrupt controller yet: a halted vCPU sleeps until the
+ * operator pauses, stops or destroys it. */
+static int handle_hlt(struct vcpu *v, const struct vcpu_exit *e)
+{
+	advance(v, e);
+	while (!(v->requests & (VCPU_REQ_STOP | VCPU_REQ_PAUSE)) && !v->pending.valid) {
+		smp_handle_calls();
+		irq_disable();
+		if (v->requests & (VCPU_REQ_STOP | VCPU_REQ_PAUSE)) {
+			irq_enable();
+			break;
+		}
+		cpu_idle_once();
+	}
+	return VCPU_RESUME;
+}
+
+/* Guest FPU/SSE/AVX state and XCR0 travel with the guest (XSAVE when the
+ * host has it: SDM Vol. 1 13.8; SVM does not switch them, APM 15.5.1). */
+static bool have_xsave;
+static uint64_t host_xcr0;
+
+/* SDM Vol. 1 13.3: x87 always on, AVX needs SSE, only bits the host
+ * enabled (and CPUID leaf 0xD shows the guest no others). */
+bool vcpu_xcr0_ok(uint64_t val)
+{
+	uint64_t host = have_xsave ? host_xcr0 : 7;
+
+	return (val & 1) && !((val & 4) && !(val & 2)) && !(val & ~host) && !(val & ~7ull);
+}
+
+/*
+ * An FPU image from elsewhere (migration) must not make XRSTOR/FXRSTOR
+ * fault on this host: MXCSR reserved bits (SDM Vol. 1 10.5.1.1),
+ * XSTATE_BV outside the XCR0 it is restored with (the guest's, xcr0),
+ * a compacted XCOMP_BV or a non-zero header
+ * reserved area (SDM Vol. 1 13.8.1) all raise #GP.
+ */
+int vcpu_fpu_image_ok(const uint8_t *img, size_t len, uint64_t xcr0)
+{
+	uint32_t mxcsr;
+	uint64_t bv, comp;
+
+	if (len != VCPU_FPU_AREA)
+		return -EINVAL;
+	memcpy(&mxcsr, img + 24, 4);
+	memcpy(&bv, img + 512, 8);
+	memcpy(&comp, img + 520, 8);
+	if (mxcsr & 0xffff0000u)
+		return -EINVAL;
+	/* run_once restores with the guest's XCR0 (1 until it sets one). */
+	if (have_xsave && (bv & ~(xcr0 ? xcr0 : 1)))
+		return -EINVAL;
+	if (comp)
+		return -EINVAL;
+	for (int i = 528; i < 576; i++)
+		if (img[i])
+			return -EINVAL;
+	return 0;
+}
+
+static int handle_xsetbv(struct vcpu *v, const struct vcpu_exit *e)
+{
+	uint64_t val = (v->st.gpr[GPR_RDX] << 32) | (uint32_t)v->st.gpr[GPR_RAX];
+
+	if ((uint32_t)v->st.gpr[GPR_RCX] != 0 || !vcpu_xcr0_ok(val)) {
+		vcpu_inject_exception(v, EXC_GP, true, 0);
+		return VCPU_RESUME;
+	}
+	v->st.xcr0 = val;
+	advance(v, e);
+	return VCPU_RESUME;
+}
+
+static void dump_state(struct vcpu *v, const struct vcpu_exit *e)
+{
+	pr_err("vm %s vcpu %d: exit %s raw %#lx info1 %#lx info2 %#lx",
+	       v->vm->name, v->id, exit_kind_name(e->kind), e->raw_reason,
+	       e->raw_info1, e->raw_info2);
+	pr_err("  rip %#lx rsp %#lx rflags %#lx cr0 %#lx cr3 %#lx cr4 %#lx efer %#lx",
+	       v->st.rip, v->st.gpr[GPR_RSP], v->st.rflags, v->st.cr0,
+	       v->st.cr3, v->st.cr4, v->st.efer);
+	pr_err("  rax %#lx rbx %#lx rcx %#lx rdx %#lx", v->st.gpr[GPR_RAX],
+	       v->st.gpr[GPR_RBX], v->st.gpr[GPR_RCX], v->st.gpr[GPR_RDX]);
+}
+
+static int handle_exit(struct vcpu *v, const struct vcpu_exit *e)
+{
+	switch (e->kind) {
+	case EXIT_EXTINT:
+	case EXIT_NMI:
+		return VCPU_RESUME;	/* taken by the host after STGI */
+	case EXIT_CPUID:
+		return handle_cpuid(v, e);
+	case EXIT_RDMSR:
+	case EXIT_WRMSR:
+		return handle_msr(v, e);
+	case EXIT_IO:
+		return handle_io(v, e);
+	case EXIT_STAGE2:
+		return handle_stage2(v, e);
+	case EXIT_HLT:
+		return handle_hlt(v, e);
+	case EXIT_HYPERCALL:
+		v->st.gpr[GPR_RAX] = (uint64_t)-38;	/* -ENOSYS: none defined yet */
+		advance(v, e);
+		return VCPU_RESUME;
+	case EXIT_XSETBV:
+		return handle_xsetbv(v, e);
+	case EXIT_UD_INSN:
+		vcpu_inject_exception(v, EXC_UD, false, 0);
+		return VCPU_RESUME;
+	case EXIT_SHUTDOWN:
+		vm_guest_stopped(v->vm, VM_FAILED, "triple fault (shutdown) at rip %#lx",
+				 v->st.rip);
+		return VCPU_PARK;
+	case EXIT_ENTRY_FAIL:
+		dump_state(v, e);
+		vm_guest_stopped(v->vm, VM_FAILED, "VM entry failed (invalid guest state)");
+		return VCPU_PARK;
+	default:
+		dump_state(v, e);
+		vm_guest_stopped(v->vm, VM_FAILED, "unhandled exit %#lx", e->raw_reason);
+		return VCPU_PARK;
+	}
+}
+
+static void xsetbv0(uint64_t v)
+{
+	__asm__ volatile("xsetbv" : : "c"(0), "a"((uint32_t)v),
+			 "d"((uint32_t)(v >> 32)));
+}
+
+static void fpu_save(uint8_t *area, uint64_t mask)
+{
+	if (have_xsave)
+		__asm__ volatile("xsave64 %0" : "+m"(*area)
+				 : "a"((uint32_t)mask), "d"((uint32_t)(mask >> 32)));
+	else
+		__asm__ volatile("fxsave64 %0" : "+m"(*area));
+}
+
+static void fpu_restore(uint8_t *area, uint64_t mask)
+{
+	if (have_xsave)
+		__asm__ volatile("xrstor64 %0" : : "m"(*area),
+				 "a"((uint32_t)mask), "d"((uint32_t)(mask >> 32)));
+	else
+		__asm__ volatile("fxrstor64 %0" : : "m"(*area));
+}
+
+static void fpu_probe(void)
+{
+	uint32_t lo, hi;
+
+	have_xsave = read_cr4() & CR4_OSXSAVE;
+	if (have_xsave) {
+		__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+		host_xcr0 = ((uint64_t)hi << 32) | lo;
+	}
+}
+
+static void run_once(struct vcpu *v, struct vcpu_exit *e)
+{
+	uint64_t gx = v->st.xcr0 ? v->st.xcr0 : 1;
+
+	fpu_save(v->fpu_host, host_xcr0);
+	if (have_xsave && gx != host_xcr0)
+		xsetbv0(gx);
+	fpu_restore(v->fpu_guest, gx);
+	hv->vcpu_run(v, e);
+	fpu_save(v->fpu_guest, gx);
+	if (have_xsave && gx != host_xcr0)
+		xsetbv0(host_xcr0);
+	fpu_restore(v->fpu_host, host_xcr0);
+}
+
+/*
+ * Auto-converge (migration): hold the guest back pm thousandths of the
+ * time.  For every stretch it ran, it sleeps ran * pm / (1000 - pm), so the
+ * share is exact whatever the length of the stretches.  A LAPIC tick on
+ * this CPU bounds each stretch (a busy guest may not exit on its own for
+ * seconds).
+ */
+#define THROTTLE_TICK_HZ	1000
+#define THROTTLE_MAX_SLEEP_US	1000000
+
+static void throttle_tick(struct vcpu *v, bool on)
+{
+	if (on && !v->tick_on)
+		lapic_timer_periodic(VEC_TIMER, THROTTLE_TICK_HZ);
+	else if (!on && v->tick_on)
+		lapic_timer_stop();
+	v->tick_on = on;
+}
+
+static void throttle(struct vcpu *v, uint64_t ran_us)
+{
+	uint32_t pm = v->throttle_pm;
+	uint64_t sleep, end;
+
+	if (!pm || pm > 999) {
+		throttle_tick(v, false);
+		return;
+	}
+	throttle_tick(v, true);
+	sleep = ran_us * pm / (1000 - pm);
+	end = time_us() + (sleep < THROTTLE_MAX_SLEEP_US ? sleep : THROTTLE_MAX_SLEEP_US);
+	while (time_us() < end && !(v->requests & (VCPU_REQ_PAUSE | VCPU_REQ_STOP))) {
+		smp_handle_calls();
+		irq_disable();
+		if (v->requests & (VCPU_REQ_PAUSE | VCPU_REQ_STOP)) {
+			irq_enable();
+			break;
+		}
+		cpu_idle_once();
+	}
+}
+
+static void park(struct vcpu *v)
+{
+	v->parked = true;
+	while ((v->requests & VCPU_REQ_PAUSE) && !(v->requests & VCPU_REQ_STOP)) {
+		smp_handle_calls();
+		irq_disable();
+		if (!(v->requests & VCPU_REQ_PAUSE)) {
+			irq_enable();
+			break;
+		}
+		cpu_idle_once();
+	}
+	v->parked = false;
+}
+
+/* Runs on the vCPU's host CPU, entered through smp_call. */
+void vcpu_loop(void *arg)
+{
+	struct vcpu *v = arg;
+	struct vcpu_exit e;
+
+	if (!host_xcr0 && !have_xsave)
+		fpu_probe();
+	v->running = true;
+	this_cpu()->runs_vcpu = true;
+	for (;;) {
+		uint32_t req = __atomic_load_n(&v->requests, __ATOMIC_ACQUIRE);
+
+		smp_handle_calls();
+		if (req & VCPU_REQ_STOP)
+			break;
+		if (req & VCPU_REQ_PAUSE) {
+			park(v);
+			continue;
+		}
+		if (req & VCPU_REQ_FLUSH) {
+			__atomic_fetch_and(&v->requests, ~VCPU_REQ_FLUSH, __ATOMIC_ACQ_REL);
+			hv->flush_stage2(v);
+		}
+		if (v->throttle_pm || v->tick_on) {
+			uint64_t t0 = time_us();
+
+			run_once(v, &e);
+			throttle(v, time_us() - t0);
+		} else {
+			run_once(v, &e);
+		}
+		v->exits[e.kind < EXIT_KIND_MAX ? e.kind : EXIT_UNKNOWN]++;
+		v->exits_total++;
+		if (handle_exit(v, &e) != VCPU_RESUME)
+			break;
+	}
+	if (v->tick_on) {
+		lapic_timer_stop();
+		v->tick_on = false;
+	}
+	this_cpu()->runs_vcpu = false;
+	v->running = false;
+}

@@ -1,0 +1,446 @@
+/*
+ * VM lifecycle: guest RAM in 2 MiB host chunks mapped through the stage-2
+ * engine, devices on the bus, a Multiboot kernel loaded from the ESP, and
+ * vCPUs placed one per free application processor.
+ *
+ * All lifecycle calls come from the management CPU; a vCPU only changes
+ * its VM's state through vm_guest_stopped().
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "kernel/platform/arch.h"
+#include "kernel/platform/cpu.h"
+#include "kernel/devices/devices.h"
+#include "kernel/virt/vm.h"
+#include "kernel/virt/guest_load.h"
+
+#define VM_MEM_MIN	(4ull << 20)
+#define VM_MEM_MAX	(64ull << 30)
+#define STOP_WAIT_US	2000000
+
+static struct vm *vms[VM_MAX];
+static struct spinlock vm_lock = SPINLOCK_INIT;
+
+static const char *const state_names[] = {
+	"created", "running", "paused", "stopped", "failed",
+};
+
+const char *vm_state_name(enum vm_state s)
+{
+	return s <= VM_FAILED ? state_names[s] : "?";
+}
+
+struct vm *vm_find(const char *name)
+{
+	int i;
+
+	for (i = 0; i < VM_MAX; i++)
+		if (vms[i] && !strcmp(vms[i]->name, name))
+			return vms[i];
+	return NULL;
+}
+
+void vm_foreach(void (*fn)(struct vm *vm, void *ctx), void *ctx)
+{
+	int i;
+
+	for (i = 0; i < VM_MAX; i++)
+		if (vms[i])
+			fn(vms[i], ctx);
+}
+
+void vm_guest_stopped(struct vm *vm, enum vm_state st, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(vm->stop_reason, sizeof(vm->stop_reason), fmt, ap);
+	va_end(ap);
+	vm->state = st;
+	if (st == VM_FAILED)
+		pr_err("vm %s: stopped: %s", vm->name, vm->stop_reason);
+	else
+		pr_info("vm %s: stopped: %s", vm->name, vm->stop_reason);
+}
+
+/* ---- guest memory ---- */
+
+void *vm_gpa_to_hva(struct vm *vm, uint64_t gpa, size_t len)
+{
+	uint64_t off = gpa % GUEST_CHUNK;
+
+	if (gpa >= vm->mem_size || len > vm->mem_size - gpa || off + len > GUEST_CHUNK)
+		return NULL;
+	return (uint8_t *)phys_to_virt(vm->chunks[gpa / GUEST_CHUNK].hpa) + off;
+}
+
+static int copy_gpa(struct vm *vm, uint64_t gpa, void *buf, size_t len, bool write)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		size_t n = GUEST_CHUNK - gpa % GUEST_CHUNK;
+		uint8_t *h;
+
+		n = n < len ? n : len;
+		h = vm_gpa_to_hva(vm, gpa, n);
+		if (!h)
+			return -EFAULT;
+		if (write)
+			memcpy(h, p, n);
+		else
+			memcpy(p, h, n);
+		gpa += n;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int vm_read_gpa(struct vm *vm, uint64_t gpa, void *buf, size_t len)
+{
+	return copy_gpa(vm, gpa, buf, len, false);
+}
+
+int vm_write_gpa(struct vm *vm, uint64_t gpa, const void *buf, size_t len)
+{
+	return copy_gpa(vm, gpa, (void *)buf, len, true);
+}
+
+static void *s2_alloc_table(void *ctx, uint64_t *phys)
+{
+	void *p = page_alloc(1);
+
+	(void)ctx;
+	if (p)
+		*phys = virt_to_phys(p);
+	return p;
+}
+
+static void s2_free_table(void *ctx, void *va, uint64_t phys)
+{
+	(void)ctx, (void)phys;
+	page_free(va, 1);
+}
+
+static void *s2_p2v(void *ctx, uint64_t phys)
+{
+	(void)ctx;
+	return phys_to_virt(phys);
+}
+
+static void free_memory(struct vm *vm)
+{
+	uint64_t i;
+
+	if (vm->s2.root)
+		s2_destroy(&vm->s2);
+	for (i = 0; vm->chunks && i < vm->nchunks; i++)
+		if (vm->chunks[i].hpa)
+			page_free_phys(vm->chunks[i].hpa, GUEST_CHUNK / PAGE_SIZE);
+	free(vm->chunks);
+	vm->chunks = NULL;
+}
+
+static int alloc_memory(struct vm *vm, char *err, size_t errlen)
+{
+	const struct s2_mm mm = { s2_alloc_table, s2_free_table, s2_p2v, NULL };
+	uint64_t i;
+	int rc;
+
+	vm->nchunks = vm->mem_size / GUEST_CHUNK;
+	vm->chunks = calloc(vm->nchunks, sizeof(*vm->chunks));
+	if (!vm->chunks || s2_init(&vm->s2, hv->s2fmt, &mm) < 0)
+		goto oom;
+	for (i = 0; i < vm->nchunks; i++) {
+		uint64_t hpa = page_alloc_phys_aligned(GUEST_CHUNK / PAGE_SIZE,
+						       GUEST_CHUNK / PAGE_SIZE);
+
+		if (!hpa)
+			goto oom;
+		vm->chunks[i].hpa = hpa;
+		memset(phys_to_virt(hpa), 0, GUEST_CHUNK);
+		rc = s2_map(&vm->s2, i * GUEST_CHUNK, hpa, GUEST_CHUNK, S2_RWX,
+			    S2_MT_WB, S2_ALLOW_2M);
+		if (rc < 0)
+			goto oom;
+	}
+	return 0;
+oom:
+	snprintf(err, errlen, "not enough host memory for %lu MiB of guest RAM",
+		 vm->mem_size >> 20);
+	free_memory(vm);
+	return -ENOMEM;
+}
+
+static int alloc_vcpus(struct vm *vm)
+{
+	int i;
+
+	for (i = 0; i < vm->nvcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		v->vm = vm;
+		v->id = i;
+		v->fpu_guest = page_alloc(1);
+		v->fpu_host = page_alloc(1);
+		if (!v->fpu_guest || !v->fpu_host)
+			return -ENOMEM;
+		/* FXSAVE image defaults: FCW 0x37f, MXCSR 0x1f80 (SDM Vol. 1 10.5.1). */
+		*(uint16_t *)v->fpu_guest = 0x37f;
+		*(uint32_t *)(v->fpu_guest + 24) = 0x1f80;
+	}
+	return 0;
+}
+
+static void free_vcpus(struct vm *vm)
+{
+	int i;
+
+	for (i = 0; i < vm->nvcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (v->vendor)
+			hv->vcpu_free(v);
+		if (v->fpu_guest)
+			page_free(v->fpu_guest, 1);
+		if (v->fpu_host)
+			page_free(v->fpu_host, 1);
+	}
+}
+
+static void vm_free(struct vm *vm)
+{
+	devices_destroy(vm);
+	free_vcpus(vm);
+	free_memory(vm);
+	free(vm->dirty.bits);
+	free(vm);
+}
+
+static int check_create(const char *name, uint64_t mem, int nvcpus, char *err,
+			size_t errlen)
+{
+	size_t i, n = strlen(name);
+
+	if (!hv) {
+		snprintf(err, errlen, "no virtualisation on this host: %s", hv_status());
+		return -ENODEV;
+	}
+	if (!n || n >= VM_NAME_MAX) {
+		snprintf(err, errlen, "name must be 1..%d characters", VM_NAME_MAX - 1);
+		return -EINVAL;
+	}
+	for (i = 0; i < n; i++)
+		if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+		      (name[i] >= 'A' && name[i] <= 'Z') || name[i] == '-' || name[i] == '_')) {
+			snprintf(err, errlen, "name may hold only letters, digits, '-' and '_'");
+			return -EINVAL;
+		}
+	if (vm_find(name)) {
+		snprintf(err, errlen, "a VM named '%s' exists", name);
+		return -EEXIST;
+	}
+	if (mem < VM_MEM_MIN || mem > VM_MEM_MAX || mem % GUEST_CHUNK) {
+		snprintf(err, errlen, "mem must be a multiple of 2M between 4M and 64G");
+		return -EINVAL;
+	}
+	if (nvcpus != 1) {
+		snprintf(err, errlen, "vcpus=%d: only 1 vCPU per VM until the virtual "
+			 "interrupt controller exists", nvcpus);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int vm_slot(struct vm *vm)
+{
+	uint64_t f = spin_lock_irqsave(&vm_lock);
+	int i;
+
+	for (i = 0; i < VM_MAX; i++)
+		if (!vms[i]) {
+			vms[i] = vm;
+			vm->id = i;
+			break;
+		}
+	spin_unlock_irqrestore(&vm_lock, f);
+	return i < VM_MAX ? 0 : -ENOSPC;
+}
+
+int vm_create(const char *name, uint64_t mem, const char *kernel,
+	      const char *cmdline, int nvcpus, char *err, size_t errlen)
+{
+	struct vm *vm;
+	int rc = check_create(name, mem, nvcpus, err, errlen);
+
+	if (rc < 0)
+		return rc;
+	vm = calloc(1, sizeof(*vm));
+	if (!vm) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	strncpy(vm->name, name, sizeof(vm->name) - 1);
+	strncpy(vm->kernel_path, kernel, sizeof(vm->kernel_path) - 1);
+	strncpy(vm->cmdline, cmdline ? cmdline : "", sizeof(vm->cmdline) - 1);
+	vm->mem_size = mem;
+	vm->nvcpus = nvcpus;
+	vm->exit_code = -1;
+	vm->state = VM_CREATED;
+	rc = alloc_memory(vm, err, errlen);
+	if (!rc && (rc = alloc_vcpus(vm)) < 0)
+		snprintf(err, errlen, "out of memory for vCPU state");
+	if (!rc && (rc = devices_create(vm)) < 0)
+		snprintf(err, errlen, "cannot create devices (%d)", rc);
+	if (!rc)
+		rc = guest_load(vm, err, errlen);
+	if (!rc && (rc = vm_slot(vm)) < 0)
+		snprintf(err, errlen, "too many VMs (max %d)", VM_MAX);
+	if (rc < 0) {
+		vm_free(vm);
+		return rc;
+	}
+	pr_info("vm %s: created, %lu MiB, kernel %s", name, mem >> 20, kernel);
+	return 0;
+}
+
+static bool cpu_taken(uint32_t cpu)
+{
+	int i, j;
+
+	for (i = 0; i < VM_MAX; i++)
+		for (j = 0; vms[i] && j < vms[i]->nvcpus; j++)
+			if (vms[i]->vcpus[j].running && vms[i]->vcpus[j].host_cpu == cpu)
+				return true;
+	return false;
+}
+
+int vm_pick_cpu(uint32_t *out)
+{
+	uint32_t c;
+
+	for (c = 1; c < MAX_CPUS; c++)
+		if (hv_cpu_usable(c) && cpu_table[c] && cpu_table[c]->online &&
+		    !cpu_taken(c)) {
+			*out = c;
+			return 0;
+		}
+	return -EBUSY;
+}
+
+int vm_start(struct vm *vm, char *err, size_t errlen)
+{
+	struct vcpu *v = &vm->vcpus[0];
+	int rc;
+
+	if (vm->state != VM_CREATED) {
+		snprintf(err, errlen, "VM is %s; only a created VM starts "
+			 "(destroy and create it again)", vm_state_name(vm->state));
+		return -EINVAL;
+	}
+	if (vm_pick_cpu(&v->host_cpu) < 0) {
+		snprintf(err, errlen, "no free CPU: every application processor "
+			 "already runs a vCPU");
+		return -EBUSY;
+	}
+	rc = hv->vcpu_init(v);
+	if (rc < 0) {
+		snprintf(err, errlen, "vCPU set-up failed (%d)", rc);
+		return rc;
+	}
+	vm->state = VM_RUNNING;
+	v->running = true;
+	rc = smp_call(v->host_cpu, vcpu_loop, v, false);
+	if (rc < 0) {
+		v->running = false;
+		vm->state = VM_CREATED;
+		snprintf(err, errlen, "cannot reach CPU %u (%d)", v->host_cpu, rc);
+		return rc;
+	}
+	pr_info("vm %s: started on CPU %u", vm->name, v->host_cpu);
+	return 0;
+}
+
+/* Wait for the vCPU to answer a request, kicking it again now and then
+ * (a kick can be spent in the host just before guest entry: vcpu_kick). */
+static bool wait_for(struct vcpu *v, volatile bool *flag, bool want)
+{
+	uint64_t waited;
+
+	for (waited = 0; waited < STOP_WAIT_US; waited += 100) {
+		if (*flag == want)
+			return true;
+		udelay(100);
+		if (waited % VCPU_REKICK_US == VCPU_REKICK_US - 100)
+			vcpu_kick(v);
+	}
+	return *flag == want;
+}
+
+int vm_pause(struct vm *vm)
+{
+	struct vcpu *v = &vm->vcpus[0];
+
+	if (vm->state != VM_RUNNING)
+		return -EINVAL;
+	__atomic_fetch_or(&v->requests, VCPU_REQ_PAUSE, __ATOMIC_ACQ_REL);
+	vcpu_kick(v);
+	if (!wait_for(v, &v->parked, true) && v->running) {
+		__atomic_fetch_and(&v->requests, ~VCPU_REQ_PAUSE, __ATOMIC_ACQ_REL);
+		return -ETIMEDOUT;
+	}
+	if (vm->state == VM_RUNNING)
+		vm->state = VM_PAUSED;
+	return 0;
+}
+
+int vm_resume(struct vm *vm)
+{
+	struct vcpu *v = &vm->vcpus[0];
+
+	if (vm->state != VM_PAUSED)
+		return -EINVAL;
+	vm->state = VM_RUNNING;
+	__atomic_fetch_and(&v->requests, ~VCPU_REQ_PAUSE, __ATOMIC_ACQ_REL);
+	vcpu_kick(v);
+	/* park() checks the request and then HLTs; an NMI between the two is
+	 * spent in the host and the CPU sleeps on (an application processor
+	 * has no tick).  Kick until the vCPU has left park(). */
+	if (v->running)
+		wait_for(v, &v->parked, false);
+	return 0;
+}
+
+int vm_stop(struct vm *vm, const char *why)
+{
+	struct vcpu *v = &vm->vcpus[0];
+
+	if (v->running) {
+		__atomic_fetch_or(&v->requests, VCPU_REQ_STOP, __ATOMIC_ACQ_REL);
+		vcpu_kick(v);
+		if (!wait_for(v, &v->running, false))
+			return -ETIMEDOUT;
+	}
+	if (vm->state == VM_RUNNING || vm->state == VM_PAUSED)
+		vm_guest_stopped(vm, VM_STOPPED, "%s", why);
+	return 0;
+}
+
+int vm_destroy(struct vm *vm)
+{
+	uint64_t f;
+	int rc = vm_stop(vm, "destroyed by the operator");
+
+	if (rc < 0)
+		return rc;
+	f = spin_lock_irqsave(&vm_lock);
+	vms[vm->id] = NULL;
+	spin_unlock_irqrestore(&vm_lock, f);
+	pr_info("vm %s: destroyed", vm->name);
+	vm_free(vm);
+	return 0;
+}

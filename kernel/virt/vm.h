@@ -1,0 +1,248 @@
+/*
+ * Virtual machines and vCPUs: the vendor-neutral core.
+ *
+ * One generic run loop (vcpu.c) drives every guest; the vendor back ends
+ * (svm/, vmx/) sit behind struct hv_ops and only enter the guest and turn
+ * an exit into a struct vcpu_exit.  Guest registers the handlers need are
+ * cached in struct vcpu, never fetched through the ops table.
+ */
+#ifndef TERN_VM_H
+#define TERN_VM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "kernel/lib/bus.h"
+#include "kernel/kernel.h"
+#include "kernel/platform/spinlock.h"
+#include "kernel/lib/dirtymap.h"
+#include "kernel/lib/stage2.h"
+
+#define VM_NAME_MAX	32
+#define VM_MAX_VCPUS	8
+#define VM_MAX		16
+
+/* GPR indexes follow the x86 register encoding (and lib/x86_decode.h). */
+enum {
+	GPR_RAX, GPR_RCX, GPR_RDX, GPR_RBX, GPR_RSP, GPR_RBP, GPR_RSI, GPR_RDI,
+	GPR_R8, GPR_R9, GPR_R10, GPR_R11, GPR_R12, GPR_R13, GPR_R14, GPR_R15,
+	GPR_COUNT
+};
+
+enum seg_reg { SEG_ES, SEG_CS, SEG_SS, SEG_DS, SEG_FS, SEG_GS, SEG_LDTR,
+	       SEG_TR, SEG_COUNT };
+
+/* Segment attributes use the SVM packed layout (APM Vol. 2 15.5.1):
+ * bits 0-3 type, 4 S, 5-6 DPL, 7 P, 8 AVL, 9 L, 10 D/B, 11 G. */
+struct vcpu_seg {
+	uint16_t sel;
+	uint16_t attr;
+	uint32_t limit;
+	uint64_t base;
+};
+
+#define SEG_ATTR_L	(1u << 9)
+#define SEG_ATTR_DB	(1u << 10)
+
+/* Architectural state in a vendor-neutral form: what migration moves. */
+struct vcpu_state {
+	uint64_t gpr[GPR_COUNT];
+	uint64_t rip, rflags;
+	uint64_t cr0, cr2, cr3, cr4, efer, xcr0;
+	uint64_t dr6, dr7, pat;
+	struct vcpu_seg seg[SEG_COUNT];
+	struct { uint64_t base; uint32_t limit; } gdtr, idtr;
+	uint64_t star, lstar, cstar, sfmask, kernel_gs_base;
+	uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
+	uint64_t tsc_offset;
+	uint8_t cpl;
+	bool int_shadow;
+};
+
+enum exit_kind {
+	EXIT_NONE, EXIT_CPUID, EXIT_RDMSR, EXIT_WRMSR, EXIT_IO, EXIT_STAGE2,
+	EXIT_HLT, EXIT_HYPERCALL, EXIT_SHUTDOWN, EXIT_EXTINT, EXIT_NMI,
+	EXIT_XSETBV, EXIT_UD_INSN, EXIT_ENTRY_FAIL, EXIT_UNKNOWN, EXIT_KIND_MAX
+};
+
+struct vcpu_exit {
+	enum exit_kind kind;
+	uint64_t next_rip;	/* 0 when the vendor does not know it */
+	union {
+		struct {
+			uint16_t port;
+			uint8_t size;
+			bool in, string, rep;
+		} io;
+		struct {
+			uint64_t gpa;
+			bool write, fetch, present;
+		} s2;
+		struct {
+			uint32_t insn_len;	/* of the intercepted instruction */
+		} insn;
+	};
+	uint64_t raw_reason, raw_info1, raw_info2;	/* for dumps */
+	uint8_t insn_bytes[15];
+	uint8_t insn_nbytes;		/* decode-assist bytes, 0 if none */
+};
+
+/* Handler results (KVM convention, as enum). */
+enum { VCPU_RESUME = 1, VCPU_PARK = 0 };
+
+enum event_type { EVENT_EXT_INT = 0, EVENT_NMI = 2, EVENT_EXCEPTION = 3,
+		  EVENT_SOFT_INT = 4 };
+
+struct vcpu_event {
+	bool valid;
+	uint8_t vector;
+	uint8_t type;
+	bool has_error;
+	uint32_t error;
+};
+
+enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_STOPPED, VM_FAILED };
+
+/* Requests posted to a running vCPU from another CPU. */
+#define VCPU_REQ_PAUSE		(1u << 0)
+#define VCPU_REQ_STOP		(1u << 1)
+#define VCPU_REQ_FLUSH		(1u << 2)
+/* How often a waiter repeats a kick that was not answered (vcpu_kick). */
+#define VCPU_REKICK_US		1000
+
+struct vm;
+
+struct vcpu {
+	struct vm *vm;
+	int id;
+	uint32_t host_cpu;
+	struct vcpu_state st;		/* cached; st.gpr/rip/rflags always fresh */
+	struct vcpu_event pending;
+	volatile uint32_t requests;
+	volatile bool running;		/* inside the run loop */
+	volatile bool parked;		/* acknowledged a pause */
+	void *vendor;			/* struct svm_vcpu / vmx_vcpu */
+	uint8_t *fpu_guest;		/* XSAVE areas, 64-byte aligned */
+	uint8_t *fpu_host;
+	uint64_t exits[EXIT_KIND_MAX];
+	uint64_t exits_total;
+	/* Auto-converge: the share of time, in thousandths (0..999), the
+	 * guest is held back; set by migration from the management CPU
+	 * (vcpu.c: throttle). */
+	volatile uint32_t throttle_pm;
+	bool tick_on;			/* a LAPIC tick forces exits */
+	uint64_t mig_tsc;		/* incoming migration: the guest's TSC */
+};
+
+/* The guest's FPU/XSAVE image: one page, standard format. */
+#define VCPU_FPU_AREA	4096
+
+enum dirty_mode { DIRTY_OFF, DIRTY_DBIT, DIRTY_WP, DIRTY_PML };
+
+struct guest_chunk {
+	uint64_t hpa;			/* 2 MiB aligned, 2 MiB long */
+};
+
+#define GUEST_CHUNK	(2ull << 20)
+
+struct vm {
+	char name[VM_NAME_MAX];
+	int id;
+	enum vm_state state;
+	int exit_code;			/* -1 until the guest wrote port 0xf4 */
+	char stop_reason[96];
+	uint64_t mem_size;
+	struct guest_chunk *chunks;
+	uint64_t nchunks;
+	struct s2_pt s2;
+	struct spinlock s2_lock;
+	struct bus pio, mmio;
+	int nvcpus;
+	struct vcpu vcpus[VM_MAX_VCPUS];
+	/* Dirty logging. */
+	enum dirty_mode dirty_mode;
+	struct dirtymap dirty;
+	uint64_t dirty_harvests;
+	/* Devices. */
+	void *uart;
+	void *testdev;
+	char kernel_path[96];
+	char cmdline[256];
+	/* An outgoing migration holds it: the operator's lifecycle commands
+	 * wait for the migration to end (or `migrate cancel`). */
+	bool migrating;
+};
+
+/* Vendor back end, chosen at boot from CPUID (svm/svm.c, vmx/vmx.c). */
+struct hv_ops {
+	const char *name;
+	const struct s2_format *s2fmt;
+	unsigned dirty_modes;		/* bit per enum dirty_mode */
+	int (*cpu_enable)(void);	/* on each host CPU that runs guests */
+	int (*vcpu_init)(struct vcpu *v);
+	void (*vcpu_free)(struct vcpu *v);
+	int (*vcpu_run)(struct vcpu *v, struct vcpu_exit *e);
+	void (*load_state)(struct vcpu *v);	/* v->st -> hardware */
+	void (*save_state)(struct vcpu *v);	/* hardware -> v->st */
+	void (*flush_stage2)(struct vcpu *v);
+	long (*pml_drain)(struct vcpu *v);	/* optional */
+	/* Benchmark only: a bare enter/exit loop on an initialised vCPU whose
+	 * code is "cpuid; jmp back"; returns TSC cycles for iters exits. */
+	int64_t (*bench_min_exit)(struct vcpu *v, uint64_t iters);
+};
+
+extern const struct hv_ops *hv;
+
+/* hv.c */
+int hv_init(void);		/* pick and enable a back end */
+bool hv_cpu_usable(uint32_t cpu);
+const char *hv_status(void);
+
+/* vm.c */
+struct vm *vm_find(const char *name);
+int vm_create(const char *name, uint64_t mem, const char *kernel,
+	      const char *cmdline, int nvcpus, char *err, size_t errlen);
+int vm_start(struct vm *vm, char *err, size_t errlen);
+int vm_pick_cpu(uint32_t *cpu);	/* a guest-capable CPU no vCPU occupies */
+int vm_pause(struct vm *vm);
+int vm_resume(struct vm *vm);
+int vm_stop(struct vm *vm, const char *why);
+int vm_destroy(struct vm *vm);
+void vm_foreach(void (*fn)(struct vm *vm, void *ctx), void *ctx);
+void *vm_gpa_to_hva(struct vm *vm, uint64_t gpa, size_t len);
+int vm_read_gpa(struct vm *vm, uint64_t gpa, void *buf, size_t len);
+int vm_write_gpa(struct vm *vm, uint64_t gpa, const void *buf, size_t len);
+const char *vm_state_name(enum vm_state s);
+void vm_guest_stopped(struct vm *vm, enum vm_state st, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* vcpu.c: the one run loop */
+void vcpu_loop(void *arg);
+void vcpu_inject_exception(struct vcpu *v, uint8_t vector, bool has_error,
+			   uint32_t error);
+void vcpu_kick(struct vcpu *v);
+bool vcpu_xcr0_ok(uint64_t xcr0);
+int vcpu_fpu_image_ok(const uint8_t *img, size_t len, uint64_t xcr0);
+const char *exit_kind_name(enum exit_kind k);
+
+/* cpuid.c, msr.c: the guest-visible CPU policy */
+void cpuid_policy(struct vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4]);
+int msr_read(struct vcpu *v, uint32_t msr, uint64_t *val);
+int msr_write(struct vcpu *v, uint32_t msr, uint64_t val);
+extern const uint32_t msr_migrated[];
+extern const size_t msr_nmigrated;
+int msr_state_get(const struct vcpu_state *st, uint32_t msr, uint64_t *val);
+int msr_state_set(struct vcpu *v, uint32_t msr, uint64_t val);
+
+/* mmio.c: emulate the instruction behind a stage-2 fault on a device */
+int mmio_emulate(struct vcpu *v, const struct vcpu_exit *e);
+int gva_to_gpa(struct vcpu *v, uint64_t gva, bool write, uint64_t *gpa);
+
+/* dirty.c */
+int dirty_start(struct vm *vm, enum dirty_mode mode);
+long dirty_harvest(struct vm *vm, uint64_t *out);
+void dirty_stop(struct vm *vm);
+bool dirty_wp_fault(struct vcpu *v, uint64_t gpa);
+const char *dirty_mode_name(enum dirty_mode m);
+enum dirty_mode dirty_best_mode(void);	/* dirty_check.c: PML, D-bit, WP */
+
+#endif
