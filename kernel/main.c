@@ -1,21 +1,29 @@
 /*
- * Kernel start-up on the boot CPU, in dependency order: console output
- * first (so every later failure is visible), then memory, this CPU's
- * tables, ACPI, interrupt controllers, time, the other CPUs, and finally
- * the management console, which the boot CPU serves from then on.
+ * The composition root.  Kernel start-up on the boot CPU, in dependency
+ * order: console output first (so every later failure is visible), then
+ * memory, this CPU's tables, ACPI, interrupt controllers, time, the other
+ * CPUs, the virtualization back end, and the subsystems, each of which
+ * joins the boot CPU's main loop with its service.  The console commands
+ * of every subsystem are composed here, in the order `help` lists them.
+ * This is the one file under kernel/ that knows net/, storage/ and
+ * migrate/.
  */
 #include <string.h>
 #include "kernel/platform/arch.h"
-#include "kernel/mgmt/console.h"
 #include "kernel/platform/cpu.h"
+#include "kernel/platform/mainloop.h"
 #include "kernel/kernel.h"
-#include "version.h"
+#include "kernel/lib/config.h"
+#include "kernel/mgmt/console.h"
+#include "kernel/mgmt/registry.h"
+#include "kernel/mgmt/vm_cmds.h"
 #include "kernel/virt/vm.h"
+#include "version.h"
+#include "net/netdev.h"
+#include "net/nic.h"
 #include "net/stack.h"
 #include "migrate/migrate.h"
-#include "storage/blk.h"
-#include "kernel/lib/config.h"
-#include "net/netdev.h"
+#include "storage/storage.h"
 
 #define COM1		0x3f8
 #define TICK_HZ		100
@@ -65,6 +73,23 @@ static void report_boot_time(void)
 		time_us() / 1000);
 }
 
+/* Every subsystem's commands, in the order `help` lists them. */
+static void add_commands(void)
+{
+	static const struct {
+		const struct cmd_def *defs;
+		const size_t *n;
+	} tabs[] = {
+		{ host_cmds, &host_ncmds }, { nic_cmds, &nic_ncmds },
+		{ net_cmds, &net_ncmds }, { mig_cmds, &mig_ncmds },
+		{ disk_cmds, &disk_ncmds }, { vm_cmds, &vm_ncmds },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(tabs); i++)
+		if (mgmt_add_commands(tabs[i].defs, *tabs[i].n) < 0)
+			panic("too many console commands: raise MGMT_MAX_CMDS");
+}
+
 void kmain(uint64_t bi_phys);
 
 void kmain(uint64_t bi_phys)
@@ -97,12 +122,14 @@ void kmain(uint64_t bi_phys)
 	irq_enable();
 	smp_boot_aps();
 	hv_init();
+	add_commands();
 	net_stack_set_config(&host_cfg);
 	net_init();
+	net_stack_start();
 	netcon_start(&host_cfg);
-	storage_init(&host_cfg);
-	migrate_start_service(&host_cfg);
-	console_init(host_cfg.hostname);
+	storage_start(&host_cfg);
+	migrate_start(&host_cfg);
 	report_boot_time();
-	console_run();
+	console_start(host_cfg.hostname);
+	mainloop_run();
 }

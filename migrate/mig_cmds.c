@@ -16,6 +16,7 @@
 
 #include "kernel/mgmt/console.h"
 #include "kernel/kernel.h"
+#include "kernel/platform/mainloop.h"
 #include "kernel/virt/vm.h"
 #include "kernel/lib/config.h"
 #include "migrate/migrate.h"
@@ -23,9 +24,29 @@
 static uint16_t mig_port = CFG_DEFAULT_MIGRATE_PORT;
 static bool mig_listening;
 
-void migrate_start_service(const struct tern_config *cfg)
+static bool migrate_pending(void)
+{
+	return mig_src_pending() || mig_dst_pending();
+}
+
+static void migrate_service(void)
+{
+	mig_src_service();
+	mig_dst_service();
+}
+
+static const struct mainloop_service migrate_svc = {
+	.name = "migrate",
+	.service = migrate_service,
+	.pending = migrate_pending,
+};
+
+void migrate_start(const struct tern_config *cfg)
 {
 	int rc;
+
+	/* Outgoing migrations need the service even where none come in. */
+	mainloop_register(&migrate_svc);
 
 	mig_port = cfg->migrate_port;
 	if (!cfg->has_secret) {
@@ -41,17 +62,6 @@ void migrate_start_service(const struct tern_config *cfg)
 	mig_listening = true;
 	pr_info("migrate: accepting migrations on TCP port %u (TLS 1.2, pre-shared key)",
 		cfg->migrate_port);
-}
-
-bool migrate_pending(void)
-{
-	return mig_src_pending() || mig_dst_pending();
-}
-
-void migrate_service(void)
-{
-	mig_src_service();
-	mig_dst_service();
 }
 
 /* "a.b.c.d" or "a.b.c.d:port" into addr and *port. */
@@ -181,3 +191,15 @@ int mig_cmd_cancel(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv
 	cmd_printf(o, "migration cancelled; the VM keeps running here\n");
 	return 0;
 }
+
+const struct cmd_def mig_cmds[] = {
+	{ "migrate", "NAME ADDR[:PORT] [live|quick] [downtime=MS] [bandwidth=MB/s] [timeout=S] "
+	  "[encrypt=on|off] [as=NAME]", "move a VM to another Tern host (live by default)", 2, 8,
+	  mig_cmd_migrate },
+	{ "migrate status", "", "phase, round, bytes, rates and the last report", 0, 0, mig_cmd_status },
+	{ "migrate cancel", "", "stop the outgoing migration; the VM keeps running here",
+	  0, 0, mig_cmd_cancel },
+	{ "migrate identity", "", "the CPUID leaves a migrating guest's hosts must agree on",
+	  0, 0, mig_cmd_identity },
+};
+const size_t mig_ncmds = ARRAY_SIZE(mig_cmds);

@@ -29,11 +29,13 @@
  * COMMIT leaves the source paused, never running, and both sides say so.
  * So there are never two running copies.
  *
- * Everything runs on the boot CPU's main loop: lwIP callbacks and
- * migrate_service(); the vCPUs keep running on their own CPUs.
+ * Everything runs on the boot CPU's main loop: lwIP callbacks and the
+ * "migrate" service; the vCPUs keep running on their own CPUs.
  */
 #ifndef TERN_MIGRATE_H
 #define TERN_MIGRATE_H
+
+#include "kernel/lib/cmd.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -51,10 +53,10 @@ struct cmd_out;
 #define MIG_MAX_ROUNDS		30	/* then stop and copy regardless */
 #define MIG_ROUNDS_KEPT		32	/* pages per round kept for the report */
 
-/* migrate.c: set-up and the main loop's hooks. */
-void migrate_start_service(const struct tern_config *cfg);
-void migrate_service(void);
-bool migrate_pending(void);
+/* mig_cmds.c: set-up (the service joins the main loop) and the commands. */
+void migrate_start(const struct tern_config *cfg);
+extern const struct cmd_def mig_cmds[];
+extern const size_t mig_ncmds;
 
 /* mig_state.c */
 uint32_t mig_cpuid_identity(struct mig_cpuid *out, uint32_t max);

@@ -4,7 +4,7 @@
  * never touches a device: frames cross here, on the boot CPU only.
  *
  * Interrupts only mark a device pending and wake the boot CPU; all ring
- * work happens in net_poll() from the boot CPU's main loop, which is also
+ * work happens in netdev_poll_all() from the stack's main-loop service, also
  * the only context that runs lwIP (NO_SYS=1, SYS_LIGHTWEIGHT_PROT=0).
  */
 #ifndef TERN_NET_NETDEV_H
@@ -57,7 +57,7 @@ struct netdev {
 	bool tx_csum_offload, rx_csum_offload;
 	const struct netdev_ops *ops;
 	void *priv;
-	/* Set by the stack: called from net_poll() for each received frame. */
+	/* Set by the stack: called from netdev_poll_all() for each received frame. */
 	void (*rx)(struct netdev *nd, const void *frame, size_t len,
 		   unsigned int flags);
 	void *stack;
@@ -73,19 +73,12 @@ int netdev_register(struct netdev *nd);
 int netdev_count(void);
 struct netdev *netdev_get(int i);
 
-void net_init(void);	/* PCI scan, drivers, stack: boot CPU, once */
-void net_poll(void);	/* boot CPU main loop: devices, then stack timers */
+void net_init(void);		/* PCI scan and drivers: boot CPU, once */
+/* Serve every device: link state, TX completions, received frames to
+ * nd->rx.  The stack's main-loop service calls it (net/stack.h). */
+void netdev_poll_all(void);
 /* True when a device's IRQ marked it pending: the main loop checks this
  * with interrupts off before HLT, so a frame never waits for the tick. */
-bool net_pending(void);
-
-/*
- * Provided by the stack glue (net/lwip_*.c).  netdev.c has weak, empty
- * defaults so the drivers build and run without a stack.
- *   net_stack_init: after the drivers registered; set nd->rx/nd->stack.
- *   net_stack_poll: at the end of every net_poll(): lwIP timers.
- */
-void net_stack_init(void);
-void net_stack_poll(void);
+bool netdev_pending(void);
 
 #endif

@@ -5,6 +5,8 @@
 #ifndef TERN_NET_NIC_H
 #define TERN_NET_NIC_H
 
+#include "kernel/lib/cmd.h"
+
 #include <stddef.h>
 #include "net/netdev.h"
 #include "net/pci.h"
@@ -28,10 +30,15 @@ void nic_irq(struct trap_frame *f, void *ctx);
 int virtio_net_probe(struct pci_dev *pd);
 int e1000_probe(struct pci_dev *pd);
 
-/* Console: the `nic` and `nic test` commands. */
+/* Console: the `nic` and `nic test` commands (nic_cmds.c). */
 struct cmd_ctx;
 struct cmd_out;
 int nic_cmd_list(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
 int nic_cmd_test(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
+extern const struct cmd_def nic_cmds[];
+extern const size_t nic_ncmds;
+
+/* The PCI function of netdev i (NULL for a netdev without one). */
+struct pci_dev *netdev_pci_dev(int i);
 
 #endif

@@ -7,6 +7,8 @@
 #ifndef TERN_NET_STACK_H
 #define TERN_NET_STACK_H
 
+#include "kernel/lib/cmd.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,24 +22,16 @@ struct cmd_out;
  * management address (static address and gateway, or DHCP), and every
  * netif gets the hostname (DHCP option 12).  Call before net_init(); without
  * it the stack uses cfg_defaults() (DHCP, hostname "tern").
- *
- * net_stack_init() and net_stack_poll() (declared in netdev.h) are defined
- * in stack/lwip_port.c: init adds one lwIP netif per registered netdev;
- * poll runs lwIP's timers and passes link changes on.
  */
 void net_stack_set_config(const struct tern_config *cfg);
-/* True while the caller is inside lwIP (a receive or timer callback):
- * blocking commands must not pump net_poll() from there. */
-bool net_stack_busy(void);
-/* True while looped-back packets wait for net_stack_poll(). */
-bool net_stack_pending(void);
 /*
- * For console commands that block (iperf, disk): run the network, and
- * step() when not NULL, until done(arg) or deadline_us, sleeping between
- * interrupts as the main loop does.  True when done.  Not from inside
- * lwIP (net_stack_busy()).
+ * After net_init(): one lwIP netif per registered netdev, and the stack's
+ * service in the main loop (devices, then lwIP's timers and link changes).
  */
-bool net_pump(bool (*done)(void *arg), void *arg, void (*step)(void), uint64_t deadline_us);
+void net_stack_start(void);
+/* True while the caller is inside lwIP (a receive or timer callback):
+ * blocking commands must not wait (mainloop_wait) from there. */
+bool net_stack_busy(void);
 
 /* `ping ADDR [count]`: ICMP echo through lwIP's raw API, RTT per reply. */
 int net_cmd_ping(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
@@ -46,7 +40,7 @@ int net_cmd_ping(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
  * iperf2-compatible TCP throughput peer on port 5001 (lwIP's lwiperf).
  * `iperf server start|stop`: the listener, off by default (an open port).
  * `iperf client ADDR [SECONDS]`: send to ADDR:5001 for 1..10 s (default
- * 10) and print the result; blocks, pumping net_poll() like ping.
+ * 10) and print the result; blocks, waiting in mainloop_wait() like ping.
  * `iperf status`: server state and session counts.
  */
 int net_cmd_iperf_server(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
@@ -91,13 +85,14 @@ const char *net_tls_suite(struct altcp_pcb *pcb);
 /*
  * The network console (netcon.c): the serial console's commands over TLS.
  * netcon_start listens on cfg->console_port when a secret is set (and says
- * so when not).  netcon_service runs the lines clients sent, one per
- * client per call, from the boot CPU's main loop outside lwIP;
- * netcon_pending tells the loop not to sleep while lines wait.
+ * so when not); its service in the main loop runs the lines clients sent,
+ * outside lwIP.
  */
 void netcon_start(const struct tern_config *cfg);
-void netcon_service(void);
-bool netcon_pending(void);
 int netcon_cmd_list(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
+
+/* The stack's console commands (stack_cmds.c): netcon, ping, iperf. */
+extern const struct cmd_def net_cmds[];
+extern const size_t net_ncmds;
 
 #endif

@@ -52,14 +52,6 @@ struct blk_req {
 	struct blk_disk *disk;
 };
 
-struct tern_config;
-
-/* Attach the disks tern.cfg names (connects in the background). */
-void storage_init(const struct tern_config *cfg);
-/* Main loop: connections, timers, the queues (the 100 Hz tick and the
- * NIC interrupts wake the loop; lwIP's sent callbacks push more bytes). */
-void storage_service(void);
-
 struct blk_disk *blk_find(const char *name);
 /* Block size and count; -ENODEV until the disk is ready. */
 int blk_geometry(const struct blk_disk *d, uint32_t *block_size, uint64_t *nblocks);

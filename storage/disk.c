@@ -27,9 +27,11 @@
 #include "kernel/kernel.h"
 #include "kernel/lib/cmd.h"
 #include "kernel/lib/config.h"
+#include "kernel/platform/mainloop.h"
 #include "net/netdev.h"
 #include "net/stack.h"
 #include "storage/disk.h"
+#include "storage/storage.h"
 
 #define DISK_BACKOFF_MIN_MS	500
 #define DISK_BACKOFF_MAX_MS	5000
@@ -851,17 +853,24 @@ static void disk_service(struct blk_disk *d)
 	blk_kick(d);
 }
 
-void storage_service(void)
+static void storage_service(void)
 {
 	for (int i = 0; i < DISK_MAX; i++)
 		if (disk_table[i])
 			disk_service(disk_table[i]);
 }
 
-void storage_init(const struct tern_config *cfg)
+static const struct mainloop_service storage_svc = {
+	.name = "storage",
+	.service = storage_service,
+};
+
+void storage_start(const struct tern_config *cfg)
 {
 	struct disk_spec spec;
 	struct blk_disk *d;
+
+	mainloop_register(&storage_svc);
 
 	snprintf(host_name, sizeof(host_name), "%s", cfg->hostname);
 	for (unsigned i = 0; i < cfg->ndisks; i++) {

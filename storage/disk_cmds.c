@@ -1,7 +1,7 @@
 /*
- * The `disk` console commands.  They block the console, as `ping` does,
- * keeping the network and the disks running meanwhile (disk_pump), and
- * every wait has a bound.
+ * The `disk` console commands.  They block their console, as `ping` does,
+ * and wait in mainloop_wait() (disk_wait), which keeps the network, the
+ * disks, migrations and the other consoles running; every wait has a bound.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,17 +11,19 @@
 #include "kernel/kernel.h"
 #include "kernel/mgmt/console.h"
 #include "kernel/lib/cmd.h"
+#include "kernel/platform/mainloop.h"
 #include "net/stack.h"
 #include "storage/disk.h"
 #include "storage/disk_cmds.h"
+#include "storage/storage.h"
 
 #define ATTACH_US	(30 * 1000000ull)
 #define CTL_US		(30 * 1000000ull)
 
-/* Run the network and the disks until pred(arg) or the timeout. */
-bool disk_pump(disk_pump_pred pred, void *arg, uint64_t timeout_us)
+/* Keep every service running until pred(arg) or the timeout. */
+bool disk_wait(disk_wait_pred pred, void *arg, uint64_t timeout_us)
 {
-	return net_pump(pred, arg, storage_service, time_us() + timeout_us);
+	return mainloop_wait(pred, arg, time_us() + timeout_us);
 }
 
 static bool ctl_done_pred(void *arg)
@@ -89,7 +91,7 @@ int disk_cmd_attach(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **arg
 	}
 	disk_spec_url(&spec, url, sizeof(url));
 	console_progress(ctx, "login", 0, 1);
-	if (!disk_pump(attach_pred, d, ATTACH_US))
+	if (!disk_wait(attach_pred, d, ATTACH_US))
 		disk_set_why(d, -ETIMEDOUT, "no answer in %llu s", ATTACH_US / 1000000);
 	if (d->state != DISK_READY) {
 		cmd_printf(o, "error: disk attach: %s: %s\n", url, d->why[0] ? d->why : "failed");
@@ -124,12 +126,12 @@ static bool idle_pred(void *arg)
 static void detach_now(struct blk_disk *d)
 {
 	if (d->state == DISK_READY)
-		disk_pump(idle_pred, d, 10 * 1000000ull);
+		disk_wait(idle_pred, d, 10 * 1000000ull);
 	if (d->state == DISK_READY && disk_release_start(d) == 0)
-		disk_pump(ctl_done_pred, d, 5 * 1000000ull);
+		disk_wait(ctl_done_pred, d, 5 * 1000000ull);
 	d->state = DISK_DETACHING;
 	if (iscsi_sess_logout(&d->link.sess) == 0)
-		disk_pump(logged_out_pred, d, 3 * 1000000ull);
+		disk_wait(logged_out_pred, d, 3 * 1000000ull);
 	disk_free(d);
 }
 
@@ -263,7 +265,7 @@ static int run_ctl(struct cmd_out *o, const char *cmd, struct blk_disk *d,
 {
 	int rc = start(d);
 
-	if (rc == 0 && !disk_pump(ctl_done_pred, d, CTL_US))
+	if (rc == 0 && !disk_wait(ctl_done_pred, d, CTL_US))
 		rc = -ETIMEDOUT;
 	else if (rc == 0)
 		rc = d->ctl_result;
@@ -446,14 +448,14 @@ int disk_cmd_discover(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **a
 	rc = iscsi_link_init(&v->link, &v->cfg, spec.addr, spec.port, 64 * 1024, &ops, v);
 	if (rc == 0)
 		rc = iscsi_link_connect(&v->link);
-	if (rc == 0 && !disk_pump(discover_pred, v, CTL_US))
+	if (rc == 0 && !disk_wait(discover_pred, v, CTL_US))
 		rc = -ETIMEDOUT;
 	if (rc == 0 && v->err)
 		rc = v->err;
 	if (rc == 0) {
 		discover_print(o, v);
 		if (iscsi_sess_logout(&v->link.sess) == 0)
-			disk_pump(discover_gone_pred, v, 3 * 1000000ull);
+			disk_wait(discover_gone_pred, v, 3 * 1000000ull);
 	} else {
 		cmd_printf(o, "error: disk discover: %s: %s\n", argv[0],
 			   v->why[0] ? v->why : cmd_strerror(rc));
@@ -462,3 +464,28 @@ int disk_cmd_discover(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **a
 	free(v);
 	return rc;
 }
+
+/* The `disk` commands (handlers here and in disk_io_cmds.c). */
+const struct cmd_def disk_cmds[] = {
+	{ "disk attach", "NAME iscsi://ADDR[:PORT]/IQN/LUN [chap=USER:SECRET] "
+	  "[mutual=USER:SECRET] [digest=none|crc32c|header|data]",
+	  "log in to an iSCSI LUN and attach it as disk NAME", 2, 5, disk_cmd_attach },
+	{ "disk detach", "NAME", "drain, release the reservation, log out", 1, 1, disk_cmd_detach },
+	{ "disk list", "", "disks with state, size and target", 0, 0, disk_cmd_list },
+	{ "disk info", "NAME", "device, capacity, session, reservation, I/O counters",
+	  1, 1, disk_cmd_info },
+	{ "disk discover", "ADDR[:PORT]", "list the targets a portal offers (SendTargets)",
+	  1, 1, disk_cmd_discover },
+	{ "disk read", "NAME LBA COUNT", "read blocks, print their SHA-256", 3, 3, disk_cmd_read },
+	{ "disk write", "NAME LBA COUNT BYTE", "fill blocks with one byte value, then flush",
+	  4, 4, disk_cmd_write },
+	{ "disk flush", "NAME", "SYNCHRONIZE CACHE", 1, 1, disk_cmd_flush },
+	{ "disk fence", "NAME", "pre-empt every other host's key: only this host may write",
+	  1, 1, disk_cmd_fence },
+	{ "disk keys", "NAME", "registered reservation keys and the holder", 1, 1, disk_cmd_keys },
+	{ "disk bench", "NAME read|write seq|rand BS SECONDS [depth=N]",
+	  "throughput at a queue depth (destroys data on write)", 5, 6, disk_cmd_bench },
+	{ "disk barriercheck", "NAME [rounds=N]", "check that barriers order writes on the "
+	  "target (overwrites blocks 0..63)", 1, 2, disk_cmd_barriercheck },
+};
+const size_t disk_ncmds = ARRAY_SIZE(disk_cmds);

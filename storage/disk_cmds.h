@@ -23,8 +23,8 @@ int disk_cmd_barriercheck(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char
 int disk_cmd_bench(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
 
 /* Shared by the two files. */
-typedef bool (*disk_pump_pred)(void *arg);
-bool disk_pump(disk_pump_pred pred, void *arg, uint64_t timeout_us);
+typedef bool (*disk_wait_pred)(void *arg);
+bool disk_wait(disk_wait_pred pred, void *arg, uint64_t timeout_us);
 int disk_busy_refuse(struct cmd_out *o, const char *cmd);
 struct blk_disk *disk_find_or_say(struct cmd_out *o, const char *cmd, const char *name);
 

@@ -136,8 +136,8 @@ static struct blk_disk *io_args(struct cmd_out *o, const char *cmd, char **argv,
  */
 static int io_drain(struct io_run *run)
 {
-	if (!disk_pump(io_idle_pred, run, IO_US)) {
-		disk_pump(io_idle_pred, run, ~0ull >> 2);
+	if (!disk_wait(io_idle_pred, run, IO_US)) {
+		disk_wait(io_idle_pred, run, ~0ull >> 2);
 		return -ETIMEDOUT;
 	}
 	return run->err;
@@ -212,7 +212,7 @@ int disk_cmd_write(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv
 	while (!rc && !run.err && done < count) {
 		uint32_t n = count - done < per ? (uint32_t)(count - done) : per;
 
-		if (!disk_pump(io_room_pred, &run, IO_US))
+		if (!disk_wait(io_room_pred, &run, IO_US))
 			rc = -ETIMEDOUT;
 		else if (!run.err)
 			rc = io_submit(&run, BLK_WRITE, 0, lba + done, n, buf);
@@ -220,7 +220,7 @@ int disk_cmd_write(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv
 		console_progress(ctx, "write", done, count);
 	}
 	/* Acknowledged means on stable storage: a flush after the writes. */
-	if (!rc && !run.err && disk_pump(io_room_pred, &run, IO_US) && !run.err)
+	if (!rc && !run.err && disk_wait(io_room_pred, &run, IO_US) && !run.err)
 		rc = io_submit(&run, BLK_FLUSH, 0, 0, 0, NULL);
 	rc = io_drain(&run) ?: rc;
 	free(buf);
@@ -329,7 +329,7 @@ int disk_cmd_bench(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv
 	while (!rc && !b->run.err && time_us() < end) {
 		unsigned slot;
 
-		if (!disk_pump(io_room_pred, &b->run, IO_US)) {
+		if (!disk_wait(io_room_pred, &b->run, IO_US)) {
 			rc = -ETIMEDOUT;
 			break;
 		}

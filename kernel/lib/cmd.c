@@ -641,6 +641,34 @@ static int cmd_lookup_fail(struct cmd_out *o, bool json, int argc, char **argv,
 int cmd_dispatch(const struct cmd_def *tab, size_t n, struct cmd_ctx *ctx,
 		 const char *line, struct cmd_out *o, bool json)
 {
+	return cmd_dispatch_guarded(tab, n, ctx, line, o, json, NULL);
+}
+
+/* The handler, between the guard's enter and leave. */
+static int cmd_run(const struct cmd_def *d, struct cmd_ctx *ctx, struct cmd_out *o,
+		   bool json, int argc, char **argv, const struct cmd_guard *g)
+{
+	char msg[CMD_MSG_MAX];
+	int rc;
+
+	if (g && (rc = g->enter(g->arg, d)) < 0) {
+		snprintf(msg, sizeof(msg), "%s: already running (%s); try again when it "
+			 "ends", d->name, rc == -EBUSY ? "on another console" : cmd_strerror(rc));
+		return cmd_fail(o, json, d->name, msg, rc);
+	}
+	if (json)
+		rc = cmd_run_json(d, ctx, o, argc, argv);
+	else
+		rc = cmd_run_plain(d, ctx, o, argc, argv);
+	if (g)
+		g->leave(g->arg, d);
+	return rc;
+}
+
+int cmd_dispatch_guarded(const struct cmd_def *tab, size_t n, struct cmd_ctx *ctx,
+			 const char *line, struct cmd_out *o, bool json,
+			 const struct cmd_guard *g)
+{
 	char buf[CMD_LINE_MAX + 1];
 	char *argv[CMD_MAX_ARGS + 1];
 	char msg[CMD_MSG_MAX];
@@ -678,9 +706,7 @@ int cmd_dispatch(const struct cmd_def *tab, size_t n, struct cmd_ctx *ctx,
 			 args ? " " : "", args ? d->args : "");
 		return cmd_fail(o, json, d->name, msg, -EINVAL);
 	}
-	if (json)
-		return cmd_run_json(d, ctx, o, nargs, argv + m.words);
-	return cmd_run_plain(d, ctx, o, nargs, argv + m.words);
+	return cmd_run(d, ctx, o, json, nargs, argv + m.words, g);
 }
 
 /* ---- help ---- */

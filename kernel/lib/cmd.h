@@ -88,6 +88,23 @@ int cmd_dispatch(const struct cmd_def *tab, size_t n, struct cmd_ctx *ctx,
 		 const char *line, struct cmd_out *o, bool json);
 
 /*
+ * A front end whose commands may wait while other front ends run (the
+ * boot CPU's main loop, kernel/platform/mainloop.h) passes a guard: enter
+ * runs after the line parsed and before the handler, and a negative return
+ * (-EBUSY: this command is already running) refuses it with
+ * "error: NAME: already running (...)"; leave runs after the handler.
+ */
+struct cmd_guard {
+	int (*enter)(void *arg, const struct cmd_def *d);
+	void (*leave)(void *arg, const struct cmd_def *d);
+	void *arg;
+};
+
+int cmd_dispatch_guarded(const struct cmd_def *tab, size_t n, struct cmd_ctx *ctx,
+			 const char *line, struct cmd_out *o, bool json,
+			 const struct cmd_guard *g);
+
+/*
  * Print the command list, names and args aligned in one column, help text
  * in the next.  topic (NULL or "" for all) selects the commands whose name
  * starts with topic's words ("vm" lists "vm create" and "vm list", not

@@ -1,6 +1,7 @@
 /*
- * The console's commands.  Parsing, dispatch, help and --json framing live
- * in the pure lib/cmd.c; these handlers only gather and print facts.
+ * The host's own console commands.  Parsing, dispatch, help and --json
+ * framing live in the pure lib/cmd.c; these handlers only gather and print
+ * facts.  Each subsystem keeps its own table (registry.h).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -9,24 +10,21 @@
 #include "kernel/platform/cpu.h"
 #include "kernel/kernel.h"
 #include "version.h"
+#include "kernel/mgmt/registry.h"
+#include "kernel/platform/mainloop.h"
 #include "kernel/virt/vm.h"
-#include "kernel/mgmt/vm_cmds.h"
-#include "net/stack.h"
-#include "net/nic.h"
-#include "migrate/migrate.h"
-#include "storage/disk_cmds.h"
 
 #define LOG_DEFAULT_LINES	20
 #define LOG_MAX_LINES		100000
 
-static int cmd_help_fn(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+static int host_cmd_help(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	(void)ctx;
-	cmd_help(console_cmds, console_ncmds, argc ? argv[0] : NULL, o);
+	mgmt_help(argc ? argv[0] : NULL, o);
 	return 0;
 }
 
-static int cmd_version(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+static int host_cmd_version(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	(void)ctx, (void)argc, (void)argv;
 	cmd_printf(o, "Tern %s (built %s, %s)\n", TERN_VERSION, TERN_BUILD_DATE,
@@ -42,7 +40,7 @@ static void print_uptime(struct cmd_out *o)
 		   (s / 3600) % 24, (s / 60) % 60, s % 60, (us / 1000) % 1000);
 }
 
-static int cmd_status(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+static int host_cmd_status(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	uint64_t total, used, freeb;
 
@@ -65,7 +63,7 @@ static void noop(void *arg)
 }
 
 /* Per-CPU facts, and a cross-CPU call to each to prove it answers. */
-static int cmd_cpus(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+static int host_cmd_cpus(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	uint64_t now = rdtsc();
 	uint32_t i;
@@ -104,7 +102,7 @@ static void log_print_one(void *ctx, int level, uint64_t ts, const char *text,
 		   tag[level & 3], (int)len, text);
 }
 
-static int cmd_log(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+static int host_cmd_log(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	uint64_t n = LOG_DEFAULT_LINES;
 	struct log_out l = { o };
@@ -119,14 +117,14 @@ static int cmd_log(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv
 	return 0;
 }
 
-static int cmd_reboot(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+static int host_cmd_reboot(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	(void)ctx, (void)argc, (void)argv;
 	cmd_printf(o, "rebooting\n");
 	acpi_reboot();
 }
 
-static int cmd_poweroff(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+static int host_cmd_poweroff(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	(void)ctx, (void)argc, (void)argv;
 	cmd_printf(o, "powering off\n");
@@ -145,7 +143,7 @@ static void trap_here(void *arg)
 /* Proves the exception path on a live host: the chosen CPU reports #UD
  * with its registers and stack, then stops; the console carries on.  The
  * call record is never freed: the CPU that would free it is gone. */
-static int cmd_debug_trap(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+static int host_cmd_debug_trap(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	uint64_t cpu;
 
@@ -165,72 +163,25 @@ static int cmd_debug_trap(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char
 	return 0;
 }
 
-const struct cmd_def console_cmds[] = {
-	{ "help", "[COMMAND]", "list commands, or describe one", 0, 1, cmd_help_fn },
-	{ "version", "", "show the Tern version", 0, 0, cmd_version },
-	{ "status", "", "uptime, CPUs online, memory", 0, 0, cmd_status },
-	{ "cpus", "", "per-CPU state, interrupts, idle time, IPI round trip", 0, 0, cmd_cpus },
-	{ "log", "[N]", "show the last N host log lines (default 20)", 0, 1, cmd_log },
-	{ "reboot", "", "reset the machine", 0, 0, cmd_reboot },
-	{ "poweroff", "", "power the machine off (ACPI S5)", 0, 0, cmd_poweroff },
-	{ "nic", "", "NICs: model, MAC, link, interrupt, rx/tx packets/bytes, drops, irqs",
-	  0, 0, nic_cmd_list },
-	{ "nic test", "NAME", "ARP for 10.0.2.2 from 10.0.2.15 (QEMU user net) and show the reply",
-	  1, 1, nic_cmd_test },
+static int host_cmd_services(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+{
+	(void)ctx, (void)argc, (void)argv;
+	mainloop_report(o);
+	return 0;
+}
+
+/* The host's own commands; the subsystems' tables join them in kernel/main.c. */
+const struct cmd_def host_cmds[] = {
+	{ "help", "[COMMAND]", "list commands, or describe one", 0, 1, host_cmd_help },
+	{ "version", "", "show the Tern version", 0, 0, host_cmd_version },
+	{ "status", "", "uptime, CPUs online, memory", 0, 0, host_cmd_status },
+	{ "cpus", "", "per-CPU state, interrupts, idle time, IPI round trip", 0, 0, host_cmd_cpus },
+	{ "services", "", "the boot CPU's main-loop services: runs and longest call",
+	  0, 0, host_cmd_services },
+	{ "log", "[N]", "show the last N host log lines (default 20)", 0, 1, host_cmd_log },
+	{ "reboot", "", "reset the machine", 0, 0, host_cmd_reboot },
+	{ "poweroff", "", "power the machine off (ACPI S5)", 0, 0, host_cmd_poweroff },
 	{ "debug trap", "CPU", "raise #UD on a CPU to test the exception report (stops it)",
-	  1, 1, cmd_debug_trap },
-	{ "netcon", "", "network console: port, clients with peer, state, idle time, commands",
-	  0, 0, netcon_cmd_list },
-	{ "ping", "ADDR [COUNT]", "ICMP echo to ADDR, with round-trip times", 1, 2, net_cmd_ping },
-	{ "iperf server", "start|stop", "iperf2 TCP server on port 5001 (off by default)",
-	  1, 1, net_cmd_iperf_server },
-	{ "iperf client", "ADDR [SECONDS]", "send to an iperf2 server at ADDR:5001 for "
-	  "1..10 s (default 10), print Mbit/s", 1, 2, net_cmd_iperf_client },
-	{ "iperf status", "", "iperf server state and session counts", 0, 0, net_cmd_iperf_status },
-	{ "migrate", "NAME ADDR[:PORT] [live|quick] [downtime=MS] [bandwidth=MB/s] [timeout=S] "
-	  "[encrypt=on|off] [as=NAME]", "move a VM to another Tern host (live by default)", 2, 8,
-	  mig_cmd_migrate },
-	{ "migrate status", "", "phase, round, bytes, rates and the last report", 0, 0, mig_cmd_status },
-	{ "migrate cancel", "", "stop the outgoing migration; the VM keeps running here",
-	  0, 0, mig_cmd_cancel },
-	{ "migrate identity", "", "the CPUID leaves a migrating guest's hosts must agree on",
-	  0, 0, mig_cmd_identity },
-	{ "disk attach", "NAME iscsi://ADDR[:PORT]/IQN/LUN [chap=USER:SECRET] "
-	  "[mutual=USER:SECRET] [digest=none|crc32c|header|data]",
-	  "log in to an iSCSI LUN and attach it as disk NAME", 2, 5, disk_cmd_attach },
-	{ "disk detach", "NAME", "drain, release the reservation, log out", 1, 1, disk_cmd_detach },
-	{ "disk list", "", "disks with state, size and target", 0, 0, disk_cmd_list },
-	{ "disk info", "NAME", "device, capacity, session, reservation, I/O counters",
-	  1, 1, disk_cmd_info },
-	{ "disk discover", "ADDR[:PORT]", "list the targets a portal offers (SendTargets)",
-	  1, 1, disk_cmd_discover },
-	{ "disk read", "NAME LBA COUNT", "read blocks, print their SHA-256", 3, 3, disk_cmd_read },
-	{ "disk write", "NAME LBA COUNT BYTE", "fill blocks with one byte value, then flush",
-	  4, 4, disk_cmd_write },
-	{ "disk flush", "NAME", "SYNCHRONIZE CACHE", 1, 1, disk_cmd_flush },
-	{ "disk fence", "NAME", "pre-empt every other host's key: only this host may write",
-	  1, 1, disk_cmd_fence },
-	{ "disk keys", "NAME", "registered reservation keys and the holder", 1, 1, disk_cmd_keys },
-	{ "disk bench", "NAME read|write seq|rand BS SECONDS [depth=N]",
-	  "throughput at a queue depth (destroys data on write)", 5, 6, disk_cmd_bench },
-	{ "disk barriercheck", "NAME [rounds=N]", "check that barriers order writes on the "
-	  "target (overwrites blocks 0..63)", 1, 2, disk_cmd_barriercheck },
-	{ "vm create", "NAME mem=SIZE kernel=PATH [cmdline=\"...\"] [vcpus=1]",
-	  "create a VM from a Multiboot kernel on the ESP", 3, 5, vmcmd_create },
-	{ "vm start", "NAME", "start a created VM on a free CPU", 1, 1, vmcmd_start },
-	{ "vm pause", "NAME", "pause a running VM", 1, 1, vmcmd_pause },
-	{ "vm resume", "NAME", "resume a paused VM", 1, 1, vmcmd_resume },
-	{ "vm stop", "NAME", "stop a VM (it keeps its memory until destroyed)", 1, 1, vmcmd_stop },
-	{ "vm destroy", "NAME", "stop a VM and free everything it holds", 1, 1, vmcmd_destroy },
-	{ "vm list", "", "VMs with state, memory, host CPU and exit code", 0, 0, vmcmd_list },
-	{ "vm info", "NAME", "exit counts by reason, dirty-log state", 1, 1, vmcmd_info },
-	{ "vm console", "NAME", "attach this console to the VM's UART (Ctrl-] detaches)", 1, 1, vmcmd_console },
-	{ "vm dirty", "NAME start [dbit|wp|pml] | stop | harvest", "control the dirty log", 2, 3, vmcmd_dirty },
-	{ "vm dirtycheck", "NAME [rounds=N] [mode=dbit|wp|pml] [drop=ROUND]",
-	  "check that dirty logging loses no write on a running guest", 1, 4, vmcmd_dirtycheck },
-	{ "vm memcheck", "NAME", "check the migverify guest's counters page by page (pauses it briefly)",
-	  1, 1, vmcmd_memcheck },
-	{ "vm benchexit", "NAME [n=N]", "bare enter/exit cost on a created VM (benchmark)",
-	  1, 2, vmcmd_benchexit },
+	  1, 1, host_cmd_debug_trap },
 };
-const size_t console_ncmds = ARRAY_SIZE(console_cmds);
+const size_t host_ncmds = ARRAY_SIZE(host_cmds);

@@ -1,10 +1,10 @@
 /*
  * The serial management console on the boot CPU.
  *
- * The UART interrupt only moves bytes into a ring; the boot CPU's main
- * loop edits lines and runs commands, then sleeps in HLT until the next
- * interrupt (a key, the timer tick or an IPI).  The tick also polls the
- * UART, so a platform whose IRQ 4 routing is broken still has a console.
+ * The UART interrupt only moves bytes into a ring; the console's service
+ * in the boot CPU's main loop (kernel/platform/mainloop.h) edits lines and
+ * runs commands.  The timer tick wakes the loop too, and the service polls
+ * the UART, so a platform whose IRQ 4 routing is broken still has a console.
  *
  * What the console promises about host log lines, which any CPU may log at
  * any moment (a guest stopping, a migration, a disk):
@@ -25,16 +25,14 @@
 #include <string.h>
 #include "kernel/platform/arch.h"
 #include "kernel/mgmt/console.h"
+#include "kernel/mgmt/registry.h"
 #include "kernel/platform/cpu.h"
+#include "kernel/platform/mainloop.h"
 #include "kernel/kernel.h"
 #include "kernel/devices/devices.h"
 #include "kernel/virt/vm.h"
 #include "kernel/mgmt/vm_cmds.h"
 #include "kernel/lib/lineedit.h"
-#include "net/netdev.h"
-#include "net/stack.h"
-#include "migrate/migrate.h"
-#include "storage/blk.h"
 
 #define RX_RING		1024
 #define PROMPT		"tern> "
@@ -97,7 +95,7 @@ static void run_line(const char *line)
 
 	running = true;
 	midline = false;
-	cmd_dispatch(console_cmds, console_ncmds, &serial_ctx, line, &out, false);
+	mgmt_dispatch(&serial_ctx, line, &out, false);
 	running = false;
 }
 
@@ -158,16 +156,6 @@ static void feed(uint8_t c)
 	}
 }
 
-void console_init(const char *name)
-{
-	strncpy(hostname, name, sizeof(hostname) - 1);
-	ledit_init(&editor);
-	irq_register(VEC_SERIAL, serial_irq, NULL);
-	if (ioapic_route_isa(4, VEC_SERIAL, lapic_id()) < 0)
-		pr_warn("console: no IOAPIC route for IRQ 4: polling the UART");
-	serial_enable_rx_irq();
-}
-
 /*
  * log.c calls this after storing a line to be echoed.  Other CPUs wake the
  * boot CPU; on the boot CPU a running command's own lines go out at once,
@@ -198,32 +186,45 @@ static void echo_async_logs(void)
 	ledit_show(&editor, PROMPT, serial_echo, NULL);
 }
 
-void console_run(void)
+/* The serial console's service in the main loop: logs, then keys. */
+static void console_service(void)
 {
+	echo_async_logs();
+	irq_disable();
+	rx_drain_uart();
+	irq_enable();
+	while (rx.tail != rx.head) {
+		uint8_t c = rx.buf[rx.tail];
+
+		rx.tail = (rx.tail + 1) % RX_RING;
+		feed(c);
+	}
+}
+
+/* Interrupts are off (mainloop.c). */
+static bool console_pending(void)
+{
+	rx_drain_uart();
+	return rx.head != rx.tail || (log_echo_waiting() && !attached);
+}
+
+static const struct mainloop_service console_svc = {
+	.name = "serial",
+	.service = console_service,
+	.pending = console_pending,
+	.flags = MAINLOOP_RUNS_COMMANDS,
+};
+
+void console_start(const char *name)
+{
+	strncpy(hostname, name, sizeof(hostname) - 1);
+	ledit_init(&editor);
+	irq_register(VEC_SERIAL, serial_irq, NULL);
+	if (ioapic_route_isa(4, VEC_SERIAL, lapic_id()) < 0)
+		pr_warn("console: no IOAPIC route for IRQ 4: polling the UART");
+	serial_enable_rx_irq();
+	mainloop_register(&console_svc);
 	pr_info("console ready");
 	log_defer_echo(kick_console);
 	serial_write(PROMPT, strlen(PROMPT));
-	for (;;) {
-		echo_async_logs();
-		net_poll();
-		netcon_service();
-		migrate_service();
-		storage_service();
-		irq_disable();
-		rx_drain_uart();
-		/* A NIC IRQ between net_poll and here sets pending: no sleep. */
-		if (rx.head == rx.tail && !log_echo_waiting() && !net_pending() &&
-		    !netcon_pending() && !migrate_pending() && !net_stack_pending()) {
-			cpu_idle_once();	/* sti; hlt: no lost wake-up */
-			continue;
-		}
-		irq_enable();
-		while (rx.tail != rx.head) {
-			uint8_t c = rx.buf[rx.tail];
-
-			rx.tail = (rx.tail + 1) % RX_RING;
-			feed(c);
-		}
-		smp_handle_calls();
-	}
 }

@@ -1,4 +1,4 @@
-/* The management console: serial front end and the shared command table. */
+/* The management console: the serial front end and what every front end shares. */
 #ifndef TERN_CONSOLE_H
 #define TERN_CONSOLE_H
 
@@ -27,11 +27,12 @@ static inline void console_progress(struct cmd_ctx *ctx, const char *phase,
 		ctx->progress(ctx, phase, done, total);
 }
 
-extern const struct cmd_def console_cmds[];
-extern const size_t console_ncmds;
-
-void console_init(const char *hostname);
-void __attribute__((noreturn)) console_run(void);
+/* Start the serial console: its service joins the main loop. */
+void console_start(const char *hostname);
 const char *console_hostname(void);
+
+/* The host's own commands (kernel/mgmt/commands.c). */
+extern const struct cmd_def host_cmds[];
+extern const size_t host_ncmds;
 
 #endif

@@ -188,3 +188,26 @@ int vmcmd_info(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 	cmd_printf(o, "\n");
 	return 0;
 }
+
+/* The VM commands (handlers here, in dirty_check.c, memcheck.c,
+ * bench_cmd.c and console.c). */
+const struct cmd_def vm_cmds[] = {
+	{ "vm create", "NAME mem=SIZE kernel=PATH [cmdline=\"...\"] [vcpus=1]",
+	  "create a VM from a Multiboot kernel on the ESP", 3, 5, vmcmd_create },
+	{ "vm start", "NAME", "start a created VM on a free CPU", 1, 1, vmcmd_start },
+	{ "vm pause", "NAME", "pause a running VM", 1, 1, vmcmd_pause },
+	{ "vm resume", "NAME", "resume a paused VM", 1, 1, vmcmd_resume },
+	{ "vm stop", "NAME", "stop a VM (it keeps its memory until destroyed)", 1, 1, vmcmd_stop },
+	{ "vm destroy", "NAME", "stop a VM and free everything it holds", 1, 1, vmcmd_destroy },
+	{ "vm list", "", "VMs with state, memory, host CPU and exit code", 0, 0, vmcmd_list },
+	{ "vm info", "NAME", "exit counts by reason, dirty-log state", 1, 1, vmcmd_info },
+	{ "vm console", "NAME", "attach this console to the VM's UART (Ctrl-] detaches)", 1, 1, vmcmd_console },
+	{ "vm dirty", "NAME start [dbit|wp|pml] | stop | harvest", "control the dirty log", 2, 3, vmcmd_dirty },
+	{ "vm dirtycheck", "NAME [rounds=N] [mode=dbit|wp|pml] [drop=ROUND]",
+	  "check that dirty logging loses no write on a running guest", 1, 4, vmcmd_dirtycheck },
+	{ "vm memcheck", "NAME", "check the migverify guest's counters page by page (pauses it briefly)",
+	  1, 1, vmcmd_memcheck },
+	{ "vm benchexit", "NAME [n=N]", "bare enter/exit cost on a created VM (benchmark)",
+	  1, 2, vmcmd_benchexit },
+};
+const size_t vm_ncmds = ARRAY_SIZE(vm_cmds);

@@ -20,4 +20,7 @@ VMCMD(benchexit);
 VMCMD(memcheck);
 #undef VMCMD
 
+extern const struct cmd_def vm_cmds[];
+extern const size_t vm_ncmds;
+
 #endif

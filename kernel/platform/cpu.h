@@ -112,6 +112,7 @@ int ioapic_route_isa(uint8_t irq, uint8_t vector, uint32_t dest_apic);
 void smp_boot_aps(void);
 int smp_call(uint32_t cpu, smp_fn fn, void *arg, bool wait);
 void smp_handle_calls(void);
+bool smp_calls_waiting(void);	/* calls queued for this CPU */
 void cpu_idle_once(void);
 uint64_t cpu_idle_cycles(const struct percpu *p, uint64_t now);
 

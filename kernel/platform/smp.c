@@ -35,6 +35,11 @@ static void apic_error_handler(struct trap_frame *f, void *ctx)
 }
 
 /* Drain this CPU's queue.  Calls run with interrupts off, in order. */
+bool smp_calls_waiting(void)
+{
+	return __atomic_load_n(&this_cpu()->calls, __ATOMIC_ACQUIRE) != NULL;
+}
+
 void smp_handle_calls(void)
 {
 	struct percpu *p = this_cpu();

@@ -4,7 +4,7 @@
  * apps/lwiperf (compiled into liblwip.a by tools/build-lwip.sh).
  *
  * The server is off until asked for: it is an open, unauthenticated port.
- * The client blocks the console and pumps net_poll() itself, as ping.c
+ * The client blocks its console and waits in mainloop_wait(), as ping.c
  * does, so it refuses to run from inside lwIP.  Everything here runs on the
  * boot CPU's main loop (NO_SYS=1).
  *
@@ -39,6 +39,7 @@
 #include "kernel/kernel.h"
 #include "kernel/lib/cmd.h"
 #include "kernel/lib/config.h"
+#include "kernel/platform/mainloop.h"
 #include "net/netdev.h"
 #include "net/stack.h"
 
@@ -321,11 +322,11 @@ static bool iperf_connected(void *arg)
 	return cl->done || cl->pcb->state == ESTABLISHED;
 }
 
-/* Keep the network running, as the main loop would, until the run is done
- * (or connected) or deadline_us. */
-static void iperf_pump(struct iperf_client *cl, uint64_t deadline_us, bool until_connected)
+/* Wait, every service running, until the run is done (or connected) or
+ * deadline_us. */
+static void iperf_wait(struct iperf_client *cl, uint64_t deadline_us, bool until_connected)
 {
-	net_pump(until_connected ? iperf_connected : iperf_done, cl, NULL, deadline_us);
+	mainloop_wait(until_connected ? iperf_connected : iperf_done, cl, deadline_us);
 }
 
 static int iperf_client_result(struct iperf_client *cl, struct cmd_out *o,
@@ -376,7 +377,7 @@ static int iperf_client_run(struct cmd_out *o, const ip_addr_t *dst,
 		panic("iperf: lwiperf's client pcb not found");
 	iperf_hook_err(cl->pcb);
 	iperf_cl_running = true;
-	iperf_pump(cl, t0 + IPERF_CONNECT_US, true);
+	iperf_wait(cl, t0 + IPERF_CONNECT_US, true);
 	if (!cl->done && cl->pcb->state != ESTABLISHED) {
 		iperf_client_end(cl);
 		iperf_cl_running = false;
@@ -384,11 +385,11 @@ static int iperf_client_run(struct cmd_out *o, const ip_addr_t *dst,
 			   peer, IPERF_CONNECT_US / 1000000);
 		return -ETIMEDOUT;
 	}
-	iperf_pump(cl, time_us() + seconds * 1000000, false);
+	iperf_wait(cl, time_us() + seconds * 1000000, false);
 	if (!cl->done)
 		iperf_client_end(cl);
 	/* lwiperf reports as it closes; the wait is only a guard. */
-	iperf_pump(cl, time_us() + IPERF_REPORT_US, false);
+	iperf_wait(cl, time_us() + IPERF_REPORT_US, false);
 	iperf_cl_running = false;
 	return iperf_client_result(cl, o, peer, seconds);
 }

@@ -3,9 +3,9 @@
  * lwIP netif per struct netdev.
  *
  * Context: lwIP is NO_SYS=1 with SYS_LIGHTWEIGHT_PROT=0, so every call into
- * it happens here, on the boot CPU's main loop: net_poll() has the drivers
- * hand frames to netdev_rx() below, then calls net_stack_poll() for the
- * timers.  Nothing in this file may be called from an IRQ handler or from
+ * it happens here, in the stack's service on the boot CPU's main loop
+ * (kernel/platform/mainloop.h): netdev_poll_all() has the drivers hand
+ * frames to netdev_rx() below, then net_stack_poll() runs the timers.  Nothing in this file may be called from an IRQ handler or from
  * another CPU.
  *
  * Checksum offload (lwIP's checksum control is per netif, offload results
@@ -46,6 +46,7 @@
 #include "kernel/kernel.h"
 #include "kernel/lib/config.h"
 #include "kernel/lib/inet_csum.h"
+#include "kernel/platform/mainloop.h"
 #include "net/netdev.h"
 #include "net/stack.h"
 
@@ -130,7 +131,7 @@ uint32_t tern_lwip_rand(void)
 
 /* Packets to our own addresses wait in a netif's loop queue: the main
  * loop must not sleep on them (net_stack_poll delivers them). */
-bool net_stack_pending(void)
+static bool net_stack_pending(void)
 {
 	struct netif *n;
 
@@ -140,23 +141,6 @@ bool net_stack_pending(void)
 		if (n->loop_first)
 			return true;
 	return false;
-}
-
-bool net_pump(bool (*done)(void *arg), void *arg, void (*step)(void), uint64_t deadline_us)
-{
-	while (!done(arg)) {
-		if (time_us() >= deadline_us)
-			return false;
-		net_poll();
-		if (step)
-			step();
-		irq_disable();
-		if (!net_pending() && !net_stack_pending())
-			cpu_idle_once();	/* sti; hlt: woken by a NIC or the tick */
-		else
-			irq_enable();
-	}
-	return true;
 }
 
 bool net_stack_busy(void)
@@ -247,7 +231,7 @@ static u16_t net_rx_csum_flags(const struct net_if *ni, const void *frame,
 	return ni->csum_flags & ~(NETIF_CHECKSUM_CHECK_TCP | NETIF_CHECKSUM_CHECK_UDP);
 }
 
-/* nd->rx: one received frame, from net_poll() on the boot CPU. */
+/* nd->rx: one received frame, from netdev_poll_all() on the boot CPU. */
 static void net_rx(struct netdev *nd, const void *frame, size_t len,
 		   unsigned int flags)
 {
@@ -379,7 +363,26 @@ void net_stack_set_config(const struct tern_config *cfg)
 	}
 }
 
-void net_stack_init(void)
+static void net_stack_poll(void);
+
+static void net_service(void)
+{
+	netdev_poll_all();
+	net_stack_poll();
+}
+
+static bool net_service_pending(void)
+{
+	return netdev_pending() || net_stack_pending();
+}
+
+static const struct mainloop_service net_svc = {
+	.name = "net",
+	.service = net_service,
+	.pending = net_service_pending,
+};
+
+void net_stack_start(void)
 {
 	int n = netdev_count();
 
@@ -403,9 +406,10 @@ void net_stack_init(void)
 	}
 	if (n == 0)
 		pr_info("net: no NICs: the network console is off");
+	mainloop_register(&net_svc);
 }
 
-void net_stack_poll(void)
+static void net_stack_poll(void)
 {
 	if (!net_started)
 		return;

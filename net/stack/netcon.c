@@ -19,10 +19,12 @@
  * error line (when TLS is up) and a close, and the refusal is logged.
  *
  * Context: lwIP callbacks only buffer input and output.  Commands run in
- * netcon_service(), from the boot CPU's main loop outside lwIP, so a
- * command may block and pump net_poll() (ping does); while it runs, no
- * other line is dispatched (the console is one command at a time, as the
- * pure command module requires).
+ * netcon_service(), the network console's service in the boot CPU's main
+ * loop, outside lwIP, so a command may wait in mainloop_wait() (ping,
+ * disk, iperf do).  The service is reentrant: while one client's command
+ * waits, the loop runs netcon_service() again and the other clients are
+ * served; the waiting client is marked busy, so its next line waits for
+ * its command to end and it is not closed under it.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -35,6 +37,8 @@
 #include "lwip/tcp.h"
 
 #include "kernel/mgmt/console.h"
+#include "kernel/mgmt/registry.h"
+#include "kernel/platform/mainloop.h"
 #include "kernel/kernel.h"
 #include "kernel/lib/cmd.h"
 #include "kernel/lib/config.h"
@@ -77,7 +81,6 @@ static struct altcp_pcb *nc_listen;
 static uint16_t nc_port;
 static uint64_t nc_idle_us;
 static unsigned nc_next_id = 1;
-static bool nc_in_service;
 static uint64_t nc_refused, nc_served;
 
 /* Microseconds from t to now; a stamp taken after now counts as 0. */
@@ -461,7 +464,7 @@ static void nc_dispatch(struct nc_client *c, const char *line)
 	c->ncmds++;
 	nc_served++;
 	c->ctx.progress = json ? nc_progress : NULL;
-	cmd_dispatch(console_cmds, console_ncmds, &c->ctx, line, &out, json);
+	mgmt_dispatch(&c->ctx, line, &out, json);
 	c->ctx.progress = NULL;
 	if (c->tx_full) {
 		c->tx_full = false;
@@ -471,7 +474,7 @@ static void nc_dispatch(struct nc_client *c, const char *line)
 
 static void nc_run(struct nc_client *c)
 {
-	static char line[NETCON_RX_MAX + 1];
+	char line[NETCON_RX_MAX + 1];	/* on the stack: nc_run may nest */
 
 	if (!nc_take_line(c, line))
 		return;
@@ -488,7 +491,7 @@ static void nc_run(struct nc_client *c)
 
 static bool nc_has_line(const struct nc_client *c)
 {
-	return c->state == NC_OPEN && memchr(c->rx, '\n', c->rx_len);
+	return c->state == NC_OPEN && !c->busy && memchr(c->rx, '\n', c->rx_len);
 }
 
 /*
@@ -507,10 +510,8 @@ static bool nc_should_close(const struct nc_client *c)
 	return c->state == NC_CLOSING || (c->peer_closed && !nc_has_line(c));
 }
 
-bool netcon_pending(void)
+static bool netcon_pending(void)
 {
-	if (nc_in_service)
-		return false;
 	for (int i = 0; i < NETCON_MAX_CLIENTS; i++) {
 		const struct nc_client *c = &nc_clients[i];
 
@@ -520,12 +521,8 @@ bool netcon_pending(void)
 	return false;
 }
 
-void netcon_service(void)
+static void netcon_service(void)
 {
-	/* A command that pumps net_poll() must not start another one. */
-	if (nc_in_service)
-		return;
-	nc_in_service = true;
 	for (int i = 0; i < NETCON_MAX_CLIENTS; i++) {
 		struct nc_client *c = &nc_clients[i];
 
@@ -536,8 +533,14 @@ void netcon_service(void)
 			nc_release(c, false);
 		}
 	}
-	nc_in_service = false;
 }
+
+static const struct mainloop_service netcon_svc = {
+	.name = "netcon",
+	.service = netcon_service,
+	.pending = netcon_pending,
+	.flags = MAINLOOP_REENTRANT | MAINLOOP_RUNS_COMMANDS,
+};
 
 void netcon_start(const struct tern_config *cfg)
 {
@@ -571,6 +574,7 @@ void netcon_start(const struct tern_config *cfg)
 	}
 	nc_listen = l;
 	altcp_accept(l, nc_accept);
+	mainloop_register(&netcon_svc);
 	pr_info("netcon: listening on TCP port %u (TLS 1.2, pre-shared key), idle timeout %u s",
 		nc_port, cfg->console_idle_s);
 }

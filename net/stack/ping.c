@@ -1,10 +1,10 @@
 /*
  * `ping ADDR [count]`: ICMP echo (RFC 792) through lwIP's raw API.
  *
- * The handler blocks the console while it runs, and keeps the stack alive
- * meanwhile by calling net_poll() itself, as the main loop would.  That is
- * only safe outside lwIP: from a command that arrived through lwIP (the
- * network console dispatching inside a TCP receive callback) it refuses.
+ * The handler blocks its console while it runs and waits in
+ * mainloop_wait(), which keeps every service (the stack among them)
+ * running.  That is only safe outside lwIP: called from inside an lwIP
+ * callback it refuses.
  */
 #include <errno.h>
 #include <string.h>
@@ -21,6 +21,7 @@
 #include "kernel/kernel.h"
 #include "kernel/lib/cmd.h"
 #include "kernel/lib/config.h"
+#include "kernel/platform/mainloop.h"
 #include "net/netdev.h"
 #include "net/stack.h"
 
@@ -106,16 +107,16 @@ static int ping_send(struct raw_pcb *pcb, struct ping_state *ps, const ip_addr_t
 	return 0;
 }
 
-/* Keep the network running (as the main loop does) until deadline_us or,
- * with stop_on_reply, until the reply arrives. */
-static void ping_pump(struct ping_state *ps, uint64_t deadline_us, bool stop_on_reply)
+static bool ping_answered(void *arg)
 {
-	while (time_us() < deadline_us) {
-		net_poll();
-		if (stop_on_reply && !ps->waiting)
-			return;
-		udelay(200);
-	}
+	return !((struct ping_state *)arg)->waiting;
+}
+
+/* Wait until deadline_us or, with stop_on_reply, until the reply arrives;
+ * every service keeps running meanwhile (kernel/platform/mainloop.h). */
+static void ping_wait(struct ping_state *ps, uint64_t deadline_us, bool stop_on_reply)
+{
+	mainloop_wait(stop_on_reply ? ping_answered : NULL, ps, deadline_us);
 }
 
 static void ping_us(struct cmd_out *o, uint64_t us)
@@ -167,7 +168,7 @@ int net_cmd_ping(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 		if (r < 0)
 			break;
 		tx++;
-		ping_pump(&ps, ps.sent_us + PING_TIMEOUT_US, true);
+		ping_wait(&ps, ps.sent_us + PING_TIMEOUT_US, true);
 		if (ps.got) {
 			rx++;
 			sum += ps.rtt_us;
@@ -178,7 +179,7 @@ int net_cmd_ping(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 			ping_us(o, ps.rtt_us);
 			cmd_printf(o, " ms\n");
 			if (i + 1 < count)
-				ping_pump(&ps, time_us() + PING_INTERVAL_US, false);
+				ping_wait(&ps, time_us() + PING_INTERVAL_US, false);
 		} else {
 			ps.waiting = false;
 			cmd_printf(o, "no reply for icmp_seq=%u within 1 s\n", ps.seq);

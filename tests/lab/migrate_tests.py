@@ -111,12 +111,14 @@ def cmd(h, line, timeout=60):
     try:
         return _sessions[key].run(line, timeout)
     except (BrokenPipeError, ValueError, ternlab.TestFailure):
-        _sessions.pop(key).close()
+        s = _sessions.pop(key, None)
+        if s:
+            s.close()
         raise
 
 
 def close_sessions():
-    for s in _sessions.values():
+    for s in list(_sessions.values()):   # a test's thread may drop one
         s.close()
     _sessions.clear()
 

@@ -444,6 +444,60 @@ def t_command_timeout():
         fake.stop()
 
 
+def t_services_while_blocked():
+    """A 30 s `disk bench` blocks only the console that typed it: during it,
+    an outgoing live migration keeps sending, and a second network console
+    and the serial console each answer `status` within 1 s (every wait of a
+    blocking command runs the main loop's services,
+    kernel/platform/mainloop.h)."""
+    lb = lab()
+    a, b = lb.net.hosts
+    attach(a, "bn", url(1))
+    migrate_tests.reset(lb.net)
+    migrate_tests.start_guest(a, "sv", migrate_tests.IDLE_DELAY)
+    out = cmd(a, f"migrate sv {lb.net.address(1)} live bandwidth=1")
+    check(re.search(r"^migrating sv ", out, re.M), out)
+    migrate_tests.wait_status(a, r"outgoing: .*: pre-copy", 60)
+    bench = {}
+    bt = threading.Thread(target=lambda: bench.setdefault(
+        "out", cmd(a, "disk bench bn read seq 64K 30", 120)), daemon=True)
+    second = migrate_tests.Session(lb.net, 0)
+    lat, sent = [], []
+    try:
+        t0 = time.monotonic()
+        bt.start()
+        time.sleep(2)
+        while bt.is_alive() and time.monotonic() - t0 < 28:
+            s0 = time.monotonic()
+            out = second.run("status", 10)
+            lat.append(time.monotonic() - s0)
+            check("uptime" in out, f"second console: status answered {out!r}")
+            m = re.search(r"^sent: (\d+) bytes", second.run("migrate status", 10), re.M)
+            check(m, "second console: no 'sent:' line in migrate status")
+            sent.append(int(m.group(1)))
+            s0 = time.monotonic()
+            out = a.exchange("status", 10)[1]
+            lat.append(time.monotonic() - s0)
+            check("uptime" in out, f"serial console: status answered {out!r}")
+            time.sleep(1.5)
+        bt.join(90)
+    finally:
+        second.close()
+    check("out" in bench and re.search(r"^bench bn read seq", bench["out"], re.M),
+          f"disk bench: {bench.get('out')!r}")
+    check(len(sent) >= 5, f"only {len(sent)} samples during the bench")
+    check(max(lat) < 1.0, f"status took up to {max(lat):.2f} s during the bench "
+          f"(samples {', '.join(f'{x:.2f}' for x in lat)})")
+    check(sent[-1] > sent[0], f"the migration sent nothing during the bench: {sent}")
+    print(f"  during a 30 s disk bench: {len(lat)} status replies, slowest "
+          f"{max(lat) * 1000:.0f} ms; migration sent {sent[-1] - sent[0]} bytes "
+          f"in {len(sent)} samples", flush=True)
+    out = cmd(a, "migrate cancel")
+    check("migration cancelled" in out, out)
+    migrate_tests.verify(a, "sv")
+    cmd(a, "vm destroy sv")
+
+
 TESTS = [
     ("discovery", t_discovery),
     ("read_write", t_read_write),
@@ -457,6 +511,7 @@ TESTS = [
     ("hostile_target", t_hostile_target),
     ("hostile_mid_io", t_hostile_mid_io),
     ("command_timeout", t_command_timeout),
+    ("services_while_blocked", t_services_while_blocked),
 ]
 
 

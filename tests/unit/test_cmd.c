@@ -908,3 +908,80 @@ Test(cmd, fuzz_tokenize)
 			cr_assert_null(argv[argc]);
 	}
 }
+
+/* ---- the re-entry guard (cmd_dispatch_guarded) ---- */
+
+struct cmdt_guard_state {
+	const struct cmd_def *running;
+	int enters, leaves;
+	const struct cmd_def *seen;
+};
+
+static int cmdt_enter(void *arg, const struct cmd_def *d)
+{
+	struct cmdt_guard_state *g = arg;
+
+	g->enters++;
+	g->seen = d;
+	return g->running == d ? -EBUSY : 0;
+}
+
+static void cmdt_leave(void *arg, const struct cmd_def *d)
+{
+	struct cmdt_guard_state *g = arg;
+
+	cr_assert_eq(d, g->seen, "leave for another command than enter");
+	g->leaves++;
+}
+
+static int cmdt_guarded(struct cmdt_guard_state *gs, const char *line, bool json)
+{
+	const struct cmd_guard g = { cmdt_enter, cmdt_leave, gs };
+
+	cmdt_reset();
+	memset(&cmdt_ctx, 0, sizeof(cmdt_ctx));
+	return cmd_dispatch_guarded(cmdt_tab, CMDT_N, &cmdt_ctx, line, &cmdt_o, json, &g);
+}
+
+Test(cmd, guard_brackets_the_handler)
+{
+	struct cmdt_guard_state gs = { 0 };
+
+	cr_assert_eq(cmdt_guarded(&gs, "vm create web mem=64M", false), 0);
+	cr_assert_eq(gs.enters, 1);
+	cr_assert_eq(gs.leaves, 1);
+	cr_assert_str_eq(gs.seen->name, "vm create");
+	cr_assert_eq(cmdt_ctx.calls, 1);
+}
+
+Test(cmd, guard_refuses_a_command_already_running)
+{
+	struct cmdt_guard_state gs = { .running = &cmdt_tab[2] };	/* vm create */
+
+	cr_assert_eq(cmdt_guarded(&gs, "vm create web", false), -EBUSY);
+	cr_assert_eq(cmdt_ctx.calls, 0, "the handler ran");
+	cr_assert_eq(gs.leaves, 0, "leave without a run");
+	cr_assert_str_eq(cmdt_out.data, "error: vm create: already running (on another "
+			 "console); try again when it ends\n");
+	/* Other commands still run. */
+	cr_assert_eq(cmdt_guarded(&gs, "status", false), 0);
+	cr_assert_eq(cmdt_ctx.calls, 1);
+}
+
+Test(cmd, guard_refusal_in_json)
+{
+	struct cmdt_guard_state gs = { .running = &cmdt_tab[0] };	/* status */
+
+	cr_assert_eq(cmdt_guarded(&gs, "status", true), -EBUSY);
+	cr_assert(strstr(cmdt_out.data, "\"ok\":false"), "%s", cmdt_out.data);
+	cr_assert(strstr(cmdt_out.data, "already running"), "%s", cmdt_out.data);
+}
+
+Test(cmd, guard_not_called_for_a_bad_line)
+{
+	struct cmdt_guard_state gs = { 0 };
+
+	cr_assert_lt(cmdt_guarded(&gs, "frob", false), 0);
+	cr_assert_lt(cmdt_guarded(&gs, "vm create", false), 0);	/* missing NAME */
+	cr_assert_eq(gs.enters, 0);
+}
