@@ -449,7 +449,8 @@ def t_services_while_blocked():
     an outgoing live migration keeps sending, and a second network console
     and the serial console each answer `status` within 1 s (every wait of a
     blocking command runs the main loop's services,
-    kernel/platform/mainloop.h)."""
+    kernel/platform/mainloop.h), and a second `disk bench` is refused
+    rather than run inside the first."""
     lb = lab()
     a, b = lb.net.hosts
     attach(a, "bn", url(1))
@@ -475,6 +476,10 @@ def t_services_while_blocked():
             m = re.search(r"^sent: (\d+) bytes", second.run("migrate status", 10), re.M)
             check(m, "second console: no 'sent:' line in migrate status")
             sent.append(int(m.group(1)))
+            if len(sent) == 2:
+                out = second.run("disk bench bn read seq 64K 5", 10)
+                check("error: disk bench: already running" in out,
+                      f"a second disk bench while one runs: {out!r}")
             s0 = time.monotonic()
             out = a.exchange("status", 10)[1]
             lat.append(time.monotonic() - s0)
