@@ -54,7 +54,6 @@ struct s2_format {
 	uint64_t addr_mask;	/* bits 51:12 */
 	bool has_1g;
 	bool has_ad;
-	/* Additions to the brief: */
 	uint64_t present;	/* NPT: P; EPT: R|W|X (any of them) */
 	uint64_t bit_pwt, bit_pcd;	/* NPT memory type; EPT: 0 */
 };
