@@ -443,24 +443,37 @@ class _ConsoleHost:
         output).  Raises TimeoutError (EmulatorExited if the emulator went
         away first) with the last 2 KB of output in the message."""
         rx = re.compile(pattern) if isinstance(pattern, str) else pattern
+
+        def found():
+            m = rx.search(self._text, self._pos)
+            if m:
+                self._pos = m.end()
+            return m
+
+        return self._wait_for(found, timeout, f"match for {rx.pattern!r}", 0)
+
+    def _wait_for(self, found, timeout, what, since):
+        """Wait, holding the lock between looks, until found() returns
+        something; raise EmulatorExited or TimeoutError naming what (a
+        string, or a function giving one), with the last 2 KB of output from
+        since on."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                m = rx.search(self._text, self._pos)
-                if m:
-                    self._pos = m.end()
-                    return m
+                got = found()
+                if got:
+                    return got
                 left = deadline - time.monotonic()
-                if self._eof:
-                    raise EmulatorExited(
-                        f"{self.kind} '{self.name}' {self._exit_note()} "
-                        f"while waiting for {rx.pattern!r}; last output:\n"
-                        f"{self._text[-2048:]}")
-                if left <= 0:
+                if self._eof or left <= 0:
+                    desc = what() if callable(what) else what
+                    tail = self._text[since:][-2048:]
+                    if self._eof:
+                        raise EmulatorExited(
+                            f"{self.kind} '{self.name}' {self._exit_note()} "
+                            f"while waiting for {desc}; last output:\n{tail}")
                     raise TimeoutError(
-                        f"{self.kind} '{self.name}': no match for "
-                        f"{rx.pattern!r} within {timeout} s; last output:\n"
-                        f"{self._text[-2048:]}")
+                        f"{self.kind} '{self.name}': no {desc} within "
+                        f"{timeout} s; last output:\n{tail}")
                 self._cond.wait(min(left, 0.5))
 
     # -- serial output side --
@@ -499,28 +512,20 @@ class _ConsoleHost:
         self.sendline(cmd)
         echo = re.compile(rf"(?m)^{re.escape(TERN_PROMPT + cmd)}\n")
         prompt = re.compile(rf"(?m)^{re.escape(TERN_PROMPT)}")
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                m = echo.search(self._text, base)
-                p = prompt.search(self._text, m.end()) if m else None
-                if p:
-                    self._pos = p.end()
-                    out = self._text[m.end():p.start()]
-                    return self._text[m.start():p.start()], drop_log_lines(out)
-                left = deadline - time.monotonic()
-                what = "prompt" if m else "echo line"
-                if self._eof:
-                    raise EmulatorExited(
-                        f"{self.kind} '{self.name}' {self._exit_note()} "
-                        f"while waiting for the {what} of {cmd!r}; output:\n"
-                        f"{self._text[base:][-2048:]}")
-                if left <= 0:
-                    raise TimeoutError(
-                        f"{self.kind} '{self.name}': no {what} after {cmd!r} "
-                        f"within {timeout} s; output:\n"
-                        f"{self._text[base:][-2048:]}")
-                self._cond.wait(min(left, 0.5))
+        state = {"what": f"the echo line of {cmd!r}"}
+
+        def found():
+            m = echo.search(self._text, base)
+            p = prompt.search(self._text, m.end()) if m else None
+            if m and not p:
+                state["what"] = f"the prompt after {cmd!r}"
+            if not p:
+                return None
+            self._pos = p.end()
+            out = self._text[m.end():p.start()]
+            return self._text[m.start():p.start()], drop_log_lines(out)
+
+        return self._wait_for(found, timeout, lambda: state["what"], base)
 
     def command(self, cmd, prompt_regex=None, timeout=30):
         """Type cmd + Enter, wait for its echo and for the next prompt, and
