@@ -158,7 +158,7 @@ static int host_cmd_debug_trap(struct cmd_ctx *ctx, struct cmd_out *o, int argc,
 		return -EINVAL;
 	}
 	smp_call((uint32_t)cpu, trap_here, NULL, false);
-	udelay(200000);
+	mainloop_wait(NULL, NULL, time_us() + 200000);	/* the report prints meanwhile */
 	cmd_printf(o, "CPU %lu is %s\n", cpu, cpu_table[cpu]->dead ? "stopped" : "still running");
 	return 0;
 }
