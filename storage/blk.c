@@ -176,9 +176,17 @@ void blk_part_done(struct blk_disk *d, struct blk_req *r, const struct iscsi_ses
 		d->wr_inflight -= len;
 	if (!err && x->status)
 		err = -EIO;
-	/* A short read is an error the guest must see, not stale bytes. */
-	if (!err && r->op == BLK_READ && x->underflow && x->residual)
+	/*
+	 * A short read is an error the guest must see, not stale bytes.  The
+	 * bytes placed decide, not only the flag: a target that sends less
+	 * Data-In than asked without U set (RFC 7143 11.4.5.2 says it must
+	 * set it) would otherwise hand back what the buffer held before.
+	 */
+	if (!err && r->op == BLK_READ && (x->xfer < len || (x->underflow && x->residual))) {
 		err = -EIO;
+		disk_set_why(d, err, "short read: %u of %u bytes (underflow %s)", x->xfer, len,
+			     x->underflow ? "flagged" : "not flagged");
+	}
 	if (err && !r->err)
 		r->err = err;
 	if (x->err == -EAGAIN)

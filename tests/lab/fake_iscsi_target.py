@@ -52,6 +52,9 @@ that suits the mode:
                    first response has the text "AuthMethodNone\\0Target
                    PortalGroupTag" (a key without '=', not NUL-terminated);
                    the login otherwise goes on.
+  short-read       (next READ(10)/READ(16)) half the data, and the status in
+                   the last Data-In: GOOD, with no underflow flag and no
+                   residual, as if the whole transfer had been sent.
   silent           from the next SCSI command on, this connection answers
                    nothing at all (NOP-Out included); new connections are
                    served again (unless repeat).
@@ -100,7 +103,7 @@ from iscsi_pdu import (  # noqa: E402
 DEFAULT_IQN = "iqn.2024-01.org.tern.lab:fake"
 MODES = ("none", "bad-opcode", "huge-dsl", "bad-itt", "statsn-jump",
          "datain-overflow", "header-digest", "truncated", "garbage",
-         "reject", "login-garbage", "silent", "mute-cmd")
+         "reject", "login-garbage", "silent", "mute-cmd", "short-read")
 
 # Sense keys / ASCs
 NOT_READY, ILLEGAL_REQUEST = 0x02, 0x05
@@ -931,6 +934,14 @@ class _Conn:
                          f"ExpectedDataTransferLength {edtl} for itt "
                          f"0x{p.itt:08x}")
             self.send(r)
+            return True
+        if mode == "short-read":
+            if p.bhs[32] not in (0x28, 0x88) or not data or status != ST_GOOD:
+                return False         # wait for a READ with data
+            half = data[:edtl][:max(len(data[:edtl]) // 2, 1)]
+            self.t.fired(f"READ itt 0x{p.itt:08x}: {len(half)} of {edtl} bytes, "
+                         f"status GOOD without underflow")
+            self.send_data_in(p, half, ST_GOOD, 0, 0)
             return True
         if mode == "header-digest":
             if not self.hd:

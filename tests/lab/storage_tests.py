@@ -353,6 +353,7 @@ HOSTILE = {
     "reject": r"Reject|reject",
     "login-garbage": r"login|text|key",
     "silent": r"timed out|no answer",
+    "short-read": r"short read",
 }
 
 
