@@ -88,8 +88,10 @@ class Console(ternlab.Console):
         return out[0]
 
     def log(self, n=400):
-        """The last n host log lines (guest UART lines are '[NAME] ...')."""
-        return self.raw(f"log {n}", 30)
+        """The last n host log lines (guest UART lines are '[NAME] ...').
+        Some 30 KB of serial text: under Bochs on a loaded host that took
+        over 30 s, so the timeout scales like every other one."""
+        return self.raw(f"log {n}", 30 * SLOW)
 
     # -- VMs --
 
