@@ -9,9 +9,9 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "kernel/platform/x86.h"
 
 /* Capability MSRs, SDM Vol. 3C appendix A. */
-#define MSR_FEATURE_CONTROL		0x03a
 #define FC_LOCK				(1ull << 0)
 #define FC_VMX_OUTSIDE_SMX		(1ull << 2)
 #define MSR_VMX_BASIC			0x480
@@ -30,14 +30,6 @@
 #define MSR_VMX_TRUE_PROCBASED		0x48e
 #define MSR_VMX_TRUE_EXIT		0x48f
 #define MSR_VMX_TRUE_ENTRY		0x490
-
-#define MSR_SYSENTER_CS			0x174
-#define MSR_SYSENTER_ESP		0x175
-#define MSR_SYSENTER_EIP		0x176
-#define MSR_STAR			0xc0000081
-#define MSR_LSTAR			0xc0000082
-#define MSR_CSTAR			0xc0000083
-#define MSR_SFMASK			0xc0000084
 
 /* IA32_VMX_BASIC (A.1). */
 #define BASIC_REVISION(b)		((uint32_t)(b) & 0x7fffffff)
