@@ -88,7 +88,7 @@ static bool svm_probe(struct hv_caps *caps, char *why, size_t len)
 	svm_nasid = b;
 	snprintf(caps->name, sizeof(caps->name), "AMD-V (SVM) with nested paging");
 	caps->s2fmt = &s2_fmt_npt;
-	/* NPT entries always have A/D bits (APM 15.25.5). */
+	/* NPT entries always have A/D bits (APM Vol. 2 15.25). */
 	caps->dirty_modes = (1u << DIRTY_DBIT) | (1u << DIRTY_WP);
 	return true;
 }

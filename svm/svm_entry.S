@@ -6,9 +6,10 @@
  * hidden state it leaves alone (FS/GS/TR/LDTR bases, KernelGSbase, the
  * SYSCALL and SYSENTER MSRs) is swapped with VMSAVE/VMLOAD around it, and
  * the remaining GPRs are swapped here through the vcpu's gprs array
- * (x86 encoding order: rax rcx rdx rbx rsp rbp rsi rdi r8..r15).
+ * (x86 encoding order, at the offsets x86.h's GPR_OFF gives).
  */
 #include "kernel/platform/x86.h"
+
 	.section .text
 	.global svm_enter
 svm_enter:

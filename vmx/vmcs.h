@@ -2,14 +2,17 @@
  * VMCS field encodings, control bits, exit reasons and the VMX capability
  * MSRs: Intel SDM Vol. 3C appendix A (capability MSRs), appendix B (field
  * encodings), appendix C (basic exit reasons) and chapter 25 (controls).
- * The VMX instructions themselves are thin inline wrappers.
+ * The VMX instructions themselves are thin inline wrappers (C only: the
+ * field encodings are used by vmx_entry.S too).
  */
 #ifndef TERN_VMX_VMCS_H
 #define TERN_VMX_VMCS_H
 
+#include "kernel/platform/x86.h"
+#ifndef __ASSEMBLER__
 #include <stdbool.h>
 #include <stdint.h>
-#include "kernel/platform/x86.h"
+#endif
 
 /* Capability MSRs, SDM Vol. 3C appendix A. */
 #define FC_LOCK				(1ull << 0)
@@ -241,6 +244,7 @@
 /* Access rights: the unusable bit (table 25-2). */
 #define AR_UNUSABLE			(1u << 16)
 
+#ifndef __ASSEMBLER__
 static inline uint64_t vmread(uint64_t field)
 {
 	uint64_t v = 0;
@@ -302,5 +306,7 @@ static inline bool invvpid(uint64_t type, uint16_t vpid, uint64_t addr)
 			 : "m"(desc), "r"(type) : "cc", "memory");
 	return !bad;
 }
+
+#endif /* !__ASSEMBLER__ */
 
 #endif

@@ -8,7 +8,7 @@
  *
  * The VMCS swaps RIP, RSP, RFLAGS, the control registers and the segment
  * state; the other GPRs are swapped here through the vcpu's gprs array
- * (x86 encoding order: rax rcx rdx rbx rsp rbp rsi rdi r8..r15; the rsp
+ * (x86 encoding order, at the offsets x86.h's GPR_OFF gives; the RSP
  * slot is left alone, the C side keeps it in step with GUEST_RSP).
  *
  * A VM exit lands on vmx_exit_stub (HOST_RIP) with RSP = HOST_RSP, which
@@ -17,7 +17,7 @@
  * the host-state area, every other GPR keeps the guest's value).
  */
 #include "kernel/platform/x86.h"
-#define VMCS_HOST_RSP	0x6c14
+#include "vmx/vmcs.h"
 
 	.section .text
 	.global vmx_enter

@@ -92,13 +92,6 @@ int vcpu_request(struct vcpu *v, uint32_t req, bool on, uint64_t timeout_us)
 	return 0;
 }
 
-/*
- * The one idle wait of a vCPU's own CPU: HLT, serving cross-CPU calls,
- * until a request in set is posted, a request in clear is withdrawn, or
- * time_us() reaches until (0: no deadline; a deadline needs a running
- * LAPIC tick to wake up for).  The check after CLI closes the window
- * between the test and the HLT (cpu_idle: STI's shadow covers HLT).
- */
 static bool wait_over(const struct vcpu *v, uint32_t set, uint32_t clear,
 		      uint64_t until)
 {
@@ -107,6 +100,13 @@ static bool wait_over(const struct vcpu *v, uint32_t set, uint32_t clear,
 	return (r & set) || (~r & clear) || (until && time_us() >= until);
 }
 
+/*
+ * The one idle wait of a vCPU's own CPU: HLT, serving cross-CPU calls,
+ * until a request in set is posted, a request in clear is withdrawn, or
+ * time_us() reaches until (0: no deadline; a deadline needs a running
+ * LAPIC tick to wake up for).  The check after CLI closes the window
+ * between the test and the HLT (cpu_idle: STI's shadow covers HLT).
+ */
 static void vcpu_wait(struct vcpu *v, uint32_t set, uint32_t clear, uint64_t until)
 {
 	while (!wait_over(v, set, clear, until)) {
