@@ -242,9 +242,10 @@ void vmx_state_after_exit(struct vcpu *v)
 	save_controls(v);
 }
 
-/* Everything but the registers vm.h calls always fresh in v->st (GPRs,
- * RIP, RFLAGS, the shadow): between an exit and the next entry the generic
- * code may already have moved RIP past the instruction it emulated. */
+/* Everything but what the handlers may change after an exit (GPRs, RIP,
+ * RFLAGS, the shadow: vm.h): between an exit and the next entry the
+ * generic code may already have moved RIP past the instruction it
+ * emulated. */
 void vmx_state_from_vmcs(struct vcpu *v)
 {
 	struct vcpu_state *st = &v->st;
