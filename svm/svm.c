@@ -21,8 +21,6 @@
 #define MSR_VM_CR		0xc0010114
 #define MSR_VM_HSAVE_PA		0xc0010117
 #define VM_CR_SVMDIS		(1u << 4)
-#define EFER_SVME		(1ull << 12)
-#define EFER_LMA		(1ull << 10)
 #define CPUID_SVM_NP		(1u << 0)
 #define CPUID_SVM_NRIPS		(1u << 3)
 #define CPUID_SVM_FLUSHASID	(1u << 6)
@@ -63,9 +61,7 @@ static inline void stgi(void)
 }
 
 /* Whether this CPU can run SVM guests with nested paging at all. */
-bool svm_supported(char *why, size_t len);
-
-bool svm_supported(char *why, size_t len)
+static bool svm_probe(struct hv_caps *caps, char *why, size_t len)
 {
 	uint32_t a, b, c, d;
 
@@ -90,6 +86,10 @@ bool svm_supported(char *why, size_t len)
 	}
 	svm_features = d;
 	svm_nasid = b;
+	snprintf(caps->name, sizeof(caps->name), "AMD-V (SVM) with nested paging");
+	caps->s2fmt = &s2_fmt_npt;
+	/* NPT entries always have A/D bits (APM Vol. 2 15.25). */
+	caps->dirty_modes = (1u << DIRTY_DBIT) | (1u << DIRTY_WP);
 	return true;
 }
 
@@ -386,22 +386,67 @@ static void svm_decode(struct vcpu *v, struct vcpu_exit *e)
 	}
 }
 
+/* The part of a segment register the exit contract keeps fresh (vm.h). */
+static void seg_hot_from_vmcb(struct vcpu_seg *d, const struct vmcb_seg *s)
+{
+	d->sel = s->sel;
+	d->attr = s->attr;
+	d->base = s->base;
+}
+
+/*
+ * After every #VMEXIT: the register set vm.h promises, from the save area.
+ * VMRUN's exit stored ES/CS/SS/DS, the control registers, RAX, RSP, RIP
+ * and RFLAGS (APM 15.6); the VMSAVE after it stored FS and GS (15.5.2).
+ */
+static void svm_sync_after_exit(struct vcpu *v, const struct vmcb *vmcb)
+{
+	const struct vmcb_save *s = &vmcb->s;
+	struct vcpu_state *st = &v->st;
+
+	st->gpr[GPR_RAX] = s->rax;
+	st->gpr[GPR_RSP] = s->rsp;
+	st->rip = s->rip;
+	st->rflags = s->rflags;
+	st->int_shadow = vmcb->c.int_state & 1;
+	st->cr0 = s->cr0;
+	st->cr2 = s->cr2;
+	st->cr3 = s->cr3;
+	st->cr4 = s->cr4;
+	st->efer = s->efer & ~EFER_SVME;
+	st->cpl = s->cpl;
+	seg_hot_from_vmcb(&st->seg[SEG_ES], &s->es);
+	seg_hot_from_vmcb(&st->seg[SEG_CS], &s->cs);
+	seg_hot_from_vmcb(&st->seg[SEG_SS], &s->ss);
+	seg_hot_from_vmcb(&st->seg[SEG_DS], &s->ds);
+	seg_hot_from_vmcb(&st->seg[SEG_FS], &s->fs);
+	seg_hot_from_vmcb(&st->seg[SEG_GS], &s->gs);
+}
+
+/* Before every VMRUN: what the handlers may have changed since the exit. */
+static void svm_sync_before_entry(struct vcpu *v, struct vmcb *vmcb)
+{
+	const struct vcpu_state *st = &v->st;
+
+	vmcb->s.rax = st->gpr[GPR_RAX];
+	vmcb->s.rsp = st->gpr[GPR_RSP];
+	vmcb->s.rip = st->rip;
+	vmcb->s.rflags = st->rflags;
+	vmcb->s.cr0 = st->cr0;
+	vmcb->s.cr3 = st->cr3;
+	vmcb->s.cr4 = st->cr4;
+	vmcb->s.efer = st->efer | EFER_SVME;
+	vmcb->c.int_state = st->int_shadow;
+}
+
 static int svm_vcpu_run(struct vcpu *v, struct vcpu_exit *e)
 {
 	struct svm_vcpu *sv = v->vendor;
 	struct vmcb *vmcb = sv->vmcb;
 	struct svm_cpu *sc = &svm_cpus[this_cpu()->id];
 
-	vmcb->s.rax = v->st.gpr[GPR_RAX];
-	vmcb->s.rsp = v->st.gpr[GPR_RSP];
-	vmcb->s.rip = v->st.rip;
-	vmcb->s.rflags = v->st.rflags;
-	vmcb->s.cr0 = v->st.cr0;
-	vmcb->s.cr3 = v->st.cr3;
-	vmcb->s.cr4 = v->st.cr4;
-	vmcb->s.efer = v->st.efer | EFER_SVME;
+	svm_sync_before_entry(v, vmcb);
 	vmcb->c.n_cr3 = v->vm->s2.root_phys;
-	vmcb->c.int_state = v->st.int_shadow;
 	vmcb->c.event_inj = 0;
 	svm_inject(v, &vmcb->c);
 	/* QEMU flushes on every VMRUN anyway; real CPUs need this after every
@@ -415,21 +460,7 @@ static int svm_vcpu_run(struct vcpu *v, struct vcpu_exit *e)
 	svm_enter(sv->vmcb_pa, virt_to_phys(sc->host_save), v->st.gpr);
 	stgi();
 	vmcb->c.tlb_control = 0;
-	v->st.gpr[GPR_RAX] = vmcb->s.rax;
-	v->st.gpr[GPR_RSP] = vmcb->s.rsp;
-	v->st.rip = vmcb->s.rip;
-	v->st.rflags = vmcb->s.rflags;
-	v->st.cr0 = vmcb->s.cr0;
-	v->st.cr3 = vmcb->s.cr3;
-	v->st.cr4 = vmcb->s.cr4;
-	v->st.efer = vmcb->s.efer & ~EFER_SVME;
-	v->st.cpl = vmcb->s.cpl;
-	v->st.seg[SEG_CS].attr = vmcb->s.cs.attr;
-	v->st.seg[SEG_CS].base = vmcb->s.cs.base;
-	v->st.seg[SEG_DS].base = vmcb->s.ds.base;
-	v->st.seg[SEG_ES].base = vmcb->s.es.base;
-	v->st.seg[SEG_SS].attr = vmcb->s.ss.attr;
-	v->st.int_shadow = vmcb->c.int_state & 1;
+	svm_sync_after_exit(v, vmcb);
 	svm_requeue(v, vmcb->c.exit_int_info);
 	svm_decode(v, e);
 	return 0;
@@ -464,9 +495,7 @@ static int64_t svm_bench_min_exit(struct vcpu *v, uint64_t iters)
 }
 
 const struct hv_ops svm_ops = {
-	.name = "AMD-V (SVM) with nested paging",
-	.s2fmt = &s2_fmt_npt,
-	.dirty_modes = (1u << DIRTY_DBIT) | (1u << DIRTY_WP),
+	.probe = svm_probe,
 	.cpu_enable = svm_cpu_enable,
 	.vcpu_init = svm_vcpu_init,
 	.vcpu_free = svm_vcpu_free,

@@ -6,8 +6,10 @@
  * hidden state it leaves alone (FS/GS/TR/LDTR bases, KernelGSbase, the
  * SYSCALL and SYSENTER MSRs) is swapped with VMSAVE/VMLOAD around it, and
  * the remaining GPRs are swapped here through the vcpu's gprs array
- * (x86 encoding order: rax rcx rdx rbx rsp rbp rsi rdi r8..r15).
+ * (x86 encoding order, at the offsets x86.h's GPR_OFF gives).
  */
+#include "kernel/platform/x86.h"
+
 	.section .text
 	.global svm_enter
 svm_enter:
@@ -25,20 +27,20 @@ svm_enter:
 	mov	%rdi, %rax
 
 	mov	%rdx, %r15
-	mov	1*8(%r15), %rcx
-	mov	3*8(%r15), %rbx
-	mov	5*8(%r15), %rbp
-	mov	6*8(%r15), %rsi
-	mov	7*8(%r15), %rdi
-	mov	8*8(%r15), %r8
-	mov	9*8(%r15), %r9
-	mov	10*8(%r15), %r10
-	mov	11*8(%r15), %r11
-	mov	12*8(%r15), %r12
-	mov	13*8(%r15), %r13
-	mov	14*8(%r15), %r14
-	mov	2*8(%r15), %rdx
-	mov	15*8(%r15), %r15
+	mov	GPR_OFF(RCX)(%r15), %rcx
+	mov	GPR_OFF(RBX)(%r15), %rbx
+	mov	GPR_OFF(RBP)(%r15), %rbp
+	mov	GPR_OFF(RSI)(%r15), %rsi
+	mov	GPR_OFF(RDI)(%r15), %rdi
+	mov	GPR_OFF(R8)(%r15), %r8
+	mov	GPR_OFF(R9)(%r15), %r9
+	mov	GPR_OFF(R10)(%r15), %r10
+	mov	GPR_OFF(R11)(%r15), %r11
+	mov	GPR_OFF(R12)(%r15), %r12
+	mov	GPR_OFF(R13)(%r15), %r13
+	mov	GPR_OFF(R14)(%r15), %r14
+	mov	GPR_OFF(RDX)(%r15), %rdx
+	mov	GPR_OFF(R15)(%r15), %r15
 
 	vmload
 	vmrun
@@ -46,21 +48,21 @@ svm_enter:
 
 	push	%rdx
 	mov	16(%rsp), %rdx		/* gprs */
-	mov	%rcx, 1*8(%rdx)
-	mov	%rbx, 3*8(%rdx)
-	mov	%rbp, 5*8(%rdx)
-	mov	%rsi, 6*8(%rdx)
-	mov	%rdi, 7*8(%rdx)
-	mov	%r8, 8*8(%rdx)
-	mov	%r9, 9*8(%rdx)
-	mov	%r10, 10*8(%rdx)
-	mov	%r11, 11*8(%rdx)
-	mov	%r12, 12*8(%rdx)
-	mov	%r13, 13*8(%rdx)
-	mov	%r14, 14*8(%rdx)
-	mov	%r15, 15*8(%rdx)
+	mov	%rcx, GPR_OFF(RCX)(%rdx)
+	mov	%rbx, GPR_OFF(RBX)(%rdx)
+	mov	%rbp, GPR_OFF(RBP)(%rdx)
+	mov	%rsi, GPR_OFF(RSI)(%rdx)
+	mov	%rdi, GPR_OFF(RDI)(%rdx)
+	mov	%r8, GPR_OFF(R8)(%rdx)
+	mov	%r9, GPR_OFF(R9)(%rdx)
+	mov	%r10, GPR_OFF(R10)(%rdx)
+	mov	%r11, GPR_OFF(R11)(%rdx)
+	mov	%r12, GPR_OFF(R12)(%rdx)
+	mov	%r13, GPR_OFF(R13)(%rdx)
+	mov	%r14, GPR_OFF(R14)(%rdx)
+	mov	%r15, GPR_OFF(R15)(%rdx)
 	pop	%rax
-	mov	%rax, 2*8(%rdx)
+	mov	%rax, GPR_OFF(RDX)(%rdx)
 
 	pop	%rax			/* host save area */
 	vmload				/* our TR (IST stacks) and GS base */

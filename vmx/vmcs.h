@@ -2,16 +2,19 @@
  * VMCS field encodings, control bits, exit reasons and the VMX capability
  * MSRs: Intel SDM Vol. 3C appendix A (capability MSRs), appendix B (field
  * encodings), appendix C (basic exit reasons) and chapter 25 (controls).
- * The VMX instructions themselves are thin inline wrappers.
+ * The VMX instructions themselves are thin inline wrappers (C only: the
+ * field encodings are used by vmx_entry.S too).
  */
 #ifndef TERN_VMX_VMCS_H
 #define TERN_VMX_VMCS_H
 
+#include "kernel/platform/x86.h"
+#ifndef __ASSEMBLER__
 #include <stdbool.h>
 #include <stdint.h>
+#endif
 
 /* Capability MSRs, SDM Vol. 3C appendix A. */
-#define MSR_FEATURE_CONTROL		0x03a
 #define FC_LOCK				(1ull << 0)
 #define FC_VMX_OUTSIDE_SMX		(1ull << 2)
 #define MSR_VMX_BASIC			0x480
@@ -30,14 +33,6 @@
 #define MSR_VMX_TRUE_PROCBASED		0x48e
 #define MSR_VMX_TRUE_EXIT		0x48f
 #define MSR_VMX_TRUE_ENTRY		0x490
-
-#define MSR_SYSENTER_CS			0x174
-#define MSR_SYSENTER_ESP		0x175
-#define MSR_SYSENTER_EIP		0x176
-#define MSR_STAR			0xc0000081
-#define MSR_LSTAR			0xc0000082
-#define MSR_CSTAR			0xc0000083
-#define MSR_SFMASK			0xc0000084
 
 /* IA32_VMX_BASIC (A.1). */
 #define BASIC_REVISION(b)		((uint32_t)(b) & 0x7fffffff)
@@ -249,6 +244,7 @@
 /* Access rights: the unusable bit (table 25-2). */
 #define AR_UNUSABLE			(1u << 16)
 
+#ifndef __ASSEMBLER__
 static inline uint64_t vmread(uint64_t field)
 {
 	uint64_t v = 0;
@@ -310,5 +306,7 @@ static inline bool invvpid(uint64_t type, uint16_t vpid, uint64_t addr)
 			 : "m"(desc), "r"(type) : "cc", "memory");
 	return !bad;
 }
+
+#endif /* !__ASSEMBLER__ */
 
 #endif

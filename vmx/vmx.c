@@ -23,11 +23,6 @@
 #include "vmx/vmx.h"
 
 #define CPUID_1_ECX_VMX		(1u << 5)
-#define CR0_PE			(1ull << 0)
-#define CR0_PG			(1ull << 31)
-#define CR4_VMXE		(1ull << 13)
-#define EFER_LMA		(1ull << 10)
-#define EXC_GP			13
 #define IO_BITMAP_PAGES		2
 #define PML_ENTRIES		512
 #define MAX_VPID		0xffff
@@ -42,12 +37,9 @@ struct vmx_cpu {
 struct vmx_caps vmx_caps;
 static struct vmx_cpu vmx_cpus[MAX_CPUS];
 static volatile uint32_t vmx_next_vpid = 1;
-static char vmx_name[80];
 
 int vmx_enter(uint64_t *gprs, int launched);
 void vmx_exit_stub(void);
-bool vmx_supported(char *why, size_t len);
-extern struct hv_ops vmx_ops;
 
 /* VMXON and VMCS regions: 4 KiB, below 4 GiB if IA32_VMX_BASIC bit 48
  * says the CPU only takes 32-bit addresses for them (A.1). */
@@ -131,7 +123,7 @@ static bool probe_controls(char *why, size_t len)
 }
 
 /* Whether this CPU can run VT-x guests with EPT at all (boot CPU). */
-bool vmx_supported(char *why, size_t len)
+static bool vmx_probe(struct hv_caps *caps, char *why, size_t len)
 {
 	struct vmx_caps *c = &vmx_caps;
 	uint32_t a, b, cx, d;
@@ -163,13 +155,11 @@ bool vmx_supported(char *why, size_t len)
 	c->cr4_fixed1 = rdmsr(MSR_VMX_CR4_FIXED1);
 	if (!probe_controls(why, len))
 		return false;
-	vmx_ops.s2fmt = c->ad ? &s2_fmt_ept : &s2_fmt_ept_noad;
-	vmx_ops.dirty_modes = (1u << DIRTY_WP) | (c->ad ? 1u << DIRTY_DBIT : 0) |
-			      (c->pml ? 1u << DIRTY_PML : 0);
-	vmx_ops.pml_drain = c->pml ? vmx_ops.pml_drain : NULL;
-	snprintf(vmx_name, sizeof(vmx_name), "Intel VT-x with EPT%s%s%s",
+	caps->s2fmt = c->ad ? &s2_fmt_ept : &s2_fmt_ept_noad;
+	caps->dirty_modes = (1u << DIRTY_WP) | (c->ad ? 1u << DIRTY_DBIT : 0) |
+			    (c->pml ? 1u << DIRTY_PML : 0);
+	snprintf(caps->name, sizeof(caps->name), "Intel VT-x with EPT%s%s%s",
 		 c->ad ? ", A/D" : "", c->pml ? ", PML" : "", c->vpid ? ", VPID" : "");
-	vmx_ops.name = vmx_name;
 	pr_info("vmx: revision %#x, %s controls, pin %#x proc %#x proc2 %#x "
 		"exit %#x entry %#x, EPT/VPID caps %#lx", BASIC_REVISION(c->basic),
 		(c->basic & BASIC_TRUE_CTLS) ? "true" : "legacy", c->pin, c->proc,
@@ -729,11 +719,11 @@ static void decode(struct vcpu *v, struct vcpu_exit *e)
 		break;
 	case VMX_EXIT_PML_FULL:
 		pml_drain_here(v);
-		e->kind = EXIT_EXTINT;	/* handled: the generic loop resumes */
+		e->kind = EXIT_HANDLED;
 		break;
 	case VMX_EXIT_CR_ACCESS:
 		handle_cr(v, qual, len);
-		e->kind = EXIT_EXTINT;
+		e->kind = EXIT_HANDLED;
 		break;
 	case VMX_EXIT_INVLPG:
 		/* Only where the CPU forces INVLPG exiting: with EPT the
@@ -742,12 +732,12 @@ static void decode(struct vcpu *v, struct vcpu_exit *e)
 			invvpid((vmx_caps.ept_vpid & VPID_CAP_SINGLE) ? INVVPID_SINGLE :
 				INVVPID_ALL, ((struct vmx_vcpu *)v->vendor)->vpid, 0);
 		skip_insn(v, len);
-		e->kind = EXIT_EXTINT;
+		e->kind = EXIT_HANDLED;
 		break;
 	case VMX_EXIT_INVD:
 	case VMX_EXIT_WBINVD:
 		skip_insn(v, len);	/* guest RAM is always write-back */
-		e->kind = EXIT_EXTINT;
+		e->kind = EXIT_HANDLED;
 		break;
 	case VMX_EXIT_GETSEC:
 	case VMX_EXIT_MONITOR:
@@ -823,10 +813,8 @@ static int vmx_vcpu_run(struct vcpu *v, struct vcpu_exit *e)
 	return 0;
 }
 
-struct hv_ops vmx_ops = {
-	.name = "Intel VT-x with EPT",
-	.s2fmt = &s2_fmt_ept_noad,
-	.dirty_modes = 1u << DIRTY_WP,
+const struct hv_ops vmx_ops = {
+	.probe = vmx_probe,
 	.cpu_enable = vmx_cpu_enable,
 	.vcpu_init = vmx_vcpu_init,
 	.vcpu_free = vmx_vcpu_free,

@@ -10,7 +10,8 @@
 #include <stdint.h>
 #include "kernel/virt/vm.h"
 
-/* What the CPU offers, read once on the boot CPU by vmx_supported(). */
+/* What the CPU offers, read once on the boot CPU by vmx_probe();
+ * struct hv_caps holds the generic part (EPT format, dirty modes). */
 struct vmx_caps {
 	uint64_t basic, misc, ept_vpid;
 	uint64_t cr0_fixed0, cr0_fixed1, cr4_fixed0, cr4_fixed1;

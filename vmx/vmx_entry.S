@@ -8,7 +8,7 @@
  *
  * The VMCS swaps RIP, RSP, RFLAGS, the control registers and the segment
  * state; the other GPRs are swapped here through the vcpu's gprs array
- * (x86 encoding order: rax rcx rdx rbx rsp rbp rsi rdi r8..r15; the rsp
+ * (x86 encoding order, at the offsets x86.h's GPR_OFF gives; the RSP
  * slot is left alone, the C side keeps it in step with GUEST_RSP).
  *
  * A VM exit lands on vmx_exit_stub (HOST_RIP) with RSP = HOST_RSP, which
@@ -16,7 +16,8 @@
  * above the host's callee-saved registers (28.5.1: RSP and RIP come from
  * the host-state area, every other GPR keeps the guest's value).
  */
-#define VMCS_HOST_RSP	0x6c14
+#include "kernel/platform/x86.h"
+#include "vmx/vmcs.h"
 
 	.section .text
 	.global vmx_enter
@@ -36,21 +37,21 @@ vmx_enter:
 
 	mov	%esi, %eax		/* launched? */
 	test	%eax, %eax		/* ZF survives the moves below */
-	mov	1*8(%rdi), %rcx
-	mov	2*8(%rdi), %rdx
-	mov	3*8(%rdi), %rbx
-	mov	5*8(%rdi), %rbp
-	mov	6*8(%rdi), %rsi
-	mov	8*8(%rdi), %r8
-	mov	9*8(%rdi), %r9
-	mov	10*8(%rdi), %r10
-	mov	11*8(%rdi), %r11
-	mov	12*8(%rdi), %r12
-	mov	13*8(%rdi), %r13
-	mov	14*8(%rdi), %r14
-	mov	15*8(%rdi), %r15
-	mov	0*8(%rdi), %rax
-	mov	7*8(%rdi), %rdi
+	mov	GPR_OFF(RCX)(%rdi), %rcx
+	mov	GPR_OFF(RDX)(%rdi), %rdx
+	mov	GPR_OFF(RBX)(%rdi), %rbx
+	mov	GPR_OFF(RBP)(%rdi), %rbp
+	mov	GPR_OFF(RSI)(%rdi), %rsi
+	mov	GPR_OFF(R8)(%rdi), %r8
+	mov	GPR_OFF(R9)(%rdi), %r9
+	mov	GPR_OFF(R10)(%rdi), %r10
+	mov	GPR_OFF(R11)(%rdi), %r11
+	mov	GPR_OFF(R12)(%rdi), %r12
+	mov	GPR_OFF(R13)(%rdi), %r13
+	mov	GPR_OFF(R14)(%rdi), %r14
+	mov	GPR_OFF(R15)(%rdi), %r15
+	mov	GPR_OFF(RAX)(%rdi), %rax
+	mov	GPR_OFF(RDI)(%rdi), %rdi
 	jz	1f
 	vmresume
 	jmp	2f
@@ -66,22 +67,22 @@ vmx_enter:
 vmx_exit_stub:
 	push	%rdi			/* guest rdi */
 	mov	8(%rsp), %rdi		/* gprs */
-	mov	%rax, 0*8(%rdi)
-	mov	%rcx, 1*8(%rdi)
-	mov	%rdx, 2*8(%rdi)
-	mov	%rbx, 3*8(%rdi)
-	mov	%rbp, 5*8(%rdi)
-	mov	%rsi, 6*8(%rdi)
-	mov	%r8, 8*8(%rdi)
-	mov	%r9, 9*8(%rdi)
-	mov	%r10, 10*8(%rdi)
-	mov	%r11, 11*8(%rdi)
-	mov	%r12, 12*8(%rdi)
-	mov	%r13, 13*8(%rdi)
-	mov	%r14, 14*8(%rdi)
-	mov	%r15, 15*8(%rdi)
+	mov	%rax, GPR_OFF(RAX)(%rdi)
+	mov	%rcx, GPR_OFF(RCX)(%rdi)
+	mov	%rdx, GPR_OFF(RDX)(%rdi)
+	mov	%rbx, GPR_OFF(RBX)(%rdi)
+	mov	%rbp, GPR_OFF(RBP)(%rdi)
+	mov	%rsi, GPR_OFF(RSI)(%rdi)
+	mov	%r8, GPR_OFF(R8)(%rdi)
+	mov	%r9, GPR_OFF(R9)(%rdi)
+	mov	%r10, GPR_OFF(R10)(%rdi)
+	mov	%r11, GPR_OFF(R11)(%rdi)
+	mov	%r12, GPR_OFF(R12)(%rdi)
+	mov	%r13, GPR_OFF(R13)(%rdi)
+	mov	%r14, GPR_OFF(R14)(%rdi)
+	mov	%r15, GPR_OFF(R15)(%rdi)
 	pop	%rax
-	mov	%rax, 7*8(%rdi)
+	mov	%rax, GPR_OFF(RDI)(%rdi)
 	xor	%eax, %eax
 
 4:	pop	%rdi

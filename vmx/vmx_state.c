@@ -26,15 +26,6 @@
 #include "vmx/vmcs.h"
 #include "vmx/vmx.h"
 
-#define CR0_PE		(1ull << 0)
-#define CR0_NW		(1ull << 29)
-#define CR0_CD		(1ull << 30)
-#define CR0_PG		(1ull << 31)
-#define CR4_PAE		(1ull << 5)
-#define CR4_VMXE	(1ull << 13)
-#define EFER_LME	(1ull << 8)
-#define EFER_LMA	(1ull << 10)
-#define RFLAGS_IF	(1ull << 9)
 #define SEG_P		0x80u
 
 static uint32_t attr_to_ar(uint16_t attr, bool always_usable)
@@ -195,16 +186,21 @@ void vmx_state_to_vmcs(struct vcpu *v)
 	vv->need_load = false;
 }
 
-static void save_seg(struct vcpu_seg *s, int i)
+/* The part of a segment register the exit contract keeps fresh (vm.h). */
+static void save_seg_hot(struct vcpu_seg *s, int i)
 {
 	s->sel = (uint16_t)vmread(VMCS_GUEST_SEL(i));
-	s->limit = (uint32_t)vmread(VMCS_GUEST_LIMIT(i));
 	s->base = vmread(VMCS_GUEST_BASE(i));
 	s->attr = ar_to_attr((uint32_t)vmread(VMCS_GUEST_AR(i)));
 }
 
-/* Control registers, EFER, the segment state the MMIO decoder uses, and
- * the CPL: everything the generic exit handlers read besides the GPRs.
+static void save_seg(struct vcpu_seg *s, int i)
+{
+	save_seg_hot(s, i);
+	s->limit = (uint32_t)vmread(VMCS_GUEST_LIMIT(i));
+}
+
+/* Control registers, EFER and the CPL (the segments are read first).
  * The SYSCALL MSRs and KernelGSbase are not here: every guest access to
  * them is intercepted, so v->st always holds their values (vmx.c puts them
  * in the MSRs before entry). */
@@ -212,17 +208,11 @@ static void save_controls(struct vcpu *v)
 {
 	struct vmx_vcpu *vv = v->vendor;
 	struct vcpu_state *st = &v->st;
-	int i;
 
 	st->cr0 = vmx_guest_cr0(vv);
 	st->cr3 = vmread(VMCS_GUEST_CR3);
 	st->cr4 = vmx_guest_cr4(vv);
 	st->efer = vmread(VMCS_GUEST_EFER);
-	for (i = 0; i < SEG_LDTR; i++)
-		st->seg[i].base = vmread(VMCS_GUEST_BASE(i));
-	st->seg[SEG_CS].sel = (uint16_t)vmread(VMCS_GUEST_SEL(SEG_CS));
-	st->seg[SEG_CS].attr = ar_to_attr((uint32_t)vmread(VMCS_GUEST_AR(SEG_CS)));
-	st->seg[SEG_SS].attr = ar_to_attr((uint32_t)vmread(VMCS_GUEST_AR(SEG_SS)));
 	st->cpl = (st->seg[SEG_SS].attr >> 5) & 3;	/* SS.DPL (25.4.1) */
 	/* Without IA32_VMX_MISC bit 5 the CPU does not store LMA into the
 	 * entry control; keep it in step ourselves (27.2). */
@@ -232,12 +222,14 @@ static void save_controls(struct vcpu *v)
 		vmwrite(VMCS_ENTRY_CTLS, vv->entry_ctls);
 }
 
-/* After every exit: RIP, RSP, RFLAGS and the interrupt shadow too. */
+/* After every exit: the register set vm.h promises, but for the GPRs
+ * (vmx_entry.S) and CR2 (not in the VMCS: vmx.c reads the register). */
 void vmx_state_after_exit(struct vcpu *v)
 {
 	struct vmx_vcpu *vv = v->vendor;
 	struct vcpu_state *st = &v->st;
 	uint32_t intr;
+	int i;
 
 	st->rip = vmread(VMCS_GUEST_RIP);
 	st->gpr[GPR_RSP] = vmread(VMCS_GUEST_RSP);
@@ -245,12 +237,15 @@ void vmx_state_after_exit(struct vcpu *v)
 	intr = (uint32_t)vmread(VMCS_GUEST_INTERRUPTIBILITY);
 	st->int_shadow = intr & (INTERRUPTIBILITY_STI | INTERRUPTIBILITY_MOVSS);
 	vv->intr_state = intr;
+	for (i = SEG_ES; i <= SEG_GS; i++)
+		save_seg_hot(&st->seg[i], i);
 	save_controls(v);
 }
 
-/* Everything but the registers vm.h calls always fresh in v->st (GPRs,
- * RIP, RFLAGS, the shadow): between an exit and the next entry the generic
- * code may already have moved RIP past the instruction it emulated. */
+/* Everything but what the handlers may change after an exit (GPRs, RIP,
+ * RFLAGS, the shadow: vm.h): between an exit and the next entry the
+ * generic code may already have moved RIP past the instruction it
+ * emulated. */
 void vmx_state_from_vmcs(struct vcpu *v)
 {
 	struct vcpu_state *st = &v->st;

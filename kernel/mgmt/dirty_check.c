@@ -28,15 +28,6 @@ static enum dirty_mode parse_mode(const char *s)
 	return DIRTY_OFF;
 }
 
-enum dirty_mode dirty_best_mode(void)
-{
-	if (hv->dirty_modes & (1u << DIRTY_PML))
-		return DIRTY_PML;
-	if (hv->dirty_modes & (1u << DIRTY_DBIT))
-		return DIRTY_DBIT;
-	return DIRTY_WP;
-}
-
 int vmcmd_dirty(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	struct vm *vm = vm_find(argv[0]);

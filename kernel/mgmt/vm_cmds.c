@@ -174,7 +174,7 @@ int vmcmd_info(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 		cmd_printf(o, "reason: %s\n", vm->stop_reason);
 	cmd_printf(o, "memory: %lu MiB\nkernel: %s\ncmdline: %s\n", vm->mem_size >> 20,
 		   vm->kernel_path, vm->cmdline);
-	cmd_printf(o, "backend: %s\n", hv->name);
+	cmd_printf(o, "backend: %s\n", hv_status());
 	cmd_printf(o, "vcpu0: cpu %d rip %#lx exits %lu\n", v->running ? (int)v->host_cpu : -1,
 		   v->st.rip, v->exits_total);
 	cmd_printf(o, "exits:");

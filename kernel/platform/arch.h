@@ -3,23 +3,7 @@
 #define TERN_ARCH_H
 
 #include <stdint.h>
-
-#define MSR_EFER		0xc0000080
-#define MSR_FS_BASE		0xc0000100
-#define MSR_GS_BASE		0xc0000101
-#define MSR_KERNEL_GS_BASE	0xc0000102
-#define MSR_APIC_BASE		0x0000001b
-#define MSR_PAT			0x00000277
-
-#define CR0_MP			(1ul << 1)
-#define CR0_EM			(1ul << 2)
-#define CR0_TS			(1ul << 3)
-#define CR0_NE			(1ul << 5)
-#define CR0_WP			(1ul << 16)
-#define CR4_PGE			(1ul << 7)
-#define CR4_OSFXSR		(1ul << 9)
-#define CR4_OSXMMEXCPT		(1ul << 10)
-#define CR4_OSXSAVE		(1ul << 18)
+#include "kernel/platform/x86.h"
 
 static inline void outb(uint16_t port, uint8_t v)
 {

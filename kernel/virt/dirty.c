@@ -29,32 +29,27 @@ const char *dirty_mode_name(enum dirty_mode m)
 	return m <= DIRTY_PML ? mode_names[m] : "?";
 }
 
+/* The policy migration and `vm dirty` use: PML drains a log instead of
+ * walking the tables, D bits cost no faults, write-protect works anywhere. */
+enum dirty_mode dirty_best_mode(void)
+{
+	if (hv_caps->dirty_modes & (1u << DIRTY_PML))
+		return DIRTY_PML;
+	if (hv_caps->dirty_modes & (1u << DIRTY_DBIT))
+		return DIRTY_DBIT;
+	return DIRTY_WP;
+}
+
 /* Make sure no stale stage-2 translation survives before we return.  A
  * vCPU that is not in the guest picks the flush up at its next entry. */
 static int flush_vcpus(struct vm *vm)
 {
-	int i;
+	int i, rc;
 
 	for (i = 0; i < vm->nvcpus; i++) {
-		struct vcpu *v = &vm->vcpus[i];
-		uint64_t waited;
-
-		__atomic_fetch_or(&v->requests, VCPU_REQ_FLUSH, __ATOMIC_ACQ_REL);
-		if (!v->running || v->parked)
-			continue;
-		vcpu_kick(v);
-		for (waited = 0; waited < FLUSH_WAIT_US; waited += 20) {
-			if (!(__atomic_load_n(&v->requests, __ATOMIC_ACQUIRE) & VCPU_REQ_FLUSH) ||
-			    v->parked || !v->running)
-				break;
-			udelay(20);
-			/* A kick can land just before guest entry and be spent
-			 * in the host (vcpu_kick): send it again. */
-			if (waited % VCPU_REKICK_US == VCPU_REKICK_US - 20)
-				vcpu_kick(v);
-		}
-		if (waited >= FLUSH_WAIT_US)
-			return -ETIMEDOUT;
+		rc = vcpu_request(&vm->vcpus[i], VCPU_REQ_FLUSH, true, FLUSH_WAIT_US);
+		if (rc < 0)
+			return rc;
 	}
 	return 0;
 }
@@ -80,7 +75,7 @@ int dirty_start(struct vm *vm, enum dirty_mode mode)
 
 	if (vm->dirty_mode != DIRTY_OFF)
 		return -EALREADY;
-	if (mode == DIRTY_OFF || !(hv->dirty_modes & (1u << mode)))
+	if (mode == DIRTY_OFF || !(hv_caps->dirty_modes & (1u << mode)))
 		return -EOPNOTSUPP;
 	rc = ensure_map(vm);
 	if (rc < 0)

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include "kernel/platform/x86.h"
 #include "kernel/virt/guest_load.h"
 #include "kernel/lib/multiboot.h"
 
@@ -15,8 +16,6 @@
 #define ATTR_DATA32	0xc93	/* G, D/B, P, S, type 0x3 (read/write, accessed) */
 #define ATTR_TSS32	0x08b	/* P, busy 32-bit TSS */
 #define ATTR_LDT	0x082	/* P, LDT */
-#define CR0_PE		(1ull << 0)
-#define CR0_ET		(1ull << 4)
 
 const struct boot_module *module_find(const char *path)
 {

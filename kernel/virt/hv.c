@@ -11,12 +11,11 @@
 #include "kernel/virt/vm.h"
 
 extern const struct hv_ops svm_ops;
-bool svm_supported(char *why, size_t len);
-/* Weak until the VT-x back end (vmx/) is linked in. */
-extern struct hv_ops vmx_ops __attribute__((weak));
-bool vmx_supported(char *why, size_t len) __attribute__((weak));
+extern const struct hv_ops vmx_ops;
 
 const struct hv_ops *hv;
+static struct hv_caps caps;
+const struct hv_caps *hv_caps = &caps;
 static char hv_why[128] = "not probed";
 static bool hv_cpu_ready[MAX_CPUS];
 
@@ -40,7 +39,7 @@ static void enable_here(void *arg)
 
 const char *hv_status(void)
 {
-	return hv ? hv->name : hv_why;
+	return hv ? caps.name : hv_why;
 }
 
 bool hv_cpu_usable(uint32_t cpu)
@@ -48,24 +47,27 @@ bool hv_cpu_usable(uint32_t cpu)
 	return cpu < MAX_CPUS && hv_cpu_ready[cpu];
 }
 
-int hv_init(void)
+/* The back end for this CPU vendor, or NULL with the reason in hv_why. */
+static const struct hv_ops *pick(void)
 {
 	char vendor[13];
-	uint32_t i, ready = 0;
 
 	cpu_vendor(vendor);
-	if (!strcmp(vendor, "AuthenticAMD")) {
-		if (svm_supported(hv_why, sizeof(hv_why)))
-			hv = &svm_ops;
-	} else if (!strcmp(vendor, "GenuineIntel")) {
-		if (!vmx_supported)
-			snprintf(hv_why, sizeof(hv_why),
-				 "Intel VT-x back end not available in this build");
-		else if (vmx_supported(hv_why, sizeof(hv_why)))
-			hv = &vmx_ops;
-	} else {
-		snprintf(hv_why, sizeof(hv_why), "unknown CPU vendor '%s'", vendor);
-	}
+	if (!strcmp(vendor, "AuthenticAMD"))
+		return &svm_ops;
+	if (!strcmp(vendor, "GenuineIntel"))
+		return &vmx_ops;
+	snprintf(hv_why, sizeof(hv_why), "unknown CPU vendor '%s'", vendor);
+	return NULL;
+}
+
+int hv_init(void)
+{
+	const struct hv_ops *ops = pick();
+	uint32_t i, ready = 0;
+
+	if (ops && ops->probe(&caps, hv_why, sizeof(hv_why)))
+		hv = ops;
 	if (!hv) {
 		pr_warn("hv: no guests on this host: %s", hv_why);
 		return -1;
@@ -79,6 +81,6 @@ int hv_init(void)
 		hv_cpu_ready[i] = rc == 0;
 		ready += rc == 0;
 	}
-	pr_info("hv: %s, %u CPUs for guests", hv->name, ready);
+	pr_info("hv: %s, %u CPUs for guests", caps.name, ready);
 	return 0;
 }

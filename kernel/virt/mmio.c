@@ -11,10 +11,6 @@
 #include "kernel/virt/vm.h"
 #include "kernel/lib/x86_decode.h"
 
-#define CR0_PG		(1ull << 31)
-#define CR4_PSE		(1ull << 4)
-#define CR4_PAE		(1ull << 5)
-#define EFER_LMA_BIT	(1ull << 10)
 #define PTE_P		1ull
 #define PTE_PS		(1ull << 7)
 #define PTE_ADDR	0x000ffffffffff000ull
@@ -29,7 +25,7 @@ static int read_pte(struct vcpu *v, uint64_t pa, int size, uint64_t *pte)
 /* Long mode or PAE walk (SDM Vol. 3A 4.4, 4.5); 2M/1G pages honoured. */
 static int walk_pae(struct vcpu *v, uint64_t la, uint64_t *gpa)
 {
-	bool lm = v->st.efer & EFER_LMA_BIT;
+	bool lm = v->st.efer & EFER_LMA;
 	int level = lm ? 4 : 3, shift = lm ? 39 : 30;
 	uint64_t table = v->st.cr3 & (lm ? PTE_ADDR : 0xffffffe0ull), e;
 
@@ -86,7 +82,7 @@ static int guest_mode(const struct vcpu *v)
 {
 	const struct vcpu_seg *cs = &v->st.seg[SEG_CS];
 
-	if ((v->st.efer & EFER_LMA_BIT) && (cs->attr & SEG_ATTR_L))
+	if ((v->st.efer & EFER_LMA) && (cs->attr & SEG_ATTR_L))
 		return X86_MODE_64;
 	return (cs->attr & SEG_ATTR_DB) ? X86_MODE_32 : X86_MODE_16;
 }

@@ -11,34 +11,16 @@
 
 #define MSR_TSC			0x010
 #define MSR_PLATFORM_ID		0x017
-#define MSR_APIC_BASE_G		0x01b
-#define MSR_FEATURE_CONTROL	0x03a
 #define MSR_BIOS_SIGN_ID	0x08b
 #define MSR_MTRRCAP		0x0fe
-#define MSR_SYSENTER_CS		0x174
-#define MSR_SYSENTER_ESP	0x175
-#define MSR_SYSENTER_EIP	0x176
 #define MSR_MCG_CAP		0x179
 #define MSR_MCG_STATUS		0x17a
 #define MSR_MISC_ENABLE		0x1a0
-#define MSR_PAT_G		0x277
-#define MSR_EFER_G		0xc0000080
-#define MSR_STAR		0xc0000081
-#define MSR_LSTAR		0xc0000082
-#define MSR_CSTAR		0xc0000083
-#define MSR_SFMASK		0xc0000084
-#define MSR_FS_BASE_G		0xc0000100
-#define MSR_GS_BASE_G		0xc0000101
-#define MSR_KGS_BASE		0xc0000102
 
 #define APIC_BASE_DEFAULT	0xfee00000ull
 #define APIC_BASE_BSP		(1ull << 8)
 #define APIC_BASE_ENABLE	(1ull << 11)
 #define MISC_ENABLE_DEFAULT	0x1801ull	/* fast strings, no BTS, no PEBS */
-#define EFER_SCE		(1ull << 0)
-#define EFER_LME		(1ull << 8)
-#define EFER_LMA		(1ull << 10)
-#define EFER_NXE		(1ull << 11)
 
 /* The address-like MSRs must hold canonical addresses (SDM Vol. 3A 3.3.7.1). */
 static bool canonical(uint64_t a)
@@ -66,15 +48,15 @@ static uint64_t *state_msr(struct vcpu_state *st, uint32_t msr)
 	case MSR_SYSENTER_CS: return &st->sysenter_cs;
 	case MSR_SYSENTER_ESP: return &st->sysenter_esp;
 	case MSR_SYSENTER_EIP: return &st->sysenter_eip;
-	case MSR_PAT_G: return &st->pat;
+	case MSR_PAT: return &st->pat;
 	case MSR_STAR: return &st->star;
 	case MSR_LSTAR: return &st->lstar;
 	case MSR_CSTAR: return &st->cstar;
 	case MSR_SFMASK: return &st->sfmask;
-	case MSR_FS_BASE_G: return &st->seg[SEG_FS].base;
-	case MSR_GS_BASE_G: return &st->seg[SEG_GS].base;
-	case MSR_KGS_BASE: return &st->kernel_gs_base;
-	case MSR_EFER_G: return &st->efer;
+	case MSR_FS_BASE: return &st->seg[SEG_FS].base;
+	case MSR_GS_BASE: return &st->seg[SEG_GS].base;
+	case MSR_KERNEL_GS_BASE: return &st->kernel_gs_base;
+	case MSR_EFER: return &st->efer;
 	default: return NULL;
 	}
 }
@@ -82,8 +64,8 @@ static uint64_t *state_msr(struct vcpu_state *st, uint32_t msr)
 /* MSRs held in struct vcpu_state that the migration stream carries as
  * a list (EFER and the FS/GS bases travel in their own fields). */
 const uint32_t msr_migrated[] = {
-	MSR_SYSENTER_CS, MSR_SYSENTER_ESP, MSR_SYSENTER_EIP, MSR_PAT_G,
-	MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SFMASK, MSR_KGS_BASE,
+	MSR_SYSENTER_CS, MSR_SYSENTER_ESP, MSR_SYSENTER_EIP, MSR_PAT,
+	MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SFMASK, MSR_KERNEL_GS_BASE,
 };
 const size_t msr_nmigrated = sizeof(msr_migrated) / sizeof(msr_migrated[0]);
 
@@ -105,7 +87,7 @@ int msr_state_set(struct vcpu *v, uint32_t msr, uint64_t val)
 {
 	uint64_t *p = state_msr(&v->st, msr);
 
-	if (!p || msr == MSR_EFER_G || check_write(v, msr, val) < 0)
+	if (!p || msr == MSR_EFER || check_write(v, msr, val) < 0)
 		return -EINVAL;
 	*p = val;
 	return 0;
@@ -119,7 +101,7 @@ int msr_read(struct vcpu *v, uint32_t msr, uint64_t *val)
 	case MSR_TSC:
 		*val = rdtsc() + v->st.tsc_offset;
 		return 0;
-	case MSR_APIC_BASE_G:
+	case MSR_APIC_BASE:
 		*val = APIC_BASE_DEFAULT | APIC_BASE_ENABLE |
 		       (v->id == 0 ? APIC_BASE_BSP : 0);
 		return 0;
@@ -145,9 +127,9 @@ int msr_read(struct vcpu *v, uint32_t msr, uint64_t *val)
 static int check_write(struct vcpu *v, uint32_t msr, uint64_t val)
 {
 	switch (msr) {
-	case MSR_PAT_G:
+	case MSR_PAT:
 		return pat_valid(val) ? 0 : -EINVAL;
-	case MSR_EFER_G:
+	case MSR_EFER:
 		/* LMA is the CPU's to set; SVME would expose nested SVM. */
 		if (val & ~(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE))
 			return -EINVAL;
@@ -168,7 +150,7 @@ int msr_write(struct vcpu *v, uint32_t msr, uint64_t val)
 		v->st.tsc_offset = val - rdtsc();
 		hv->load_state(v);
 		return 0;
-	case MSR_APIC_BASE_G:
+	case MSR_APIC_BASE:
 		/* Only the reset value is accepted until there is a virtual APIC. */
 		return val == (APIC_BASE_DEFAULT | APIC_BASE_ENABLE |
 			       (v->id == 0 ? APIC_BASE_BSP : 0)) ? 0 : -EINVAL;

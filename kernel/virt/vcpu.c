@@ -11,12 +11,14 @@
 #include "kernel/platform/cpu.h"
 #include "kernel/virt/vm.h"
 
-#define EXC_UD	6
-#define EXC_GP	13
+/* A waiter repeats a kick that was not answered this often (vcpu_kick). */
+#define REKICK_US	1000
+#define ANSWER_POLL_US	20
 
 static const char *const exit_names[EXIT_KIND_MAX] = {
-	"none", "cpuid", "rdmsr", "wrmsr", "io", "stage2", "hlt", "hypercall",
-	"shutdown", "extint", "nmi", "xsetbv", "ud-insn", "entry-fail", "unknown",
+#define EXIT_KIND_NAME(kind, name)	[EXIT_##kind] = name,
+	EXIT_KINDS(EXIT_KIND_NAME)
+#undef EXIT_KIND_NAME
 };
 
 const char *exit_kind_name(enum exit_kind k)
@@ -38,15 +40,84 @@ void vcpu_inject_exception(struct vcpu *v, uint8_t vector, bool has_error,
  * a guest running with IF=0 under Bochs 2.7's VMX (seen in the VT-x suite).
  * The host's NMI handler only counts it, so an NMI that lands after the
  * loop checked its requests but before guest entry (or before park()'s
- * HLT) leaves no trace: waiters kick again every VCPU_REKICK_US until
- * answered (vm.c wait_for, dirty.c flush_vcpus).
+ * HLT) leaves no trace: vcpu_request kicks again every REKICK_US until
+ * answered.
  */
-void vcpu_kick(struct vcpu *v)
+static void vcpu_kick(struct vcpu *v)
 {
 	struct percpu *p = cpu_table[v->host_cpu];
 
 	if (p && p != this_cpu())
 		lapic_send_nmi(p->apic_id);
+}
+
+/* Whether the vCPU has acted on posting (on) or withdrawing (!on) req.
+ * One that left its loop has nothing left to do; a parked one takes a
+ * flush at its next entry. */
+static bool answered(const struct vcpu *v, uint32_t req, bool on)
+{
+	if (!v->running)
+		return true;
+	switch (req) {
+	case VCPU_REQ_PAUSE:
+		return v->parked == on;
+	case VCPU_REQ_FLUSH:
+		return v->parked ||
+		       !(__atomic_load_n(&v->requests, __ATOMIC_ACQUIRE) & VCPU_REQ_FLUSH);
+	default:
+		return false;	/* STOP: only leaving the loop answers it */
+	}
+}
+
+/*
+ * The one way the management CPU asks a vCPU for something: post (on) or
+ * withdraw (!on) request req, then kick the vCPU until it answers.
+ * Returns 0, or -ETIMEDOUT after timeout_us without an answer.
+ */
+int vcpu_request(struct vcpu *v, uint32_t req, bool on, uint64_t timeout_us)
+{
+	uint64_t waited;
+
+	if (on)
+		__atomic_fetch_or(&v->requests, req, __ATOMIC_ACQ_REL);
+	else
+		__atomic_fetch_and(&v->requests, ~req, __ATOMIC_ACQ_REL);
+	for (waited = 0; !answered(v, req, on); waited += ANSWER_POLL_US) {
+		if (waited >= timeout_us)
+			return -ETIMEDOUT;
+		if (waited % REKICK_US == 0)
+			vcpu_kick(v);
+		udelay(ANSWER_POLL_US);
+	}
+	return 0;
+}
+
+static bool wait_over(const struct vcpu *v, uint32_t set, uint32_t clear,
+		      uint64_t until)
+{
+	uint32_t r = __atomic_load_n(&v->requests, __ATOMIC_ACQUIRE);
+
+	return (r & set) || (~r & clear) || (until && time_us() >= until);
+}
+
+/*
+ * The one idle wait of a vCPU's own CPU: HLT, serving cross-CPU calls,
+ * until a request in set is posted, a request in clear is withdrawn, or
+ * time_us() reaches until (0: no deadline; a deadline needs a running
+ * LAPIC tick to wake up for).  The check after CLI closes the window
+ * between the test and the HLT (cpu_idle: STI's shadow covers HLT).
+ */
+static void vcpu_wait(struct vcpu *v, uint32_t set, uint32_t clear, uint64_t until)
+{
+	while (!wait_over(v, set, clear, until)) {
+		smp_handle_calls();
+		irq_disable();
+		if (wait_over(v, set, clear, until)) {
+			irq_enable();
+			break;
+		}
+		cpu_idle_once();
+	}
 }
 
 static void advance(struct vcpu *v, const struct vcpu_exit *e)
@@ -144,15 +215,8 @@ static int handle_stage2(struct vcpu *v, const struct vcpu_exit *e)
 static int handle_hlt(struct vcpu *v, const struct vcpu_exit *e)
 {
 	advance(v, e);
-	while (!(v->requests & (VCPU_REQ_STOP | VCPU_REQ_PAUSE)) && !v->pending.valid) {
-		smp_handle_calls();
-		irq_disable();
-		if (v->requests & (VCPU_REQ_STOP | VCPU_REQ_PAUSE)) {
-			irq_enable();
-			break;
-		}
-		cpu_idle_once();
-	}
+	if (!v->pending.valid)
+		vcpu_wait(v, VCPU_REQ_STOP | VCPU_REQ_PAUSE, 0, 0);
 	return VCPU_RESUME;
 }
 
@@ -231,6 +295,8 @@ static int handle_exit(struct vcpu *v, const struct vcpu_exit *e)
 	case EXIT_EXTINT:
 	case EXIT_NMI:
 		return VCPU_RESUME;	/* taken by the host after STGI */
+	case EXIT_HANDLED:
+		return VCPU_RESUME;	/* the vendor finished it */
 	case EXIT_CPUID:
 		return handle_cpuid(v, e);
 	case EXIT_RDMSR:
@@ -347,29 +413,13 @@ static void throttle(struct vcpu *v, uint64_t ran_us)
 	throttle_tick(v, true);
 	sleep = ran_us * pm / (1000 - pm);
 	end = time_us() + (sleep < THROTTLE_MAX_SLEEP_US ? sleep : THROTTLE_MAX_SLEEP_US);
-	while (time_us() < end && !(v->requests & (VCPU_REQ_PAUSE | VCPU_REQ_STOP))) {
-		smp_handle_calls();
-		irq_disable();
-		if (v->requests & (VCPU_REQ_PAUSE | VCPU_REQ_STOP)) {
-			irq_enable();
-			break;
-		}
-		cpu_idle_once();
-	}
+	vcpu_wait(v, VCPU_REQ_PAUSE | VCPU_REQ_STOP, 0, end);
 }
 
 static void park(struct vcpu *v)
 {
 	v->parked = true;
-	while ((v->requests & VCPU_REQ_PAUSE) && !(v->requests & VCPU_REQ_STOP)) {
-		smp_handle_calls();
-		irq_disable();
-		if (!(v->requests & VCPU_REQ_PAUSE)) {
-			irq_enable();
-			break;
-		}
-		cpu_idle_once();
-	}
+	vcpu_wait(v, VCPU_REQ_STOP, VCPU_REQ_PAUSE, 0);
 	v->parked = false;
 }
 

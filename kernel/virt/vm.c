@@ -153,7 +153,7 @@ static int alloc_memory(struct vm *vm, char *err, size_t errlen)
 
 	vm->nchunks = vm->mem_size / GUEST_CHUNK;
 	vm->chunks = calloc(vm->nchunks, sizeof(*vm->chunks));
-	if (!vm->chunks || s2_init(&vm->s2, hv->s2fmt, &mm) < 0)
+	if (!vm->chunks || s2_init(&vm->s2, hv_caps->s2fmt, &mm) < 0)
 		goto oom;
 	for (i = 0; i < vm->nchunks; i++) {
 		uint64_t hpa = page_alloc_phys_aligned(GUEST_CHUNK / PAGE_SIZE,
@@ -365,31 +365,13 @@ int vm_start(struct vm *vm, char *err, size_t errlen)
 	return 0;
 }
 
-/* Wait for the vCPU to answer a request, kicking it again now and then
- * (a kick can be spent in the host just before guest entry: vcpu_kick). */
-static bool wait_for(struct vcpu *v, volatile bool *flag, bool want)
-{
-	uint64_t waited;
-
-	for (waited = 0; waited < STOP_WAIT_US; waited += 100) {
-		if (*flag == want)
-			return true;
-		udelay(100);
-		if (waited % VCPU_REKICK_US == VCPU_REKICK_US - 100)
-			vcpu_kick(v);
-	}
-	return *flag == want;
-}
-
 int vm_pause(struct vm *vm)
 {
 	struct vcpu *v = &vm->vcpus[0];
 
 	if (vm->state != VM_RUNNING)
 		return -EINVAL;
-	__atomic_fetch_or(&v->requests, VCPU_REQ_PAUSE, __ATOMIC_ACQ_REL);
-	vcpu_kick(v);
-	if (!wait_for(v, &v->parked, true) && v->running) {
+	if (vcpu_request(v, VCPU_REQ_PAUSE, true, STOP_WAIT_US) < 0) {
 		__atomic_fetch_and(&v->requests, ~VCPU_REQ_PAUSE, __ATOMIC_ACQ_REL);
 		return -ETIMEDOUT;
 	}
@@ -405,13 +387,11 @@ int vm_resume(struct vm *vm)
 	if (vm->state != VM_PAUSED)
 		return -EINVAL;
 	vm->state = VM_RUNNING;
-	__atomic_fetch_and(&v->requests, ~VCPU_REQ_PAUSE, __ATOMIC_ACQ_REL);
-	vcpu_kick(v);
 	/* park() checks the request and then HLTs; an NMI between the two is
 	 * spent in the host and the CPU sleeps on (an application processor
-	 * has no tick).  Kick until the vCPU has left park(). */
-	if (v->running)
-		wait_for(v, &v->parked, false);
+	 * has no tick): vcpu_request kicks until the vCPU has left park().
+	 * A vCPU that does not answer still resumes when it wakes. */
+	vcpu_request(v, VCPU_REQ_PAUSE, false, STOP_WAIT_US);
 	return 0;
 }
 
@@ -419,12 +399,8 @@ int vm_stop(struct vm *vm, const char *why)
 {
 	struct vcpu *v = &vm->vcpus[0];
 
-	if (v->running) {
-		__atomic_fetch_or(&v->requests, VCPU_REQ_STOP, __ATOMIC_ACQ_REL);
-		vcpu_kick(v);
-		if (!wait_for(v, &v->running, false))
-			return -ETIMEDOUT;
-	}
+	if (v->running && vcpu_request(v, VCPU_REQ_STOP, true, STOP_WAIT_US) < 0)
+		return -ETIMEDOUT;
 	if (vm->state == VM_RUNNING || vm->state == VM_PAUSED)
 		vm_guest_stopped(vm, VM_STOPPED, "%s", why);
 	return 0;

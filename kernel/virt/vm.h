@@ -10,7 +10,9 @@
 #define TERN_VM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include "kernel/platform/x86.h"
 #include "kernel/lib/bus.h"
 #include "kernel/kernel.h"
 #include "kernel/platform/spinlock.h"
@@ -20,13 +22,6 @@
 #define VM_NAME_MAX	32
 #define VM_MAX_VCPUS	8
 #define VM_MAX		16
-
-/* GPR indexes follow the x86 register encoding (and lib/x86_decode.h). */
-enum {
-	GPR_RAX, GPR_RCX, GPR_RDX, GPR_RBX, GPR_RSP, GPR_RBP, GPR_RSI, GPR_RDI,
-	GPR_R8, GPR_R9, GPR_R10, GPR_R11, GPR_R12, GPR_R13, GPR_R14, GPR_R15,
-	GPR_COUNT
-};
 
 enum seg_reg { SEG_ES, SEG_CS, SEG_SS, SEG_DS, SEG_FS, SEG_GS, SEG_LDTR,
 	       SEG_TR, SEG_COUNT };
@@ -43,7 +38,23 @@ struct vcpu_seg {
 #define SEG_ATTR_L	(1u << 9)
 #define SEG_ATTR_DB	(1u << 10)
 
-/* Architectural state in a vendor-neutral form: what migration moves. */
+/*
+ * Architectural state in a vendor-neutral form: what migration moves.
+ *
+ * The exit contract: after every exit, before any handler runs, the
+ * vendor has refreshed exactly these fields from the hardware (SVM: the
+ * VMCB save area; VMX: the VMCS guest-state area):
+ *
+ *   gpr[], rip, rflags, int_shadow,
+ *   cr0, cr2, cr3, cr4, efer, cpl,
+ *   seg[ES, CS, SS, DS, FS, GS]: sel, attr and base (not the limit).
+ *
+ * The handlers may change gpr[], rip, rflags and int_shadow; the vendor
+ * writes those back before the next entry.  Everything else (descriptor
+ * tables, LDTR, TR, the limits, DR6/DR7, PAT, the SYSCALL and SYSENTER
+ * MSRs, the TSC offset) is only current after hv->save_state(), and is
+ * written to the hardware by hv->load_state().
+ */
 struct vcpu_state {
 	uint64_t gpr[GPR_COUNT];
 	uint64_t rip, rflags;
@@ -58,10 +69,50 @@ struct vcpu_state {
 	bool int_shadow;
 };
 
+/* The entry stubs (svm/svm_entry.S, vmx/vmx_entry.S) address the GPRs as
+ * GPR_OFF(R) from &st.gpr[0]: the C layout must agree. */
+#define VCPU_GPR_OFF(r)	(offsetof(struct vcpu_state, gpr[GPR_##r]) - \
+			 offsetof(struct vcpu_state, gpr))
+_Static_assert(sizeof(((struct vcpu_state *)0)->gpr) == GPR_COUNT * GPR_SIZE,
+	       "vcpu_state.gpr: GPR_COUNT registers of GPR_SIZE bytes");
+_Static_assert(VCPU_GPR_OFF(RAX) == GPR_OFF(RAX) && VCPU_GPR_OFF(RCX) == GPR_OFF(RCX) &&
+	       VCPU_GPR_OFF(RDX) == GPR_OFF(RDX) && VCPU_GPR_OFF(RBX) == GPR_OFF(RBX) &&
+	       VCPU_GPR_OFF(RSP) == GPR_OFF(RSP) && VCPU_GPR_OFF(RBP) == GPR_OFF(RBP) &&
+	       VCPU_GPR_OFF(RSI) == GPR_OFF(RSI) && VCPU_GPR_OFF(RDI) == GPR_OFF(RDI) &&
+	       VCPU_GPR_OFF(R8) == GPR_OFF(R8) && VCPU_GPR_OFF(R9) == GPR_OFF(R9) &&
+	       VCPU_GPR_OFF(R10) == GPR_OFF(R10) && VCPU_GPR_OFF(R11) == GPR_OFF(R11) &&
+	       VCPU_GPR_OFF(R12) == GPR_OFF(R12) && VCPU_GPR_OFF(R13) == GPR_OFF(R13) &&
+	       VCPU_GPR_OFF(R14) == GPR_OFF(R14) && VCPU_GPR_OFF(R15) == GPR_OFF(R15),
+	       "x86.h GPR_OFF() disagrees with struct vcpu_state");
+
+/*
+ * Generic exit kinds and the names `vm info` counts them under, listed
+ * once.  HANDLED: the vendor finished the exit itself (VMX: CR access,
+ * INVLPG, INVD/WBINVD, PML full) and the loop only resumes.
+ */
+#define EXIT_KINDS(X)				\
+	X(NONE, "none")				\
+	X(CPUID, "cpuid")			\
+	X(RDMSR, "rdmsr")			\
+	X(WRMSR, "wrmsr")			\
+	X(IO, "io")				\
+	X(STAGE2, "stage2")			\
+	X(HLT, "hlt")				\
+	X(HYPERCALL, "hypercall")		\
+	X(SHUTDOWN, "shutdown")			\
+	X(EXTINT, "extint")			\
+	X(NMI, "nmi")				\
+	X(XSETBV, "xsetbv")			\
+	X(UD_INSN, "ud-insn")			\
+	X(HANDLED, "handled")			\
+	X(ENTRY_FAIL, "entry-fail")		\
+	X(UNKNOWN, "unknown")
+
 enum exit_kind {
-	EXIT_NONE, EXIT_CPUID, EXIT_RDMSR, EXIT_WRMSR, EXIT_IO, EXIT_STAGE2,
-	EXIT_HLT, EXIT_HYPERCALL, EXIT_SHUTDOWN, EXIT_EXTINT, EXIT_NMI,
-	EXIT_XSETBV, EXIT_UD_INSN, EXIT_ENTRY_FAIL, EXIT_UNKNOWN, EXIT_KIND_MAX
+#define EXIT_KIND_ENUM(kind, name)	EXIT_##kind,
+	EXIT_KINDS(EXIT_KIND_ENUM)
+#undef EXIT_KIND_ENUM
+	EXIT_KIND_MAX
 };
 
 struct vcpu_exit {
@@ -102,12 +153,10 @@ struct vcpu_event {
 
 enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_STOPPED, VM_FAILED };
 
-/* Requests posted to a running vCPU from another CPU. */
+/* Requests posted to a running vCPU from another CPU (vcpu_request). */
 #define VCPU_REQ_PAUSE		(1u << 0)
 #define VCPU_REQ_STOP		(1u << 1)
 #define VCPU_REQ_FLUSH		(1u << 2)
-/* How often a waiter repeats a kick that was not answered (vcpu_kick). */
-#define VCPU_REKICK_US		1000
 
 struct vm;
 
@@ -115,7 +164,7 @@ struct vcpu {
 	struct vm *vm;
 	int id;
 	uint32_t host_cpu;
-	struct vcpu_state st;		/* cached; st.gpr/rip/rflags always fresh */
+	struct vcpu_state st;		/* cached; see the exit contract above */
 	struct vcpu_event pending;
 	volatile uint32_t requests;
 	volatile bool running;		/* inside the run loop */
@@ -172,11 +221,22 @@ struct vm {
 	bool migrating;
 };
 
-/* Vendor back end, chosen at boot from CPUID (svm/svm.c, vmx/vmx.c). */
-struct hv_ops {
-	const char *name;
+/* What the chosen back end found on this CPU: filled in once by its
+ * probe on the boot CPU, read-only afterwards. */
+struct hv_caps {
+	char name[80];			/* the back end and its features */
 	const struct s2_format *s2fmt;
 	unsigned dirty_modes;		/* bit per enum dirty_mode */
+};
+
+/*
+ * Vendor back end, chosen at boot from the CPUID vendor (svm/svm.c,
+ * vmx/vmx.c).  The table is constant; what differs between CPUs of one
+ * vendor lives in struct hv_caps (generic) and the vendor's own caps.
+ */
+struct hv_ops {
+	/* Boot CPU: whether guests can run here; fills caps, or why. */
+	bool (*probe)(struct hv_caps *caps, char *why, size_t len);
 	int (*cpu_enable)(void);	/* on each host CPU that runs guests */
 	int (*vcpu_init)(struct vcpu *v);
 	void (*vcpu_free)(struct vcpu *v);
@@ -184,13 +244,14 @@ struct hv_ops {
 	void (*load_state)(struct vcpu *v);	/* v->st -> hardware */
 	void (*save_state)(struct vcpu *v);	/* hardware -> v->st */
 	void (*flush_stage2)(struct vcpu *v);
-	long (*pml_drain)(struct vcpu *v);	/* optional */
+	long (*pml_drain)(struct vcpu *v);	/* optional; 0 without PML */
 	/* Benchmark only: a bare enter/exit loop on an initialised vCPU whose
 	 * code is "cpuid; jmp back"; returns TSC cycles for iters exits. */
 	int64_t (*bench_min_exit)(struct vcpu *v, uint64_t iters);
 };
 
 extern const struct hv_ops *hv;
+extern const struct hv_caps *hv_caps;
 
 /* hv.c */
 int hv_init(void);		/* pick and enable a back end */
@@ -219,7 +280,7 @@ void vm_guest_stopped(struct vm *vm, enum vm_state st, const char *fmt, ...)
 void vcpu_loop(void *arg);
 void vcpu_inject_exception(struct vcpu *v, uint8_t vector, bool has_error,
 			   uint32_t error);
-void vcpu_kick(struct vcpu *v);
+int vcpu_request(struct vcpu *v, uint32_t req, bool on, uint64_t timeout_us);
 bool vcpu_xcr0_ok(uint64_t xcr0);
 int vcpu_fpu_image_ok(const uint8_t *img, size_t len, uint64_t xcr0);
 const char *exit_kind_name(enum exit_kind k);
@@ -243,6 +304,6 @@ long dirty_harvest(struct vm *vm, uint64_t *out);
 void dirty_stop(struct vm *vm);
 bool dirty_wp_fault(struct vcpu *v, uint64_t gpa);
 const char *dirty_mode_name(enum dirty_mode m);
-enum dirty_mode dirty_best_mode(void);	/* dirty_check.c: PML, D-bit, WP */
+enum dirty_mode dirty_best_mode(void);	/* PML, else D-bit, else WP */
 
 #endif

@@ -4,6 +4,10 @@
  * 'TEST').  Paging is off, so every access below is an MMIO exit the
  * hypervisor must decode and emulate.  The exact instruction forms are
  * chosen with inline asm so the compiler cannot pick others.
+ *
+ * With the command-line word `segs` it also reaches the device through
+ * FS:, GS: and SS: overrides on segments whose bases are non-zero, so the
+ * hypervisor must use the guest's current segment bases, not stale ones.
  */
 #include "guest.h"
 
@@ -306,6 +310,90 @@ static void check_test_cmp(void)
 	alu_check("cmp_reg_mem", 0x44, 7, fl & FL_MASK, FL_CF | FL_SF);
 }
 
+/*
+ * Data segments based inside the device (SDM Vol. 3A 3.4.5): a 4 GiB
+ * read/write segment, accessed bit preset, with the base split over the
+ * descriptor.  Entries 1 and 2 repeat rt/entry.S's flat code and data.
+ */
+#define SEL_DATA	0x10
+#define SEL_FS_DEV	0x18
+#define SEL_GS_DEV	0x20
+#define SEL_SS_DEV	0x28
+#define FS_DEV_BASE	DEV_BASE
+#define GS_DEV_BASE	(DEV_BASE + 0x700u)
+#define SS_DEV_BASE	(DEV_BASE + 0x780u)
+
+static uint64_t data_desc(uint32_t base)
+{
+	return 0x00CF93000000FFFFull | ((uint64_t)(base & 0xffffffu) << 16) |
+	       ((uint64_t)(base >> 24) << 56);
+}
+
+static uint64_t seg_gdt[6] __attribute__((aligned(8)));
+
+static void seg_gdt_load(void)
+{
+	struct { uint16_t limit; uint32_t base; } __attribute__((packed)) d;
+
+	seg_gdt[1] = 0x00CF9B000000FFFFull;
+	seg_gdt[2] = 0x00CF93000000FFFFull;
+	seg_gdt[3] = data_desc(FS_DEV_BASE);
+	seg_gdt[4] = data_desc(GS_DEV_BASE);
+	seg_gdt[5] = data_desc(SS_DEV_BASE);
+	d.limit = sizeof(seg_gdt) - 1;
+	d.base = (uint32_t)(uintptr_t)seg_gdt;
+	__asm__ volatile("lgdt %0" : : "m"(d) : "memory");
+	__asm__ volatile("mov %w0, %%fs\n\tmov %w1, %%gs"
+			 : : "r"(SEL_FS_DEV), "r"(SEL_GS_DEV) : "memory");
+}
+
+/* Through FS and GS: a store lands at base + offset, a load reads there. */
+static void check_fs_gs(void)
+{
+	uint32_t v, w;
+
+	wr32(0x604, 0x0f5f5f5f);
+	__asm__ volatile("movl %1, %%fs:(%2)\n\tmovl %%fs:4(%2), %0"
+			 : "=&r"(v) : "r"(0xf5000001u), "r"(0x600u) : "memory");
+	w = rd32(0x600);
+	guest_check("mmio_fs_base", w == 0xf5000001u && v == 0x0f5f5f5f,
+		    "device 0x600 reads 0x%08x, fs:4 read 0x%08x", w, v);
+	wr32(0x714, 0x06565656);
+	__asm__ volatile("movl %1, %%gs:(%2)\n\tmovl %%gs:4(%2), %0"
+			 : "=&r"(v) : "r"(0x65000002u), "r"(0x10u) : "memory");
+	w = rd32(0x710);
+	guest_check("mmio_gs_base", w == 0x65000002u && v == 0x06565656,
+		    "device 0x710 reads 0x%08x, gs:0x14 read 0x%08x", w, v);
+}
+
+/* Through SS, for two instructions only: nothing may touch the stack
+ * while SS is based in the device (interrupts are off). */
+static void check_ss(void)
+{
+	uint32_t v, w, old;
+
+	wr32(0x78c, 0x055a55a5);
+	__asm__ volatile("mov %%ss, %w1\n\t"
+			 "mov %w3, %%ss\n\t"
+			 "movl %4, %%ss:(%2)\n\t"
+			 "movl %%ss:4(%2), %0\n\t"
+			 "mov %w1, %%ss"
+			 : "=&r"(v), "=&r"(old)
+			 : "r"(0x8u), "r"(SEL_SS_DEV), "r"(0x55000003u) : "memory");
+	w = rd32(0x788);
+	guest_check("mmio_ss_base", w == 0x55000003u && v == 0x055a55a5,
+		    "device 0x788 reads 0x%08x, ss:0xc read 0x%08x", w, v);
+}
+
+static void check_seg_bases(void)
+{
+	seg_gdt_load();
+	check_fs_gs();
+	check_ss();
+	__asm__ volatile("mov %w0, %%fs\n\tmov %w0, %%gs"
+			 : : "r"(SEL_DATA) : "memory");
+}
+
 void guest_main(uint32_t magic, const struct mb_info *info)
 {
 	guest_init("mmio", magic, info);
@@ -318,5 +406,7 @@ void guest_main(uint32_t magic, const struct mb_info *info)
 	check_movs_backward();
 	check_alu();
 	check_test_cmp();
+	if (guest_cmdline_has(guest_cmdline(info), "segs"))
+		check_seg_bases();
 	guest_done();
 }

@@ -416,6 +416,19 @@ def svm_mmio_emulation():
           f"no stage2 exits counted for MMIO: {info.get('exits')!r}")
 
 
+@test
+def svm_mmio_segment_bases():
+    """MMIO through FS:, GS: and SS: on segments with non-zero bases: the
+    emulator must use the bases the guest loaded (refreshed on every
+    exit), not the ones it had at boot."""
+    con = console()
+    _, lines, npass = run_checks_guest(con, "mm2", "mmio", cmdline="segs")
+    for name in ("mmio_fs_base", "mmio_gs_base", "mmio_ss_base"):
+        check(f"CHECK {name}: PASS" in lines,
+              f"no 'CHECK {name}: PASS' from the mmio guest")
+    check(npass == 37, f"mmio segs: pass={npass}, want 37")
+
+
 def dirty_invariant(mode, label):
     con = console()
     vm = f"d{mode}"
