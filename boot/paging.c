@@ -21,12 +21,8 @@
  * is still in 32-bit protected mode.
  */
 #include "boot/loader.h"
+#include "kernel/platform/x86.h"
 
-#define PTE_P		(1ull << 0)
-#define PTE_W		(1ull << 1)
-#define PTE_PS		(1ull << 7)
-#define PTE_G		(1ull << 8)
-#define PTE_NX		(1ull << 63)
 #define PAGE_4K		0x1000ull
 #define PAGE_2M		0x200000ull
 #define PAGE_1G		0x40000000ull

@@ -493,7 +493,8 @@ static void drain_here(void *arg)
  * (the index lives in its VMCS).  PML runs whenever EPT A/D is on, so a
  * page's first write after its D bit was cleared is always logged; the
  * PML-mode harvest drains every vCPU, then clears the D bits of exactly
- * the pages it reports and flushes, and so keeps the DESIGN.md invariant.
+ * the pages it reports and flushes, and so keeps the dirty log's invariant
+ * (kernel/virt/dirty.c).
  */
 static long vmx_pml_drain(struct vcpu *v)
 {

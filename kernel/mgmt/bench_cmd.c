@@ -29,7 +29,7 @@ static void bench_on_cpu(void *arg)
 	hv->vcpu_free(b->v);
 }
 
-int vmcmd_benchexit(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+int vm_cmd_benchexit(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	static const uint8_t loop[4] = { 0x0f, 0xa2, 0xeb, 0xfc };	/* cpuid; jmp .-2 */
 	struct vm *vm = vm_find(argv[0]);

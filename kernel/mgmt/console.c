@@ -104,7 +104,7 @@ static void run_line(const char *line)
 #define DETACH_KEY	0x1d
 static struct vm *attached;
 
-int vmcmd_console(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+int vm_cmd_console(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	struct vm *vm = vm_find(argv[0]);
 

@@ -28,7 +28,7 @@ static enum dirty_mode parse_mode(const char *s)
 	return DIRTY_OFF;
 }
 
-int vmcmd_dirty(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+int vm_cmd_dirty(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	struct vm *vm = vm_find(argv[0]);
 	enum dirty_mode m = argc > 2 ? parse_mode(argv[2]) : dirty_best_mode();
@@ -180,7 +180,7 @@ out:
 	return 0;
 }
 
-int vmcmd_dirtycheck(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+int vm_cmd_dirtycheck(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	struct vm *vm = vm_find(argv[0]);
 	enum dirty_mode m = dirty_best_mode();

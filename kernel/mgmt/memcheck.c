@@ -43,7 +43,7 @@ static int memcheck_hdr(struct vm *vm, struct migv_hdr *h, struct cmd_out *o)
 	return 0;
 }
 
-int vmcmd_memcheck(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+int vm_cmd_memcheck(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	struct vm *vm = vm_find(argv[0]);
 	struct memcheck_ctx m = { .vm = vm };

@@ -24,7 +24,7 @@ static struct vm *need_vm(struct cmd_out *o, const char *cmd, const char *name)
 	return vm;
 }
 
-int vmcmd_create(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+int vm_cmd_create(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	const char *kernel = NULL, *cmdline = "", *val;
 	uint64_t mem = 0, vcpus = 1;
@@ -64,7 +64,7 @@ bad:
 	return -EINVAL;
 }
 
-int vmcmd_start(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+int vm_cmd_start(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	struct vm *vm = need_vm(o, "start", argv[0]);
 	char err[ERRLEN];
@@ -115,25 +115,25 @@ static int stop_fn(struct vm *vm)
 	return vm_stop(vm, "stopped by the operator");
 }
 
-int vmcmd_pause(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+int vm_cmd_pause(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	(void)ctx, (void)argc;
 	return simple_op(o, "pause", argv[0], vm_pause, "paused");
 }
 
-int vmcmd_resume(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+int vm_cmd_resume(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	(void)ctx, (void)argc;
 	return simple_op(o, "resume", argv[0], vm_resume, "running");
 }
 
-int vmcmd_stop(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+int vm_cmd_stop(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	(void)ctx, (void)argc;
 	return simple_op(o, "stop", argv[0], stop_fn, "stopped");
 }
 
-int vmcmd_destroy(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+int vm_cmd_destroy(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	(void)ctx, (void)argc;
 	return simple_op(o, "destroy", argv[0], vm_destroy, "destroyed");
@@ -151,7 +151,7 @@ static void list_one(struct vm *vm, void *ctx)
 		   vm->vcpus[0].running ? (int)vm->vcpus[0].host_cpu : -1, code);
 }
 
-int vmcmd_list(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+int vm_cmd_list(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	(void)ctx, (void)argc, (void)argv;
 	cmd_printf(o, "%-16s %-8s %10s  %-7s %s\n", "NAME", "STATE", "MEMORY", "CPU", "EXIT");
@@ -159,7 +159,7 @@ int vmcmd_list(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 	return 0;
 }
 
-int vmcmd_info(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+int vm_cmd_info(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	struct vm *vm = need_vm(o, "info", argv[0]);
 	struct vcpu *v;
@@ -193,21 +193,21 @@ int vmcmd_info(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
  * bench_cmd.c and console.c). */
 const struct cmd_def vm_cmds[] = {
 	{ "vm create", "NAME mem=SIZE kernel=PATH [cmdline=\"...\"] [vcpus=1]",
-	  "create a VM from a Multiboot kernel on the ESP", 3, 5, vmcmd_create },
-	{ "vm start", "NAME", "start a created VM on a free CPU", 1, 1, vmcmd_start },
-	{ "vm pause", "NAME", "pause a running VM", 1, 1, vmcmd_pause },
-	{ "vm resume", "NAME", "resume a paused VM", 1, 1, vmcmd_resume },
-	{ "vm stop", "NAME", "stop a VM (it keeps its memory until destroyed)", 1, 1, vmcmd_stop },
-	{ "vm destroy", "NAME", "stop a VM and free everything it holds", 1, 1, vmcmd_destroy },
-	{ "vm list", "", "VMs with state, memory, host CPU and exit code", 0, 0, vmcmd_list },
-	{ "vm info", "NAME", "exit counts by reason, dirty-log state", 1, 1, vmcmd_info },
-	{ "vm console", "NAME", "attach this console to the VM's UART (Ctrl-] detaches)", 1, 1, vmcmd_console },
-	{ "vm dirty", "NAME start [dbit|wp|pml] | stop | harvest", "control the dirty log", 2, 3, vmcmd_dirty },
+	  "create a VM from a Multiboot kernel on the ESP", 3, 5, vm_cmd_create },
+	{ "vm start", "NAME", "start a created VM on a free CPU", 1, 1, vm_cmd_start },
+	{ "vm pause", "NAME", "pause a running VM", 1, 1, vm_cmd_pause },
+	{ "vm resume", "NAME", "resume a paused VM", 1, 1, vm_cmd_resume },
+	{ "vm stop", "NAME", "stop a VM (it keeps its memory until destroyed)", 1, 1, vm_cmd_stop },
+	{ "vm destroy", "NAME", "stop a VM and free everything it holds", 1, 1, vm_cmd_destroy },
+	{ "vm list", "", "VMs with state, memory, host CPU and exit code", 0, 0, vm_cmd_list },
+	{ "vm info", "NAME", "exit counts by reason, dirty-log state", 1, 1, vm_cmd_info },
+	{ "vm console", "NAME", "attach this console to the VM's UART (Ctrl-] detaches)", 1, 1, vm_cmd_console },
+	{ "vm dirty", "NAME start [dbit|wp|pml] | stop | harvest", "control the dirty log", 2, 3, vm_cmd_dirty },
 	{ "vm dirtycheck", "NAME [rounds=N] [mode=dbit|wp|pml] [drop=ROUND]",
-	  "check that dirty logging loses no write on a running guest", 1, 4, vmcmd_dirtycheck },
+	  "check that dirty logging loses no write on a running guest", 1, 4, vm_cmd_dirtycheck },
 	{ "vm memcheck", "NAME", "check the migverify guest's counters page by page (pauses it briefly)",
-	  1, 1, vmcmd_memcheck },
+	  1, 1, vm_cmd_memcheck },
 	{ "vm benchexit", "NAME [n=N]", "bare enter/exit cost on a created VM (benchmark)",
-	  1, 2, vmcmd_benchexit },
+	  1, 2, vm_cmd_benchexit },
 };
 const size_t vm_ncmds = ARRAY_SIZE(vm_cmds);

@@ -4,21 +4,21 @@
 
 #include "kernel/mgmt/console.h"
 
-#define VMCMD(n) int vmcmd_##n(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
-VMCMD(create);
-VMCMD(start);
-VMCMD(pause);
-VMCMD(resume);
-VMCMD(stop);
-VMCMD(destroy);
-VMCMD(list);
-VMCMD(info);
-VMCMD(console);
-VMCMD(dirty);
-VMCMD(dirtycheck);
-VMCMD(benchexit);
-VMCMD(memcheck);
-#undef VMCMD
+#define VM_CMD(n) int vm_cmd_##n(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+VM_CMD(create);
+VM_CMD(start);
+VM_CMD(pause);
+VM_CMD(resume);
+VM_CMD(stop);
+VM_CMD(destroy);
+VM_CMD(list);
+VM_CMD(info);
+VM_CMD(console);
+VM_CMD(dirty);
+VM_CMD(dirtycheck);
+VM_CMD(benchexit);
+VM_CMD(memcheck);
+#undef VM_CMD
 
 extern const struct cmd_def vm_cmds[];
 extern const size_t vm_ncmds;

@@ -14,14 +14,6 @@
 #include "kernel/platform/spinlock.h"
 #include "kernel/lib/pmm.h"
 
-#define PTE_P		(1ull << 0)
-#define PTE_W		(1ull << 1)
-#define PTE_PWT		(1ull << 3)
-#define PTE_PCD		(1ull << 4)
-#define PTE_PS		(1ull << 7)
-#define PTE_G		(1ull << 8)
-#define PTE_NX		(1ull << 63)
-#define PTE_ADDR	0x000ffffffffff000ull
 
 #define HEAP_BASE	0xffffc00000000000ull
 #define HEAP_MAX	(4ull << 30)

@@ -44,6 +44,18 @@
 /* RFLAGS (SDM Vol. 1 3.4.3). */
 #define RFLAGS_IF		X86_BIT(9)
 
+/* Page-table entries, 4-level paging (SDM Vol. 3A 4.5, tables 4-15 to 4-20). */
+#define PTE_P			X86_BIT(0)
+#define PTE_W			X86_BIT(1)
+#define PTE_PWT			X86_BIT(3)
+#define PTE_PCD			X86_BIT(4)
+#define PTE_PS			X86_BIT(7)
+#define PTE_G			X86_BIT(8)
+#ifndef __ASSEMBLER__
+#define PTE_NX			(1ull << 63)
+#define PTE_ADDR		0x000ffffffffff000ull	/* bits 51:12 */
+#endif
+
 /* Exception vectors (SDM Vol. 3A 6.3.1 table 6-1). */
 #define EXC_UD			6
 #define EXC_GP			13

@@ -7,8 +7,8 @@
  *               is logged and the page made writable again; a harvest
  *               re-protects the pages it reports.
  *
- * Invariant (DESIGN.md): a page written after harvest N is reported at
- * harvest N+1.  A harvest only completes after the vCPU's TLB was flushed,
+ * Invariant (the one KVM's dirty_log_test checks; `vm dirtycheck` checks
+ * it here): a page written after harvest N is reported at harvest N+1.  A harvest only completes after the vCPU's TLB was flushed,
  * because a cached writable or already-dirty translation would let a write
  * through without a fault or a D-bit update (APM Vol. 2 15.25.x; SDM
  * Vol. 3C 29.4).  The caller copies page contents after the harvest.

@@ -11,9 +11,6 @@
 #include "kernel/virt/vm.h"
 #include "kernel/lib/x86_decode.h"
 
-#define PTE_P		1ull
-#define PTE_PS		(1ull << 7)
-#define PTE_ADDR	0x000ffffffffff000ull
 #define REP_BURST	4096	/* string iterations per exit before re-entry */
 
 static int read_pte(struct vcpu *v, uint64_t pa, int size, uint64_t *pte)
