@@ -1,8 +1,8 @@
 /*
  * Explicit-endian loads and stores of wire and table fields.
  *
- *	ld_le16 ld_le32 ld_le64		ACPI tables, PCI config space, virtio,
- *	st_le16 st_le32 st_le64		the migration stream, CRC32C digests
+ *	ld_le16 ld_le24 ld_le32 ld_le64	ACPI tables, PCI config space, virtio,
+ *	st_le16 st_le24 st_le32 st_le64	the migration stream, CRC32C digests
  *	ld_le_n st_le_n			1 to 8 bytes, the width a variable
  *	ld_be16 ld_be24 ld_be32 ld_be64	network headers, iSCSI, SCSI
  *	st_be16 st_be24 st_be32 st_be64	(RFC 1700 "network byte order")
@@ -13,8 +13,8 @@
  * type-punned bytes where a cast like *(uint32_t *)p is undefined (and
  * traps under UBSan), and which compilers turn into one mov (plus one
  * bswap for the foreign order).  24-bit fields (iSCSI DataSegmentLength,
- * SCSI transfer lengths) and the n-byte forms have no integer type to
- * copy into, so they go a byte at a time.
+ * a PCI class code) and the n-byte forms have no integer type to copy
+ * into, so they go a byte at a time.
  *
  * Pure and header-only: the kernel, the unit tests and the fuzzers share it.
  */
@@ -175,7 +175,22 @@ static inline void st_le_n(void *p, uint64_t v, unsigned int n)
 		b[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* Three bytes, most significant first; st_be24 drops bits 24..31 of v. */
+/*
+ * Three bytes: least significant first (a PCI class code: programming
+ * interface, subclass, class) or most significant first (iSCSI, SCSI).
+ * The stores drop bits 24..31 of v.
+ */
+static inline uint32_t ld_le24(const void *p)
+{
+	return (uint32_t)ld_le_n(p, 3);
+}
+
+static inline void st_le24(void *p, uint32_t v)
+{
+	st_le_n(p, v, 3);
+}
+
+
 static inline uint32_t ld_be24(const void *p)
 {
 	const uint8_t *b = p;

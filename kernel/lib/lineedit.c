@@ -1,8 +1,8 @@
 /*
- * Serial console line editor: a byte-at-a-time state machine that edits
- * one line and redraws it with a handful of VT100 sequences (ECMA-48):
- * BS to step left, CUB/CUF (ESC [ n D / C) to move, EL (ESC [ K) to clear
- * to the end of the line.
+ * Line editor (serial console, ternctl): a byte-at-a-time state machine
+ * that edits one line and redraws it with a handful of VT100 sequences
+ * (ECMA-48): BS to step left, CUB/CUF (ESC [ n D / C) to move, EL (ESC [ K)
+ * to clear to the end of the line.
  */
 #include <stdbool.h>
 #include <stddef.h>

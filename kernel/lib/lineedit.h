@@ -1,5 +1,6 @@
 /*
- * Serial console line editor.  Pure: bytes in, VT100 redraw bytes out.
+ * Line editor of the serial console and of ternctl's prompt.  Pure: bytes
+ * in, VT100 redraw bytes out.
  *
  * The caller feeds every received byte to ledit_feed() and writes the bytes
  * passed to its echo callback back to the terminal.  Editing keys:

@@ -41,6 +41,7 @@ static uint64_t bo_val(unsigned int k)
 Test(byteorder, known_patterns)
 {
 	cr_assert_eq(ld_le16(bo_pat), 0x2301);
+	cr_assert_eq(ld_le24(bo_pat), 0x452301u);
 	cr_assert_eq(ld_le32(bo_pat), 0x67452301u);
 	cr_assert_eq(ld_le64(bo_pat), 0xefcdab8967452301ull);
 	cr_assert_eq(ld_be16(bo_pat), 0x0123);
@@ -57,6 +58,8 @@ Test(byteorder, stores_write_known_patterns)
 
 	st_le16(b, 0x2301);
 	cr_assert_arr_eq(b, bo_pat, 2);
+	st_le24(b, 0x452301u);
+	cr_assert_arr_eq(b, bo_pat, 3);
 	st_le32(b, 0x67452301u);
 	cr_assert_arr_eq(b, bo_pat, 4);
 	st_le64(b, 0xefcdab8967452301ull);
@@ -87,7 +90,10 @@ Test(byteorder, edge_values)
 	st_le64(b, 1ull << 63);
 	cr_assert(b[7] == 0x80 && ld_le64(b) == 1ull << 63);
 	cr_assert_eq(ld_be64(b), 0x80);
-	st_be24(b, 0xff800000u);	/* bits above 23 are dropped */
+	st_le24(b, 0xff000080u);	/* bits above 23 are dropped */
+	cr_assert(b[0] == 0x80 && b[1] == 0 && b[2] == 0);
+	cr_assert_eq(ld_le24(b), 0x80u);
+	st_be24(b, 0xff800000u);
 	cr_assert_eq(ld_be24(b), 0x800000u);
 	cr_assert(b[0] == 0x80 && b[1] == 0 && b[2] == 0);
 }
@@ -103,6 +109,7 @@ Test(byteorder, unaligned_loads_match_reference)
 		const uint8_t *p = buf + off;
 
 		cr_assert_eq(ld_le16(p), bo_ref_le(p, 2), "off %u", off);
+		cr_assert_eq(ld_le24(p), bo_ref_le(p, 3), "off %u", off);
 		cr_assert_eq(ld_le32(p), bo_ref_le(p, 4), "off %u", off);
 		cr_assert_eq(ld_le64(p), bo_ref_le(p, 8), "off %u", off);
 		cr_assert_eq(ld_be16(p), bo_ref_be(p, 2), "off %u", off);
@@ -127,6 +134,7 @@ static void bo_check_store(unsigned int off, int width, bool be, uint64_t v)
 		want[off + (unsigned int)(be ? width - 1 - i : i)] = (uint8_t)(v >> (8 * i));
 	switch (width * (be ? -1 : 1)) {
 	case 2: st_le16(buf + off, (uint16_t)v); break;
+	case 3: st_le24(buf + off, (uint32_t)v); break;
 	case 4: st_le32(buf + off, (uint32_t)v); break;
 	case 8: st_le64(buf + off, v); break;
 	case -2: st_be16(buf + off, (uint16_t)v); break;
@@ -167,6 +175,8 @@ Test(byteorder, load_of_store_is_identity)
 
 		st_le16(p, (uint16_t)v);
 		cr_assert_eq(ld_le16(p), (uint16_t)v);
+		st_le24(p, (uint32_t)v);
+		cr_assert_eq(ld_le24(p), (uint32_t)v & 0xffffffu);
 		st_le32(p, (uint32_t)v);
 		cr_assert_eq(ld_le32(p), (uint32_t)v);
 		st_le64(p, v);
