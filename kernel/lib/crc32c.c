@@ -5,6 +5,7 @@
  */
 #include <stdbool.h>
 #include <string.h>
+#include "kernel/lib/byteorder.h"
 #include "kernel/lib/crc32c.h"
 
 #define CRC32C_POLY	0x82f63b78u
@@ -37,10 +38,8 @@ uint32_t crc32c(uint32_t crc, const void *buf, size_t len)
 		crc32c_init();
 	crc = ~crc;
 	while (len >= 8) {
-		uint64_t w;
+		uint64_t w = ld_le64(p) ^ crc;	/* slicing-by-8 reads LE words */
 
-		memcpy(&w, p, 8);	/* little-endian x86 */
-		w ^= crc;
 		crc = crc32c_tab[7][w & 0xff] ^ crc32c_tab[6][(w >> 8) & 0xff] ^
 		      crc32c_tab[5][(w >> 16) & 0xff] ^ crc32c_tab[4][(w >> 24) & 0xff] ^
 		      crc32c_tab[3][(w >> 32) & 0xff] ^ crc32c_tab[2][(w >> 40) & 0xff] ^

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "kernel/lib/elf.h"
+#include "kernel/lib/byteorder.h"
 #include "kernel/lib/multiboot.h"
 
 _Static_assert(MB_MAX_SEGS == ELF_MAX_SEGS, "one plan region per ELF segment");
@@ -27,23 +28,15 @@ static int mb_fail(const char **why, const char *msg, int rc)
 	return rc;
 }
 
-static uint32_t mb_rd32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));	/* little-endian host and format */
-	return v;
-}
-
 /* Header search: spec 3.1.1 ("OS image format"). */
 static bool mb_scan(const uint8_t *p, size_t limit, size_t *off)
 {
 	for (size_t o = 0; o + MB_HDR_BASE <= limit; o += MB_HEADER_ALIGN) {
-		uint32_t magic = mb_rd32(p + o);
+		uint32_t magic = ld_le32(p + o);
 
 		if (magic != MB_HEADER_MAGIC)
 			continue;
-		if ((uint32_t)(magic + mb_rd32(p + o + 4) + mb_rd32(p + o + 8)) == 0) {
+		if ((uint32_t)(magic + ld_le32(p + o + 4) + ld_le32(p + o + 8)) == 0) {
 			*off = o;
 			return true;
 		}
@@ -62,7 +55,7 @@ int mb_find_header(const void *img, size_t size, struct mb_header *out, const ch
 		limit = 0;
 	if (!mb_scan(p, limit, &off))
 		return mb_fail(why, "no multiboot header", -ENOEXEC);
-	w[1] = mb_rd32(p + off + 4);
+	w[1] = ld_le32(p + off + 4);
 	if (w[1] & MB_HF_REQUIRED_MASK & ~MB_HF_KNOWN_REQUIRED)
 		return mb_fail(why, "multiboot header requires unsupported features", -ENOEXEC);
 	need = w[1] & MB_HF_VIDEO ? MB_HDR_VIDEO : w[1] & MB_HF_AOUT_KLUDGE ? MB_HDR_AOUT
@@ -70,7 +63,7 @@ int mb_find_header(const void *img, size_t size, struct mb_header *out, const ch
 	if (need > limit - off)
 		return mb_fail(why, "multiboot header truncated", -ENOEXEC);
 	for (size_t k = 0; k < need / 4; k++)
-		w[k] = mb_rd32(p + off + 4 * k);
+		w[k] = ld_le32(p + off + 4 * k);
 	*out = (struct mb_header){ (uint32_t)off, w[0], w[1], w[2], 0, 0, 0, 0, 0, 0, 0, 0, 0 };
 	if (w[1] & MB_HF_AOUT_KLUDGE) {
 		out->header_addr = w[3];

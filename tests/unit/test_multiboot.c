@@ -7,42 +7,22 @@
 #include <string.h>
 
 #include "kernel/lib/elf.h"
+#include "kernel/lib/byteorder.h"
 #include "kernel/lib/multiboot.h"
 
 #define MB_T_SIZE	0x4000
 #define MB_T_RAM	(64ull << 20)
 #define MB_T_HDR_OFF	0x1000		/* header at the start of .text */
 
-static void mb_t_put32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
-
-static uint32_t mb_t_get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint64_t mb_t_get64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
 /* A multiboot header of 12, 32 or 48 bytes with a correct checksum. */
 static void mb_t_header(uint8_t *p, uint32_t flags, const uint32_t *aout)
 {
-	mb_t_put32(p, MB_HEADER_MAGIC);
-	mb_t_put32(p + 4, flags);
-	mb_t_put32(p + 8, (uint32_t)-(MB_HEADER_MAGIC + flags));
+	st_le32(p, MB_HEADER_MAGIC);
+	st_le32(p + 4, flags);
+	st_le32(p + 8, (uint32_t)-(MB_HEADER_MAGIC + flags));
 	if (aout)
 		for (int k = 0; k < 5; k++)
-			mb_t_put32(p + 12 + 4 * k, aout[k]);
+			st_le32(p + 12 + 4 * k, aout[k]);
 }
 
 /*
@@ -129,8 +109,8 @@ Test(multiboot, find_header)
 
 	/* Video fields are read when flag 2 is set. */
 	mb_t_header(buf + 0x100, MB_HF_VIDEO, NULL);
-	mb_t_put32(buf + 0x100 + 36, 1024);
-	mb_t_put32(buf + 0x100 + 40, 768);
+	st_le32(buf + 0x100 + 36, 1024);
+	st_le32(buf + 0x100 + 40, 768);
 	cr_assert_eq(mb_find_header(buf, n, &h, &why), 0, "%s", why);
 	cr_assert_eq(h.width, 1024);
 	cr_assert_eq(h.height, 768);
@@ -146,7 +126,7 @@ Test(multiboot, find_header)
 	cr_assert_eq(mb_find_header(buf, MB_T_SIZE, &h, &why), 0, "%s", why);
 	cr_assert_eq(h.offset, MB_SEARCH_LIMIT - 12);
 	/* ... and the first one that passes the checksum wins. */
-	mb_t_put32(buf + 0x10, MB_HEADER_MAGIC);		/* bad checksum */
+	st_le32(buf + 0x10, MB_HEADER_MAGIC);		/* bad checksum */
 	mb_t_header(buf + 0x20, MB_HF_MEMINFO, NULL);
 	cr_assert_eq(mb_find_header(buf, MB_T_SIZE, &h, &why), 0, "%s", why);
 	cr_assert_eq(h.offset, 0x20);
@@ -166,7 +146,7 @@ Test(multiboot, header_refusals)
 
 	/* Bad checksum. */
 	mb_t_header(buf + 0x40, 0, NULL);
-	mb_t_put32(buf + 0x48, mb_t_get32(buf + 0x48) + 1);
+	st_le32(buf + 0x48, ld_le32(buf + 0x48) + 1);
 	cr_assert_eq(mb_find_header(buf, MB_T_SIZE, &h, &why), -ENOEXEC);
 	cr_assert_str_eq(why, "no multiboot header");
 
@@ -387,10 +367,10 @@ Test(multiboot, plan_aout_refusals)
 
 static void mb_t_check_mmap_entry(const uint8_t *e, uint64_t addr, uint64_t len, uint32_t type)
 {
-	cr_assert_eq(mb_t_get32(e), 20);
-	cr_assert_eq(mb_t_get64(e + 4), addr);
-	cr_assert_eq(mb_t_get64(e + 12), len);
-	cr_assert_eq(mb_t_get32(e + 20), type);
+	cr_assert_eq(ld_le32(e), 20);
+	cr_assert_eq(ld_le64(e + 4), addr);
+	cr_assert_eq(ld_le64(e + 12), len);
+	cr_assert_eq(ld_le32(e + 20), type);
 }
 
 Test(multiboot, info_bytes)
@@ -404,18 +384,18 @@ Test(multiboot, info_bytes)
 				   MB_T_NAME, &gpa), 0);
 	cr_assert_eq(gpa, MB_INFO_GPA);
 	/* Offsets from the spec's table in section 3.3. */
-	cr_assert_eq(mb_t_get32(area + 0), (1u << 0) | (1u << 2) | (1u << 6) | (1u << 9));
-	cr_assert_eq(mb_t_get32(area + 4), 639);
-	cr_assert_eq(mb_t_get32(area + 8), (uint32_t)((MB_T_RAM - 0x100000) / 1024));
-	cr_assert_eq(mb_t_get32(area + 12), 0);		/* boot_device */
-	cr_assert_eq(mb_t_get32(area + 20), 0);		/* mods_count */
-	cr_assert_eq(mb_t_get32(area + 44), 4 * 24);	/* mmap_length */
-	mmap = mb_t_get32(area + 48);
-	cmd = mb_t_get32(area + 16);
-	name = mb_t_get32(area + 64);
+	cr_assert_eq(ld_le32(area + 0), (1u << 0) | (1u << 2) | (1u << 6) | (1u << 9));
+	cr_assert_eq(ld_le32(area + 4), 639);
+	cr_assert_eq(ld_le32(area + 8), (uint32_t)((MB_T_RAM - 0x100000) / 1024));
+	cr_assert_eq(ld_le32(area + 12), 0);		/* boot_device */
+	cr_assert_eq(ld_le32(area + 20), 0);		/* mods_count */
+	cr_assert_eq(ld_le32(area + 44), 4 * 24);	/* mmap_length */
+	mmap = ld_le32(area + 48);
+	cmd = ld_le32(area + 16);
+	name = ld_le32(area + 64);
 	for (size_t o = 0; o < 116; o += 4)
 		if (o != 0 && o != 4 && o != 8 && o != 16 && o != 44 && o != 48 && o != 64)
-			cr_assert_eq(mb_t_get32(area + o), 0, "offset %zu", o);
+			cr_assert_eq(ld_le32(area + o), 0, "offset %zu", o);
 	/* Everything inside the area, and the map after the info. */
 	cr_assert_geq(mmap, MB_INFO_GPA + 116);
 	cr_assert_leq(mmap + 96, MB_INFO_GPA + MB_INFO_SIZE);
@@ -457,21 +437,21 @@ Test(multiboot, info_options_and_limits)
 
 	/* Without strings, without the high RAM entry. */
 	cr_assert_eq(mb_build_info(area, sizeof(area), 0x9000, 0x100000, NULL, NULL, &gpa), 0);
-	cr_assert_eq(mb_t_get32(area), (1u << 0) | (1u << 6));
-	cr_assert_eq(mb_t_get32(area + 8), 0);
-	cr_assert_eq(mb_t_get32(area + 16), 0);
-	cr_assert_eq(mb_t_get32(area + 44), 3 * 24);
-	cr_assert_eq(mb_t_get32(area + 64), 0);
+	cr_assert_eq(ld_le32(area), (1u << 0) | (1u << 6));
+	cr_assert_eq(ld_le32(area + 8), 0);
+	cr_assert_eq(ld_le32(area + 16), 0);
+	cr_assert_eq(ld_le32(area + 44), 3 * 24);
+	cr_assert_eq(ld_le32(area + 64), 0);
 	/* An empty command line is still a command line. */
 	cr_assert_eq(mb_build_info(area, sizeof(area), 0x9000, 0x200000, "", NULL, &gpa), 0);
-	cr_assert_eq(mb_t_get32(area), (1u << 0) | (1u << 2) | (1u << 6));
-	cr_assert_eq(area[mb_t_get32(area + 16) - 0x9000], 0);
-	cr_assert_eq(mb_t_get32(area + 8), 1024);
+	cr_assert_eq(ld_le32(area), (1u << 0) | (1u << 2) | (1u << 6));
+	cr_assert_eq(area[ld_le32(area + 16) - 0x9000], 0);
+	cr_assert_eq(ld_le32(area + 8), 1024);
 
 	/* Huge RAM: mem_upper saturates, the map keeps 64-bit lengths. */
 	cr_assert_eq(mb_build_info(area, sizeof(area), 0x9000, 1ull << 43, NULL, NULL, &gpa), 0);
-	cr_assert_eq(mb_t_get32(area + 8), UINT32_MAX);
-	cr_assert_eq(mb_t_get64(area + mb_t_get32(area + 48) - 0x9000 + 72 + 12),
+	cr_assert_eq(ld_le32(area + 8), UINT32_MAX);
+	cr_assert_eq(ld_le64(area + ld_le32(area + 48) - 0x9000 + 72 + 12),
 		     (1ull << 43) - 0x100000);
 
 	/* Bad arguments. */
@@ -570,13 +550,13 @@ static void mb_f_mutate(uint8_t *buf, size_t *size, bool elf)
 			static const uint32_t vals[] = { 0, 1, 0x1000, 0x9000, 0x9fc00, 0x100000,
 							 0x7fffffff, 0x80000000, 0xfffff000,
 							 0xffffffff, MB_HEADER_MAGIC };
-			mb_t_put32(buf + at, vals[(r >> 48) % (sizeof(vals) / sizeof(vals[0]))]);
+			st_le32(buf + at, vals[(r >> 48) % (sizeof(vals) / sizeof(vals[0]))]);
 		}
 	}
 	/* Half the time keep the multiboot checksum valid so planning runs. */
 	if (mb_f_rand() & 1) {
 		size_t h = elf ? MB_T_HDR_OFF : 0x100;
-		uint32_t flags = mb_t_get32(buf + h + 4) & ~0xfff8u;
+		uint32_t flags = ld_le32(buf + h + 4) & ~0xfff8u;
 
 		mb_t_header(buf + h, flags, NULL);	/* a.out fields kept */
 	}
