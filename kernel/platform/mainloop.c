@@ -62,12 +62,12 @@ static void ml_run_one(struct ml_slot *sl)
 
 /*
  * One pass: every service that may run, the boot CPU's cross-CPU calls,
- * then HLT unless work is ready.  The check and the HLT happen with
+ * then HLT unless work is ready or the wait (done) is over.  The check and the HLT happen with
  * interrupts off and `sti; hlt` re-enables them atomically (SDM Vol. 2B,
  * STI: interrupts are recognised after the next instruction), so an
  * interrupt that makes work ready after the check still wakes the HLT.
  */
-static void ml_pass(void)
+static void ml_pass(bool (*done)(void *arg), void *arg)
 {
 	unsigned int i;
 
@@ -75,6 +75,9 @@ static void ml_pass(void)
 		if (ml_may_run(&ml_slots[i]))
 			ml_run_one(&ml_slots[i]);
 	smp_handle_calls();
+	/* A wait that a service just ended must not sleep to the next tick. */
+	if (done && done(arg))
+		return;
 	irq_disable();
 	for (i = 0; i < ml_count; i++) {
 		const struct ml_slot *sl = &ml_slots[i];
@@ -94,7 +97,7 @@ static void ml_pass(void)
 void mainloop_run(void)
 {
 	for (;;)
-		ml_pass();
+		ml_pass(NULL, NULL);
 }
 
 bool mainloop_wait(bool (*done)(void *arg), void *arg, uint64_t deadline_us)
@@ -109,7 +112,7 @@ bool mainloop_wait(bool (*done)(void *arg), void *arg, uint64_t deadline_us)
 		}
 		if (time_us() >= deadline_us)
 			break;
-		ml_pass();
+		ml_pass(done, arg);
 	}
 	ml_depth--;
 	return ok;
