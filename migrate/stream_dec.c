@@ -78,18 +78,18 @@ static int dec_called(struct mig_dec *d, int rc)
 static int dec_stream_header(struct mig_dec *d)
 {
 	const uint8_t *h = d->hdr;
-	uint16_t flags = get16(h + 10);
+	uint16_t flags = ld_le16(h + 10);
 
 	if (memcmp(h, MIG_MAGIC, 8))
 		return mig_dec_fail(d, -EBADMSG, "bad magic (not a Tern migration stream)");
-	if (get32(h + 12) != crc32c(CRC32C_INIT, h, 12))
+	if (ld_le32(h + 12) != crc32c(CRC32C_INIT, h, 12))
 		return mig_dec_fail(d, -EBADMSG, "header checksum mismatch");
-	if (get16(h + 8) != MIG_VERSION)
+	if (ld_le16(h + 8) != MIG_VERSION)
 		return mig_dec_fail(d, -EPROTONOSUPPORT, "version %u (this host "
-				    "reads version %d)", get16(h + 8), MIG_VERSION);
+				    "reads version %d)", ld_le16(h + 8), MIG_VERSION);
 	if (flags & ~MIG_F_LIVE)
 		return mig_dec_fail(d, -EPROTONOSUPPORT, "unknown flags %#x", flags);
-	d->chain = get32(h + 12);
+	d->chain = ld_le32(h + 12);
 	mig_ord_init(&d->ord, flags);
 	d->st = MIG_DS_RHDR;
 	return 0;
@@ -98,14 +98,14 @@ static int dec_stream_header(struct mig_dec *d)
 static int dec_record_header(struct mig_dec *d)
 {
 	const uint8_t *h = d->hdr;
-	uint16_t type = get16(h);
+	uint16_t type = ld_le16(h);
 
 	d->type = type < MIG_REC_CONFIG || type > MIG_REC_END ? 0 : type;
-	d->meta_len = get32(h + 4);
-	d->data_len = get32(h + 8);
+	d->meta_len = ld_le32(h + 4);
+	d->data_len = ld_le32(h + 8);
 	if (!d->type)
 		return mig_dec_fail(d, -EBADMSG, "unknown record type %u", type);
-	if (get16(h + 2))
+	if (ld_le16(h + 2))
 		return mig_dec_fail(d, -EBADMSG, "reserved header bits set");
 	if (d->meta_len > MIG_META_MAX)
 		return mig_dec_fail(d, -EMSGSIZE, "%u bytes of metadata (at most %d)",
@@ -244,7 +244,7 @@ static int dec_ram(struct mig_dec *d, struct rd *r)
 		return dec_why(d, rc, why);
 	/* Counted now: END, the only reader, comes after every page's CRC. */
 	for (uint32_t i = 0; i < n; i++) {
-		uint64_t index = get64(d->meta + RAM_FIXED + RAM_ENTRY * i);
+		uint64_t index = ld_le64(d->meta + RAM_FIXED + RAM_ENTRY * i);
 
 		if (seen_test_set(d, index) && !(d->ord.flags & MIG_F_LIVE))
 			return mig_dec_fail(d, -EPROTO, "page %llu sent twice in a "
@@ -305,8 +305,8 @@ static int dec_vcpu(struct mig_dec *d, struct rd *r)
 
 	if (d->meta_len < MIG_VCPU_FIXED)
 		return mig_dec_fail(d, -EBADMSG, "%u bytes, too short", d->meta_len);
-	nmsrs = get32(d->meta + MIG_VCPU_FIXED - 8);
-	xlen = get32(d->meta + MIG_VCPU_FIXED - 4);
+	nmsrs = ld_le32(d->meta + MIG_VCPU_FIXED - 8);
+	xlen = ld_le32(d->meta + MIG_VCPU_FIXED - 4);
 	if (nmsrs > MIG_MSRS_MAX || xlen > MIG_XSAVE_MAX)
 		return mig_dec_fail(d, -E2BIG, "%u MSRs and %u bytes of XSAVE (at most "
 				    "%d and %d)", nmsrs, xlen, MIG_MSRS_MAX, MIG_XSAVE_MAX);
@@ -456,14 +456,14 @@ static size_t dec_data(struct mig_dec *d, const uint8_t *p, size_t len)
 				page = d->page;
 			}
 			crc = crc32c(CRC32C_INIT, page, MIG_PAGE_SIZE);
-			if (crc != get32(e + 12)) {
+			if (crc != ld_le32(e + 12)) {
 				mig_dec_fail(d, -EILSEQ, "page %llu: data CRC %#x, the "
 					     "record says %#x",
-					     (unsigned long long)get64(e), crc, get32(e + 12));
+					     (unsigned long long)ld_le64(e), crc, ld_le32(e + 12));
 				return used;
 			}
 		}
-		if (dec_deliver(d, get64(e), page))
+		if (dec_deliver(d, ld_le64(e), page))
 			return used;
 		d->ent++;
 	}
@@ -477,7 +477,7 @@ static int dec_meta(struct mig_dec *d)
 	uint32_t crc = crc32c(crc32c(d->chain, d->hdr, 12), d->meta, d->meta_len);
 	int rc;
 
-	if (crc != get32(d->hdr + 12))
+	if (crc != ld_le32(d->hdr + 12))
 		return mig_dec_fail(d, -EIO, "record checksum mismatch (corrupt, lost "
 				    "or reordered data)");
 	d->chain = crc;

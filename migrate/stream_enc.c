@@ -14,9 +14,9 @@
 static void enc_header(uint8_t *p, uint32_t flags)
 {
 	memcpy(p, MIG_MAGIC, 8);
-	put16(p + 8, MIG_VERSION);
-	put16(p + 10, (uint16_t)flags);
-	put32(p + 12, crc32c(CRC32C_INIT, p, 12));
+	st_le16(p + 8, MIG_VERSION);
+	st_le16(p + 10, (uint16_t)flags);
+	st_le32(p + 12, crc32c(CRC32C_INIT, p, 12));
 }
 
 int mig_enc_init(struct mig_enc *e, void *buf, size_t cap, uint32_t flags)
@@ -30,7 +30,7 @@ int mig_enc_init(struct mig_enc *e, void *buf, size_t cap, uint32_t flags)
 	if (cap < MIG_HDR_LEN)
 		return mig_why_set(e->reason, -ENOSPC, "no room for the stream header");
 	enc_header(e->buf, flags);
-	e->chain = get32(e->buf + 12);
+	e->chain = ld_le32(e->buf + 12);
 	e->len = e->bytes = MIG_HDR_LEN;
 	mig_ord_init(&e->ord, flags);
 	return 0;
@@ -57,11 +57,11 @@ static uint8_t *enc_open(struct mig_enc *e, unsigned type, uint32_t meta_len,
 {
 	uint8_t *h = e->buf + e->len;
 
-	put16(h, (uint16_t)type);
-	put16(h + 2, 0);
-	put32(h + 4, meta_len);
-	put32(h + 8, data_len);
-	put32(h + 12, 0);
+	st_le16(h, (uint16_t)type);
+	st_le16(h + 2, 0);
+	st_le32(h + 4, meta_len);
+	st_le32(h + 8, data_len);
+	st_le32(h + 12, 0);
 	return h + MIG_REC_HDR_LEN;
 }
 
@@ -69,11 +69,11 @@ static uint8_t *enc_open(struct mig_enc *e, unsigned type, uint32_t meta_len,
 static void enc_close(struct mig_enc *e)
 {
 	uint8_t *h = e->buf + e->len;
-	uint32_t meta_len = get32(h + 4), data_len = get32(h + 8);
+	uint32_t meta_len = ld_le32(h + 4), data_len = ld_le32(h + 8);
 	uint32_t crc = crc32c(e->chain, h, 12);
 
 	crc = crc32c(crc, h + MIG_REC_HDR_LEN, meta_len);
-	put32(h + 12, crc);
+	st_le32(h + 12, crc);
 	e->chain = crc;
 	e->len += MIG_REC_HDR_LEN + (size_t)meta_len + data_len;
 	e->bytes += MIG_REC_HDR_LEN + (uint64_t)meta_len + data_len;
@@ -97,25 +97,25 @@ int mig_enc_config(struct mig_enc *e, const struct mig_config *c)
 	    (rc = mig_ord_config(&e->ord, c->mem_size / MIG_PAGE_SIZE, c->nvcpus, e->reason)))
 		return rc;
 	p = enc_open(e, MIG_REC_CONFIG, (uint32_t)meta_len, 0);
-	p = put64(p, c->mem_size);
-	p = put32(p, c->nvcpus);
-	p = put16(p, (uint16_t)l.name);
-	p = put16(p, (uint16_t)l.path);
-	p = put16(p, (uint16_t)l.cmdline);
-	p = put16(p, (uint16_t)c->ncpuid);
-	p = put32(p, 0);
+	p = put_le64(p, c->mem_size);
+	p = put_le32(p, c->nvcpus);
+	p = put_le16(p, (uint16_t)l.name);
+	p = put_le16(p, (uint16_t)l.path);
+	p = put_le16(p, (uint16_t)l.cmdline);
+	p = put_le16(p, (uint16_t)c->ncpuid);
+	p = put_le32(p, 0);
 	p = put_bytes(p, c->name, l.name);
 	p = put_bytes(p, c->kernel_path, l.path);
 	p = put_bytes(p, c->cmdline, l.cmdline);
 	for (uint32_t i = 0; i < c->ncpuid; i++) {
 		const struct mig_cpuid *q = &c->cpuid[i];
 
-		p = put32(p, q->leaf);
-		p = put32(p, q->subleaf);
-		p = put32(p, q->eax);
-		p = put32(p, q->ebx);
-		p = put32(p, q->ecx);
-		p = put32(p, q->edx);
+		p = put_le32(p, q->leaf);
+		p = put_le32(p, q->subleaf);
+		p = put_le32(p, q->eax);
+		p = put_le32(p, q->ebx);
+		p = put_le32(p, q->ecx);
+		p = put_le32(p, q->edx);
 	}
 	enc_close(e);
 	return 0;
@@ -130,9 +130,9 @@ int mig_enc_round(struct mig_enc *e, uint32_t round, uint32_t flags, uint64_t pa
 	if ((rc = enc_room(e, ROUND_LEN, 0)) || (rc = mig_ord_round(&e->ord, &r, e->reason)))
 		return rc;
 	p = enc_open(e, MIG_REC_ROUND, ROUND_LEN, 0);
-	p = put32(p, round);
-	p = put32(p, flags);
-	put64(p, pages);
+	p = put_le32(p, round);
+	p = put_le32(p, flags);
+	st_le64(p, pages);
 	enc_close(e);
 	return 0;
 }
@@ -183,13 +183,13 @@ int mig_enc_ram(struct mig_enc *e, const struct mig_page *pages, unsigned n)
 	    (rc = mig_ord_ram(&e->ord, n, e->reason)))
 		return rc;
 	p = enc_open(e, MIG_REC_RAM, RAM_FIXED + RAM_ENTRY * n, ndata * MIG_PAGE_SIZE);
-	p = put32(p, n);
-	p = put32(p, 0);
+	p = put_le32(p, n);
+	p = put_le32(p, 0);
 	data = p + RAM_ENTRY * n;
 	for (unsigned i = 0; i < n; i++) {
-		p = put64(p, pages[i].index);
-		p = put32(p, zero[i] ? MIG_PAGE_ZERO : MIG_PAGE_DATA);
-		p = put32(p, zero[i] ? 0 : crc32c(CRC32C_INIT, pages[i].data, MIG_PAGE_SIZE));
+		p = put_le64(p, pages[i].index);
+		p = put_le32(p, zero[i] ? MIG_PAGE_ZERO : MIG_PAGE_DATA);
+		p = put_le32(p, zero[i] ? 0 : crc32c(CRC32C_INIT, pages[i].data, MIG_PAGE_SIZE));
 		if (!zero[i])
 			data = put_bytes(data, pages[i].data, MIG_PAGE_SIZE);
 	}
@@ -199,17 +199,17 @@ int mig_enc_ram(struct mig_enc *e, const struct mig_page *pages, unsigned n)
 
 static uint8_t *put_seg(uint8_t *p, const struct mig_seg *s)
 {
-	p = put16(p, s->sel);
-	p = put16(p, s->attr);
-	p = put32(p, s->limit);
-	return put64(p, s->base);
+	p = put_le16(p, s->sel);
+	p = put_le16(p, s->attr);
+	p = put_le32(p, s->limit);
+	return put_le64(p, s->base);
 }
 
 static uint8_t *put_dtr(uint8_t *p, const struct mig_dtr *t)
 {
-	p = put64(p, t->base);
-	p = put32(p, t->limit);
-	return put32(p, 0);
+	p = put_le64(p, t->base);
+	p = put_le32(p, t->limit);
+	return put_le32(p, 0);
 }
 
 int mig_enc_vcpu(struct mig_enc *e, const struct mig_vcpu *v)
@@ -227,12 +227,12 @@ int mig_enc_vcpu(struct mig_enc *e, const struct mig_vcpu *v)
 	if ((rc = enc_room(e, meta_len, 0)) || (rc = mig_ord_vcpu(&e->ord, v->index, e->reason)))
 		return rc;
 	p = enc_open(e, MIG_REC_VCPU, (uint32_t)meta_len, 0);
-	p = put32(p, v->index);
-	p = put32(p, v->flags);
+	p = put_le32(p, v->index);
+	p = put_le32(p, v->flags);
 	for (int i = 0; i < 16; i++)
-		p = put64(p, v->gpr[i]);
+		p = put_le64(p, v->gpr[i]);
 	for (size_t i = 0; i < sizeof(regs) / sizeof(regs[0]); i++)
-		p = put64(p, *regs[i]);
+		p = put_le64(p, *regs[i]);
 	for (int i = 0; i < 8; i++)
 		p = put_seg(p, &v->seg[i]);
 	p = put_dtr(p, &v->gdtr);
@@ -241,13 +241,13 @@ int mig_enc_vcpu(struct mig_enc *e, const struct mig_vcpu *v)
 	*p++ = v->event_flags;
 	*p++ = v->event_vector;
 	*p++ = v->event_type;
-	p = put32(p, v->event_error);
-	p = put32(p, v->nmsrs);
-	p = put32(p, v->xsave_len);
+	p = put_le32(p, v->event_error);
+	p = put_le32(p, v->nmsrs);
+	p = put_le32(p, v->xsave_len);
 	for (uint32_t i = 0; i < v->nmsrs; i++) {
-		p = put32(p, v->msrs[i].index);
-		p = put32(p, 0);
-		p = put64(p, v->msrs[i].value);
+		p = put_le32(p, v->msrs[i].index);
+		p = put_le32(p, 0);
+		p = put_le64(p, v->msrs[i].value);
 	}
 	put_bytes(p, v->xsave, v->xsave_len);
 	enc_close(e);
@@ -269,10 +269,10 @@ int mig_enc_device(struct mig_enc *e, const struct mig_device *d)
 	    (rc = mig_ord_device(&e->ord, d->name, e->reason)))
 		return rc;
 	p = enc_open(e, MIG_REC_DEVICE, (uint32_t)meta_len, 0);
-	p = put16(p, (uint16_t)name_len);
-	p = put16(p, 0);
-	p = put32(p, d->version);
-	p = put32(p, d->blob_len);
+	p = put_le16(p, (uint16_t)name_len);
+	p = put_le16(p, 0);
+	p = put_le32(p, d->version);
+	p = put_le32(p, d->blob_len);
 	p = put_bytes(p, d->name, name_len);
 	put_bytes(p, d->blob, d->blob_len);
 	enc_close(e);
@@ -288,12 +288,12 @@ int mig_enc_end(struct mig_enc *e)
 	if ((rc = enc_room(e, END_LEN, 0)) || (rc = mig_ord_end(&e->ord, e->reason)))
 		return rc;
 	p = enc_open(e, MIG_REC_END, END_LEN, 0);
-	p = put64(p, e->ord.pages);
-	p = put32(p, e->ord.rounds);
-	p = put32(p, e->ord.nvcpus);
-	p = put32(p, e->ord.ndevices);
-	p = put32(p, 0);
-	put64(p, bytes);
+	p = put_le64(p, e->ord.pages);
+	p = put_le32(p, e->ord.rounds);
+	p = put_le32(p, e->ord.nvcpus);
+	p = put_le32(p, e->ord.ndevices);
+	p = put_le32(p, 0);
+	st_le64(p, bytes);
 	enc_close(e);
 	return 0;
 }

@@ -1,14 +1,15 @@
 /*
- * Inside the migration stream codec: the little-endian field helpers and
+ * Inside the migration stream codec: the field writers and reader, and
  * the checks and order rules both ends share (stream.c), so the encoder
  * (stream_enc.c) can never write what the decoder (stream_dec.c) refuses.
- * Integers go a byte at a time: the wire is little-endian whatever the
- * host is, and no field is assumed to be aligned.
+ * The wire is little-endian whatever the host is, and no field is assumed
+ * to be aligned: every integer goes through kernel/lib/byteorder.h.
  */
 #ifndef TERN_MIGRATE_STREAM_INT_H
 #define TERN_MIGRATE_STREAM_INT_H
 
 #include <string.h>
+#include "kernel/lib/byteorder.h"
 #include "migrate/stream.h"
 
 _Static_assert(MIG_VCPU_FIXED + 16 * MIG_MSRS_MAX + MIG_XSAVE_MAX <= MIG_META_MAX,
@@ -24,26 +25,26 @@ _Static_assert(8 + 16 * MIG_BATCH_MAX <= MIG_META_MAX, "and RAM");
 #define DEVICE_FIXED	12
 #define END_LEN		32
 
-/* ---- little-endian fields ---- */
-
-static inline uint8_t *put16(uint8_t *p, uint16_t v)
+/*
+ * Writers for a record being built field by field: each stores one
+ * little-endian field at p (kernel/lib/byteorder.h) and returns the byte
+ * after it.
+ */
+static inline uint8_t *put_le16(uint8_t *p, uint16_t v)
 {
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
+	st_le16(p, v);
 	return p + 2;
 }
 
-static inline uint8_t *put32(uint8_t *p, uint32_t v)
+static inline uint8_t *put_le32(uint8_t *p, uint32_t v)
 {
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
+	st_le32(p, v);
 	return p + 4;
 }
 
-static inline uint8_t *put64(uint8_t *p, uint64_t v)
+static inline uint8_t *put_le64(uint8_t *p, uint64_t v)
 {
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
+	st_le64(p, v);
 	return p + 8;
 }
 
@@ -52,22 +53,6 @@ static inline uint8_t *put_bytes(uint8_t *p, const void *src, size_t n)
 	if (n)
 		memcpy(p, src, n);
 	return p + n;
-}
-
-static inline uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static inline uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-static inline uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
 }
 
 /*
@@ -103,21 +88,21 @@ static inline uint16_t rd16(struct rd *r)
 {
 	const uint8_t *p = rd_take(r, 2);
 
-	return p ? get16(p) : 0;
+	return p ? ld_le16(p) : 0;
 }
 
 static inline uint32_t rd32(struct rd *r)
 {
 	const uint8_t *p = rd_take(r, 4);
 
-	return p ? get32(p) : 0;
+	return p ? ld_le32(p) : 0;
 }
 
 static inline uint64_t rd64(struct rd *r)
 {
 	const uint8_t *p = rd_take(r, 8);
 
-	return p ? get64(p) : 0;
+	return p ? ld_le64(p) : 0;
 }
 
 static inline void rd_copy(struct rd *r, void *dst, uint32_t n)

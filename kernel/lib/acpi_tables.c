@@ -1,10 +1,11 @@
 /*
  * ACPI static table parsing through a caller-supplied mapper.
  *
- * Every multi-byte field is read byte by byte (tables are packed and often
- * unaligned), and every read is preceded by a check against the length the
- * table was mapped with.  A table's length is taken once from its header
- * and never re-read, so the mapped size is the only bound ever used.
+ * Every multi-byte field is read with byteorder.h's little-endian loads
+ * (tables are packed and often unaligned), and every read is preceded by a
+ * check against the length the table was mapped with.  A table's length is
+ * taken once from its header and never re-read, so the mapped size is the
+ * only bound ever used.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "kernel/lib/acpi_tables.h"
+#include "kernel/lib/byteorder.h"
 
 #define ACPI_HDR_LEN		36	/* ACPI 6.5 Table 5.4: SDT header */
 #define ACPI_RSDP_V1_LEN	20	/* ACPI 6.5 Table 5.3 */
@@ -24,22 +26,6 @@ struct acpi_walk {
 	struct acpi_info *out;
 };
 
-static uint16_t rd16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-	return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
-}
-
 /* ACPI 6.5 5.2.3.2: 12 bytes, address at offset 4. */
 static void rd_gas(const uint8_t *p, struct acpi_gas *g)
 {
@@ -47,7 +33,7 @@ static void rd_gas(const uint8_t *p, struct acpi_gas *g)
 	g->bit_width = p[1];
 	g->bit_offset = p[2];
 	g->access_size = p[3];
-	g->address = rd64(p + 4);
+	g->address = ld_le64(p + 4);
 }
 
 /* Does a field of size bytes at off lie inside a table of len bytes? */
@@ -95,7 +81,7 @@ static enum acpi_load_err acpi_load(struct acpi_walk *w, uint64_t phys, const ch
 		return ACPI_LOAD_UNMAPPED;
 	if (sig && memcmp(h, sig, 4))
 		return ACPI_LOAD_SIGNATURE;
-	len = rd32(h + 4);
+	len = ld_le32(h + 4);
 	if (len < ACPI_HDR_LEN || len > ACPI_MAX_TABLE_LEN)
 		return ACPI_LOAD_LENGTH;
 	t = acpi_map(w, phys, len);
@@ -157,30 +143,30 @@ static void acpi_madt_entry(struct acpi_info *o, const uint8_t *e, uint8_t len)
 		if (e[3] == 0xff)
 			o->madt_errors++;
 		else
-			acpi_add_cpu(o, e[3], e[2], rd32(e + 4), false);
+			acpi_add_cpu(o, e[3], e[2], ld_le32(e + 4), false);
 		break;
 	case 1:
 		if (o->nioapic == ACPI_MAX_IOAPICS) {
 			o->dropped++;
 			break;
 		}
-		o->ioapic[o->nioapic++] = (struct acpi_ioapic){ e[2], rd32(e + 4), rd32(e + 8) };
+		o->ioapic[o->nioapic++] = (struct acpi_ioapic){ e[2], ld_le32(e + 4), ld_le32(e + 8) };
 		break;
 	case 2:
 		if (o->niso == ACPI_MAX_ISOS) {
 			o->dropped++;
 			break;
 		}
-		o->iso[o->niso++] = (struct acpi_iso){ e[2], e[3], rd32(e + 4), rd16(e + 8) };
+		o->iso[o->niso++] = (struct acpi_iso){ e[2], e[3], ld_le32(e + 4), ld_le16(e + 8) };
 		break;
 	case 5:
-		o->lapic_phys = rd64(e + 4);
+		o->lapic_phys = ld_le64(e + 4);
 		break;
 	case 9:
-		if (rd32(e + 4) == UINT32_MAX)
+		if (ld_le32(e + 4) == UINT32_MAX)
 			o->madt_errors++;
 		else
-			acpi_add_cpu(o, rd32(e + 4), rd32(e + 12), rd32(e + 8), true);
+			acpi_add_cpu(o, ld_le32(e + 4), ld_le32(e + 12), ld_le32(e + 8), true);
 		break;
 	default:
 		break;	/* 4 (LAPIC NMI) and everything newer: not needed */
@@ -196,8 +182,8 @@ static void acpi_parse_madt(struct acpi_info *o, const uint8_t *t, uint32_t len)
 		o->madt_errors++;
 		return;
 	}
-	o->lapic_phys = rd32(t + 36);
-	o->pcat_compat = rd32(t + 40) & 1;
+	o->lapic_phys = ld_le32(t + 36);
+	o->pcat_compat = ld_le32(t + 40) & 1;
 	while (off < len) {
 		uint8_t elen;
 
@@ -257,7 +243,7 @@ static uint32_t acpi_fadt_port(const uint8_t *t, uint32_t len, uint32_t legacy_o
 	}
 	if (!acpi_has(len, legacy_off, 4))
 		return 0;
-	addr = rd32(t + legacy_off);
+	addr = ld_le32(t + legacy_off);
 	return addr <= 0xffff ? (uint32_t)addr : 0;
 }
 
@@ -280,14 +266,14 @@ static void acpi_parse_fadt(struct acpi_info *o, const uint8_t *t, uint32_t len)
 	o->has_fadt = true;
 	o->fadt_revision = t[8];
 	o->fadt_len = len;
-	if (acpi_has(len, FADT_X_DSDT, 8) && rd64(t + FADT_X_DSDT))
-		o->dsdt_phys = rd64(t + FADT_X_DSDT);
+	if (acpi_has(len, FADT_X_DSDT, 8) && ld_le64(t + FADT_X_DSDT))
+		o->dsdt_phys = ld_le64(t + FADT_X_DSDT);
 	else if (acpi_has(len, FADT_DSDT, 4))
-		o->dsdt_phys = rd32(t + FADT_DSDT);
+		o->dsdt_phys = ld_le32(t + FADT_DSDT);
 	if (acpi_has(len, FADT_FLAGS, 4))
-		o->fadt_flags = rd32(t + FADT_FLAGS);
+		o->fadt_flags = ld_le32(t + FADT_FLAGS);
 	if (acpi_has(len, FADT_BOOT_ARCH, 2))
-		o->boot_arch_flags = rd16(t + FADT_BOOT_ARCH);
+		o->boot_arch_flags = ld_le16(t + FADT_BOOT_ARCH);
 	acpi_fadt_reset(o, t, len);
 
 	/*
@@ -299,9 +285,9 @@ static void acpi_parse_fadt(struct acpi_info *o, const uint8_t *t, uint32_t len)
 	if (o->hw_reduced)
 		return;
 	if (acpi_has(len, FADT_SCI_INT, 2))
-		o->sci_irq = rd16(t + FADT_SCI_INT);
+		o->sci_irq = ld_le16(t + FADT_SCI_INT);
 	if (acpi_has(len, FADT_SMI_CMD, 4))
-		o->smi_cmd = rd32(t + FADT_SMI_CMD);
+		o->smi_cmd = ld_le32(t + FADT_SMI_CMD);
 	if (acpi_has(len, FADT_ACPI_ENABLE, 1))
 		o->acpi_enable = t[FADT_ACPI_ENABLE];
 	o->pm1a_cnt = acpi_fadt_port(t, len, FADT_PM1A_CNT, FADT_X_PM1A_CNT);
@@ -324,7 +310,7 @@ static void acpi_parse_hpet(struct acpi_info *o, const uint8_t *t, uint32_t len)
 		o->bad_tables++;
 		return;
 	}
-	id = rd32(t + 36);
+	id = ld_le32(t + 36);
 	rd_gas(t + 40, &g);
 	/* The block is memory-mapped; any other space is unusable. */
 	if (g.space != ACPI_GAS_MEMORY || g.address == 0)
@@ -336,7 +322,7 @@ static void acpi_parse_hpet(struct acpi_info *o, const uint8_t *t, uint32_t len)
 	if (acpi_has(len, 52, 1))
 		o->hpet_number = t[52];
 	if (acpi_has(len, 53, 2))
-		o->hpet_min_tick = rd16(t + 53);
+		o->hpet_min_tick = ld_le16(t + 53);
 }
 
 /* ---- MCFG (PCI Firmware 3.2, 4.1.2 Tables 4-2 and 4-3) ---- */
@@ -348,13 +334,13 @@ static void acpi_parse_mcfg(struct acpi_info *o, const uint8_t *t, uint32_t len)
 	for (uint32_t off = 44; acpi_has(len, off, 16); off += 16) {
 		const uint8_t *e = t + off;
 
-		if (e[10] > e[11] || rd64(e) == 0)
+		if (e[10] > e[11] || ld_le64(e) == 0)
 			continue;	/* empty bus range or no window: useless */
 		if (o->nmcfg == ACPI_MAX_MCFG) {
 			o->dropped++;
 			continue;
 		}
-		o->mcfg[o->nmcfg++] = (struct acpi_mcfg){ rd64(e), rd16(e + 8), e[10], e[11] };
+		o->mcfg[o->nmcfg++] = (struct acpi_mcfg){ ld_le64(e), ld_le16(e + 8), e[10], e[11] };
 	}
 }
 
@@ -419,9 +405,7 @@ static bool aml_integer(const uint8_t *b, uint32_t *pos, uint32_t end, uint64_t 
 	w = op < sizeof(width) ? width[op] : 0;
 	if (!w || w > end - p)
 		return false;
-	*v = 0;
-	for (uint8_t i = 0; i < w; i++)
-		*v |= (uint64_t)b[p + i] << (8 * i);
+	*v = ld_le_n(b + p, w);
 	*pos = p + w;
 	return true;
 }
@@ -510,16 +494,16 @@ static int acpi_parse_rsdp(struct acpi_walk *w, uint64_t rsdp, const char **why)
 	if (!acpi_checksum_ok(r, ACPI_RSDP_V1_LEN))
 		return acpi_fail(why, "bad RSDP checksum");
 	w->out->revision = r[15];
-	w->out->sdt_phys = rd32(r + 16);
+	w->out->sdt_phys = ld_le32(r + 16);
 	if (r[15] < 2)
 		return 0;
 	r = acpi_map(w, rsdp, ACPI_RSDP_V2_LEN);
 	if (!r)
 		return acpi_fail(why, "RSDP not mappable");
-	len = rd32(r + 20);
+	len = ld_le32(r + 20);
 	if (len < ACPI_RSDP_V2_LEN || len > ACPI_RSDP_MAX_LEN)
 		return acpi_fail(why, "bad RSDP length");
-	xsdt = rd64(r + 24);
+	xsdt = ld_le64(r + 24);
 	r = acpi_map(w, rsdp, len);
 	if (!r)
 		return acpi_fail(why, "RSDP not mappable");
@@ -604,7 +588,7 @@ int acpi_parse(uint64_t rsdp_phys, acpi_map_fn map, void *ctx,
 		n = ACPI_MAX_SDT_ENTRIES;
 	for (uint32_t i = 0; i < n; i++) {
 		const uint8_t *e = t + ACPI_HDR_LEN + i * esz;
-		uint64_t phys = out->xsdt ? rd64(e) : rd32(e);
+		uint64_t phys = out->xsdt ? ld_le64(e) : ld_le32(e);
 
 		if (phys)
 			acpi_dispatch(&w, phys);

@@ -5,6 +5,7 @@
  * checksum-offloading NIC expects in the field).
  */
 #include <errno.h>
+#include "kernel/lib/byteorder.h"
 #include "kernel/lib/inet_csum.h"
 
 #define ETHERTYPE_IPV4	0x0800
@@ -12,11 +13,6 @@
 #define IP_OFFSET	0x1fff
 #define TCP_HLEN_MIN	20
 #define UDP_HLEN	8
-
-static uint16_t be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
 
 static uint32_t fold(uint64_t s)
 {
@@ -32,7 +28,7 @@ uint32_t inet_csum_add(uint32_t sum, const void *p, size_t len)
 	size_t i;
 
 	for (i = 0; i + 1 < len; i += 2)
-		s += be16(b + i);
+		s += ld_be16(b + i);
 	if (len & 1)
 		s += (uint32_t)b[len - 1] << 8;	/* padded with a zero byte */
 	return fold(s);
@@ -55,7 +51,7 @@ static int parse_l4(const uint8_t *ip, size_t avail, unsigned int ihl,
 			return -EINVAL;
 		l4->csum_off = 16;
 	} else {
-		if (be16(h + 4) != l4->l4_len)
+		if (ld_be16(h + 4) != l4->l4_len)
 			return -EINVAL;	/* UDP length disagrees with IP's */
 		l4->csum_off = 6;
 	}
@@ -70,19 +66,19 @@ int inet_l4_parse(const uint8_t *frame, size_t len, struct inet_l4 *l4)
 
 	if (!frame || len < INET_ETH_HLEN)
 		return -EINVAL;
-	if (be16(frame + 12) != ETHERTYPE_IPV4)
+	if (ld_be16(frame + 12) != ETHERTYPE_IPV4)
 		return -ENOENT;
 	avail = len - INET_ETH_HLEN;
 	if (avail < 20 || ip[0] >> 4 != 4)
 		return -EINVAL;
 	ihl = (unsigned int)(ip[0] & 0xf) * 4;
-	tot = be16(ip + 2);
+	tot = ld_be16(ip + 2);
 	/* Ethernet may pad past the datagram, never cut it short. */
 	if (ihl < 20 || tot < ihl || tot > avail)
 		return -EINVAL;
 	if (ip[9] != INET_PROTO_TCP && ip[9] != INET_PROTO_UDP)
 		return -ENOENT;
-	if (be16(ip + 6) & (IP_MF | IP_OFFSET))
+	if (ld_be16(ip + 6) & (IP_MF | IP_OFFSET))
 		return -EMSGSIZE;
 	l4->proto = ip[9];
 	l4->l4_off = (uint16_t)(INET_ETH_HLEN + ihl);
@@ -97,15 +93,9 @@ uint32_t inet_pseudo_sum(const uint8_t *frame, const struct inet_l4 *l4)
 	return fold((uint64_t)s + l4->proto + l4->l4_len);
 }
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
 void inet_csum_prepare(uint8_t *frame, const struct inet_l4 *l4)
 {
-	put16(frame + l4->l4_off + l4->csum_off, (uint16_t)inet_pseudo_sum(frame, l4));
+	st_be16(frame + l4->l4_off + l4->csum_off, (uint16_t)inet_pseudo_sum(frame, l4));
 }
 
 void inet_csum_fill(uint8_t *frame, const struct inet_l4 *l4)
@@ -113,19 +103,19 @@ void inet_csum_fill(uint8_t *frame, const struct inet_l4 *l4)
 	uint8_t *field = frame + l4->l4_off + l4->csum_off;
 	uint16_t c;
 
-	put16(field, 0);
+	st_be16(field, 0);
 	c = (uint16_t)~inet_csum_add(inet_pseudo_sum(frame, l4),
 				     frame + l4->l4_off, l4->l4_len);
 	if (c == 0 && l4->proto == INET_PROTO_UDP)
 		c = 0xffff;
-	put16(field, c);
+	st_be16(field, c);
 }
 
 bool inet_csum_ok(const uint8_t *frame, const struct inet_l4 *l4)
 {
 	const uint8_t *h = frame + l4->l4_off;
 
-	if (l4->proto == INET_PROTO_UDP && be16(h + l4->csum_off) == 0)
+	if (l4->proto == INET_PROTO_UDP && ld_be16(h + l4->csum_off) == 0)
 		return true;
 	/* Summed with its checksum field, a right segment gives 0xffff. */
 	return inet_csum_add(inet_pseudo_sum(frame, l4), h, l4->l4_len) == 0xffff;

@@ -1,20 +1,10 @@
 /* PCI configuration-space decoding; see pci_caps.h. */
 #include <errno.h>
+#include "kernel/lib/byteorder.h"
 #include "kernel/lib/pci_caps.h"
 
 #define CAP_FIRST	0x40	/* caps live after the 64-byte header */
 #define CAP_MAX_WALK	48	/* (256 - 64) / 4: more means a cycle */
-
-static uint16_t rd16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
 
 int pci_cap_find(const uint8_t *cfg, size_t len, uint8_t id, uint8_t after)
 {
@@ -22,7 +12,7 @@ int pci_cap_find(const uint8_t *cfg, size_t len, uint8_t id, uint8_t after)
 
 	if (!cfg || len < CAP_FIRST || len > PCI_CFG_SIZE)
 		return -EINVAL;
-	if (!(rd16(cfg + PCI_STATUS) & PCI_STATUS_CAP_LIST))
+	if (!(ld_le16(cfg + PCI_STATUS) & PCI_STATUS_CAP_LIST))
 		return -ENOENT;
 	/* The bottom two bits of every pointer are reserved (PCI 3.0 6.7). */
 	off = cfg[PCI_CAP_PTR] & 0xfc;
@@ -102,7 +92,7 @@ int pci_msi_decode(const uint8_t *cfg, size_t len, uint8_t off,
 
 	if (!cfg || len > PCI_CFG_SIZE || off < CAP_FIRST || (size_t)off + 4 > len)
 		return -EINVAL;
-	ctl = rd16(cfg + off + 2);
+	ctl = ld_le16(cfg + off + 2);
 	out->addr64 = ctl & (1u << 7);
 	out->per_vector_mask = ctl & (1u << 8);
 	out->data_off = out->addr64 ? 0x0c : 0x08;
@@ -121,9 +111,9 @@ int pci_msix_decode(const uint8_t *cfg, size_t len, uint8_t off,
 
 	if (!cfg || len > PCI_CFG_SIZE || off < CAP_FIRST || (size_t)off + 12 > len)
 		return -EINVAL;
-	out->table_size = (uint16_t)((rd16(cfg + off + 2) & 0x7ff) + 1);
-	t = rd32(cfg + off + 4);
-	p = rd32(cfg + off + 8);
+	out->table_size = (uint16_t)((ld_le16(cfg + off + 2) & 0x7ff) + 1);
+	t = ld_le32(cfg + off + 4);
+	p = ld_le32(cfg + off + 8);
 	out->table_bar = t & 7;
 	out->table_off = t & ~7u;
 	out->pba_bar = p & 7;

@@ -1,5 +1,6 @@
 /* Virtio split virtqueue arithmetic and capability decoding; see virtq.h. */
 #include <errno.h>
+#include "kernel/lib/byteorder.h"
 #include "kernel/lib/virtq.h"
 
 int virtq_layout(uint32_t n, struct virtq_layout *l)
@@ -27,12 +28,6 @@ bool virtq_used_ok(const struct virtq_used_elem *e, uint32_t n, uint32_t buf_len
 	return e->id < n && e->len <= buf_len;
 }
 
-static uint32_t rd32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
 int virtio_pci_cap_decode(const uint8_t *cfg, size_t len, uint8_t off,
 			  struct virtio_pci_cap *out)
 {
@@ -47,13 +42,13 @@ int virtio_pci_cap_decode(const uint8_t *cfg, size_t len, uint8_t off,
 		return -EINVAL;
 	out->cfg_type = cfg[off + 3];
 	out->bar = cfg[off + 4];
-	out->offset = rd32(cfg + off + 8);
-	out->length = rd32(cfg + off + 12);
+	out->offset = ld_le32(cfg + off + 8);
+	out->length = ld_le32(cfg + off + 12);
 	out->notify_mult = 0;
 	if (out->cfg_type == VIRTIO_PCI_CAP_NOTIFY) {
 		if (cap_len < 20)
 			return -EINVAL;
-		out->notify_mult = rd32(cfg + off + 16);
+		out->notify_mult = ld_le32(cfg + off + 16);
 	}
 	if (out->bar > 5 || out->offset + (uint64_t)out->length > 0xffffffffull)
 		return -EINVAL;

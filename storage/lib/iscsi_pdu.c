@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "kernel/lib/byteorder.h"
 #include "kernel/lib/crc32c.h"
 #include "storage/lib/iscsi_pdu.h"
 
@@ -94,44 +95,14 @@ const char *iscsi_op_name(uint8_t opcode)
 	return l ? l->name : "reserved";
 }
 
-/* ---- big-endian helpers ---- */
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
 void iscsi_put_digest(uint8_t *p, uint32_t crc)
 {
-	p[0] = (uint8_t)crc;
-	p[1] = (uint8_t)(crc >> 8);
-	p[2] = (uint8_t)(crc >> 16);
-	p[3] = (uint8_t)(crc >> 24);
+	st_le32(p, crc);
 }
 
 uint32_t iscsi_get_digest(const uint8_t *p)
 {
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
+	return ld_le32(p);
 }
 
 uint32_t iscsi_data_digest(const void *data, uint32_t dlen)
@@ -206,23 +177,23 @@ static void decode_fields(const uint8_t *b, uint16_t f, struct iscsi_bhs *h)
 	if (f & FL_B3)
 		h->b3 = b[3];
 	if (f & FL_LUN)
-		h->lun = (uint64_t)get32(b + 8) << 32 | get32(b + 12);
+		h->lun = ld_be64(b + 8);
 	if (f & FL_TTT)
-		h->ttt = get32(b + 20);
+		h->ttt = ld_be32(b + 20);
 	if (f & FL_CID)
-		h->cid = get16(b + 20);
+		h->cid = ld_be16(b + 20);
 	if (f & FL_SN)
-		h->sn = get32(b + 24);
+		h->sn = ld_be32(b + 24);
 	if (f & FL_EXPSN)
-		h->exp_sn = get32(b + 28);
+		h->exp_sn = ld_be32(b + 28);
 	if (f & FL_MAXSN)
-		h->max_cmdsn = get32(b + 32);
+		h->max_cmdsn = ld_be32(b + 32);
 	if (f & FL_SEQ)
-		h->seq = get32(b + 36);
+		h->seq = ld_be32(b + 36);
 	if (f & FL_OFFSET)
-		h->offset = get32(b + 40);
+		h->offset = ld_be32(b + 40);
 	if (f & FL_RESID)
-		h->residual = get32(b + 44);
+		h->residual = ld_be32(b + 44);
 	if (f & FL_CDB)
 		memcpy(h->cdb, b + 32, ISCSI_CDB_MAX);
 	if (f & FL_LSTATUS) {
@@ -230,14 +201,14 @@ static void decode_fields(const uint8_t *b, uint16_t f, struct iscsi_bhs *h)
 		h->status_detail = b[37];
 	}
 	if (f & FL_TIME2) {
-		h->time2wait = get16(b + 40);
-		h->time2retain = get16(b + 42);
+		h->time2wait = ld_be16(b + 40);
+		h->time2retain = ld_be16(b + 42);
 	}
 	if (f & FL_ASYNC) {
 		h->async_event = b[36];
 		h->async_vcode = b[37];
 		for (int i = 0; i < 3; i++)
-			h->param[i] = get16(b + 38 + 2 * i);
+			h->param[i] = ld_be16(b + 38 + 2 * i);
 	}
 }
 
@@ -255,8 +226,8 @@ int iscsi_bhs_decode(const uint8_t *b, struct iscsi_bhs *h, const char **why)
 		h->immediate = b[0] & 0x40;
 	h->flags = b[1];
 	h->ahs_words = b[4];
-	h->dlen = (uint32_t)b[5] << 16 | (uint32_t)b[6] << 8 | b[7];
-	h->itt = get32(b + 16);
+	h->dlen = ld_be24(b + 5);
+	h->itt = ld_be32(b + 16);
 	decode_fields(b, l->fields, h);
 	return bhs_check(h, why);
 }
@@ -268,25 +239,24 @@ static void encode_fields(const struct iscsi_bhs *h, uint16_t f, uint8_t *b)
 	if (f & FL_B3)
 		b[3] = h->b3;
 	if (f & FL_LUN) {
-		put32(b + 8, (uint32_t)(h->lun >> 32));
-		put32(b + 12, (uint32_t)h->lun);
+		st_be64(b + 8, h->lun);
 	}
 	if (f & FL_TTT)
-		put32(b + 20, h->ttt);
+		st_be32(b + 20, h->ttt);
 	if (f & FL_CID)
-		put16(b + 20, h->cid);
+		st_be16(b + 20, h->cid);
 	if (f & FL_SN)
-		put32(b + 24, h->sn);
+		st_be32(b + 24, h->sn);
 	if (f & FL_EXPSN)
-		put32(b + 28, h->exp_sn);
+		st_be32(b + 28, h->exp_sn);
 	if (f & FL_MAXSN)
-		put32(b + 32, h->max_cmdsn);
+		st_be32(b + 32, h->max_cmdsn);
 	if (f & FL_SEQ)
-		put32(b + 36, h->seq);
+		st_be32(b + 36, h->seq);
 	if (f & FL_OFFSET)
-		put32(b + 40, h->offset);
+		st_be32(b + 40, h->offset);
 	if (f & FL_RESID)
-		put32(b + 44, h->residual);
+		st_be32(b + 44, h->residual);
 	if (f & FL_CDB)
 		memcpy(b + 32, h->cdb, ISCSI_CDB_MAX);
 	if (f & FL_LSTATUS) {
@@ -294,14 +264,14 @@ static void encode_fields(const struct iscsi_bhs *h, uint16_t f, uint8_t *b)
 		b[37] = h->status_detail;
 	}
 	if (f & FL_TIME2) {
-		put16(b + 40, h->time2wait);
-		put16(b + 42, h->time2retain);
+		st_be16(b + 40, h->time2wait);
+		st_be16(b + 42, h->time2retain);
 	}
 	if (f & FL_ASYNC) {
 		b[36] = h->async_event;
 		b[37] = h->async_vcode;
 		for (int i = 0; i < 3; i++)
-			put16(b + 38 + 2 * i, h->param[i]);
+			st_be16(b + 38 + 2 * i, h->param[i]);
 	}
 }
 
@@ -324,10 +294,8 @@ int iscsi_bhs_encode(const struct iscsi_bhs *h, uint8_t *b, const char **why)
 		b[0] |= 0x40;
 	b[1] = h->flags;
 	b[4] = h->ahs_words;
-	b[5] = (uint8_t)(h->dlen >> 16);
-	b[6] = (uint8_t)(h->dlen >> 8);
-	b[7] = (uint8_t)h->dlen;
-	put32(b + 16, h->itt);
+	st_be24(b + 5, h->dlen);
+	st_be32(b + 16, h->itt);
 	encode_fields(h, l->fields, b);
 	return 0;
 }
@@ -408,7 +376,7 @@ int iscsi_rsp_sense(const uint8_t *data, uint32_t dlen, const uint8_t **sense,
 		return 0;
 	if (dlen < 2)
 		return -EBADMSG;
-	n = get16(data);
+	n = ld_be16(data);
 	if (n > dlen - 2)
 		return -EBADMSG;
 	if (n) {
@@ -481,7 +449,7 @@ static int rx_got_bhs(struct iscsi_rx *rx)
 	const uint8_t *b = rx->buf;
 	uint8_t op = b[0] & 0x3f;
 	uint32_t ahs = (uint32_t)b[4] * 4;
-	uint32_t dlen = (uint32_t)b[5] << 16 | (uint32_t)b[6] << 8 | b[7];
+	uint32_t dlen = ld_be24(b + 5);
 
 	if (!op_find(op))
 		return rx_fail(rx, -EPROTO, "reserved opcode");
@@ -504,7 +472,7 @@ static int rx_complete(struct iscsi_rx *rx, struct iscsi_rx_pdu *out)
 {
 	const uint8_t *b = rx->buf;
 	uint32_t ahs = (uint32_t)b[4] * 4;
-	uint32_t dlen = (uint32_t)b[5] << 16 | (uint32_t)b[6] << 8 | b[7];
+	uint32_t dlen = ld_be24(b + 5);
 	size_t hl = ISCSI_BHS_LEN + ahs;
 	const char *why = NULL;
 	int rc;

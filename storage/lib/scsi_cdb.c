@@ -5,22 +5,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "kernel/lib/byteorder.h"
 #include "storage/lib/scsi_cdb.h"
-
-static void put_be(uint8_t *p, uint64_t v, int n)
-{
-	for (int i = n - 1; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < n; i++)
-		v = v << 8 | p[i];
-	return v;
-}
 
 /* ---- CDBs ---- */
 
@@ -38,7 +24,7 @@ int scsi_cdb_inquiry(uint8_t cdb[6], bool evpd, uint8_t page, uint16_t alloc)
 	cdb[0] = SCSI_INQUIRY;
 	cdb[1] = evpd ? 1 : 0;
 	cdb[2] = page;
-	put_be(cdb + 3, alloc, 2);
+	st_be16(cdb + 3, alloc);
 	return 0;
 }
 
@@ -47,7 +33,7 @@ void scsi_cdb_read_capacity16(uint8_t cdb[16], uint32_t alloc)
 	memset(cdb, 0, 16);
 	cdb[0] = SCSI_SERVICE_IN_16;
 	cdb[1] = SCSI_SA_READ_CAPACITY_16;
-	put_be(cdb + 10, alloc, 4);
+	st_be32(cdb + 10, alloc);
 }
 
 int scsi_cdb_rw10(uint8_t cdb[10], bool write, uint64_t lba, uint32_t n, bool fua)
@@ -57,8 +43,8 @@ int scsi_cdb_rw10(uint8_t cdb[10], bool write, uint64_t lba, uint32_t n, bool fu
 	memset(cdb, 0, 10);
 	cdb[0] = write ? SCSI_WRITE_10 : SCSI_READ_10;
 	cdb[1] = fua ? 0x08 : 0;	/* SBC-3 5.11: FUA is bit 3 */
-	put_be(cdb + 2, lba, 4);
-	put_be(cdb + 7, n, 2);
+	st_be32(cdb + 2, (uint32_t)lba);
+	st_be16(cdb + 7, (uint16_t)n);
 	return 0;
 }
 
@@ -70,8 +56,8 @@ int scsi_cdb_rw16(uint8_t cdb[16], bool write, uint64_t lba, uint32_t n, bool fu
 	memset(cdb, 0, 16);
 	cdb[0] = write ? SCSI_WRITE_16 : SCSI_READ_16;
 	cdb[1] = fua ? 0x08 : 0;
-	put_be(cdb + 2, lba, 8);
-	put_be(cdb + 10, n, 4);
+	st_be64(cdb + 2, lba);
+	st_be32(cdb + 10, n);
 	return 0;
 }
 
@@ -97,8 +83,8 @@ int scsi_cdb_sync10(uint8_t cdb[10], uint32_t lba, uint16_t n)
 		return -ERANGE;
 	memset(cdb, 0, 10);
 	cdb[0] = SCSI_SYNC_CACHE_10;
-	put_be(cdb + 2, lba, 4);
-	put_be(cdb + 7, n, 2);
+	st_be32(cdb + 2, lba);
+	st_be16(cdb + 7, n);
 	return 0;
 }
 
@@ -106,8 +92,8 @@ void scsi_cdb_sync16(uint8_t cdb[16], uint64_t lba, uint32_t n)
 {
 	memset(cdb, 0, 16);
 	cdb[0] = SCSI_SYNC_CACHE_16;
-	put_be(cdb + 2, lba, 8);
-	put_be(cdb + 10, n, 4);
+	st_be64(cdb + 2, lba);
+	st_be32(cdb + 10, n);
 }
 
 int scsi_cdb_report_luns(uint8_t cdb[12], uint32_t alloc)
@@ -117,7 +103,7 @@ int scsi_cdb_report_luns(uint8_t cdb[12], uint32_t alloc)
 		return -EINVAL;
 	memset(cdb, 0, 12);
 	cdb[0] = SCSI_REPORT_LUNS;
-	put_be(cdb + 6, alloc, 4);
+	st_be32(cdb + 6, alloc);
 	return 0;
 }
 
@@ -164,7 +150,7 @@ int scsi_vpd_body(const uint8_t *d, size_t len, uint8_t page, const uint8_t **bo
 
 	if (len < 4 || d[1] != page)
 		return -EBADMSG;
-	n = (size_t)get_be(d + 2, 2);
+	n = ld_be16(d + 2);
 	if (n > len - 4)
 		n = len - 4;	/* truncated by our allocation length */
 	*body = d + 4;
@@ -267,8 +253,8 @@ int scsi_parse_capacity16(const uint8_t *d, size_t len, struct scsi_capacity *ou
 	/* Bytes 0..15 hold everything Tern reads. */
 	if (len < 16)
 		return -EBADMSG;
-	last = get_be(d, 8);
-	bs = (uint32_t)get_be(d + 8, 4);
+	last = ld_be64(d);
+	bs = ld_be32(d + 8);
 	if (last == UINT64_MAX)
 		return -EOVERFLOW;
 	if (bs < 512 || bs > 65536 || (bs & (bs - 1)))
@@ -278,7 +264,7 @@ int scsi_parse_capacity16(const uint8_t *d, size_t len, struct scsi_capacity *ou
 	out->prot_en = d[12] & 1;
 	out->pbexp = d[13] & 0x0f;
 	out->lbpme = d[14] & 0x80;
-	out->lowest_aligned = (uint16_t)((d[14] & 0x3f) << 8 | d[15]);
+	out->lowest_aligned = ld_be16(d + 14) & 0x3fff;
 	return 0;
 }
 
@@ -296,7 +282,7 @@ static int parse_list8(const uint8_t *d, size_t len, int len_off, uint64_t *item
 	*total = 0;
 	if (len < 8)
 		return -EBADMSG;
-	bytes = (uint32_t)get_be(d + len_off, 4);
+	bytes = ld_be32(d + len_off);
 	*total = bytes / 8;
 	have = (len - 8) / 8;
 	if (have > *total)
@@ -304,7 +290,7 @@ static int parse_list8(const uint8_t *d, size_t len, int len_off, uint64_t *item
 	if (have > max)
 		have = max;
 	for (size_t i = 0; i < have; i++)
-		items[i] = get_be(d + 8 + 8 * i, 8);
+		items[i] = ld_be64(d + 8 + 8 * i);
 	*stored = (unsigned)have;
 	return 0;
 }
@@ -382,10 +368,10 @@ int scsi_pr_out(const struct scsi_pr_out *r, uint8_t cdb[10],
 	cdb[1] = (uint8_t)r->action;
 	/* SPC-4 6.16.1: scope 0 (logical unit) in the high nibble. */
 	cdb[2] = typed ? (uint8_t)r->type : 0;
-	put_be(cdb + 5, SCSI_PR_OUT_PARAM_LEN, 4);
+	st_be32(cdb + 5, SCSI_PR_OUT_PARAM_LEN);
 	memset(param, 0, SCSI_PR_OUT_PARAM_LEN);
-	put_be(param, r->key, 8);
-	put_be(param + 8, r->sa_key, 8);
+	st_be64(param, r->key);
+	st_be64(param + 8, r->sa_key);
 	if (r->aptpl)
 		param[20] = 0x01;
 	return 0;
@@ -398,7 +384,7 @@ int scsi_cdb_pr_in(uint8_t cdb[10], uint8_t action, uint16_t alloc)
 	memset(cdb, 0, 10);
 	cdb[0] = SCSI_PR_IN;
 	cdb[1] = action;
-	put_be(cdb + 7, alloc, 2);
+	st_be16(cdb + 7, alloc);
 	return 0;
 }
 
@@ -406,7 +392,7 @@ int scsi_parse_pr_keys(const uint8_t *d, size_t len, uint32_t *generation, uint6
 		       unsigned max, unsigned *stored, uint32_t *total)
 {
 	/* SPC-4 6.15.2: PRGENERATION, then ADDITIONAL LENGTH and the keys. */
-	*generation = len >= 4 ? (uint32_t)get_be(d, 4) : 0;
+	*generation = len >= 4 ? ld_be32(d) : 0;
 	return parse_list8(d, len, 4, keys, max, stored, total);
 }
 
@@ -417,15 +403,15 @@ int scsi_parse_pr_reservation(const uint8_t *d, size_t len, struct scsi_pr_reser
 	memset(out, 0, sizeof(*out));
 	if (len < 8)
 		return -EBADMSG;
-	out->generation = (uint32_t)get_be(d, 4);
-	add = (uint32_t)get_be(d + 4, 4);
+	out->generation = ld_be32(d);
+	add = ld_be32(d + 4);
 	/* SPC-4 6.15.3: additional length is 0 (none) or 16. */
 	if (add == 0)
 		return 0;
 	if (add < 16 || len < 24)
 		return -EBADMSG;
 	out->held = true;
-	out->key = get_be(d + 8, 8);
+	out->key = ld_be64(d + 8);
 	out->scope = d[21] >> 4;
 	out->type = d[21] & 0x0f;
 	return 0;

@@ -5,18 +5,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kernel/lib/byteorder.h"
 #include "storage/lib/scsi_sense.h"
 
 /* ---- parsing ---- */
-
-static uint64_t get_be(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < n; i++)
-		v = v << 8 | p[i];
-	return v;
-}
 
 /* SPC-4 4.5.3: fixed format. */
 static int sense_fixed(const uint8_t *s, size_t len, struct scsi_sense *out)
@@ -32,7 +24,7 @@ static int sense_fixed(const uint8_t *s, size_t len, struct scsi_sense *out)
 	out->key = s[2] & 0x0f;
 	if (n >= 7 && (s[0] & 0x80)) {
 		out->has_info = true;
-		out->info = get_be(s + 3, 4);
+		out->info = ld_be32(s + 3);
 	}
 	if (n >= 13)
 		out->asc = s[12];
@@ -64,7 +56,7 @@ static int sense_desc(const uint8_t *s, size_t len, struct scsi_sense *out)
 		/* 4.5.2.2: type 0, length 0x0a, VALID in byte 2. */
 		if (type == 0 && dlen >= 0x0a && (s[off + 2] & 0x80)) {
 			out->has_info = true;
-			out->info = get_be(s + off + 4, 8);
+			out->info = ld_be64(s + off + 4);
 		}
 		off += 2 + (size_t)dlen;
 	}

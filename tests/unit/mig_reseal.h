@@ -1,10 +1,10 @@
 /*
  * Test helper for the migration stream: recompute the checksums of a
  * stream that a test or the fuzzer edited, so the edit reaches the checks
- * behind the CRCs.  It reads the wire format on its own (stream.h), with
- * no help from the codec, and never trusts a length: it stops at the first
- * record that does not fit.  Shared by tests/unit/test_migstream.c and
- * tests/fuzz/fuzz_migstream.c.
+ * behind the CRCs.  It reads the wire format on its own (stream.h, with
+ * kernel/lib/byteorder.h for the fields), with no help from the codec, and
+ * never trusts a length: it stops at the first record that does not fit.
+ * Shared by tests/unit/test_migstream.c and tests/fuzz/fuzz_migstream.c.
  */
 #ifndef TERN_TESTS_MIG_RESEAL_H
 #define TERN_TESTS_MIG_RESEAL_H
@@ -12,31 +12,20 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "kernel/lib/byteorder.h"
 #include "kernel/lib/crc32c.h"
 #include "migrate/stream.h"
-
-static inline uint32_t mrs_get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-static inline void mrs_put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
 
 /* The page CRCs in the entries of the RAM record at h (bounded by end). */
 static inline void mrs_fix_pages(uint8_t *h, const uint8_t *end)
 {
-	uint32_t meta = mrs_get32(h + 4);
+	uint32_t meta = ld_le32(h + 4);
 	uint8_t *data = h + MIG_REC_HDR_LEN + meta;
 	uint32_t n;
 
 	if (meta < 8)
 		return;
-	n = mrs_get32(h + MIG_REC_HDR_LEN);
+	n = ld_le32(h + MIG_REC_HDR_LEN);
 	if (n > (meta - 8) / 16)
 		n = (meta - 8) / 16;
 	for (uint32_t i = 0; i < n; i++) {
@@ -46,7 +35,7 @@ static inline void mrs_fix_pages(uint8_t *h, const uint8_t *end)
 			continue;
 		if (end - data < MIG_PAGE_SIZE)
 			return;
-		mrs_put32(e + 12, crc32c(CRC32C_INIT, data, MIG_PAGE_SIZE));
+		st_le32(e + 12, crc32c(CRC32C_INIT, data, MIG_PAGE_SIZE));
 		data += MIG_PAGE_SIZE;
 	}
 }
@@ -64,17 +53,17 @@ static inline unsigned mig_reseal(uint8_t *buf, size_t len, bool fix_pages)
 	if (len < MIG_HDR_LEN)
 		return 0;
 	chain = crc32c(CRC32C_INIT, buf, 12);
-	mrs_put32(buf + 12, chain);
+	st_le32(buf + 12, chain);
 	while (len - off >= MIG_REC_HDR_LEN) {
 		uint8_t *h = buf + off;
-		uint64_t meta = mrs_get32(h + 4), data = mrs_get32(h + 8);
+		uint64_t meta = ld_le32(h + 4), data = ld_le32(h + 8);
 
 		if (meta > len - off - MIG_REC_HDR_LEN)
 			break;
 		if (fix_pages && (h[0] | h[1] << 8) == MIG_REC_RAM)
 			mrs_fix_pages(h, buf + len);
 		chain = crc32c(crc32c(chain, h, 12), h + MIG_REC_HDR_LEN, meta);
-		mrs_put32(h + 12, chain);
+		st_le32(h + 12, chain);
 		n++;
 		off += MIG_REC_HDR_LEN + meta + data;
 		if (off > len)

@@ -574,14 +574,14 @@ Test(migstream, wire_is_little_endian)
 	t_config_for(&c, 0x123, 3);
 	cr_assert_eq(mig_enc_init(&e, t_buf, T_BUF, MIG_F_LIVE), 0);
 	cr_assert_eq(memcmp(t_buf, "TERN-MIG\x01\x00\x01\x00", 12), 0);
-	cr_assert_eq(mrs_get32(t_buf + 12), crc32c(0, t_buf, 12));
+	cr_assert_eq(ld_le32(t_buf + 12), crc32c(0, t_buf, 12));
 	cr_assert_eq(mig_enc_config(&e, &c), 0);
 	r = t_buf + MIG_HDR_LEN;
 	cr_assert_eq(memcmp(r, "\x01\x00\x00\x00", 4), 0);	/* CONFIG, reserved */
-	cr_assert_eq(mrs_get32(r + 4), 24 + 4 + 22 + 22 + 2 * 24);
-	cr_assert_eq(mrs_get32(r + 8), 0);
-	cr_assert_eq(mrs_get32(r + 12),
-		     crc32c(crc32c(crc32c(0, t_buf, 12), r, 12), r + 16, mrs_get32(r + 4)));
+	cr_assert_eq(ld_le32(r + 4), 24 + 4 + 22 + 22 + 2 * 24);
+	cr_assert_eq(ld_le32(r + 8), 0);
+	cr_assert_eq(ld_le32(r + 12),
+		     crc32c(crc32c(crc32c(0, t_buf, 12), r, 12), r + 16, ld_le32(r + 4)));
 	/* mem_size 0x123000: 00 30 12 00 00 00 00 00 */
 	cr_assert_eq(memcmp(r + 16, "\x00\x30\x12\x00\x00\x00\x00\x00\x03\x00\x00\x00"
 			    "\x04\x00\x16\x00\x16\x00\x02\x00\x00\x00\x00\x00web1", 28), 0);
@@ -623,14 +623,14 @@ Test(migstream, hand_written_stream)
 	m[0] = 1;
 	m[8] = 1;
 	m[12] = 1;
-	mrs_put32(m + 24, (uint32_t)(p - b));
+	st_le32(m + 24, (uint32_t)(p - b));
 	p += 16 + 32;
 	/* Chain the CRCs by the rule in stream.h, not with mig_reseal. */
 	chain = crc32c(0, b, 12);
-	mrs_put32(b + 12, chain);
-	for (uint8_t *h = b + MIG_HDR_LEN; h < p; h += 16 + mrs_get32(h + 4)) {
-		chain = crc32c(crc32c(chain, h, 12), h + 16, mrs_get32(h + 4));
-		mrs_put32(h + 12, chain);
+	st_le32(b + 12, chain);
+	for (uint8_t *h = b + MIG_HDR_LEN; h < p; h += 16 + ld_le32(h + 4)) {
+		chain = crc32c(crc32c(chain, h, 12), h + 16, ld_le32(h + 4));
+		st_le32(h + 12, chain);
 	}
 	cr_assert_eq(t_decode(b, (size_t)(p - b)), 0, "%s", t_dec->reason);
 	cr_assert_eq(t_ctx->vcpu[0].rip, 0x1122334455667788ull);
@@ -649,7 +649,7 @@ static size_t t_rec(const uint8_t *buf, size_t n, unsigned nth)
 	while (off <= n && n - off >= MIG_REC_HDR_LEN) {
 		if (nth-- == 0)
 			return off;
-		off += MIG_REC_HDR_LEN + mrs_get32(buf + off + 4) + mrs_get32(buf + off + 8);
+		off += MIG_REC_HDR_LEN + ld_le32(buf + off + 4) + ld_le32(buf + off + 8);
 	}
 	return 0;
 }
@@ -714,8 +714,8 @@ static void t_splice_as(const int *order, bool reseal, int err, const char *what
 	memcpy(t_buf2, t_buf, MIG_HDR_LEN);
 	for (const int *o = order; *o >= 0; o++) {
 		size_t off = t_rec(t_buf, n, (unsigned)*o);
-		size_t rl = MIG_REC_HDR_LEN + mrs_get32(t_buf + off + 4) +
-			    mrs_get32(t_buf + off + 8);
+		size_t rl = MIG_REC_HDR_LEN + ld_le32(t_buf + off + 4) +
+			    ld_le32(t_buf + off + 8);
 
 		cr_assert(off);
 		memcpy(t_buf2 + len, t_buf + off, rl);
@@ -864,7 +864,7 @@ Test(migstream, page_crc)
 	size_t n = t_build(t_buf2, &t_live), off = t_rec_of(t_buf2, n, MIG_REC_RAM, 1);
 
 	/* The last byte of the record's last page. */
-	off += MIG_REC_HDR_LEN + mrs_get32(t_buf2 + off + 4) + mrs_get32(t_buf2 + off + 8) - 1;
+	off += MIG_REC_HDR_LEN + ld_le32(t_buf2 + off + 4) + ld_le32(t_buf2 + off + 8) - 1;
 	t_buf2[off] ^= 0x40;
 	t_refuse(t_buf2, n, -EILSEQ, "page 15: data CRC");
 	cr_assert_eq(t_ctx->npagecalls, 16 + 7, "pages before it were delivered");
@@ -1152,8 +1152,8 @@ static size_t t_mutate(uint8_t *b, size_t n)
 		} else if (r < 8) {
 			n = (size_t)t_rand(n + 1);
 		} else if (rec) {		/* drop or repeat a record */
-			size_t rl = MIG_REC_HDR_LEN + mrs_get32(b + rec + 4) +
-				    (size_t)mrs_get32(b + rec + 8);
+			size_t rl = MIG_REC_HDR_LEN + ld_le32(b + rec + 4) +
+				    (size_t)ld_le32(b + rec + 8);
 
 			if (rl > n - rec)
 				continue;
