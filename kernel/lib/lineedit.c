@@ -11,7 +11,8 @@
 
 #include "kernel/lib/lineedit.h"
 
-_Static_assert(LEDIT_HIST <= 127, "browse index is an int8_t");
+_Static_assert(LEDIT_HIST >= 1 && LEDIT_HIST <= 255,
+	       "hist_head and hist_count are uint8_t");
 _Static_assert(LEDIT_MAX <= 0xffff, "len and cur are uint16_t");
 
 enum { ESC_NONE, ESC_ESC, ESC_CSI, ESC_SS3 };
@@ -125,18 +126,43 @@ static void ledit_delete(struct ledit *e, const struct ledit_out *o)
 		ledit_remove_at(e, e->cur, o);
 }
 
-/* ^U: delete from the start of the line to the cursor (as readline). */
-static void ledit_kill(struct ledit *e, const struct ledit_out *o)
+/*
+ * Delete from column from to the cursor and redraw the tail there: ^U
+ * (from 0) and ^W (from the word's start), as readline.
+ */
+static void ledit_cut(struct ledit *e, uint16_t from, const struct ledit_out *o)
 {
-	if (e->cur == 0)
+	if (from >= e->cur)
 		return;
-	out_move(o, 'D', e->cur);
-	memmove(e->buf, e->buf + e->cur, (size_t)(e->len - e->cur) + 1);
-	e->len = (uint16_t)(e->len - e->cur);
-	e->cur = 0;
-	out(o, e->buf, e->len);
+	out_move(o, 'D', (unsigned)(e->cur - from));
+	memmove(e->buf + from, e->buf + e->cur, (size_t)(e->len - e->cur) + 1);
+	e->len = (uint16_t)(e->len - (e->cur - from));
+	e->cur = from;
+	out(o, e->buf + from, (size_t)(e->len - from));
 	out(o, "\x1b[K", 3);
-	out_move(o, 'D', e->len);
+	out_move(o, 'D', (unsigned)(e->len - from));
+}
+
+/* ^W: where the word before the cursor starts, blanks after it included. */
+static uint16_t ledit_word_start(const struct ledit *e)
+{
+	uint16_t s = e->cur;
+
+	while (s > 0 && e->buf[s - 1] == ' ')
+		s--;
+	while (s > 0 && e->buf[s - 1] != ' ')
+		s--;
+	return s;
+}
+
+/* ^K: delete from the cursor to the end of the line. */
+static void ledit_cut_tail(struct ledit *e, const struct ledit_out *o)
+{
+	if (e->cur == e->len)
+		return;
+	e->len = e->cur;
+	e->buf[e->len] = '\0';
+	out(o, "\x1b[K", 3);
 }
 
 /* Show s instead of the current line, cursor at its end. */
@@ -370,6 +396,52 @@ static int ledit_enter(struct ledit *e, const struct ledit_out *o)
 	return LEDIT_LINE;
 }
 
+/* A control byte (or DEL, or a byte >= 0x80); returns ledit_feed()'s value. */
+static int ledit_control(struct ledit *e, uint8_t c, bool after_cr,
+			 const struct ledit_out *o)
+{
+	switch (c) {
+	case 0x1b:
+		e->esc = ESC_ESC;
+		break;
+	case 0x7f:
+	case '\b':
+		ledit_backspace(e, o);
+		break;
+	case '\r':
+		e->after_cr = true;
+		return ledit_enter(e, o);
+	case '\n':
+		if (after_cr)
+			break;	/* the LF of a CRLF pair */
+		return ledit_enter(e, o);
+	case 0x01:	/* ^A */
+		ledit_cursor(e, KEY_HOME, o);
+		break;
+	case 0x05:	/* ^E */
+		ledit_cursor(e, KEY_END, o);
+		break;
+	case 0x15:	/* ^U */
+		ledit_cut(e, 0, o);
+		break;
+	case 0x17:	/* ^W */
+		ledit_cut(e, ledit_word_start(e), o);
+		break;
+	case 0x0b:	/* ^K */
+		ledit_cut_tail(e, o);
+		break;
+	case 0x03:	/* ^C */
+		ledit_reset_line(e);
+		out(o, "^C\r\n", 4);
+		return LEDIT_INTR;
+	case 0x04:	/* ^D: the caller's to act on, and only at an empty line */
+		return e->len == 0 ? LEDIT_EOF : LEDIT_NONE;
+	default:
+		break;	/* other controls and bytes >= 0x80 */
+	}
+	return LEDIT_NONE;
+}
+
 int ledit_feed(struct ledit *e, uint8_t c, ledit_echo_fn echo, void *ctx)
 {
 	const struct ledit_out o = { echo, ctx };
@@ -382,36 +454,5 @@ int ledit_feed(struct ledit *e, uint8_t c, ledit_echo_fn echo, void *ctx)
 		ledit_insert(e, (char)c, &o);
 		return LEDIT_NONE;
 	}
-	switch (c) {
-	case 0x1b:
-		e->esc = ESC_ESC;
-		break;
-	case 0x7f:
-	case '\b':
-		ledit_backspace(e, &o);
-		break;
-	case '\r':
-		e->after_cr = true;
-		return ledit_enter(e, &o);
-	case '\n':
-		if (after_cr)
-			break;	/* the LF of a CRLF pair */
-		return ledit_enter(e, &o);
-	case 0x01:	/* ^A */
-		ledit_cursor(e, KEY_HOME, &o);
-		break;
-	case 0x05:	/* ^E */
-		ledit_cursor(e, KEY_END, &o);
-		break;
-	case 0x15:	/* ^U */
-		ledit_kill(e, &o);
-		break;
-	case 0x03:	/* ^C */
-		ledit_reset_line(e);
-		out(&o, "^C\r\n", 4);
-		return LEDIT_INTR;
-	default:
-		break;	/* other controls and bytes >= 0x80 */
-	}
-	return LEDIT_NONE;
+	return ledit_control(e, c, after_cr, &o);
 }

@@ -11,7 +11,13 @@
  *	ESC [ H, ESC [ 1 ~, ^A	home;  ESC [ F, ESC [ 4 ~, ^E  end
  *	ESC [ A / ESC [ B	history previous / next (also ESC O A / B)
  *	^U			delete from the start of the line to the cursor
+ *	^K			delete from the cursor to the end of the line
+ *	^W			delete the word before the cursor (and the
+ *				blanks between it and the cursor)
  *	^C			abandon the line: LEDIT_INTR
+ *	^D			on an empty line: LEDIT_EOF, nothing echoed (a
+ *				network client ends its session; the serial
+ *				console has no end and ignores it); else ignored
  *	CR or LF		end the line: LEDIT_LINE (LF right after CR ignored)
  *
  * Unknown escape sequences are consumed whole and ignored; other control
@@ -43,11 +49,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * The sizes may be defined before this header is included, the same for
+ * every file of one program (ternctl builds with -DLEDIT_MAX=1024, the
+ * network console's CMD_LINE_MAX, and -DLEDIT_HIST=200).
+ */
+#ifndef LEDIT_MAX
 #define LEDIT_MAX	256	/* characters per line, NUL excluded */
+#endif
+#ifndef LEDIT_HIST
 #define LEDIT_HIST	32	/* history entries kept */
+#endif
 #define LEDIT_CSI_MAX	8	/* parameter bytes kept of one CSI sequence */
 
-enum { LEDIT_NONE = 0, LEDIT_LINE = 1, LEDIT_INTR = 2 };
+enum { LEDIT_NONE = 0, LEDIT_LINE = 1, LEDIT_INTR = 2, LEDIT_EOF = 3 };
 
 typedef void (*ledit_echo_fn)(void *ctx, const char *s, size_t n);
 
@@ -62,7 +77,7 @@ struct ledit {
 
 	char hist[LEDIT_HIST][LEDIT_MAX + 1];	/* ring, hist_head = newest */
 	uint8_t hist_head, hist_count;
-	int8_t browse;			/* -1: editing; else entries back */
+	int16_t browse;			/* -1: editing; else entries back */
 	char saved[LEDIT_MAX + 1];	/* line being typed when browsing began */
 
 	char done[LEDIT_MAX + 1];	/* the line returned by ledit_line() */
@@ -73,7 +88,8 @@ void ledit_init(struct ledit *e);
 /*
  * Feed one input byte.  echo (may be NULL) receives the bytes to send to
  * the terminal.  Returns LEDIT_LINE when a line is complete (read it with
- * ledit_line()), LEDIT_INTR on ^C, else LEDIT_NONE.
+ * ledit_line()), LEDIT_INTR on ^C, LEDIT_EOF on ^D in an empty line, else
+ * LEDIT_NONE.
  */
 int ledit_feed(struct ledit *e, uint8_t c, ledit_echo_fn echo, void *ctx);
 

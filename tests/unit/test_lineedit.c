@@ -224,6 +224,58 @@ Test(lineedit, kill_line)
 	cr_assert_str_eq(let_e.buf, "");
 }
 
+Test(lineedit, kill_to_end)
+{
+	LET_TYPE(&let_e, &let_t, "hello world\x1b[D\x1b[D\x1b[D\x1b[D\x1b[D");
+	LET_TYPE(&let_e, &let_t, "\x0b");	/* ^K */
+	cr_assert_str_eq(let_e.buf, "hello ");
+	cr_assert_eq(let_e.cur, 6);
+	let_t.raw_len = 0;
+	ledit_feed(&let_e, 0x0b, let_echo, &let_t);	/* at the end: nothing */
+	cr_assert_eq(let_t.raw_len, 0);
+	LET_TYPE(&let_e, &let_t, "\x01\x0b");
+	cr_assert_str_eq(let_e.buf, "");
+	cr_assert_eq(LET_TYPE(&let_e, &let_t, "x\r"), LEDIT_LINE);
+	cr_assert_str_eq(ledit_line(&let_e), "x");
+}
+
+Test(lineedit, delete_word)
+{
+	LET_TYPE(&let_e, &let_t, "vm create  web");
+	LET_TYPE(&let_e, &let_t, "\x17");	/* ^W */
+	cr_assert_str_eq(let_e.buf, "vm create  ");
+	LET_TYPE(&let_e, &let_t, "\x17");	/* the blanks go with the word */
+	cr_assert_str_eq(let_e.buf, "vm ");
+	cr_assert_eq(let_e.cur, 3);
+	/* In the middle: the tail moves left and the rest of the row clears. */
+	LET_TYPE(&let_e, &let_t, "\x15" "alpha beta gamma\x1b[D\x1b[D\x1b[D\x1b[D\x1b[D");
+	LET_TYPE(&let_e, &let_t, "\x17");
+	cr_assert_str_eq(let_e.buf, "alpha gamma");
+	cr_assert_eq(let_e.cur, 6);
+	LET_TYPE(&let_e, &let_t, "\x01");
+	let_t.raw_len = 0;
+	ledit_feed(&let_e, 0x17, let_echo, &let_t);	/* at column 0: nothing */
+	cr_assert_eq(let_t.raw_len, 0);
+	cr_assert_str_eq(let_e.buf, "alpha gamma");
+}
+
+Test(lineedit, ctrl_d_ends_input_only_at_an_empty_line)
+{
+	let_t.raw_len = 0;
+	cr_assert_eq(ledit_feed(&let_e, 0x04, let_echo, &let_t), LEDIT_EOF);
+	cr_assert_eq(let_t.raw_len, 0, "^D echoed something");
+	LET_TYPE(&let_e, &let_t, "ab\x1b[D");
+	cr_assert_eq(LET_TYPE(&let_e, &let_t, "\x04"), LEDIT_NONE);
+	cr_assert_str_eq(let_e.buf, "ab");
+	cr_assert_eq(let_e.cur, 1);
+	/* Emptied by editing, by ^C or by a finished line: EOF again. */
+	cr_assert_eq(LET_TYPE(&let_e, &let_t, "\x05\x15\x04"), LEDIT_EOF);
+	cr_assert_eq(LET_TYPE(&let_e, &let_t, "x\x03\x04"), LEDIT_EOF);
+	cr_assert_eq(LET_TYPE(&let_e, &let_t, "y\r"), LEDIT_LINE);
+	cr_assert_eq(LET_TYPE(&let_e, &let_t, "\x04"), LEDIT_EOF);
+	cr_assert_str_eq(ledit_line(&let_e), "y");
+}
+
 Test(lineedit, ctrl_c)
 {
 	LET_TYPE(&let_e, &let_t, "first\r");
@@ -362,7 +414,7 @@ Test(lineedit, fuzz)
 	static const char *const keys[] = {
 		"\x1b[A", "\x1b[B", "\x1b[C", "\x1b[D", "\x1b[H", "\x1b[F", "\x1b[3~",
 		"\x1bOA", "\x1bOD", "\x7f", "\b", "\x01", "\x05", "\x15", "\r", "\n",
-		"\x03", "\x1b", "\x1b[", "\x1b[1;", "~", "[",
+		"\x03", "\x1b", "\x1b[", "\x1b[1;", "~", "[", "\x0b", "\x17", "\x04",
 	};
 	int lines = 0;
 
