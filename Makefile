@@ -113,11 +113,14 @@ $(LWIP_LIB): tools/build-lwip.sh tools/fetch-src.sh $(NEWLIB_STAMP) \
 third-party: $(NEWLIB_STAMP) $(LWIP_LIB) $(MBEDTLS_KLIB) $(MBEDTLS_HLIB)
 
 # ---- host tools ----
-$(TERNCTL): tools/ternctl.c $(MBEDTLS_HLIB)
+# ternctl's line editor is the serial console's (pure, kernel/lib/), sized
+# for a network command line (CMD_LINE_MAX) and a longer history.
+$(TERNCTL): tools/ternctl.c kernel/lib/lineedit.c kernel/lib/lineedit.h $(MBEDTLS_HLIB)
 	@mkdir -p $(dir $@)
 	@echo "  CC [host] $<"
 	@$(CC) -std=gnu11 -O2 -g $(WARN) -DMBEDTLS_PSK_MAX_LEN=128 \
-		-I$(B)/third_party/mbedtls/include $< $(MBEDTLS_HLIB) -o $@
+		-DLEDIT_MAX=1024 -DLEDIT_HIST=200 -iquote . \
+		-I$(B)/third_party/mbedtls/include $(filter %.c,$^) $(MBEDTLS_HLIB) -o $@
 
 # ---- kernel ----
 # The lwIP glue sees lwIP's and mbedTLS's headers (fetched under build/).

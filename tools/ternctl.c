@@ -22,7 +22,8 @@
  * on stderr; with --json the reply object itself, verbatim.  Exit status:
  * 0 the command succeeded, 1 it failed ("ok":false), 2 usage, 3 connection,
  * TLS or protocol failure.  Without COMMAND, an interactive prompt with
- * line editing and history (arrow keys), built in: no readline dependency.
+ * line editing and history (arrow keys): the serial console's editor,
+ * kernel/lib/lineedit.c, so no readline dependency.
  *
  * Built with the host's gcc against the host build of Debian's mbedTLS
  * source (tools/build-mbedtls.sh), with -DMBEDTLS_PSK_MAX_LEN=128.
@@ -48,14 +49,18 @@
 #include "mbedtls/net_sockets.h"
 #include "mbedtls/ssl.h"
 
+#include "kernel/lib/lineedit.h"
+
 #define TERNCTL_DEFAULT_PORT	"7023"
 #define TERNCTL_IDENTITY	"tern"
 #define TERNCTL_SECRET_MAX	127		/* CFG_SECRET_MAX - 1 */
 #define TERNCTL_LINE_MAX	1024		/* CMD_LINE_MAX */
 #define TERNCTL_REPLY_MAX	(1024 * 1024)	/* 16 KiB capture, escaped */
-#define TERNCTL_HISTORY		200
 
 enum { EXIT_CMD_FAILED = 1, EXIT_USAGE = 2, EXIT_CONN = 3 };
+
+_Static_assert(LEDIT_MAX == TERNCTL_LINE_MAX,
+	       "the Makefile sizes the line editor for a whole command line");
 
 struct tc_opts {
 	char host[256];
@@ -772,165 +777,77 @@ static int tc_follow_migration(struct tc_conn *c, bool json)
 
 /* ---- interactive line reader ---- */
 
-struct tc_hist {
-	char *lines[TERNCTL_HISTORY];
-	int n;
-};
-
-static void tc_hist_add(struct tc_hist *h, const char *line)
+/*
+ * The line editor is the serial console's (kernel/lib/lineedit.c, built
+ * with this file's LEDIT_MAX and LEDIT_HIST): arrows, Home/End, Backspace,
+ * Delete, Ctrl-A/E/U/K/W, history.  Its echo goes to stdout.
+ */
+static void tc_echo(void *ctx, const char *s, size_t n)
 {
-	if (!line[0] || (h->n > 0 && !strcmp(h->lines[h->n - 1], line)))
-		return;
-	char *copy = strdup(line);
-	if (!copy)
-		return;
-	if (h->n == TERNCTL_HISTORY) {
-		free(h->lines[0]);
-		memmove(h->lines, h->lines + 1, sizeof(h->lines[0]) * (TERNCTL_HISTORY - 1));
-		h->n--;
-	}
-	h->lines[h->n++] = copy;
-}
-
-static void tc_redraw(const char *prompt, const char *buf, size_t len, size_t pos)
-{
-	printf("\r%s%.*s\x1b[K", prompt, (int)len, buf);
-	if (len > pos)
-		printf("\x1b[%zuD", len - pos);
-	fflush(stdout);
+	(void)ctx;
+	fwrite(s, 1, n, stdout);
 }
 
 /*
- * Read a line with editing on a terminal: left/right, Home/End, Backspace,
- * Delete, Ctrl-A/E/U/K/W, up/down through history.  Returns 1 with a line,
- * 0 at end of input (Ctrl-D on an empty line), -1 on error.  Ctrl-C drops
- * the line being typed.
+ * Raw mode only while a line is edited, so Ctrl-C still interrupts a
+ * running command.  TCSAFLUSH: what was typed while a command ran was
+ * already echoed by the terminal; it is dropped, not edited twice.
  */
-static int tc_readline_tty(const char *prompt, char *buf, size_t size,
-			   struct tc_hist *h)
+static int tc_raw_mode(struct termios *saved)
 {
-	struct termios saved, raw;
-	size_t len = 0, pos = 0;
-	int hi = h->n, ret = -1;
-	char stash[TERNCTL_LINE_MAX + 1] = "";
+	struct termios raw;
 
-	if (tcgetattr(STDIN_FILENO, &saved))
+	if (tcgetattr(STDIN_FILENO, saved))
 		return -1;
-	raw = saved;
+	raw = *saved;
 	raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO | ISIG | IEXTEN);
 	raw.c_iflag &= ~(tcflag_t)(IXON | ICRNL);
 	raw.c_cc[VMIN] = 1;
 	raw.c_cc[VTIME] = 0;
-	if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw))
-		return -1;
-	buf[0] = '\0';
-	tc_redraw(prompt, buf, len, pos);
-	for (;;) {
-		unsigned char ch;
-		ssize_t r = read(STDIN_FILENO, &ch, 1);
-
-		if (r <= 0) {
-			ret = len ? 1 : 0;
-			break;
-		}
-		if (ch == '\r' || ch == '\n') {
-			ret = 1;
-			break;
-		}
-		if (ch == 4 && len == 0) {		/* Ctrl-D */
-			ret = 0;
-			break;
-		}
-		if (ch == 3) {				/* Ctrl-C */
-			printf("^C\r\n");
-			len = pos = 0;
-			hi = h->n;
-		} else if (ch == 127 || ch == 8) {	/* Backspace */
-			if (pos > 0) {
-				memmove(buf + pos - 1, buf + pos, len - pos);
-				pos--;
-				len--;
-			}
-		} else if (ch == 1) {
-			pos = 0;
-		} else if (ch == 5) {
-			pos = len;
-		} else if (ch == 21) {			/* Ctrl-U */
-			memmove(buf, buf + pos, len - pos);
-			len -= pos;
-			pos = 0;
-		} else if (ch == 11) {			/* Ctrl-K */
-			len = pos;
-		} else if (ch == 23) {			/* Ctrl-W */
-			size_t s = pos;
-			while (s > 0 && buf[s - 1] == ' ')
-				s--;
-			while (s > 0 && buf[s - 1] != ' ')
-				s--;
-			memmove(buf + s, buf + pos, len - pos);
-			len -= pos - s;
-			pos = s;
-		} else if (ch == 27) {			/* ESC [ X or ESC O X */
-			unsigned char seq[3] = { 0 };
-
-			if (read(STDIN_FILENO, &seq[0], 1) != 1 ||
-			    read(STDIN_FILENO, &seq[1], 1) != 1)
-				continue;
-			if (seq[0] == '[' && seq[1] >= '0' && seq[1] <= '9') {
-				if (read(STDIN_FILENO, &seq[2], 1) != 1 || seq[2] != '~')
-					continue;
-				if (seq[1] == '3' && pos < len) {	/* Delete */
-					memmove(buf + pos, buf + pos + 1, len - pos - 1);
-					len--;
-				} else if (seq[1] == '1' || seq[1] == '7') {
-					pos = 0;
-				} else if (seq[1] == '4' || seq[1] == '8') {
-					pos = len;
-				}
-			} else if (seq[1] == 'A' || seq[1] == 'B') {
-				int to = hi + (seq[1] == 'A' ? -1 : 1);
-
-				if (to < 0 || to > h->n)
-					continue;
-				if (hi == h->n) {
-					memcpy(stash, buf, len);
-					stash[len] = '\0';
-				}
-				hi = to;
-				const char *src = hi == h->n ? stash : h->lines[hi];
-				len = strnlen(src, size - 1);
-				memcpy(buf, src, len);
-				pos = len;
-			} else if (seq[1] == 'C') {
-				if (pos < len)
-					pos++;
-			} else if (seq[1] == 'D') {
-				if (pos > 0)
-					pos--;
-			} else if (seq[1] == 'H') {
-				pos = 0;
-			} else if (seq[1] == 'F') {
-				pos = len;
-			}
-		} else if (ch >= 0x20 && len + 1 < size) {
-			memmove(buf + pos + 1, buf + pos, len - pos);
-			buf[pos++] = (char)ch;
-			len++;
-		}
-		buf[len] = '\0';
-		tc_redraw(prompt, buf, len, pos);
-	}
-	buf[len] = '\0';
-	printf("\r\n");
-	fflush(stdout);
-	tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
-	return ret;
+	return tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw) ? -1 : 0;
 }
 
-static int tc_readline(const char *prompt, char *buf, size_t size, struct tc_hist *h)
+/*
+ * One edited line into ledit_line(e).  Returns 1 with a line, 0 at the end
+ * of input (Ctrl-D on an empty line), -1 on error.  Ctrl-C drops the line
+ * being typed and prompts again.  At end of file a partial line still
+ * counts.
+ */
+static int tc_readline_tty(struct ledit *e, const char *prompt)
 {
-	if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
-		return tc_readline_tty(prompt, buf, size, h);
+	struct termios saved;
+	int k;
+
+	if (tc_raw_mode(&saved))
+		return -1;
+	ledit_show(e, prompt, tc_echo, NULL);
+	do {
+		unsigned char ch;
+
+		fflush(stdout);
+		if (read(STDIN_FILENO, &ch, 1) == 1)
+			k = ledit_feed(e, ch, tc_echo, NULL);
+		else
+			k = e->len ? ledit_feed(e, '\r', tc_echo, NULL) : LEDIT_EOF;
+		if (k == LEDIT_INTR)
+			ledit_show(e, prompt, tc_echo, NULL);
+	} while (k != LEDIT_LINE && k != LEDIT_EOF);
+	if (k == LEDIT_EOF)
+		fputs("\r\n", stdout);
+	fflush(stdout);
+	tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+	return k == LEDIT_LINE;
+}
+
+static int tc_readline(struct ledit *e, const char *prompt, char *buf, size_t size)
+{
+	if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
+		int r = tc_readline_tty(e, prompt);
+
+		if (r > 0)
+			snprintf(buf, size, "%s", ledit_line(e));
+		return r;
+	}
 	if (!fgets(buf, (int)size, stdin))
 		return 0;
 	buf[strcspn(buf, "\r\n")] = '\0';
@@ -947,23 +864,21 @@ static bool tc_blank(const char *s)
 /* Exit status: that of the last command (0 if none ran), or EXIT_CONN. */
 static int tc_interactive(struct tc_conn *c, const struct tc_opts *o)
 {
-	struct tc_hist h = { .n = 0 };
+	static struct ledit editor;	/* LEDIT_HIST lines of history: not on the stack */
 	char line[TERNCTL_LINE_MAX + 2], prompt[300];
 	int rc = 0, r;
 
+	ledit_init(&editor);
 	snprintf(prompt, sizeof(prompt), "tern@%s> ", o->host);
-	while ((r = tc_readline(prompt, line, sizeof(line), &h)) > 0) {
+	while ((r = tc_readline(&editor, prompt, line, sizeof(line))) > 0) {
 		if (tc_blank(line))
 			continue;
 		if (!strcmp(line, "quit") || !strcmp(line, "exit"))
 			break;
-		tc_hist_add(&h, line);
 		rc = tc_run(c, line, o->json);
 		if (rc == EXIT_CONN)
 			break;
 	}
-	for (int i = 0; i < h.n; i++)
-		free(h.lines[i]);
 	return r < 0 ? EXIT_CONN : rc;
 }
 
