@@ -16,8 +16,10 @@ not listen at all.
 import argparse
 import json
 import os
+import pty
 import random
 import re
+import select
 import subprocess
 import sys
 import threading
@@ -443,10 +445,123 @@ def t_serial_while_remote(lb):
           f"the middle of a typed command", flush=True)
 
 
+class PtyTernctl:
+    """ternctl's interactive mode on a pseudo-terminal, as a person runs it:
+    stdin and stdout are a tty, so it edits lines with kernel/lib/lineedit.c
+    in raw mode.  Keys go in as the bytes a terminal sends."""
+
+    def __init__(self, lb, i):
+        argv = ["ip", "netns", "exec", lb.ns, TERNCTL, "--host", lb.address(i),
+                "--secret-file", lb.secret_path]
+        self.master, slave = pty.openpty()
+        self.p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave,
+                                  start_new_session=True)
+        os.close(slave)
+        self.buf = b""
+        self.pos = 0
+        self.prompt = re.escape(f"tern@{lb.address(i)}> ".encode())
+
+    def _read(self, timeout):
+        """False on timeout, None at EOF (ternctl exited)."""
+        r, _, _ = select.select([self.master], [], [], timeout)
+        if not r:
+            return False
+        try:
+            data = os.read(self.master, 4096)
+        except OSError:
+            return None
+        self.buf += data
+        return bool(data) or None
+
+    def expect(self, pattern, timeout=30):
+        """The output from the last match up to the next match of pattern."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = rx.search(self.buf, self.pos)
+            if m:
+                got = self.buf[self.pos:m.end()]
+                self.pos = m.end()
+                return got
+            left = deadline - time.monotonic()
+            if left <= 0 or self._read(left) is None:
+                raise ternlab.TestFailure(
+                    f"ternctl on a pty: no {pattern!r} within {timeout} s; output:\n"
+                    f"{self.buf[self.pos:][-1500:]!r}")
+
+    def line(self, keys, timeout=60):
+        """Type keys (ending in Enter) at a prompt; the output up to the
+        next prompt.  Only at a prompt: ternctl drops type-ahead."""
+        os.write(self.master, keys)
+        return self.expect(self.prompt, timeout)
+
+    def send(self, keys):
+        os.write(self.master, keys)
+
+    def wait(self, timeout=15):
+        deadline = time.monotonic() + timeout
+        while self.p.poll() is None and time.monotonic() < deadline:
+            self._read(0.2)
+        return self.p.poll()
+
+    def close(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+        os.close(self.master)
+
+
+def t_interactive(lb):
+    """ternctl without a command, on a pseudo-terminal: the editing keys,
+    history (CSI and SS3 arrows), Ctrl-C dropping a line, a line longer
+    than the serial console's, blank lines, and Ctrl-D ending the session
+    only at an empty line, with the last command's exit status."""
+    left, right, up, down = b"\x1b[D", b"\x1b[C", b"\x1b[A", b"\x1b[B"
+    name = lb.hosts[0].name
+    t = PtyTernctl(lb, 0)
+    try:
+        t.expect(t.prompt, 30)
+        out = t.line(b"stXatus" + left * 4 + b"\x7f\r")
+        check(f"hostname: {name}".encode() in out, f"Backspace mid-line: {out!r}")
+        # ^A, right, insert, ^E, ^W, left, ^K: "help zedit" reaches the host.
+        out = t.line(b"hlp wordone\x01" + right + b"e\x05\x17zq1" + left * 2 +
+                     b"\x0bedit\r")
+        check(b"no command matches 'zedit'" in out, f"^A ^E ^W ^K: {out!r}")
+        out = t.line(up + up + down + up + b"\r")
+        check(f"hostname: {name}".encode() in out, f"history (CSI): {out!r}")
+        out = t.line(b"garbage words\x15version\r")
+        check(b"Tern " in out and b"garbage" not in out.split(b"\n", 1)[-1],
+              f"^U: {out!r}")
+        t.send(b"vm destroy nosuch")
+        out = t.line(b"\x03")
+        check(re.search(rb"\^C\r+\n", out), f"^C: {out!r}")
+        after_intr = t.pos
+        out = t.line(b"\x1bOA" * 3 + b"\r")
+        check(b"no command matches 'zedit'" in out, f"history (SS3): {out!r}")
+        out = t.line(b"   \r")
+        check(re.fullmatch(rb"   \r+\n" + t.prompt, out), f"a blank line: {out!r}")
+        word = b"y" * 400            # over the serial console's 256
+        out = t.line(b"help " + word + b"\r")
+        check(b"\a" not in out and out.startswith(b"help " + word + b"\r") and
+              b"no command matches 'yyyy" in out, f"a 405-character line: {out[-200:]!r}")
+        out = t.line(b"status\r")
+        check(b"nosuch" not in t.buf[after_intr:], "the line dropped by ^C was run")
+        t.send(b"ab\x04")
+        time.sleep(0.5)
+        check(t.p.poll() is None, "^D on a non-empty line ended ternctl")
+        t.send(b"\x15\x04")
+        rc = t.wait()
+        check(rc == 0, f"^D at an empty prompt: exit status {rc} (want 0, "
+              f"the last command's)")
+    finally:
+        t.close()
+
+
 CHECKS = [("ping", t_ping), ("console_tls", t_console), ("refused", t_refused),
           ("parallel_4x1000", t_parallel), ("hostile_input", t_hostile),
           ("idle_timeout", t_idle), ("client_slots", t_slots),
-          ("progress", t_progress), ("serial_while_remote", t_serial_while_remote)]
+          ("progress", t_progress), ("serial_while_remote", t_serial_while_remote),
+          ("interactive_pty", t_interactive)]
 
 
 def make_test(nic, fn):
