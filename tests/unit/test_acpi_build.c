@@ -382,13 +382,19 @@ Test(acpi_build, port_refusals)
 
 /* ---- parse back with the host parser ---- */
 
+struct t_mem {
+	uint64_t base;
+	uint32_t size;
+};
+
+/* t_buf seen at base; nothing outside the tables can be mapped. */
 static const void *t_map(void *ctx, uint64_t phys, size_t len)
 {
-	const struct acpi_build_layout *l = ctx;
+	const struct t_mem *m = ctx;
 
-	if (phys < T_BASE || phys - T_BASE > l->size || len > l->size - (phys - T_BASE))
+	if (phys < m->base || phys - m->base > m->size || len > m->size - (phys - m->base))
 		return NULL;
-	return t_buf + (phys - T_BASE);
+	return t_buf + (phys - m->base);
 }
 
 static void t_parse(int n, uint8_t slp, struct acpi_info *o)
@@ -400,7 +406,8 @@ static void t_parse(int n, uint8_t slp, struct acpi_info *o)
 	acpi_build_defaults(&cfg, n, T_BASE);
 	cfg.s5_slp_typ = slp;
 	cr_assert_eq(t_build(&cfg, &l), 0);
-	cr_assert_eq(acpi_parse(T_BASE + l.rsdp, t_map, &l, o, &why), 0, "%s", why);
+	cr_assert_eq(acpi_parse(T_BASE + l.rsdp, t_map, &(struct t_mem){ T_BASE, l.size }, o, &why),
+		     0, "%s", why);
 	cr_assert_eq(o->sdt_phys, T_BASE + l.xsdt);
 	cr_assert_eq(o->dsdt_phys, T_BASE + l.dsdt);
 }
@@ -469,8 +476,94 @@ Test(acpi_build, parse_back_through_rsdt)
 	t_buf[15] = 0;
 	t_buf[8] = (uint8_t)(t_buf[8] + 2);
 	cr_assert(t_sum0(t_buf, 20));
-	cr_assert_eq(acpi_parse(T_BASE, t_map, &l, &o, &why), 0, "%s", why);
+	cr_assert_eq(acpi_parse(T_BASE, t_map, &(struct t_mem){ T_BASE, l.size }, &o, &why), 0,
+		     "%s", why);
 	cr_assert(!o.xsdt);
 	cr_assert_eq(o.sdt_phys, T_BASE + l.rsdt);
 	t_check_info(&o, 3, 5);
+}
+
+/* ---- random configurations ---- */
+
+static uint64_t t_rng = 0x243f6a8885a308d3ull;
+
+static uint64_t t_rand(void)
+{
+	t_rng ^= t_rng << 13;
+	t_rng ^= t_rng >> 7;
+	t_rng ^= t_rng << 17;
+	return t_rng;
+}
+
+static uint16_t t_port(void)
+{
+	static const uint16_t ports[] = { 0, 0x600, 0x604, 0x608, 0x60c, 0xcf9, 0xb000, 0xfffc,
+					  0xffff };
+
+	return t_rand() % 2 ? ports[t_rand() % 9] : (uint16_t)t_rand();
+}
+
+static void t_random_cfg(struct acpi_build_cfg *c)
+{
+	static const uint64_t bases[] = { 0xe0000, 0xf0000, 0xfffc0, 0x7fe0000, 0xfffff000,
+					  0xfffffa00, 1ull << 32 };
+
+	acpi_build_defaults(c, (int)(t_rand() % 70) - 2, bases[t_rand() % 7]);
+	if (t_rand() % 8 == 0)
+		c->base += t_rand() % 64;
+	if (t_rand() % 2) {
+		c->pm1a_evt = t_port();
+		c->pm1a_cnt = t_port();
+		c->pm_tmr = t_port();
+		c->gpe0 = t_port();
+		c->gpe0_len = (uint8_t)(t_rand() % 3 ? 2 * (t_rand() % 8) : t_rand());
+		c->reset_port = t_port();
+	}
+	c->pm_tmr_32bit = (uint8_t)(t_rand() & 1);
+	c->reset_value = (uint8_t)t_rand();
+	c->s5_slp_typ = (uint8_t)(t_rand() % 10);
+	c->boot_arch = (uint16_t)t_rand();
+}
+
+/* Accepted: every table checksums and parses back.  Refused: untouched. */
+Test(acpi_build, random_configs)
+{
+	static struct acpi_info o;
+	int ok = 0, bad = 0;
+
+	for (int iter = 0; iter < 4000; iter++) {
+		struct acpi_build_cfg c;
+		struct acpi_build_layout l = { 0 };
+		size_t size = t_rand() % 4 ? T_BUF : t_rand() % 1400;
+		const char *why = NULL;
+		int rc;
+
+		t_random_cfg(&c);
+		memset(t_buf, 0xa5, sizeof(t_buf));
+		rc = acpi_build(&c, t_buf, size, &l, &why);
+		if (rc) {
+			cr_assert(rc == -EINVAL || rc == -ENOSPC, "rc %d", rc);
+			cr_assert(why && *why);
+			cr_assert(t_buf[0] == 0xa5 && t_buf[size ? size - 1 : 0] == 0xa5);
+			bad++;
+			continue;
+		}
+		ok++;
+		cr_assert(l.size <= size && c.base + l.size <= (1ull << 32));
+		cr_assert(size == T_BUF ? t_buf[l.size] == 0xa5 : true);
+		cr_assert(t_sum0(t_buf, 20) && t_sum0(t_buf, 36));
+		cr_assert_eq(acpi_parse(c.base, t_map, &(struct t_mem){ c.base, l.size }, &o, &why),
+			     0, "%s", why);
+		cr_assert_eq(o.bad_tables, 0);
+		cr_assert_eq(o.ncpus, c.ncpus);
+		cr_assert_eq(o.nioapic, 1);
+		cr_assert(o.has_s5 && o.s5_slp_typa == c.s5_slp_typ);
+		cr_assert_eq(o.pm1a_cnt, c.pm1a_cnt);
+		cr_assert_eq(o.pm_tmr_port, c.pm_tmr);
+		cr_assert_eq(o.pm_tmr_32bit, c.pm_tmr && c.pm_tmr_32bit);
+		cr_assert(o.reset_supported && o.reset_reg.address == c.reset_port &&
+			  o.reset_value == c.reset_value);
+		cr_assert_eq(o.boot_arch_flags, c.boot_arch);
+	}
+	cr_assert(ok > 500 && bad > 500, "accepted %d refused %d", ok, bad);
 }
