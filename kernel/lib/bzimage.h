@@ -11,9 +11,11 @@
  * and the zero page, and set up the vCPU as below.
  *
  * Guest physical layout:
- *	[0x1000, 0x7000)	left to the loader for the boot GDT and the
- *				identity page tables (BZI_LOADER_AREA)
  *	[0x7000, 0x8000)	zero page (BZI_ZERO_PAGE_GPA)
+ *	[0x8000, 0x20000)	left to the loader for the boot GDT and the
+ *				identity page tables (BZI_LOADER_AREA: room
+ *				for a PML4, a PDPT and four 2 MiB-page PDs
+ *				mapping 4 GiB, and a GDT page)
  *	[0x20000, +cmdline)	command line, NUL-terminated (BZI_CMDLINE_GPA)
  *	[kernel_gpa, +reserve)	protected-mode kernel, reserved for init_size
  *	[initrd_gpa, +size)	initrd, as high as initrd_addr_max allows
@@ -36,9 +38,9 @@
 #include <stdint.h>
 
 /* Guest physical layout (see above). */
-#define BZI_LOADER_AREA		0x1000u
-#define BZI_LOADER_AREA_END	0x7000u
 #define BZI_ZERO_PAGE_GPA	0x7000u
+#define BZI_LOADER_AREA		0x8000u
+#define BZI_LOADER_AREA_END	0x20000u
 #define BZI_ZERO_PAGE_SIZE	4096u
 #define BZI_CMDLINE_GPA		0x20000u
 #define BZI_CMDLINE_AREA	0x10000u	/* longest line + NUL */

@@ -10,10 +10,10 @@
  *	byte 7		unused
  * The image is copied to a heap block of exactly its size, so ASan sees
  * any read past its end.  On every accepted input the plan's invariants
- * are checked independently of the planner: each region inside one RAM
- * entry and below 4 GiB, no two regions overlapping, the entry point in
- * the copied kernel, the initrd page-aligned under initrd_addr_max, and a
- * zero page that says the same.
+ * are checked independently of the planner: each region (and the loader's
+ * area) inside one RAM entry and below 4 GiB, no two overlapping, the
+ * entry point in the copied kernel, the initrd page-aligned under
+ * initrd_addr_max, and a zero page that says the same.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -72,11 +72,12 @@ static bool fz_disjoint(uint64_t a, uint64_t al, uint64_t b, uint64_t bl)
 
 static void fz_check_plan(const struct bzi_plan *p, const struct bzi_request *req, size_t size)
 {
-	uint64_t r[4][2] = { { p->kernel_gpa, p->kernel_reserve },
+	uint64_t r[5][2] = { { p->kernel_gpa, p->kernel_reserve },
 			     { p->zero_page_gpa, BZI_ZERO_PAGE_SIZE },
 			     { p->cmdline_gpa, p->cmdline_len },
+			     { BZI_LOADER_AREA, BZI_LOADER_AREA_END - BZI_LOADER_AREA },
 			     { p->initrd_gpa, p->initrd_size } };
-	int n = p->initrd_size ? 4 : 3;
+	int n = p->initrd_size ? 5 : 4;
 
 	fz_check(p->kernel_src_off + p->kernel_len <= size && p->kernel_len > 0);
 	fz_check(p->kernel_reserve >= p->kernel_len);

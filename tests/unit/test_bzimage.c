@@ -492,6 +492,19 @@ Test(bzimage, map_refusals)
 	map[1].size = 0x100000 - 0x7000;
 	cr_assert_eq(t_plan(T_SIZE, &req, &plan, &why), -ENOMEM);
 	cr_assert(strstr(why, "below 1 MiB"), "%s", why);
+	/* A reserved page inside the loader's area [0x8000, 0x20000). */
+	map[0] = (struct bzi_e820){ 0, 0x9000, BZI_E820_RAM };
+	map[1] = (struct bzi_e820){ 0x9000, 0x1000, BZI_E820_RESERVED };
+	map[2] = (struct bzi_e820){ 0xa000, 0x95c00, BZI_E820_RAM };
+	map[3] = (struct bzi_e820){ 0x100000, T_RAM - 0x100000, BZI_E820_RAM };
+	cr_assert_eq(t_plan(T_SIZE, &req, &plan, &why), -ENOMEM);
+	cr_assert(strstr(why, "below 1 MiB"), "%s", why);
+	map[1].type = BZI_E820_RAM;		/* two RAM entries side by side: */
+	cr_assert_eq(t_plan(T_SIZE, &req, &plan, &why), -ENOMEM);	/* one must hold it */
+	map[0].size = 0x8000;
+	map[1] = (struct bzi_e820){ 0x8000, 0x2000, BZI_E820_RESERVED };
+	map[2] = (struct bzi_e820){ 0x20000, 0x7fc00, BZI_E820_RAM };
+	cr_assert_eq(t_plan(T_SIZE, &req, &plan, &why), -ENOMEM);
 }
 
 Test(bzimage, default_e820)
