@@ -423,6 +423,63 @@ int bzi_build_zero_page(uint8_t *zp, const struct bzi_plan *plan, const struct b
 	return 0;
 }
 
+/* ---- 64-bit entry state ---- */
+
+#define PTE_P		(1ull << 0)
+#define PTE_RW		(1ull << 1)
+#define PTE_PS		(1ull << 7)	/* 2 MiB page in a PD entry */
+#define CR0_PE		(1ull << 0)
+#define CR0_ET		(1ull << 4)
+#define CR0_NE		(1ull << 5)
+#define CR0_PG		(1ull << 31)
+#define CR4_PAE		(1ull << 5)
+#define EFER_LME	(1ull << 8)
+#define EFER_LMA	(1ull << 10)
+
+_Static_assert(BZI_GDT_GPA == BZI_LOADER_AREA && BZI_BOOT_TABLES_END <= BZI_LOADER_AREA_END,
+	       "boot tables inside the loader's area");
+
+/*
+ * boot.rst "64-bit BOOT PROTOCOL": "it must have a 64-bit mode with
+ * paging enabled, the range with setup_header.init_size from start
+ * address of loaded kernel and zero page and command line buffer get ident
+ * mapping; a GDT must be loaded with the descriptors for selectors
+ * __BOOT_CS(0x10) and __BOOT_DS(0x18); both descriptors must be 4G flat
+ * segment; __BOOT_CS must have execute/read permission, and __BOOT_DS
+ * must have read/write permission; CS must be __BOOT_CS and DS, ES, SS
+ * must be __BOOT_DS; interrupt must be disabled; %rsi must hold the base
+ * address of the struct boot_params."  Everything the plan places is
+ * below 4 GiB, so an identity map of [0, 4 GiB) covers it.
+ */
+int bzi_build_boot_tables(uint8_t *area, size_t area_size, const struct bzi_plan *plan,
+			  struct bzi_entry_regs *regs)
+{
+	uint8_t *gdt = area, *pml4 = area + (BZI_PML4_GPA - BZI_GDT_GPA);
+	uint8_t *pdpt = pml4 + BZI_PAGE, *pd = pdpt + BZI_PAGE;
+	uint64_t pdpt_gpa = BZI_PML4_GPA + BZI_PAGE, pd_gpa = pdpt_gpa + BZI_PAGE;
+
+	if (!area || area_size < BZI_BOOT_TABLES_END - BZI_LOADER_AREA)
+		return -ENOSPC;
+	memset(area, 0, BZI_BOOT_TABLES_END - BZI_LOADER_AREA);
+	st_le64(gdt + BZI_BOOT_CS, BZI_GDT_CODE64);
+	st_le64(gdt + BZI_BOOT_DS, BZI_GDT_DATA);
+	st_le64(pml4, pdpt_gpa | PTE_P | PTE_RW);
+	for (uint64_t g = 0; g < 4; g++) {
+		st_le64(pdpt + 8 * g, (pd_gpa + g * BZI_PAGE) | PTE_P | PTE_RW);
+		for (uint64_t m = 0; m < 512; m++)
+			st_le64(pd + g * BZI_PAGE + 8 * m,
+				(g << 30 | m << 21) | PTE_P | PTE_RW | PTE_PS);
+	}
+	*regs = (struct bzi_entry_regs){
+		.rip = plan->entry64, .rsi = plan->zero_page_gpa, .rflags = 0x2,
+		.cr0 = CR0_PE | CR0_ET | CR0_NE | CR0_PG, .cr3 = BZI_PML4_GPA, .cr4 = CR4_PAE,
+		.efer = EFER_LME | EFER_LMA, .gdt_base = BZI_GDT_GPA, .gdt_limit = BZI_GDT_LIMIT,
+		.cs = BZI_BOOT_CS, .ds = BZI_BOOT_DS,
+		.cs_desc = BZI_GDT_CODE64, .ds_desc = BZI_GDT_DATA,
+	};
+	return 0;
+}
+
 int bzi_default_e820(uint64_t ram, struct bzi_e820 *out, int max)
 {
 	if (!out || max < 4 || ram < 2 * BZI_HIGH_START || ram > 0xfec00000ull)

@@ -23,7 +23,8 @@
  * 4 GiB, and no two overlap; the kernel and the initrd lie at or above
  * 1 MiB.
  *
- * Entry state the loader must establish (boot.rst, "64-bit BOOT PROTOCOL"):
+ * Entry state the loader must establish (boot.rst, "64-bit BOOT PROTOCOL";
+ * bzi_build_boot_tables writes the tables and lists the registers):
  *	long mode, paging on, an identity map covering the kernel's
  *	[kernel_gpa, +reserve), the zero page and the command line;
  *	a GDT with __BOOT_CS (selector 0x10, 64-bit code) and __BOOT_DS
@@ -137,6 +138,39 @@ int bzi_plan(const void *img, size_t size, const struct bzi_request *req,
  */
 int bzi_build_zero_page(uint8_t *zp, const struct bzi_plan *plan, const struct bzi_request *req,
 			const char **why);
+
+/*
+ * The 64-bit entry state, built by bzi_build_boot_tables into the loader's
+ * area: a GDT at BZI_GDT_GPA (null, null, __BOOT_CS 0x10 64-bit code,
+ * __BOOT_DS 0x18 data) and 4-level page tables at BZI_PML4_GPA identity
+ * mapping [0, 4 GiB) with 2 MiB pages (PML4, PDPT, four PDs).
+ */
+#define BZI_GDT_GPA		0x8000u
+#define BZI_GDT_LIMIT		0x1f		/* four descriptors */
+#define BZI_PML4_GPA		0x9000u
+#define BZI_BOOT_TABLES_END	0xf000u		/* GDT, PML4, PDPT, 4 PDs */
+#define BZI_BOOT_CS		0x10
+#define BZI_BOOT_DS		0x18
+#define BZI_GDT_CODE64		0x00af9b000000ffffull	/* L, P, DPL 0, exec/read */
+#define BZI_GDT_DATA		0x00cf93000000ffffull	/* G, D/B, P, read/write */
+
+struct bzi_entry_regs {
+	uint64_t rip, rsi, rflags;
+	uint64_t cr0, cr3, cr4, efer;
+	uint64_t gdt_base;
+	uint16_t gdt_limit;
+	uint16_t cs, ds;		/* DS, ES, SS (FS, GS: the same or 0) */
+	uint64_t cs_desc, ds_desc;	/* the GDT entries, for the hidden parts */
+};
+
+/*
+ * Write the GDT and page tables into area[0, area_size), which the guest
+ * sees at BZI_LOADER_AREA, and fill *regs for plan.  Returns 0, or
+ * -ENOSPC when the area is smaller than BZI_BOOT_TABLES_END -
+ * BZI_LOADER_AREA.  Bytes of the area past the tables are left alone.
+ */
+int bzi_build_boot_tables(uint8_t *area, size_t area_size, const struct bzi_plan *plan,
+			  struct bzi_entry_regs *regs);
 
 /*
  * The usual map for a guest with ram bytes of RAM at GPA 0:

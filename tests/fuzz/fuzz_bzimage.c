@@ -13,7 +13,8 @@
  * are checked independently of the planner: each region (and the loader's
  * area) inside one RAM entry and below 4 GiB, no two overlapping, the
  * entry point in the copied kernel, the initrd page-aligned under
- * initrd_addr_max, and a zero page that says the same.
+ * initrd_addr_max, a zero page that says the same, and entry registers
+ * that point at the entry and the zero page.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -99,6 +100,18 @@ static void fz_check_plan(const struct bzi_plan *p, const struct bzi_request *re
 			 p->initrd_gpa + p->initrd_size - 1 <= p->hdr.initrd_addr_max);
 }
 
+static uint8_t fz_area[BZI_LOADER_AREA_END - BZI_LOADER_AREA];
+
+static void fz_check_entry(const struct bzi_plan *p)
+{
+	struct bzi_entry_regs r;
+
+	fz_check(bzi_build_boot_tables(fz_area, sizeof(fz_area), p, &r) == 0);
+	fz_check(r.rip == p->entry64 && r.rsi == p->zero_page_gpa && r.cs == 0x10);
+	/* The identity map covers 4 GiB: every region lies below it. */
+	fz_check(ld_le64(fz_area + 0x6ff8) == (0xffe00000ull | 0x83));
+}
+
 static void fz_check_zero_page(const struct bzi_plan *p, const struct bzi_request *req)
 {
 	fz_check(bzi_build_zero_page(fz_zp, p, req, NULL) == 0);
@@ -148,6 +161,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rc == 0) {
 		fz_check_plan(&plan, &req, isize);
 		fz_check_zero_page(&plan, &req);
+		fz_check_entry(&plan);
 	} else {
 		fz_check(rc < 0 && why && *why && plan.kernel_gpa == 0 && plan.entry64 == 0);
 	}

@@ -613,6 +613,85 @@ Test(bzimage, zero_page_long_e820)
 	cr_assert_eq(bzi_build_zero_page(zp, &plan, &req, &why), -EINVAL);
 }
 
+/* ---- 64-bit entry state ---- */
+
+/* Translate va through the 4-level tables in area (seen at 0x8000). */
+static uint64_t t_walk(const uint8_t *area, uint64_t cr3, uint64_t va)
+{
+	uint64_t table = cr3, e = 0;
+
+	for (int level = 3; level >= 1; level--) {
+		uint64_t idx = (va >> (12 + 9 * level)) & 511;
+
+		cr_assert(table >= 0x8000 && table < 0xf000, "table %#lx", (unsigned long)table);
+		e = ld_le64(area + (table - 0x8000) + 8 * idx);
+		cr_assert_eq(e & 3, 3, "entry not present+writable at level %d", level);
+		if (level == 1) {
+			cr_assert(e & 0x80, "PD entry without PS");
+			return (e & ~0x1fffffull & 0xffffffffff000ull) | (va & 0x1fffff);
+		}
+		cr_assert_eq(e & 0x80, 0);
+		table = e & 0xffffffffff000ull;
+	}
+	return ~0ull;
+}
+
+Test(bzimage, boot_tables)
+{
+	static uint8_t area[BZI_LOADER_AREA_END - BZI_LOADER_AREA];
+	struct bzi_request req = t_req(T_RAM, 0x300000, "console=ttyS0");
+	struct bzi_entry_regs r;
+	struct bzi_plan plan;
+	const char *why;
+	const uint64_t probes[] = { 0, 0x7000, 0x20000, 0x1000000, 0x1000200, 0x40000000,
+				    0x7fffffff, 0xfee00000, 0xffffffff };
+
+	t_build();
+	cr_assert_eq(t_plan(T_SIZE, &req, &plan, &why), 0, "%s", why);
+	memset(area, 0xee, sizeof(area));
+	cr_assert_eq(bzi_build_boot_tables(area, 0x6fff, &plan, &r), -ENOSPC);
+	cr_assert_eq(bzi_build_boot_tables(NULL, sizeof(area), &plan, &r), -ENOSPC);
+	cr_assert_eq(area[0], 0xee);
+	cr_assert_eq(bzi_build_boot_tables(area, 0x7000, &plan, &r), 0);
+	cr_assert_eq(area[0x7000], 0xee, "wrote past the tables");
+
+	/* GDT: two null descriptors, then __BOOT_CS and __BOOT_DS. */
+	cr_assert_eq(ld_le64(area), 0);
+	cr_assert_eq(ld_le64(area + 8), 0);
+	cr_assert_eq(ld_le64(area + 0x10), 0x00af9b000000ffffull);
+	cr_assert_eq(ld_le64(area + 0x18), 0x00cf93000000ffffull);
+	/* PML4 at 0x9000 -> PDPT 0xa000 -> PDs 0xb000..0xe000. */
+	cr_assert_eq(ld_le64(area + 0x1000), 0xa003);
+	cr_assert_eq(ld_le64(area + 0x1008), 0);
+	for (int g = 0; g < 4; g++)
+		cr_assert_eq(ld_le64(area + 0x2000 + 8 * g), 0xb003ull + 0x1000ull * g);
+	cr_assert_eq(ld_le64(area + 0x2000 + 32), 0);
+	cr_assert_eq(ld_le64(area + 0x3000), 0x83);
+	cr_assert_eq(ld_le64(area + 0x3008), 0x200083);
+	cr_assert_eq(ld_le64(area + 0x6ff8), 0xffe00083);
+
+	for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++)
+		cr_assert_eq(t_walk(area, r.cr3, probes[i]), probes[i]);
+	cr_assert_eq(t_walk(area, r.cr3, plan.initrd_gpa + plan.initrd_size - 1),
+		     plan.initrd_gpa + plan.initrd_size - 1);
+	cr_assert_eq(t_walk(area, r.cr3, plan.kernel_gpa + plan.kernel_reserve - 1),
+		     plan.kernel_gpa + plan.kernel_reserve - 1);
+
+	cr_assert_eq(r.rip, plan.entry64);
+	cr_assert_eq(r.rsi, 0x7000);
+	cr_assert_eq(r.rflags, 0x2, "IF clear");
+	cr_assert_eq(r.cr0, 0x80000031);		/* PG, NE, ET, PE */
+	cr_assert_eq(r.cr3, 0x9000);
+	cr_assert_eq(r.cr4, 0x20);			/* PAE */
+	cr_assert_eq(r.efer, 0x500);			/* LMA, LME */
+	cr_assert_eq(r.gdt_base, 0x8000);
+	cr_assert_eq(r.gdt_limit, 0x1f);
+	cr_assert_eq(r.cs, 0x10);
+	cr_assert_eq(r.ds, 0x18);
+	cr_assert_eq(r.cs_desc, ld_le64(area + 0x10));
+	cr_assert_eq(r.ds_desc, ld_le64(area + 0x18));
+}
+
 /* ---- mutation loop ---- */
 
 static uint64_t t_rng = 0x9e3779b97f4a7c15ull;
