@@ -754,7 +754,10 @@ static void t_mutate(size_t *size)
 		uint32_t off = r & 1 ? hot[(r >> 8) % (sizeof(hot) / sizeof(hot[0]))]
 				     : 0x1f0 + (uint32_t)((r >> 8) % 0xa0);
 
-		t_img[off] = r & 2 ? (uint8_t)(r >> 32) : (uint8_t)(t_img[off] ^ (1u << ((r >> 40) % 8)));
+		if (r & 2)
+			t_img[off] = (uint8_t)(r >> 32);		/* any byte */
+		else
+			t_img[off] ^= (uint8_t)(1u << ((r >> 40) % 8));	/* one bit */
 	}
 	if (t_rand() % 8 == 0)
 		*size = (size_t)(t_rand() % (T_SIZE + 1));
