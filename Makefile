@@ -78,7 +78,7 @@ UNIT_SRCS	:= $(sort $(wildcard tests/unit/*.c)) $(LIB_SRCS)
 UNIT_OBJS	:= $(patsubst %.c,$(B)/u/%.o,$(UNIT_SRCS))
 UNIT_BIN	:= $(B)/tests/unit-tests
 
-.PHONY: all esp deps deps-check run test test-unit fuzz test-qemu test-svm test-net test-netcon \
+.PHONY: all esp deps deps-check run test test-unit fuzz fuzz-bzimage test-qemu test-svm test-net test-netcon \
 	test-migrate test-storage test-bochs \
 	clean distclean third-party
 .DEFAULT_GOAL := all
@@ -219,7 +219,8 @@ $(UNIT_BIN): $(UNIT_OBJS) $(MBEDTLS_HLIB)
 # Each target compiles the same pure sources as the kernel and the unit
 # tests, and runs FUZZ_SECONDS: fuzz_migstream on the migration stream
 # decoder, fuzz_iscsi on the iSCSI initiator (session, PDU receiver, text,
-# CHAP, sense and CDB parsers) against a hostile target.  Seeds come from
+# CHAP, sense and CDB parsers) against a hostile target, fuzz_bzimage on the
+# Linux boot protocol planner (hostile bzImages).  Seeds come from
 # small programs using the real encoders; what the fuzzers find stays in
 # build/fuzz/corpus-<target> across runs; crashes go to build/fuzz/artifacts/.
 FUZZ_SECONDS	?= 60
@@ -262,7 +263,30 @@ $(FUZZ_DIR)/iscsi_seeds: tests/fuzz/iscsi_seeds.c tests/fuzz/fuzz_iscsi.c $(ISCS
 	@$(CC) -std=gnu11 -O1 -g -I. $(WARN) tests/fuzz/iscsi_seeds.c \
 		tests/fuzz/fuzz_iscsi.c $(ISCSI_PURE_SRCS) -o $@
 
-fuzz: $(FUZZ_DIR)/fuzz_migstream $(FUZZ_DIR)/mig_seeds $(FUZZ_DIR)/fuzz_iscsi $(FUZZ_DIR)/iscsi_seeds
+FUZZ_BZI_SRCS	:= kernel/lib/bzimage.c
+FUZZ_BZI_HDRS	:= kernel/lib/bzimage.h kernel/lib/byteorder.h
+
+$(FUZZ_DIR)/fuzz_bzimage: tests/fuzz/fuzz_bzimage.c $(FUZZ_BZI_SRCS) $(FUZZ_BZI_HDRS)
+	@mkdir -p $(dir $@)
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz: $(FUZZ_CC) missing; run tools/deps.sh"; exit 1; }
+	@echo "  CC [fuzz] $@"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) tests/fuzz/fuzz_bzimage.c $(FUZZ_BZI_SRCS) -o $@
+
+$(FUZZ_DIR)/bzimage_seeds: tests/fuzz/bzimage_seeds.c kernel/lib/byteorder.h
+	@mkdir -p $(dir $@)
+	@echo "  CC [host] $@"
+	@$(CC) -std=gnu11 -O1 -g -I. $(WARN) tests/fuzz/bzimage_seeds.c -o $@
+
+# One target alone: make fuzz-bzimage.
+fuzz-bzimage: $(FUZZ_DIR)/fuzz_bzimage $(FUZZ_DIR)/bzimage_seeds
+	@rm -rf $(FUZZ_DIR)/seeds-bzimage
+	@mkdir -p $(FUZZ_DIR)/seeds-bzimage $(FUZZ_DIR)/corpus-bzimage $(FUZZ_DIR)/artifacts
+	$(FUZZ_DIR)/bzimage_seeds $(FUZZ_DIR)/seeds-bzimage
+	$(FUZZ_DIR)/fuzz_bzimage $(FUZZ_OPTS) \
+		$(FUZZ_DIR)/corpus-bzimage $(FUZZ_DIR)/seeds-bzimage
+
+fuzz: $(FUZZ_DIR)/fuzz_migstream $(FUZZ_DIR)/mig_seeds $(FUZZ_DIR)/fuzz_iscsi $(FUZZ_DIR)/iscsi_seeds \
+		fuzz-bzimage
 	@rm -rf $(FUZZ_DIR)/seeds-migstream $(FUZZ_DIR)/seeds-iscsi
 	@mkdir -p $(FUZZ_DIR)/seeds-migstream $(FUZZ_DIR)/corpus-migstream \
 		$(FUZZ_DIR)/seeds-iscsi $(FUZZ_DIR)/corpus-iscsi $(FUZZ_DIR)/artifacts
