@@ -6,7 +6,7 @@
 #   make deps       install the Debian packages (idempotent)
 #   make fuzz       libFuzzer on the stream codec and the iSCSI initiator,
 #                   FUZZ_SECONDS (60) each
-#   make test-unit | test-qemu | test-svm | test-net | test-netcon | test-migrate |
+#   make test-unit | test-harness | test-qemu | test-svm | test-net | test-netcon | test-migrate |
 #        test-storage | test-bochs
 #                   one suite
 #
@@ -310,10 +310,16 @@ run: deps-check
 
 test: deps-check
 	$(MAKE) all
-	$(MAKE) test-unit test-qemu test-svm test-net test-netcon test-migrate test-storage test-bochs
+	$(MAKE) test-unit test-harness test-qemu test-svm test-net test-netcon test-migrate \
+		test-storage test-bochs
 
 test-unit: $(UNIT_BIN)
 	$(UNIT_BIN) --jobs 2
+
+# The lab harness's command exchange against a scripted console (no
+# emulator): log batches split at every byte around a typed command.
+test-harness:
+	$(PYTHON) tests/lab/harness_tests.py
 
 test-qemu: esp
 	$(PYTHON) tests/lab/boot_tests.py --qemu-only
