@@ -78,7 +78,7 @@ UNIT_SRCS	:= $(sort $(wildcard tests/unit/*.c)) $(LIB_SRCS)
 UNIT_OBJS	:= $(patsubst %.c,$(B)/u/%.o,$(UNIT_SRCS))
 UNIT_BIN	:= $(B)/tests/unit-tests
 
-.PHONY: all esp deps deps-check run test test-unit fuzz fuzz-bzimage test-qemu test-svm test-net test-netcon \
+.PHONY: all esp deps deps-check run test test-unit test-harness fuzz fuzz-bzimage test-qemu test-svm test-net test-netcon \
 	test-migrate test-storage test-bochs \
 	clean distclean third-party
 .DEFAULT_GOAL := all
