@@ -6,7 +6,7 @@
 #   make deps       install the Debian packages (idempotent)
 #   make fuzz       libFuzzer on the stream codec and the iSCSI initiator,
 #                   FUZZ_SECONDS (60) each
-#   make test-unit | test-qemu | test-svm | test-net | test-netcon | test-migrate |
+#   make test-unit | test-harness | test-qemu | test-svm | test-net | test-netcon | test-migrate |
 #        test-storage | test-bochs
 #                   one suite
 #
@@ -74,7 +74,7 @@ UNIT_SRCS	:= $(sort $(wildcard tests/unit/*.c)) $(LIB_SRCS)
 UNIT_OBJS	:= $(patsubst %.c,$(B)/u/%.o,$(UNIT_SRCS))
 UNIT_BIN	:= $(B)/tests/unit-tests
 
-.PHONY: all esp deps deps-check run test test-unit fuzz test-qemu test-svm test-net test-netcon \
+.PHONY: all esp deps deps-check run test test-unit test-harness fuzz test-qemu test-svm test-net test-netcon \
 	test-migrate test-storage test-bochs \
 	clean distclean third-party
 .DEFAULT_GOAL := all
@@ -279,10 +279,16 @@ run: deps-check
 
 test: deps-check
 	$(MAKE) all
-	$(MAKE) test-unit test-qemu test-svm test-net test-netcon test-migrate test-storage test-bochs
+	$(MAKE) test-unit test-harness test-qemu test-svm test-net test-netcon test-migrate \
+		test-storage test-bochs
 
 test-unit: $(UNIT_BIN)
 	$(UNIT_BIN) --jobs 2
+
+# The lab harness's command exchange against a scripted console (no
+# emulator): log batches split at every byte around a typed command.
+test-harness:
+	$(PYTHON) tests/lab/harness_tests.py
 
 test-qemu: esp
 	$(PYTHON) tests/lab/boot_tests.py --qemu-only
