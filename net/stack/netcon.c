@@ -151,7 +151,7 @@ static void nc_fail(struct nc_client *c, const char *why)
 			snprintf(line, sizeof(line), "error: %s\n", why);
 		nc_puts(c, line);
 	}
-	c->closing = true;
+	c->closing = c->conn.hold = true;
 	c->closing_us = time_us();
 	conn_push(&c->conn);
 }
@@ -300,7 +300,8 @@ static void nc_run(struct nc_client *c)
 		return;
 	c->busy = c->conn.hold = true;	/* no idle timeout while it runs */
 	nc_dispatch(c, line);
-	c->busy = c->conn.hold = false;
+	c->busy = false;
+	c->conn.hold = c->closing;	/* a closing client is not idle */
 	conn_touch(&c->conn);
 	if (!c->conn.pcb) {		/* lost while the command ran */
 		nc_free(c);
