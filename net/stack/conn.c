@@ -17,8 +17,9 @@
 
 /*
  * Over TLS, one write is at most one record: lwIP's glue assumes it
- * (altcp_mbedtls_write) and MBEDTLS_SSL_OUT_CONTENT_LEN is 4 KiB; the
- * slack leaves room for the record header, nonce and tag.
+ * (altcp_mbedtls_write) and MBEDTLS_SSL_OUT_CONTENT_LEN is 4 KiB, under
+ * the 2^14 of RFC 5246 6.2.1; the slack leaves room for the record header,
+ * nonce and tag.
  */
 #define CONN_TLS_CHUNK		4000
 #define CONN_TLS_SLACK		128
@@ -271,6 +272,8 @@ static err_t conn_recv_cb(void *arg, struct altcp_pcb *pcb, struct pbuf *p, err_
 	if (!c || !p || err != ERR_OK) {
 		if (p)
 			pbuf_free(p);
+		/* A FIN: the peer sends no more, but may still read what we
+		 * send (half-close, RFC 9293 3.6); the owner decides. */
 		if (c)
 			conn_fail(c, CONN_EOF, -ECONNRESET, "the peer closed the connection");
 		return ERR_OK;
@@ -370,7 +373,8 @@ static void conn_hook(struct conn *c, struct altcp_pcb *pcb)
 	altcp_sent(pcb, conn_sent_cb);
 	altcp_err(pcb, conn_err_cb);
 	altcp_poll(pcb, conn_poll_cb, CONN_POLL_TICKS);
-	/* Lines wait for answers and records are whole: no Nagle delay. */
+	/* Lines wait for answers and records are whole: no Nagle delay
+	 * (RFC 896; RFC 9293 3.7.4). */
 	altcp_nagle_disable(pcb);
 }
 
