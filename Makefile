@@ -54,7 +54,8 @@ LIB_SRCS	:= $(sort $(wildcard kernel/lib/*.c storage/lib/*.c)) $(MIG_PURE_SRCS)
 # the vCPU loop, the vendor ops, CPUID/MSR/MMIO, the dirty log), devices/
 # (device models), mgmt/ (console and commands), lib/ (pure), main.c.
 KERNEL_CSRCS	:= $(sort $(wildcard kernel/*.c kernel/platform/*.c kernel/virt/*.c \
-		   kernel/devices/*.c kernel/mgmt/*.c svm/*.c vmx/*.c net/*.c net/stack/*.c storage/*.c) \
+		   kernel/devices/*.c kernel/mgmt/*.c svm/*.c vmx/*.c net/*.c net/stack/*.c \
+		   net/port/*.c storage/*.c) \
 		   $(filter-out $(MIG_PURE_SRCS),$(wildcard migrate/*.c))) $(LIB_SRCS)
 KERNEL_ASRCS	:= $(sort $(wildcard kernel/platform/*.S svm/*.S vmx/*.S))
 KERNEL_OBJS	:= $(patsubst %.c,$(B)/k/%.o,$(KERNEL_CSRCS)) \
@@ -127,8 +128,11 @@ $(TERNCTL): tools/ternctl.c kernel/lib/lineedit.c kernel/lib/lineedit.h $(MBEDTL
 STACK_CFLAGS	:= -Inet/port/include -I$(B)/third_party/lwip/src/include \
 		   -I$(B)/third_party/mbedtls/include \
 		   '-DMBEDTLS_CONFIG_FILE="mbedtls_config_tern.h"'
-STACK_OBJS	:= $(patsubst %.c,$(B)/k/%.o,$(wildcard net/stack/*.c migrate/mig_*.c storage/*.c))
+STACK_OBJS	:= $(patsubst %.c,$(B)/k/%.o,$(wildcard net/stack/*.c net/port/*.c migrate/mig_*.c \
+		   storage/*.c))
 $(B)/k/net/stack/%.o: KCFLAGS += $(STACK_CFLAGS)
+# The port layer's own glue (net/port/README.md).
+$(B)/k/net/port/%.o: KCFLAGS += $(STACK_CFLAGS)
 # The migration engine talks TCP through lwIP as well.
 $(B)/k/migrate/mig_%.o: KCFLAGS += $(STACK_CFLAGS)
 # So does the iSCSI initiator (storage/, not its pure storage/lib/).

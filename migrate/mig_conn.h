@@ -1,4 +1,8 @@
-/* One migration connection (mig_conn.c): control lines and bulk bytes. */
+/*
+ * One migration connection (mig_conn.c): control lines and bulk bytes over
+ * the shared connection helper (net/conn.h), with the texts a migration
+ * reports when the link fails.
+ */
 #ifndef TERN_MIG_CONN_H
 #define TERN_MIG_CONN_H
 
@@ -6,8 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "migrate/migrate.h"
-
-struct altcp_pcb;
+#include "net/conn.h"
 
 struct mig_conn_ops {
 	void (*connected)(void *owner);		/* client: TLS is up */
@@ -17,26 +20,16 @@ struct mig_conn_ops {
 };
 
 struct mig_conn {
+	struct conn c;			/* c.raw: deliver bytes to ops->data */
 	const struct mig_conn_ops *ops;
 	void *owner;
-	struct altcp_pcb *pcb;		/* NULL once closed or freed */
-	bool client, open, lost;
-	bool plain;			/* plain TCP (encrypt=off data link) */
-	bool raw;			/* deliver bytes to ops->data */
-	volatile bool wake;		/* the send buffer drained a little */
-	char why[96];
-	char line[MIG_LINE_MAX + 1];
-	size_t line_len;
+	char line[MIG_LINE_MAX + 2];
 	char ctl[4 * (MIG_LINE_MAX + 2)];
-	size_t ctl_len, ctl_off;
-	const uint8_t *bulk;
-	size_t bulk_len, bulk_off;
-	uint64_t bytes_out;
-	uint64_t t_push_us;		/* in TLS and TCP writes */
-	uint64_t last_rx_us, last_tx_us;	/* last bytes in, last bytes out */
 };
 
-void mig_conn_init(struct mig_conn *c, const struct mig_conn_ops *ops, void *owner);
+/* plain: plain TCP (the encrypt=off data link), else TLS. */
+void mig_conn_init(struct mig_conn *c, const struct mig_conn_ops *ops, void *owner,
+		   bool plain);
 int mig_conn_connect(struct mig_conn *c, const char *addr, uint16_t port);
 void mig_conn_accepted(struct mig_conn *c, struct altcp_pcb *pcb);
 /* Queue one control line (printf-style, "\n" added) and send it. */
@@ -45,7 +38,8 @@ int mig_conn_line(struct mig_conn *c, const char *fmt, ...)
 /* Send buf[0..len) (kept by the caller until mig_conn_bulk_done). */
 void mig_conn_bulk(struct mig_conn *c, const void *buf, size_t len);
 bool mig_conn_bulk_done(const struct mig_conn *c);
-void mig_conn_push(struct mig_conn *c);
+/* The link is usable: a PCB, open, no failure. */
+bool mig_conn_up(const struct mig_conn *c);
 /* Main loop only. */
 void mig_conn_close(struct mig_conn *c, bool abort);
 

@@ -14,9 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lwip/altcp.h"
-#include "lwip/altcp_tcp.h"
-#include "lwip/ip_addr.h"
 
 #include "kernel/mgmt/console.h"
 #include "kernel/devices/devices.h"
@@ -101,7 +98,7 @@ static void dst_fail(const char *why)
 		       dst.peer, why);
 	else
 		pr_warn("migrate: refused a connection from %s: %s", dst.peer, why);
-	if (dst.conn.pcb && !dst.conn.lost)
+	if (dst.conn.c.pcb && !conn_failed(&dst.conn.c))
 		mig_conn_line(&dst.conn, "FAILED %s", why);
 	/* A VM that never started is ours to drop; vm_destroy only stops
 	 * and frees it, which is safe from lwIP callbacks. */
@@ -161,7 +158,7 @@ static int dst_offer_data_link(void)
 		return mig_dec_fail(dst.dec, -EIO, "no random token for the data link");
 	for (int i = 0; i < DST_TOKEN_LEN; i++)
 		snprintf(hex + 2 * i, 3, "%02x", dst.token[i]);
-	dst.conn.raw = false;
+	dst.conn.c.raw = false;
 	mig_conn_line(&dst.conn, "ACCEPTED data=%u token=%s", dst_data_port, hex);
 	return 0;
 }
@@ -262,7 +259,7 @@ static int dst_on_data(void *owner, const void *p, size_t n)
 		/* Verified: every page and the vCPU are here.  From now on the
 		 * source speaks in lines (COMMIT). */
 		dst.phase = DST_READY;
-		dst.conn.raw = false;
+		dst.conn.c.raw = false;
 		pr_info("migrate: %s from %s complete and verified (%lu page copies); "
 			"waiting for COMMIT", dst.name, dst.peer, dst.pages);
 		mig_conn_line(&dst.conn, "READY %lu", dst.pages);
@@ -276,7 +273,7 @@ static void dst_on_hello(char *line)
 	if (!strcmp(line, "HELLO 1 data=tls") || !strcmp(line, "HELLO 1 data=plain")) {
 		dst.hello = true;
 		dst.plain = !strcmp(line + 13, "plain");
-		dst.conn.raw = true;
+		dst.conn.c.raw = true;
 		return;
 	}
 	dst_fail("the source speaks another protocol (no HELLO 1)");
@@ -353,23 +350,18 @@ static const struct mig_conn_ops dst_dconn_ops = {
 	.lost = dst_on_data_lost,
 };
 
-static err_t dst_data_accept(void *arg, struct altcp_pcb *pcb, err_t err)
+static int dst_data_accept(void *arg, struct altcp_pcb *pcb)
 {
 	(void)arg;
-	if (err != ERR_OK || !pcb)
-		return ERR_VAL;
 	/* Only the link just offered over TLS, and only once. */
-	if (dst.phase != DST_STREAM || !dst.plain || dst.dconn_used || !dst.vm) {
-		altcp_abort(pcb);
-		return ERR_ABRT;
-	}
+	if (dst.phase != DST_STREAM || !dst.plain || dst.dconn_used || !dst.vm)
+		return -EACCES;
 	dst.dconn_used = true;
 	dst.token_have = 0;
-	mig_conn_init(&dst.dconn, &dst_dconn_ops, &dst);
-	dst.dconn.plain = true;
-	dst.dconn.raw = true;
+	mig_conn_init(&dst.dconn, &dst_dconn_ops, &dst, true);
+	dst.dconn.c.raw = true;
 	mig_conn_accepted(&dst.dconn, pcb);
-	return ERR_OK;
+	return 0;
 }
 
 static const struct mig_conn_ops dst_conn_ops = {
@@ -390,18 +382,18 @@ static void dst_remember(void)
 	dst_last.t_dec_us = dst.t_dec_us;
 }
 
-static err_t dst_accept(void *arg, struct altcp_pcb *pcb, err_t err)
+static int dst_accept(void *arg, struct altcp_pcb *pcb)
 {
-	char ip[16];
+	char peer[24], *colon;
 
 	(void)arg;
-	if (err != ERR_OK || !pcb)
-		return ERR_VAL;
-	ipaddr_ntoa_r(altcp_get_ip(pcb, 0), ip, sizeof(ip));
+	conn_peer(pcb, peer, sizeof(peer));
+	colon = strchr(peer, ':');
+	if (colon)
+		*colon = '\0';		/* the refusals name the address only */
 	if (dst.phase == DST_STREAM || dst.phase == DST_READY || dst.close_pending) {
-		pr_warn("migrate: refused %s: another incoming migration is under way", ip);
-		altcp_abort(pcb);
-		return ERR_ABRT;
+		pr_warn("migrate: refused %s: another incoming migration is under way", peer);
+		return -EBUSY;
 	}
 	dst.dec = malloc(sizeof(*dst.dec));
 	dst.seen = malloc(mig_bitmap_bytes(MIG_PAGES_MAX >> 8));
@@ -410,14 +402,13 @@ static err_t dst_accept(void *arg, struct altcp_pcb *pcb, err_t err)
 		free(dst.seen);
 		dst.dec = NULL;
 		dst.seen = NULL;
-		pr_err("migrate: refused %s: out of memory", ip);
-		altcp_abort(pcb);
-		return ERR_ABRT;
+		pr_err("migrate: refused %s: out of memory", peer);
+		return -ENOMEM;
 	}
 	dst_remember();
 	memset(dst.seen, 0, mig_bitmap_bytes(MIG_PAGES_MAX >> 8));
 	mig_dec_init(dst.dec, &dst_dec_ops, &dst, dst.seen, MIG_PAGES_MAX >> 8);
-	snprintf(dst.peer, sizeof(dst.peer), "%s:%u", ip, altcp_get_port(pcb, 0));
+	conn_peer(pcb, dst.peer, sizeof(dst.peer));
 	dst.name[0] = dst.why[0] = '\0';
 	dst.vm = NULL;
 	dst.pages = 0;
@@ -425,40 +416,25 @@ static err_t dst_accept(void *arg, struct altcp_pcb *pcb, err_t err)
 	dst.phase = DST_STREAM;
 	dst.started_us = time_us();
 	dst.hello = dst.plain = dst.dconn_used = false;
-	mig_conn_init(&dst.conn, &dst_conn_ops, &dst);
-	mig_conn_init(&dst.dconn, &dst_dconn_ops, &dst);
+	mig_conn_init(&dst.conn, &dst_conn_ops, &dst, false);
+	mig_conn_init(&dst.dconn, &dst_dconn_ops, &dst, true);
 	mig_conn_accepted(&dst.conn, pcb);
-	return ERR_OK;
+	return 0;
 }
 
 int mig_dst_listen(uint16_t port)
 {
-	struct altcp_pcb *pcb = net_tls_new(true), *l;
+	int rc;
 
-	if (!pcb)
-		return -ENOMEM;
-	if (altcp_bind(pcb, IP4_ADDR_ANY, port) != ERR_OK) {
-		altcp_close(pcb);
-		return -EADDRINUSE;
-	}
-	l = altcp_listen_with_backlog(pcb, 2);
-	if (!l) {
-		altcp_close(pcb);
-		return -ENOMEM;
-	}
-	dst_listen = l;
-	altcp_accept(l, dst_accept);
+	dst_listen = conn_listen(true, port, 2, dst_accept, NULL, &rc);
+	if (!dst_listen)
+		return rc;
 	/* The plain data link of encrypt=off, next to it. */
-	pcb = altcp_tcp_new_ip_type(IPADDR_TYPE_V4);
-	if (!pcb || altcp_bind(pcb, IP4_ADDR_ANY, (u16_t)(port + 1)) != ERR_OK ||
-	    !(l = altcp_listen_with_backlog(pcb, 1))) {
-		if (pcb)
-			altcp_close(pcb);
+	if (!conn_listen(false, (uint16_t)(port + 1), 1, dst_data_accept, NULL, &rc)) {
 		pr_warn("migrate: no plain data port %u: encrypt=off is refused", port + 1);
 		return 0;
 	}
 	dst_data_port = (uint16_t)(port + 1);
-	altcp_accept(l, dst_data_accept);
 	return 0;
 }
 
@@ -469,8 +445,8 @@ bool mig_dst_pending(void)
 
 void mig_dst_service(void)
 {
-	uint64_t last = dst.conn.last_rx_us > dst.dconn.last_rx_us ? dst.conn.last_rx_us
-								    : dst.dconn.last_rx_us;
+	uint64_t last = dst.conn.c.last_rx_us > dst.dconn.c.last_rx_us ? dst.conn.c.last_rx_us
+									: dst.dconn.c.last_rx_us;
 
 	if ((dst.phase == DST_STREAM || dst.phase == DST_READY) &&
 	    time_us() - last > DST_IDLE_US)
@@ -481,7 +457,7 @@ void mig_dst_service(void)
 		dst.close_since = time_us();
 	/* Let the last line (READY/RESUMED/REFUSED) go out first, if TLS is
 	 * up and the peer reads it within DST_LINGER_US. */
-	if (dst.conn.pcb && dst.conn.ctl_len && !dst.conn.lost && dst.conn.open &&
+	if (mig_conn_up(&dst.conn) && conn_tx_queued(&dst.conn.c) &&
 	    time_us() - dst.close_since < DST_LINGER_US)
 		return;
 	dst_remember();

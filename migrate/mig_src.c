@@ -89,7 +89,7 @@ static struct mig_src src;
 
 static uint64_t src_bytes(void)
 {
-	return src.conn.bytes_out + src.dconn.bytes_out;
+	return src.conn.c.bytes_out + src.dconn.c.bytes_out;
 }
 
 static void src_free_buffers(void)
@@ -397,7 +397,7 @@ static void src_on_data_connected(void *owner)
 	(void)owner;
 	mig_conn_bulk(&src.dconn, src.token, sizeof(src.token));
 	src.out_ready = true;
-	src.conn.wake = true;
+	src.conn.c.wake = true;
 }
 
 static void src_on_data_lost(void *owner, const char *why)
@@ -449,8 +449,7 @@ static int src_open_data_link(const char *line)
 			return -EPROTO;
 		src.token[i] = (uint8_t)b;
 	}
-	mig_conn_init(&src.dconn, &src_dconn_ops, &src);
-	src.dconn.plain = true;
+	mig_conn_init(&src.dconn, &src_dconn_ops, &src, true);
 	rc = mig_conn_connect(&src.dconn, src.addr, (uint16_t)port);
 	if (rc < 0)
 		return rc;
@@ -595,8 +594,8 @@ int mig_src_start(struct vm *vm, const char *addr, uint16_t port,
 		src_free_buffers();
 		return rc;
 	}
-	mig_conn_init(&src.conn, &src_conn_ops, &src);
-	mig_conn_init(&src.dconn, &src_dconn_ops, &src);
+	mig_conn_init(&src.conn, &src_conn_ops, &src, false);
+	mig_conn_init(&src.dconn, &src_dconn_ops, &src, true);
 	src.out = &src.conn;
 	src.out_ready = true;
 	src.t_start = src.tb_t0 = time_us();
@@ -633,11 +632,11 @@ int mig_src_cancel(char *why, size_t len)
 
 bool mig_src_pending(void)
 {
-	bool w = src.conn.wake || src.dconn.wake;
+	bool w = src.conn.c.wake || src.dconn.c.wake;
 
-	src.conn.wake = src.dconn.wake = false;
+	src.conn.c.wake = src.dconn.c.wake = false;
 	if (src.phase == SRC_FAILED || src.phase == SRC_CANCELLED || src.phase == SRC_DONE)
-		return src.conn.pcb || src.dconn.pcb;
+		return src.conn.c.pcb || src.dconn.c.pcb;
 	return w && (src.phase == SRC_PRECOPY || src.phase == SRC_STOPCOPY);
 }
 
@@ -650,12 +649,12 @@ bool mig_src_pending(void)
 
 static bool mig_src_stalled(void)
 {
-	uint64_t now = time_us(), last = src.conn.last_rx_us;
+	uint64_t now = time_us(), last = src.conn.c.last_rx_us;
 
-	if (src.conn.last_tx_us > last)
-		last = src.conn.last_tx_us;
-	if (src.dconn.last_tx_us > last)
-		last = src.dconn.last_tx_us;
+	if (src.conn.c.last_tx_us > last)
+		last = src.conn.c.last_tx_us;
+	if (src.dconn.c.last_tx_us > last)
+		last = src.dconn.c.last_tx_us;
 	if (mig_conn_bulk_done(src.out) && !src_rate_ok())
 		return false;
 	return now > last && now - last > SRC_STALL_US;
@@ -667,9 +666,9 @@ void mig_src_service(void)
 		return;
 	if (src.phase >= SRC_DONE) {
 		mig_conn_close(&src.dconn, src.phase != SRC_DONE);
-		if (src.conn.pcb && !src.conn.ctl_len)
+		if (src.conn.c.pcb && !conn_tx_queued(&src.conn.c))
 			mig_conn_close(&src.conn, src.phase != SRC_DONE);
-		if (!src.conn.pcb && src.buf)
+		if (!src.conn.c.pcb && src.buf)
 			src_free_buffers();
 		return;
 	}
@@ -745,5 +744,5 @@ void mig_src_status(struct cmd_out *o)
 	cmd_printf(o, "throttle: %u.%u%%\n", src_throttle_steps[src.step] / 10,
 		   src_throttle_steps[src.step] % 10);
 	cmd_printf(o, "cpu: encode %lu ms, send %lu ms\n", src.t_fill_us / 1000,
-		   (src.conn.t_push_us + src.dconn.t_push_us) / 1000);
+		   (src.conn.c.t_push_us + src.dconn.c.t_push_us) / 1000);
 }

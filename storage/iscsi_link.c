@@ -1,9 +1,11 @@
 /*
- * An iSCSI connection on lwIP's raw TCP API (iscsi_link.h).
+ * An iSCSI connection on the connection helper's plain TCP (net/conn.h,
+ * iscsi_link.h).
  *
- * Sending.  The session hands over whole PDUs; they are framed into a
- * byte ring (header digest over the BHS, data padded to 4 bytes and its
- * digest, RFC 7143 11.1) and written to TCP as the send buffer drains.
+ * Sending.  The session hands over whole PDUs; they are framed into the
+ * connection's output queue (header digest over the BHS, data padded to 4
+ * bytes and its digest, RFC 7143 11.1), written to TCP as the send buffer
+ * drains.
  * The owner keeps what it queues below the ring's size, so a full ring is
  * a bug that fails the connection (and the tasks are reissued), never a
  * lost PDU.
@@ -18,15 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lwip/ip_addr.h"
-#include "lwip/tcp.h"
-
 #include "kernel/kernel.h"
 #include "net/stack.h"
 #include "storage/iscsi_link.h"
 
 #define LINK_CONNECT_US		(5 * 1000000ull)	/* SYN to ESTABLISHED */
-#define LINK_TX_SLACK		64
 
 static uint32_t now_ms(void)
 {
@@ -59,42 +57,14 @@ size_t iscsi_link_pdu_bytes(uint32_t dlen)
 
 size_t iscsi_link_tx_room(const struct iscsi_link *l)
 {
-	return l->tx_cap - l->tx_len;
+	return conn_tx_room(&l->conn);
 }
 
-static void ring_put(struct iscsi_link *l, const void *p, size_t n)
-{
-	size_t head = (l->tx_tail + l->tx_len) % l->tx_cap;
-	size_t first = n < l->tx_cap - head ? n : l->tx_cap - head;
-
-	memcpy(l->tx + head, p, first);
-	memcpy(l->tx, (const uint8_t *)p + first, n - first);
-	l->tx_len += n;
-}
-
-/* Write ring bytes into TCP as far as lwIP takes them. */
+/* bytes_out counts what TCP took, here and in lwIP's callbacks. */
 static void link_push(struct iscsi_link *l)
 {
-	bool wrote = false;
-
-	while (l->st == ISCSI_LINK_UP && l->pcb && l->tx_len) {
-		size_t room = tcp_sndbuf(l->pcb);
-		size_t n = l->tx_cap - l->tx_tail;
-
-		if (room <= LINK_TX_SLACK || tcp_sndqueuelen(l->pcb) + 4 > TCP_SND_QUEUELEN)
-			break;
-		n = n < l->tx_len ? n : l->tx_len;
-		n = n < room - LINK_TX_SLACK ? n : room - LINK_TX_SLACK;
-		n = n < 0xffff ? n : 0xffff;
-		if (tcp_write(l->pcb, l->tx + l->tx_tail, (u16_t)n, TCP_WRITE_FLAG_COPY) != ERR_OK)
-			break;
-		l->tx_tail = (l->tx_tail + n) % l->tx_cap;
-		l->tx_len -= n;
-		l->bytes_out += n;
-		wrote = true;
-	}
-	if (wrote)
-		tcp_output(l->pcb);
+	conn_push(&l->conn);
+	l->bytes_out = l->conn.bytes_out;
 }
 
 /* The session's send: frame one PDU into the ring. */
@@ -115,14 +85,15 @@ static int link_send(void *ctx, const struct iscsi_bhs *h, const void *data, uin
 	hlen = iscsi_pdu_header(h, hd, hdr, NULL);
 	if (hlen < 0)
 		return hlen;
-	ring_put(l, hdr, (size_t)hlen);
+	/* Room was checked above: these puts cannot fail. */
+	conn_write(&l->conn, hdr, (size_t)hlen);
 	if (dlen) {
-		ring_put(l, data, dlen);
-		ring_put(l, zero, iscsi_pad4(dlen));
+		conn_write(&l->conn, data, dlen);
+		conn_write(&l->conn, zero, iscsi_pad4(dlen));
 	}
 	if (dd) {
 		iscsi_put_digest(dig, iscsi_data_digest(data, dlen));
-		ring_put(l, dig, sizeof(dig));
+		conn_write(&l->conn, dig, sizeof(dig));
 	}
 	l->pdus_out++;
 	link_push(l);
@@ -203,59 +174,46 @@ static void link_feed(struct iscsi_link *l, const uint8_t *p, size_t n)
 	}
 }
 
-static err_t link_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
+/* Each run of received bytes, straight from lwIP's pbufs. */
+static int link_data(void *owner, const void *p, size_t n)
 {
-	struct iscsi_link *l = arg;
+	struct iscsi_link *l = owner;
 
-	if (!l) {
-		if (p)
-			pbuf_free(p);
-		return ERR_OK;
-	}
-	if (!p || err != ERR_OK) {
-		if (p)
-			pbuf_free(p);
-		iscsi_link_fail(l, -ECONNRESET, "the target closed the connection");
-		return ERR_OK;
-	}
-	tcp_recved(pcb, p->tot_len);
-	l->bytes_in += p->tot_len;
-	for (struct pbuf *q = p; q && l->st == ISCSI_LINK_UP; q = q->next)
-		link_feed(l, q->payload, q->len);
-	pbuf_free(p);
-	return ERR_OK;
+	l->bytes_in += n;
+	link_feed(l, p, n);
+	return l->st == ISCSI_LINK_UP ? 0 : -EPROTO;
 }
 
-static err_t link_sent(void *arg, struct tcp_pcb *pcb, u16_t len)
+static void link_failed(void *owner, struct conn *c)
 {
-	(void)pcb, (void)len;
-	if (arg)
-		link_push(arg);
-	return ERR_OK;
-}
-
-static void link_err(void *arg, err_t err)
-{
-	struct iscsi_link *l = arg;
+	struct iscsi_link *l = owner;
 	char why[64];
 
-	if (!l)
-		return;
-	l->pcb = NULL;		/* freed by lwIP */
-	snprintf(why, sizeof(why), l->st == ISCSI_LINK_CONNECTING ?
-		 "cannot connect (lwIP error %d)" : "connection lost (lwIP error %d)", (int)err);
-	iscsi_link_fail(l, err == ERR_RST ? -ECONNRESET : -ECONNABORTED, why);
+	switch (c->cause) {
+	case CONN_EOF:
+		iscsi_link_fail(l, -ECONNRESET, "the target closed the connection");
+		break;
+	case CONN_OPEN_TIMEOUT:
+		iscsi_link_fail(l, -ETIMEDOUT, "the portal does not answer (connect timed out)");
+		break;
+	case CONN_REFUSED:
+	case CONN_LOST:
+		snprintf(why, sizeof(why), c->cause == CONN_REFUSED ?
+			 "cannot connect (lwIP error %d)" : "connection lost (lwIP error %d)",
+			 c->lwip_err);
+		iscsi_link_fail(l, c->err, why);
+		break;
+	default:
+		iscsi_link_fail(l, c->err, c->why);
+	}
 }
 
-static err_t link_connected(void *arg, struct tcp_pcb *pcb, err_t err)
+static void link_connected(void *owner)
 {
-	struct iscsi_link *l = arg;
+	struct iscsi_link *l = owner;
 	size_t olen;
 	int rc;
 
-	(void)pcb;
-	if (!l || err != ERR_OK)
-		return ERR_OK;
 	l->st = ISCSI_LINK_UP;
 	l->connects++;
 	/* Mutual CHAP: a fresh, unpredictable challenge per login (12.1.3). */
@@ -263,8 +221,11 @@ static err_t link_connected(void *arg, struct tcp_pcb *pcb, err_t err)
 	rc = iscsi_sess_connect(&l->sess, now_ms(), l->chap_c[0], l->chap_c, sizeof(l->chap_c));
 	if (rc < 0)
 		iscsi_link_fail(l, rc, "cannot start the login");
-	return ERR_OK;
 }
+
+static const struct conn_ops link_conn_ops = {
+	.opened = link_connected, .data = link_data, .failed = link_failed,
+};
 
 /* ---- life cycle ---- */
 
@@ -285,6 +246,9 @@ int iscsi_link_init(struct iscsi_link *l, const struct iscsi_sess_cfg *cfg, uint
 		    void *owner)
 {
 	struct iscsi_rx_limits lim = { .max_recv_dsl = cfg->want.max_recv_dsl };
+	const struct conn_cfg ccfg = {
+		.tx_init = tx_cap, .tx_max = tx_cap, .open_us = LINK_CONNECT_US,
+	};
 	int rc;
 
 	memset(l, 0, sizeof(*l));
@@ -297,63 +261,39 @@ int iscsi_link_init(struct iscsi_link *l, const struct iscsi_sess_cfg *cfg, uint
 		return rc;
 	l->rxcap = iscsi_rx_buf_size(&lim);
 	l->rxbuf = malloc(l->rxcap);
-	l->tx = malloc(tx_cap);
-	l->tx_cap = tx_cap;
-	rc = l->rxbuf && l->tx ? iscsi_rx_init(&l->rx, &lim, l->rxbuf, l->rxcap) : -ENOMEM;
+	rc = l->rxbuf ? conn_init(&l->conn, &ccfg, &link_conn_ops, l) : -ENOMEM;
+	if (!rc)
+		rc = iscsi_rx_init(&l->rx, &lim, l->rxbuf, l->rxcap);
 	if (rc < 0) {
+		conn_free(&l->conn);
 		free(l->rxbuf);
-		free(l->tx);
-		l->rxbuf = l->tx = NULL;
+		l->rxbuf = NULL;
 	}
 	return rc;
 }
 
 int iscsi_link_connect(struct iscsi_link *l)
 {
-	ip_addr_t ip;
+	int rc;
 
 	if (l->st != ISCSI_LINK_IDLE)
 		return -EALREADY;
-	l->tx_tail = l->tx_len = 0;	/* nothing of an old connection goes out */
 	l->logged_in = false;
 	iscsi_rx_reset(&l->rx);
 	link_rx_limits(l, false);
-	l->pcb = tcp_new_ip_type(IPADDR_TYPE_V4);
-	if (!l->pcb)
-		return -ENOMEM;
-	tcp_arg(l->pcb, l);
-	tcp_recv(l->pcb, link_recv);
-	tcp_sent(l->pcb, link_sent);
-	tcp_err(l->pcb, link_err);
-	tcp_nagle_disable(l->pcb);
-	IP_ADDR4(&ip, l->addr >> 24, (l->addr >> 16) & 255, (l->addr >> 8) & 255, l->addr & 255);
 	l->st = ISCSI_LINK_CONNECTING;
-	l->t_connect_us = time_us();
-	if (tcp_connect(l->pcb, &ip, l->port, link_connected) != ERR_OK) {
-		iscsi_link_fail(l, -EHOSTUNREACH, "no route to the portal");
-		return -EHOSTUNREACH;
-	}
-	return 0;
-}
-
-static void link_close_pcb(struct iscsi_link *l)
-{
-	struct tcp_pcb *pcb = l->pcb;
-
-	if (!pcb)
-		return;
-	l->pcb = NULL;
-	tcp_arg(pcb, NULL);
-	tcp_recv(pcb, NULL);
-	tcp_sent(pcb, NULL);
-	tcp_err(pcb, NULL);
-	tcp_abort(pcb);		/* RST: the target drops the connection at once */
+	/* A fresh queue: nothing of an old connection goes out. */
+	rc = conn_connect(&l->conn, l->addr, l->port);
+	if (rc == -EHOSTUNREACH)
+		iscsi_link_fail(l, rc, "no route to the portal");
+	else if (rc < 0)
+		l->st = ISCSI_LINK_IDLE;
+	return rc;
 }
 
 void iscsi_link_service(struct iscsi_link *l)
 {
-	if (l->st == ISCSI_LINK_CONNECTING && time_us() - l->t_connect_us > LINK_CONNECT_US)
-		iscsi_link_fail(l, -ETIMEDOUT, "the portal does not answer (connect timed out)");
+	l->bytes_out = l->conn.bytes_out;
 	if (l->st == ISCSI_LINK_UP) {
 		int rc = iscsi_sess_tick(&l->sess, now_ms());
 
@@ -363,7 +303,7 @@ void iscsi_link_service(struct iscsi_link *l)
 			link_push(l);
 	}
 	if (l->st == ISCSI_LINK_DEAD) {
-		link_close_pcb(l);
+		conn_close(&l->conn, true);	/* RST: the target drops it at once */
 		iscsi_sess_conn_lost(&l->sess, l->err);	/* no-op when already DOWN */
 		l->st = ISCSI_LINK_IDLE;
 		if (l->ops->down)
@@ -373,9 +313,8 @@ void iscsi_link_service(struct iscsi_link *l)
 
 void iscsi_link_free(struct iscsi_link *l)
 {
-	link_close_pcb(l);
+	conn_free(&l->conn);
 	free(l->rxbuf);
-	free(l->tx);
-	l->rxbuf = l->tx = NULL;
+	l->rxbuf = NULL;
 	l->st = ISCSI_LINK_IDLE;
 }

@@ -2,9 +2,10 @@
  * One iSCSI connection (iscsi_link.c): lwIP TCP under the pure session
  * state machine (storage/lib/iscsi_session.h).  The link frames the PDUs
  * the session sends (digests once the login is over, RFC 7143 13.1), feeds
- * what arrives through the receiver into the session, keeps the session's
- * clock, times out connects, and closes a failed connection from the main
- * loop, never inside an lwIP callback.  Reconnecting is the owner's call.
+ * what arrives through the receiver into the session and keeps the
+ * session's clock.  The TCP side (connect timeout, output queue, closing a
+ * failed connection from the main loop, never inside an lwIP callback) is
+ * the connection helper's (net/conn.h).  Reconnecting is the owner's call.
  * Boot CPU main loop only, like everything on lwIP (net/netdev.h).
  */
 #ifndef TERN_STORAGE_ISCSI_LINK_H
@@ -14,9 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "net/conn.h"
 #include "storage/lib/iscsi_session.h"
-
-struct tcp_pcb;
 
 enum iscsi_link_state {
 	ISCSI_LINK_IDLE,	/* no connection */
@@ -41,14 +41,10 @@ struct iscsi_link {
 	uint32_t addr;			/* IPv4, host order */
 	uint16_t port;
 	enum iscsi_link_state st;
-	struct tcp_pcb *pcb;
+	struct conn conn;		/* plain TCP; its queue holds framed PDUs */
 	bool logged_in;			/* this connection reached full feature */
 	int err;			/* why DEAD: the first cause */
 	char why[96];
-	uint64_t t_connect_us;
-	/* Outgoing bytes: a ring, pushed as lwIP's send buffer allows. */
-	uint8_t *tx;
-	size_t tx_cap, tx_tail, tx_len;
 	/* Incoming PDUs. */
 	struct iscsi_rx rx;
 	uint8_t *rxbuf;

@@ -33,7 +33,6 @@
 #include "lwip/apps/lwiperf.h"
 #include "lwip/ip_addr.h"
 #include "lwip/netif.h"
-#include "lwip/priv/tcp_priv.h"
 #include "lwip/tcp.h"
 
 #include "kernel/kernel.h"
@@ -41,6 +40,7 @@
 #include "kernel/lib/config.h"
 #include "kernel/platform/mainloop.h"
 #include "net/netdev.h"
+#include "net/port/lwip_internals.h"
 #include "net/stack.h"
 
 #define IPERF_PORT		LWIPERF_TCP_PORT_DEFAULT	/* 5001, iperf2's */
@@ -175,16 +175,6 @@ static err_t iperf_accept(void *arg, struct tcp_pcb *newpcb, err_t err)
 	return r;
 }
 
-static struct tcp_pcb_listen *iperf_find_listener(void *session)
-{
-	struct tcp_pcb_listen *l;
-
-	for (l = tcp_listen_pcbs.listen_pcbs; l; l = l->next)
-		if (l->callback_arg == session && l->local_port == IPERF_PORT)
-			return l;
-	return NULL;
-}
-
 static int iperf_server_start(struct cmd_out *o)
 {
 	struct tcp_pcb_listen *l;
@@ -200,7 +190,7 @@ static int iperf_server_start(struct cmd_out *o)
 			   "(in use, or out of lwIP memory)\n", IPERF_PORT);
 		return -EADDRINUSE;
 	}
-	l = iperf_find_listener(s);
+	l = tern_lwip_find_listener(s, IPERF_PORT);
 	if (!l) {
 		/* Cannot happen with lwiperf 2.1.3; without the pcb the server
 		 * could never be stopped, so fail loudly instead. */
@@ -278,17 +268,6 @@ static void iperf_client_report(void *arg, enum lwiperf_report_type type,
 	cl->bytes = bytes;
 	cl->ms = ms;
 	cl->done = true;
-}
-
-/* The pcb lwiperf_start_tcp_client() connected for session. */
-static struct tcp_pcb *iperf_find_active(void *session)
-{
-	struct tcp_pcb *p;
-
-	for (p = tcp_active_pcbs; p; p = p->next)
-		if (p->callback_arg == session)
-			return p;
-	return NULL;
 }
 
 /*
@@ -372,7 +351,8 @@ static int iperf_client_run(struct cmd_out *o, const ip_addr_t *dst,
 			   "or out of lwIP memory)\n", peer);
 		return -ENETUNREACH;
 	}
-	cl->pcb = iperf_find_active(cl->session);
+	/* The pcb lwiperf_start_tcp_client() connected for the session. */
+	cl->pcb = tern_lwip_find_active(cl->session);
 	if (!cl->pcb)
 		panic("iperf: lwiperf's client pcb not found");
 	iperf_hook_err(cl->pcb);

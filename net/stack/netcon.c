@@ -18,6 +18,10 @@
  * than NETCON_RX_MAX, a silent handshake or an idle client each get one
  * error line (when TLS is up) and a close, and the refusal is logged.
  *
+ * The connection itself (TLS, line buffering and its limits, the output
+ * queue, the handshake and idle timeouts, closing from the main loop) is
+ * the connection helper's (net/conn.h); this file is the console on top.
+ *
  * Context: lwIP callbacks only buffer input and output.  Commands run in
  * netcon_service(), the network console's service in the boot CPU's main
  * loop, outside lwIP, so a command may wait in mainloop_wait() (ping,
@@ -32,9 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lwip/altcp.h"
-#include "lwip/ip_addr.h"
-#include "lwip/tcp.h"
+#include "lwip/err.h"
 
 #include "kernel/mgmt/console.h"
 #include "kernel/mgmt/registry.h"
@@ -42,44 +44,38 @@
 #include "kernel/kernel.h"
 #include "kernel/lib/cmd.h"
 #include "kernel/lib/config.h"
+#include "net/conn.h"
 #include "net/stack.h"
 
 #define NETCON_MAX_CLIENTS	8
 #define NETCON_LINE_MAX		(CMD_LINE_MAX + 8)	/* room for "--json " */
 #define NETCON_RX_MAX		(4 * NETCON_LINE_MAX)	/* unanswered input */
 #define NETCON_TX_MAX		(1024 * 1024)		/* queued output */
-#define NETCON_TX_CHUNK		4000	/* < MBEDTLS_SSL_OUT_CONTENT_LEN: one record */
-#define NETCON_TX_SLACK		128	/* record header, nonce and tag */
+#define NETCON_TX_FLUSH		4000	/* a TLS record's worth: write it now */
 #define NETCON_HANDSHAKE_US	(10 * 1000000ull)
 #define NETCON_LINGER_US	(5 * 1000000ull)	/* to drain a last reply */
-#define NETCON_POLL_TICKS	2	/* lwIP's 500 ms units: 1 s */
 
 enum nc_state { NC_FREE, NC_HANDSHAKE, NC_OPEN, NC_CLOSING };
 
 struct nc_client {
-	enum nc_state state;
-	struct altcp_pcb *pcb;		/* NULL once lwIP freed it */
+	bool used;
+	struct conn conn;
 	unsigned id;
 	char peer[24];			/* "10.77.0.254:41234" */
 	char source[32];		/* "tcp 10.77.0.254:41234" */
 	struct cmd_ctx ctx;
 	bool json;
 	bool busy;			/* a command of this client runs */
-	bool peer_closed;		/* FIN: finish the lines, then close */
-	char *rx;			/* NETCON_RX_MAX bytes */
-	size_t rx_len;
-	size_t line_len;		/* bytes of rx after its last "\n" */
-	char *tx;
-	size_t tx_len, tx_off, tx_cap;
+	bool closing;			/* refused or quit: close once the output is out */
 	bool tx_full;
-	uint64_t since_us, last_us, closing_us;
+	uint64_t closing_us;
 	uint64_t ncmds;
 };
 
 static struct nc_client nc_clients[NETCON_MAX_CLIENTS];
 static struct altcp_pcb *nc_listen;
+static struct conn_cfg nc_cfg;
 static uint16_t nc_port;
-static uint64_t nc_idle_us;
 static unsigned nc_next_id = 1;
 static uint64_t nc_refused, nc_served;
 
@@ -89,112 +85,46 @@ static uint64_t nc_since(uint64_t now, uint64_t t)
 	return now > t ? now - t : 0;
 }
 
+static enum nc_state nc_state(const struct nc_client *c)
+{
+	if (!c->used)
+		return NC_FREE;
+	if (c->closing)
+		return NC_CLOSING;
+	return c->conn.state == CONN_OPENING ? NC_HANDSHAKE : NC_OPEN;
+}
+
 static void nc_free(struct nc_client *c)
 {
-	free(c->rx);
-	free(c->tx);
+	conn_free(&c->conn);
 	memset(c, 0, sizeof(*c));
 }
 
-static void nc_detach(struct altcp_pcb *pcb)
-{
-	altcp_arg(pcb, NULL);
-	altcp_recv(pcb, NULL);
-	altcp_sent(pcb, NULL);
-	altcp_err(pcb, NULL);
-	altcp_poll(pcb, NULL, 0);
-}
-
-/* Hand the PCB back to lwIP and forget it; the slot goes when idle. */
-static void nc_drop_pcb(struct nc_client *c, bool abort)
-{
-	struct altcp_pcb *pcb = c->pcb;
-
-	if (!pcb)
-		return;
-	c->pcb = NULL;
-	nc_detach(pcb);
-	if (abort || altcp_close(pcb) != ERR_OK)
-		altcp_abort(pcb);
-}
-
+/* Hand the PCB back to lwIP; the slot goes when no command runs. */
 static void nc_release(struct nc_client *c, bool abort)
 {
-	nc_drop_pcb(c, abort);
+	conn_close(&c->conn, abort);
 	if (c->busy)
-		c->state = NC_CLOSING;	/* nc_run frees it afterwards */
+		c->closing = true;	/* nc_run frees it afterwards */
 	else
 		nc_free(c);
 }
 
 /* ---- output ---- */
 
-static int nc_tx_reserve(struct nc_client *c, size_t n)
-{
-	size_t cap = c->tx_cap ? c->tx_cap : 4096;
-	char *p;
-
-	if (c->tx_off == c->tx_len)
-		c->tx_off = c->tx_len = 0;
-	if (c->tx_len + n <= c->tx_cap)
-		return 0;
-	if (c->tx_len + n > NETCON_TX_MAX)
-		return -ENOSPC;
-	while (cap < c->tx_len + n)
-		cap *= 2;
-	p = realloc(c->tx, cap);
-	if (!p)
-		return -ENOMEM;
-	c->tx = p;
-	c->tx_cap = cap;
-	return 0;
-}
-
-/*
- * Move queued output into TLS records as the TCP send buffer allows; the
- * rest waits for the sent callback.  One record per write keeps lwIP's
- * glue within its one-record-per-call assumption (altcp_mbedtls_write).
- */
-static void nc_flush(struct nc_client *c)
-{
-	bool wrote = false;
-
-	while (c->pcb && c->state != NC_HANDSHAKE && c->tx_off < c->tx_len) {
-		size_t n = c->tx_len - c->tx_off;
-		u16_t room = altcp_sndbuf(c->pcb);
-
-		if (room <= NETCON_TX_SLACK || altcp_sndqueuelen(c->pcb) + 4 > TCP_SND_QUEUELEN)
-			break;
-		if (n > NETCON_TX_CHUNK)
-			n = NETCON_TX_CHUNK;
-		if (n > (size_t)room - NETCON_TX_SLACK)
-			n = (size_t)room - NETCON_TX_SLACK;
-		if (altcp_write(c->pcb, c->tx + c->tx_off, (u16_t)n, TCP_WRITE_FLAG_COPY) != ERR_OK)
-			break;
-		c->tx_off += n;
-		wrote = true;
-	}
-	if (wrote && c->pcb)
-		altcp_output(c->pcb);
-	if (c->tx_off == c->tx_len)
-		c->tx_off = c->tx_len = 0;
-}
-
 static void nc_write(void *ctx, const char *s, size_t n)
 {
 	struct nc_client *c = ctx;
 
-	if (!c->pcb || c->tx_full)
+	if (!c->conn.pcb || c->tx_full)
 		return;
-	if (nc_tx_reserve(c, n) < 0) {
+	if (conn_write(&c->conn, s, n) < 0) {
 		/* Keep what fits and say so once; the command is not stopped. */
 		c->tx_full = true;
 		return;
 	}
-	memcpy(c->tx + c->tx_len, s, n);
-	c->tx_len += n;
-	if (c->tx_len - c->tx_off >= NETCON_TX_CHUNK)
-		nc_flush(c);
+	if (conn_tx_queued(&c->conn) >= NETCON_TX_FLUSH)
+		conn_push(&c->conn);
 }
 
 static void nc_puts(struct nc_client *c, const char *s)
@@ -212,8 +142,8 @@ static void nc_fail(struct nc_client *c, const char *why)
 
 	pr_warn("netcon: %s: %s: closing", c->peer, why);
 	nc_refused++;
-	c->rx_len = c->line_len = 0;
-	if (c->state == NC_OPEN && c->pcb) {
+	conn_drop_input(&c->conn);
+	if (c->conn.state == CONN_OPEN && !c->closing && c->conn.pcb) {
 		if (c->json)
 			snprintf(line, sizeof(line),
 				 "{\"ok\":false,\"cmd\":\"\",\"error\":\"%s\"}\n", why);
@@ -221,207 +151,97 @@ static void nc_fail(struct nc_client *c, const char *why)
 			snprintf(line, sizeof(line), "error: %s\n", why);
 		nc_puts(c, line);
 	}
-	c->state = NC_CLOSING;
+	c->closing = c->conn.hold = true;
 	c->closing_us = time_us();
-	nc_flush(c);
+	conn_push(&c->conn);
 }
 
-/* ---- input (lwIP callbacks) ---- */
+/* ---- the connection's reports (from lwIP callbacks) ---- */
 
-static bool nc_bad_byte(unsigned char b)
+static void nc_opened(void *owner)
 {
-	return (b < 0x20 && b != '\t' && b != '\r' && b != '\n') || b == 0x7f;
-}
+	struct nc_client *c = owner;
+	const char *suite = net_tls_suite(c->conn.pcb);
 
-/* Append one pbuf's bytes; a refusal reason, or NULL. */
-static const char *nc_take(struct nc_client *c, const struct pbuf *p)
-{
-	for (const struct pbuf *q = p; q; q = q->next) {
-		const unsigned char *b = q->payload;
-
-		for (u16_t i = 0; i < q->len; i++) {
-			if (nc_bad_byte(b[i]))
-				return "binary data on the console";
-			if (c->rx_len == NETCON_RX_MAX)
-				return "too much input without waiting for replies";
-			c->rx[c->rx_len++] = (char)b[i];
-			c->line_len = b[i] == '\n' ? 0 : c->line_len + 1;
-			if (c->line_len > NETCON_LINE_MAX)
-				return "line too long";
-		}
-	}
-	return NULL;
-}
-
-static void nc_opened(struct nc_client *c)
-{
-	const char *suite = net_tls_suite(c->pcb);
-
-	c->state = NC_OPEN;
-	c->last_us = time_us();
 	pr_info("netcon: %s: authenticated (%s)", c->peer, suite ? suite : "TLS");
 }
 
-static err_t nc_recv(void *arg, struct altcp_pcb *pcb, struct pbuf *p, err_t err)
+static void nc_refused_handshake(struct nc_client *c, const char *why)
 {
-	struct nc_client *c = arg;
-	const char *why;
-
-	if (!c) {
-		if (p)
-			pbuf_free(p);
-		return ERR_OK;
-	}
-	if (!p || err != ERR_OK) {
-		/* FIN: netcon_service answers the lines already here, then
-		 * closes (never from inside lwIP). */
-		if (p)
-			pbuf_free(p);
-		c->peer_closed = true;
-		return ERR_OK;
-	}
-	altcp_recved(pcb, p->tot_len);
-	if (c->state == NC_HANDSHAKE)
-		nc_opened(c);
-	if (c->state == NC_OPEN) {
-		c->last_us = time_us();
-		why = nc_take(c, p);
-		if (why)
-			nc_fail(c, why);
-	}
-	pbuf_free(p);
-	return ERR_OK;
+	pr_warn("netcon: refused %s: %s", c->peer, why);
+	nc_refused++;
 }
 
-static err_t nc_sent(void *arg, struct altcp_pcb *pcb, u16_t len)
+static void nc_failed(void *owner, struct conn *cn)
 {
-	struct nc_client *c = arg;
+	struct nc_client *c = owner;
 
-	(void)pcb, (void)len;
-	if (c)
-		nc_flush(c);
-	return ERR_OK;
-}
-
-/* lwIP has freed the PCB (reset, or a handshake that failed). */
-static void nc_err(void *arg, err_t err)
-{
-	struct nc_client *c = arg;
-
-	if (!c)
-		return;
-	if (c->state == NC_HANDSHAKE) {
-		enum net_tls_phase ph = net_tls_phase(c->pcb);
-
-		if (ph == NET_TLS_HELLO) {
-			pr_warn("netcon: refused %s: not a TLS 1.2 PSK client (plain TCP?)", c->peer);
-			nc_refused++;
-		} else if (ph == NET_TLS_KEYS) {
-			pr_warn("netcon: refused %s: TLS handshake failed (wrong key?)", c->peer);
-			nc_refused++;
-		}
-	} else if (err != ERR_CLSD && err != ERR_OK) {
-		pr_info("netcon: %s: connection lost (%s)", c->peer, lwip_strerr(err));
-	}
-	c->pcb = NULL;		/* freed by lwIP: nothing to close */
-	nc_release(c, false);
-}
-
-/* Every second: handshake and idle limits, and output left behind. */
-static err_t nc_poll(void *arg, struct altcp_pcb *pcb)
-{
-	struct nc_client *c = arg;
-	uint64_t now = time_us();
-
-	(void)pcb;
-	if (!c)
-		return ERR_OK;
-	if (c->state == NC_HANDSHAKE && net_tls_phase(c->pcb) == NET_TLS_OPEN)
-		nc_opened(c);
-	if (c->state == NC_HANDSHAKE && nc_since(now, c->since_us) > NETCON_HANDSHAKE_US) {
+	switch (cn->cause) {
+	case CONN_EOF:
+		break;		/* netcon_service answers the lines here, then closes */
+	case CONN_REFUSED:
+		if (cn->tls_phase == NET_TLS_HELLO)
+			nc_refused_handshake(c, "not a TLS 1.2 PSK client (plain TCP?)");
+		else if (cn->tls_phase == NET_TLS_KEYS)
+			nc_refused_handshake(c, "TLS handshake failed (wrong key?)");
+		break;
+	case CONN_LOST:
+		if (cn->lwip_err != ERR_CLSD && cn->lwip_err != ERR_OK)
+			pr_info("netcon: %s: connection lost (%s)", c->peer,
+				lwip_strerr((err_t)cn->lwip_err));
+		break;
+	case CONN_OPEN_TIMEOUT:
 		pr_warn("netcon: refused %s: no TLS handshake within %llu s", c->peer,
 			NETCON_HANDSHAKE_US / 1000000);
 		nc_refused++;
-		nc_release(c, true);
-		return ERR_ABRT;
+		break;
+	case CONN_BAD_INPUT:
+		nc_fail(c, cn->err == -EBADMSG ? "binary data on the console" : cn->why);
+		break;
+	default:
+		nc_fail(c, cn->why);	/* "idle timeout" */
 	}
-	if (c->state == NC_OPEN && !c->busy && nc_since(now, c->last_us) > nc_idle_us)
-		nc_fail(c, "idle timeout");
-	if (c->state == NC_CLOSING && !c->busy && nc_since(now, c->closing_us) > NETCON_LINGER_US) {
-		/* The peer does not read its last reply. */
-		nc_release(c, true);
-		return ERR_ABRT;
-	}
-	nc_flush(c);
-	return ERR_OK;
 }
+
+static const struct conn_ops nc_conn_ops = {
+	.opened = nc_opened,
+	.failed = nc_failed,
+};
 
 static struct nc_client *nc_slot(void)
 {
 	for (int i = 0; i < NETCON_MAX_CLIENTS; i++)
-		if (nc_clients[i].state == NC_FREE)
+		if (!nc_clients[i].used)
 			return &nc_clients[i];
 	return NULL;
 }
 
-static err_t nc_accept(void *arg, struct altcp_pcb *pcb, err_t err)
+static int nc_accept(void *arg, struct altcp_pcb *pcb)
 {
-	struct nc_client *c;
-	char ip[16];
+	struct nc_client *c = nc_slot();
+	char peer[24];
+	int rc;
 
 	(void)arg;
-	if (err != ERR_OK || !pcb)
-		return ERR_VAL;
-	ipaddr_ntoa_r(altcp_get_ip(pcb, 0), ip, sizeof(ip));
-	c = nc_slot();
-	if (c)
-		c->rx = malloc(NETCON_RX_MAX);
-	if (!c || !c->rx) {
-		pr_warn("netcon: refused %s:%u: %s", ip, altcp_get_port(pcb, 0),
+	conn_peer(pcb, peer, sizeof(peer));
+	rc = c ? conn_init(&c->conn, &nc_cfg, &nc_conn_ops, c) : -EBUSY;
+	if (rc < 0) {
+		pr_warn("netcon: refused %s: %s", peer,
 			c ? "out of memory" : "all client slots are busy");
 		nc_refused++;
-		if (c)
-			nc_free(c);
-		altcp_abort(pcb);
-		return ERR_ABRT;
+		return rc;	/* the helper aborts the connection */
 	}
-	c->state = NC_HANDSHAKE;
-	c->pcb = pcb;
+	c->used = true;
 	c->id = nc_next_id++;
-	snprintf(c->peer, sizeof(c->peer), "%s:%u", ip, altcp_get_port(pcb, 0));
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	snprintf(c->source, sizeof(c->source), "tcp %s", c->peer);
 	c->ctx.source = c->source;
-	c->since_us = c->last_us = time_us();
-	altcp_arg(pcb, c);
-	altcp_recv(pcb, nc_recv);
-	altcp_sent(pcb, nc_sent);
-	altcp_err(pcb, nc_err);
-	altcp_poll(pcb, nc_poll, NETCON_POLL_TICKS);
-	/* Replies are small and each one waits for the next command. */
-	altcp_nagle_disable(pcb);
+	conn_accept(&c->conn, pcb);
 	pr_debug("netcon: %s: connected", c->peer);
-	return ERR_OK;
+	return 0;
 }
 
 /* ---- running lines (main loop, outside lwIP) ---- */
-
-/* The first complete line, NUL-terminated into line; false when none. */
-static bool nc_take_line(struct nc_client *c, char *line)
-{
-	char *nl = memchr(c->rx, '\n', c->rx_len);
-	size_t n;
-
-	if (!nl)
-		return false;
-	n = (size_t)(nl - c->rx);
-	memcpy(line, c->rx, n);
-	if (n && line[n - 1] == '\r')
-		n--;
-	line[n] = '\0';
-	c->rx_len -= (size_t)(nl + 1 - c->rx);
-	memmove(c->rx, nl + 1, c->rx_len);
-	return true;
-}
 
 /* console_progress() for a JSON command: a line ahead of the reply. */
 static void nc_progress(struct cmd_ctx *ctx, const char *phase, uint64_t done,
@@ -437,7 +257,7 @@ static void nc_progress(struct cmd_ctx *ctx, const char *phase, uint64_t done,
 		     phase, done, total);
 	if (n > 0 && (size_t)n < sizeof(line)) {
 		nc_write(c, line, (size_t)n);
-		nc_flush(c);
+		conn_push(&c->conn);
 	}
 }
 
@@ -447,7 +267,7 @@ static void nc_dispatch(struct nc_client *c, const char *line)
 	bool json = c->json;
 
 	if (!strcmp(line, "quit") || !strcmp(line, "exit")) {
-		c->state = NC_CLOSING;
+		c->closing = true;
 		c->closing_us = time_us();
 		return;
 	}
@@ -476,38 +296,45 @@ static void nc_run(struct nc_client *c)
 {
 	char line[NETCON_RX_MAX + 1];	/* on the stack: nc_run may nest */
 
-	if (!nc_take_line(c, line))
+	if (conn_take_line(&c->conn, line, sizeof(line)) < 0)
 		return;
-	c->busy = true;
+	c->busy = c->conn.hold = true;	/* no idle timeout while it runs */
 	nc_dispatch(c, line);
 	c->busy = false;
-	c->last_us = time_us();
-	if (!c->pcb) {		/* lost while the command ran */
+	c->conn.hold = c->closing;	/* a closing client is not idle */
+	conn_touch(&c->conn);
+	if (!c->conn.pcb) {		/* lost while the command ran */
 		nc_free(c);
 		return;
 	}
-	nc_flush(c);
+	conn_push(&c->conn);
 }
 
 static bool nc_has_line(const struct nc_client *c)
 {
-	return c->state == NC_OPEN && !c->busy && memchr(c->rx, '\n', c->rx_len);
+	return c->used && c->conn.state == CONN_OPEN && !c->closing && !c->busy &&
+	       conn_has_line(&c->conn);
+}
+
+static bool nc_lingered(const struct nc_client *c)
+{
+	return c->closing && nc_since(time_us(), c->closing_us) > NETCON_LINGER_US;
 }
 
 /*
- * Closes happen here, in the main loop: from inside an lwIP callback a
- * close can free the PCB under the caller (tcp_close_shutdown's reset
- * path), so callbacks only mark the client.
+ * Closes happen here, in the main loop, never inside an lwIP callback
+ * (net/conn.h): the connection only reports.  A refused handshake and a
+ * peer that does not read its last reply are aborted.
  */
 static bool nc_should_close(const struct nc_client *c)
 {
-	if (c->busy || c->state == NC_FREE || c->state == NC_HANDSHAKE)
+	if (!c->used || c->busy)
 		return false;
-	if (!c->pcb)
+	if (!c->conn.pcb || c->conn.cause == CONN_OPEN_TIMEOUT || nc_lingered(c))
 		return true;
-	if (c->tx_off != c->tx_len)
+	if (c->conn.state == CONN_OPENING || conn_tx_queued(&c->conn))
 		return false;	/* the sent callback drains it first */
-	return c->state == NC_CLOSING || (c->peer_closed && !nc_has_line(c));
+	return c->closing || (c->conn.cause == CONN_EOF && !nc_has_line(c));
 }
 
 static bool netcon_pending(void)
@@ -529,8 +356,10 @@ static void netcon_service(void)
 		if (nc_has_line(c))
 			nc_run(c);
 		if (nc_should_close(c)) {
+			bool abort = c->conn.cause == CONN_OPEN_TIMEOUT || nc_lingered(c);
+
 			pr_debug("netcon: %s: closed after %lu commands", c->peer, c->ncmds);
-			nc_release(c, false);
+			nc_release(c, abort);
 		}
 	}
 }
@@ -544,7 +373,6 @@ static const struct mainloop_service netcon_svc = {
 
 void netcon_start(const struct tern_config *cfg)
 {
-	struct altcp_pcb *pcb, *l;
 	int r;
 
 	r = net_tls_init(cfg);
@@ -555,25 +383,22 @@ void netcon_start(const struct tern_config *cfg)
 	if (r < 0)
 		return;
 	nc_port = cfg->console_port;
-	nc_idle_us = (uint64_t)cfg->console_idle_s * 1000000;
-	pcb = net_tls_new(true);
-	if (!pcb) {
-		pr_err("netcon: no memory for the listening socket");
+	nc_cfg = (struct conn_cfg){
+		.tls = true,
+		.rx_max = NETCON_RX_MAX,
+		.line_max = NETCON_LINE_MAX,
+		.tx_max = NETCON_TX_MAX,
+		.open_us = NETCON_HANDSHAKE_US,
+		.idle_us = (uint64_t)cfg->console_idle_s * 1000000,
+	};
+	nc_listen = conn_listen(true, nc_port, NETCON_MAX_CLIENTS, nc_accept, NULL, &r);
+	if (!nc_listen) {
+		if (r == -EADDRINUSE)
+			pr_err("netcon: cannot bind TCP port %u", nc_port);
+		else
+			pr_err("netcon: no memory for the listening socket");
 		return;
 	}
-	if (altcp_bind(pcb, IP4_ADDR_ANY, nc_port) != ERR_OK) {
-		pr_err("netcon: cannot bind TCP port %u", nc_port);
-		altcp_close(pcb);
-		return;
-	}
-	l = altcp_listen_with_backlog(pcb, NETCON_MAX_CLIENTS);
-	if (!l) {
-		pr_err("netcon: cannot listen on TCP port %u", nc_port);
-		altcp_close(pcb);
-		return;
-	}
-	nc_listen = l;
-	altcp_accept(l, nc_accept);
 	mainloop_register(&netcon_svc);
 	pr_info("netcon: listening on TCP port %u (TLS 1.2, pre-shared key), idle timeout %u s",
 		nc_port, cfg->console_idle_s);
@@ -602,13 +427,13 @@ int netcon_cmd_list(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **arg
 	for (int i = 0; i < NETCON_MAX_CLIENTS; i++) {
 		const struct nc_client *c = &nc_clients[i];
 
-		if (c->state == NC_FREE)
+		if (!c->used)
 			continue;
 		char idle[24];
 
-		snprintf(idle, sizeof(idle), "%lus", nc_since(now, c->last_us) / 1000000);
+		snprintf(idle, sizeof(idle), "%lus", nc_since(now, c->conn.last_rx_us) / 1000000);
 		cmd_printf(o, "%-5u %-22s %-10s %-5s %-7s %lu%s\n", c->id, c->peer,
-			   nc_state_name(c->state), c->json ? "json" : "text", idle,
+			   nc_state_name(nc_state(c)), c->json ? "json" : "text", idle,
 			   c->ncmds, &c->ctx == ctx ? "  (you)" : "");
 	}
 	return 0;

@@ -4,31 +4,36 @@
  * (apps/altcp_tls, built against Debian's mbedTLS) moves the records;
  * this file only builds its configurations.
  *
- * lwIP 2.1.3's glue creates certificate-based configurations only.  Its
- * struct altcp_tls_config starts with the mbedtls_ssl_config, so a
- * pointer to the one is a pointer to the other (C11 6.7.2.1p15); we use
- * that to install the PSK.  The layout is private to that lwIP version,
- * hence the version check below.
+ * lwIP 2.1.3's glue creates certificate-based configurations only, and its
+ * struct altcp_tls_config (which holds the mbedtls_ssl_config) is private.
+ * It needs no reach-in: every connection's mbedtls_ssl_context points at
+ * its configuration (mbedtls_ssl_setup keeps the pointer, mbedtls/ssl.h),
+ * and altcp_tls_context() is lwIP's public way to that context.  So one
+ * connection made and dropped at start-up shows us the configuration to
+ * install the PSK in (tls_conf).
  *
  * The key: identity "tern" (RFC 4279 section 2), PSK = the bytes of the
  * `secret` in tern.cfg.  Suites and the TLS 1.2 limit come from
  * net/port/include/mbedtls_config_tern.h.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "lwip/altcp.h"
 #include "lwip/altcp_tcp.h"
 #include "lwip/altcp_tls.h"
-#include "lwip/init.h"
 #include "mbedtls/ssl.h"
+#include "mbedtls/version.h"
 
 #include "kernel/kernel.h"
 #include "kernel/lib/config.h"
 #include "net/stack.h"
 
-#if LWIP_VERSION_MAJOR != 2 || LWIP_VERSION_MINOR != 1
-#error "tls.c relies on the layout of lwIP 2.1's struct altcp_tls_config"
+/* ssl->conf and ssl->state are public fields up to mbedTLS 2.x (3.0 made
+ * them private). */
+#if MBEDTLS_VERSION_MAJOR != 2
+#error "tls.c reads mbedtls_ssl_context fields that are public in mbedTLS 2.x only"
 #endif
 
 #define TLS_IDENTITY	"tern"
@@ -37,9 +42,20 @@ static unsigned char tls_psk[CFG_SECRET_MAX];
 static size_t tls_psk_len;
 static struct altcp_tls_config *tls_server, *tls_client;
 
+/*
+ * The configuration inside c, through a connection that is never
+ * connected.  The const goes: the object is lwIP's, created writable by
+ * altcp_tls_create_config_*(), and no connection uses it yet.
+ */
 static mbedtls_ssl_config *tls_conf(struct altcp_tls_config *c)
 {
-	return (mbedtls_ssl_config *)(void *)c;
+	struct altcp_pcb *pcb = altcp_tls_new(c, IPADDR_TYPE_V4);
+	mbedtls_ssl_context *ssl = pcb ? altcp_tls_context(pcb) : NULL;
+	mbedtls_ssl_config *conf = ssl ? (mbedtls_ssl_config *)(uintptr_t)ssl->conf : NULL;
+
+	if (pcb)
+		altcp_abort(pcb);	/* never connected: frees it, no callback set */
+	return conf;
 }
 
 /*
@@ -69,6 +85,10 @@ static struct altcp_tls_config *tls_make(bool server)
 	if (!c)
 		return NULL;
 	conf = tls_conf(c);
+	if (!conf) {
+		altcp_tls_free_config(c);
+		return NULL;
+	}
 	mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3,
 				     MBEDTLS_SSL_MINOR_VERSION_3);
 	/* Without certificates there is nothing to verify: the PSK itself
