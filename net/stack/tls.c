@@ -1,6 +1,7 @@
 /*
  * TLS with a pre-shared key for every Tern connection: the network console
- * now, migration and remote control later.  lwIP's altcp TLS layer
+ * and the migration link (ternctl uses the same suite from the host side).
+ * lwIP's altcp TLS layer
  * (apps/altcp_tls, built against Debian's mbedTLS) moves the records;
  * this file only builds its configurations.
  *
