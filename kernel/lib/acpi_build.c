@@ -45,12 +45,8 @@ static uint32_t ab_align(uint32_t v, uint32_t a)
 /* Make the bytes of p[0, len) sum to zero through p[at] (5.2.6, 5.2.5.3). */
 static void ab_checksum(uint8_t *p, uint32_t len, uint32_t at)
 {
-	uint8_t sum = 0;
-
 	p[at] = 0;
-	for (uint32_t i = 0; i < len; i++)
-		sum = (uint8_t)(sum + p[i]);
-	p[at] = (uint8_t)-sum;
+	p[at] = (uint8_t)-acpi_sum8(p, len);
 }
 
 /* System Description Table Header, Table 5.4; checksummed last. */

@@ -42,14 +42,19 @@ static bool acpi_has(uint32_t len, uint32_t off, uint32_t size)
 	return off <= len && size <= len - off;
 }
 
-bool acpi_checksum_ok(const void *p, size_t len)
+uint8_t acpi_sum8(const void *p, size_t len)
 {
 	const uint8_t *b = p;
 	uint8_t sum = 0;
 
 	for (size_t i = 0; i < len; i++)
 		sum = (uint8_t)(sum + b[i]);
-	return sum == 0;
+	return sum;
+}
+
+bool acpi_checksum_ok(const void *p, size_t len)
+{
+	return acpi_sum8(p, len) == 0;
 }
 
 static const uint8_t *acpi_map(struct acpi_walk *w, uint64_t phys, size_t len)

@@ -132,7 +132,9 @@ struct acpi_info {
 	struct acpi_mcfg mcfg[ACPI_MAX_MCFG];
 };
 
-/* True when the bytes of p[0, len) sum to 0 modulo 256. */
+/* The bytes of p[0, len) summed modulo 256 (ACPI 6.5 5.2.6), and whether
+ * that is 0: the checker here, the table builder in acpi_build.c. */
+uint8_t acpi_sum8(const void *p, size_t len);
 bool acpi_checksum_ok(const void *p, size_t len);
 
 /*
