@@ -45,11 +45,13 @@ KASFLAGS	:= -iquote . -I$(GEN) -MMD -MP
 
 # Pure modules: no hardware, so the kernel, the unit tests and the fuzzers
 # build the same files: kernel/lib/, storage/lib/ (iSCSI and SCSI codecs)
-# and the migration stream codec (migrate/stream*.c).  The other files of
+# the device models' state machines (kernel/devices/model/) and the
+# migration stream codec (migrate/stream*.c).  The other files of
 # migrate/ are kernel-only.  Every project header is included by its path
 # from the top ("kernel/virt/vm.h", "migrate/stream.h") through -iquote .
 MIG_PURE_SRCS	:= $(sort $(wildcard migrate/stream*.c))
-LIB_SRCS	:= $(sort $(wildcard kernel/lib/*.c storage/lib/*.c)) $(MIG_PURE_SRCS)
+LIB_SRCS	:= $(sort $(wildcard kernel/lib/*.c kernel/devices/model/*.c storage/lib/*.c)) \
+		   $(MIG_PURE_SRCS)
 # kernel/: platform/ (CPUs, memory, APIC, time, ACPI, serial), virt/ (VMs,
 # the vCPU loop, the vendor ops, CPUID/MSR/MMIO, the dirty log), devices/
 # (device models), mgmt/ (console and commands), lib/ (pure), main.c.
