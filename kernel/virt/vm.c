@@ -66,6 +66,12 @@ void vm_guest_stopped(struct vm *vm, enum vm_state st, const char *fmt, ...)
 		pr_info("vm %s: stopped: %s", vm->name, vm->stop_reason);
 }
 
+/* Until the VM can restart itself, a reset stops it with the reason. */
+void vm_guest_reset(struct vm *vm, const char *why)
+{
+	vm_guest_stopped(vm, VM_STOPPED, "guest reset: %s", why);
+}
+
 /* ---- guest memory ---- */
 
 void *vm_gpa_to_hva(struct vm *vm, uint64_t gpa, size_t len)

@@ -275,6 +275,9 @@ int vm_write_gpa(struct vm *vm, uint64_t gpa, const void *buf, size_t len);
 const char *vm_state_name(enum vm_state s);
 void vm_guest_stopped(struct vm *vm, enum vm_state st, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* The guest asked for a reset (ACPI RESET_REG, 0xcf9, the keyboard
+ * controller, a triple fault): this VM alone restarts from its kernel. */
+void vm_guest_reset(struct vm *vm, const char *why);
 
 /* vcpu.c: the one run loop */
 void vcpu_loop(void *arg);
