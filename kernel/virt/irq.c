@@ -19,7 +19,9 @@ void vm_irq_msg(struct vm *vm, const struct apic_msg *m)
 
 uint64_t vm_time_ns(void)
 {
-	uint64_t hz = tsc_hz();
+	uint64_t hz = tsc_hz(), t = rdtsc();
 
-	return hz ? (uint64_t)((unsigned __int128)rdtsc() * 1000000000u / hz) : time_us() * 1000;
+	/* Split so nothing overflows for TSC rates below 18 GHz, without a
+	 * 128-bit division (no libgcc in the kernel). */
+	return hz ? t / hz * 1000000000u + t % hz * 1000000000u / hz : time_us() * 1000;
 }
