@@ -97,7 +97,7 @@ static void basic_leaf(struct vcpu *v, uint32_t leaf, uint32_t sub, uint32_t o[4
 	host_cpuid(leaf, sub, o);
 	switch (leaf) {
 	case 0:
-		o[0] = o[0] < BASIC_MAX ? o[0] : BASIC_MAX;
+		o[0] = BASIC_MAX;	/* leaf 0x15 is Tern's, whatever the host has */
 		break;
 	case 1:
 		/* One logical CPU per package; APIC ID = vCPU index. */
@@ -110,9 +110,6 @@ static void basic_leaf(struct vcpu *v, uint32_t leaf, uint32_t sub, uint32_t o[4
 	case 6:
 		memset(o, 0, 16);
 		o[0] = L6_EAX_ARAT;
-		break;
-	case 0x15:
-		tsc_leaf(o);
 		break;
 	case 7:
 		if (sub == 0) {
@@ -183,6 +180,10 @@ void cpuid_policy(struct vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4])
 		return;
 	}
 	host_cpuid(0, 0, max);
+	if (leaf == 0x15) {
+		tsc_leaf(out);
+		return;
+	}
 	if (leaf > (max[0] < BASIC_MAX ? max[0] : BASIC_MAX)) {
 		memset(out, 0, 16);
 		return;

@@ -371,13 +371,14 @@ static uint64_t arm_host_timer(struct vcpu *v, uint64_t dl, uint64_t now)
 	if (!dl || !hz)
 		return 0;
 	delta = dl > now ? dl - now : 0;
-	delta = delta / hz * 1000000u + delta % hz * 1000000u / hz;
+	/* Rounded up: waking before the guest's deadline only loops. */
+	delta = delta / hz * 1000000u + (delta % hz * 1000000u + hz - 1) / hz;
 	due = t + (delta < TIMER_MAX_US ? delta : TIMER_MAX_US);
 	if (v->tick_on)
 		return due;
 	if (v->host_timer_us && v->host_timer_us <= due && v->host_timer_us > t)
 		return due;	/* an earlier one is armed: it re-checks */
-	lapic_timer_oneshot(VEC_TIMER, due - t);
+	lapic_timer_oneshot(VEC_TIMER, due > t ? due - t : 1);
 	v->host_timer_us = due;
 	return due;
 }
