@@ -117,11 +117,10 @@ static bool vlapic_set_irr(struct vlapic *l, unsigned vec, bool level)
 
 /* ---- reset ---- */
 
-/* Register state after RESET (SDM 11.4.7.1); base and IDs are the
- * caller's. */
+/* Register state after RESET (SDM 11.4.7.1) but for the ID register;
+ * the base and IDs are the caller's. */
 static void vlapic_regs_reset(struct vlapic *l)
 {
-	l->id_reg = l->apic_id << 24;
 	l->tpr = 0;
 	l->ldr = vlapic_x2apic_mode(l) ? vlapic_x2apic_ldr(l->apic_id) : 0;
 	l->dfr = 0xffffffffu;
@@ -145,6 +144,7 @@ void vlapic_reset(struct vlapic *l, uint32_t apic_id, bool bsp)
 	memset(l, 0, sizeof(*l));
 	l->apic_id = apic_id;
 	l->apic_base = VLAPIC_BASE_DEFAULT | VLAPIC_BASE_EN | (bsp ? VLAPIC_BASE_BSP : 0);
+	l->id_reg = apic_id << 24;
 	vlapic_regs_reset(l);
 }
 
@@ -152,10 +152,7 @@ void vlapic_reset(struct vlapic *l, uint32_t apic_id, bool bsp)
  * stay (SDM 11.4.7.3). */
 void vlapic_init_signal(struct vlapic *l)
 {
-	uint32_t id = l->id_reg;
-
 	vlapic_regs_reset(l);
-	l->id_reg = id;
 }
 
 /* ---- priority and delivery to the CPU ---- */
@@ -668,8 +665,10 @@ int vlapic_mmio_write(struct vlapic *l, uint32_t off, uint32_t val, uint64_t now
 /*
  * IA32_APIC_BASE (SDM 11.4.4, 11.12.5): EN/EXTD 0/1 is invalid, x2APIC
  * may only be left by disabling, and entered only from xAPIC.  Global
- * disable resets the registers (SDM 11.4.3: the APIC comes back as after
- * power-up); entering x2APIC derives the LDR from the x2APIC ID.
+ * disable resets the registers but the ID (SDM 11.4.3: the APIC "may
+ * return to" the power-up state; 11.12.5.1: leaving x2APIC keeps the
+ * x2APIC ID and its low 8 bits as the xAPIC ID); entering x2APIC derives
+ * the LDR from the x2APIC ID (11.12.10.2).
  */
 static int vlapic_base_write(struct vlapic *l, uint64_t val, struct vlapic_effects *fx)
 {
@@ -683,6 +682,8 @@ static int vlapic_base_write(struct vlapic *l, uint64_t val, struct vlapic_effec
 		return -EINVAL;
 	l->apic_base = val;
 	if (was_en && !en) {
+		if (was_x2)
+			l->id_reg = l->apic_id << 24;
 		vlapic_regs_reset(l);
 		fx->timer_changed = true;
 	} else if (x2 && !was_x2) {
@@ -738,11 +739,8 @@ static uint32_t vlapic_x2_wmask(uint32_t off)
 		return VLAPIC_DCR_MASK;
 	case VLAPIC_TIMER_ICR:
 		return ~0u;
-	case VLAPIC_EOI:
-	case VLAPIC_ESR:
-		return 0;
 	}
-	return 0;
+	return 0;		/* EOI, ESR: only 0 may be written */
 }
 
 static bool vlapic_x2_writable(uint32_t off)
