@@ -296,9 +296,9 @@ static void vlapic_send_ipi(struct vlapic *l, struct vlapic_effects *fx)
 	m->shorthand = (lo >> 18) & 3;
 	m->logical = lo & (1u << 11);
 	m->level = lo & (1u << 15);
-	/* The level flag only means something for INIT (de-assert); modern
-	 * CPUs issue it as 1 for everything else. */
-	m->assert = dm == APIC_DM_INIT ? (lo & (1u << 14)) != 0 : true;
+	/* Level 0 only means something for a level-triggered INIT (the
+	 * INIT level de-assert); modern CPUs issue it as 1 otherwise. */
+	m->assert = !(dm == APIC_DM_INIT && m->level && !(lo & (1u << 14)));
 	m->src_id = vlapic_id(l);
 	fx->ipi = true;
 }
