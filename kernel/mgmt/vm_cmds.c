@@ -58,8 +58,7 @@ int vm_cmd_create(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 		cmd_printf(o, "error: vm create: %s\n", err);
 		return rc;
 	}
-	cmd_printf(o, "vm %s created (%lu MiB, %s)\n", argv[0], mem >> 20,
-		   vm_find(argv[0])->kind == GUEST_LINUX ? "Linux" : "Multiboot");
+	cmd_printf(o, "vm %s created (%lu MiB)\n", argv[0], mem >> 20);
 	return 0;
 bad:
 	cmd_printf(o, "error: vm create: bad argument '%s' (usage: vm create NAME "
