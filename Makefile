@@ -217,6 +217,7 @@ esp-linux: esp linux-guest
 	@cp -r $(ESP) $(LINUX_ESP)
 	@mkdir -p $(LINUX_ESP)/tern/linux
 	@cp $(LINUX_DIR)/vmlinuz $(LINUX_DIR)/initrd.gz $(LINUX_ESP)/tern/linux/
+	@cat tests/linux/tern-cfg-vms >>$(LINUX_ESP)/tern/tern.cfg
 
 # ---- ESP tree ----
 esp: $(ESP)/EFI/BOOT/BOOTX64.EFI $(ESP)/tern/kernel.elf $(ESP)/tern/tern.cfg \

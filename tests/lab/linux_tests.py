@@ -5,7 +5,8 @@ linux-guest`) and the busybox initramfs of tests/linux/, and follow its
 boot through the host log.
 
     python3 tests/lab/linux_tests.py [--esp DIR] [--expect STAGE]
-                                     [--only REGEX] [--logdir DIR] [--list]
+                                     [--bochs MODEL] [--only REGEX]
+                                     [--logdir DIR] [--list]
 
 Stages, each implying the ones before it:
     banner   "Linux version 6.1..." from the guest's UART (works today)
@@ -38,11 +39,17 @@ KERNEL = "linux/vmlinuz"
 INITRD = "linux/initrd.gz"
 CMDLINE = "console=ttyS0 earlyprintk=serial,ttyS0,115200 loglevel=7"
 STAGES = ("banner", "init", "shell", "full")
-BOOT_TIMEOUT = 60
-CMD_TIMEOUT = 20
-BANNER_TIMEOUT = 180    # decompression under TCG and nested paging
-QUIET_SECS = 20         # no new guest line for this long: the boot stopped
-SETTLE_TIMEOUT = 300
+# `--bochs MODEL`: Intel VT-x with EPT under Bochs (~100 MIPS, far slower).
+BOCHS_MODEL = None
+for _i, _a in enumerate(sys.argv):
+    if _a == "--bochs" and _i + 1 < len(sys.argv):
+        BOCHS_MODEL = sys.argv[_i + 1]
+SLOW = 10 if BOCHS_MODEL else 1
+BOOT_TIMEOUT = 60 * SLOW
+CMD_TIMEOUT = 20 * SLOW
+BANNER_TIMEOUT = 180 * SLOW     # decompression under TCG and nested paging
+QUIET_SECS = 20 * SLOW          # no new guest line this long: it stopped
+SETTLE_TIMEOUT = 300 * SLOW
 GUEST_PROMPT = "lx# "
 
 CFG = None
@@ -107,8 +114,12 @@ def console():
     global _shared
     if _shared is not None and _shared.h.alive():
         return _shared
-    host = ternlab.QemuHost(esp_dir(), name="linux", mem=QEMU_MEM,
-                            smp=QEMU_SMP, cpu=QEMU_CPU, logdir=CFG.logdir)
+    if BOCHS_MODEL:
+        host = ternlab.BochsHost(esp_dir(), name="linux-vmx", cpu_model=BOCHS_MODEL,
+                                 mem_mb=512, cpus=QEMU_SMP, logdir=CFG.logdir)
+    else:
+        host = ternlab.QemuHost(esp_dir(), name="linux", mem=QEMU_MEM,
+                                smp=QEMU_SMP, cpu=QEMU_CPU, logdir=CFG.logdir)
     con = Console(host)
     try:
         host.start()
@@ -212,6 +223,33 @@ def linux_create_info():
 
 
 @test
+def linux_cfg_vms():
+    """tern.cfg's vm lines (tests/linux/tern-cfg-vms): one guest created at
+    boot, an error line with the line number for each bad one."""
+    con = console()
+    try:
+        log = con.raw("log 2000", 60)
+        m = re.search(r"config: vm lxcfg created from line (\d+)", log)
+        check(m, "no 'config: vm lxcfg created' at boot:\n" + log[-3000:])
+        first = int(m.group(1))
+        check(re.search(rf"config: line {first + 1}: vm lxcfg: duplicate name "
+                        rf"\(first on line {first}\)", log),
+              "no duplicate-name error line:\n" + log[-3000:])
+        check(re.search(rf"config: line {first + 2}: vm: unknown key 'memory'", log),
+              "no unknown-key error line:\n" + log[-3000:])
+        check(re.search(rf"config: line {first + 3}: vm small: .*does not fit", log),
+              "no error line for a guest too small for its kernel:\n" + log[-3000:])
+        d = con.info("lxcfg")
+        check(d["state"] == "created" and d.get("kind", "").startswith("Linux")
+              and re.fullmatch(r"console=ttyS0 quiet tsc_early_khz=\d+",
+                               d.get("cmdline", "")),
+              f"vm info lxcfg:\n{d['_text']}")
+        check("small" not in con.run("vm list"), "the bad guest was created")
+    finally:
+        con.cleanup("lxcfg")
+
+
+@test
 def linux_boot():
     """Start the VM; the banner must come; later stages per --expect."""
     con = console()
@@ -301,6 +339,8 @@ def main(argv=None):
     ap.add_argument("--logdir", default=os.path.join(REPO, "build", "test-logs"))
     ap.add_argument("--expect", choices=STAGES, default="banner",
                     help="the last boot stage that must be reached")
+    ap.add_argument("--bochs", metavar="MODEL",
+                    help="run under Bochs with this CPU model (Intel VT-x)")
     ap.add_argument("--list", action="store_true")
     CFG = ap.parse_args(argv)
     CFG.esp = os.path.abspath(CFG.esp)
