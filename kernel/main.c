@@ -129,6 +129,10 @@ void kmain(uint64_t bi_phys)
 	netcon_start(&host_cfg);
 	storage_start(&host_cfg);
 	migrate_start(&host_cfg);
+	if (hv)
+		vm_boot_create(&host_cfg);
+	else if (host_cfg.nvms)
+		pr_err("config: %u vm lines ignored: %s", host_cfg.nvms, hv_status());
 	report_boot_time();
 	console_start(host_cfg.hostname);
 	mainloop_run();

@@ -173,7 +173,7 @@ static int dst_on_config(void *ctx, const struct mig_config *c)
 	rc = dst_preflight(c, why, sizeof(why));
 	/* The image must be on this host's ESP: vm_create loads it. */
 	if (!rc)
-		rc = vm_create(c->name, c->mem_size, c->kernel_path, c->cmdline, 1, why,
+		rc = vm_create(c->name, c->mem_size, c->kernel_path, NULL, c->cmdline, 1, why,
 			       sizeof(why));
 	if (rc < 0) {
 		pr_warn("migrate: refused %s from %s: %s", c->name, dst.peer, why);

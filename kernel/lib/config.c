@@ -394,6 +394,21 @@ static int cfg_set_disk(struct tern_config *c, const char *v, size_t n,
 	return 0;
 }
 
+/* `vm = ...` lines: kept as text like disks; cfg_parse_vm reads them at
+ * VM creation, so that a bad guest line costs that guest, not the host. */
+static int cfg_set_vm(struct tern_config *c, const char *v, size_t n,
+		      struct cfg_msg *m)
+{
+	if (c->nvms >= CFG_VMS_MAX) {
+		msg_puts(m, "at most 8 vm lines");
+		return -EINVAL;
+	}
+	memcpy(c->vms[c->nvms], v, n);
+	c->vms[c->nvms][n] = '\0';
+	c->nvms++;
+	return 0;
+}
+
 typedef int (*cfg_set_fn)(struct tern_config *c, const char *v, size_t n,
 			  struct cfg_msg *m);
 
@@ -415,6 +430,7 @@ static const struct cfg_key cfg_keys[] = {
 	{ "log_level", cfg_set_log_level, false },
 	{ "serial_console", cfg_set_serial_console, false },
 	{ "disk", cfg_set_disk, true },
+	{ "vm", cfg_set_vm, true },
 };
 
 enum { CFG_NKEYS = CFG_ARRAY_SIZE(cfg_keys) };
@@ -492,14 +508,14 @@ static int cfg_quoted(struct cfg_state *st, const char *s, size_t n, size_t *i,
 
 /* Unquoted: up to a '#' that follows whitespace, trailing blanks trimmed. */
 static int cfg_unquoted(struct cfg_state *st, const char *s, size_t n, size_t i,
-			char *val, size_t *vlen)
+			char *val, size_t *vlen, bool inner_quotes)
 {
 	size_t j;
 
 	for (j = i; j < n; j++) {
 		if (s[j] == '#' && cfg_is_ws(s[j - 1]))
 			break;
-		if (s[j] == '"')
+		if (s[j] == '"' && !inner_quotes)
 			return cfg_fail(st, "stray '\"' (quote the whole value)");
 	}
 	while (j > i && cfg_is_ws(s[j - 1]))
@@ -564,7 +580,8 @@ static int cfg_line(struct cfg_state *st, const char *s, size_t n)
 	if (i < n && s[i] == '"')
 		rc = cfg_quoted(st, s, n, &i, val, &vlen);
 	else
-		rc = cfg_unquoted(st, s, n, i, val, &vlen);
+		/* A vm line's cmdline="..." is quoted inside the value. */
+		rc = cfg_unquoted(st, s, n, i, val, &vlen, key->set == cfg_set_vm);
 	if (rc)
 		return rc;
 	if (vlen == 0)
@@ -573,6 +590,8 @@ static int cfg_line(struct cfg_state *st, const char *s, size_t n)
 	rc = key->set(st->c, val, vlen, st->m);
 	if (rc)
 		return rc;
+	if (key->set == cfg_set_vm)
+		st->c->vm_lines[st->c->nvms - 1] = st->lineno;
 	st->seen[idx] = st->lineno;
 	return 0;
 }
@@ -666,5 +685,175 @@ int cfg_parse(const char *text, size_t len, struct tern_config *out,
 		return rc;
 	}
 	msg_init(&m, err->msg, sizeof(err->msg));
+	return 0;
+}
+
+/* ---- `vm =` lines ---- */
+
+/* One word of a vm line: [*p, end) up to whitespace, with a key="..."
+ * value's quotes taken as part of it.  Returns false for an unterminated
+ * quote. */
+static bool vm_word(const char **p, const char **start, size_t *len)
+{
+	const char *q = *p;
+	bool quoted = false;
+
+	while (cfg_is_ws(*q))
+		q++;
+	*start = q;
+	while (*q && (quoted || !cfg_is_ws(*q))) {
+		if (*q == '"')
+			quoted = !quoted;
+		q++;
+	}
+	*len = (size_t)(q - *start);
+	*p = q;
+	return !quoted;
+}
+
+/* Copy a value into out[0, cap): "..." unquoted, no quote inside; only
+ * a command line may be empty. */
+static bool vm_value(const char *v, size_t n, char *out, size_t cap, bool may_be_empty)
+{
+	if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+		v++;
+		n -= 2;
+	}
+	if ((n == 0 && !may_be_empty) || n >= cap || memchr(v, '"', n))
+		return false;
+	memcpy(out, v, n);
+	out[n] = '\0';
+	return true;
+}
+
+/* Decimal bytes with an optional K, M or G suffix, at most 1 TiB. */
+static bool vm_size(const char *v, size_t n, uint64_t *out)
+{
+	uint64_t x = 0, mul = 1;
+	size_t i;
+
+	if (n && (v[n - 1] == 'K' || v[n - 1] == 'k'))
+		mul = 1ull << 10;
+	else if (n && (v[n - 1] == 'M' || v[n - 1] == 'm'))
+		mul = 1ull << 20;
+	else if (n && (v[n - 1] == 'G' || v[n - 1] == 'g'))
+		mul = 1ull << 30;
+	if (mul != 1)
+		n--;
+	if (n == 0 || n > 13)
+		return false;
+	for (i = 0; i < n; i++) {
+		if (!cfg_is_digit(v[i]))
+			return false;
+		x = x * 10 + (uint64_t)(v[i] - '0');
+	}
+	if (x > (1ull << 40) / mul)
+		return false;
+	*out = x * mul;
+	return true;
+}
+
+static bool vm_name_ok(const char *v, size_t n)
+{
+	if (n == 0 || n >= CFG_VM_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = v[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || cfg_is_digit(ch) ||
+		      ch == '-' || ch == '_'))
+			return false;
+	}
+	return true;
+}
+
+/* key=value: is the word this key?  *v, *vn get the value. */
+static bool vm_kv(const char *w, size_t n, const char *key, const char **v, size_t *vn)
+{
+	size_t k = strlen(key);
+
+	if (n <= k || memcmp(w, key, k) || w[k] != '=')
+		return false;
+	*v = w + k + 1;
+	*vn = n - k - 1;
+	return true;
+}
+
+static int vm_word_set(struct cfg_vm *out, const char *w, size_t n, struct cfg_msg *m)
+{
+	const char *v;
+	size_t vn;
+	uint64_t x;
+
+	if (n == 9 && !memcmp(w, "autostart", 9)) {
+		out->autostart = true;
+		return 0;
+	}
+	if (vm_kv(w, n, "mem", &v, &vn)) {
+		if (vm_size(v, vn, &out->mem) && out->mem)
+			return 0;
+		msg_puts(m, "mem: expected a size like 256M");
+	} else if (vm_kv(w, n, "vcpus", &v, &vn)) {
+		/* A plain number: vm_size without a suffix. */
+		if (vm_size(v, vn, &x) && cfg_is_digit(v[vn - 1]) && x >= 1 && x <= 255) {
+			out->vcpus = (uint32_t)x;
+			return 0;
+		}
+		msg_puts(m, "vcpus: expected a number 1..255");
+	} else if (vm_kv(w, n, "kernel", &v, &vn)) {
+		if (vm_value(v, vn, out->kernel, sizeof(out->kernel), false))
+			return 0;
+		msg_puts(m, "kernel: path empty, too long or quoted badly");
+	} else if (vm_kv(w, n, "initrd", &v, &vn)) {
+		if (vm_value(v, vn, out->initrd, sizeof(out->initrd), false))
+			return 0;
+		msg_puts(m, "initrd: path empty, too long or quoted badly");
+	} else if (vm_kv(w, n, "cmdline", &v, &vn)) {
+		if (vm_value(v, vn, out->cmdline, sizeof(out->cmdline), true))
+			return 0;
+		msg_puts(m, "cmdline: too long or quoted badly");
+	} else {
+		const char *eq = memchr(w, '=', n);
+
+		msg_puts(m, "unknown key ");
+		msg_put_key(m, w, eq ? (size_t)(eq - w) : n);
+		msg_puts(m, " (mem, kernel, initrd, cmdline, vcpus, autostart)");
+	}
+	return -EINVAL;
+}
+
+int cfg_parse_vm(const char *line, struct cfg_vm *out, char *msg, size_t msglen)
+{
+	char dummy[1];
+	struct cfg_msg m;
+	const char *p = line, *w;
+	size_t n;
+	int rc;
+
+	msg_init(&m, msg && msglen ? msg : dummy, msg && msglen ? msglen : sizeof(dummy));
+	memset(out, 0, sizeof(*out));
+	out->vcpus = 1;
+	if (!line || !vm_word(&p, &w, &n) || !vm_name_ok(w, n)) {
+		msg_puts(&m, "expected 'NAME key=value...' (name: letters, digits, '-', '_', "
+			 "at most 31)");
+		return -EINVAL;
+	}
+	memcpy(out->name, w, n);
+	out->name[n] = '\0';
+	for (;;) {
+		if (!vm_word(&p, &w, &n)) {
+			msg_puts(&m, "unterminated quote");
+			return -EINVAL;
+		}
+		if (n == 0)
+			break;
+		rc = vm_word_set(out, w, n, &m);
+		if (rc)
+			return rc;
+	}
+	if (!out->mem || !out->kernel[0]) {
+		msg_puts(&m, "mem=SIZE and kernel=PATH are required");
+		return -EINVAL;
+	}
 	return 0;
 }

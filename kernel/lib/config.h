@@ -42,6 +42,7 @@ enum {
 #define CFG_DEFAULT_CONSOLE_IDLE 300	/* seconds */
 #define CFG_DEFAULT_MIGRATE_PORT 7024
 #define CFG_DISKS_MAX		8	/* `disk =` lines */
+#define CFG_VMS_MAX		8	/* `vm =` lines */
 #define CFG_CONSOLE_IDLE_MIN	5
 #define CFG_CONSOLE_IDLE_MAX	86400
 
@@ -66,6 +67,35 @@ struct tern_config {
 	bool has_serial_console;	/* serial console enabled (default on) */
 	unsigned ndisks;		/* `disk = NAME URL [options]` lines, */
 	char disks[CFG_DISKS_MAX][CFG_LINE_MAX + 1];	/* as written */
+	unsigned nvms;			/* `vm = NAME key=value... [autostart]` */
+	char vms[CFG_VMS_MAX][CFG_LINE_MAX + 1];	/* as written, see */
+	int vm_lines[CFG_VMS_MAX];	/* cfg_parse_vm; and their line numbers */
+};
+
+/*
+ * One guest declared in tern.cfg:
+ *
+ *	vm = NAME mem=SIZE kernel=PATH [initrd=PATH] [cmdline="..."]
+ *	     [vcpus=N] [autostart]
+ *
+ * The values are those of the `vm create` command; SIZE is decimal with
+ * an optional K, M or G suffix.  cmdline's quotes may hold spaces but no
+ * '"' and no " #" (which starts a comment).  The line is kept as text by
+ * cfg_parse, so a bad one never stops the host from booting: the kernel
+ * parses it with cfg_parse_vm when it creates the guests, and logs why.
+ */
+#define CFG_VM_NAME_MAX		32
+#define CFG_VM_PATH_MAX		96
+#define CFG_VM_CMDLINE_MAX	256
+
+struct cfg_vm {
+	char name[CFG_VM_NAME_MAX];
+	uint64_t mem;			/* bytes */
+	uint32_t vcpus;			/* 1 unless given */
+	char kernel[CFG_VM_PATH_MAX];
+	char initrd[CFG_VM_PATH_MAX];	/* "" for none */
+	char cmdline[CFG_VM_CMDLINE_MAX];
+	bool autostart;
 };
 
 struct cfg_error {
@@ -95,6 +125,15 @@ int cfg_parse_ipv4(const char *s, uint32_t *out);
 
 /* "a.b.c.d/p" with p 0..32 (no leading zeros).  Returns 0 or -EINVAL. */
 int cfg_parse_cidr(const char *s, struct cfg_ipv4 *out);
+
+/*
+ * Parse the text of a `vm =` line (as kept in tern_config.vms) into *out.
+ * Returns 0, or -EINVAL with a one-line reason in msg[0, msglen) (e.g.
+ * "unknown key 'memory'", "mem=SIZE and kernel=PATH are required").
+ * Names, paths and sizes are checked for form only; vm_create checks the
+ * rest (ranges, the files on the ESP).
+ */
+int cfg_parse_vm(const char *line, struct cfg_vm *out, char *msg, size_t msglen);
 
 /* "error", "warn", "info", "debug", or "?" for an out-of-range level. */
 const char *cfg_log_level_name(int lvl);

@@ -26,7 +26,7 @@ static struct vm *need_vm(struct cmd_out *o, const char *cmd, const char *name)
 
 int vm_cmd_create(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
-	const char *kernel = NULL, *cmdline = "", *val;
+	const char *kernel = NULL, *initrd = NULL, *cmdline = "", *val;
 	uint64_t mem = 0, vcpus = 1;
 	char err[ERRLEN];
 	int i, rc;
@@ -38,6 +38,8 @@ int vm_cmd_create(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 				goto bad;
 		} else if (cmd_parse_kv(argv[i], "kernel", &val)) {
 			kernel = val;
+		} else if (cmd_parse_kv(argv[i], "initrd", &val)) {
+			initrd = val;
 		} else if (cmd_parse_kv(argv[i], "cmdline", &val)) {
 			cmdline = val;
 		} else if (cmd_parse_kv(argv[i], "vcpus", &val)) {
@@ -51,7 +53,7 @@ int vm_cmd_create(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 		cmd_printf(o, "error: vm create: mem=SIZE and kernel=PATH are required\n");
 		return -EINVAL;
 	}
-	rc = vm_create(argv[0], mem, kernel, cmdline, (int)vcpus, err, sizeof(err));
+	rc = vm_create(argv[0], mem, kernel, initrd, cmdline, (int)vcpus, err, sizeof(err));
 	if (rc < 0) {
 		cmd_printf(o, "error: vm create: %s\n", err);
 		return rc;
@@ -60,7 +62,7 @@ int vm_cmd_create(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 	return 0;
 bad:
 	cmd_printf(o, "error: vm create: bad argument '%s' (usage: vm create NAME "
-		   "mem=SIZE kernel=PATH [cmdline=\"...\"] [vcpus=1])\n", argv[i]);
+		   "mem=SIZE kernel=PATH [initrd=PATH] [cmdline=\"...\"] [vcpus=N])\n", argv[i]);
 	return -EINVAL;
 }
 
@@ -172,8 +174,14 @@ int vm_cmd_info(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 	cmd_printf(o, "name: %s\nstate: %s\n", vm->name, vm_state_name(vm->state));
 	if (vm->stop_reason[0])
 		cmd_printf(o, "reason: %s\n", vm->stop_reason);
-	cmd_printf(o, "memory: %lu MiB\nkernel: %s\ncmdline: %s\n", vm->mem_size >> 20,
-		   vm->kernel_path, vm->cmdline);
+	cmd_printf(o, "memory: %lu MiB\nkernel: %s\n", vm->mem_size >> 20, vm->kernel_path);
+	if (vm->kind == GUEST_LINUX)
+		cmd_printf(o, "kind: Linux bzImage, boot protocol %u.%02u\ninitrd: %s\n",
+			   vm->linux_proto >> 8, vm->linux_proto & 0xff,
+			   vm->initrd_path[0] ? vm->initrd_path : "none");
+	else
+		cmd_printf(o, "kind: Multiboot\n");
+	cmd_printf(o, "cmdline: %s\n", vm->boot_cmdline);
 	cmd_printf(o, "backend: %s\n", hv_status());
 	cmd_printf(o, "vcpu0: cpu %d rip %#lx exits %lu\n", v->running ? (int)v->host_cpu : -1,
 		   v->st.rip, v->exits_total);
@@ -192,8 +200,9 @@ int vm_cmd_info(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 /* The VM commands (handlers here, in dirty_check.c, memcheck.c,
  * bench_cmd.c and console.c). */
 const struct cmd_def vm_cmds[] = {
-	{ "vm create", "NAME mem=SIZE kernel=PATH [cmdline=\"...\"] [vcpus=1]",
-	  "create a VM from a Multiboot kernel on the ESP", 3, 5, vm_cmd_create },
+	{ "vm create", "NAME mem=SIZE kernel=PATH [initrd=PATH] [cmdline=\"...\"] [vcpus=N]",
+	  "create a VM from a Linux bzImage or a Multiboot kernel on the ESP", 3, 6,
+	  vm_cmd_create },
 	{ "vm start", "NAME", "start a created VM on a free CPU", 1, 1, vm_cmd_start },
 	{ "vm pause", "NAME", "pause a running VM", 1, 1, vm_cmd_pause },
 	{ "vm resume", "NAME", "resume a paused VM", 1, 1, vm_cmd_resume },

@@ -20,6 +20,10 @@ VM_CMD(benchexit);
 VM_CMD(memcheck);
 #undef VM_CMD
 
+struct tern_config;
+/* vm_boot.c: create (and autostart) the guests of tern.cfg's vm lines. */
+void vm_boot_create(const struct tern_config *cfg);
+
 extern const struct cmd_def vm_cmds[];
 extern const size_t vm_ncmds;
 

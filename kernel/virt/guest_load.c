@@ -1,6 +1,7 @@
 /*
  * Guest kernels come from files the loader read from the ESP (boot
- * modules).  Multiboot v1: the pure lib/multiboot.c plans every copy and
+ * modules).  A file with a Linux setup header ("HdrS" at 0x202) boots
+ * through the Linux 64-bit boot protocol (guest_linux.c).  Multiboot v1: the pure lib/multiboot.c plans every copy and
  * builds the info structure; this file copies into guest RAM and sets the
  * architectural entry state of Multiboot spec 3.2: 32-bit protected mode,
  * paging off, flat 4 GiB segments, EAX = 0x2BADB002, EBX = info.
@@ -105,9 +106,16 @@ int guest_load(struct vm *vm, char *err, size_t errlen)
 		return -ENOENT;
 	}
 	img = phys_to_virt(m->phys);
+	if (guest_is_bzimage(img, m->size))
+		return guest_load_linux(vm, img, m->size, err, errlen);
+	if (vm->initrd_path[0]) {
+		snprintf(err, errlen, "%s: initrd= is for Linux kernels; this is no bzImage",
+			 vm->kernel_path);
+		return -EINVAL;
+	}
 	if (mb_plan_load(img, m->size, vm->mem_size, &plan, &why) < 0) {
-		snprintf(err, errlen, "%s: not a loadable Multiboot kernel: %s",
-			 vm->kernel_path, why);
+		snprintf(err, errlen, "%s: neither a Linux bzImage (no \"HdrS\" at 0x202) "
+			 "nor a loadable Multiboot kernel: %s", vm->kernel_path, why);
 		return -ENOEXEC;
 	}
 	area = vm_gpa_to_hva(vm, MB_INFO_GPA, MB_INFO_SIZE);
@@ -120,5 +128,7 @@ int guest_load(struct vm *vm, char *err, size_t errlen)
 	}
 	mb_entry_regs(&plan, info_gpa, &es);
 	multiboot_state(&vm->vcpus[0], &es);
+	vm->kind = GUEST_MULTIBOOT;
+	snprintf(vm->boot_cmdline, sizeof(vm->boot_cmdline), "%s", vm->cmdline);
 	return 0;
 }

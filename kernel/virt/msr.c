@@ -134,6 +134,12 @@ static int check_write(struct vcpu *v, uint32_t msr, uint64_t val)
 		return ((val ^ v->st.efer) & EFER_LMA) ? -EINVAL : 0;
 	case MSR_SYSENTER_CS:
 		return val >> 32 ? -EINVAL : 0;
+	case MSR_STAR:
+		/* Selectors and the legacy SYSCALL EIP, no address to be
+		 * canonical (APM Vol. 2 6.1.1; Linux writes 0x0023001000000000). */
+		return 0;
+	case MSR_SFMASK:
+		return val >> 32 ? -EINVAL : 0;	/* bits 63:32 reserved, SDM Vol. 4 2.1 */
 	default:
 		return canonical(val) ? 0 : -EINVAL;
 	}

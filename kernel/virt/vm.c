@@ -300,7 +300,7 @@ static int vm_slot(struct vm *vm)
 	return i < VM_MAX ? 0 : -ENOSPC;
 }
 
-int vm_create(const char *name, uint64_t mem, const char *kernel,
+int vm_create(const char *name, uint64_t mem, const char *kernel, const char *initrd,
 	      const char *cmdline, int nvcpus, char *err, size_t errlen)
 {
 	struct vm *vm;
@@ -315,6 +315,7 @@ int vm_create(const char *name, uint64_t mem, const char *kernel,
 	}
 	strncpy(vm->name, name, sizeof(vm->name) - 1);
 	strncpy(vm->kernel_path, kernel, sizeof(vm->kernel_path) - 1);
+	strncpy(vm->initrd_path, initrd ? initrd : "", sizeof(vm->initrd_path) - 1);
 	strncpy(vm->cmdline, cmdline ? cmdline : "", sizeof(vm->cmdline) - 1);
 	vm->mem_size = mem;
 	vm->nvcpus = nvcpus;

@@ -234,7 +234,13 @@ struct vm {
 	void *testdev;
 	struct irqchip *irqchip;	/* kernel/virt/irq.c */
 	char kernel_path[96];
-	char cmdline[256];
+	char initrd_path[96];		/* Linux only; "" for none */
+	char cmdline[256];		/* as the operator gave it */
+	/* Set by guest_load: the protocol and the line the guest sees
+	 * (Linux: defaults and tsc_early_khz= added, guest_linux.c). */
+	enum guest_kind { GUEST_MULTIBOOT, GUEST_LINUX } kind;
+	uint16_t linux_proto;		/* boot protocol version, 0x020f = 2.15 */
+	char boot_cmdline[512];
 	/* An outgoing migration holds it: the operator's lifecycle commands
 	 * wait for the migration to end (or `migrate cancel`). */
 	bool migrating;
@@ -279,7 +285,8 @@ const char *hv_status(void);
 
 /* vm.c */
 struct vm *vm_find(const char *name);
-int vm_create(const char *name, uint64_t mem, const char *kernel,
+/* initrd: NULL or "" for none (Linux kernels only). */
+int vm_create(const char *name, uint64_t mem, const char *kernel, const char *initrd,
 	      const char *cmdline, int nvcpus, char *err, size_t errlen);
 int vm_start(struct vm *vm, char *err, size_t errlen);
 int vm_pick_cpu(uint32_t *cpu);	/* a guest-capable CPU no vCPU occupies */

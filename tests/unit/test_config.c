@@ -543,3 +543,121 @@ Test(config, disk_lines_repeat)
 	/* Other keys still refuse a second line. */
 	cfgt_expect_err("hostname = a\nhostname = b\n", 2, NULL);
 }
+
+/* ---- `vm =` lines (kept as text, parsed by cfg_parse_vm) ---- */
+
+Test(config, vm_lines_kept_with_line_numbers)
+{
+	struct tern_config c;
+
+	cfgt_ok("hostname = h\n"
+		"vm = lx mem=256M kernel=linux/vmlinuz initrd=linux/initrd.gz "
+		"cmdline=\"console=ttyS0 quiet\" autostart   # the Linux guest\n"
+		"\n"
+		"vm = mb mem=16M kernel=guests/hello.elf\n", &c);
+	cr_assert_eq(c.nvms, 2);
+	cr_expect_str_eq(c.vms[0], "lx mem=256M kernel=linux/vmlinuz initrd=linux/initrd.gz "
+			 "cmdline=\"console=ttyS0 quiet\" autostart");
+	cr_expect_eq(c.vm_lines[0], 2);
+	cr_expect_str_eq(c.vms[1], "mb mem=16M kernel=guests/hello.elf");
+	cr_expect_eq(c.vm_lines[1], 4);
+}
+
+Test(config, vm_lines_at_most_8_and_bad_lines_do_not_fail_the_file)
+{
+	char text[1024] = "";
+	struct tern_config c;
+
+	/* A line cfg_parse_vm refuses still parses as a config line: the host
+	 * boots and the kernel reports the guest's error. */
+	cfgt_ok("vm = lx memory=1G\nvm = lx mem=1G kernel=k\n", &c);
+	cr_expect_eq(c.nvms, 2);
+	for (int i = 0; i < 9; i++)
+		strcat(text, "vm = v mem=16M kernel=k\n");
+	cfgt_expect_err(text, 9, "line 9: vm: at most 8 vm lines");
+	/* Quotes inside a vm value are allowed; elsewhere still refused. */
+	cfgt_expect_err_has("hostname = a\"b\n", 1, "stray");
+}
+
+Test(config, vm_parse_full)
+{
+	struct cfg_vm v;
+	char msg[128];
+
+	cr_assert_eq(cfg_parse_vm("lx mem=256M kernel=linux/vmlinuz initrd=linux/initrd.gz "
+				  "cmdline=\"console=ttyS0 loglevel=7\" vcpus=2 autostart",
+				  &v, msg, sizeof(msg)), 0, "%s", msg);
+	cr_expect_str_eq(v.name, "lx");
+	cr_expect_eq(v.mem, 256ull << 20);
+	cr_expect_str_eq(v.kernel, "linux/vmlinuz");
+	cr_expect_str_eq(v.initrd, "linux/initrd.gz");
+	cr_expect_str_eq(v.cmdline, "console=ttyS0 loglevel=7");
+	cr_expect_eq(v.vcpus, 2);
+	cr_expect(v.autostart);
+}
+
+Test(config, vm_parse_defaults_and_sizes)
+{
+	struct cfg_vm v;
+
+	cr_assert_eq(cfg_parse_vm("  mb   kernel=guests/hello.elf mem=16777216  ", &v, NULL, 0), 0);
+	cr_expect_str_eq(v.name, "mb");
+	cr_expect_eq(v.mem, 16ull << 20);
+	cr_expect_eq(v.vcpus, 1);
+	cr_expect_str_eq(v.initrd, "");
+	cr_expect_str_eq(v.cmdline, "");
+	cr_expect(!v.autostart);
+	cr_assert_eq(cfg_parse_vm("a mem=2G kernel=k", &v, NULL, 0), 0);
+	cr_expect_eq(v.mem, 2ull << 30);
+	cr_assert_eq(cfg_parse_vm("a mem=512k kernel=k cmdline=\"\"", &v, NULL, 0), 0);
+	cr_expect_eq(v.mem, 512ull << 10);
+	cr_expect_str_eq(v.cmdline, "");
+	cr_assert_eq(cfg_parse_vm("a mem=1M kernel=k cmdline=plain", &v, NULL, 0), 0);
+	cr_expect_str_eq(v.cmdline, "plain");
+}
+
+static void vmt_bad(const char *line, const char *part)
+{
+	struct cfg_vm v;
+	char msg[128];
+
+	cr_assert_eq(cfg_parse_vm(line, &v, msg, sizeof(msg)), -EINVAL, "accepted: %s", line);
+	cr_expect(strstr(msg, part), "'%s': message '%s' lacks '%s'", line, msg, part);
+}
+
+Test(config, vm_parse_errors)
+{
+	vmt_bad("", "NAME");
+	vmt_bad("bad.name mem=1M kernel=k", "NAME");
+	vmt_bad("abcdefghijabcdefghijabcdefghij012 mem=1M kernel=k", "at most 31");
+	vmt_bad("lx memory=1G kernel=k", "unknown key 'memory'");
+	vmt_bad("lx mem=1G kernel=k start", "unknown key 'start'");
+	vmt_bad("lx kernel=k", "mem=SIZE and kernel=PATH are required");
+	vmt_bad("lx mem=1G", "mem=SIZE and kernel=PATH are required");
+	vmt_bad("lx mem=1T kernel=k", "mem:");
+	vmt_bad("lx mem=0 kernel=k", "mem:");
+	vmt_bad("lx mem=M kernel=k", "mem:");
+	vmt_bad("lx mem=2048G kernel=k", "mem:");
+	vmt_bad("lx mem=1M kernel=k vcpus=0", "vcpus");
+	vmt_bad("lx mem=1M kernel=k vcpus=2M", "vcpus");
+	vmt_bad("lx mem=1M kernel=k vcpus=", "vcpus");
+	vmt_bad("lx mem=1M kernel=k cmdline=\"open", "unterminated quote");
+	vmt_bad("lx mem=1M kernel=k cmdline=\"a\"b\"\"", "cmdline");
+	vmt_bad("lx mem=1M kernel=k initrd=", "initrd");
+	vmt_bad("lx mem=1M kernel=\"\"", "kernel");
+}
+
+Test(config, vm_parse_long_values)
+{
+	char line[600], path[120];
+	struct cfg_vm v;
+
+	memset(path, 'p', sizeof(path) - 1);
+	path[sizeof(path) - 1] = 0;
+	snprintf(line, sizeof(line), "lx mem=1M kernel=%s", path);
+	vmt_bad(line, "kernel: path empty, too long");
+	path[CFG_VM_PATH_MAX - 1] = 0;
+	snprintf(line, sizeof(line), "lx mem=1M kernel=%s", path);
+	cr_assert_eq(cfg_parse_vm(line, &v, NULL, 0), 0);
+	cr_expect_eq(strlen(v.kernel), CFG_VM_PATH_MAX - 1);
+}
