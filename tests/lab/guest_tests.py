@@ -390,10 +390,13 @@ def svm_msr_gp():
     con = console()
     _, lines, npass = run_checks_guest(con, "m1", "msr")
     for name in ("fault_hook_selftest", "rdmsr_unknown_low_gp",
-                 "wrmsr_unknown_high_gp", "efer_svme_hidden"):
+                 "wrmsr_unknown_high_gp", "efer_svme_hidden",
+                 "star_linux_value", "star_all_ones", "sfmask_linux_value",
+                 "sfmask_high_bits_gp", "lstar_noncanonical_gp",
+                 "efer_reserved_bit_gp"):
         check(f"CHECK {name}: PASS" in lines,
               f"no 'CHECK {name}: PASS' from the msr guest")
-    check(npass >= 16, f"msr: only {npass} checks ran")
+    check(npass >= 24, f"msr: only {npass} checks ran")
 
 
 @test
