@@ -321,6 +321,36 @@ static void svm_decode_insn(struct vcpu_exit *e, enum exit_kind k,
 	e->next_rip = (svm_features & CPUID_SVM_NRIPS) ? c->next_rip : rip + len;
 }
 
+/*
+ * Intercepts the loop needs no part in (APM Vol. 2 15.13): SMI and INIT
+ * are intercepted so that they cannot arrive in the middle of the guest;
+ * the #VMEXIT leaves them pending, held while GIF is 0, and the host takes
+ * them at STGI (15.13.3: the host's SMM handler runs; 15.13.2: INIT is
+ * the host's own, a virtual INIT comes through the guest's LAPIC model).
+ * The guest just resumes.  INVD is skipped: guest RAM is always
+ * write-back, so there is nothing to invalidate, and a guest must never
+ * throw away the host's dirty lines (KVM does the same).
+ */
+static void svm_decode_misc(struct vcpu *v, struct vcpu_exit *e, uint32_t code,
+			    const struct vmcb_control *c)
+{
+	e->kind = EXIT_HANDLED;
+	if (code == SVM_EXIT_INVD) {
+		v->st.rip = (svm_features & CPUID_SVM_NRIPS) ? c->next_rip : v->st.rip + 2;
+		v->st.int_shadow = false;
+	}
+}
+
+/* A task switch (APM 15.14.1): EXITINFO1 holds the target selector. */
+static void svm_decode_tasksw(struct vcpu_exit *e, const struct vmcb_control *c)
+{
+	e->kind = EXIT_TASK_SWITCH;
+	e->raw_info1 = (uint16_t)c->exit_info1;
+	e->raw_info2 = (c->exit_info2 & SVM_TASKSW_IRET) ? 1 :
+		       (c->exit_info2 & SVM_TASKSW_JMP) ? 2 :
+		       (c->exit_int_info & SVM_EVTINJ_VALID) ? 3 : 0;
+}
+
 static void svm_decode(struct vcpu *v, struct vcpu_exit *e)
 {
 	const struct vmcb_control *c = &((struct svm_vcpu *)v->vendor)->vmcb->c;
@@ -370,6 +400,14 @@ static void svm_decode(struct vcpu *v, struct vcpu_exit *e)
 		break;
 	case SVM_EXIT_SHUTDOWN:
 		e->kind = EXIT_SHUTDOWN;
+		break;
+	case SVM_EXIT_SMI:
+	case SVM_EXIT_INIT:
+	case SVM_EXIT_INVD:
+		svm_decode_misc(v, e, code, c);
+		break;
+	case SVM_EXIT_TASKSW:
+		svm_decode_tasksw(e, c);
 		break;
 	case SVM_EXIT_VMRUN: case SVM_EXIT_VMLOAD: case SVM_EXIT_VMSAVE:
 	case SVM_EXIT_STGI: case SVM_EXIT_CLGI: case SVM_EXIT_SKINIT:

@@ -155,6 +155,10 @@ _Static_assert(offsetof(struct vmcb, s.g_pat) == 0x668, "vmcb g_pat");
 #define SVM_EXIT_NPF		0x400
 #define SVM_EXIT_INVALID	0xffffffffu	/* compare the low 32 bits */
 
+/* EXITINFO2 of a task-switch intercept (APM Vol. 2 15.14.1 / table C-1). */
+#define SVM_TASKSW_IRET		(1ull << 36)
+#define SVM_TASKSW_JMP		(1ull << 38)
+
 #define SVM_EVTINJ_VALID	(1u << 31)
 #define SVM_EVTINJ_EV		(1u << 11)
 

@@ -680,6 +680,14 @@ static void decode(struct vcpu *v, struct vcpu_exit *e)
 	case VMX_EXIT_TRIPLE_FAULT:
 		e->kind = EXIT_SHUTDOWN;
 		break;
+	case VMX_EXIT_TASK_SWITCH:
+		/* Always exits (SDM Vol. 3C "Other Causes of VM Exits");
+		 * qualification 15:0 the selector, 31:30 the source
+		 * (27.2.1 table 27-2). */
+		e->kind = EXIT_TASK_SWITCH;
+		e->raw_info1 = qual & 0xffff;
+		e->raw_info2 = (qual >> 30) & 3;
+		break;
 	case VMX_EXIT_CPUID:
 		decode_insn(v, e, EXIT_CPUID, len);
 		break;

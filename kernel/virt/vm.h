@@ -88,7 +88,12 @@ _Static_assert(VCPU_GPR_OFF(RAX) == GPR_OFF(RAX) && VCPU_GPR_OFF(RCX) == GPR_OFF
 /*
  * Generic exit kinds and the names `vm info` counts them under, listed
  * once.  HANDLED: the vendor finished the exit itself (VMX: CR access,
- * INVLPG, INVD/WBINVD, PML full) and the loop only resumes.
+ * INVLPG, INVD/WBINVD, PML full; SVM: INVD, SMI, INIT; both: a guest
+ * exception reflected back into the guest) and the loop only resumes.
+ * TASK_SWITCH: a hardware task switch, which Tern does not emulate
+ * (raw_info1: the target TSS selector, raw_info2: its source, 0 CALL,
+ * 1 IRET, 2 JMP, 3 task gate).  MCE: a machine check arrived while the
+ * guest ran; it belongs to the host, never to the guest.
  */
 #define EXIT_KINDS(X)				\
 	X(NONE, "none")				\
@@ -104,6 +109,8 @@ _Static_assert(VCPU_GPR_OFF(RAX) == GPR_OFF(RAX) && VCPU_GPR_OFF(RCX) == GPR_OFF
 	X(NMI, "nmi")				\
 	X(XSETBV, "xsetbv")			\
 	X(UD_INSN, "ud-insn")			\
+	X(TASK_SWITCH, "task-switch")		\
+	X(MCE, "machine-check")			\
 	X(HANDLED, "handled")			\
 	X(ENTRY_FAIL, "entry-fail")		\
 	X(UNKNOWN, "unknown")

@@ -500,6 +500,8 @@ def register_dirty_tests():
     for m in DROP_MODES:
         TESTS.append((f"svm_dirty_check_catches_dropped_harvest_{m}",
                       lambda m=m: dirty_drop_detected(m, MODE_LABEL[m])))
+    if BOCHS_MODEL:
+        TESTS.append(("svm_task_switch_stops_vm", task_switch_stops_vm))
     if BOCHS_MODEL and "pml" not in DIRTY_MODES:
         TESTS.append(("svm_pml_refused_without_pml", pml_refused))
 
@@ -605,6 +607,47 @@ def svm_guest_crash_contained():
         run_checks_guest(con, "ch2", "hello")
     finally:
         con.cleanup(*names)
+
+
+@test
+def svm_invd_continues():
+    """INVD (intercepted on SVM, an unconditional exit on VT-x) is skipped:
+    guest RAM is always write-back, so there is nothing to invalidate.
+    (QEMU 7.2's TCG never raises the SVM INVD intercept, so under QEMU this
+    only proves INVD harmless; svm.c's case runs on real AMD hardware.)"""
+    con = console()
+    info, lines, npass = run_checks_guest(con, "iv", "crash", cmdline="invd")
+    check("CHECK invd_continues: PASS" in lines,
+          "no 'CHECK invd_continues: PASS':\n" + "\n".join(lines[-10:]))
+    host_healthy(con)
+
+
+def task_switch_stops_vm():
+    """A task switch is not emulated: only that VM stops, with a reason
+    that says so, while a neighbour runs on and the console answers.
+    Bochs only: QEMU 7.2's TCG does not implement the SVM task-switch
+    intercept (it performs the switch: the guest then takes #TS), while
+    on VT-x a task switch always exits."""
+    con = console()
+    try:
+        con.create("tz", "crash", cmdline="hlt")
+        con.start("tz")
+        con.wait_log(r"\[tz\] CRASH hlt", 30)
+        con.create("ts", "crash", cmdline="tss")
+        con.start("ts")
+        info = con.wait_state("ts", ("failed", "stopped"))
+        check(info["state"] == "failed" and
+              re.search(r"task switch not supported", info.get("reason", "")),
+              f"crash tss: state {info['state']}, reason "
+              f"{info.get('reason')!r}")
+        check("CRASH tss survived" not in con.log(),
+              "the tss guest ran on after its task switch")
+        host_healthy(con)
+        check(con.info("tz")["state"] == "running",
+              "the halted neighbour stopped when the task switch failed")
+        con.simple("stop", "tz", "stopped")
+    finally:
+        con.cleanup("tz", "ts")
 
 
 @test
