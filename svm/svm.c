@@ -482,6 +482,7 @@ static int svm_vcpu_run(struct vcpu *v, struct vcpu_exit *e)
 	struct svm_vcpu *sv = v->vendor;
 	struct vmcb *vmcb = sv->vmcb;
 	struct svm_cpu *sc = &svm_cpus[this_cpu()->id];
+	uint64_t host_save;
 
 	svm_sync_before_entry(v, vmcb);
 	vmcb->c.n_cr3 = v->vm->s2.root_phys;
@@ -494,8 +495,13 @@ static int svm_vcpu_run(struct vcpu *v, struct vcpu_exit *e)
 				      TLB_FLUSH_ASID : TLB_FLUSH_ALL;
 		sv->flush = false;
 	}
+	host_save = virt_to_phys(sc->host_save);
+	/* The guest's FPU state only around VMRUN, with GIF clear: no
+	 * interrupt and no C code between (vcpu.c: vcpu_fpu_enter). */
 	clgi();
-	svm_enter(sv->vmcb_pa, virt_to_phys(sc->host_save), v->st.gpr);
+	vcpu_fpu_enter(v);
+	svm_enter(sv->vmcb_pa, host_save, v->st.gpr);
+	vcpu_fpu_leave(v);
 	stgi();
 	vmcb->c.tlb_control = 0;
 	svm_sync_after_exit(v, vmcb);

@@ -803,7 +803,11 @@ static int vmx_vcpu_run(struct vcpu *v, struct vcpu_exit *e)
 	 * guest exit at once instead of being taken here first; after the
 	 * exit the host takes it (no acknowledge-on-exit). */
 	f = irq_save();
+	/* The guest's FPU state only around VMLAUNCH/VMRESUME (vcpu.c:
+	 * vcpu_fpu_enter); C code after the exit may use SSE. */
+	vcpu_fpu_enter(v);
 	rc = vmx_enter(v->st.gpr, vv->launched);
+	vcpu_fpu_leave(v);
 	v->st.cr2 = read_cr2();
 	if (rc) {
 		irq_restore(f);

@@ -225,6 +225,8 @@ static int handle_hlt(struct vcpu *v, const struct vcpu_exit *e)
 static bool have_xsave;
 static uint64_t host_xcr0;
 
+static void fpu_probe(void);
+
 /* SDM Vol. 1 13.3: x87 always on, AVX needs SSE, only bits the host
  * enabled (and CPUID leaf 0xD shows the guest no others). */
 bool vcpu_xcr0_ok(uint64_t val)
@@ -253,8 +255,13 @@ int vcpu_fpu_image_ok(const uint8_t *img, size_t len, uint64_t xcr0)
 	memcpy(&comp, img + 520, 8);
 	if (mxcsr & 0xffff0000u)
 		return -EINVAL;
-	/* run_once restores with the guest's XCR0 (1 until it sets one). */
-	if (have_xsave && (bv & ~(xcr0 ? xcr0 : 1)))
+	/* vcpu_fpu_enter restores with the host's XCR0, whatever the
+	 * guest's (xcr0, checked by vcpu_xcr0_ok): XRSTOR faults only on
+	 * components the host does not enable. */
+	(void)xcr0;
+	if (!have_xsave && !host_xcr0)
+		fpu_probe();
+	if (have_xsave && (bv & ~host_xcr0))
 		return -EINVAL;
 	if (comp)
 		return -EINVAL;
@@ -381,19 +388,49 @@ static void fpu_probe(void)
 	}
 }
 
-static void run_once(struct vcpu *v, struct vcpu_exit *e)
+static uint64_t guest_xcr0(const struct vcpu *v)
 {
-	uint64_t gx = v->st.xcr0 ? v->st.xcr0 : 1;
+	return v->st.xcr0 ? v->st.xcr0 : 1;	/* 1 at reset (SDM Vol. 1 13.3) */
+}
+
+/*
+ * The guest's FPU/SSE/AVX registers are in the CPU only from
+ * vcpu_fpu_enter to vcpu_fpu_leave, which the vendors call right around
+ * VMRUN (with GIF clear) and VMLAUNCH/VMRESUME (with interrupts off).
+ * The kernel is built with SSE (Newlib, GCC's memcpy and struct copies),
+ * so any C code in between could change a guest XMM register behind its
+ * back; svm/, vmx/ and this file are built -mgeneral-regs-only and the
+ * Makefile fails the build if their objects use an XMM/YMM register
+ * (check-no-sse).  An NMI taken in the VMX window saves the SSE state
+ * around its handler (isr.S).
+ *
+ * Both directions run with the host's XCR0 and its full mask: XSAVE only
+ * saves the components XCR0 enables (SDM Vol. 1 13.8), and a guest whose
+ * XCR0 is still 1 (x87 only, the reset value) uses XMM registers all the
+ * same; saving under its XCR0 would lose them at every exit.
+ */
+void vcpu_fpu_enter(struct vcpu *v)
+{
+	uint64_t gx = guest_xcr0(v);
 
 	fpu_save(v->fpu_host, host_xcr0);
+	fpu_restore(v->fpu_guest, host_xcr0);
 	if (have_xsave && gx != host_xcr0)
 		xsetbv0(gx);
-	fpu_restore(v->fpu_guest, gx);
-	hv->vcpu_run(v, e);
-	fpu_save(v->fpu_guest, gx);
-	if (have_xsave && gx != host_xcr0)
+}
+
+void vcpu_fpu_leave(struct vcpu *v)
+{
+	if (have_xsave && guest_xcr0(v) != host_xcr0)
 		xsetbv0(host_xcr0);
+	fpu_save(v->fpu_guest, host_xcr0);
 	fpu_restore(v->fpu_host, host_xcr0);
+}
+
+/* The FPU switch is the vendor's, around the entry instruction itself. */
+static void run_once(struct vcpu *v, struct vcpu_exit *e)
+{
+	hv->vcpu_run(v, e);
 }
 
 /*

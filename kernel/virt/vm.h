@@ -293,6 +293,10 @@ void vcpu_inject_exception(struct vcpu *v, uint8_t vector, bool has_error,
 int vcpu_request(struct vcpu *v, uint32_t req, bool on, uint64_t timeout_us);
 bool vcpu_xcr0_ok(uint64_t xcr0);
 int vcpu_fpu_image_ok(const uint8_t *img, size_t len, uint64_t xcr0);
+/* The vendors' vcpu_run: the guest's FPU state in (enter) and out (leave)
+ * right around the entry instruction, nothing else in between. */
+void vcpu_fpu_enter(struct vcpu *v);
+void vcpu_fpu_leave(struct vcpu *v);
 const char *exit_kind_name(enum exit_kind k);
 
 /* cpuid.c, msr.c: the guest-visible CPU policy */

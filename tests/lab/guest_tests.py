@@ -52,7 +52,7 @@ CMD_TIMEOUT = 20 * SLOW
 GUEST_TIMEOUT = 60 * SLOW   # a test guest's whole run
 DIRTYCHECK_TIMEOUT = 180 * SLOW
 
-GUESTS = ("hello", "cpuid", "msr", "ports", "mmio", "dirty", "crash")
+GUESTS = ("hello", "cpuid", "msr", "ports", "mmio", "dirty", "crash", "sse")
 
 CFG = None        # argparse namespace, set in main()
 TESTS = []        # (name, function)
@@ -607,6 +607,58 @@ def svm_guest_crash_contained():
         run_checks_guest(con, "ch2", "hello")
     finally:
         con.cleanup(*names)
+
+
+def finish_checks_guest(con, vm, guest, min_pass):
+    """A self-checking guest that ran must have stopped with exit code 0x10,
+    no FAIL line and at least min_pass checks; return its UART lines."""
+    info = con.wait_state(vm, ("stopped", "failed"))
+    lines = guest_lines(con.log(600), vm)
+    fails = [ln for ln in lines if re.match(r"CHECK \S+: FAIL", ln)]
+    check(info["state"] == "stopped" and exit_code(info) == 0x10 and not fails,
+          f"{vm}: state {info['state']}, reason {info.get('reason')!r}; "
+          f"failed checks:\n" + "\n".join(fails or lines[-10:]))
+    done = [ln for ln in lines if ln.startswith(f"GUEST {guest} DONE")]
+    m = re.fullmatch(rf"GUEST {guest} DONE pass=(\d+) fail=0",
+                     done[-1] if done else "")
+    check(m and int(m.group(1)) >= min_pass,
+          f"{vm}: DONE line {done}, want at least {min_pass} checks")
+    return info, lines
+
+
+@test
+def svm_sse_state_survives_exits():
+    """Two VMs at once (one per guest CPU), each with its own XMM/YMM and
+    MXCSR pattern, force thousands of CPUID, port I/O, MMIO, RDMSR, CR0
+    and XSETBV exits and check every register after each kind; each halts
+    twice and is woken by a pause and a resume.  One keeps XCR0 at its
+    reset value (noavx).  Catches host code that uses SSE while the
+    guest's registers are loaded, and state leaking between VMs."""
+    con = console()
+    vms = {"se1": "seed=1 hlt=2", "se2": "seed=2 hlt=2 noavx"}
+    try:
+        for vm, cmdline in vms.items():
+            con.create(vm, "sse", cmdline=cmdline)
+        for vm in vms:
+            con.start(vm)
+        for rnd in (1, 2):
+            for vm in vms:
+                con.wait_log(rf"\[{vm}\] SSE halted {rnd}\b", GUEST_TIMEOUT)
+                time.sleep(0.2)
+                con.simple("pause", vm, "paused")
+                con.simple("resume", vm, "running")
+        for vm in vms:
+            info, lines = finish_checks_guest(con, vm, "sse", 7)
+            for name in ("sse_after_cpuid", "sse_after_io", "sse_after_mmio",
+                         "sse_after_msr", "sse_after_cr", "sse_after_hlt"):
+                check(f"CHECK {name}: PASS" in lines,
+                      f"{vm}: no 'CHECK {name}: PASS'")
+            check(info["exit_counts"].get("cpuid", 0) >= 2000 and
+                  info["exit_counts"].get("stage2", 0) >= 2000,
+                  f"{vm}: too few exits: {info.get('exits')!r}")
+    finally:
+        con.cleanup(*vms)
+    host_healthy(con)
 
 
 @test
