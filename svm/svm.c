@@ -214,6 +214,10 @@ static void svm_setup_control(struct vcpu *v, struct svm_vcpu *sv)
 			     SVM_MISC2_STGI | SVM_MISC2_CLGI | SVM_MISC2_SKINIT |
 			     SVM_MISC2_MONITOR | SVM_MISC2_MWAIT |
 			     SVM_MISC2_MWAIT_COND | SVM_MISC2_XSETBV;
+	/* #DB and #AC are reflected (a guest could otherwise wedge this CPU
+	 * in a microcode loop delivering them, CVE-2015-8104 and -5307), #MC
+	 * is the host's (APM 15.12: exception intercepts). */
+	c->intercept_exc = (1u << EXC_DB) | (1u << EXC_AC) | (1u << EXC_MC);
 	/* All ones: every port and every MSR exits to Tern. */
 	memset(sv->iopm, 0xff, IOPM_PAGES * PAGE_SIZE);
 	memset(sv->msrpm, 0xff, MSRPM_PAGES * PAGE_SIZE);
@@ -351,6 +355,24 @@ static void svm_decode_tasksw(struct vcpu_exit *e, const struct vmcb_control *c)
 		       (c->exit_int_info & SVM_EVTINJ_VALID) ? 3 : 0;
 }
 
+/*
+ * Intercepted exceptions (APM 15.12).  A #DB has updated the guest's DR6
+ * and DR7 in the VMCB already, as for a #DB taken in the guest, so it is
+ * re-injected as it is; #AC has error code 0 in EXITINFO1.
+ */
+static void svm_decode_exc(struct vcpu_exit *e, uint32_t vector,
+			   const struct vmcb_control *c)
+{
+	if (vector == EXC_MC) {
+		e->kind = EXIT_MCE;
+		return;
+	}
+	e->kind = EXIT_EXCEPTION;
+	e->exc.vector = (uint8_t)vector;
+	e->exc.has_error = vector == EXC_AC;
+	e->exc.error = e->exc.has_error ? (uint32_t)c->exit_info1 : 0;
+}
+
 static void svm_decode(struct vcpu *v, struct vcpu_exit *e)
 {
 	const struct vmcb_control *c = &((struct svm_vcpu *)v->vendor)->vmcb->c;
@@ -400,6 +422,11 @@ static void svm_decode(struct vcpu *v, struct vcpu_exit *e)
 		break;
 	case SVM_EXIT_SHUTDOWN:
 		e->kind = EXIT_SHUTDOWN;
+		break;
+	case SVM_EXIT_EXCP_BASE + EXC_DB:
+	case SVM_EXIT_EXCP_BASE + EXC_AC:
+	case SVM_EXIT_EXCP_BASE + EXC_MC:
+		svm_decode_exc(e, code - SVM_EXIT_EXCP_BASE, c);
 		break;
 	case SVM_EXIT_SMI:
 	case SVM_EXIT_INIT:

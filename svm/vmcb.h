@@ -128,7 +128,7 @@ _Static_assert(offsetof(struct vmcb, s.g_pat) == 0x668, "vmcb g_pat");
 #define SVM_MISC2_XSETBV	(1u << 13)
 
 /* Exit codes, APM Vol. 2 Appendix C. */
-#define SVM_EXIT_EXCP_BASE	0x040
+#define SVM_EXIT_EXCP_BASE	0x040	/* + the vector */
 #define SVM_EXIT_INTR		0x060
 #define SVM_EXIT_NMI		0x061
 #define SVM_EXIT_SMI		0x062

@@ -303,6 +303,48 @@ static const char *task_switch_src(uint64_t src)
 	return src < 4 ? names[src] : "?";
 }
 
+/*
+ * An intercepted #DB or #AC goes back to the guest unchanged (the vendor
+ * already put the #DB's DR6 bits in place).  An event whose delivery the
+ * exception interrupted was re-queued first; it is delivered again and
+ * the fault recurs, so the exception is not queued over it.
+ */
+static int handle_exception(struct vcpu *v, const struct vcpu_exit *e)
+{
+	if (!v->pending.valid)
+		vcpu_inject_exception(v, e->exc.vector, e->exc.has_error, e->exc.error);
+	return VCPU_RESUME;
+}
+
+/*
+ * A machine check while the guest ran is the host's: the hardware error
+ * is logged from the machine-check MSRs (SDM Vol. 3B 16.3), and the VM
+ * whose work it interrupted stops, since its memory or state may be
+ * damaged.  It is never forwarded to the guest.
+ */
+#define MSR_MCG_CAP_N		0x179
+#define MSR_MCG_STATUS_N	0x17a
+#define MSR_MC0_STATUS		0x401
+#define MCI_STATUS_VAL		(1ull << 63)
+
+static int handle_mce(struct vcpu *v)
+{
+	uint64_t cap = rdmsr(MSR_MCG_CAP_N), mcg = rdmsr(MSR_MCG_STATUS_N);
+	unsigned banks = cap & 0xff, i;
+
+	pr_err("vm %s vcpu %d: host machine check during guest execution on "
+	       "CPU %u: MCG_STATUS %#lx", v->vm->name, v->id, this_cpu()->id, mcg);
+	for (i = 0; i < banks && i < 32; i++) {
+		uint64_t st = rdmsr(MSR_MC0_STATUS + 4 * i);
+
+		if (st & MCI_STATUS_VAL)
+			pr_err("  bank %u: status %#lx", i, st);
+	}
+	vm_guest_stopped(v->vm, VM_FAILED, "host machine check while the guest "
+			 "ran (MCG_STATUS %#lx); not forwarded to the guest", mcg);
+	return VCPU_PARK;
+}
+
 static int handle_exit(struct vcpu *v, const struct vcpu_exit *e)
 {
 	switch (e->kind) {
@@ -331,6 +373,10 @@ static int handle_exit(struct vcpu *v, const struct vcpu_exit *e)
 	case EXIT_UD_INSN:
 		vcpu_inject_exception(v, EXC_UD, false, 0);
 		return VCPU_RESUME;
+	case EXIT_EXCEPTION:
+		return handle_exception(v, e);
+	case EXIT_MCE:
+		return handle_mce(v);
 	case EXIT_TASK_SWITCH:
 		/* A 64-bit guest cannot switch tasks; a 32-bit one can, but no
 		 * guest Tern runs needs it: this VM alone stops, saying why. */

@@ -93,7 +93,10 @@ _Static_assert(VCPU_GPR_OFF(RAX) == GPR_OFF(RAX) && VCPU_GPR_OFF(RCX) == GPR_OFF
  * TASK_SWITCH: a hardware task switch, which Tern does not emulate
  * (raw_info1: the target TSS selector, raw_info2: its source, 0 CALL,
  * 1 IRET, 2 JMP, 3 task gate).  MCE: a machine check arrived while the
- * guest ran; it belongs to the host, never to the guest.
+ * guest ran; it belongs to the host, never to the guest.  EXCEPTION: an
+ * intercepted guest exception (#DB, #AC) that goes back into the guest
+ * as it was (exc); intercepting them keeps a guest from wedging its host
+ * CPU in an endless microcode delivery loop (CVE-2015-5307, -8104).
  */
 #define EXIT_KINDS(X)				\
 	X(NONE, "none")				\
@@ -111,6 +114,7 @@ _Static_assert(VCPU_GPR_OFF(RAX) == GPR_OFF(RAX) && VCPU_GPR_OFF(RCX) == GPR_OFF
 	X(UD_INSN, "ud-insn")			\
 	X(TASK_SWITCH, "task-switch")		\
 	X(MCE, "machine-check")			\
+	X(EXCEPTION, "exception")		\
 	X(HANDLED, "handled")			\
 	X(ENTRY_FAIL, "entry-fail")		\
 	X(UNKNOWN, "unknown")
@@ -138,6 +142,11 @@ struct vcpu_exit {
 		struct {
 			uint32_t insn_len;	/* of the intercepted instruction */
 		} insn;
+		struct {
+			uint8_t vector;
+			bool has_error;
+			uint32_t error;
+		} exc;
 	};
 	uint64_t raw_reason, raw_info1, raw_info2;	/* for dumps */
 	uint8_t insn_bytes[15];

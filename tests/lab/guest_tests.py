@@ -52,7 +52,8 @@ CMD_TIMEOUT = 20 * SLOW
 GUEST_TIMEOUT = 60 * SLOW   # a test guest's whole run
 DIRTYCHECK_TIMEOUT = 180 * SLOW
 
-GUESTS = ("hello", "cpuid", "msr", "ports", "mmio", "dirty", "crash", "sse")
+GUESTS = ("hello", "cpuid", "msr", "ports", "mmio", "dirty", "crash", "sse",
+          "debug")
 
 CFG = None        # argparse namespace, set in main()
 TESTS = []        # (name, function)
@@ -658,6 +659,29 @@ def svm_sse_state_survives_exits():
                   f"{vm}: too few exits: {info.get('exits')!r}")
     finally:
         con.cleanup(*vms)
+    host_healthy(con)
+
+
+@test
+def svm_debug_exceptions_reflected():
+    """#DB (single step, an instruction breakpoint in DR0) and #AC (at CPL
+    3) are intercepted -- a guest must not be able to wedge its host CPU
+    in a microcode loop delivering them (CVE-2015-8104, CVE-2015-5307) --
+    and reflected: the guest's handlers see each exactly once, with the
+    right RIP, DR6 and error code.  QEMU's TCG has no alignment checking,
+    so #AC runs under Bochs only."""
+    con = console()
+    cmdline = None if BOCHS_MODEL else "noac"
+    info, lines, npass = run_checks_guest(con, "dbg", "debug", cmdline=cmdline)
+    names = ["db_single_step_once", "db_single_step_state",
+             "db_breakpoint_once", "db_breakpoint_state"]
+    if BOCHS_MODEL:
+        names += ["ac_once", "ac_state"]
+    for name in names:
+        check(f"CHECK {name}: PASS" in lines, f"no 'CHECK {name}: PASS'")
+    got = info["exit_counts"].get("exception", 0)
+    check(got >= (3 if BOCHS_MODEL else 2),
+          f"the exceptions were not intercepted: exits {info.get('exits')!r}")
     host_healthy(con)
 
 
