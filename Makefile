@@ -152,7 +152,30 @@ $(B)/k/%.o: %.S
 	@echo "  AS      $<"
 	@$(CC) $(KASFLAGS) -c $< -o $@
 
-$(B)/kernel.elf: $(KERNEL_OBJS) linker.ld $(NEWLIB_STAMP) $(LWIP_LIB) $(MBEDTLS_KLIB)
+# The guest's FPU/SSE/AVX registers are loaded in the CPU from
+# vcpu_fpu_enter to vcpu_fpu_leave (kernel/virt/vcpu.c), right around the
+# VM entry instruction in svm/ and vmx/.  The rest of the kernel uses SSE
+# freely (Newlib, GCC's memcpy and struct copies), so any SSE instruction
+# there would corrupt a guest register silently: the vendor back ends and
+# the run loop are built -mgeneral-regs-only, and the build fails if an
+# XMM/YMM/ZMM register appears in their objects (inline asm included).
+NOSSE_CSRCS	:= $(sort $(wildcard svm/*.c vmx/*.c)) kernel/virt/vcpu.c
+NOSSE_OBJS	:= $(patsubst %.c,$(B)/k/%.o,$(NOSSE_CSRCS)) \
+		   $(patsubst %.S,$(B)/k/%.o,$(sort $(wildcard svm/*.S vmx/*.S)))
+$(patsubst %.c,$(B)/k/%.o,$(NOSSE_CSRCS)): KCFLAGS += -mgeneral-regs-only
+
+$(B)/check-no-sse.stamp: $(NOSSE_OBJS)
+	@echo "  NOSSE   $(words $^) objects around guest entry"
+	@for o in $^; do \
+		if objdump -d --no-show-raw-insn $$o | grep -E '%[xyz]mm[0-9]'; then \
+			echo "error: $$o uses SSE/AVX registers; it runs while the guest's" \
+			     "FPU state is loaded (Makefile: NOSSE_OBJS)" >&2; exit 1; \
+		fi; \
+	done
+	@touch $@
+
+$(B)/kernel.elf: $(KERNEL_OBJS) linker.ld $(NEWLIB_STAMP) $(LWIP_LIB) $(MBEDTLS_KLIB) \
+		$(B)/check-no-sse.stamp
 	@echo "  LD      $@"
 	@$(LD) -nostdlib -static -z max-page-size=4096 -z noexecstack \
 		-T linker.ld -Map $(B)/kernel.map -o $@ $(KERNEL_OBJS) \
@@ -176,7 +199,7 @@ $(B)/BOOTX64.EFI: $(B)/loader.so
 		--target efi-app-x86_64 --subsystem=10 $< $@
 
 # ---- test guests (Multiboot ELF32, tests/guests/) ----
-GUESTS		:= hello cpuid msr ports mmio dirty crash isolate bench migverify apic
+GUESTS		:= hello cpuid msr ports mmio dirty crash isolate bench migverify apic sse debug
 GUEST_SRCS	:= $(shell find tests/guests -name '*.[chS]' -o -name '*.ld' -o -name '*.sh') \
 		   kernel/lib/migverify.h
 

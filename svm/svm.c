@@ -218,6 +218,10 @@ static void svm_setup_control(struct vcpu *v, struct svm_vcpu *sv)
 			     SVM_MISC2_STGI | SVM_MISC2_CLGI | SVM_MISC2_SKINIT |
 			     SVM_MISC2_MONITOR | SVM_MISC2_MWAIT |
 			     SVM_MISC2_MWAIT_COND | SVM_MISC2_XSETBV;
+	/* #DB and #AC are reflected (a guest could otherwise wedge this CPU
+	 * in a microcode loop delivering them, CVE-2015-8104 and -5307), #MC
+	 * is the host's (APM 15.12: exception intercepts). */
+	c->intercept_exc = (1u << EXC_DB) | (1u << EXC_AC) | (1u << EXC_MC);
 	/* All ones: every port and every MSR exits to Tern. */
 	memset(sv->iopm, 0xff, IOPM_PAGES * PAGE_SIZE);
 	memset(sv->msrpm, 0xff, MSRPM_PAGES * PAGE_SIZE);
@@ -343,6 +347,54 @@ static void svm_decode_insn(struct vcpu_exit *e, enum exit_kind k,
 	e->next_rip = (svm_features & CPUID_SVM_NRIPS) ? c->next_rip : rip + len;
 }
 
+/*
+ * Intercepts the loop needs no part in (APM Vol. 2 15.13): SMI and INIT
+ * are intercepted so that they cannot arrive in the middle of the guest;
+ * the #VMEXIT leaves them pending, held while GIF is 0, and the host takes
+ * them at STGI (15.13.3: the host's SMM handler runs; 15.13.2: INIT is
+ * the host's own, a virtual INIT comes through the guest's LAPIC model).
+ * The guest just resumes.  INVD is skipped: guest RAM is always
+ * write-back, so there is nothing to invalidate, and a guest must never
+ * throw away the host's dirty lines (KVM does the same).
+ */
+static void svm_decode_misc(struct vcpu *v, struct vcpu_exit *e, uint32_t code,
+			    const struct vmcb_control *c)
+{
+	e->kind = EXIT_HANDLED;
+	if (code == SVM_EXIT_INVD) {
+		v->st.rip = (svm_features & CPUID_SVM_NRIPS) ? c->next_rip : v->st.rip + 2;
+		v->st.int_shadow = false;
+	}
+}
+
+/* A task switch (APM 15.14.1): EXITINFO1 holds the target selector. */
+static void svm_decode_tasksw(struct vcpu_exit *e, const struct vmcb_control *c)
+{
+	e->kind = EXIT_TASK_SWITCH;
+	e->raw_info1 = (uint16_t)c->exit_info1;
+	e->raw_info2 = (c->exit_info2 & SVM_TASKSW_IRET) ? 1 :
+		       (c->exit_info2 & SVM_TASKSW_JMP) ? 2 :
+		       (c->exit_int_info & SVM_EVTINJ_VALID) ? 3 : 0;
+}
+
+/*
+ * Intercepted exceptions (APM 15.12).  A #DB has updated the guest's DR6
+ * and DR7 in the VMCB already, as for a #DB taken in the guest, so it is
+ * re-injected as it is; #AC has error code 0 in EXITINFO1.
+ */
+static void svm_decode_exc(struct vcpu_exit *e, uint32_t vector,
+			   const struct vmcb_control *c)
+{
+	if (vector == EXC_MC) {
+		e->kind = EXIT_MCE;
+		return;
+	}
+	e->kind = EXIT_EXCEPTION;
+	e->exc.vector = (uint8_t)vector;
+	e->exc.has_error = vector == EXC_AC;
+	e->exc.error = e->exc.has_error ? (uint32_t)c->exit_info1 : 0;
+}
+
 static void svm_decode(struct vcpu *v, struct vcpu_exit *e)
 {
 	const struct vmcb_control *c = &((struct svm_vcpu *)v->vendor)->vmcb->c;
@@ -395,6 +447,19 @@ static void svm_decode(struct vcpu *v, struct vcpu_exit *e)
 		break;
 	case SVM_EXIT_SHUTDOWN:
 		e->kind = EXIT_SHUTDOWN;
+		break;
+	case SVM_EXIT_EXCP_BASE + EXC_DB:
+	case SVM_EXIT_EXCP_BASE + EXC_AC:
+	case SVM_EXIT_EXCP_BASE + EXC_MC:
+		svm_decode_exc(e, code - SVM_EXIT_EXCP_BASE, c);
+		break;
+	case SVM_EXIT_SMI:
+	case SVM_EXIT_INIT:
+	case SVM_EXIT_INVD:
+		svm_decode_misc(v, e, code, c);
+		break;
+	case SVM_EXIT_TASKSW:
+		svm_decode_tasksw(e, c);
 		break;
 	case SVM_EXIT_VMRUN: case SVM_EXIT_VMLOAD: case SVM_EXIT_VMSAVE:
 	case SVM_EXIT_STGI: case SVM_EXIT_CLGI: case SVM_EXIT_SKINIT:
@@ -469,6 +534,7 @@ static int svm_vcpu_run(struct vcpu *v, struct vcpu_exit *e)
 	struct svm_vcpu *sv = v->vendor;
 	struct vmcb *vmcb = sv->vmcb;
 	struct svm_cpu *sc = &svm_cpus[this_cpu()->id];
+	uint64_t host_save;
 
 	svm_sync_before_entry(v, vmcb);
 	vmcb->c.n_cr3 = v->vm->s2.root_phys;
@@ -482,8 +548,13 @@ static int svm_vcpu_run(struct vcpu *v, struct vcpu_exit *e)
 				      TLB_FLUSH_ASID : TLB_FLUSH_ALL;
 		sv->flush = false;
 	}
+	host_save = virt_to_phys(sc->host_save);
+	/* The guest's FPU state only around VMRUN, with GIF clear: no
+	 * interrupt and no C code between (vcpu.c: vcpu_fpu_enter). */
 	clgi();
-	svm_enter(sv->vmcb_pa, virt_to_phys(sc->host_save), v->st.gpr);
+	vcpu_fpu_enter(v);
+	svm_enter(sv->vmcb_pa, host_save, v->st.gpr);
+	vcpu_fpu_leave(v);
 	stgi();
 	vmcb->c.tlb_control = 0;
 	svm_sync_after_exit(v, vmcb);

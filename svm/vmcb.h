@@ -129,7 +129,7 @@ _Static_assert(offsetof(struct vmcb, s.g_pat) == 0x668, "vmcb g_pat");
 #define SVM_MISC2_XSETBV	(1u << 13)
 
 /* Exit codes, APM Vol. 2 Appendix C. */
-#define SVM_EXIT_EXCP_BASE	0x040
+#define SVM_EXIT_EXCP_BASE	0x040	/* + the vector */
 #define SVM_EXIT_INTR		0x060
 #define SVM_EXIT_NMI		0x061
 #define SVM_EXIT_SMI		0x062
@@ -156,6 +156,10 @@ _Static_assert(offsetof(struct vmcb, s.g_pat) == 0x668, "vmcb g_pat");
 #define SVM_EXIT_XSETBV		0x08d
 #define SVM_EXIT_NPF		0x400
 #define SVM_EXIT_INVALID	0xffffffffu	/* compare the low 32 bits */
+
+/* EXITINFO2 of a task-switch intercept (APM Vol. 2 15.14.1 / table C-1). */
+#define SVM_TASKSW_IRET		(1ull << 36)
+#define SVM_TASKSW_JMP		(1ull << 38)
 
 #define SVM_EVTINJ_VALID	(1u << 31)
 #define SVM_EVTINJ_EV		(1u << 11)

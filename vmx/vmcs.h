@@ -234,6 +234,7 @@
 #define INTR_INFO_HAS_ERROR		(1u << 11)
 #define INTR_TYPE(i)			(((i) >> 8) & 7)
 #define INTR_TYPE_NMI			2
+#define INTR_TYPE_HW_EXC		3
 #define INTR_TYPE_SOFT_INT		4
 #define INTR_TYPE_PRIV_SOFT_EXC		5
 #define INTR_TYPE_SOFT_EXC		6

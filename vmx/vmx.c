@@ -349,7 +349,11 @@ static int setup_controls(struct vcpu *v, struct vmx_vcpu *vv)
 	ok &= vmwrite(VMCS_PROC2_CTLS, c->proc2);
 	ok &= vmwrite(VMCS_EXIT_CTLS, c->exit);
 	ok &= vmwrite(VMCS_ENTRY_CTLS, vv->entry_ctls);
-	ok &= vmwrite(VMCS_EXCEPTION_BITMAP, 0);
+	/* #DB and #AC are reflected (a guest could otherwise wedge this CPU
+	 * in a microcode loop delivering them, CVE-2015-5307 and -8104), #MC
+	 * is the host's (25.6.3). */
+	ok &= vmwrite(VMCS_EXCEPTION_BITMAP, (1u << EXC_DB) | (1u << EXC_AC) |
+		      (1u << EXC_MC));
 	ok &= vmwrite(VMCS_PF_ERR_MASK, 0);
 	ok &= vmwrite(VMCS_PF_ERR_MATCH, 0);
 	ok &= vmwrite(VMCS_CR3_TARGET_COUNT, 0);
@@ -661,6 +665,31 @@ static void nmi_unblock(void)
 		: : [ss] "i"(GDT_KDATA), [cs] "i"(GDT_KCODE) : "rax", "memory", "cc");
 }
 
+/*
+ * An exception from the bitmap (27.2.2).  #DB: the exit leaves DR6 alone
+ * and the qualification holds the bits the #DB would have set (B0-B3,
+ * BD, BS: 27.2.1 table 27-1); the guest's DR6 gets them as a #DB taken in
+ * the guest would (SDM Vol. 3B 18.2.3), then the exception is reflected.
+ */
+#define DR6_EXIT_BITS	0x600full	/* B0-B3, BD, BS */
+
+static void decode_exc(struct vcpu *v, struct vcpu_exit *e, uint32_t info,
+		       uint64_t qual)
+{
+	uint32_t vector = info & 0xff;
+
+	if (vector == EXC_MC) {
+		e->kind = EXIT_MCE;
+		return;
+	}
+	if (vector == EXC_DB)
+		v->st.dr6 = (v->st.dr6 & ~0xfull) | (qual & DR6_EXIT_BITS);
+	e->kind = EXIT_EXCEPTION;
+	e->exc.vector = (uint8_t)vector;
+	e->exc.has_error = info & INTR_INFO_HAS_ERROR;
+	e->exc.error = e->exc.has_error ? (uint32_t)vmread(VMCS_EXIT_INTR_ERRCODE) : 0;
+}
+
 static void decode(struct vcpu *v, struct vcpu_exit *e)
 {
 	uint32_t reason = (uint32_t)vmread(VMCS_EXIT_REASON);
@@ -679,7 +708,11 @@ static void decode(struct vcpu *v, struct vcpu_exit *e)
 	case VMX_EXIT_EXC_NMI:
 		info = (uint32_t)vmread(VMCS_EXIT_INTR_INFO);
 		e->raw_info2 = info;
-		/* Only NMIs exit here (the exception bitmap is 0).  The host's
+		if (INTR_TYPE(info) == INTR_TYPE_HW_EXC) {
+			decode_exc(v, e, info, qual);
+			break;
+		}
+		/* Otherwise an NMI.  The host's
 		 * NMI handler does not run: the NMI is counted, and NMIs stay
 		 * blocked after such an exit until the next IRET (SDM Vol. 3C
 		 * 28.1.1 / 24.4.2), so one IRET to ourselves unblocks them, or
@@ -698,6 +731,17 @@ static void decode(struct vcpu *v, struct vcpu_exit *e)
 		break;
 	case VMX_EXIT_TRIPLE_FAULT:
 		e->kind = EXIT_SHUTDOWN;
+		break;
+	case VMX_EXIT_MCE_ENTRY:
+		e->kind = EXIT_MCE;	/* a machine check during VM entry */
+		break;
+	case VMX_EXIT_TASK_SWITCH:
+		/* Always exits (SDM Vol. 3C "Other Causes of VM Exits");
+		 * qualification 15:0 the selector, 31:30 the source
+		 * (27.2.1 table 27-2). */
+		e->kind = EXIT_TASK_SWITCH;
+		e->raw_info1 = qual & 0xffff;
+		e->raw_info2 = (qual >> 30) & 3;
 		break;
 	case VMX_EXIT_CPUID:
 		decode_insn(v, e, EXIT_CPUID, len);
@@ -815,7 +859,11 @@ static int vmx_vcpu_run(struct vcpu *v, struct vcpu_exit *e)
 	 * guest exit at once instead of being taken here first; after the
 	 * exit the host takes it (no acknowledge-on-exit). */
 	f = irq_save();
+	/* The guest's FPU state only around VMLAUNCH/VMRESUME (vcpu.c:
+	 * vcpu_fpu_enter); C code after the exit may use SSE. */
+	vcpu_fpu_enter(v);
 	rc = vmx_enter(v->st.gpr, vv->launched);
+	vcpu_fpu_leave(v);
 	v->st.cr2 = read_cr2();
 	if (rc) {
 		irq_restore(f);

@@ -57,8 +57,11 @@
 #endif
 
 /* Exception vectors (SDM Vol. 3A 6.3.1 table 6-1). */
+#define EXC_DB			1
 #define EXC_UD			6
 #define EXC_GP			13
+#define EXC_AC			17
+#define EXC_MC			18
 
 /* MSRs more than one file uses (SDM Vol. 4 table 2-2). */
 #define MSR_APIC_BASE		0x0000001b

@@ -6,6 +6,7 @@
  * handlers stay vendor-neutral.
  */
 #include <errno.h>
+#include "kernel/lib/msr_rules.h"
 #include "kernel/platform/arch.h"
 #include "kernel/virt/irq.h"
 #include "kernel/virt/vm.h"
@@ -19,26 +20,6 @@
 #define MSR_MISC_ENABLE		0x1a0
 
 #define MISC_ENABLE_DEFAULT	0x1801ull	/* fast strings, no BTS, no PEBS */
-
-/* The address-like MSRs must hold canonical addresses (SDM Vol. 3A 3.3.7.1). */
-static bool canonical(uint64_t a)
-{
-	return (uint64_t)((int64_t)(a << 16) >> 16) == a;
-}
-
-/* PAT entries may only hold types 0, 1, 4, 5, 6, 7 (SDM Vol. 3A 12.12.2). */
-static bool pat_valid(uint64_t pat)
-{
-	int i;
-
-	for (i = 0; i < 8; i++) {
-		uint8_t t = (pat >> (i * 8)) & 0xff;
-
-		if (t > 7 || t == 2 || t == 3)
-			return false;
-	}
-	return true;
-}
 
 static uint64_t *state_msr(struct vcpu_state *st, uint32_t msr)
 {
@@ -122,27 +103,12 @@ int msr_read(struct vcpu *v, uint32_t msr, uint64_t *val)
 	return 0;
 }
 
+/* Each MSR by its own architectural rule (kernel/lib/msr_rules.c). */
 static int check_write(struct vcpu *v, uint32_t msr, uint64_t val)
 {
-	switch (msr) {
-	case MSR_PAT:
-		return pat_valid(val) ? 0 : -EINVAL;
-	case MSR_EFER:
-		/* LMA is the CPU's to set; SVME would expose nested SVM. */
-		if (val & ~(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE))
-			return -EINVAL;
-		return ((val ^ v->st.efer) & EFER_LMA) ? -EINVAL : 0;
-	case MSR_SYSENTER_CS:
-		return val >> 32 ? -EINVAL : 0;
-	case MSR_STAR:
-		/* Selectors and the legacy SYSCALL EIP, no address to be
-		 * canonical (APM Vol. 2 6.1.1; Linux writes 0x0023001000000000). */
-		return 0;
-	case MSR_SFMASK:
-		return val >> 32 ? -EINVAL : 0;	/* bits 63:32 reserved, SDM Vol. 4 2.1 */
-	default:
-		return canonical(val) ? 0 : -EINVAL;
-	}
+	struct msr_ctx ctx = { .efer = v->st.efer, .cr0 = v->st.cr0 };
+
+	return msr_rule_check(msr, val, &ctx) == 0 ? 0 : -EINVAL;
 }
 
 int msr_write(struct vcpu *v, uint32_t msr, uint64_t val)

@@ -241,6 +241,8 @@ static int handle_hlt(struct vcpu *v, const struct vcpu_exit *e)
 static bool have_xsave;
 static uint64_t host_xcr0;
 
+static void fpu_probe(void);
+
 /* SDM Vol. 1 13.3: x87 always on, AVX needs SSE, only bits the host
  * enabled (and CPUID leaf 0xD shows the guest no others). */
 bool vcpu_xcr0_ok(uint64_t val)
@@ -269,8 +271,13 @@ int vcpu_fpu_image_ok(const uint8_t *img, size_t len, uint64_t xcr0)
 	memcpy(&comp, img + 520, 8);
 	if (mxcsr & 0xffff0000u)
 		return -EINVAL;
-	/* run_once restores with the guest's XCR0 (1 until it sets one). */
-	if (have_xsave && (bv & ~(xcr0 ? xcr0 : 1)))
+	/* vcpu_fpu_enter restores with the host's XCR0, whatever the
+	 * guest's (xcr0, checked by vcpu_xcr0_ok): XRSTOR faults only on
+	 * components the host does not enable. */
+	(void)xcr0;
+	if (!have_xsave && !host_xcr0)
+		fpu_probe();
+	if (have_xsave && (bv & ~host_xcr0))
 		return -EINVAL;
 	if (comp)
 		return -EINVAL;
@@ -305,6 +312,55 @@ static void dump_state(struct vcpu *v, const struct vcpu_exit *e)
 	       v->st.gpr[GPR_RBX], v->st.gpr[GPR_RCX], v->st.gpr[GPR_RDX]);
 }
 
+static const char *task_switch_src(uint64_t src)
+{
+	static const char *const names[] = { "CALL", "IRET", "JMP", "task gate" };
+
+	return src < 4 ? names[src] : "?";
+}
+
+/*
+ * An intercepted #DB or #AC goes back to the guest unchanged (the vendor
+ * already put the #DB's DR6 bits in place).  An event whose delivery the
+ * exception interrupted was re-queued first; it is delivered again and
+ * the fault recurs, so the exception is not queued over it.
+ */
+static int handle_exception(struct vcpu *v, const struct vcpu_exit *e)
+{
+	if (!v->pending.valid)
+		vcpu_inject_exception(v, e->exc.vector, e->exc.has_error, e->exc.error);
+	return VCPU_RESUME;
+}
+
+/*
+ * A machine check while the guest ran is the host's: the hardware error
+ * is logged from the machine-check MSRs (SDM Vol. 3B 16.3), and the VM
+ * whose work it interrupted stops, since its memory or state may be
+ * damaged.  It is never forwarded to the guest.
+ */
+#define MSR_MCG_CAP_N		0x179
+#define MSR_MCG_STATUS_N	0x17a
+#define MSR_MC0_STATUS		0x401
+#define MCI_STATUS_VAL		(1ull << 63)
+
+static int handle_mce(struct vcpu *v)
+{
+	uint64_t cap = rdmsr(MSR_MCG_CAP_N), mcg = rdmsr(MSR_MCG_STATUS_N);
+	unsigned banks = cap & 0xff, i;
+
+	pr_err("vm %s vcpu %d: host machine check during guest execution on "
+	       "CPU %u: MCG_STATUS %#lx", v->vm->name, v->id, this_cpu()->id, mcg);
+	for (i = 0; i < banks && i < 32; i++) {
+		uint64_t st = rdmsr(MSR_MC0_STATUS + 4 * i);
+
+		if (st & MCI_STATUS_VAL)
+			pr_err("  bank %u: status %#lx", i, st);
+	}
+	vm_guest_stopped(v->vm, VM_FAILED, "host machine check while the guest "
+			 "ran (MCG_STATUS %#lx); not forwarded to the guest", mcg);
+	return VCPU_PARK;
+}
+
 static int handle_exit(struct vcpu *v, const struct vcpu_exit *e)
 {
 	switch (e->kind) {
@@ -335,6 +391,17 @@ static int handle_exit(struct vcpu *v, const struct vcpu_exit *e)
 	case EXIT_UD_INSN:
 		vcpu_inject_exception(v, EXC_UD, false, 0);
 		return VCPU_RESUME;
+	case EXIT_EXCEPTION:
+		return handle_exception(v, e);
+	case EXIT_MCE:
+		return handle_mce(v);
+	case EXIT_TASK_SWITCH:
+		/* A 64-bit guest cannot switch tasks; a 32-bit one can, but no
+		 * guest Tern runs needs it: this VM alone stops, saying why. */
+		vm_guest_stopped(v->vm, VM_FAILED, "task switch not supported (to TSS "
+				 "%#lx by %s) at rip %#lx", e->raw_info1,
+				 task_switch_src(e->raw_info2), v->st.rip);
+		return VCPU_PARK;
 	case EXIT_SHUTDOWN:
 		vm_guest_stopped(v->vm, VM_FAILED, "triple fault (shutdown) at rip %#lx",
 				 v->st.rip);
@@ -385,19 +452,49 @@ static void fpu_probe(void)
 	}
 }
 
-static void run_once(struct vcpu *v, struct vcpu_exit *e)
+static uint64_t guest_xcr0(const struct vcpu *v)
 {
-	uint64_t gx = v->st.xcr0 ? v->st.xcr0 : 1;
+	return v->st.xcr0 ? v->st.xcr0 : 1;	/* 1 at reset (SDM Vol. 1 13.3) */
+}
+
+/*
+ * The guest's FPU/SSE/AVX registers are in the CPU only from
+ * vcpu_fpu_enter to vcpu_fpu_leave, which the vendors call right around
+ * VMRUN (with GIF clear) and VMLAUNCH/VMRESUME (with interrupts off).
+ * The kernel is built with SSE (Newlib, GCC's memcpy and struct copies),
+ * so any C code in between could change a guest XMM register behind its
+ * back; svm/, vmx/ and this file are built -mgeneral-regs-only and the
+ * Makefile fails the build if their objects use an XMM/YMM register
+ * (check-no-sse).  An NMI taken in the VMX window saves the SSE state
+ * around its handler (isr.S).
+ *
+ * Both directions run with the host's XCR0 and its full mask: XSAVE only
+ * saves the components XCR0 enables (SDM Vol. 1 13.8), and a guest whose
+ * XCR0 is still 1 (x87 only, the reset value) uses XMM registers all the
+ * same; saving under its XCR0 would lose them at every exit.
+ */
+void vcpu_fpu_enter(struct vcpu *v)
+{
+	uint64_t gx = guest_xcr0(v);
 
 	fpu_save(v->fpu_host, host_xcr0);
+	fpu_restore(v->fpu_guest, host_xcr0);
 	if (have_xsave && gx != host_xcr0)
 		xsetbv0(gx);
-	fpu_restore(v->fpu_guest, gx);
-	hv->vcpu_run(v, e);
-	fpu_save(v->fpu_guest, gx);
-	if (have_xsave && gx != host_xcr0)
+}
+
+void vcpu_fpu_leave(struct vcpu *v)
+{
+	if (have_xsave && guest_xcr0(v) != host_xcr0)
 		xsetbv0(host_xcr0);
+	fpu_save(v->fpu_guest, host_xcr0);
 	fpu_restore(v->fpu_host, host_xcr0);
+}
+
+/* The FPU switch is the vendor's, around the entry instruction itself. */
+static void run_once(struct vcpu *v, struct vcpu_exit *e)
+{
+	hv->vcpu_run(v, e);
 }
 
 /*

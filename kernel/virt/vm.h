@@ -88,7 +88,15 @@ _Static_assert(VCPU_GPR_OFF(RAX) == GPR_OFF(RAX) && VCPU_GPR_OFF(RCX) == GPR_OFF
 /*
  * Generic exit kinds and the names `vm info` counts them under, listed
  * once.  HANDLED: the vendor finished the exit itself (VMX: CR access,
- * INVLPG, INVD/WBINVD, PML full) and the loop only resumes.
+ * INVLPG, INVD/WBINVD, PML full; SVM: INVD, SMI, INIT; both: a guest
+ * exception reflected back into the guest) and the loop only resumes.
+ * TASK_SWITCH: a hardware task switch, which Tern does not emulate
+ * (raw_info1: the target TSS selector, raw_info2: its source, 0 CALL,
+ * 1 IRET, 2 JMP, 3 task gate).  MCE: a machine check arrived while the
+ * guest ran; it belongs to the host, never to the guest.  EXCEPTION: an
+ * intercepted guest exception (#DB, #AC) that goes back into the guest
+ * as it was (exc); intercepting them keeps a guest from wedging its host
+ * CPU in an endless microcode delivery loop (CVE-2015-5307, -8104).
  */
 #define EXIT_KINDS(X)				\
 	X(NONE, "none")				\
@@ -105,6 +113,9 @@ _Static_assert(VCPU_GPR_OFF(RAX) == GPR_OFF(RAX) && VCPU_GPR_OFF(RCX) == GPR_OFF
 	X(XSETBV, "xsetbv")			\
 	X(IRQ_WINDOW, "irq-window")		\
 	X(UD_INSN, "ud-insn")			\
+	X(TASK_SWITCH, "task-switch")		\
+	X(MCE, "machine-check")			\
+	X(EXCEPTION, "exception")		\
 	X(HANDLED, "handled")			\
 	X(ENTRY_FAIL, "entry-fail")		\
 	X(UNKNOWN, "unknown")
@@ -132,6 +143,11 @@ struct vcpu_exit {
 		struct {
 			uint32_t insn_len;	/* of the intercepted instruction */
 		} insn;
+		struct {
+			uint8_t vector;
+			bool has_error;
+			uint32_t error;
+		} exc;
 	};
 	uint64_t raw_reason, raw_info1, raw_info2;	/* for dumps */
 	uint8_t insn_bytes[15];
@@ -312,6 +328,10 @@ void vcpu_inject_exception(struct vcpu *v, uint8_t vector, bool has_error,
 int vcpu_request(struct vcpu *v, uint32_t req, bool on, uint64_t timeout_us);
 bool vcpu_xcr0_ok(uint64_t xcr0);
 int vcpu_fpu_image_ok(const uint8_t *img, size_t len, uint64_t xcr0);
+/* The vendors' vcpu_run: the guest's FPU state in (enter) and out (leave)
+ * right around the entry instruction, nothing else in between. */
+void vcpu_fpu_enter(struct vcpu *v);
+void vcpu_fpu_leave(struct vcpu *v);
 const char *exit_kind_name(enum exit_kind k);
 
 /* cpuid.c, msr.c: the guest-visible CPU policy */

@@ -7,6 +7,10 @@
  *   wild    write to guest-physical 0xF0000000: no RAM, no device there
  *   garbage fill 64 KiB at 8 MiB with pseudo-random bytes, drop the IDT and
  *           jump into them: whatever they do must stay inside this VM
+ *   invd    INVD three times: the hypervisor must let the guest go on (it
+ *           then passes its checks and exits 0x10)
+ *   tss     LTR, then a far JMP to another TSS: a task switch (SDM Vol. 3A
+ *           8.3), which Tern does not emulate: the VM alone must stop
  * If the VM is still running afterwards it says so and exits 0x12.
  */
 #include "guest.h"
@@ -88,6 +92,57 @@ static void crash_garbage(void)
 	survived("garbage");
 }
 
+static void crash_invd(void)
+{
+	volatile uint32_t after = 0;
+	int i;
+
+	guest_puts("CRASH invd: three INVDs\n");
+	for (i = 0; i < 3; i++) {
+		__asm__ volatile("invd" : : : "memory");
+		after++;
+	}
+	guest_check("invd_continues", after == 3, "after=%u", after);
+	guest_done();
+}
+
+/* A 32-bit TSS (SDM Vol. 3A 8.2.1): only its size matters here. */
+struct tss32 {
+	uint32_t words[26];
+} __attribute__((aligned(16)));
+
+static struct tss32 tss_cur, tss_next;
+
+/* The entry.S GDT (code 0x08, data 0x10) plus two available 32-bit TSS
+ * descriptors (type 9): 0x18 becomes TR, 0x20 is the target. */
+static uint64_t tss_gdt[5] __attribute__((aligned(8)));
+
+static uint64_t tss_desc(const struct tss32 *t)
+{
+	uint64_t base = (uintptr_t)t, limit = sizeof(*t) - 1;
+
+	return (limit & 0xffff) | (base & 0xffffff) << 16 | 0x89ull << 40 |
+	       ((limit >> 16) & 0xf) << 48 | (base >> 24) << 56;
+}
+
+static void crash_tss(void)
+{
+	struct { uint16_t limit; uint32_t base; } __attribute__((packed)) d;
+
+	tss_gdt[0] = 0;
+	tss_gdt[1] = 0x00CF9B000000FFFFull;
+	tss_gdt[2] = 0x00CF93000000FFFFull;
+	tss_gdt[3] = tss_desc(&tss_cur);
+	tss_gdt[4] = tss_desc(&tss_next);
+	d.limit = sizeof(tss_gdt) - 1;
+	d.base = (uintptr_t)tss_gdt;
+	guest_puts("CRASH tss: ljmp to a TSS (task switch)\n");
+	__asm__ volatile("lgdt %0\n\tmov $0x18, %%ax\n\tltr %%ax"
+			 : : "m"(d) : "eax", "memory");
+	__asm__ volatile("ljmp $0x20, $0" : : : "memory");
+	survived("tss");
+}
+
 void guest_main(uint32_t magic, const struct mb_info *info)
 {
 	const char *cmd;
@@ -104,7 +159,11 @@ void guest_main(uint32_t magic, const struct mb_info *info)
 		crash_wild();
 	else if (guest_cmdline_has(cmd, "garbage"))
 		crash_garbage();
+	else if (guest_cmdline_has(cmd, "invd"))
+		crash_invd();
+	else if (guest_cmdline_has(cmd, "tss"))
+		crash_tss();
 	guest_puts("CRASH usage: command line must hold triple, ud, hlt, "
-		   "wild or garbage\n");
+		   "wild, garbage, invd or tss\n");
 	guest_exit(GUEST_EXIT_FAIL);
 }

@@ -15,6 +15,10 @@
 #define MSR_MISC_ENABLE		0x000001A0u
 #define MSR_PAT			0x00000277u
 #define MSR_EFER		0xC0000080u
+#define MSR_STAR		0xC0000081u
+#define MSR_LSTAR		0xC0000082u
+#define MSR_SFMASK		0xC0000084u
+#define MSR_KERNEL_GS_BASE	0xC0000102u
 #define MSR_UNKNOWN_LOW		0x00000123u	/* unassigned in SDM Vol. 4 */
 #define MSR_UNKNOWN_HIGH	0xC0001234u	/* unassigned in SDM and APM */
 
@@ -137,6 +141,58 @@ static void check_pat(void)
 		    (unsigned long long)v);
 }
 
+/* Linux's STAR: user CS/SS base 0x23 (bits 63:48), kernel CS 0x10
+ * (bits 47:32).  Not an address: the SDM (Vol. 4, IA32_STAR) reserves no
+ * bit, so any value must be written and read back unchanged. */
+#define STAR_LINUX		0x0023001000000000ull
+/* Linux's SFMASK (TF DF IF IOPL AC NT...): bits 31:0 only. */
+#define SFMASK_LINUX		0x0000000000047700ull
+#define NONCANONICAL		0x0000800000000000ull
+
+static void check_roundtrip(const char *name, uint32_t msr, uint64_t val)
+{
+	uint64_t v = 0;
+	uint32_t err = 0;
+	int vw, vr;
+
+	vw = wrmsr_safe(msr, val, &err);
+	vr = rdmsr_safe(msr, &v, NULL);
+	guest_check(name, vw < 0 && vr < 0 && v == val,
+		    "msr 0x%x: wrote 0x%llx, vectors %d %d, read 0x%llx", msr,
+		    (unsigned long long)val, vw, vr, (unsigned long long)v);
+}
+
+static void check_write_gp(const char *name, uint32_t msr, uint64_t val)
+{
+	uint64_t before = 0, after = 0;
+	uint32_t err = 0;
+	int vec;
+
+	rdmsr_safe(msr, &before, NULL);
+	vec = wrmsr_safe(msr, val, &err);
+	rdmsr_safe(msr, &after, NULL);
+	guest_check(name, vec == VEC_GP && err == 0 && after == before,
+		    "msr 0x%x value 0x%llx: vector %d error 0x%x, 0x%llx -> 0x%llx",
+		    msr, (unsigned long long)val, vec, err,
+		    (unsigned long long)before, (unsigned long long)after);
+}
+
+/* The SYSCALL MSRs, each by its own rule (SDM Vol. 4 table 2-2, Vol. 3A
+ * 5.8.8): STAR any value, SFMASK bits 63:32 reserved, LSTAR and
+ * KERNEL_GS_BASE canonical; EFER reserved bits #GP. */
+static void check_syscall_msrs(void)
+{
+	check_roundtrip("star_linux_value", MSR_STAR, STAR_LINUX);
+	check_roundtrip("star_all_ones", MSR_STAR, ~0ull);
+	check_roundtrip("sfmask_linux_value", MSR_SFMASK, SFMASK_LINUX);
+	check_write_gp("sfmask_high_bits_gp", MSR_SFMASK, 1ull << 32 | 0x700);
+	check_roundtrip("lstar_canonical", MSR_LSTAR, 0xffffffff81000000ull);
+	check_write_gp("lstar_noncanonical_gp", MSR_LSTAR, NONCANONICAL);
+	check_write_gp("kernel_gs_base_noncanonical_gp", MSR_KERNEL_GS_BASE,
+		       NONCANONICAL);
+	check_write_gp("efer_reserved_bit_gp", MSR_EFER, 1ull << 20);
+}
+
 void guest_main(uint32_t magic, const struct mb_info *info)
 {
 	uint64_t v = 0;
@@ -153,6 +209,7 @@ void guest_main(uint32_t magic, const struct mb_info *info)
 		    "apic_base=0x%llx", (unsigned long long)v);
 	check_efer();
 	check_pat();
+	check_syscall_msrs();
 	check_readable("misc_enable_readable", MSR_MISC_ENABLE, &v);
 	guest_done();
 }
