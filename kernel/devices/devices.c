@@ -12,6 +12,7 @@
 #include <string.h>
 #include "kernel/mgmt/console.h"
 #include "kernel/devices/devices.h"
+#include "kernel/devices/pc.h"
 #include "kernel/platform/spinlock.h"
 #include "kernel/devices/model/uart16550.h"
 #include "kernel/lib/byteorder.h"
@@ -32,6 +33,9 @@ struct vuart {
 	uint8_t rx[UART_RX_RING];	/* host input the FIFO has no room for */
 	volatile uint32_t rx_head, rx_tail;
 	char prefix[VM_NAME_MAX + 8];
+	/* The VM's other PC devices (pc.c): struct vm has one pointer for
+	 * the devices besides the test device, and it points here. */
+	struct pc_devs *pc;
 };
 
 static struct vm *attached_vm;
@@ -189,8 +193,10 @@ int devices_create(struct vm *vm)
 	snprintf(u->prefix, sizeof(u->prefix), "[%s] ", vm->name);
 	vm->uart = u;
 	vm->testdev = regs;
-	rc = bus_add(&vm->pio, &(struct bus_dev){ "uart", 0x3f8, 8, vuart_read,
-						  vuart_write, u });
+	rc = pc_create(vm, &u->pc);
+	if (!rc)
+		rc = bus_add(&vm->pio, &(struct bus_dev){ "uart", 0x3f8, 8, vuart_read,
+							  vuart_write, u });
 	if (!rc)
 		rc = bus_add(&vm->pio, &(struct bus_dev){ "exit", 0xf4, 4, NULL,
 							  exitport_write, vm });
@@ -299,6 +305,8 @@ int devices_save(struct vm *vm, int (*emit)(void *ctx, const char *name, uint32_
 		rc = emit(ctx, "uart", VUART_STATE_V, blob, len);
 	if (!rc)
 		rc = emit(ctx, "testdev", TESTDEV_STATE_V, vm->testdev, TESTDEV_SIZE);
+	if (!rc)
+		rc = pc_save(((struct vuart *)vm->uart)->pc, emit, ctx);
 	return rc;
 }
 
@@ -314,13 +322,33 @@ int devices_load(struct vm *vm, const char *name, uint32_t version, const void *
 		memcpy((uint8_t *)vm->testdev + 4, (const uint8_t *)blob + 4, TESTDEV_SIZE - 4);
 		return 0;
 	}
-	return -ENOENT;
+	return pc_load(((struct vuart *)vm->uart)->pc, name, version, blob, len);
+}
+
+uint64_t devices_timer_deadline(struct vm *vm, uint64_t now_ns)
+{
+	struct vuart *u = vm->uart;
+
+	return u && u->pc ? pc_timer_deadline(u->pc, now_ns) : 0;
+}
+
+void devices_timer_run(struct vm *vm, uint64_t now_ns)
+{
+	struct vuart *u = vm->uart;
+
+	if (u && u->pc)
+		pc_timer_run(u->pc, now_ns);
 }
 
 void devices_destroy(struct vm *vm)
 {
-	if (vm->uart)
-		vuart_flush(vm->uart);
+	struct vuart *u = vm->uart;
+
+	if (u) {
+		vuart_flush(u);
+		if (u->pc)
+			pc_destroy(u->pc);
+	}
 	if (attached_vm == vm)
 		vuart_attach(NULL);
 	free(vm->uart);
