@@ -14,6 +14,15 @@ void vuart_attach(struct vm *vm);	/* NULL detaches */
 struct vm *vuart_attached(void);
 
 /*
+ * Device timers, for vCPU 0's loop: the earliest guest time (vm_time_ns)
+ * at which some device needs devices_timer_run, 0 for none; and the run,
+ * which raises the interrupts due by now_ns (a periodic source that missed
+ * several periods raises one, never one per lost tick).
+ */
+uint64_t devices_timer_deadline(struct vm *vm, uint64_t now_ns);
+void devices_timer_run(struct vm *vm, uint64_t now_ns);
+
+/*
  * Migration.  devices_save calls emit once per device model with its
  * state (name, format version, bytes; valid during the call).
  * devices_load takes one such blob from the network: 0, -ENOENT for an

@@ -1,0 +1,288 @@
+/*
+ * Legacy PC devices on the port bus:
+ *   - the ACPI PM1a event and control blocks (0x600, 6 bytes) and the
+ *     reset register 0xcf9 the FADT announces (model/acpi_pm.c), SCI on
+ *     IRQ 9;
+ *   - the 8254 PIT at 0x40-0x43 (model/vpit.c), channel 0 on IRQ 0
+ *     through devices_timer_deadline/run;
+ *   - the keyboard controller's ports 0x60-0x64: only the CPU reset line
+ *     (command 0xfe) and port 0x61 (port B: the PIT's gate 2 and OUT2)
+ *     are modelled.  The FADT leaves
+ *     IAPC_BOOT_ARCH's 8042 flag clear and the DSDT has no PNP0303, so
+ *     Linux marks the i8042 "firmware absent" (arch/x86/kernel/acpi/boot.c
+ *     acpi_parse_fadt) and never probes; a guest that does sees status
+ *     0x1c -- system flag, command last, not inhibited, no output byte --
+ *     so i8042_flush() finds nothing to drain and command replies time out.
+ * One lock covers them: a guest that powers off or resets stops itself
+ * only, after the lock is dropped.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include "kernel/kernel.h"
+#include "kernel/devices/pc.h"
+#include "kernel/devices/model/acpi_pm.h"
+#include "kernel/devices/model/vpit.h"
+#include "kernel/platform/spinlock.h"
+#include "kernel/virt/irq.h"
+
+#define PC_PM_BASE	0x600	/* acpi_build: PM1a_EVT 0x600, PM1a_CNT 0x604 */
+#define PC_RST_PORT	0xcf9
+#define PC_S5_TYP	5
+#define PC_SCI_GSI	9
+#define PC_KBC_BASE	0x60
+#define PC_KBC_STATUS	0x1c	/* 8042 status: SYS, A2 (command), INH */
+#define PC_PIT_BASE	0x40
+#define PC_PIT_GSI	2	/* ISA IRQ 0: the MADT overrides it to GSI 2 */
+
+struct pc_devs {
+	struct vm *vm;
+	struct spinlock lock;
+	struct acpi_pm pm;
+	struct vpit pit;
+	bool sci;		/* the level last sent to vm_irq_line */
+	bool sleep_logged;
+};
+
+/* Under pc->lock. */
+static void pc_sci_sync(struct pc_devs *pc)
+{
+	bool level = acpi_pm_sci(&pc->pm);
+
+	if (level != pc->sci) {
+		pc->sci = level;
+		vm_irq_line(pc->vm, PC_SCI_GSI, level);
+	}
+}
+
+/* Without the lock: the VM stops or restarts itself, nothing else. */
+static void pc_act(struct pc_devs *pc, enum acpi_pm_action a, uint8_t slp_typ,
+		   const char *why)
+{
+	switch (a) {
+	case ACPI_PM_POWEROFF:
+		vm_guest_stopped(pc->vm, VM_STOPPED, "powered off by the guest (ACPI S5)");
+		break;
+	case ACPI_PM_RESET:
+		vm_guest_reset(pc->vm, why);
+		break;
+	case ACPI_PM_SLEEP:
+		if (!pc->sleep_logged) {
+			pc->sleep_logged = true;
+			pr_info("vm %s: ignored ACPI sleep request SLP_TYP %u (only S5 is supported)",
+				pc->vm->name, slp_typ);
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+static int pc_pm_read(void *ctx, uint64_t off, int size, uint64_t *val)
+{
+	struct pc_devs *pc = ctx;
+	uint64_t f = spin_lock_irqsave(&pc->lock);
+
+	*val = acpi_pm_read(&pc->pm, (unsigned)off, size);
+	spin_unlock_irqrestore(&pc->lock, f);
+	return 0;
+}
+
+static int pc_pm_write(void *ctx, uint64_t off, int size, uint64_t val)
+{
+	struct pc_devs *pc = ctx;
+	uint64_t f = spin_lock_irqsave(&pc->lock);
+	enum acpi_pm_action a = acpi_pm_write(&pc->pm, (unsigned)off, size, (uint32_t)val);
+	uint8_t typ = pc->pm.slp_typ;
+
+	pc_sci_sync(pc);
+	spin_unlock_irqrestore(&pc->lock, f);
+	pc_act(pc, a, typ, NULL);
+	return 0;
+}
+
+static int pc_rst_read(void *ctx, uint64_t off, int size, uint64_t *val)
+{
+	struct pc_devs *pc = ctx;
+	uint64_t f = spin_lock_irqsave(&pc->lock);
+
+	(void)off, (void)size;
+	*val = acpi_pm_rst_read(&pc->pm);
+	spin_unlock_irqrestore(&pc->lock, f);
+	return 0;
+}
+
+static int pc_rst_write(void *ctx, uint64_t off, int size, uint64_t val)
+{
+	struct pc_devs *pc = ctx;
+	uint64_t f = spin_lock_irqsave(&pc->lock);
+	enum acpi_pm_action a = acpi_pm_rst_write(&pc->pm, (uint8_t)val);
+
+	(void)off, (void)size;
+	spin_unlock_irqrestore(&pc->lock, f);
+	pc_act(pc, a, 0, (val & ACPI_RST_SYS) ? "hard reset through port 0xcf9" :
+		"soft reset through port 0xcf9");
+	return 0;
+}
+
+/* ---- 0x60-0x64: keyboard controller and port B ---- */
+
+static int pc_kbc_read(void *ctx, uint64_t off, int size, uint64_t *val)
+{
+	struct pc_devs *pc = ctx;
+	uint64_t f;
+
+	(void)size;
+	switch (off) {
+	case 0: *val = 0; break;		/* no output byte */
+	case 1:
+		f = spin_lock_irqsave(&pc->lock);
+		*val = vpit_port61_read(&pc->pit, vm_time_ns());
+		spin_unlock_irqrestore(&pc->lock, f);
+		break;
+	case 4: *val = PC_KBC_STATUS; break;
+	default: *val = 0xff; break;
+	}
+	return 0;
+}
+
+static int pc_kbc_write(void *ctx, uint64_t off, int size, uint64_t val)
+{
+	struct pc_devs *pc = ctx;
+
+	(void)size;
+	if (off == 1) {
+		uint64_t f = spin_lock_irqsave(&pc->lock);
+
+		vpit_port61_write(&pc->pit, (uint8_t)val, vm_time_ns());
+		spin_unlock_irqrestore(&pc->lock, f);
+		return 0;
+	}
+	/* Commands 0xf0-0xff pulse output-port bits 3:0 low for those bits
+	 * clear in the command; bit 0 is the CPU reset line (IBM PC AT
+	 * Technical Reference, 8042 commands).  0xfe pulses only it. */
+	if (off == 4 && (val & 0xf1) == 0xf0)
+		pc_act(pc, ACPI_PM_RESET, 0, "keyboard controller command 0xfe");
+	return 0;
+}
+
+/* ---- 0x40-0x43: PIT ---- */
+
+static int pc_pit_read(void *ctx, uint64_t off, int size, uint64_t *val)
+{
+	struct pc_devs *pc = ctx;
+	uint64_t f = spin_lock_irqsave(&pc->lock);
+
+	(void)size;
+	*val = vpit_read(&pc->pit, (unsigned)off, vm_time_ns());
+	spin_unlock_irqrestore(&pc->lock, f);
+	return 0;
+}
+
+static int pc_pit_write(void *ctx, uint64_t off, int size, uint64_t val)
+{
+	struct pc_devs *pc = ctx;
+	uint64_t f = spin_lock_irqsave(&pc->lock);
+
+	(void)size;
+	vpit_write(&pc->pit, (unsigned)off, (uint8_t)val, vm_time_ns());
+	spin_unlock_irqrestore(&pc->lock, f);
+	return 0;
+}
+
+int pc_create(struct vm *vm, struct pc_devs **out)
+{
+	struct pc_devs *pc = calloc(1, sizeof(*pc));
+	int rc;
+
+	if (!pc)
+		return -ENOMEM;
+	pc->vm = vm;
+	acpi_pm_reset(&pc->pm, PC_S5_TYP);
+	vpit_reset(&pc->pit);
+	*out = pc;
+	rc = bus_add(&vm->pio, &(struct bus_dev){ "acpi-pm", PC_PM_BASE, ACPI_PM_WINDOW,
+						  pc_pm_read, pc_pm_write, pc });
+	if (!rc)
+		rc = bus_add(&vm->pio, &(struct bus_dev){ "reset", PC_RST_PORT, 1,
+							  pc_rst_read, pc_rst_write, pc });
+	if (!rc)
+		rc = bus_add(&vm->pio, &(struct bus_dev){ "kbc", PC_KBC_BASE, 5,
+							  pc_kbc_read, pc_kbc_write, pc });
+	if (!rc)
+		rc = bus_add(&vm->pio, &(struct bus_dev){ "pit", PC_PIT_BASE, 4,
+							  pc_pit_read, pc_pit_write, pc });
+	return rc;
+}
+
+void pc_destroy(struct pc_devs *pc)
+{
+	free(pc);
+}
+
+/* ---- timers ---- */
+
+static uint64_t pc_min_deadline(uint64_t a, uint64_t b)
+{
+	return !a ? b : !b ? a : a < b ? a : b;
+}
+
+uint64_t pc_timer_deadline(struct pc_devs *pc, uint64_t now_ns)
+{
+	uint64_t f = spin_lock_irqsave(&pc->lock);
+	uint64_t d = vpit_irq_deadline(&pc->pit);
+
+	(void)now_ns;
+	spin_unlock_irqrestore(&pc->lock, f);
+	return pc_min_deadline(d, 0);
+}
+
+/* IRQ 0 is an ISA edge: one pulse per due period (coalesced by vpit). */
+void pc_timer_run(struct pc_devs *pc, uint64_t now_ns)
+{
+	uint64_t f = spin_lock_irqsave(&pc->lock);
+	bool tick = vpit_irq_run(&pc->pit, now_ns);
+
+	spin_unlock_irqrestore(&pc->lock, f);
+	if (tick) {
+		vm_irq_line(pc->vm, PC_PIT_GSI, true);
+		vm_irq_line(pc->vm, PC_PIT_GSI, false);
+	}
+}
+
+/* ---- migration ---- */
+
+int pc_save(struct pc_devs *pc, int (*emit)(void *ctx, const char *name, uint32_t version,
+					    const void *blob, uint32_t len), void *ctx)
+{
+	uint8_t pm[ACPI_PM_STATE_LEN], pit[VPIT_STATE_LEN];
+	uint64_t f = spin_lock_irqsave(&pc->lock);
+	int rc;
+
+	acpi_pm_save(&pc->pm, pm);
+	vpit_save(&pc->pit, vm_time_ns(), pit);
+	spin_unlock_irqrestore(&pc->lock, f);
+	rc = emit(ctx, "acpi-pm", ACPI_PM_STATE_V, pm, sizeof(pm));
+	if (!rc)
+		rc = emit(ctx, "pit", VPIT_STATE_V, pit, sizeof(pit));
+	return rc;
+}
+
+int pc_load(struct pc_devs *pc, const char *name, uint32_t version, const void *blob,
+	    uint32_t len)
+{
+	uint64_t f;
+	int rc = -ENOENT;
+
+	f = spin_lock_irqsave(&pc->lock);
+	if (!strcmp(name, "acpi-pm") && version == ACPI_PM_STATE_V) {
+		rc = acpi_pm_load(&pc->pm, blob, len);
+		if (!rc)
+			pc_sci_sync(pc);
+	} else if (!strcmp(name, "pit") && version == VPIT_STATE_V) {
+		rc = vpit_load(&pc->pit, vm_time_ns(), blob, len);
+	}
+	spin_unlock_irqrestore(&pc->lock, f);
+	return rc;
+}
