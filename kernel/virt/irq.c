@@ -3,9 +3,16 @@
  * (kernel/devices/model/vlapic.c, vioapic.c).
  *
  *   device line --vm_irq_line--> IOAPIC --apic_msg--> LAPIC(s) --> vCPU
+ *            (GSI 0-15) ------> 8259 pair --INTR--> vCPU 0's LINT0 (ExtINT)
  *   LAPIC ICR (IPI) ------------------apic_msg------> LAPIC(s)
  *
- * Locking: vm->irqchip->lock guards the IOAPIC; vcpu->lapic_lock guards
+ * The 8259 pair reaches vCPU 0 only, and only while its LAPIC is disabled
+ * or LINT0 is programmed ExtINT, unmasked (SDM Vol. 3A 11.5.1: the
+ * virtual-wire mode an OS leaves behind before it switches to the IOAPIC).
+ * Device timers (the PIT, the RTC) run on vCPU 0's loop too.
+ *
+ * Locking: vm->irqchip->lock guards the IOAPIC and the 8259s;
+ * vcpu->lapic_lock guards
  * that vCPU's LAPIC.  The order is chip, then LAPIC: the IOAPIC delivers
  * while its lock is held, and a LAPIC's effects (IPIs, EOIs to the IOAPIC)
  * are carried out only after its lock is dropped.
@@ -22,7 +29,9 @@
 #include <string.h>
 #include "kernel/platform/arch.h"
 #include "kernel/platform/cpu.h"
+#include "kernel/devices/devices.h"
 #include "kernel/devices/model/vioapic.h"
+#include "kernel/devices/model/vpic.h"
 #include "kernel/devices/model/vlapic.h"
 #include "kernel/virt/irq.h"
 #include "kernel/virt/vm.h"
@@ -37,6 +46,7 @@
 struct irqchip {
 	struct spinlock lock;
 	struct vioapic ioapic;
+	struct vpic pic;
 	uint32_t lines;			/* GSI levels, as the devices set them */
 	uint64_t msgs;			/* messages delivered */
 };
@@ -148,6 +158,13 @@ void vm_irq_msg(struct vm *vm, const struct apic_msg *m)
 	}
 }
 
+/* The 8259's INTR went (or stays) high: vCPU 0 must look.  Chip lock held. */
+static void pic_kick(struct vm *vm, struct irqchip *chip)
+{
+	if (vpic_output(&chip->pic) && vm->nvcpus)
+		kick(&vm->vcpus[0]);
+}
+
 static void ioapic_send(void *ctx, const struct apic_msg *m)
 {
 	vm_irq_msg(ctx, m);
@@ -166,6 +183,11 @@ void vm_irq_line(struct vm *vm, unsigned gsi, bool level)
 	else
 		chip->lines &= ~(1u << gsi);
 	vioapic_set_line(&chip->ioapic, gsi, level, ioapic_send, vm);
+	/* ISA IRQ n is GSI n, but for the timer: IRQ 0 is GSI 2 (the MADT's
+	 * interrupt source override); the 8259's IR2 is the cascade. */
+	if (gsi < 16 && gsi != 0)
+		vpic_set_irq(&chip->pic, gsi == 2 ? 0 : gsi, level);
+	pic_kick(vm, chip);
 	spin_unlock_irqrestore(&chip->lock, f);
 }
 
@@ -254,6 +276,59 @@ static int ioapic_write(void *ctx, uint64_t off, int size, uint64_t val)
 	return 0;
 }
 
+/* The 8259 pair and its ELCR on the port bus: byte registers, so a
+ * wider access touches its first port only. */
+static int pic_io(struct vm *vm, uint16_t port, bool write, uint64_t *val)
+{
+	struct irqchip *chip = vm->irqchip;
+	uint64_t f = spin_lock_irqsave(&chip->lock);
+
+	if (write) {
+		vpic_port_write(&chip->pic, port, (uint8_t)*val);
+		pic_kick(vm, chip);
+	} else {
+		*val = vpic_port_read(&chip->pic, port);
+	}
+	spin_unlock_irqrestore(&chip->lock, f);
+	return 0;
+}
+
+static int pic1_read(void *ctx, uint64_t off, int size, uint64_t *val)
+{
+	(void)size;
+	return pic_io(ctx, (uint16_t)(0x20 + off), false, val);
+}
+
+static int pic1_write(void *ctx, uint64_t off, int size, uint64_t val)
+{
+	(void)size;
+	return pic_io(ctx, (uint16_t)(0x20 + off), true, &val);
+}
+
+static int pic2_read(void *ctx, uint64_t off, int size, uint64_t *val)
+{
+	(void)size;
+	return pic_io(ctx, (uint16_t)(0xa0 + off), false, val);
+}
+
+static int pic2_write(void *ctx, uint64_t off, int size, uint64_t val)
+{
+	(void)size;
+	return pic_io(ctx, (uint16_t)(0xa0 + off), true, &val);
+}
+
+static int elcr_read(void *ctx, uint64_t off, int size, uint64_t *val)
+{
+	(void)size;
+	return pic_io(ctx, (uint16_t)(0x4d0 + off), false, val);
+}
+
+static int elcr_write(void *ctx, uint64_t off, int size, uint64_t val)
+{
+	(void)size;
+	return pic_io(ctx, (uint16_t)(0x4d0 + off), true, &val);
+}
+
 int irq_msr_read(struct vcpu *v, uint32_t msr, uint64_t *val)
 {
 	uint64_t f;
@@ -292,6 +367,11 @@ int irq_vm_init(struct vm *vm)
 				       lapic_read, lapic_write, vm };
 	const struct bus_dev ioapic = { "ioapic", IOAPIC_GPA, IOAPIC_LEN,
 					ioapic_read, ioapic_write, vm };
+	const struct bus_dev pic[] = {
+		{ "pic-master", 0x20, 2, pic1_read, pic1_write, vm },
+		{ "pic-slave", 0xa0, 2, pic2_read, pic2_write, vm },
+		{ "elcr", 0x4d0, 2, elcr_read, elcr_write, vm },
+	};
 	struct irqchip *chip = calloc(1, sizeof(*chip));
 	int i;
 
@@ -299,6 +379,7 @@ int irq_vm_init(struct vm *vm)
 		return -ENOMEM;
 	chip->lock = (struct spinlock)SPINLOCK_INIT;
 	vioapic_reset(&chip->ioapic, 0);
+	vpic_reset(&chip->pic);
 	vm->irqchip = chip;
 	for (i = 0; i < vm->nvcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
@@ -312,6 +393,9 @@ int irq_vm_init(struct vm *vm)
 	}
 	if (bus_add(&vm->mmio, &lapic) < 0 || bus_add(&vm->mmio, &ioapic) < 0)
 		return -ENOSPC;
+	for (i = 0; i < (int)ARRAY_SIZE(pic); i++)
+		if (bus_add(&vm->pio, &pic[i]) < 0)
+			return -ENOSPC;
 	return 0;
 }
 
@@ -346,6 +430,53 @@ static bool interruptible(const struct vcpu *v)
 	return (v->st.rflags & RFLAGS_IF) && !v->st.int_shadow && !v->pending.valid;
 }
 
+/* vCPU 0 takes the 8259's INTR through LINT0 in ExtINT mode, or
+ * directly while its LAPIC is disabled.  Chip lock held. */
+static bool pic_routed(struct vcpu *v)
+{
+	uint64_t f = spin_lock_irqsave(&v->lapic_lock);
+	uint32_t lvt = v->lapic->lvt[VLAPIC_LVT_L0];
+	bool on = !vlapic_hw_enabled(v->lapic) ||
+		  (!(lvt & VLAPIC_LVT_MASKED) && ((lvt >> 8) & 7) == APIC_DM_EXTINT);
+
+	spin_unlock_irqrestore(&v->lapic_lock, f);
+	return on;
+}
+
+/* An 8259 request for vCPU 0: -1 none, -2 pending but not takeable now,
+ * else the vector, acknowledged (INTA). */
+static int pic_take(struct vcpu *v, bool take)
+{
+	struct irqchip *chip = v->vm->irqchip;
+	int vec = -1;
+	uint64_t f;
+
+	if (v->id != 0 || !chip)
+		return -1;
+	f = spin_lock_irqsave(&chip->lock);
+	if (vpic_output(&chip->pic) && pic_routed(v))
+		vec = take ? vpic_ack(&chip->pic) : -2;
+	spin_unlock_irqrestore(&chip->lock, f);
+	return vec;
+}
+
+/* vCPU 0 runs the device timers (PIT, RTC); the ns deadline still ahead,
+ * or 0. */
+static uint64_t run_device_timers(struct vcpu *v)
+{
+	uint64_t now, dl;
+
+	if (v->id != 0)
+		return 0;
+	now = vm_time_ns();
+	dl = devices_timer_deadline(v->vm, now);
+	if (dl && dl <= now) {
+		devices_timer_run(v->vm, now);
+		dl = devices_timer_deadline(v->vm, now);
+	}
+	return dl > now ? dl : 0;
+}
+
 /* Run the LAPIC timer up to now; the deadline still ahead, or 0. */
 static uint64_t run_timer(struct vcpu *v, uint64_t now)
 {
@@ -361,19 +492,27 @@ static uint64_t run_timer(struct vcpu *v, uint64_t now)
 }
 
 /* Arm this CPU's LAPIC timer so the vCPU gets back here by the guest
- * timer's deadline (guest TSC dl; 0: none).  Returns the time_us() of
- * that deadline, 0 for none.  While migration throttles the vCPU, its
- * 1 kHz tick does the waking. */
-static uint64_t arm_host_timer(struct vcpu *v, uint64_t dl, uint64_t now)
+ * timer's deadline (guest TSC dl; 0: none) and the device timers' (dev_ns,
+ * vm_time_ns; 0: none).  Returns the time_us() of the earlier, 0 for none.
+ * While migration throttles the vCPU, its 1 kHz tick does the waking. */
+static uint64_t arm_host_timer(struct vcpu *v, uint64_t dl, uint64_t now, uint64_t dev_ns)
 {
-	uint64_t hz = tsc_hz(), t = time_us(), delta, due;
+	uint64_t hz = tsc_hz(), t = time_us(), delta, due = 0;
 
-	if (!dl || !hz)
+	if (dl && hz) {
+		delta = dl > now ? dl - now : 0;
+		/* Rounded up: waking before the guest's deadline only loops. */
+		delta = delta / hz * 1000000u + (delta % hz * 1000000u + hz - 1) / hz;
+		due = t + (delta < TIMER_MAX_US ? delta : TIMER_MAX_US);
+	}
+	if (dev_ns) {
+		uint64_t n = vm_time_ns(), d = dev_ns > n ? (dev_ns - n + 999) / 1000 : 0;
+
+		d = t + (d < TIMER_MAX_US ? d : TIMER_MAX_US);
+		due = due && due < d ? due : d;
+	}
+	if (!due)
 		return 0;
-	delta = dl > now ? dl - now : 0;
-	/* Rounded up: waking before the guest's deadline only loops. */
-	delta = delta / hz * 1000000u + (delta % hz * 1000000u + hz - 1) / hz;
-	due = t + (delta < TIMER_MAX_US ? delta : TIMER_MAX_US);
 	if (v->tick_on)
 		return due;
 	if (v->host_timer_us && v->host_timer_us <= due && v->host_timer_us > t)
@@ -392,11 +531,12 @@ static uint64_t arm_host_timer(struct vcpu *v, uint64_t dl, uint64_t now)
  */
 void irq_before_entry(struct vcpu *v)
 {
-	uint64_t now = guest_tsc(v), dl, f;
+	uint64_t now = guest_tsc(v), dl, dev, f;
 	int vec;
 
 	if (!v->lapic)
 		return;
+	dev = run_device_timers(v);
 	dl = run_timer(v, now);
 	if (v->nmi_pending && !v->pending.valid && !v->st.int_shadow) {
 		v->nmi_pending = false;
@@ -417,7 +557,17 @@ void irq_before_entry(struct vcpu *v)
 		}
 	}
 	spin_unlock_irqrestore(&v->lapic_lock, f);
-	arm_host_timer(v, dl, now);
+	if (vec < 0 && !v->irq_window) {
+		vec = pic_take(v, interruptible(v));
+		if (vec >= 0) {
+			v->pending = (struct vcpu_event){ .valid = true,
+				.vector = (uint8_t)vec, .type = EVENT_EXT_INT };
+			v->irqs_injected++;
+		} else if (vec == -2) {
+			v->irq_window = true;
+		}
+	}
+	arm_host_timer(v, dl, now, dev);
 }
 
 /*
@@ -428,7 +578,7 @@ void irq_before_entry(struct vcpu *v)
  */
 bool irq_halt_check(struct vcpu *v, uint64_t *wake_us)
 {
-	uint64_t now = guest_tsc(v), dl, f;
+	uint64_t now = guest_tsc(v), dl, dev, f;
 	int vec;
 
 	*wake_us = 0;
@@ -436,13 +586,14 @@ bool irq_halt_check(struct vcpu *v, uint64_t *wake_us)
 		return false;
 	if (v->nmi_pending || v->init_pending || v->sipi_pending)
 		return true;
+	dev = run_device_timers(v);
 	dl = run_timer(v, now);
 	f = spin_lock_irqsave(&v->lapic_lock);
 	vec = vlapic_pending(v->lapic);
 	spin_unlock_irqrestore(&v->lapic_lock, f);
-	if (vec >= 0 && (v->st.rflags & RFLAGS_IF))
+	if ((vec >= 0 || pic_take(v, false) == -2) && (v->st.rflags & RFLAGS_IF))
 		return true;
-	*wake_us = arm_host_timer(v, dl, now);
+	*wake_us = arm_host_timer(v, dl, now, dev);
 	return false;
 }
 
