@@ -127,6 +127,7 @@ void kmain(uint64_t bi_phys)
 	net_init();
 	net_stack_start();
 	netcon_start(&host_cfg);
+	vm_services_start();
 	storage_start(&host_cfg);
 	migrate_start(&host_cfg);
 	if (hv)

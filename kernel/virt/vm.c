@@ -17,6 +17,7 @@
 #include "kernel/virt/irq.h"
 #include "kernel/virt/vm.h"
 #include "kernel/virt/guest_load.h"
+#include "kernel/platform/mainloop.h"
 
 #define VM_MEM_MIN	(4ull << 20)
 #define VM_MEM_MAX	(64ull << 30)
@@ -88,10 +89,14 @@ void vm_guest_stopped(struct vm *vm, enum vm_state st, const char *fmt, ...)
 		pr_info("vm %s: stopped: %s", vm->name, vm->stop_reason);
 }
 
-/* Until the VM can restart itself, a reset stops it with the reason. */
+/* A reset stops every vCPU now; vm_service restarts the VM once they
+ * have all left their loops.  Only this VM is affected. */
 void vm_guest_reset(struct vm *vm, const char *why)
 {
-	vm_guest_stopped(vm, VM_STOPPED, "guest reset: %s", why);
+	if (vm->state != VM_RUNNING)
+		return;
+	vm->reset_pending = true;
+	vm_guest_stopped(vm, VM_STOPPED, "guest reset (%s)", why);
 }
 
 /* ---- guest memory ---- */
@@ -481,6 +486,7 @@ int vm_stop(struct vm *vm, const char *why)
 {
 	int i, rc = 0;
 
+	vm->reset_pending = false;	/* the operator's word is the last */
 	for (i = 0; i < vm->nvcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 
@@ -507,4 +513,110 @@ int vm_destroy(struct vm *vm)
 	pr_info("vm %s: destroyed", vm->name);
 	vm_free(vm);
 	return 0;
+}
+
+/* ---- guest resets ---- */
+
+static bool vcpus_out(const struct vm *vm)
+{
+	int i;
+
+	for (i = 0; i < vm->nvcpus; i++)
+		if (vm->vcpus[i].running)
+			return false;
+	return true;
+}
+
+/* Power-on state for every vCPU: vendor state rebuilt by vm_start, the
+ * FPU image at its defaults (SDM Vol. 1 10.5.1), no posted events. */
+static void reset_vcpus(struct vm *vm)
+{
+	int i;
+
+	for (i = 0; i < vm->nvcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (v->vendor)
+			hv->vcpu_free(v);
+		memset(&v->st, 0, sizeof(v->st));
+		memset(v->fpu_guest, 0, VCPU_FPU_AREA);
+		*(uint16_t *)v->fpu_guest = 0x37f;
+		*(uint32_t *)(v->fpu_guest + 24) = 0x1f80;
+		v->pending.valid = false;
+		v->requests = 0;
+		v->init_pending = v->sipi_pending = v->nmi_pending = false;
+		v->irq_window = false;
+		v->host_timer_us = 0;
+	}
+}
+
+/*
+ * The guest reset (ACPI reset register, 0xcf9, the keyboard controller):
+ * RAM cleared, the interrupt controllers and devices made anew, the
+ * kernel loaded again, and the VM started as the operator's `vm start`
+ * would.  A failure leaves it stopped, with the reason.
+ */
+static void vm_restart(struct vm *vm)
+{
+	char err[160];
+	bool attached = vuart_attached() == vm;
+	uint64_t i;
+
+	vm->reset_pending = false;
+	devices_destroy(vm);
+	irq_vm_free(vm);
+	memset(&vm->pio, 0, sizeof(vm->pio));
+	memset(&vm->mmio, 0, sizeof(vm->mmio));
+	for (i = 0; i < vm->nchunks; i++)
+		memset(phys_to_virt(vm->chunks[i].hpa), 0, GUEST_CHUNK);
+	reset_vcpus(vm);
+	vm->exit_code = -1;
+	vm->resets++;
+	if (irq_vm_init(vm) < 0 || devices_create(vm) < 0) {
+		vm_guest_stopped(vm, VM_FAILED, "reset: cannot recreate its devices");
+		return;
+	}
+	if (attached)
+		vuart_attach(vm);
+	vm->state = VM_CREATED;
+	if (guest_load(vm, err, sizeof(err)) < 0 || vm_start(vm, err, sizeof(err)) < 0) {
+		vm_guest_stopped(vm, VM_FAILED, "reset: %s", err);
+		return;
+	}
+	pr_info("vm %s: restarted after a guest reset (%u so far)", vm->name, vm->resets);
+}
+
+static void restart_if_ready(struct vm *vm, void *ctx)
+{
+	(void)ctx;
+	if (vm->reset_pending && vcpus_out(vm))
+		vm_restart(vm);
+}
+
+static void vm_service(void)
+{
+	vm_foreach(restart_if_ready, NULL);
+}
+
+static void any_reset(struct vm *vm, void *ctx)
+{
+	if (vm->reset_pending && vcpus_out(vm))
+		*(bool *)ctx = true;
+}
+
+static bool vm_service_pending(void)
+{
+	bool any = false;
+
+	vm_foreach(any_reset, &any);
+	return any;
+}
+
+void vm_services_start(void)
+{
+	static const struct mainloop_service svc = {
+		"vm", vm_service, vm_service_pending, 0,
+	};
+
+	mainloop_register(&svc);
 }

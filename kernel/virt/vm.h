@@ -260,6 +260,10 @@ struct vm {
 	/* An outgoing migration holds it: the operator's lifecycle commands
 	 * wait for the migration to end (or `migrate cancel`). */
 	bool migrating;
+	/* The guest asked for a reset: once every vCPU has left its loop the
+	 * management CPU restarts the VM from its kernel (vm_service). */
+	volatile bool reset_pending;
+	uint32_t resets;
 };
 
 /* What the chosen back end found on this CPU: filled in once by its
@@ -310,6 +314,7 @@ int vm_pause(struct vm *vm);
 int vm_resume(struct vm *vm);
 int vm_stop(struct vm *vm, const char *why);
 int vm_destroy(struct vm *vm);
+void vm_services_start(void);	/* the restart of guests that reset */
 void vm_foreach(void (*fn)(struct vm *vm, void *ctx), void *ctx);
 void *vm_gpa_to_hva(struct vm *vm, uint64_t gpa, size_t len);
 int vm_read_gpa(struct vm *vm, uint64_t gpa, void *buf, size_t len);
