@@ -165,12 +165,11 @@ int vm_cmd_info(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	struct vm *vm = need_vm(o, "info", argv[0]);
 	struct vcpu *v;
-	int k;
+	int i, k;
 
 	(void)ctx, (void)argc;
 	if (!vm)
 		return -ENOENT;
-	v = &vm->vcpus[0];
 	cmd_printf(o, "name: %s\nstate: %s\n", vm->name, vm_state_name(vm->state));
 	if (vm->stop_reason[0])
 		cmd_printf(o, "reason: %s\n", vm->stop_reason);
@@ -183,12 +182,25 @@ int vm_cmd_info(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 		cmd_printf(o, "kind: Multiboot\n");
 	cmd_printf(o, "cmdline: %s\n", vm->boot_cmdline);
 	cmd_printf(o, "backend: %s\n", hv_status());
-	cmd_printf(o, "vcpu0: cpu %d rip %#lx exits %lu\n", v->running ? (int)v->host_cpu : -1,
-		   v->st.rip, v->exits_total);
+	if (vm->resets)
+		cmd_printf(o, "resets: %u, the last: %s\n", vm->resets, vm->last_reset);
+	cmd_printf(o, "vcpus: %d\n", vm->nvcpus);
+	for (i = 0; i < vm->nvcpus; i++) {
+		v = &vm->vcpus[i];
+		cmd_printf(o, "vcpu%d: cpu %d rip %#lx exits %lu irqs %lu%s\n", i,
+			   v->running ? (int)v->host_cpu : -1, v->st.rip, v->exits_total,
+			   v->irqs_injected,
+			   v->mp_state == VCPU_MP_WAIT_SIPI ? " (waiting for SIPI)" : "");
+	}
 	cmd_printf(o, "exits:");
-	for (k = 1; k < EXIT_KIND_MAX; k++)
-		if (v->exits[k])
-			cmd_printf(o, " %s=%lu", exit_kind_name(k), v->exits[k]);
+	for (k = 1; k < EXIT_KIND_MAX; k++) {
+		uint64_t n = 0;
+
+		for (i = 0; i < vm->nvcpus; i++)
+			n += vm->vcpus[i].exits[k];
+		if (n)
+			cmd_printf(o, " %s=%lu", exit_kind_name(k), n);
+	}
 	cmd_printf(o, "\ndirty-log: %s", dirty_mode_name(vm->dirty_mode));
 	if (vm->dirty_mode != DIRTY_OFF)
 		cmd_printf(o, ", %lu harvests, %lu pages pending", vm->dirty_harvests,

@@ -563,6 +563,8 @@ static void vm_restart(struct vm *vm)
 	uint64_t i;
 
 	vm->reset_pending = false;
+	memcpy(vm->last_reset, vm->stop_reason, sizeof(vm->last_reset));
+	vm->stop_reason[0] = '\0';
 	devices_destroy(vm);
 	irq_vm_free(vm);
 	memset(&vm->pio, 0, sizeof(vm->pio));

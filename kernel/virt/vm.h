@@ -264,6 +264,7 @@ struct vm {
 	 * management CPU restarts the VM from its kernel (vm_service). */
 	volatile bool reset_pending;
 	uint32_t resets;
+	char last_reset[96];		/* why the guest last reset itself */
 };
 
 /* What the chosen back end found on this CPU: filled in once by its
