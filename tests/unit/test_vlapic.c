@@ -1190,7 +1190,7 @@ Test(vlapic, load_rejects_corruption)
 		{ "tpr", U32(2), 4, 0x100 },
 		{ "ldr low bits", U32(3), 4, 0x21000010 },
 		{ "dfr low bits", U32(4), 4, 0x00000000 },
-		{ "dfr model", U32(4), 4, 0x5fffffff },
+		{ "dfr low bits set to 0", U32(4), 4, 0xf0000000 },
 		{ "svr reserved", U32(5), 4, 0x11ff },
 		{ "esr", U32(6), 4, 0x1 },
 		{ "esr pending", U32(7), 4, 0x10 },
