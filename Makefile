@@ -226,7 +226,8 @@ $(UNIT_BIN): $(UNIT_OBJS) $(MBEDTLS_HLIB)
 # tests, and runs FUZZ_SECONDS: fuzz_migstream on the migration stream
 # decoder, fuzz_iscsi on the iSCSI initiator (session, PDU receiver, text,
 # CHAP, sense and CDB parsers) against a hostile target, fuzz_bzimage on the
-# Linux boot protocol planner (hostile bzImages).  Seeds come from
+# Linux boot protocol planner (hostile bzImages), fuzz_apic on the LAPIC and
+# IOAPIC models (hostile register writes and records).  Seeds come from
 # small programs using the real encoders; what the fuzzers find stays in
 # build/fuzz/corpus-<target> across runs; crashes go to build/fuzz/artifacts/.
 FUZZ_SECONDS	?= 60
