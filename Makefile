@@ -81,7 +81,7 @@ UNIT_SRCS	:= $(sort $(wildcard tests/unit/*.c)) $(LIB_SRCS)
 UNIT_OBJS	:= $(patsubst %.c,$(B)/u/%.o,$(UNIT_SRCS))
 UNIT_BIN	:= $(B)/tests/unit-tests
 
-.PHONY: all esp deps deps-check run test test-unit test-harness fuzz fuzz-bzimage fuzz-apic test-qemu test-svm test-net test-netcon \
+.PHONY: all esp deps deps-check run test test-unit test-harness fuzz fuzz-bzimage test-qemu test-svm test-net test-netcon \
 	test-migrate test-storage test-bochs \
 	clean distclean third-party
 .DEFAULT_GOAL := all
@@ -296,6 +296,7 @@ $(FUZZ_DIR)/fuzz_apic: tests/fuzz/fuzz_apic.c $(FUZZ_APIC_SRCS) $(FUZZ_APIC_HDRS
 	@echo "  CC [fuzz] $@"
 	@$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) tests/fuzz/fuzz_apic.c $(FUZZ_APIC_SRCS) -o $@
 
+.PHONY: fuzz-apic
 fuzz-apic: $(FUZZ_DIR)/fuzz_apic
 	@mkdir -p $(FUZZ_DIR)/corpus-apic $(FUZZ_DIR)/artifacts
 	$(FUZZ_DIR)/fuzz_apic $(FUZZ_OPTS) $(FUZZ_DIR)/corpus-apic
