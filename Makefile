@@ -279,7 +279,8 @@ $(UNIT_BIN): $(UNIT_OBJS) $(MBEDTLS_HLIB)
 # tests, and runs FUZZ_SECONDS: fuzz_migstream on the migration stream
 # decoder, fuzz_iscsi on the iSCSI initiator (session, PDU receiver, text,
 # CHAP, sense and CDB parsers) against a hostile target, fuzz_bzimage on the
-# Linux boot protocol planner (hostile bzImages).  Seeds come from
+# Linux boot protocol planner (hostile bzImages), fuzz_apic on the LAPIC and
+# IOAPIC models (hostile register writes and records).  Seeds come from
 # small programs using the real encoders; what the fuzzers find stays in
 # build/fuzz/corpus-<target> across runs; crashes go to build/fuzz/artifacts/.
 FUZZ_SECONDS	?= 60
@@ -336,6 +337,23 @@ $(FUZZ_DIR)/bzimage_seeds: tests/fuzz/bzimage_seeds.c kernel/lib/byteorder.h
 	@echo "  CC [host] $@"
 	@$(CC) -std=gnu11 -O1 -g -I. $(WARN) tests/fuzz/bzimage_seeds.c -o $@
 
+# The interrupt controllers: operation sequences on a LAPIC and an IOAPIC
+# (no seed generator: the operations are 8-byte records libFuzzer finds
+# from an empty corpus).  One target alone: make fuzz-apic.
+FUZZ_APIC_SRCS	:= kernel/devices/model/vlapic.c kernel/devices/model/vioapic.c
+FUZZ_APIC_HDRS	:= $(wildcard kernel/devices/model/*.h) kernel/lib/byteorder.h
+
+$(FUZZ_DIR)/fuzz_apic: tests/fuzz/fuzz_apic.c $(FUZZ_APIC_SRCS) $(FUZZ_APIC_HDRS)
+	@mkdir -p $(dir $@)
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz: $(FUZZ_CC) missing; run tools/deps.sh"; exit 1; }
+	@echo "  CC [fuzz] $@"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) tests/fuzz/fuzz_apic.c $(FUZZ_APIC_SRCS) -o $@
+
+.PHONY: fuzz-apic
+fuzz-apic: $(FUZZ_DIR)/fuzz_apic
+	@mkdir -p $(FUZZ_DIR)/corpus-apic $(FUZZ_DIR)/artifacts
+	$(FUZZ_DIR)/fuzz_apic $(FUZZ_OPTS) $(FUZZ_DIR)/corpus-apic
+
 # One target alone: make fuzz-bzimage.
 fuzz-bzimage: $(FUZZ_DIR)/fuzz_bzimage $(FUZZ_DIR)/bzimage_seeds
 	@rm -rf $(FUZZ_DIR)/seeds-bzimage
@@ -345,7 +363,7 @@ fuzz-bzimage: $(FUZZ_DIR)/fuzz_bzimage $(FUZZ_DIR)/bzimage_seeds
 		$(FUZZ_DIR)/corpus-bzimage $(FUZZ_DIR)/seeds-bzimage
 
 fuzz: $(FUZZ_DIR)/fuzz_migstream $(FUZZ_DIR)/mig_seeds $(FUZZ_DIR)/fuzz_iscsi $(FUZZ_DIR)/iscsi_seeds \
-		fuzz-bzimage
+		fuzz-bzimage fuzz-apic
 	@rm -rf $(FUZZ_DIR)/seeds-migstream $(FUZZ_DIR)/seeds-iscsi
 	@mkdir -p $(FUZZ_DIR)/seeds-migstream $(FUZZ_DIR)/corpus-migstream \
 		$(FUZZ_DIR)/seeds-iscsi $(FUZZ_DIR)/corpus-iscsi $(FUZZ_DIR)/artifacts

@@ -644,6 +644,20 @@ Test(vlapic, apic_base_transitions)
 	cr_assert_eq(rd(VLAPIC_LVT_TIMER), 0x10000);
 }
 
+/* Leaving x2APIC keeps the x2APIC ID; its low 8 bits become the xAPIC ID
+ * again, whatever was written to the xAPIC ID register before. */
+Test(vlapic, x2apic_exit_restores_xapic_id)
+{
+	t_up();
+	wr(VLAPIC_ID, 0x0a000000);
+	cr_assert_eq(msr_wr(MSR_IA32_APIC_BASE, 0xfee00000u | VLAPIC_BASE_EN | VLAPIC_BASE_EXTD),
+		     0);
+	cr_assert_eq(msr_rd(0x802), 3);
+	cr_assert_eq(msr_wr(MSR_IA32_APIC_BASE, 0xfee00000u), 0);
+	cr_assert_eq(msr_wr(MSR_IA32_APIC_BASE, 0xfee00000u | VLAPIC_BASE_EN), 0);
+	cr_assert_eq(rd(VLAPIC_ID), 0x03000000);
+}
+
 Test(vlapic, global_disable_keeps_written_xapic_id)
 {
 	uint32_t v;
@@ -749,6 +763,10 @@ Test(vlapic, x2apic_icr_and_self_ipi)
 	cr_assert_eq(msr_rd(0x820), 0);
 	cr_assert_eq(msr_wr(0x828, 0), 0);
 	cr_assert_eq(msr_rd(0x828), VLAPIC_ESR_RECV_ILLEGAL_VEC);
+	/* Software-disabled: a self-IPI is a fixed interrupt, dropped. */
+	cr_assert_eq(msr_wr(0x80f, 0xff), 0);
+	cr_assert_eq(msr_wr(0x83f, 0x61), 0);
+	cr_assert_eq(msr_rd(0x823), 0);
 }
 
 /* ---- LINT pins ---- */
@@ -774,6 +792,20 @@ Test(vlapic, lint_modes)
 	cr_assert_eq(vlapic_lint(&L, 1, true), VLAPIC_ACC_IGNORED);
 	cr_assert_eq(vlapic_lint(&L, 2, true), VLAPIC_ACC_IGNORED);
 	cr_assert_eq(vlapic_lint(&L, -1, true), VLAPIC_ACC_IGNORED);
+}
+
+Test(vlapic, lint_init_and_reserved_modes)
+{
+	t_up();
+	wr(VLAPIC_LVT_LINT0, 0x500);			/* INIT: rising edge */
+	cr_assert_eq(vlapic_lint(&L, 0, true), VLAPIC_ACC_INIT);
+	cr_assert_eq(vlapic_lint(&L, 0, true), VLAPIC_ACC_IGNORED);
+	wr(VLAPIC_LVT_LINT1, 0x200);			/* SMI: not modelled */
+	cr_assert_eq(vlapic_lint(&L, 1, true), VLAPIC_ACC_IGNORED);
+	wr(VLAPIC_LVT_LINT0, 0x8305);			/* reserved mode 3 */
+	cr_assert_eq(vlapic_lint(&L, 0, false), VLAPIC_ACC_IGNORED);
+	cr_assert_eq(vlapic_lint(&L, 0, true), VLAPIC_ACC_IGNORED);
+	cr_assert_eq(rd(VLAPIC_IRR0), 0);
 }
 
 Test(vlapic, lint0_level_remote_irr)
@@ -893,6 +925,18 @@ Test(vlapic, timer_periodic_rearm_and_coalesce)
 	/* A huge gap costs one division, not a loop. */
 	cr_assert(vlapic_timer_expire(&L, 1600 + 100ull * 1000000000ull + 7));
 	cr_assert_eq(vlapic_timer_deadline(&L), 1600 + 100ull * 1000000000ull + 100);
+}
+
+/* A TSC behind the timer's start (not expected, but guest-visible)
+ * never reads more than the initial count. */
+Test(vlapic, timer_count_clamped_before_start)
+{
+	t_up();
+	wr(VLAPIC_TIMER_DCR, 0x1);
+	wr(VLAPIC_LVT_TIMER, 0x30);
+	wr(VLAPIC_TIMER_ICR, 50);
+	t_now -= 1000;
+	cr_assert_eq(rd(VLAPIC_TIMER_CCR), 50);
 }
 
 Test(vlapic, timer_divide_change_keeps_count)
@@ -1190,7 +1234,7 @@ Test(vlapic, load_rejects_corruption)
 		{ "tpr", U32(2), 4, 0x100 },
 		{ "ldr low bits", U32(3), 4, 0x21000010 },
 		{ "dfr low bits", U32(4), 4, 0x00000000 },
-		{ "dfr model", U32(4), 4, 0x5fffffff },
+		{ "dfr low bits set to 0", U32(4), 4, 0xf0000000 },
 		{ "svr reserved", U32(5), 4, 0x11ff },
 		{ "esr", U32(6), 4, 0x1 },
 		{ "esr pending", U32(7), 4, 0x10 },
@@ -1261,5 +1305,25 @@ Test(vlapic, load_rejects_inconsistent_modes)
 	t_up();
 	cr_assert_eq(msr_wr(MSR_IA32_APIC_BASE, 0xfee00000u), 0);
 	cr_assert_eq(vlapic_save(&L, good, sizeof(good), t_now), VLAPIC_SAVE_SIZE);
+	/* TSC-deadline mode would be armed but for the disabled APIC. */
+	st_le32(good + U32(10), LVT_TSCDL(0x10040));
 	t_expect_rejected(good, &bad_off[0]);
+}
+
+/* A globally disabled APIC delivers nothing, even from a record that
+ * carries vectors in IRR. */
+Test(vlapic, load_disabled_with_irr_pends_nothing)
+{
+	uint8_t r[VLAPIC_SAVE_SIZE];
+	struct vlapic out;
+
+	t_busy();
+	cr_assert_eq(vlapic_save(&L, r, sizeof(r), t_now), VLAPIC_SAVE_SIZE);
+	r[1] = 0;				/* timer not armed */
+	st_le64(r + 12, 0);
+	st_le64(r + 4, 0xfee00000u);		/* EN = 0 */
+	cr_assert_eq(vlapic_load(&out, r, sizeof(r), 0), 0);
+	cr_assert_neq(out.irr[0x91 / 32], 0);
+	cr_assert_eq(vlapic_pending(&out), -1);
+	cr_assert_eq(vlapic_timer_deadline(&out), 0);
 }

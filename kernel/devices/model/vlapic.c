@@ -886,7 +886,8 @@ static bool vlapic_valid_regs(const struct vlapic *l)
 	if (x2 ? l->ldr != vlapic_x2apic_ldr(l->apic_id)
 	       : (l->ldr & 0x00ffffffu) || (l->icr_hi & 0x00ffffffu))
 		return false;
-	if ((l->dfr & 0x0fffffffu) != 0x0fffffffu || ((l->dfr >> 28) != 0 && (l->dfr >> 28) != 0xf))
+	/* Any model nibble is state a guest can write (only 1111b is flat). */
+	if ((l->dfr & 0x0fffffffu) != 0x0fffffffu)
 		return false;
 	for (int i = 0; i < VLAPIC_NR_LVT; i++) {
 		uint32_t ok = vlapic_lvt_wmask[i] | (i == VLAPIC_LVT_L0 ? VLAPIC_LVT_REMOTE_IRR : 0);

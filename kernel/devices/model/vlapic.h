@@ -169,12 +169,22 @@ void vlapic_ack(struct vlapic *l, int vector);
 
 /*
  * The guest TSC at which the timer next needs attention, 0 if never.
- * A masked timer reports 0: it raises nothing, and the state it would
- * change (current count, IA32_TSC_DEADLINE) is brought up to date from
- * `now` by every read and by the LVT write that unmasks it.
+ * A value at or before now (a TSC deadline written in the past: SDM
+ * 11.5.4.1) means call vlapic_timer_expire() at once.  A masked timer
+ * reports 0: it raises nothing, and the state it would change (current
+ * count, IA32_TSC_DEADLINE) is brought up to date from `now` by every
+ * read and by the LVT write that unmasks it.  No minimum period is
+ * enforced: a periodic count of 1 asks for an expiry every TSC tick
+ * (divided), so the glue should clamp the host timer it arms.
  */
 uint64_t vlapic_timer_deadline(const struct vlapic *l);
-/* Run the timer up to now; true if that set the timer vector in IRR. */
+/*
+ * Run the timer up to now; true if that set the timer vector in IRR.
+ * One-shot: disarms (current count reads 0).  TSC-deadline: disarms
+ * (IA32_TSC_DEADLINE reads 0).  Periodic: re-arms at the next period
+ * boundary after now, keeping the phase; missed periods coalesce into
+ * this one interrupt.
+ */
 bool vlapic_timer_expire(struct vlapic *l, uint64_t now);
 
 /* Migration record: fixed little-endian layout, version byte first. */
