@@ -123,11 +123,14 @@ static struct vcpu *lowest_priority(struct vm *vm, const struct apic_msg *m)
 
 	for (i = 0; i < vm->nvcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
+		uint64_t f;
 		uint8_t ppr;
 
 		if (!v->lapic || !matches(v, m))
 			continue;
+		f = spin_lock_irqsave(&v->lapic_lock);
 		ppr = vlapic_ppr(v->lapic);
+		spin_unlock_irqrestore(&v->lapic_lock, f);
 		if (!best || ppr < best_ppr) {
 			best = v;
 			best_ppr = ppr;
