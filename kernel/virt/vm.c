@@ -305,6 +305,42 @@ static int vm_slot(struct vm *vm)
 	return i < VM_MAX ? 0 : -ENOSPC;
 }
 
+/*
+ * The top of the PC's 32-bit space (IOAPIC, HPET, LAPIC, flash: 0xfec00000
+ * to 4 GiB) holds chipset devices an OS may probe: what Tern does not
+ * model there reads as all ones and ignores writes, as an unclaimed cycle
+ * does on a PC, instead of stopping the guest.  Elsewhere an access to
+ * nothing still stops the VM (a wild pointer, not a probe).
+ */
+static int hole_read(void *ctx, uint64_t off, int size, uint64_t *val)
+{
+	(void)ctx, (void)off;
+	*val = size == 8 ? ~0ull : (1ull << (size * 8)) - 1;
+	return 0;
+}
+
+static int hole_write(void *ctx, uint64_t off, int size, uint64_t val)
+{
+	(void)ctx, (void)off, (void)size, (void)val;
+	return 0;
+}
+
+static int add_pc_holes(struct vm *vm)
+{
+	const struct bus_dev holes[] = {
+		{ "pc-chipset", 0xfec01000ull, 0xfee00000ull - 0xfec01000ull,
+		  hole_read, hole_write, vm },
+		{ "pc-flash", 0xfee01000ull, 0x100000000ull - 0xfee01000ull,
+		  hole_read, hole_write, vm },
+	};
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(holes); i++)
+		if (bus_add(&vm->mmio, &holes[i]) < 0)
+			return -ENOSPC;
+	return 0;
+}
+
 int vm_create(const char *name, uint64_t mem, const char *kernel, const char *initrd,
 	      const char *cmdline, int nvcpus, char *err, size_t errlen)
 {
@@ -333,6 +369,8 @@ int vm_create(const char *name, uint64_t mem, const char *kernel, const char *in
 		snprintf(err, errlen, "cannot create the interrupt controllers (%d)", rc);
 	if (!rc && (rc = devices_create(vm)) < 0)
 		snprintf(err, errlen, "cannot create devices (%d)", rc);
+	if (!rc && (rc = add_pc_holes(vm)) < 0)
+		snprintf(err, errlen, "cannot map the chipset window (%d)", rc);
 	if (!rc)
 		rc = guest_load(vm, err, errlen);
 	if (!rc && (rc = vm_slot(vm)) < 0)
@@ -574,7 +612,7 @@ static void vm_restart(struct vm *vm)
 	reset_vcpus(vm);
 	vm->exit_code = -1;
 	vm->resets++;
-	if (irq_vm_init(vm) < 0 || devices_create(vm) < 0) {
+	if (irq_vm_init(vm) < 0 || devices_create(vm) < 0 || add_pc_holes(vm) < 0) {
 		vm_guest_stopped(vm, VM_FAILED, "reset: cannot recreate its devices");
 		return;
 	}
