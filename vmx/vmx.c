@@ -18,6 +18,7 @@
 #include <string.h>
 #include "kernel/platform/arch.h"
 #include "kernel/platform/cpu.h"
+#include "kernel/virt/debugreg.h"
 #include "kernel/virt/vm.h"
 #include "vmx/vmcs.h"
 #include "vmx/vmx.h"
@@ -197,6 +198,7 @@ static int vmx_cpu_enable(void)
 		return -EIO;
 	}
 	vc->on = true;
+	dr_host_reset();
 	return 0;
 }
 
@@ -842,7 +844,9 @@ static int vmx_vcpu_run(struct vcpu *v, struct vcpu_exit *e)
 	/* The guest's FPU state only around VMLAUNCH/VMRESUME (vcpu.c:
 	 * vcpu_fpu_enter); C code after the exit may use SSE. */
 	vcpu_fpu_enter(v);
+	dr_guest_enter(v, true);	/* DR6 is not in the VMCS */
 	rc = vmx_enter(v->st.gpr, vv->launched);
+	dr_guest_leave(v, true);
 	vcpu_fpu_leave(v);
 	v->st.cr2 = read_cr2();
 	if (rc) {

@@ -686,6 +686,33 @@ def svm_debug_exceptions_reflected():
 
 
 @test
+def svm_debug_regs_not_leaked():
+    """Two VMs write DR0-3 and DR6 and stop; a third VM, on a CPU one of
+    them used, must read DR0-3 = 0 and DR6 at its
+    reset value, not what the others left (neither the VMCB nor the VMCS
+    holds DR0-3; the VMCS has no DR6)."""
+    con = console()
+    names = ("dra", "drb", "drc")
+    try:
+        for n, seed in (("dra", 1), ("drb", 2)):
+            con.create(n, "debug", cmdline=f"drset seed={seed}")
+        cpus = {con.start("dra"), con.start("drb")}
+        for n in ("dra", "drb"):
+            finish_checks_guest(con, n, "debug", 1)
+            con.destroy(n)
+        con.create("drc", "debug", cmdline="drcheck")
+        cpu = con.start("drc")
+        check(cpu in cpus, f"the checker ran on CPU {cpu}, the setters on "
+              f"{sorted(cpus)}")
+        _, lines = finish_checks_guest(con, "drc", "debug", 2)
+        for name in ("dr_fresh_zero", "dr6_fresh_reset"):
+            check(f"CHECK {name}: PASS" in lines, f"no 'CHECK {name}: PASS'")
+    finally:
+        con.cleanup(*names)
+    host_healthy(con)
+
+
+@test
 def svm_invd_continues():
     """INVD (intercepted on SVM, an unconditional exit on VT-x) is skipped:
     guest RAM is always write-back, so there is nothing to invalidate.
