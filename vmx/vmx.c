@@ -262,8 +262,14 @@ static void vmx_vcpu_free(struct vcpu *v)
 
 	if (!vv)
 		return;
-	if (vv->cpu >= 0)
-		smp_call((uint32_t)vv->cpu, clear_here, v, true);
+	/* A CPU that did not answer may still hold the VMCS in its cache
+	 * and write it back some day: its pages are left to it. */
+	if (vv->cpu >= 0 && smp_call((uint32_t)vv->cpu, clear_here, v, true) < 0) {
+		pr_err("vm %s vcpu %d: VMCLEAR on CPU %d failed: VMCS pages leaked",
+		       v->vm->name, v->id, vv->cpu);
+		v->vendor = NULL;
+		return;
+	}
 	page_free(vv->vmcs, 1);
 	page_free(vv->io_bitmap, IO_BITMAP_PAGES);
 	page_free(vv->msr_bitmap, 1);
@@ -453,8 +459,9 @@ static void vmx_save_state(struct vcpu *v)
 		return;
 	if (vv->cpu == (int)this_cpu()->id)
 		save_here(v);
-	else
-		smp_call((uint32_t)vv->cpu, save_here, v, true);
+	else if (smp_call((uint32_t)vv->cpu, save_here, v, true) < 0)
+		pr_warn("vm %s vcpu %d: state not read from CPU %d: v->st may be stale",
+			v->vm->name, v->id, vv->cpu);
 }
 
 static void vmx_flush_stage2(struct vcpu *v)
