@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kernel/lib/msr_rules.h"
 #include "kernel/platform/arch.h"
 #include "kernel/platform/cpu.h"
 #include "kernel/devices/devices.h"
@@ -102,6 +103,7 @@ int mig_state_capture(struct vm *vm, struct mig_vcpu *m)
 	m->cr4 = st->cr4;
 	m->efer = st->efer;
 	m->xcr0 = st->xcr0;
+	memcpy(m->dr, st->dr, sizeof(m->dr));
 	m->dr6 = st->dr6;
 	m->dr7 = st->dr7;
 	/* The guest's clock at the pause; the destination continues it. */
@@ -145,6 +147,19 @@ static int mig_vcpu_check(const struct mig_vcpu *m, char *why, size_t len)
 		snprintf(why, len, "XCR0 %#lx not allowed here", m->xcr0);
 		return -EINVAL;
 	}
+	/* DR0-3 (both vendors) and DR6 (VT-x) are loaded by hand before
+	 * entry (kernel/virt/debugreg.h): a value MOV to DR refuses would
+	 * fault in the host (SDM Vol. 3B 18.2: DR0-3 canonical, DR6/DR7
+	 * bits 63:32 zero). */
+	for (int i = 0; i < 4; i++)
+		if (!msr_canonical(m->dr[i])) {
+			snprintf(why, len, "DR%d %#lx is not canonical", i, m->dr[i]);
+			return -EINVAL;
+		}
+	if ((m->dr6 >> 32) || (m->dr7 >> 32)) {
+		snprintf(why, len, "DR6 %#lx / DR7 %#lx: bits 63:32 set", m->dr6, m->dr7);
+		return -EINVAL;
+	}
 	if (m->event_flags & MIG_EVENT_VALID && m->event_type > EVENT_SOFT_INT) {
 		snprintf(why, len, "pending event of type %u", m->event_type);
 		return -EINVAL;
@@ -178,6 +193,7 @@ int mig_state_apply(struct vm *vm, const struct mig_vcpu *m, char *why, size_t l
 	st->cr4 = m->cr4;
 	st->efer = m->efer;
 	st->xcr0 = m->xcr0;
+	memcpy(st->dr, m->dr, sizeof(st->dr));
 	st->dr6 = m->dr6;
 	st->dr7 = m->dr7;
 	for (int i = 0; i < SEG_COUNT; i++)

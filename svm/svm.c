@@ -15,6 +15,7 @@
 #include <string.h>
 #include "kernel/platform/arch.h"
 #include "kernel/platform/cpu.h"
+#include "kernel/virt/debugreg.h"
 #include "kernel/virt/vm.h"
 #include "svm/vmcb.h"
 
@@ -110,6 +111,7 @@ static int svm_cpu_enable(void)
 	}
 	wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SVME);
 	wrmsr(MSR_VM_HSAVE_PA, virt_to_phys(sc->hsave));
+	dr_host_reset();
 	return 0;
 }
 
@@ -553,7 +555,9 @@ static int svm_vcpu_run(struct vcpu *v, struct vcpu_exit *e)
 	 * interrupt and no C code between (vcpu.c: vcpu_fpu_enter). */
 	clgi();
 	vcpu_fpu_enter(v);
+	dr_guest_enter(v, false);	/* DR6 is in the VMCB */
 	svm_enter(sv->vmcb_pa, host_save, v->st.gpr);
+	dr_guest_leave(v, false);
 	vcpu_fpu_leave(v);
 	stgi();
 	vmcb->c.tlb_control = 0;

@@ -18,6 +18,7 @@
 #include <string.h>
 #include "kernel/platform/arch.h"
 #include "kernel/platform/cpu.h"
+#include "kernel/virt/debugreg.h"
 #include "kernel/virt/vm.h"
 #include "vmx/vmcs.h"
 #include "vmx/vmx.h"
@@ -202,6 +203,7 @@ static int vmx_cpu_enable(void)
 		return -EIO;
 	}
 	vc->on = true;
+	dr_host_reset();
 	return 0;
 }
 
@@ -265,8 +267,14 @@ static void vmx_vcpu_free(struct vcpu *v)
 
 	if (!vv)
 		return;
-	if (vv->cpu >= 0)
-		smp_call((uint32_t)vv->cpu, clear_here, v, true);
+	/* A CPU that did not answer may still hold the VMCS in its cache
+	 * and write it back some day: its pages are left to it. */
+	if (vv->cpu >= 0 && smp_call((uint32_t)vv->cpu, clear_here, v, true) < 0) {
+		pr_err("vm %s vcpu %d: VMCLEAR on CPU %d failed: VMCS pages leaked",
+		       v->vm->name, v->id, vv->cpu);
+		v->vendor = NULL;
+		return;
+	}
 	page_free(vv->vmcs, 1);
 	page_free(vv->io_bitmap, IO_BITMAP_PAGES);
 	page_free(vv->msr_bitmap, 1);
@@ -457,8 +465,9 @@ static void vmx_save_state(struct vcpu *v)
 		return;
 	if (vv->cpu == (int)this_cpu()->id)
 		save_here(v);
-	else
-		smp_call((uint32_t)vv->cpu, save_here, v, true);
+	else if (smp_call((uint32_t)vv->cpu, save_here, v, true) < 0)
+		pr_warn("vm %s vcpu %d: state not read from CPU %d: v->st may be stale",
+			v->vm->name, v->id, vv->cpu);
 }
 
 static void vmx_flush_stage2(struct vcpu *v)
@@ -862,7 +871,9 @@ static int vmx_vcpu_run(struct vcpu *v, struct vcpu_exit *e)
 	/* The guest's FPU state only around VMLAUNCH/VMRESUME (vcpu.c:
 	 * vcpu_fpu_enter); C code after the exit may use SSE. */
 	vcpu_fpu_enter(v);
+	dr_guest_enter(v, true);	/* DR6 is not in the VMCS */
 	rc = vmx_enter(v->st.gpr, vv->launched);
+	dr_guest_leave(v, true);
 	vcpu_fpu_leave(v);
 	v->st.cr2 = read_cr2();
 	if (rc) {

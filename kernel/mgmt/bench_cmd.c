@@ -38,6 +38,7 @@ int vm_cmd_benchexit(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **ar
 	uint8_t old[sizeof(loop)];
 	const char *val;
 	uint32_t cpu = 0;
+	int rc;
 
 	(void)ctx;
 	if (argc > 1 && (!cmd_parse_kv(argv[1], "n", &val) ||
@@ -60,9 +61,13 @@ int vm_cmd_benchexit(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **ar
 	vm_write_gpa(vm, BENCH_GPA, loop, sizeof(loop));
 	b.v->st.rip = BENCH_GPA;
 	b.v->host_cpu = cpu;
-	smp_call(cpu, bench_on_cpu, &b, true);
+	rc = smp_call(cpu, bench_on_cpu, &b, true);
 	vm_write_gpa(vm, BENCH_GPA, old, sizeof(old));
 	b.v->st = saved;
+	if (rc < 0) {
+		cmd_printf(o, "error: vm benchexit: CPU %u: %s\n", cpu, cmd_strerror(rc));
+		return rc;
+	}
 	if (b.cycles < 0) {
 		cmd_printf(o, "error: vm benchexit: %s\n", cmd_strerror((int)b.cycles));
 		return (int)b.cycles;

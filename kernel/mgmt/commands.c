@@ -66,26 +66,34 @@ static void noop(void *arg)
 static int host_cmd_cpus(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	uint64_t now = rdtsc();
-	uint32_t i;
+	uint32_t i, deaf[MAX_CPUS], ndeaf = 0;
 
 	(void)ctx, (void)argc, (void)argv;
 	cmd_printf(o, "cpu  apic  state    irqs      idle  call-rtt\n");
 	for (i = 0; i < MAX_CPUS; i++) {
 		struct percpu *p = cpu_table[i];
 		uint64_t t0, rtt = 0;
+		int rc = 0;
 
 		if (!p)
 			continue;
 		if (p->online) {
 			t0 = rdtsc();
-			smp_call(i, noop, NULL, true);
+			rc = smp_call(i, noop, NULL, true);
 			rtt = (rdtsc() - t0) * 1000000 / (tsc_hz() ? tsc_hz() : 1);
 		}
-		cmd_printf(o, "%-4u %-5u %-8s %-9lu %3lu%%  %lu us\n", p->id,
+		if (rc == -ETIMEDOUT)
+			deaf[ndeaf++] = i;
+		cmd_printf(o, "%-4u %-5u %-8s %-9lu %3lu%%  %s%lu us\n", p->id,
 			   p->apic_id, p->dead ? "stopped" : p->online ? "online" : "offline",
-			   p->irqs, cpu_idle_cycles(p, now) * 100 / (now - boot_tsc_at_entry + 1), rtt);
+			   p->irqs, cpu_idle_cycles(p, now) * 100 / (now - boot_tsc_at_entry + 1),
+			   rc == -ETIMEDOUT ? "no answer after " : "", rtt);
 	}
-	return 0;
+	/* smp_call bounds the wait: a wedged CPU costs one bound, and is named. */
+	for (i = 0; i < ndeaf; i++)
+		cmd_printf(o, "error: cpus: CPU %u did not answer a cross-CPU call "
+			   "within %u ms\n", deaf[i], SMP_CALL_TIMEOUT_MS);
+	return ndeaf ? -ETIMEDOUT : 0;
 }
 
 struct log_out {
@@ -163,6 +171,43 @@ static int host_cmd_debug_trap(struct cmd_ctx *ctx, struct cmd_out *o, int argc,
 	return 0;
 }
 
+/* debug deaf: the CPU runs this with interrupts off for the given time
+ * and serves no cross-CPU call meanwhile, as a wedged CPU would. */
+static void deaf_here(void *arg)
+{
+	uint64_t f = irq_save();
+
+	udelay((uint64_t)(uintptr_t)arg * 1000);
+	irq_restore(f);
+}
+
+#define DEAF_MAX_MS	60000
+
+static int host_cmd_debug_deaf(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+{
+	uint64_t cpu, ms;
+
+	(void)ctx, (void)argc;
+	if (cmd_parse_u64(argv[0], &cpu) < 0 || cpu >= MAX_CPUS || !cpu_table[cpu] ||
+	    !cpu_table[cpu]->online || cpu == 0) {
+		cmd_printf(o, "error: debug deaf: no online CPU '%s' (other than 0)\n",
+			   argv[0]);
+		return -EINVAL;
+	}
+	if (cmd_parse_u64(argv[1], &ms) < 0 || ms == 0 || ms > DEAF_MAX_MS) {
+		cmd_printf(o, "error: debug deaf: bad time '%s' (1..%d ms)\n", argv[1],
+			   DEAF_MAX_MS);
+		return -EINVAL;
+	}
+	if (cpu_table[cpu]->runs_vcpu) {
+		cmd_printf(o, "error: debug deaf: CPU %lu runs a vCPU\n", cpu);
+		return -EBUSY;
+	}
+	smp_call((uint32_t)cpu, deaf_here, (void *)(uintptr_t)ms, false);
+	cmd_printf(o, "CPU %lu ignores calls for %lu ms\n", cpu, ms);
+	return 0;
+}
+
 static int host_cmd_services(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	(void)ctx, (void)argc, (void)argv;
@@ -183,5 +228,7 @@ const struct cmd_def host_cmds[] = {
 	{ "poweroff", "", "power the machine off (ACPI S5)", 0, 0, host_cmd_poweroff },
 	{ "debug trap", "CPU", "raise #UD on a CPU to test the exception report (stops it)",
 	  1, 1, host_cmd_debug_trap },
+	{ "debug deaf", "CPU MS", "make a CPU ignore cross-CPU calls for MS ms (a wedged CPU)",
+	  2, 2, host_cmd_debug_deaf },
 };
 const size_t host_ncmds = ARRAY_SIZE(host_cmds);

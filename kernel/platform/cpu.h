@@ -45,13 +45,20 @@ struct tss {
 
 typedef void (*smp_fn)(void *arg);
 
+/* A call's life (smp.c): queued, then started by the target and done, or
+ * withdrawn by a caller that stopped waiting before it started. */
+enum { SMP_CALL_QUEUED, SMP_CALL_STARTED, SMP_CALL_DONE, SMP_CALL_WITHDRAWN };
+
 struct smp_call {
 	smp_fn fn;
 	void *arg;
-	volatile int done;
-	bool heap;		/* asynchronous: the target frees it */
+	int state;		/* SMP_CALL_*, atomic */
+	bool waited;		/* a caller waits: it frees the record when done */
 	struct smp_call *next;
 };
+
+/* How long smp_call(..., wait=true) waits for the target to start a call. */
+#define SMP_CALL_TIMEOUT_MS	1000
 
 struct percpu {
 	struct percpu *self;		/* %gs:0, so this_cpu() is one load */
@@ -112,6 +119,9 @@ int ioapic_route_isa(uint8_t irq, uint8_t vector, uint32_t dest_apic);
 
 /* smp.c */
 void smp_boot_aps(void);
+/* 0, or -ENODEV, -ENOMEM, or -ETIMEDOUT when the target did not start the
+ * call within SMP_CALL_TIMEOUT_MS (logged with the CPU; the call then
+ * never runs). */
 int smp_call(uint32_t cpu, smp_fn fn, void *arg, bool wait);
 void smp_handle_calls(void);
 bool smp_calls_waiting(void);	/* calls queued for this CPU */

@@ -62,24 +62,66 @@ void smp_handle_calls(void)
 		c = n;
 	}
 	for (c = next; c; c = next) {
+		int queued = SMP_CALL_QUEUED;
+
 		next = c->next;
-		c->fn(c->arg);
-		if (c->heap)
+		/* A caller that gave up withdrew it: it must not run (its
+		 * argument may be gone), and it is ours to free. */
+		if (!__atomic_compare_exchange_n(&c->state, &queued, SMP_CALL_STARTED,
+						 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
 			free(c);
+			continue;
+		}
+		c->fn(c->arg);
+		if (c->waited)
+			__atomic_store_n(&c->state, SMP_CALL_DONE, __ATOMIC_RELEASE);
 		else
-			__atomic_store_n(&c->done, 1, __ATOMIC_RELEASE);
+			free(c);
 	}
 }
 
 /*
- * Run fn(arg) on CPU `cpu`.  With wait, returns after it ran and the record
- * lives on our stack; without, the record is on the heap and the target
- * frees it once the call has run.
+ * The caller's side of a waited call.  Only the start is bounded: a CPU
+ * that stopped serving calls (interrupts off, spinning, wedged in a
+ * guest without exits) never starts one, and its caller -- often the
+ * management CPU, from `cpus` or VT-x's save-state and PML paths -- must
+ * not hang with it.  Withdrawing is a race with the target's start, won
+ * by one compare-and-swap; a call that started runs to its end (its fn
+ * may be using the caller's arguments), and the functions sent this way
+ * are short (`vm benchexit` runs its own measured loop).
+ */
+static int wait_started_call(struct smp_call *c, uint32_t cpu)
+{
+	uint64_t deadline = time_us() + SMP_CALL_TIMEOUT_MS * 1000ull;
+
+	for (;;) {
+		int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE), queued = SMP_CALL_QUEUED;
+
+		if (st == SMP_CALL_DONE) {
+			free(c);
+			return 0;
+		}
+		if (st == SMP_CALL_QUEUED && time_us() >= deadline &&
+		    __atomic_compare_exchange_n(&c->state, &queued, SMP_CALL_WITHDRAWN,
+						false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			/* The target frees it if it ever gets to its queue. */
+			pr_warn("smp: CPU %u did not answer a cross-CPU call within %u ms",
+				cpu, SMP_CALL_TIMEOUT_MS);
+			return -ETIMEDOUT;
+		}
+		cpu_relax();
+	}
+}
+
+/*
+ * Run fn(arg) on CPU `cpu`.  The record is on the heap either way: without
+ * wait the target frees it once the call has run; with wait the caller
+ * does, or, when it gave up (-ETIMEDOUT), the target.
  */
 int smp_call(uint32_t cpu, smp_fn fn, void *arg, bool wait)
 {
 	struct percpu *p;
-	struct smp_call local = { .fn = fn, .arg = arg }, *c = &local;
+	struct smp_call *c;
 	uint64_t f;
 
 	if (cpu >= MAX_CPUS || !(p = cpu_table[cpu]) || !p->online)
@@ -90,12 +132,11 @@ int smp_call(uint32_t cpu, smp_fn fn, void *arg, bool wait)
 		irq_restore(f);
 		return 0;
 	}
-	if (!wait) {
-		c = malloc(sizeof(*c));
-		if (!c)
-			return -ENOMEM;
-		*c = (struct smp_call){ .fn = fn, .arg = arg, .heap = true };
-	}
+	c = malloc(sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	*c = (struct smp_call){ .fn = fn, .arg = arg, .state = SMP_CALL_QUEUED,
+				.waited = wait };
 	f = spin_lock_irqsave(&p->call_lock);
 	c->next = p->calls;
 	p->calls = c;
@@ -104,10 +145,7 @@ int smp_call(uint32_t cpu, smp_fn fn, void *arg, bool wait)
 	/* A CPU in a guest sees the call only after an exit: see vcpu_kick. */
 	if (p->runs_vcpu)
 		lapic_send_nmi(p->apic_id);
-	if (wait)
-		while (!__atomic_load_n(&c->done, __ATOMIC_ACQUIRE))
-			cpu_relax();
-	return 0;
+	return wait ? wait_started_call(c, cpu) : 0;
 }
 
 /* HLT until an interrupt; the TSC spent asleep feeds the idle statistics. */

@@ -77,7 +77,10 @@ int hv_init(void)
 
 		if (!cpu_table[i] || !cpu_table[i]->online)
 			continue;
-		smp_call(i, enable_here, &rc, true);
+		/* A CPU that does not answer (-ETIMEDOUT, logged) never ran
+		 * enable_here: rc stays -1 and it runs no guests. */
+		if (smp_call(i, enable_here, &rc, true) < 0)
+			rc = -1;
 		hv_cpu_ready[i] = rc == 0;
 		ready += rc == 0;
 	}

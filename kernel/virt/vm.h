@@ -60,6 +60,7 @@ struct vcpu_state {
 	uint64_t rip, rflags;
 	uint64_t cr0, cr2, cr3, cr4, efer, xcr0;
 	uint64_t dr6, dr7, pat;
+	uint64_t dr[4];			/* DR0-DR3 (kernel/virt/debugreg.h) */
 	struct vcpu_seg seg[SEG_COUNT];
 	struct { uint64_t base; uint32_t limit; } gdtr, idtr;
 	uint64_t star, lstar, cstar, sfmask, kernel_gs_base;

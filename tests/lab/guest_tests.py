@@ -708,6 +708,60 @@ def svm_debug_exceptions_reflected():
 
 
 @test
+def svm_debug_regs_not_leaked():
+    """Two VMs write DR0-3 and DR6 and stop; a third VM, on a CPU one of
+    them used, must read DR0-3 = 0 and DR6 at its
+    reset value, not what the others left (neither the VMCB nor the VMCS
+    holds DR0-3; the VMCS has no DR6)."""
+    con = console()
+    names = ("dra", "drb", "drc")
+    try:
+        for n, seed in (("dra", 1), ("drb", 2)):
+            con.create(n, "debug", cmdline=f"drset seed={seed}")
+        cpus = {con.start("dra"), con.start("drb")}
+        for n in ("dra", "drb"):
+            finish_checks_guest(con, n, "debug", 1)
+            con.destroy(n)
+        con.create("drc", "debug", cmdline="drcheck")
+        cpu = con.start("drc")
+        check(cpu in cpus, f"the checker ran on CPU {cpu}, the setters on "
+              f"{sorted(cpus)}")
+        _, lines = finish_checks_guest(con, "drc", "debug", 2)
+        for name in ("dr_fresh_zero", "dr6_fresh_reset"):
+            check(f"CHECK {name}: PASS" in lines, f"no 'CHECK {name}: PASS'")
+    finally:
+        con.cleanup(*names)
+    host_healthy(con)
+
+
+@test
+def svm_cpus_names_deaf_cpu():
+    """A CPU that serves no cross-CPU call (`debug deaf`: interrupts off for
+    4 s, as if wedged) must not hang the console: `cpus` answers within the
+    1 s bound plus a margin, with an error naming that CPU; once the CPU
+    listens again, `cpus` answers without error."""
+    con = console()
+    out = con.lines("debug deaf 2 4000")
+    check(out == ["CPU 2 ignores calls for 4000 ms"], f"debug deaf: {out}")
+    t0 = time.monotonic()
+    out = con.lines("cpus")
+    took = time.monotonic() - t0
+    errs = [ln for ln in out if ln.startswith("error: ")]
+    check(took < 2.5, f"'cpus' took {took:.1f} s with CPU 2 deaf:\n"
+          + "\n".join(out))
+    check(len(errs) == 1 and re.search(r"\bCPU 2 did not answer\b.*within "
+                                       r"1000 ms", errs[0]),
+          "'cpus' should name CPU 2 in one error line:\n" + "\n".join(out))
+    check(not any(re.search(r"\bCPU 1\b", e) for e in errs),
+          f"CPU 1 was blamed too: {errs}")
+    time.sleep(max(0.0, 4.5 - (time.monotonic() - t0)))
+    out = con.lines("cpus")
+    check(not [ln for ln in out if ln.startswith("error: ")],
+          "'cpus' after the deaf period:\n" + "\n".join(out))
+    host_healthy(con)
+
+
+@test
 def svm_invd_continues():
     """INVD (intercepted on SVM, an unconditional exit on VT-x) is skipped:
     guest RAM is always write-back, so there is nothing to invalidate.
