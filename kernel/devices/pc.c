@@ -5,6 +5,8 @@
  *     IRQ 9;
  *   - the 8254 PIT at 0x40-0x43 (model/vpit.c), channel 0 on IRQ 0
  *     through devices_timer_deadline/run;
+ *   - the MC146818 RTC and CMOS at 0x70/0x71 (model/vrtc.c) on IRQ 8,
+ *     starting from the host's wall clock at VM creation;
  *   - the keyboard controller's ports 0x60-0x64: only the CPU reset line
  *     (command 0xfe) and port 0x61 (port B: the PIT's gate 2 and OUT2)
  *     are modelled.  The FADT leaves
@@ -24,6 +26,7 @@
 #include "kernel/devices/pc.h"
 #include "kernel/devices/model/acpi_pm.h"
 #include "kernel/devices/model/vpit.h"
+#include "kernel/devices/model/vrtc.h"
 #include "kernel/platform/spinlock.h"
 #include "kernel/virt/irq.h"
 
@@ -35,13 +38,16 @@
 #define PC_KBC_STATUS	0x1c	/* 8042 status: SYS, A2 (command), INH */
 #define PC_PIT_BASE	0x40
 #define PC_PIT_GSI	2	/* ISA IRQ 0: the MADT overrides it to GSI 2 */
+#define PC_RTC_BASE	0x70
+#define PC_RTC_GSI	8
 
 struct pc_devs {
 	struct vm *vm;
 	struct spinlock lock;
 	struct acpi_pm pm;
 	struct vpit pit;
-	bool sci;		/* the level last sent to vm_irq_line */
+	struct vrtc rtc;
+	bool sci, rtc_irq;	/* the levels last sent to vm_irq_line */
 	bool sleep_logged;
 };
 
@@ -191,6 +197,43 @@ static int pc_pit_write(void *ctx, uint64_t off, int size, uint64_t val)
 	return 0;
 }
 
+/* ---- 0x70-0x71: RTC and CMOS ---- */
+
+/* Under pc->lock. */
+static void pc_rtc_sync(struct pc_devs *pc)
+{
+	bool level = vrtc_irq(&pc->rtc);
+
+	if (level != pc->rtc_irq) {
+		pc->rtc_irq = level;
+		vm_irq_line(pc->vm, PC_RTC_GSI, level);
+	}
+}
+
+static int pc_rtc_read(void *ctx, uint64_t off, int size, uint64_t *val)
+{
+	struct pc_devs *pc = ctx;
+	uint64_t f = spin_lock_irqsave(&pc->lock);
+
+	(void)size;
+	*val = vrtc_read(&pc->rtc, (unsigned)off, vm_time_ns());
+	pc_rtc_sync(pc);
+	spin_unlock_irqrestore(&pc->lock, f);
+	return 0;
+}
+
+static int pc_rtc_write(void *ctx, uint64_t off, int size, uint64_t val)
+{
+	struct pc_devs *pc = ctx;
+	uint64_t f = spin_lock_irqsave(&pc->lock);
+
+	(void)size;
+	vrtc_write(&pc->rtc, (unsigned)off, (uint8_t)val, vm_time_ns());
+	pc_rtc_sync(pc);
+	spin_unlock_irqrestore(&pc->lock, f);
+	return 0;
+}
+
 int pc_create(struct vm *vm, struct pc_devs **out)
 {
 	struct pc_devs *pc = calloc(1, sizeof(*pc));
@@ -201,6 +244,7 @@ int pc_create(struct vm *vm, struct pc_devs **out)
 	pc->vm = vm;
 	acpi_pm_reset(&pc->pm, PC_S5_TYP);
 	vpit_reset(&pc->pit);
+	vrtc_reset(&pc->rtc, wall_clock_ns(), vm_time_ns());
 	*out = pc;
 	rc = bus_add(&vm->pio, &(struct bus_dev){ "acpi-pm", PC_PM_BASE, ACPI_PM_WINDOW,
 						  pc_pm_read, pc_pm_write, pc });
@@ -213,6 +257,9 @@ int pc_create(struct vm *vm, struct pc_devs **out)
 	if (!rc)
 		rc = bus_add(&vm->pio, &(struct bus_dev){ "pit", PC_PIT_BASE, 4,
 							  pc_pit_read, pc_pit_write, pc });
+	if (!rc)
+		rc = bus_add(&vm->pio, &(struct bus_dev){ "rtc", PC_RTC_BASE, 2,
+							  pc_rtc_read, pc_rtc_write, pc });
 	return rc;
 }
 
@@ -231,11 +278,11 @@ static uint64_t pc_min_deadline(uint64_t a, uint64_t b)
 uint64_t pc_timer_deadline(struct pc_devs *pc, uint64_t now_ns)
 {
 	uint64_t f = spin_lock_irqsave(&pc->lock);
-	uint64_t d = vpit_irq_deadline(&pc->pit);
+	uint64_t d = pc_min_deadline(vpit_irq_deadline(&pc->pit),
+				     vrtc_deadline(&pc->rtc, now_ns));
 
-	(void)now_ns;
 	spin_unlock_irqrestore(&pc->lock, f);
-	return pc_min_deadline(d, 0);
+	return d;
 }
 
 /* IRQ 0 is an ISA edge: one pulse per due period (coalesced by vpit). */
@@ -244,6 +291,8 @@ void pc_timer_run(struct pc_devs *pc, uint64_t now_ns)
 	uint64_t f = spin_lock_irqsave(&pc->lock);
 	bool tick = vpit_irq_run(&pc->pit, now_ns);
 
+	vrtc_run(&pc->rtc, now_ns);
+	pc_rtc_sync(pc);
 	spin_unlock_irqrestore(&pc->lock, f);
 	if (tick) {
 		vm_irq_line(pc->vm, PC_PIT_GSI, true);
@@ -256,16 +305,20 @@ void pc_timer_run(struct pc_devs *pc, uint64_t now_ns)
 int pc_save(struct pc_devs *pc, int (*emit)(void *ctx, const char *name, uint32_t version,
 					    const void *blob, uint32_t len), void *ctx)
 {
-	uint8_t pm[ACPI_PM_STATE_LEN], pit[VPIT_STATE_LEN];
+	uint8_t pm[ACPI_PM_STATE_LEN], pit[VPIT_STATE_LEN], rtc[VRTC_STATE_LEN];
 	uint64_t f = spin_lock_irqsave(&pc->lock);
+	uint64_t now = vm_time_ns();
 	int rc;
 
 	acpi_pm_save(&pc->pm, pm);
-	vpit_save(&pc->pit, vm_time_ns(), pit);
+	vpit_save(&pc->pit, now, pit);
+	vrtc_save(&pc->rtc, now, rtc);
 	spin_unlock_irqrestore(&pc->lock, f);
 	rc = emit(ctx, "acpi-pm", ACPI_PM_STATE_V, pm, sizeof(pm));
 	if (!rc)
 		rc = emit(ctx, "pit", VPIT_STATE_V, pit, sizeof(pit));
+	if (!rc)
+		rc = emit(ctx, "rtc", VRTC_STATE_V, rtc, sizeof(rtc));
 	return rc;
 }
 
@@ -282,6 +335,10 @@ int pc_load(struct pc_devs *pc, const char *name, uint32_t version, const void *
 			pc_sci_sync(pc);
 	} else if (!strcmp(name, "pit") && version == VPIT_STATE_V) {
 		rc = vpit_load(&pc->pit, vm_time_ns(), blob, len);
+	} else if (!strcmp(name, "rtc") && version == VRTC_STATE_V) {
+		rc = vrtc_load(&pc->rtc, vm_time_ns(), blob, len);
+		if (!rc)
+			pc_rtc_sync(pc);
 	}
 	spin_unlock_irqrestore(&pc->lock, f);
 	return rc;

@@ -274,3 +274,12 @@ Test(vrtc, save_load)
 	cr_assert_eq(vrtc_load(&q, 0, c, sizeof(c)), -EINVAL);
 	cr_assert_eq(memcmp(&before, &q, sizeof(q)), 0);
 }
+
+Test(vrtc, deadline_counts_from_last_run)
+{
+	wr(VRTC_B, VRTC_B_UIE | VRTC_B_24H, T0);
+	/* Nobody ran the clock for 5 s: the due update is in the past. */
+	cr_assert_eq(vrtc_deadline(&r, T0 + 5 * NS), T0 + NS);
+	vrtc_run(&r, T0 + 5 * NS);
+	cr_assert(vrtc_irq(&r));
+}

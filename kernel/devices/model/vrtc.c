@@ -234,11 +234,14 @@ static uint64_t vrtc_min(uint64_t a, uint64_t b)
 	return !a ? b : !b ? a : a < b ? a : b;
 }
 
+/* From the last accounted moment, not from now: an event that came due
+ * since then yields a deadline in the past, which the caller runs. */
 uint64_t vrtc_deadline(const struct vrtc *r, uint64_t now)
 {
 	uint8_t b = r->cmos[VRTC_B], c = r->cmos[VRTC_C];
-	uint64_t g = vrtc_wall(r, now), p = vrtc_period(r), best = 0, na;
+	uint64_t g = vrtc_wall(r, r->seen_ns), p = vrtc_period(r), best = 0, na;
 
+	(void)now;
 	if ((b & VRTC_B_PIE) && !(c & VRTC_C_PF) && p)
 		best = vrtc_t32_ns((vrtc_t32(g) / p + 1) * p) - (uint64_t)r->offset_ns;
 	if (vrtc_set(r))

@@ -65,7 +65,8 @@ void vrtc_write(struct vrtc *r, unsigned port, uint8_t val, uint64_t now_ns);
 void vrtc_run(struct vrtc *r, uint64_t now_ns);
 /* IRQ 8: register C's IRQF. */
 bool vrtc_irq(const struct vrtc *r);
-/* The next now_ns at which an enabled event would raise IRQF, 0: none. */
+/* The now_ns at which an enabled event next raises IRQF, counted from the
+ * last vrtc_run or access (so it may be <= now_ns: run it), 0: none. */
 uint64_t vrtc_deadline(const struct vrtc *r, uint64_t now_ns);
 
 /* Proleptic Gregorian calendar: days since 1970-01-01 and back. */
