@@ -346,6 +346,37 @@ static void find_cpus(struct boot_info *bi)
 	}
 }
 
+/* Days from 1970-01-01 to y-m-d, Gregorian (the March-based year puts the
+ * leap day last: 153-day five-month cycles, 1461-day four-year cycles). */
+static INT64 days_since_1970(INT64 y, UINTN m, UINTN d)
+{
+	INT64 era, yoe, doy;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (INT64)((m + 9) % 12) + 2) / 5 + (INT64)d - 1;
+	return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+}
+
+/* The guests' RTCs start from this (UEFI 2.9 8.3.1 GetTime).  The time is
+ * taken as UTC: firmware that keeps UTC reports TimeZone as
+ * EFI_UNSPECIFIED_TIMEZONE, as OVMF does; a zone, if any, is ignored. */
+static void read_wall_clock(struct boot_info *bi)
+{
+	EFI_TIME t;
+	EFI_STATUS st = uefi_call_wrapper(RT->GetTime, 2, &t, NULL);
+
+	if (EFI_ERROR(st) || t.Year < 1970 || t.Month < 1 || t.Month > 12 ||
+	    t.Day < 1 || t.Day > 31 || t.Hour > 23 || t.Minute > 59 || t.Second > 59) {
+		Print(L"tern-boot: warning: no firmware time (%r); guest clocks start in 1970\r\n", st);
+		return;
+	}
+	bi->wall_tsc = boot_rdtsc();
+	bi->wall_epoch_s = (UINT64)days_since_1970(t.Year, t.Month, t.Day) * 86400 +
+			   t.Hour * 3600u + t.Minute * 60u + t.Second;
+}
+
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 {
 	struct loader ld = { .image = image };
@@ -381,6 +412,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	load_modules(&ld);
 	ld.bi->rsdp_phys = find_rsdp();
 	ld.bi->efi_runtime_phys = (UINT64)(UINTN)ST->RuntimeServices;
+	read_wall_clock(ld.bi);
 	find_cpus(ld.bi);
 	if (!ld.bi->rsdp_phys)
 		Print(L"tern-boot: warning: firmware published no ACPI RSDP\r\n");

@@ -65,6 +65,7 @@ void *mm_heap_grow(intptr_t incr);		/* sbrk backend; NULL when full */
 /* ---- time.c: TSC, reference timers, LAPIC timer ---- */
 void time_init(void);
 uint64_t time_us(void);			/* since boot */
+uint64_t wall_clock_ns(void);		/* since 1970 UTC, 0 if unknown */
 uint64_t tsc_hz(void);
 void udelay(uint64_t us);
 const char *time_source(void);

@@ -14,10 +14,12 @@ void vuart_attach(struct vm *vm);	/* NULL detaches */
 struct vm *vuart_attached(void);
 
 /*
- * Device timers, for vCPU 0's loop: the earliest guest time (vm_time_ns)
- * at which some device needs devices_timer_run, 0 for none; and the run,
- * which raises the interrupts due by now_ns (a periodic source that missed
- * several periods raises one, never one per lost tick).
+ * Device timers (the PIT's channel 0 on GSI 2, the RTC on GSI 8), for
+ * vCPU 0's loop: the earliest guest time (vm_time_ns) at which some device
+ * needs devices_timer_run, 0 for none -- possibly already <= now_ns, then
+ * run at once; and the run, which raises the interrupts due by now_ns (a
+ * periodic source that missed several periods raises one, never one per
+ * lost tick).  Both take the devices' lock; any CPU may call them.
  */
 uint64_t devices_timer_deadline(struct vm *vm, uint64_t now_ns);
 void devices_timer_run(struct vm *vm, uint64_t now_ns);

@@ -5,6 +5,12 @@
  *     IRQ 9;
  *   - the 8254 PIT at 0x40-0x43 (model/vpit.c), channel 0 on IRQ 0
  *     through devices_timer_deadline/run;
+ *   - the MC146818 RTC and CMOS at 0x70/0x71 (model/vrtc.c) on IRQ 8,
+ *     starting from the host's wall clock at VM creation;
+ *   - for Multiboot test kernels written for QEMU: fw_cfg's I/O ports
+ *     0x510/0x511 (model/fwcfg.c) and pc-testdev's 0xe0 scratch register,
+ *     its byte-wise alias at 0xe8, the flush-page port 0xe4 (a no-op) and
+ *     the IRQ-line ports 0x2000-0x2017 (QEMU hw/misc/pc-testdev.c);
  *   - the keyboard controller's ports 0x60-0x64: only the CPU reset line
  *     (command 0xfe) and port 0x61 (port B: the PIT's gate 2 and OUT2)
  *     are modelled.  The FADT leaves
@@ -23,8 +29,11 @@
 #include "kernel/kernel.h"
 #include "kernel/devices/pc.h"
 #include "kernel/devices/model/acpi_pm.h"
+#include "kernel/devices/model/fwcfg.h"
 #include "kernel/devices/model/vpit.h"
+#include "kernel/devices/model/vrtc.h"
 #include "kernel/platform/spinlock.h"
+#include "kernel/lib/byteorder.h"
 #include "kernel/virt/irq.h"
 
 #define PC_PM_BASE	0x600	/* acpi_build: PM1a_EVT 0x600, PM1a_CNT 0x604 */
@@ -35,13 +44,21 @@
 #define PC_KBC_STATUS	0x1c	/* 8042 status: SYS, A2 (command), INH */
 #define PC_PIT_BASE	0x40
 #define PC_PIT_GSI	2	/* ISA IRQ 0: the MADT overrides it to GSI 2 */
+#define PC_RTC_BASE	0x70
+#define PC_RTC_GSI	8
+#define PC_FWCFG_BASE	0x510
+#define PC_TESTDEV_BASE	0xe0	/* 0xe0 scratch, 0xe4 flush page, 0xe8 bytes */
+#define PC_IRQDEV_BASE	0x2000
 
 struct pc_devs {
 	struct vm *vm;
 	struct spinlock lock;
 	struct acpi_pm pm;
 	struct vpit pit;
-	bool sci;		/* the level last sent to vm_irq_line */
+	struct vrtc rtc;
+	struct fwcfg fwcfg;
+	uint32_t scratch;	/* pc-testdev's register */
+	bool sci, rtc_irq;	/* the levels last sent to vm_irq_line */
 	bool sleep_logged;
 };
 
@@ -191,6 +208,125 @@ static int pc_pit_write(void *ctx, uint64_t off, int size, uint64_t val)
 	return 0;
 }
 
+/* ---- 0x70-0x71: RTC and CMOS ---- */
+
+/* Under pc->lock. */
+static void pc_rtc_sync(struct pc_devs *pc)
+{
+	bool level = vrtc_irq(&pc->rtc);
+
+	if (level != pc->rtc_irq) {
+		pc->rtc_irq = level;
+		vm_irq_line(pc->vm, PC_RTC_GSI, level);
+	}
+}
+
+static int pc_rtc_read(void *ctx, uint64_t off, int size, uint64_t *val)
+{
+	struct pc_devs *pc = ctx;
+	uint64_t f = spin_lock_irqsave(&pc->lock);
+
+	(void)size;
+	*val = vrtc_read(&pc->rtc, (unsigned)off, vm_time_ns());
+	pc_rtc_sync(pc);
+	spin_unlock_irqrestore(&pc->lock, f);
+	return 0;
+}
+
+static int pc_rtc_write(void *ctx, uint64_t off, int size, uint64_t val)
+{
+	struct pc_devs *pc = ctx;
+	uint64_t f = spin_lock_irqsave(&pc->lock);
+
+	(void)size;
+	vrtc_write(&pc->rtc, (unsigned)off, (uint8_t)val, vm_time_ns());
+	pc_rtc_sync(pc);
+	spin_unlock_irqrestore(&pc->lock, f);
+	return 0;
+}
+
+/* ---- fw_cfg and pc-testdev ---- */
+
+static int pc_fwcfg_read(void *ctx, uint64_t off, int size, uint64_t *val)
+{
+	struct pc_devs *pc = ctx;
+	uint64_t f = spin_lock_irqsave(&pc->lock);
+
+	(void)size;
+	*val = off == 1 ? fwcfg_read(&pc->fwcfg) : 0;
+	spin_unlock_irqrestore(&pc->lock, f);
+	return 0;
+}
+
+static int pc_fwcfg_write(void *ctx, uint64_t off, int size, uint64_t val)
+{
+	struct pc_devs *pc = ctx;
+	uint64_t f = spin_lock_irqsave(&pc->lock);
+
+	/* The selector is 16 bits wide; the data port takes no writes. */
+	if (off == 0 && size == 2)
+		fwcfg_select(&pc->fwcfg, (uint16_t)val);
+	spin_unlock_irqrestore(&pc->lock, f);
+	return 0;
+}
+
+/* Byte i of the 12-port window: the scratch register at 0-3 and 8-11. */
+static uint8_t *pc_scratch_byte(struct pc_devs *pc, uint64_t i)
+{
+	if (i < 4)
+		return (uint8_t *)&pc->scratch + i;
+	if (i >= 8 && i < 12)
+		return (uint8_t *)&pc->scratch + (i - 8);
+	return NULL;
+}
+
+static int pc_testdev_read(void *ctx, uint64_t off, int size, uint64_t *val)
+{
+	struct pc_devs *pc = ctx;
+	uint64_t f = spin_lock_irqsave(&pc->lock);
+
+	*val = 0;
+	for (int i = 0; i < size; i++) {
+		uint8_t *b = pc_scratch_byte(pc, off + (uint64_t)i);
+
+		*val |= (uint64_t)(b ? *b : 0) << (8 * i);
+	}
+	spin_unlock_irqrestore(&pc->lock, f);
+	return 0;
+}
+
+static int pc_testdev_write(void *ctx, uint64_t off, int size, uint64_t val)
+{
+	struct pc_devs *pc = ctx;
+	uint64_t f = spin_lock_irqsave(&pc->lock);
+
+	for (int i = 0; i < size; i++) {
+		uint8_t *b = pc_scratch_byte(pc, off + (uint64_t)i);
+
+		if (b)
+			*b = (uint8_t)(val >> (8 * i));
+	}
+	spin_unlock_irqrestore(&pc->lock, f);
+	return 0;
+}
+
+static int pc_irqdev_read(void *ctx, uint64_t off, int size, uint64_t *val)
+{
+	(void)ctx, (void)off, (void)size;
+	*val = 0;
+	return 0;
+}
+
+/* A byte at 0x2000 + n sets this VM's GSI n to (value != 0). */
+static int pc_irqdev_write(void *ctx, uint64_t off, int size, uint64_t val)
+{
+	struct pc_devs *pc = ctx;
+
+	if (size == 1)
+		vm_irq_line(pc->vm, (unsigned)off, val & 0xff);
+	return 0;
+}
+
 int pc_create(struct vm *vm, struct pc_devs **out)
 {
 	struct pc_devs *pc = calloc(1, sizeof(*pc));
@@ -201,6 +337,8 @@ int pc_create(struct vm *vm, struct pc_devs **out)
 	pc->vm = vm;
 	acpi_pm_reset(&pc->pm, PC_S5_TYP);
 	vpit_reset(&pc->pit);
+	vrtc_reset(&pc->rtc, wall_clock_ns(), vm_time_ns());
+	fwcfg_reset(&pc->fwcfg, vm->mem_size, (uint16_t)vm->nvcpus);
 	*out = pc;
 	rc = bus_add(&vm->pio, &(struct bus_dev){ "acpi-pm", PC_PM_BASE, ACPI_PM_WINDOW,
 						  pc_pm_read, pc_pm_write, pc });
@@ -213,6 +351,20 @@ int pc_create(struct vm *vm, struct pc_devs **out)
 	if (!rc)
 		rc = bus_add(&vm->pio, &(struct bus_dev){ "pit", PC_PIT_BASE, 4,
 							  pc_pit_read, pc_pit_write, pc });
+	if (!rc)
+		rc = bus_add(&vm->pio, &(struct bus_dev){ "rtc", PC_RTC_BASE, 2,
+							  pc_rtc_read, pc_rtc_write, pc });
+	if (!rc)
+		rc = bus_add(&vm->pio, &(struct bus_dev){ "fw_cfg", PC_FWCFG_BASE, 2,
+							  pc_fwcfg_read, pc_fwcfg_write, pc });
+	if (!rc)
+		rc = bus_add(&vm->pio, &(struct bus_dev){ "pc-testdev", PC_TESTDEV_BASE, 12,
+							  pc_testdev_read, pc_testdev_write,
+							  pc });
+	if (!rc)
+		rc = bus_add(&vm->pio, &(struct bus_dev){ "pc-testdev-irq", PC_IRQDEV_BASE,
+							  VM_NR_GSI, pc_irqdev_read,
+							  pc_irqdev_write, pc });
 	return rc;
 }
 
@@ -231,11 +383,11 @@ static uint64_t pc_min_deadline(uint64_t a, uint64_t b)
 uint64_t pc_timer_deadline(struct pc_devs *pc, uint64_t now_ns)
 {
 	uint64_t f = spin_lock_irqsave(&pc->lock);
-	uint64_t d = vpit_irq_deadline(&pc->pit);
+	uint64_t d = pc_min_deadline(vpit_irq_deadline(&pc->pit),
+				     vrtc_deadline(&pc->rtc, now_ns));
 
-	(void)now_ns;
 	spin_unlock_irqrestore(&pc->lock, f);
-	return pc_min_deadline(d, 0);
+	return d;
 }
 
 /* IRQ 0 is an ISA edge: one pulse per due period (coalesced by vpit). */
@@ -244,6 +396,8 @@ void pc_timer_run(struct pc_devs *pc, uint64_t now_ns)
 	uint64_t f = spin_lock_irqsave(&pc->lock);
 	bool tick = vpit_irq_run(&pc->pit, now_ns);
 
+	vrtc_run(&pc->rtc, now_ns);
+	pc_rtc_sync(pc);
 	spin_unlock_irqrestore(&pc->lock, f);
 	if (tick) {
 		vm_irq_line(pc->vm, PC_PIT_GSI, true);
@@ -256,16 +410,27 @@ void pc_timer_run(struct pc_devs *pc, uint64_t now_ns)
 int pc_save(struct pc_devs *pc, int (*emit)(void *ctx, const char *name, uint32_t version,
 					    const void *blob, uint32_t len), void *ctx)
 {
-	uint8_t pm[ACPI_PM_STATE_LEN], pit[VPIT_STATE_LEN];
+	uint8_t pm[ACPI_PM_STATE_LEN], pit[VPIT_STATE_LEN], rtc[VRTC_STATE_LEN];
+	uint8_t fw[FWCFG_STATE_LEN], scratch[4];
 	uint64_t f = spin_lock_irqsave(&pc->lock);
+	uint64_t now = vm_time_ns();
 	int rc;
 
 	acpi_pm_save(&pc->pm, pm);
-	vpit_save(&pc->pit, vm_time_ns(), pit);
+	vpit_save(&pc->pit, now, pit);
+	vrtc_save(&pc->rtc, now, rtc);
+	fwcfg_save(&pc->fwcfg, fw);
+	st_le32(scratch, pc->scratch);
 	spin_unlock_irqrestore(&pc->lock, f);
 	rc = emit(ctx, "acpi-pm", ACPI_PM_STATE_V, pm, sizeof(pm));
 	if (!rc)
 		rc = emit(ctx, "pit", VPIT_STATE_V, pit, sizeof(pit));
+	if (!rc)
+		rc = emit(ctx, "rtc", VRTC_STATE_V, rtc, sizeof(rtc));
+	if (!rc)
+		rc = emit(ctx, "fw_cfg", FWCFG_STATE_V, fw, sizeof(fw));
+	if (!rc)
+		rc = emit(ctx, "pc-testdev", 1, scratch, sizeof(scratch));
 	return rc;
 }
 
@@ -282,6 +447,16 @@ int pc_load(struct pc_devs *pc, const char *name, uint32_t version, const void *
 			pc_sci_sync(pc);
 	} else if (!strcmp(name, "pit") && version == VPIT_STATE_V) {
 		rc = vpit_load(&pc->pit, vm_time_ns(), blob, len);
+	} else if (!strcmp(name, "rtc") && version == VRTC_STATE_V) {
+		rc = vrtc_load(&pc->rtc, vm_time_ns(), blob, len);
+		if (!rc)
+			pc_rtc_sync(pc);
+	} else if (!strcmp(name, "fw_cfg") && version == FWCFG_STATE_V) {
+		rc = fwcfg_load(&pc->fwcfg, blob, len);
+	} else if (!strcmp(name, "pc-testdev") && version == 1) {
+		rc = len == 4 ? 0 : -EINVAL;
+		if (!rc)
+			pc->scratch = ld_le32(blob);
 	}
 	spin_unlock_irqrestore(&pc->lock, f);
 	return rc;

@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #define BOOT_INFO_MAGIC		0x4e524554544f4f42ull	/* "BOOTTERN" */
-#define BOOT_INFO_VERSION	2
+#define BOOT_INFO_VERSION	3
 
 /* Virtual layout, shared so the loader builds exactly what the kernel uses. */
 #define KERNEL_VIRT_BASE	0xffffffff80000000ull	/* -2 GiB: -mcmodel=kernel */
@@ -70,6 +70,11 @@ struct boot_info {
 	uint64_t exit_bs_tsc;		/* TSC just before the jump */
 
 	uint64_t efi_runtime_phys;	/* EFI_RUNTIME_SERVICES, identity-mapped */
+
+	/* The firmware's real-time clock (GetTime) as seconds since
+	 * 1970-01-01 UTC, and the TSC read right after; 0 when unknown. */
+	uint64_t wall_epoch_s;
+	uint64_t wall_tsc;
 
 	/* From EFI_MP_SERVICES_PROTOCOL: the CPU list when firmware has no
 	 * ACPI MADT (OVMF under Bochs publishes no ACPI tables). */

@@ -160,6 +160,18 @@ static uint64_t mul_q32(uint64_t a, uint64_t q32)
 	return (uint64_t)(((unsigned __int128)a * q32) >> 32);
 }
 
+/* Nanoseconds since 1970-01-01 UTC: the firmware's clock at boot (the
+ * loader's GetTime) plus the TSC since; 0 when the firmware gave none. */
+uint64_t wall_clock_ns(void)
+{
+	const struct boot_info *bi = boot_info;
+
+	if (!bi || !bi->wall_epoch_s || !tsc_freq)
+		return 0;
+	return bi->wall_epoch_s * 1000000000ull +
+	       mul_q32(rdtsc() - bi->wall_tsc, us_per_tsc_q32) * 1000;
+}
+
 uint64_t time_us(void)
 {
 	if (!tsc_freq)

@@ -276,3 +276,11 @@ Test(vpit, save_load)
 	cr_assert_eq(vpit_load(&q, 0, c, sizeof(c)), -EINVAL);
 	cr_assert_eq(memcmp(&before, &q, sizeof(q)), 0);
 }
+
+Test(vpit, time_before_load_reads_initial_count)
+{
+	program(0, 2, 100, T0);
+	cr_assert_eq(vpit_count(&p, 0, T0 - 5000), 100);
+	cr_assert(vpit_out(&p, 0, T0 - 5000));
+	cr_assert_not(vpit_irq_run(&p, T0 - 5000));
+}

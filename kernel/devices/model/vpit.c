@@ -51,7 +51,10 @@ static uint64_t vpit_elapsed(const struct vpit_chan *c, uint64_t now)
 {
 	if (!c->armed)
 		return 0;
-	return c->stopped ? c->paused : vpit_ns_to_ticks(now - c->load_ns);
+	if (c->stopped)
+		return c->paused;
+	/* Another CPU's clock may trail the one that loaded the count. */
+	return now > c->load_ns ? vpit_ns_to_ticks(now - c->load_ns) : 0;
 }
 
 static bool vpit_periodic(const struct vpit_chan *c)
