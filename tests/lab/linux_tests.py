@@ -323,6 +323,31 @@ def shell_checks(con):
         d = con.info(VM)
         check(d["state"] == "stopped" and "power" in d.get("reason", ""),
               f"after poweroff:\n{d['_text']}")
+        reboot_check(con)
+
+
+def reboot_check(con):
+    """`reboot -f` in a fresh guest: the VM restarts from its kernel (a
+    second banner) or, until vm_guest_reset restarts VMs, stops with
+    'guest reset'."""
+    con.cleanup(VM)
+    out = con.lines(f"vm create {VM} mem={VM_MEM} kernel={KERNEL} "
+                    f"initrd={INITRD} cmdline=\"{CMDLINE}\"")
+    check(out == [f"vm {VM} created (256 MiB)"], "\n".join(out))
+    con.lines(f"vm start {VM}")
+    ok, lines, info = follow_boot(con, VM, r"TERN-LINUX-SHELL$", SETTLE_TIMEOUT)
+    check(ok, "no shell marker before the reboot check")
+    h = con.h
+    h.sendline(f"vm console {VM}")
+    h.expect(rf"attached to {VM}", CMD_TIMEOUT)
+    h.send("reboot -f\r")
+    time.sleep(5)
+    h.send(b"\x1d")
+    h.expect(r"detached", CMD_TIMEOUT)
+    d = con.info(VM)
+    banners = sum("Linux version" in ln for ln in con.guest_lines(VM))
+    check(banners >= 2 or "reset" in d.get("reason", ""),
+          f"after reboot: {banners} banners\n{d['_text']}")
 
 
 def _timer_counts(text):
