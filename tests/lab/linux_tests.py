@@ -245,8 +245,19 @@ def linux_cfg_vms():
                                d.get("cmdline", "")),
               f"vm info lxcfg:\n{d['_text']}")
         check("small" not in con.run("vm list"), "the bad guest was created")
+        # autostart: the Multiboot hello guest ran at boot and finished.
+        check(re.search(r"config: vm hi created from line \d+, starting", log),
+              "no autostart line for hi:\n" + log[-3000:])
+        deadline = time.monotonic() + 60
+        while (d := con.info("hi"))["state"] == "running":
+            check(time.monotonic() < deadline, f"hi still running:\n{d['_text']}")
+            time.sleep(1)
+        check(d["state"] == "stopped" and "exit code 0x10" in d.get("reason", "")
+              and d.get("cmdline") == "from tern.cfg" and d.get("kind") == "Multiboot",
+              f"vm info hi:\n{d['_text']}")
     finally:
         con.cleanup("lxcfg")
+        con.cleanup("hi")
 
 
 @test
