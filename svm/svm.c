@@ -27,6 +27,10 @@
 #define CPUID_SVM_DECODE	(1u << 7)
 #define IOPM_PAGES		3
 #define MSRPM_PAGES		2
+/* VINTR fields, APM Vol. 2 15.21.4 (virtual interrupts). */
+#define VINTR_V_IRQ		(1ull << 8)
+#define VINTR_IGN_TPR		(1ull << 20)
+#define VINTR_MASKING		(1ull << 24)
 #define TLB_FLUSH_ALL		1
 #define TLB_FLUSH_ASID		3
 
@@ -223,7 +227,7 @@ static void svm_setup_control(struct vcpu *v, struct svm_vcpu *sv)
 	if (c->asid >= svm_nasid)
 		c->asid = 1 + c->asid % (svm_nasid - 1);
 	/* Virtual interrupt masking: the guest's IF never blocks host IRQs. */
-	c->vintr = 1ull << 24;
+	c->vintr = VINTR_MASKING;
 	c->np_enable = 1;
 	c->n_cr3 = v->vm->s2.root_phys;
 	sv->flush = true;
@@ -287,6 +291,24 @@ static void svm_inject(struct vcpu *v, struct vmcb_control *c)
 	v->pending.valid = false;
 }
 
+/*
+ * The interrupt window (APM 15.21.4): a virtual interrupt pending in
+ * V_IRQ, ignoring the virtual TPR, with VINTR intercepted, makes the CPU
+ * exit as soon as the guest could take it (RFLAGS.IF set, no interrupt
+ * shadow).  Tern never lets the CPU deliver it: the exit comes first, and
+ * the run loop injects the real vector through EVENTINJ.
+ */
+static void svm_irq_window(struct vcpu *v, struct vmcb_control *c)
+{
+	if (v->irq_window) {
+		c->vintr |= VINTR_V_IRQ | VINTR_IGN_TPR;
+		c->intercept_misc1 |= SVM_MISC1_VINTR;
+	} else {
+		c->vintr &= ~(VINTR_V_IRQ | VINTR_IGN_TPR);
+		c->intercept_misc1 &= ~SVM_MISC1_VINTR;
+	}
+}
+
 /* An event whose delivery was cut short by the exit must be re-injected
  * (EXITINTINFO, APM 15.7.2), or the guest loses an interrupt or fault. */
 static void svm_requeue(struct vcpu *v, uint64_t info)
@@ -338,6 +360,9 @@ static void svm_decode(struct vcpu *v, struct vcpu_exit *e)
 		break;
 	case SVM_EXIT_NMI:
 		e->kind = EXIT_NMI;
+		break;
+	case SVM_EXIT_VINTR:
+		e->kind = EXIT_IRQ_WINDOW;
 		break;
 	case SVM_EXIT_CPUID:
 		svm_decode_insn(e, EXIT_CPUID, rip, c, 2);
@@ -449,6 +474,7 @@ static int svm_vcpu_run(struct vcpu *v, struct vcpu_exit *e)
 	vmcb->c.n_cr3 = v->vm->s2.root_phys;
 	vmcb->c.event_inj = 0;
 	svm_inject(v, &vmcb->c);
+	svm_irq_window(v, &vmcb->c);
 	/* QEMU flushes on every VMRUN anyway; real CPUs need this after every
 	 * stage-2 change (APM 15.16.1 TLB control). */
 	if (sv->flush) {

@@ -107,6 +107,7 @@ _Static_assert(offsetof(struct vmcb, s.g_pat) == 0x668, "vmcb g_pat");
 #define SVM_MISC1_NMI		(1u << 1)
 #define SVM_MISC1_SMI		(1u << 2)
 #define SVM_MISC1_INIT		(1u << 3)
+#define SVM_MISC1_VINTR		(1u << 4)
 #define SVM_MISC1_CPUID		(1u << 18)
 #define SVM_MISC1_INVD		(1u << 22)
 #define SVM_MISC1_HLT		(1u << 24)
@@ -133,6 +134,7 @@ _Static_assert(offsetof(struct vmcb, s.g_pat) == 0x668, "vmcb g_pat");
 #define SVM_EXIT_NMI		0x061
 #define SVM_EXIT_SMI		0x062
 #define SVM_EXIT_INIT		0x063
+#define SVM_EXIT_VINTR		0x064
 #define SVM_EXIT_CPUID		0x072
 #define SVM_EXIT_INVD		0x076
 #define SVM_EXIT_HLT		0x078

@@ -92,6 +92,11 @@ static bool probe_controls(char *why, size_t len)
 		    ENTRY_LOAD_EFER | ENTRY_LOAD_PAT | ENTRY_LOAD_DEBUG,
 		    ENTRY_LOAD_EFER | ENTRY_LOAD_PAT, &c->entry, "VM-entry", why, len))
 		return false;
+	if (!((rdmsr(true_ctls ? MSR_VMX_TRUE_PROCBASED : MSR_VMX_PROCBASED) >> 32) &
+	      PROC_INTR_WINDOW)) {
+		snprintf(why, len, "VT-x without interrupt-window exiting");
+		return false;
+	}
 	if (c->exit & EXIT_ACK_INTR) {
 		snprintf(why, len, "VT-x forces acknowledge-interrupt-on-exit");
 		return false;
@@ -385,6 +390,7 @@ static int vmcs_setup(struct vcpu *v, struct vmx_cpu *vc, uint32_t cpu)
 	vc->current = vv;
 	vv->cpu = (int)cpu;
 	vv->launched = false;
+	vv->irq_window = false;
 	if (setup_controls(v, vv) < 0 || setup_host() < 0)
 		return -EIO;
 	vv->need_load = true;
@@ -539,6 +545,16 @@ static void inject(struct vcpu *v, struct vmx_vcpu *vv)
 	vv->inject_len = 0;
 }
 
+/* Interrupt-window exiting (25.6.2): an exit at the first instruction
+ * boundary where the guest could take an external interrupt. */
+static void irq_window(struct vcpu *v, struct vmx_vcpu *vv)
+{
+	if (v->irq_window == vv->irq_window)
+		return;
+	vv->irq_window = v->irq_window;
+	vmwrite(VMCS_PROC_CTLS, vmx_caps.proc | (vv->irq_window ? PROC_INTR_WINDOW : 0));
+}
+
 /* An event whose delivery the exit interrupted goes back in (27.2.4). */
 static void requeue(struct vcpu *v, struct vmx_vcpu *vv)
 {
@@ -677,6 +693,9 @@ static void decode(struct vcpu *v, struct vcpu_exit *e)
 	case VMX_EXIT_EXTINT:
 		e->kind = EXIT_EXTINT;
 		break;
+	case VMX_EXIT_INTR_WINDOW:
+		e->kind = EXIT_IRQ_WINDOW;
+		break;
 	case VMX_EXIT_TRIPLE_FAULT:
 		e->kind = EXIT_SHUTDOWN;
 		break;
@@ -783,6 +802,7 @@ static int vmx_vcpu_run(struct vcpu *v, struct vcpu_exit *e)
 		load_guest_msrs(v, vc);
 	}
 	inject(v, vv);
+	irq_window(v, vv);
 	vmx_state_hot_to_vmcs(v);
 	if (vv->flush) {
 		vv->flush = false;

@@ -36,6 +36,7 @@ struct vmx_vcpu {
 	uint64_t cr0_mask, cr4_mask;
 	uint32_t inject_len;	/* instruction length of a re-queued soft event */
 	uint32_t intr_state;	/* interruptibility beyond the STI/MOV-SS shadow */
+	bool irq_window;	/* PROC_INTR_WINDOW is on in the VMCS */
 };
 
 /* vmx_state.c: the VMCS of v must be current on this CPU. */

@@ -157,6 +157,20 @@ void lapic_timer_periodic(uint8_t vector, uint32_t hz)
 	lapic_write(LAPIC_TIMER_INIT, lapic_ticks_per_sec / hz);
 }
 
+/* One interrupt after us microseconds (at most the counter's range: the
+ * caller re-arms when it wakes early). */
+void lapic_timer_oneshot(uint8_t vector, uint64_t us)
+{
+	uint64_t ticks;
+
+	if (!lapic_ticks_per_sec)
+		return;
+	ticks = (us < 1000000000u ? us : 1000000000u) * lapic_ticks_per_sec / 1000000u + 1;
+	lapic_write(LAPIC_TIMER_DIV, 0x3);
+	lapic_write(LAPIC_LVT_TIMER, vector);
+	lapic_write(LAPIC_TIMER_INIT, ticks > 0xffffffffu ? 0xffffffffu : (uint32_t)ticks);
+}
+
 void lapic_timer_stop(void)
 {
 	lapic_write(LAPIC_LVT_TIMER, LVT_MASKED);

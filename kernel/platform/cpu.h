@@ -60,6 +60,7 @@ struct percpu {
 	volatile bool online;
 	volatile bool dead;		/* stopped by an exception */
 	volatile bool runs_vcpu;	/* inside vcpu_loop: IPIs need an NMI too */
+	void *vcpu;			/* the struct vcpu it runs, for its LAPIC page */
 	uint64_t gdt[5] __attribute__((aligned(16)));
 	struct tss tss __attribute__((aligned(16)));
 	uint8_t *kstack;		/* base of the KSTACK_SIZE stack */
@@ -103,6 +104,7 @@ void lapic_send_init(uint32_t apic_id);
 void lapic_send_nmi(uint32_t apic_id);
 void lapic_send_sipi(uint32_t apic_id, uint8_t page);
 void lapic_timer_periodic(uint8_t vector, uint32_t hz);
+void lapic_timer_oneshot(uint8_t vector, uint64_t us);
 void lapic_timer_stop(void);
 uint32_t lapic_timer_calibrate(void);	/* ticks per second */
 void ioapic_init(void);

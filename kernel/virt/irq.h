@@ -24,6 +24,21 @@ void vm_irq_line(struct vm *vm, unsigned gsi, bool level);
 /* Deliver one APIC-bus message (an MSI, an IPI) to the vCPUs it names. */
 void vm_irq_msg(struct vm *vm, const struct apic_msg *m);
 
+/* Per VM / vCPU (vm.c): the IOAPIC, one LAPIC per vCPU, their MMIO. */
+int irq_vm_init(struct vm *vm);
+void irq_vm_free(struct vm *vm);
+void irq_init_signal(struct vcpu *v);
+
+/* The vCPU's own CPU (vcpu.c): before each entry, and while halted. */
+void irq_before_entry(struct vcpu *v);
+bool irq_halt_check(struct vcpu *v, uint64_t *wake_us);
+
+/* The LAPIC's MSRs; -ENOENT for any other MSR, -EINVAL for #GP. */
+int irq_msr_read(struct vcpu *v, uint32_t msr, uint64_t *val);
+int irq_msr_write(struct vcpu *v, uint32_t msr, uint64_t val);
+
+void irq_stats(struct vm *vm, uint64_t *msgs, uint32_t *lines);
+
 /* The guest's time base for device models: nanoseconds since host boot,
  * from the TSC (all vCPUs of a VM share one TSC offset). */
 uint64_t vm_time_ns(void);

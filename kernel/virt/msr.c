@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include "kernel/platform/arch.h"
+#include "kernel/virt/irq.h"
 #include "kernel/virt/vm.h"
 
 #define MSR_TSC			0x010
@@ -17,9 +18,6 @@
 #define MSR_MCG_STATUS		0x17a
 #define MSR_MISC_ENABLE		0x1a0
 
-#define APIC_BASE_DEFAULT	0xfee00000ull
-#define APIC_BASE_BSP		(1ull << 8)
-#define APIC_BASE_ENABLE	(1ull << 11)
 #define MISC_ENABLE_DEFAULT	0x1801ull	/* fast strings, no BTS, no PEBS */
 
 /* The address-like MSRs must hold canonical addresses (SDM Vol. 3A 3.3.7.1). */
@@ -96,14 +94,14 @@ int msr_state_set(struct vcpu *v, uint32_t msr, uint64_t val)
 int msr_read(struct vcpu *v, uint32_t msr, uint64_t *val)
 {
 	uint64_t *p;
+	int rc = irq_msr_read(v, msr, val);
+
+	if (rc != -ENOENT)
+		return rc;	/* the LAPIC's: APIC base, TSC deadline, x2APIC */
 
 	switch (msr) {
 	case MSR_TSC:
 		*val = rdtsc() + v->st.tsc_offset;
-		return 0;
-	case MSR_APIC_BASE:
-		*val = APIC_BASE_DEFAULT | APIC_BASE_ENABLE |
-		       (v->id == 0 ? APIC_BASE_BSP : 0);
 		return 0;
 	case MSR_FEATURE_CONTROL:
 		*val = 1;	/* locked, VMX off: there is no nested VMX */
@@ -150,16 +148,16 @@ static int check_write(struct vcpu *v, uint32_t msr, uint64_t val)
 int msr_write(struct vcpu *v, uint32_t msr, uint64_t val)
 {
 	uint64_t *p;
+	int rc = irq_msr_write(v, msr, val);
+
+	if (rc != -ENOENT)
+		return rc;
 
 	switch (msr) {
 	case MSR_TSC:
 		v->st.tsc_offset = val - rdtsc();
 		hv->load_state(v);
 		return 0;
-	case MSR_APIC_BASE:
-		/* Only the reset value is accepted until there is a virtual APIC. */
-		return val == (APIC_BASE_DEFAULT | APIC_BASE_ENABLE |
-			       (v->id == 0 ? APIC_BASE_BSP : 0)) ? 0 : -EINVAL;
 	case MSR_MISC_ENABLE:
 		return val == MISC_ENABLE_DEFAULT ? 0 : -EINVAL;
 	case MSR_BIOS_SIGN_ID:

@@ -9,6 +9,7 @@
 #include <string.h>
 #include "kernel/platform/arch.h"
 #include "kernel/platform/cpu.h"
+#include "kernel/virt/irq.h"
 #include "kernel/virt/vm.h"
 
 /* A waiter repeats a kick that was not answered this often (vcpu_kick). */
@@ -210,13 +211,28 @@ static int handle_stage2(struct vcpu *v, const struct vcpu_exit *e)
 	return VCPU_PARK;
 }
 
-/* No virtual interrupt controller yet: a halted vCPU sleeps until the
- * operator pauses, stops or destroys it. */
+/*
+ * HLT: the vCPU sleeps on its host CPU until an interrupt it would take,
+ * an NMI, INIT or SIPI arrives (another CPU posts VCPU_REQ_EVENT and
+ * kicks), its LAPIC timer is due (a host one-shot wakes the CPU), or the
+ * operator pauses or stops it.  The request is withdrawn before each look,
+ * so a kick that lands in between is seen by the wait.
+ */
 static int handle_hlt(struct vcpu *v, const struct vcpu_exit *e)
 {
+	const uint32_t wake = VCPU_REQ_STOP | VCPU_REQ_PAUSE | VCPU_REQ_EVENT;
+	uint64_t until;
+
 	advance(v, e);
-	if (!v->pending.valid)
-		vcpu_wait(v, VCPU_REQ_STOP | VCPU_REQ_PAUSE, 0, 0);
+	while (!v->pending.valid) {
+		__atomic_fetch_and(&v->requests, ~VCPU_REQ_EVENT, __ATOMIC_ACQ_REL);
+		if (__atomic_load_n(&v->requests, __ATOMIC_ACQUIRE) &
+		    (VCPU_REQ_STOP | VCPU_REQ_PAUSE))
+			break;
+		if (irq_halt_check(v, &until))
+			break;
+		vcpu_wait(v, wake, 0, until);
+	}
 	return VCPU_RESUME;
 }
 
@@ -297,6 +313,8 @@ static int handle_exit(struct vcpu *v, const struct vcpu_exit *e)
 		return VCPU_RESUME;	/* taken by the host after STGI */
 	case EXIT_HANDLED:
 		return VCPU_RESUME;	/* the vendor finished it */
+	case EXIT_IRQ_WINDOW:
+		return VCPU_RESUME;	/* irq_before_entry injects now */
 	case EXIT_CPUID:
 		return handle_cpuid(v, e);
 	case EXIT_RDMSR:
@@ -398,6 +416,8 @@ static void throttle_tick(struct vcpu *v, bool on)
 		lapic_timer_periodic(VEC_TIMER, THROTTLE_TICK_HZ);
 	else if (!on && v->tick_on)
 		lapic_timer_stop();
+	if (on != v->tick_on)
+		v->host_timer_us = 0;	/* the one-shot for guest timers is gone */
 	v->tick_on = on;
 }
 
@@ -414,6 +434,55 @@ static void throttle(struct vcpu *v, uint64_t ran_us)
 	sleep = ran_us * pm / (1000 - pm);
 	end = time_us() + (sleep < THROTTLE_MAX_SLEEP_US ? sleep : THROTTLE_MAX_SLEEP_US);
 	vcpu_wait(v, VCPU_REQ_PAUSE | VCPU_REQ_STOP, 0, end);
+}
+
+/*
+ * A start-up IPI (SDM Vol. 3A 9.4.4.1, 11.6.1): the application processor
+ * begins in real mode at vector * 4 KiB, CS = vector << 8, with the rest
+ * of the INIT state (SDM Vol. 3A 10.1.1 table 10-1).  The TSC offset is
+ * the VM's, shared by every vCPU.
+ */
+static void sipi_state(struct vcpu *v, uint8_t vector)
+{
+	struct vcpu_state *st = &v->st;
+	uint64_t tsc_offset = st->tsc_offset;
+	int i;
+
+	memset(st, 0, sizeof(*st));
+	st->tsc_offset = tsc_offset;
+	st->rflags = 0x2;
+	st->cr0 = CR0_ET | CR0_CD | CR0_NW;
+	st->dr6 = 0xffff0ff0;
+	st->dr7 = 0x400;
+	st->pat = 0x0007040600070406ull;
+	st->xcr0 = 1;
+	for (i = 0; i < SEG_COUNT; i++)
+		st->seg[i] = (struct vcpu_seg){ 0, 0x93, 0xffff, 0 };
+	st->seg[SEG_CS] = (struct vcpu_seg){ (uint16_t)(vector << 8), 0x9b, 0xffff,
+					     (uint64_t)vector << 12 };
+	st->seg[SEG_TR].attr = 0x8b;
+	st->seg[SEG_LDTR].attr = 0x82;
+	st->gdtr.limit = 0xffff;
+	st->idtr.limit = 0xffff;
+	v->pending.valid = false;
+	hv->load_state(v);
+	pr_info("vm %s: vCPU %d started at %#x:0000 (SIPI)", v->vm->name, v->id,
+		vector << 8);
+}
+
+/* INIT and SIPI posted by other vCPUs; false while it waits for SIPI. */
+static bool mp_runnable(struct vcpu *v)
+{
+	if (__atomic_exchange_n(&v->init_pending, false, __ATOMIC_ACQ_REL)) {
+		irq_init_signal(v);
+		v->mp_state = VCPU_MP_WAIT_SIPI;
+	}
+	if (__atomic_exchange_n(&v->sipi_pending, false, __ATOMIC_ACQ_REL) &&
+	    v->mp_state == VCPU_MP_WAIT_SIPI) {
+		sipi_state(v, v->sipi_vector);
+		v->mp_state = VCPU_MP_RUNNABLE;
+	}
+	return v->mp_state == VCPU_MP_RUNNABLE;
 }
 
 static void park(struct vcpu *v)
@@ -433,8 +502,10 @@ void vcpu_loop(void *arg)
 		fpu_probe();
 	v->running = true;
 	this_cpu()->runs_vcpu = true;
+	this_cpu()->vcpu = v;
 	for (;;) {
-		uint32_t req = __atomic_load_n(&v->requests, __ATOMIC_ACQUIRE);
+		uint32_t req = __atomic_fetch_and(&v->requests, ~VCPU_REQ_EVENT,
+						  __ATOMIC_ACQ_REL);
 
 		smp_handle_calls();
 		if (req & VCPU_REQ_STOP)
@@ -447,6 +518,11 @@ void vcpu_loop(void *arg)
 			__atomic_fetch_and(&v->requests, ~VCPU_REQ_FLUSH, __ATOMIC_ACQ_REL);
 			hv->flush_stage2(v);
 		}
+		if (!mp_runnable(v)) {
+			vcpu_wait(v, VCPU_REQ_STOP | VCPU_REQ_PAUSE | VCPU_REQ_EVENT, 0, 0);
+			continue;
+		}
+		irq_before_entry(v);
 		if (v->throttle_pm || v->tick_on) {
 			uint64_t t0 = time_us();
 
@@ -460,10 +536,12 @@ void vcpu_loop(void *arg)
 		if (handle_exit(v, &e) != VCPU_RESUME)
 			break;
 	}
-	if (v->tick_on) {
+	if (v->tick_on || v->host_timer_us) {
 		lapic_timer_stop();
 		v->tick_on = false;
+		v->host_timer_us = 0;
 	}
+	this_cpu()->vcpu = NULL;
 	this_cpu()->runs_vcpu = false;
 	v->running = false;
 }

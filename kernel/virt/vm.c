@@ -14,6 +14,7 @@
 #include "kernel/platform/arch.h"
 #include "kernel/platform/cpu.h"
 #include "kernel/devices/devices.h"
+#include "kernel/virt/irq.h"
 #include "kernel/virt/vm.h"
 #include "kernel/virt/guest_load.h"
 
@@ -52,6 +53,26 @@ void vm_foreach(void (*fn)(struct vm *vm, void *ctx), void *ctx)
 			fn(vms[i], ctx);
 }
 
+/* A VM stops as a whole: the vCPU (or device) that stopped it posts
+ * STOP to the others and kicks them, without waiting (it may be a vCPU,
+ * which must not spin on its siblings). */
+static void stop_other_vcpus(struct vm *vm)
+{
+	struct percpu *self = this_cpu();
+	int i;
+
+	for (i = 0; i < vm->nvcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		struct percpu *p = cpu_table[v->host_cpu];
+
+		if (!v->running || self->vcpu == v)
+			continue;
+		__atomic_fetch_or(&v->requests, VCPU_REQ_STOP, __ATOMIC_ACQ_REL);
+		if (p && p != self)
+			lapic_send_nmi(p->apic_id);
+	}
+}
+
 void vm_guest_stopped(struct vm *vm, enum vm_state st, const char *fmt, ...)
 {
 	va_list ap;
@@ -60,6 +81,7 @@ void vm_guest_stopped(struct vm *vm, enum vm_state st, const char *fmt, ...)
 	vsnprintf(vm->stop_reason, sizeof(vm->stop_reason), fmt, ap);
 	va_end(ap);
 	vm->state = st;
+	stop_other_vcpus(vm);
 	if (st == VM_FAILED)
 		pr_err("vm %s: stopped: %s", vm->name, vm->stop_reason);
 	else
@@ -221,6 +243,7 @@ static void free_vcpus(struct vm *vm)
 static void vm_free(struct vm *vm)
 {
 	devices_destroy(vm);
+	irq_vm_free(vm);
 	free_vcpus(vm);
 	free_memory(vm);
 	free(vm->dirty.bits);
@@ -254,9 +277,9 @@ static int check_create(const char *name, uint64_t mem, int nvcpus, char *err,
 		snprintf(err, errlen, "mem must be a multiple of 2M between 4M and 64G");
 		return -EINVAL;
 	}
-	if (nvcpus != 1) {
-		snprintf(err, errlen, "vcpus=%d: only 1 vCPU per VM until the virtual "
-			 "interrupt controller exists", nvcpus);
+	if (nvcpus < 1 || nvcpus > VM_MAX_VCPUS) {
+		snprintf(err, errlen, "vcpus=%d: a VM has 1 to %d vCPUs", nvcpus,
+			 VM_MAX_VCPUS);
 		return -EINVAL;
 	}
 	return 0;
@@ -301,6 +324,8 @@ int vm_create(const char *name, uint64_t mem, const char *kernel, const char *in
 	rc = alloc_memory(vm, err, errlen);
 	if (!rc && (rc = alloc_vcpus(vm)) < 0)
 		snprintf(err, errlen, "out of memory for vCPU state");
+	if (!rc && (rc = irq_vm_init(vm)) < 0)
+		snprintf(err, errlen, "cannot create the interrupt controllers (%d)", rc);
 	if (!rc && (rc = devices_create(vm)) < 0)
 		snprintf(err, errlen, "cannot create devices (%d)", rc);
 	if (!rc)
@@ -339,49 +364,98 @@ int vm_pick_cpu(uint32_t *out)
 	return -EBUSY;
 }
 
+/* One free host CPU per vCPU, each marked taken (running) as it is
+ * picked so the next pick skips it; all or none. */
+static int pick_cpus(struct vm *vm)
+{
+	int i;
+
+	for (i = 0; i < vm->nvcpus; i++) {
+		if (vm_pick_cpu(&vm->vcpus[i].host_cpu) < 0) {
+			while (i--)
+				vm->vcpus[i].running = false;
+			return -EBUSY;
+		}
+		vm->vcpus[i].running = true;
+	}
+	return 0;
+}
+
+static void unpick_cpus(struct vm *vm, int from)
+{
+	for (; from < vm->nvcpus; from++)
+		vm->vcpus[from].running = false;
+}
+
+/*
+ * Every vCPU gets its own host CPU and its loop; vCPU 0 runs the kernel,
+ * the others wait for INIT and SIPI from it (mp_state, set by
+ * irq_vm_init).
+ */
 int vm_start(struct vm *vm, char *err, size_t errlen)
 {
-	struct vcpu *v = &vm->vcpus[0];
-	int rc;
+	int i, rc;
 
 	if (vm->state != VM_CREATED) {
 		snprintf(err, errlen, "VM is %s; only a created VM starts "
 			 "(destroy and create it again)", vm_state_name(vm->state));
 		return -EINVAL;
 	}
-	if (vm_pick_cpu(&v->host_cpu) < 0) {
-		snprintf(err, errlen, "no free CPU: every application processor "
-			 "already runs a vCPU");
+	if (pick_cpus(vm) < 0) {
+		snprintf(err, errlen, "not enough free CPUs: %d vCPUs need %d "
+			 "application processors no other vCPU uses", vm->nvcpus,
+			 vm->nvcpus);
 		return -EBUSY;
 	}
-	rc = hv->vcpu_init(v);
-	if (rc < 0) {
-		snprintf(err, errlen, "vCPU set-up failed (%d)", rc);
-		return rc;
+	for (i = 0; i < vm->nvcpus; i++) {
+		rc = hv->vcpu_init(&vm->vcpus[i]);
+		if (rc < 0) {
+			unpick_cpus(vm, 0);
+			snprintf(err, errlen, "vCPU %d set-up failed (%d)", i, rc);
+			return rc;
+		}
 	}
 	vm->state = VM_RUNNING;
-	v->running = true;
-	rc = smp_call(v->host_cpu, vcpu_loop, v, false);
-	if (rc < 0) {
-		v->running = false;
-		vm->state = VM_CREATED;
-		snprintf(err, errlen, "cannot reach CPU %u (%d)", v->host_cpu, rc);
-		return rc;
+	for (i = 0; i < vm->nvcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		rc = smp_call(v->host_cpu, vcpu_loop, v, false);
+		if (rc < 0) {
+			unpick_cpus(vm, i);
+			snprintf(err, errlen, "cannot reach CPU %u (%d)", v->host_cpu, rc);
+			vm_stop(vm, "start failed");
+			if (!i)
+				vm->state = VM_CREATED;
+			return rc;
+		}
 	}
-	pr_info("vm %s: started on CPU %u", vm->name, v->host_cpu);
+	if (vm->nvcpus == 1)
+		pr_info("vm %s: started on CPU %u", vm->name, vm->vcpus[0].host_cpu);
+	else
+		pr_info("vm %s: started, %d vCPUs from CPU %u", vm->name, vm->nvcpus,
+			vm->vcpus[0].host_cpu);
 	return 0;
+}
+
+static void withdraw(struct vm *vm, uint32_t req)
+{
+	int i;
+
+	for (i = 0; i < vm->nvcpus; i++)
+		__atomic_fetch_and(&vm->vcpus[i].requests, ~req, __ATOMIC_ACQ_REL);
 }
 
 int vm_pause(struct vm *vm)
 {
-	struct vcpu *v = &vm->vcpus[0];
+	int i;
 
 	if (vm->state != VM_RUNNING)
 		return -EINVAL;
-	if (vcpu_request(v, VCPU_REQ_PAUSE, true, STOP_WAIT_US) < 0) {
-		__atomic_fetch_and(&v->requests, ~VCPU_REQ_PAUSE, __ATOMIC_ACQ_REL);
-		return -ETIMEDOUT;
-	}
+	for (i = 0; i < vm->nvcpus; i++)
+		if (vcpu_request(&vm->vcpus[i], VCPU_REQ_PAUSE, true, STOP_WAIT_US) < 0) {
+			withdraw(vm, VCPU_REQ_PAUSE);
+			return -ETIMEDOUT;
+		}
 	if (vm->state == VM_RUNNING)
 		vm->state = VM_PAUSED;
 	return 0;
@@ -389,7 +463,7 @@ int vm_pause(struct vm *vm)
 
 int vm_resume(struct vm *vm)
 {
-	struct vcpu *v = &vm->vcpus[0];
+	int i;
 
 	if (vm->state != VM_PAUSED)
 		return -EINVAL;
@@ -398,16 +472,23 @@ int vm_resume(struct vm *vm)
 	 * spent in the host and the CPU sleeps on (an application processor
 	 * has no tick): vcpu_request kicks until the vCPU has left park().
 	 * A vCPU that does not answer still resumes when it wakes. */
-	vcpu_request(v, VCPU_REQ_PAUSE, false, STOP_WAIT_US);
+	for (i = 0; i < vm->nvcpus; i++)
+		vcpu_request(&vm->vcpus[i], VCPU_REQ_PAUSE, false, STOP_WAIT_US);
 	return 0;
 }
 
 int vm_stop(struct vm *vm, const char *why)
 {
-	struct vcpu *v = &vm->vcpus[0];
+	int i, rc = 0;
 
-	if (v->running && vcpu_request(v, VCPU_REQ_STOP, true, STOP_WAIT_US) < 0)
-		return -ETIMEDOUT;
+	for (i = 0; i < vm->nvcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (v->running && vcpu_request(v, VCPU_REQ_STOP, true, STOP_WAIT_US) < 0)
+			rc = -ETIMEDOUT;
+	}
+	if (rc < 0)
+		return rc;
 	if (vm->state == VM_RUNNING || vm->state == VM_PAUSED)
 		vm_guest_stopped(vm, VM_STOPPED, "%s", why);
 	return 0;

@@ -103,6 +103,7 @@ _Static_assert(VCPU_GPR_OFF(RAX) == GPR_OFF(RAX) && VCPU_GPR_OFF(RCX) == GPR_OFF
 	X(EXTINT, "extint")			\
 	X(NMI, "nmi")				\
 	X(XSETBV, "xsetbv")			\
+	X(IRQ_WINDOW, "irq-window")		\
 	X(UD_INSN, "ud-insn")			\
 	X(HANDLED, "handled")			\
 	X(ENTRY_FAIL, "entry-fail")		\
@@ -157,8 +158,15 @@ enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_STOPPED, VM_FAILED };
 #define VCPU_REQ_PAUSE		(1u << 0)
 #define VCPU_REQ_STOP		(1u << 1)
 #define VCPU_REQ_FLUSH		(1u << 2)
+#define VCPU_REQ_EVENT		(1u << 3)	/* an interrupt, NMI, INIT or SIPI */
 
 struct vm;
+struct vlapic;
+struct irqchip;
+
+/* Where a vCPU is in its life (SDM Vol. 3A 9.4.1, 11.6.1): the boot
+ * processor runs from the start; the others wait for INIT and SIPI. */
+enum vcpu_mp { VCPU_MP_RUNNABLE, VCPU_MP_WAIT_SIPI };
 
 struct vcpu {
 	struct vm *vm;
@@ -179,6 +187,16 @@ struct vcpu {
 	 * (vcpu.c: throttle). */
 	volatile uint32_t throttle_pm;
 	bool tick_on;			/* a LAPIC tick forces exits */
+	/* Interrupts (kernel/virt/irq.c).  lapic_lock guards *lapic: other
+	 * CPUs deliver into it; the flags below are posted by them. */
+	struct vlapic *lapic;
+	struct spinlock lapic_lock;
+	volatile uint8_t mp_state;	/* enum vcpu_mp */
+	volatile bool init_pending, sipi_pending, nmi_pending;
+	volatile uint8_t sipi_vector;
+	bool irq_window;		/* exit as soon as it can take an interrupt */
+	uint64_t host_timer_us;		/* the host one-shot armed for, 0: none */
+	uint64_t irqs_injected;
 	uint64_t mig_tsc;		/* incoming migration: the guest's TSC */
 };
 
@@ -214,6 +232,7 @@ struct vm {
 	/* Devices. */
 	void *uart;
 	void *testdev;
+	struct irqchip *irqchip;	/* kernel/virt/irq.c */
 	char kernel_path[96];
 	char initrd_path[96];		/* Linux only; "" for none */
 	char cmdline[256];		/* as the operator gave it */

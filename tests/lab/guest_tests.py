@@ -52,7 +52,7 @@ CMD_TIMEOUT = 20 * SLOW
 GUEST_TIMEOUT = 60 * SLOW   # a test guest's whole run
 DIRTYCHECK_TIMEOUT = 180 * SLOW
 
-GUESTS = ("hello", "cpuid", "msr", "ports", "mmio", "dirty", "crash")
+GUESTS = ("hello", "cpuid", "msr", "ports", "mmio", "dirty", "crash", "apic")
 
 CFG = None        # argparse namespace, set in main()
 TESTS = []        # (name, function)
@@ -126,8 +126,10 @@ class Console(ternlab.Console):
                                 "cpu": int(m.group(4)), "exit": m.group(5)}
         return rows
 
-    def create(self, name, guest, mem="16M", cmdline=None):
+    def create(self, name, guest, mem="16M", cmdline=None, vcpus=1):
         cmd = f"vm create {name} mem={mem} kernel=guests/{guest}.elf"
+        if vcpus != 1:
+            cmd += f" vcpus={vcpus}"
         if cmdline is not None:
             cmd += f' cmdline="{cmdline}"'
         out = self.lines(cmd)
@@ -271,10 +273,10 @@ def host_healthy(con):
           f"'status' after the test is wrong:\n{out}")
 
 
-def run_checks_guest(con, vm, guest, cmdline=None, mem="16M"):
+def run_checks_guest(con, vm, guest, cmdline=None, mem="16M", vcpus=1):
     """Create, start and wait for a self-checking guest; destroy it.
     Return (info, guest UART lines)."""
-    con.create(vm, guest, mem, cmdline)
+    con.create(vm, guest, mem, cmdline, vcpus)
     try:
         con.start(vm)
         info = con.wait_state(vm, ("stopped", "failed"))
@@ -401,6 +403,26 @@ def svm_ports_all_ones():
     con = console()
     _, lines, npass = run_checks_guest(con, "p1", "ports")
     check(npass == 6, f"ports: pass={npass}, want 6")
+
+
+@test
+def svm_apic_timer_ipi():
+    """The virtual LAPIC: reset state, self-IPI and TPR, the timer in
+    periodic, one-shot and TSC-deadline modes, a masked timer."""
+    con = console()
+    _, lines, npass = run_checks_guest(con, "ap1", "apic")
+    check(npass == 18, f"apic: pass={npass}, want 18:\n" + "\n".join(lines[-20:]))
+
+
+@test
+def svm_apic_smp_start():
+    """A second vCPU starts only through INIT, SIPI (SDM 9.4.4.1) into
+    real mode at the SIPI page; a second SIPI does not restart it."""
+    con = console()
+    _, lines, npass = run_checks_guest(con, "ap2", "apic", cmdline="smp",
+                                       vcpus=2)
+    check(npass == 20, f"apic smp: pass={npass}, want 20:\n"
+          + "\n".join(lines[-20:]))
 
 
 @test
