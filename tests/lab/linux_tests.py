@@ -167,6 +167,9 @@ def follow_boot(con, name, pattern, timeout):
 
 def report_stop(con, lines, info):
     info = info or con.info(VM)
+    faults = [ln for ln in lines if re.search(r"segfault at|general protection|traps:", ln)]
+    if faults:
+        print(f"  user/kernel faults in the guest ({len(faults)}):\n{tail(faults, 8)}")
     print(f"  guest stopped here: state {info['state']}"
           + (f", reason: {info['reason']}" if "reason" in info else "")
           + f"\n  {info.get('vcpu0', '')}\n  exits: {info.get('exits', '')}"
