@@ -5,7 +5,8 @@ linux-guest`) and the busybox initramfs of tests/linux/, and follow its
 boot through the host log.
 
     python3 tests/lab/linux_tests.py [--esp DIR] [--expect STAGE]
-                                     [--bochs MODEL] [--only REGEX]
+                                     [--bochs MODEL] [--append OPTS]
+                                     [--only REGEX]
                                      [--logdir DIR] [--list]
 
 Stages, each implying the ones before it:
@@ -380,8 +381,13 @@ def main(argv=None):
                     help="the last boot stage that must be reached")
     ap.add_argument("--bochs", metavar="MODEL",
                     help="run under Bochs with this CPU model (Intel VT-x)")
+    ap.add_argument("--append", metavar="OPTS", default="",
+                    help="more guest kernel options (e.g. idle=poll, nolapic)")
     ap.add_argument("--list", action="store_true")
     CFG = ap.parse_args(argv)
+    if CFG.append:
+        global CMDLINE
+        CMDLINE = f"{CMDLINE} {CFG.append}"
     CFG.esp = os.path.abspath(CFG.esp)
     CFG.logdir = os.path.abspath(CFG.logdir)
     chosen = [(n, fn) for n, fn in TESTS
