@@ -16,6 +16,7 @@
 #include "kernel/platform/arch.h"
 #include "kernel/platform/cpu.h"
 #include "kernel/virt/debugreg.h"
+#include "kernel/virt/irq.h"
 #include "kernel/virt/vm.h"
 #include "svm/vmcb.h"
 
@@ -531,6 +532,13 @@ static void svm_sync_before_entry(struct vcpu *v, struct vmcb *vmcb)
 	vmcb->c.int_state = st->int_shadow;
 }
 
+/* No entry this time: the loop goes round (irq_entry_late). */
+static void svm_no_entry(struct vcpu_exit *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->kind = EXIT_HANDLED;
+}
+
 static int svm_vcpu_run(struct vcpu *v, struct vcpu_exit *e)
 {
 	struct svm_vcpu *sv = v->vendor;
@@ -538,6 +546,14 @@ static int svm_vcpu_run(struct vcpu *v, struct vcpu_exit *e)
 	struct svm_cpu *sc = &svm_cpus[this_cpu()->id];
 	uint64_t host_save;
 
+	/* GIF clear from here: a host interrupt now waits and makes VMRUN
+	 * exit at once; one that came before is checked for here. */
+	clgi();
+	if (irq_entry_late(v)) {
+		stgi();
+		svm_no_entry(e);
+		return 0;
+	}
 	svm_sync_before_entry(v, vmcb);
 	vmcb->c.n_cr3 = v->vm->s2.root_phys;
 	vmcb->c.event_inj = 0;
@@ -553,7 +569,6 @@ static int svm_vcpu_run(struct vcpu *v, struct vcpu_exit *e)
 	host_save = virt_to_phys(sc->host_save);
 	/* The guest's FPU state only around VMRUN, with GIF clear: no
 	 * interrupt and no C code between (vcpu.c: vcpu_fpu_enter). */
-	clgi();
 	vcpu_fpu_enter(v);
 	dr_guest_enter(v, false);	/* DR6 is in the VMCB */
 	svm_enter(sv->vmcb_pa, host_save, v->st.gpr);

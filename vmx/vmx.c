@@ -19,6 +19,7 @@
 #include "kernel/platform/arch.h"
 #include "kernel/platform/cpu.h"
 #include "kernel/virt/debugreg.h"
+#include "kernel/virt/irq.h"
 #include "kernel/virt/vm.h"
 #include "vmx/vmcs.h"
 #include "vmx/vmx.h"
@@ -854,6 +855,17 @@ static int vmx_vcpu_run(struct vcpu *v, struct vcpu_exit *e)
 			vmx_state_to_vmcs(v);
 		load_guest_msrs(v, vc);
 	}
+	/* With interrupts off a host interrupt (a kick) pending now makes the
+	 * guest exit at once instead of being taken here first; after the
+	 * exit the host takes it (no acknowledge-on-exit).  One taken before
+	 * is looked for here (irq_entry_late), before anything is injected. */
+	f = irq_save();
+	if (irq_entry_late(v)) {
+		irq_restore(f);
+		memset(e, 0, sizeof(*e));
+		e->kind = EXIT_HANDLED;
+		return 0;
+	}
 	inject(v, vv);
 	irq_window(v, vv);
 	vmx_state_hot_to_vmcs(v);
@@ -864,10 +876,6 @@ static int vmx_vcpu_run(struct vcpu *v, struct vcpu_exit *e)
 	/* CR2 is not in the VMCS: the guest's lives in the register. */
 	if (read_cr2() != v->st.cr2)
 		write_cr2(v->st.cr2);
-	/* With interrupts off a host interrupt (a kick) pending now makes the
-	 * guest exit at once instead of being taken here first; after the
-	 * exit the host takes it (no acknowledge-on-exit). */
-	f = irq_save();
 	/* The guest's FPU state only around VMLAUNCH/VMRESUME (vcpu.c:
 	 * vcpu_fpu_enter); C code after the exit may use SSE. */
 	vcpu_fpu_enter(v);

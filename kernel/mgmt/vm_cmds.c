@@ -10,6 +10,7 @@
 #include "kernel/platform/arch.h"
 #include "kernel/mgmt/console.h"
 #include "kernel/platform/cpu.h"
+#include "kernel/virt/irq.h"
 #include "kernel/virt/vm.h"
 #include "kernel/mgmt/vm_cmds.h"
 
@@ -165,6 +166,7 @@ int vm_cmd_info(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	struct vm *vm = need_vm(o, "info", argv[0]);
 	struct vcpu *v;
+	char line[160];
 	int i, k;
 
 	(void)ctx, (void)argc;
@@ -187,10 +189,14 @@ int vm_cmd_info(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 	cmd_printf(o, "vcpus: %d\n", vm->nvcpus);
 	for (i = 0; i < vm->nvcpus; i++) {
 		v = &vm->vcpus[i];
-		cmd_printf(o, "vcpu%d: cpu %d rip %#lx exits %lu irqs %lu%s\n", i,
+		cmd_printf(o, "vcpu%d: cpu %d rip %#lx exits %lu irqs %lu%s%s\n", i,
 			   v->running ? (int)v->host_cpu : -1, v->st.rip, v->exits_total,
 			   v->irqs_injected,
-			   v->mp_state == VCPU_MP_WAIT_SIPI ? " (waiting for SIPI)" : "");
+			   v->mp_state == VCPU_MP_WAIT_SIPI ? " (waiting for SIPI)" : "",
+			   !v->running ? "" : v->where == VCPU_IN_GUEST ? " in guest" :
+			   v->where == VCPU_ASLEEP ? " asleep" : " in host");
+		irq_vcpu_describe(v, line, sizeof(line));
+		cmd_printf(o, "  lapic: %s\n", line);
 	}
 	cmd_printf(o, "exits:");
 	for (k = 1; k < EXIT_KIND_MAX; k++) {

@@ -185,6 +185,13 @@ void lapic_timer_oneshot(uint8_t vector, uint64_t us)
 	lapic_write(LAPIC_TIMER_INIT, ticks > 0xffffffffu ? 0xffffffffu : (uint32_t)ticks);
 }
 
+/* Whether this CPU's one-shot is still counting (SDM Vol. 3A 11.5.4:
+ * the current count reaches 0 when it fires). */
+bool lapic_timer_running(void)
+{
+	return lapic_read(LAPIC_TIMER_CUR) != 0;
+}
+
 void lapic_timer_stop(void)
 {
 	lapic_write(LAPIC_LVT_TIMER, LVT_MASKED);

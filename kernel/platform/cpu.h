@@ -115,6 +115,7 @@ void lapic_send_sipi(uint32_t apic_id, uint8_t page);
 void lapic_timer_periodic(uint8_t vector, uint32_t hz);
 void lapic_timer_oneshot(uint8_t vector, uint64_t us);
 void lapic_timer_stop(void);
+bool lapic_timer_running(void);
 uint32_t lapic_timer_calibrate(void);	/* ticks per second */
 void ioapic_init(void);
 int ioapic_route_isa(uint8_t irq, uint8_t vector, uint32_t dest_apic);

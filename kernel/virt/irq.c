@@ -25,6 +25,7 @@
  * why an NMI).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "kernel/platform/arch.h"
@@ -518,8 +519,12 @@ static uint64_t arm_host_timer(struct vcpu *v, uint64_t dl, uint64_t now, uint64
 		return 0;
 	if (v->tick_on)
 		return due;
-	if (v->host_timer_us && v->host_timer_us <= due && v->host_timer_us > t)
-		return due;	/* an earlier one is armed: it re-checks */
+	/* An earlier one still counting re-checks then.  Its count, not the
+	 * time it was armed for, says whether it fired: the host LAPIC timer
+	 * and the TSC need not agree to the microsecond (under QEMU they do
+	 * not), and a timer that fired "early" must not be trusted to come. */
+	if (v->host_timer_us == due && lapic_timer_running())
+		return due;
 	lapic_timer_oneshot(VEC_TIMER, due > t ? due - t : 1);
 	v->host_timer_us = due;
 	return due;
@@ -541,6 +546,8 @@ void irq_before_entry(struct vcpu *v)
 		return;
 	dev = run_device_timers(v);
 	dl = run_timer(v, now);
+	v->timer_due = dl;
+	v->dev_due_ns = dev;
 	if (v->nmi_pending && !v->pending.valid && !v->st.int_shadow) {
 		v->nmi_pending = false;
 		v->pending = (struct vcpu_event){ .valid = true, .vector = 2,
@@ -571,6 +578,25 @@ void irq_before_entry(struct vcpu *v)
 		}
 	}
 	arm_host_timer(v, dl, now, dev);
+}
+
+/*
+ * The vendor's last look before entering, with interrupts held (SVM:
+ * GIF clear; VMX: IF clear): from here on a host interrupt or kick makes
+ * the guest exit at once, but one that came between irq_before_entry and
+ * here was taken by the host and would be lost -- the guest would run
+ * past its timer's deadline, or with a kick unseen, until it exits on its
+ * own.  True: do not enter, go round the loop.  Lock-free and cheap.
+ */
+bool irq_entry_late(const struct vcpu *v)
+{
+	uint32_t r = __atomic_load_n(&v->requests, __ATOMIC_ACQUIRE);
+
+	if (r & (VCPU_REQ_EVENT | VCPU_REQ_STOP | VCPU_REQ_PAUSE | VCPU_REQ_FLUSH))
+		return true;
+	if (v->timer_due && guest_tsc(v) >= v->timer_due)
+		return true;
+	return v->dev_due_ns && vm_time_ns() >= v->dev_due_ns;
 }
 
 /*
@@ -606,4 +632,32 @@ void irq_stats(struct vm *vm, uint64_t *msgs, uint32_t *lines)
 
 	*msgs = chip ? chip->msgs : 0;
 	*lines = chip ? chip->lines : 0;
+}
+
+/* One line for `vm info`: the LAPIC's timer, what waits and what runs. */
+void irq_vcpu_describe(struct vcpu *v, char *buf, size_t len)
+{
+	uint64_t now = guest_tsc(v), dl, f, hz = tsc_hz();
+	uint32_t lvt, tpr;
+	int pend, isr = -1, i;
+	long long us;
+
+	if (!v->lapic) {
+		snprintf(buf, len, "no LAPIC");
+		return;
+	}
+	f = spin_lock_irqsave(&v->lapic_lock);
+	dl = vlapic_timer_deadline(v->lapic);
+	lvt = v->lapic->lvt[VLAPIC_LVT_T];
+	tpr = v->lapic->tpr;
+	pend = vlapic_pending(v->lapic);
+	for (i = 255; i >= 0 && isr < 0; i--)
+		if (v->lapic->isr[i / 32] & (1u << (i % 32)))
+			isr = i;
+	spin_unlock_irqrestore(&v->lapic_lock, f);
+	us = !dl || !hz ? 0 : dl >= now ? (long long)((dl - now) / (hz / 1000000 ? hz / 1000000 : 1))
+					: -(long long)((now - dl) / (hz / 1000000 ? hz / 1000000 : 1));
+	snprintf(buf, len, "timer %s%s%lld us, lvt %#x, tpr %#x, pending %d, in service %d, "
+		 "host timer %s", dl ? "due in " : "off", dl ? "" : " ", dl ? us : 0LL, lvt, tpr,
+		 pend, isr, v->host_timer_us ? "armed" : "idle");
 }

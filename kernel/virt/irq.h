@@ -31,6 +31,7 @@ void irq_init_signal(struct vcpu *v);
 
 /* The vCPU's own CPU (vcpu.c): before each entry, and while halted. */
 void irq_before_entry(struct vcpu *v);
+bool irq_entry_late(const struct vcpu *v);
 bool irq_halt_check(struct vcpu *v, uint64_t *wake_us);
 
 /* The LAPIC's MSRs; -ENOENT for any other MSR, -EINVAL for #GP. */
@@ -38,6 +39,7 @@ int irq_msr_read(struct vcpu *v, uint32_t msr, uint64_t *val);
 int irq_msr_write(struct vcpu *v, uint32_t msr, uint64_t val);
 
 void irq_stats(struct vm *vm, uint64_t *msgs, uint32_t *lines);
+void irq_vcpu_describe(struct vcpu *v, char *buf, size_t len);
 
 /* The guest's time base for device models: nanoseconds since host boot,
  * from the TSC (all vCPUs of a VM share one TSC offset). */

@@ -110,6 +110,7 @@ static bool wait_over(const struct vcpu *v, uint32_t set, uint32_t clear,
  */
 static void vcpu_wait(struct vcpu *v, uint32_t set, uint32_t clear, uint64_t until)
 {
+	v->where = VCPU_ASLEEP;
 	while (!wait_over(v, set, clear, until)) {
 		smp_handle_calls();
 		irq_disable();
@@ -122,6 +123,7 @@ static void vcpu_wait(struct vcpu *v, uint32_t set, uint32_t clear, uint64_t unt
 		cpu_idle_once();
 		this_cpu()->halting = false;
 	}
+	v->where = VCPU_IN_HOST;
 }
 
 static void advance(struct vcpu *v, const struct vcpu_exit *e)
@@ -497,7 +499,9 @@ void vcpu_fpu_leave(struct vcpu *v)
 /* The FPU switch is the vendor's, around the entry instruction itself. */
 static void run_once(struct vcpu *v, struct vcpu_exit *e)
 {
+	v->where = VCPU_IN_GUEST;
 	hv->vcpu_run(v, e);
+	v->where = VCPU_IN_HOST;
 }
 
 /*

@@ -185,6 +185,9 @@ struct irqchip;
  * processor runs from the start; the others wait for INIT and SIPI. */
 enum vcpu_mp { VCPU_MP_RUNNABLE, VCPU_MP_WAIT_SIPI };
 
+/* What a vCPU's host CPU is doing, as `vm info` reports it. */
+enum vcpu_where { VCPU_IN_HOST, VCPU_IN_GUEST, VCPU_ASLEEP };
+
 struct vcpu {
 	struct vm *vm;
 	int id;
@@ -213,7 +216,10 @@ struct vcpu {
 	volatile uint8_t sipi_vector;
 	bool irq_window;		/* exit as soon as it can take an interrupt */
 	uint64_t host_timer_us;		/* the host one-shot armed for, 0: none */
+	uint64_t timer_due;		/* guest TSC of the LAPIC timer, 0: none */
+	uint64_t dev_due_ns;		/* vCPU 0: device timers (vm_time_ns), 0 */
 	uint64_t irqs_injected;
+	volatile uint8_t where;		/* enum vcpu_where, for `vm info` */
 	uint64_t mig_tsc;		/* incoming migration: the guest's TSC */
 };
 
