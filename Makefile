@@ -343,6 +343,28 @@ $(FUZZ_DIR)/bzimage_seeds: tests/fuzz/bzimage_seeds.c kernel/lib/byteorder.h
 	@echo "  CC [host] $@"
 	@$(CC) -std=gnu11 -O1 -g -I. $(WARN) tests/fuzz/bzimage_seeds.c -o $@
 
+# The PVH planner: hostile vmlinux ELF images (notes, program headers).
+FUZZ_PVH_SRCS	:= kernel/lib/pvh.c kernel/lib/bzimage.c
+FUZZ_PVH_HDRS	:= kernel/lib/pvh.h kernel/lib/bzimage.h kernel/lib/elf.h kernel/lib/byteorder.h
+
+$(FUZZ_DIR)/fuzz_pvh: tests/fuzz/fuzz_pvh.c $(FUZZ_PVH_SRCS) $(FUZZ_PVH_HDRS)
+	@mkdir -p $(dir $@)
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz: $(FUZZ_CC) missing; run tools/deps.sh"; exit 1; }
+	@echo "  CC [fuzz] $@"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) tests/fuzz/fuzz_pvh.c $(FUZZ_PVH_SRCS) -o $@
+
+$(FUZZ_DIR)/pvh_seeds: tests/fuzz/pvh_seeds.c kernel/lib/byteorder.h
+	@mkdir -p $(dir $@)
+	@echo "  CC [host] $@"
+	@$(CC) -std=gnu11 -O1 -g -I. $(WARN) tests/fuzz/pvh_seeds.c -o $@
+
+.PHONY: fuzz-pvh
+fuzz-pvh: $(FUZZ_DIR)/fuzz_pvh $(FUZZ_DIR)/pvh_seeds
+	@rm -rf $(FUZZ_DIR)/seeds-pvh
+	@mkdir -p $(FUZZ_DIR)/seeds-pvh $(FUZZ_DIR)/corpus-pvh $(FUZZ_DIR)/artifacts
+	$(FUZZ_DIR)/pvh_seeds $(FUZZ_DIR)/seeds-pvh
+	$(FUZZ_DIR)/fuzz_pvh $(FUZZ_OPTS) $(FUZZ_DIR)/corpus-pvh $(FUZZ_DIR)/seeds-pvh
+
 # The interrupt controllers: operation sequences on a LAPIC and an IOAPIC
 # (no seed generator: the operations are 8-byte records libFuzzer finds
 # from an empty corpus).  One target alone: make fuzz-apic.
@@ -369,7 +391,7 @@ fuzz-bzimage: $(FUZZ_DIR)/fuzz_bzimage $(FUZZ_DIR)/bzimage_seeds
 		$(FUZZ_DIR)/corpus-bzimage $(FUZZ_DIR)/seeds-bzimage
 
 fuzz: $(FUZZ_DIR)/fuzz_migstream $(FUZZ_DIR)/mig_seeds $(FUZZ_DIR)/fuzz_iscsi $(FUZZ_DIR)/iscsi_seeds \
-		fuzz-bzimage fuzz-apic
+		fuzz-bzimage fuzz-apic fuzz-pvh
 	@rm -rf $(FUZZ_DIR)/seeds-migstream $(FUZZ_DIR)/seeds-iscsi
 	@mkdir -p $(FUZZ_DIR)/seeds-migstream $(FUZZ_DIR)/corpus-migstream \
 		$(FUZZ_DIR)/seeds-iscsi $(FUZZ_DIR)/corpus-iscsi $(FUZZ_DIR)/artifacts
