@@ -7,7 +7,7 @@
 #   make fuzz       libFuzzer on the stream codec and the iSCSI initiator,
 #                   FUZZ_SECONDS (60) each
 #   make test-unit | test-harness | test-qemu | test-svm | test-net | test-netcon | test-migrate |
-#        test-storage | test-bochs
+#        test-storage | test-bochs | test-linux | test-linux-bochs
 #                   one suite
 #
 # Third-party code (Newlib, lwIP) is fetched with Debian's tools and built
@@ -82,7 +82,7 @@ UNIT_OBJS	:= $(patsubst %.c,$(B)/u/%.o,$(UNIT_SRCS))
 UNIT_BIN	:= $(B)/tests/unit-tests
 
 .PHONY: all esp deps deps-check run test test-unit test-harness fuzz fuzz-bzimage test-qemu test-svm test-net test-netcon \
-	test-migrate test-storage test-bochs linux-guest esp-linux test-linux \
+	test-migrate test-storage test-bochs linux-guest esp-linux test-linux test-linux-bochs \
 	clean distclean third-party
 .DEFAULT_GOAL := all
 
@@ -416,7 +416,7 @@ run: deps-check
 test: deps-check
 	$(MAKE) all
 	$(MAKE) test-unit test-harness test-qemu test-svm test-net test-netcon test-migrate \
-		test-storage test-bochs
+		test-storage test-bochs test-linux-bochs
 
 test-unit: $(UNIT_BIN)
 	$(UNIT_BIN) --jobs 2
@@ -457,6 +457,15 @@ test-storage: esp $(TERNCTL)
 # today; the checks past it switch on with --expect (tests/lab/linux_tests.py).
 test-linux: esp-linux
 	$(PYTHON) tests/lab/linux_tests.py --esp $(LINUX_ESP)
+	$(PYTHON) tests/lab/linux_tests.py --esp $(LINUX_ESP) --pvh --expect shell \
+		--only 'linux_boot'
+
+# Debian's kernel under Intel VT-x (Bochs), booted by PVH from the
+# uncompressed vmlinux (decompressing the bzImage's XZ payload alone takes
+# ~450 s there): one vCPU, to the busybox shell and its checks.
+test-linux-bochs: esp-linux
+	$(PYTHON) tests/lab/linux_tests.py --esp $(LINUX_ESP) --pvh \
+		--bochs corei7_skylake_x --expect shell --only 'linux_boot'
 
 # Intel VT-x under Bochs: boot check, the guest suite on a PML-capable
 # model, the fallback on a model without PML (a shorter subset), and a
