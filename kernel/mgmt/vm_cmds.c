@@ -180,6 +180,9 @@ int vm_cmd_info(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 		cmd_printf(o, "kind: Linux bzImage, boot protocol %u.%02u\ninitrd: %s\n",
 			   vm->linux_proto >> 8, vm->linux_proto & 0xff,
 			   vm->initrd_path[0] ? vm->initrd_path : "none");
+	else if (vm->kind == GUEST_LINUX_PVH)
+		cmd_printf(o, "kind: Linux PVH (vmlinux ELF)\ninitrd: %s\n",
+			   vm->initrd_path[0] ? vm->initrd_path : "none");
 	else
 		cmd_printf(o, "kind: Multiboot\n");
 	cmd_printf(o, "cmdline: %s\n", vm->boot_cmdline);

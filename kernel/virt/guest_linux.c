@@ -7,6 +7,12 @@
  * and sets vCPU 0's entry state: long mode with paging, CS = __BOOT_CS,
  * DS = ES = SS = __BOOT_DS, interrupts off, RSI = the zero page.
  *
+ * An uncompressed vmlinux (ELF64 with Xen's XEN_ELFNOTE_PHYS32_ENTRY
+ * note) boots through PVH instead (Xen docs/misc/pvh.pandoc): lib/pvh.c
+ * plans it and builds struct hvm_start_info; vCPU 0 starts in 32-bit flat
+ * protected mode at the note's entry with EBX = the start info.  This
+ * skips the in-guest decompressor, minutes of work under Bochs.
+ *
  * Guest physical layout: bzimage.h (zero page 0x7000, boot tables from
  * 0x8000, command line 0x20000, kernel at pref_address, initrd high), and
  * the ACPI tables at GL_ACPI_GPA in the range the E820 map reserves below
@@ -19,6 +25,7 @@
 #include "kernel/kernel.h"
 #include "kernel/lib/acpi_build.h"
 #include "kernel/lib/bzimage.h"
+#include "kernel/lib/pvh.h"
 #include "kernel/virt/guest_load.h"
 
 #define GL_ACPI_GPA	0xe0000u
@@ -162,34 +169,52 @@ static int place(struct vm *vm, const uint8_t *img, const uint8_t *initrd,
 	return 0;
 }
 
-int guest_load_linux(struct vm *vm, const uint8_t *img, uint64_t size, char *err, size_t errlen)
+/*
+ * What both Linux paths share: the initrd module, the E820 map, the
+ * effective command line and the ACPI tables, gathered into req.
+ */
+static int linux_request(struct vm *vm, struct bzi_request *req, struct bzi_e820 *map,
+			 const struct boot_module **rd, char *err, size_t errlen)
 {
-	static struct bzi_plan plan;
-	struct bzi_e820 map[BZI_E820_MAX];
-	struct bzi_request req = { .map = map };
-	const struct boot_module *rd = NULL;
-	struct bzi_entry_regs regs;
-	const char *why = "";
 	int rc;
 
-	if (vm->initrd_path[0] && !(rd = module_find(vm->initrd_path))) {
+	memset(req, 0, sizeof(*req));
+	*rd = NULL;
+	if (vm->initrd_path[0] && !(*rd = module_find(vm->initrd_path))) {
 		snprintf(err, errlen, "initrd '%s' is not on the ESP (files under \\tern\\ are "
 			 "loaded at boot)", vm->initrd_path);
 		return -ENOENT;
 	}
-	req.nmap = bzi_default_e820(vm->mem_size, map, BZI_E820_MAX);
-	if (req.nmap < 0) {
+	req->map = map;
+	req->nmap = bzi_default_e820(vm->mem_size, map, BZI_E820_MAX);
+	if (req->nmap < 0) {
 		snprintf(err, errlen, "%s: a Linux guest needs 2 MiB to %lu MiB of RAM",
 			 vm->kernel_path, 0xfec00000ul >> 20);
 		return -EINVAL;
 	}
 	rc = effective_cmdline(vm, err, errlen);
 	if (!rc)
-		rc = build_acpi(vm, &req.acpi_rsdp, err, errlen);
+		rc = build_acpi(vm, &req->acpi_rsdp, err, errlen);
 	if (rc)
 		return rc;
-	req.cmdline = vm->boot_cmdline;
-	req.initrd_size = rd ? rd->size : 0;
+	req->cmdline = vm->boot_cmdline;
+	req->initrd_size = *rd ? (*rd)->size : 0;
+	return 0;
+}
+
+int guest_load_linux(struct vm *vm, const uint8_t *img, uint64_t size, char *err, size_t errlen)
+{
+	static struct bzi_plan plan;
+	struct bzi_e820 map[BZI_E820_MAX];
+	struct bzi_request req;
+	const struct boot_module *rd;
+	struct bzi_entry_regs regs;
+	const char *why = "";
+	int rc;
+
+	rc = linux_request(vm, &req, map, &rd, err, errlen);
+	if (rc)
+		return rc;
 	rc = bzi_plan(img, size, &req, &plan, &why);
 	if (rc < 0) {
 		snprintf(err, errlen, "%s: cannot boot this Linux kernel in %lu MiB: %s",
@@ -207,5 +232,71 @@ int guest_load_linux(struct vm *vm, const uint8_t *img, uint64_t size, char *err
 	pr_info("vm %s: Linux boot protocol %u.%02u, kernel at %#lx, initrd %lu KiB at %#lx, "
 		"entry %#lx", vm->name, plan.hdr.version >> 8, plan.hdr.version & 0xff,
 		plan.kernel_gpa, plan.initrd_size >> 10, plan.initrd_gpa, plan.entry64);
+	return 0;
+}
+
+/* ---- PVH ---- */
+
+bool guest_is_pvh(const uint8_t *img, uint64_t size)
+{
+	uint32_t entry;
+
+	return pvh_find_entry(img, size, &entry, NULL) == 0;
+}
+
+/* Copy the segments, zero their .bss, write the command line, the initrd
+ * and the start info page (inside one 2 MiB chunk: it is at 0x7000). */
+static int pvh_place(struct vm *vm, const uint8_t *img, const uint8_t *initrd,
+		     const struct pvh_plan *p, const struct bzi_request *req, const char **why)
+{
+	uint8_t *info = vm_gpa_to_hva(vm, p->info_gpa, PVH_INFO_SIZE);
+
+	*why = "guest RAM too small for the plan";
+	if (!info)
+		return -ENOSPC;
+	for (int i = 0; i < p->nseg; i++) {
+		const struct pvh_seg *s = &p->seg[i];
+
+		if (vm_write_gpa(vm, s->gpa, img + s->src_off, s->filesz) < 0 ||
+		    guest_zero_gpa(vm, s->gpa + s->filesz, s->memsz - s->filesz) < 0)
+			return -ENOSPC;
+	}
+	if (vm_write_gpa(vm, p->cmdline_gpa, req->cmdline, p->cmdline_len) < 0 ||
+	    (p->initrd_size && vm_write_gpa(vm, p->initrd_gpa, initrd, p->initrd_size) < 0))
+		return -ENOSPC;
+	return pvh_build_start_info(info, p, req, why);
+}
+
+int guest_load_linux_pvh(struct vm *vm, const uint8_t *img, uint64_t size, char *err,
+			 size_t errlen)
+{
+	static struct pvh_plan plan;
+	struct bzi_e820 map[BZI_E820_MAX];
+	struct bzi_request req;
+	const struct boot_module *rd;
+	const char *why = "";
+	int rc;
+
+	rc = linux_request(vm, &req, map, &rd, err, errlen);
+	if (rc)
+		return rc;
+	rc = pvh_plan(img, size, &req, &plan, &why);
+	if (rc < 0) {
+		snprintf(err, errlen, "%s: cannot boot this vmlinux by PVH in %lu MiB: %s",
+			 vm->kernel_path, vm->mem_size >> 20, why);
+		return rc;
+	}
+	rc = pvh_place(vm, img, rd ? phys_to_virt(rd->phys) : NULL, &plan, &req, &why);
+	if (rc < 0) {
+		snprintf(err, errlen, "%s: %s", vm->kernel_path, why);
+		return rc;
+	}
+	/* pvh.pandoc: EBX = the start info; EAX is unspecified. */
+	guest_flat32_state(&vm->vcpus[0], plan.entry, 0, (uint32_t)plan.info_gpa);
+	vm->kind = GUEST_LINUX_PVH;
+	vm->linux_proto = 0;
+	pr_info("vm %s: Linux PVH, kernel at %#lx-%#lx, initrd %lu KiB at %#lx, entry %#x",
+		vm->name, plan.kernel_lo, plan.kernel_hi, plan.initrd_size >> 10,
+		plan.initrd_gpa, plan.entry);
 	return 0;
 }

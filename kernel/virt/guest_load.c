@@ -1,7 +1,9 @@
 /*
  * Guest kernels come from files the loader read from the ESP (boot
  * modules).  A file with a Linux setup header ("HdrS" at 0x202) boots
- * through the Linux 64-bit boot protocol (guest_linux.c).  Multiboot v1: the pure lib/multiboot.c plans every copy and
+ * through the Linux 64-bit boot protocol, an ELF64 with Xen's
+ * XEN_ELFNOTE_PHYS32_ENTRY note (an uncompressed vmlinux) through PVH
+ * (both guest_linux.c).  Multiboot v1: the pure lib/multiboot.c plans every copy and
  * builds the info structure; this file copies into guest RAM and sets the
  * architectural entry state of Multiboot spec 3.2: 32-bit protected mode,
  * paging off, flat 4 GiB segments, EAX = 0x2BADB002, EBX = info.
@@ -42,15 +44,22 @@ static void set_seg(struct vcpu_seg *s, uint16_t sel, uint16_t attr, uint32_t li
 	s->base = 0;
 }
 
-static void multiboot_state(struct vcpu *v, const struct mb_entry_state *es)
+/*
+ * 32-bit protected mode, paging off, flat 4 GiB segments (CS 0x08 code,
+ * the rest 0x10 data), IF clear: the entry state of Multiboot spec 3.2
+ * and of Xen's PVH ABI (docs/misc/pvh.pandoc) alike.  TR is a busy 32-bit
+ * TSS and LDTR a present LDT so VMX entry accepts the state (SDM Vol. 3C
+ * 27.3.1.2); GDTR and IDTR are left at base 0 for the kernel to replace.
+ */
+void guest_flat32_state(struct vcpu *v, uint32_t eip, uint32_t eax, uint32_t ebx)
 {
 	struct vcpu_state *st = &v->st;
 	int i;
 
 	memset(st, 0, sizeof(*st));
-	st->gpr[GPR_RAX] = es->eax;
-	st->gpr[GPR_RBX] = es->ebx;
-	st->rip = es->eip;
+	st->gpr[GPR_RAX] = eax;
+	st->gpr[GPR_RBX] = ebx;
+	st->rip = eip;
 	st->rflags = 0x2;
 	st->cr0 = CR0_PE | CR0_ET;
 	st->dr6 = 0xffff0ff0;
@@ -66,27 +75,34 @@ static void multiboot_state(struct vcpu *v, const struct mb_entry_state *es)
 	st->idtr.limit = 0xffff;
 }
 
-static int copy_plan(struct vm *vm, const uint8_t *img, const struct mb_load_plan *p)
+/* Zero guest RAM [gpa, gpa + len): a .bss the image does not carry. */
+int guest_zero_gpa(struct vm *vm, uint64_t gpa, uint64_t len)
 {
 	static const uint8_t zeros[4096];
+	uint64_t done = 0;
+
+	while (done < len) {
+		uint64_t n = len - done;
+
+		n = n < sizeof(zeros) ? n : sizeof(zeros);
+		if (vm_write_gpa(vm, gpa + done, zeros, n) < 0)
+			return -1;
+		done += n;
+	}
+	return 0;
+}
+
+static int copy_plan(struct vm *vm, const uint8_t *img, const struct mb_load_plan *p)
+{
 	int i;
 
 	for (i = 0; i < p->ncopy; i++)
 		if (vm_write_gpa(vm, p->copy[i].dst_gpa, img + p->copy[i].src_off,
 				 p->copy[i].len) < 0)
 			return -1;
-	for (i = 0; i < p->nzero; i++) {
-		uint64_t done = 0;
-
-		while (done < p->zero[i].len) {
-			uint64_t n = p->zero[i].len - done;
-
-			n = n < sizeof(zeros) ? n : sizeof(zeros);
-			if (vm_write_gpa(vm, p->zero[i].dst_gpa + done, zeros, n) < 0)
-				return -1;
-			done += n;
-		}
-	}
+	for (i = 0; i < p->nzero; i++)
+		if (guest_zero_gpa(vm, p->zero[i].dst_gpa, p->zero[i].len) < 0)
+			return -1;
 	return 0;
 }
 
@@ -108,14 +124,20 @@ int guest_load(struct vm *vm, char *err, size_t errlen)
 	img = phys_to_virt(m->phys);
 	if (guest_is_bzimage(img, m->size))
 		return guest_load_linux(vm, img, m->size, err, errlen);
+	/* Only an ELF64 with Xen's PHYS32_ENTRY note claims PVH: a Multiboot
+	 * ELF32 (or an ELF64 without the note) goes on to the Multiboot path. */
+	if (guest_is_pvh(img, m->size))
+		return guest_load_linux_pvh(vm, img, m->size, err, errlen);
 	if (vm->initrd_path[0]) {
-		snprintf(err, errlen, "%s: initrd= is for Linux kernels; this is no bzImage",
+		snprintf(err, errlen, "%s: initrd= is for Linux kernels; this is no bzImage "
+			 "nor PVH vmlinux",
 			 vm->kernel_path);
 		return -EINVAL;
 	}
 	if (mb_plan_load(img, m->size, vm->mem_size, &plan, &why) < 0) {
-		snprintf(err, errlen, "%s: neither a Linux bzImage (no \"HdrS\" at 0x202) "
-			 "nor a loadable Multiboot kernel: %s", vm->kernel_path, why);
+		snprintf(err, errlen, "%s: neither a Linux bzImage (no \"HdrS\" at 0x202), "
+			 "a PVH vmlinux (no Xen PHYS32_ENTRY note) nor a loadable "
+			 "Multiboot kernel: %s", vm->kernel_path, why);
 		return -ENOEXEC;
 	}
 	area = vm_gpa_to_hva(vm, MB_INFO_GPA, MB_INFO_SIZE);
@@ -127,7 +149,7 @@ int guest_load(struct vm *vm, char *err, size_t errlen)
 		return -ENOSPC;
 	}
 	mb_entry_regs(&plan, info_gpa, &es);
-	multiboot_state(&vm->vcpus[0], &es);
+	guest_flat32_state(&vm->vcpus[0], es.eip, es.eax, es.ebx);
 	vm->kind = GUEST_MULTIBOOT;
 	snprintf(vm->boot_cmdline, sizeof(vm->boot_cmdline), "%s", vm->cmdline);
 	return 0;

@@ -261,7 +261,7 @@ struct vm {
 	char cmdline[256];		/* as the operator gave it */
 	/* Set by guest_load: the protocol and the line the guest sees
 	 * (Linux: defaults and tsc_early_khz= added, guest_linux.c). */
-	enum guest_kind { GUEST_MULTIBOOT, GUEST_LINUX } kind;
+	enum guest_kind { GUEST_MULTIBOOT, GUEST_LINUX, GUEST_LINUX_PVH } kind;
 	uint16_t linux_proto;		/* boot protocol version, 0x020f = 2.15 */
 	char boot_cmdline[512];
 	/* An outgoing migration holds it: the operator's lifecycle commands
