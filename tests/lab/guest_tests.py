@@ -53,7 +53,7 @@ GUEST_TIMEOUT = 60 * SLOW   # a test guest's whole run
 DIRTYCHECK_TIMEOUT = 180 * SLOW
 
 GUESTS = ("hello", "cpuid", "msr", "ports", "mmio", "dirty", "crash", "apic",
-          "sse", "debug")
+          "sse", "debug", "storm")
 
 CFG = None        # argparse namespace, set in main()
 TESTS = []        # (name, function)
@@ -929,6 +929,92 @@ def svm_pause_resume():
         con.destroy("pr")
     finally:
         con.cleanup("pr")
+
+
+# --- hostile guests --------------------------------------------------------
+
+CONSOLE_LIMIT_MS = 100     # the issue's bound on the console's answer
+
+
+def console_latency(con, n=50, cmd="vm list"):
+    """Time n exchanges of a cheap command; return the sorted times in ms.
+    The time is from sending the line to seeing the next prompt, so it
+    includes the emulated UART both ways."""
+    times = []
+    for _ in range(n):
+        t0 = time.monotonic()
+        con.run(cmd)
+        times.append((time.monotonic() - t0) * 1000)
+    return sorted(times)
+
+
+def latency_text(t):
+    return (f"min {t[0]:.0f} median {t[len(t) // 2]:.0f} "
+            f"p90 {t[len(t) * 9 // 10]:.0f} max {t[-1]:.0f} ms (n={len(t)})")
+
+
+@test
+def svm_hostile_guests_contained():
+    """A guest storming MMIO, port, IPI exits or writing garbage to its
+    LAPIC/IOAPIC, on two vCPUs, slows only itself: the host console answers
+    every one of ~50 `vm list` within CONSOLE_LIMIT_MS (times SLOW under
+    Bochs) while it runs, the storming VM stops and is destroyed on
+    request, and a well-behaved guest run beside it completes.  One vCPU
+    triple-faulting while the other storms stops exactly that VM."""
+    con = console()
+    limit = CONSOLE_LIMIT_MS * SLOW
+    names = ["base"]
+    try:
+        base = console_latency(con)
+        print(f"  console idle: {latency_text(base)}", flush=True)
+        modes = (["mmio"] if BOCHS_MODEL else
+                 ["mmio", "ports", "ipi", "garbage"])
+        worst = []
+        for mode in modes:
+            vm = f"st{mode[:3]}"
+            names.append(vm)
+            con.create(vm, "storm", cmdline=f"{mode} smp", vcpus=2)
+            con.start(vm)
+            con.wait_log(rf"\[{vm}\] STORM running", 30 * SLOW)
+            t = console_latency(con)
+            print(f"  console during {mode} storm: {latency_text(t)}",
+                  flush=True)
+            worst.append((t[-1], mode, t))
+            info = con.info(vm)
+            check(info["state"] == "running",
+                  f"storm {mode}: VM {info['state']}, reason "
+                  f"{info.get('reason')!r}")
+            # A well-behaved guest beside the storm completes normally.
+            if mode in ("mmio", "ipi"):
+                names.append(f"ok{mode[:3]}")
+                run_checks_guest(con, f"ok{mode[:3]}", "hello")
+            con.simple("stop", vm, "stopped")
+            check(con.info(vm)["state"] == "stopped",
+                  f"storm {mode}: not stopped after 'vm stop'")
+            con.destroy(vm)
+            check(vm not in con.list_rows(), f"{vm} listed after destroy")
+        # One vCPU triple-faults, the other keeps storming.
+        con.create("sttri", "storm", cmdline="triple smp", vcpus=2)
+        names.append("sttri")
+        con.start("sttri")
+        t = console_latency(con, 20)
+        print(f"  console during triple+storm: {latency_text(t)}",
+              flush=True)
+        worst.append((t[-1], "triple", t))
+        info = con.wait_state("sttri", ("failed", "stopped"))
+        check(info["state"] == "failed" and
+              "triple fault" in info.get("reason", ""),
+              f"storm triple: state {info['state']}, reason "
+              f"{info.get('reason')!r}")
+        check("STORM triple: survived" not in con.log(),
+              "the BSP survived its triple fault")
+        con.destroy("sttri")
+        host_healthy(con)
+        bad = [(ms, mode) for ms, mode, _ in worst if ms > limit]
+        check(not bad, f"console slower than {limit} ms during: "
+              + ", ".join(f"{mode} ({ms:.0f} ms)" for ms, mode in bad))
+    finally:
+        con.cleanup(*names)
 
 
 # --- runner ----------------------------------------------------------------
