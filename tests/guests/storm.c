@@ -207,14 +207,25 @@ static void storm_ipi(bool bsp)
 	}
 }
 
+/* An RTE low word without INIT/ExtINT delivery (82093AA 3.2.4): as for
+ * the LVTs, an INIT would park the vCPUs this mode wants storming. */
+static uint32_t ioapic_no_init(uint32_t v)
+{
+	return ((v >> 8) & 7) >= 5 ? v & ~(7u << 8) : v;
+}
+
 static void storm_garbage(void)
 {
 	uint32_t off, v, sel;
 
 	for (off = 0x20; off < 0x400; off += 0x10) {
 		v = rnd();
-		if (off == APIC_ICR_LO && ((v >> 8) & 7) >= 5)
-			v &= ~(7u << 8);	/* no INIT/SIPI to ourselves: keep storming */
+		/* No INIT, SIPI or ExtINT from the ICR or an LVT (0x2f0,
+		 * 0x320-0x370; SDM 11.5.1): an INIT stops the vCPU until a
+		 * SIPI, which ends the storm this mode exists for. */
+		if ((off == APIC_ICR_LO || off == 0x2f0 || (off >= 0x320 && off <= 0x370)) &&
+		    ((v >> 8) & 7) >= 5)
+			v &= ~(7u << 8);
 		if (off == APIC_SVR)
 			v |= 0x100;		/* mostly keep the APIC software-enabled */
 		wr(LAPIC + off, v);
@@ -223,12 +234,16 @@ static void storm_garbage(void)
 	wr(LAPIC + (rnd() & 0xffc), rnd());
 	/* IOAPIC: random selectors and data, then RTEs (0x10 + 2n) pointing
 	 * at absurd vectors/destinations, level-triggered, unmasked. */
-	wr(IOAPIC, rnd());
-	wr(IOAPIC + 0x10, rnd());
+	sel = rnd();
+	v = rnd();
+	if ((sel & 0xff) >= 0x10 && (sel & 0xff) < 0x40 && !(sel & 1))
+		v = ioapic_no_init(v);
+	wr(IOAPIC, sel);
+	wr(IOAPIC + 0x10, v);
 	(void)rd(IOAPIC + 0x10);
 	sel = 0x10 + 2 * (rnd() % 24);
 	wr(IOAPIC, sel);
-	wr(IOAPIC + 0x10, (rnd() & 0xff) | (1u << 15) | (rnd() & 0x700));
+	wr(IOAPIC + 0x10, ioapic_no_init((rnd() & 0xff) | (1u << 15) | (rnd() & 0x700)));
 	wr(IOAPIC, sel + 1);
 	wr(IOAPIC + 0x10, rnd());
 	wr(IOAPIC + (rnd() & 0xfc), rnd());
@@ -265,7 +280,7 @@ static void storm_loop(bool bsp, enum mode m)
 			storm_ipi(bsp);
 			break;
 		}
-		if (bsp && i == 1000)
+		if (bsp && i == 100)
 			guest_printf("STORM running: %u iterations, %u irqs, %u nmis\n", i,
 				     storm_irqs, storm_nmis);
 	}
