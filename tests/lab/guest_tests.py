@@ -53,7 +53,7 @@ GUEST_TIMEOUT = 60 * SLOW   # a test guest's whole run
 DIRTYCHECK_TIMEOUT = 180 * SLOW
 
 GUESTS = ("hello", "cpuid", "msr", "ports", "mmio", "dirty", "crash", "apic",
-          "sse", "debug", "storm")
+          "sse", "debug", "storm", "mbtest")
 
 CFG = None        # argparse namespace, set in main()
 TESTS = []        # (name, function)
@@ -1026,6 +1026,37 @@ def svm_hostile_guests_contained():
               + ", ".join(f"{mode} ({ms:.0f} ms)" for ms, mode in bad))
     finally:
         con.cleanup(*names)
+
+
+@test
+def svm_multiboot_test_suite_kernel():
+    """A kvm-unit-tests style kernel: argv[0] first on the command line, an
+    env= module of KEY=VALUE lines (plus a second module), the loader's
+    flat GDT surviving a #UD before the kernel's own LGDT, fw_cfg, the
+    pc-testdev scratch port, and PIT ticks through the 8259 and LINT0."""
+    con = console()
+    name = "guests/mbtest.elf"
+    cmd = (f"vm create mb1 mem=16M kernel={name} env=guests/mbtest.env "
+           f"module=guests/hello.elf cmdline=\"expect={name} x=1\"")
+    try:
+        out = con.lines(cmd)
+        check(out == ["vm mb1 created (16 MiB)"], f"{cmd!r} answered:\n"
+              + "\n".join(out))
+        info = con.info("mb1")
+        check(info.get("modules") == "guests/mbtest.env,guests/hello.elf",
+              f"vm info modules: {info.get('modules')!r}")
+        con.start("mb1")
+        _, lines = finish_checks_guest(con, "mb1", "mbtest", 11)
+        check(any(f'cmdline="{name} expect={name} x=1"' in ln
+                  for ln in lines),
+              "the guest's command line is not 'PROGRAM CMDLINE':\n"
+              + "\n".join(lines[:8]))
+        con.destroy("mb1")
+        con.error_line("vm create mb2 mem=16M kernel=guests/mbtest.elf "
+                       "module=guests/nonesuch", r"nonesuch.*not on the ESP")
+    finally:
+        con.cleanup("mb1", "mb2")
+    host_healthy(con)
 
 
 # --- runner ----------------------------------------------------------------
