@@ -1046,7 +1046,7 @@ def svm_multiboot_test_suite_kernel():
         check(info.get("modules") == "guests/mbtest.env,guests/hello.elf",
               f"vm info modules: {info.get('modules')!r}")
         con.start("mb1")
-        _, lines = finish_checks_guest(con, "mb1", "mbtest", 11)
+        _, lines = finish_checks_guest(con, "mb1", "mbtest", 14)
         check(any(f'cmdline="{name} expect={name} x=1"' in ln
                   for ln in lines),
               "the guest's command line is not 'PROGRAM CMDLINE':\n"
