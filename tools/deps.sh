@@ -27,6 +27,12 @@ PACKAGES=(
 	clang-14 libfuzzer-14-dev
 	# Test harness scripts.
 	python3
+	# The Linux test guest (make linux-guest): the static SSE check needs
+	# libc.a; tools/fetch-linux.sh uses apt-get download and dpkg-deb
+	# (apt, dpkg: always there) and tools/mkinitramfs.py writes the cpio
+	# itself.  The kernel and busybox packages are downloaded, never
+	# installed.
+	libc6-dev
 	# Building the FAT ESP image without mounting (mformat, mcopy).
 	mtools
 	# Lab networking: netns, bridges and tap devices; ping for checks;
