@@ -14,6 +14,8 @@
  *            the IOAPIC (IOREGSEL/IOWIN, RTEs with absurd vectors and
  *            destinations, level-triggered and never EOIed), with the PIT
  *            programmed at its fastest rate
+ *   spin     PAUSE loop, no exits at all: the control for the others (on
+ *            the emulator, busy vCPUs alone compete with the console CPU)
  *   triple   (vcpus=2) the AP storms mmio+ports+ipi while the BSP
  *            triple-faults (zero-limit IDT, then INT3: SDM Vol. 3A 6.15)
  * With a second vCPU (and "smp" on the command line) the AP is started by
@@ -37,7 +39,7 @@
 #define VEC_ANY		0x50
 #define AP_STACK_SIZE	8192
 
-enum mode { M_MMIO, M_PORTS, M_IPI, M_GARBAGE, M_TRIPLE };
+enum mode { M_MMIO, M_PORTS, M_IPI, M_GARBAGE, M_SPIN, M_TRIPLE };
 
 struct gate {
 	uint16_t off_lo, sel;
@@ -274,6 +276,10 @@ static void storm_loop(bool bsp, enum mode m)
 		case M_GARBAGE:
 			storm_garbage();
 			break;
+		case M_SPIN:
+			for (int k = 0; k < 1000; k++)
+				__asm__ volatile("pause");
+			break;
 		case M_TRIPLE:
 			storm_mmio();
 			storm_ports();
@@ -320,16 +326,17 @@ static void triple_fault(void)
 
 void guest_main(uint32_t magic, const struct mb_info *info)
 {
-	static const char *const names[] = { "mmio", "ports", "ipi", "garbage", "triple" };
+	static const char *const names[] = { "mmio", "ports", "ipi", "garbage", "spin",
+					     "triple" };
 	const char *cl;
 	int m;
 
 	guest_init("storm", magic, info);
 	cl = guest_cmdline(info);
-	for (m = 0; m < 5; m++)
+	for (m = 0; m < 6; m++)
 		if (guest_cmdline_has(cl, names[m]))
 			break;
-	if (m == 5) {
+	if (m == 6) {
 		guest_puts("STORM: no mode on the command line\n");
 		guest_exit(GUEST_EXIT_FAIL);
 	}

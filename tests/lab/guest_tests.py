@@ -953,6 +953,25 @@ def latency_text(t):
             f"p90 {t[len(t) * 9 // 10]:.0f} max {t[-1]:.0f} ms (n={len(t)})")
 
 
+def storm_latency(con, label, limit, n=50, check_it=True):
+    """console_latency during a storm, printed.  On QEMU the vCPUs are
+    host threads: on a loaded machine a busy one can keep the console
+    CPU's thread off a core for a scheduler slice (the spin control shows
+    it without a single exit).  A slow answer the storm causes comes back,
+    a hiccup does not: over the limit, sample again; at most 2 slow answers
+    of both rounds, and the second round's times are returned."""
+    t = console_latency(con, n)
+    print(f"  console during {label}: {latency_text(t)}", flush=True)
+    if check_it and t[-1] > limit:
+        t2 = console_latency(con, n)
+        print(f"  again: {latency_text(t2)}", flush=True)
+        slow = sum(1 for x in t + t2 if x > limit)
+        check(slow <= 2, f"{label}: {slow} of {2 * n} answers over "
+              f"{limit} ms")
+        t = t2
+    return t
+
+
 @test
 def svm_hostile_guests_contained():
     """A guest storming MMIO, port, IPI exits or writing garbage to its
@@ -968,17 +987,17 @@ def svm_hostile_guests_contained():
         base = console_latency(con)
         print(f"  console idle: {latency_text(base)}", flush=True)
         modes = (["mmio"] if BOCHS_MODEL else
-                 ["mmio", "ports", "ipi", "garbage"])
+                 ["spin", "mmio", "ports", "ipi", "garbage"])
         worst = []
         for mode in modes:
             vm = f"st{mode[:3]}"
             names.append(vm)
             con.create(vm, "storm", cmdline=f"{mode} smp", vcpus=2)
             con.start(vm)
-            con.wait_log(rf"\[{vm}\] STORM running", 30 * SLOW)
-            t = console_latency(con)
-            print(f"  console during {mode} storm: {latency_text(t)}",
-                  flush=True)
+            con.wait_log(rf"\[{vm}\] STORM mode", 30 * SLOW)
+            time.sleep(1)
+            t = storm_latency(con, f"{mode} storm", limit,
+                              check_it=mode != "spin")
             worst.append((t[-1], mode, t))
             info = con.info(vm)
             check(info["state"] == "running",
@@ -996,11 +1015,11 @@ def svm_hostile_guests_contained():
             names += [vm, ok]
             con.create(vm, "storm", cmdline=mode)
             con.start(vm)
-            con.wait_log(rf"\[{vm}\] STORM running", 30 * SLOW)
+            con.wait_log(rf"\[{vm}\] STORM mode", 30 * SLOW)
+            time.sleep(1)
             run_checks_guest(con, ok, "hello")
-            t = console_latency(con, 20)
-            print(f"  console during 1-vCPU {mode} storm + hello: "
-                  f"{latency_text(t)}", flush=True)
+            t = storm_latency(con, f"1-vCPU {mode} storm + hello", limit,
+                              n=20)
             worst.append((t[-1], f"1-vCPU {mode}", t))
             con.simple("stop", vm, "stopped")
             con.destroy(vm)
@@ -1008,9 +1027,7 @@ def svm_hostile_guests_contained():
         con.create("sttri", "storm", cmdline="triple smp", vcpus=2)
         names.append("sttri")
         con.start("sttri")
-        t = console_latency(con, 20)
-        print(f"  console during triple+storm: {latency_text(t)}",
-              flush=True)
+        t = storm_latency(con, "triple+storm", limit, n=20)
         worst.append((t[-1], "triple", t))
         info = con.wait_state("sttri", ("failed", "stopped"))
         check(info["state"] == "failed" and
@@ -1021,7 +1038,8 @@ def svm_hostile_guests_contained():
               "the BSP survived its triple fault")
         con.destroy("sttri")
         host_healthy(con)
-        bad = [(ms, mode) for ms, mode, _ in worst if ms > limit]
+        bad = [(ms, mode) for ms, mode, _ in worst
+               if ms > limit and mode != "spin"]
         check(not bad, f"console slower than {limit} ms during: "
               + ", ".join(f"{mode} ({ms:.0f} ms)" for ms, mode in bad))
     finally:
