@@ -37,6 +37,7 @@
 #include "kernel/virt/irq.h"
 
 #define PC_PM_BASE	0x600	/* acpi_build: PM1a_EVT 0x600, PM1a_CNT 0x604 */
+#define PC_PMTMR_PORT	0x608	/* guest_linux.c announces it in the FADT */
 #define PC_RST_PORT	0xcf9
 #define PC_S5_TYP	5
 #define PC_SCI_GSI	9
@@ -117,6 +118,25 @@ static int pc_pm_write(void *ctx, uint64_t off, int size, uint64_t val)
 	spin_unlock_irqrestore(&pc->lock, f);
 	pc_act(pc, a, typ, NULL);
 	return 0;
+}
+
+/*
+ * The PM timer needs no state: the guest's time base read at its rate.
+ * Linux's clocksource watchdog checks the TSC against it; without one it
+ * uses jiffies, which lag whenever the guest is starved of host CPU (a
+ * loaded lab), and then wrongly gives up the TSC.
+ */
+static int pc_pmtmr_read(void *ctx, uint64_t off, int size, uint64_t *val)
+{
+	(void)ctx, (void)off, (void)size;
+	*val = acpi_pm_timer(vm_time_ns());
+	return 0;
+}
+
+static int pc_pmtmr_write(void *ctx, uint64_t off, int size, uint64_t val)
+{
+	(void)ctx, (void)off, (void)size, (void)val;
+	return 0;	/* read-only */
 }
 
 static int pc_rst_read(void *ctx, uint64_t off, int size, uint64_t *val)
@@ -342,6 +362,9 @@ int pc_create(struct vm *vm, struct pc_devs **out)
 	*out = pc;
 	rc = bus_add(&vm->pio, &(struct bus_dev){ "acpi-pm", PC_PM_BASE, ACPI_PM_WINDOW,
 						  pc_pm_read, pc_pm_write, pc });
+	if (!rc)
+		rc = bus_add(&vm->pio, &(struct bus_dev){ "pm-timer", PC_PMTMR_PORT, 4,
+							  pc_pmtmr_read, pc_pmtmr_write, pc });
 	if (!rc)
 		rc = bus_add(&vm->pio, &(struct bus_dev){ "reset", PC_RST_PORT, 1,
 							  pc_rst_read, pc_rst_write, pc });

@@ -118,6 +118,20 @@ void lapic_send_ipi(uint32_t apic_id, uint8_t vector)
 	icr_send(apic_id, ICR_FIXED | vector);
 }
 
+/*
+ * A fixed interrupt to this CPU, without waiting (SDM Vol. 3A 11.6.1,
+ * shorthand "self"; x2APIC: the SELF IPI register, 11.12.11).  Only for
+ * the NMI handler, at a point where no icr_send can be in progress.
+ */
+void lapic_self_ipi(uint8_t vector)
+{
+	if (x2apic) {
+		wrmsr(0x83f, vector);
+		return;
+	}
+	lapic_write(LAPIC_ICR_LO, (1u << 18) | ICR_FIXED | vector);
+}
+
 void lapic_send_nmi(uint32_t apic_id)
 {
 	icr_send(apic_id, ICR_NMI);

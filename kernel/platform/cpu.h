@@ -68,6 +68,7 @@ struct percpu {
 	volatile bool dead;		/* stopped by an exception */
 	volatile bool runs_vcpu;	/* inside vcpu_loop: IPIs need an NMI too */
 	void *vcpu;			/* the struct vcpu it runs, for its LAPIC page */
+	volatile bool halting;		/* checked its wake-up condition, HLT next */
 	uint64_t gdt[5] __attribute__((aligned(16)));
 	struct tss tss __attribute__((aligned(16)));
 	uint8_t *kstack;		/* base of the KSTACK_SIZE stack */
@@ -109,6 +110,7 @@ void lapic_eoi(void);
 void lapic_send_ipi(uint32_t apic_id, uint8_t vector);
 void lapic_send_init(uint32_t apic_id);
 void lapic_send_nmi(uint32_t apic_id);
+void lapic_self_ipi(uint8_t vector);
 void lapic_send_sipi(uint32_t apic_id, uint8_t page);
 void lapic_timer_periodic(uint8_t vector, uint32_t hz);
 void lapic_timer_oneshot(uint8_t vector, uint64_t us);

@@ -99,7 +99,14 @@ void trap_dispatch(struct trap_frame *f)
 	/* NMIs reach the host after a guest exit (STGI), or from a watchdog:
 	 * counted, never fatal. */
 	if (v == 2) {
-		this_cpu()->nmis++;
+		struct percpu *p = this_cpu();
+
+		p->nmis++;
+		/* A kick that lands between a vCPU's last look at its requests
+		 * and its HLT (interrupts off, but NMIs are not) would leave it
+		 * asleep: a self-IPI, held pending until STI, wakes the HLT. */
+		if (p->halting)
+			lapic_self_ipi(VEC_IPI_KICK);
 		return;
 	}
 	if (v < 32)

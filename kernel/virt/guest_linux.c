@@ -128,6 +128,10 @@ static int build_acpi(struct vm *vm, uint64_t *rsdp, char *err, size_t errlen)
 	uint8_t *buf = vm_gpa_to_hva(vm, GL_ACPI_GPA, GL_ACPI_SIZE);
 
 	acpi_build_defaults(&cfg, vm->nvcpus, GL_ACPI_GPA);
+	/* The PM timer (kernel/devices/pc.c): a steady reference for the
+	 * guest's clocksource watchdog. */
+	cfg.pm_tmr = 0x608;
+	cfg.pm_tmr_32bit = 1;
 	if (!buf || acpi_build(&cfg, buf, GL_ACPI_SIZE, &lay, &why) < 0) {
 		snprintf(err, errlen, "ACPI tables: %s", buf ? why : "no guest RAM at 0xe0000");
 		return -EINVAL;

@@ -113,11 +113,14 @@ static void vcpu_wait(struct vcpu *v, uint32_t set, uint32_t clear, uint64_t unt
 	while (!wait_over(v, set, clear, until)) {
 		smp_handle_calls();
 		irq_disable();
+		this_cpu()->halting = true;
 		if (wait_over(v, set, clear, until)) {
+			this_cpu()->halting = false;
 			irq_enable();
 			break;
 		}
 		cpu_idle_once();
+		this_cpu()->halting = false;
 	}
 }
 

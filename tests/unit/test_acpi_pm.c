@@ -132,3 +132,26 @@ Test(acpi_pm, save_load)
 	cr_assert_eq(acpi_pm_load(&q, c, sizeof(c)), -EINVAL);
 	cr_assert_eq(memcmp(&before, &q, sizeof(q)), 0);
 }
+
+/* 3.579545 MHz from guest nanoseconds, exact at whole seconds, wrapping
+ * at 32 bits (TMR_VAL_EXT) and monotonic in between. */
+Test(acpi_pm, timer_rate_and_wrap)
+{
+	uint64_t s, prev = 0;
+
+	cr_assert_eq(acpi_pm_timer(0), 0);
+	cr_assert_eq(acpi_pm_timer(1000000000ull), ACPI_PM_TIMER_HZ);
+	cr_assert_eq(acpi_pm_timer(500000000ull), ACPI_PM_TIMER_HZ / 2);
+	s = (1ull << 32) / ACPI_PM_TIMER_HZ + 1;	/* past the first wrap */
+	cr_assert_eq(acpi_pm_timer(s * 1000000000ull),
+		     (uint32_t)(s * ACPI_PM_TIMER_HZ));
+	for (uint64_t ns = 0; ns < 10000000ull; ns += 123457) {
+		uint32_t t = acpi_pm_timer(ns);
+
+		cr_assert_geq(t, prev);
+		prev = t;
+	}
+	/* Days of uptime: no overflow in the product. */
+	cr_assert_eq(acpi_pm_timer(86400ull * 365 * 1000000000ull),
+		     (uint32_t)(86400ull * 365 * ACPI_PM_TIMER_HZ));
+}

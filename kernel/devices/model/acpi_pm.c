@@ -19,6 +19,14 @@
 #define ACPI_PM1_CNT_KEEP	(ACPI_PM1_SCI_EN | ACPI_PM1_BM_RLD | \
 				 (7u << ACPI_PM1_SLP_TYP_SHIFT))
 
+/* Split so the product never overflows: whole seconds, then the rest. */
+uint32_t acpi_pm_timer(uint64_t now_ns)
+{
+	uint64_t s = now_ns / 1000000000u, r = now_ns % 1000000000u;
+
+	return (uint32_t)(s * ACPI_PM_TIMER_HZ + r * ACPI_PM_TIMER_HZ / 1000000000u);
+}
+
 void acpi_pm_reset(struct acpi_pm *p, uint8_t s5_typ)
 {
 	memset(p, 0, sizeof(*p));

@@ -53,6 +53,11 @@ struct acpi_pm {
 #define ACPI_PM_STATE_LEN	8
 
 void acpi_pm_reset(struct acpi_pm *p, uint8_t s5_typ);
+
+/* The ACPI PM timer (ACPI 6.5 4.8.3.3): 3.579545 MHz, 32 bits wide
+ * (TMR_VAL_EXT), its value at now_ns of guest time. */
+#define ACPI_PM_TIMER_HZ	3579545u
+uint32_t acpi_pm_timer(uint64_t now_ns);
 /* size 1, 2 or 4 bytes at off; bytes past the window read as 0xff. */
 uint32_t acpi_pm_read(const struct acpi_pm *p, unsigned off, int size);
 enum acpi_pm_action acpi_pm_write(struct acpi_pm *p, unsigned off, int size, uint32_t val);
