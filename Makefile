@@ -199,7 +199,7 @@ $(B)/BOOTX64.EFI: $(B)/loader.so
 		--target efi-app-x86_64 --subsystem=10 $< $@
 
 # ---- test guests (Multiboot ELF32, tests/guests/) ----
-GUESTS		:= hello cpuid msr ports mmio dirty crash isolate bench migverify apic sse debug
+GUESTS		:= hello cpuid msr ports mmio dirty crash isolate bench migverify apic sse debug storm mbtest
 GUEST_SRCS	:= $(shell find tests/guests -name '*.[chS]' -o -name '*.ld' -o -name '*.sh') \
 		   kernel/lib/migverify.h
 
@@ -211,6 +211,11 @@ $(B)/guests/.stamp: $(GUEST_SRCS)
 $(ESP)/tern/guests/%.elf: $(B)/guests/.stamp
 	@mkdir -p $(dir $@)
 	@$(OBJCOPY) --strip-debug $(B)/guests/$*.elf $@
+
+# The mbtest guest's environment module (KEY=VALUE lines).
+$(ESP)/tern/guests/mbtest.env: tests/guests/mbtest.env
+	@mkdir -p $(dir $@)
+	@cp $< $@
 
 # ---- Linux test guest (tests/linux/; never committed) ----
 # Debian's stock kernel and busybox-static from the host's apt archive
@@ -250,7 +255,7 @@ esp-linux: esp linux-guest
 
 # ---- ESP tree ----
 esp: $(ESP)/EFI/BOOT/BOOTX64.EFI $(ESP)/tern/kernel.elf $(ESP)/tern/tern.cfg \
-	$(patsubst %,$(ESP)/tern/guests/%.elf,$(GUESTS))
+	$(patsubst %,$(ESP)/tern/guests/%.elf,$(GUESTS)) $(ESP)/tern/guests/mbtest.env
 
 $(ESP)/EFI/BOOT/BOOTX64.EFI: $(B)/BOOTX64.EFI
 	@mkdir -p $(dir $@)

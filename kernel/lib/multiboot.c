@@ -280,8 +280,90 @@ static int mb_make_map(uint64_t ram, struct mb_mmap_entry map[4])
 	return n;
 }
 
+int mb_plan_modules(const struct mb_load_plan *plan, uint64_t guest_ram,
+		    struct mb_module *mods, int n, const char **why)
+{
+	/* Below 4 GiB - 4 KiB: mod_end, a 32-bit field, must not wrap. */
+	uint64_t top = guest_ram < MB_4G - MB_PAGE ? guest_ram : MB_4G - MB_PAGE;
+	uint64_t at = (plan->hi + MB_PAGE - 1) & ~(uint64_t)(MB_PAGE - 1);
+
+	if (n < 0 || n > MB_MAX_MODS)
+		return mb_fail(why, "too many multiboot modules", -E2BIG);
+	if (at < MB_HIGH_START)
+		at = MB_HIGH_START;
+	for (int k = 0; k < n; k++) {
+		if (at > top || mods[k].size > top - at)
+			return mb_fail(why, "modules do not fit in guest RAM below 4 GiB",
+				       -ENOSPC);
+		mods[k].start = (uint32_t)at;
+		at = (at + mods[k].size + MB_PAGE - 1) & ~(uint64_t)(MB_PAGE - 1);
+	}
+	return 0;
+}
+
+size_t mb_make_cmdline(char *out, size_t size, const char *prog, const char *cmdline)
+{
+	const char *parts[3] = { prog && *prog ? prog : "kernel", " ", cmdline };
+	size_t len = 0;
+
+	if (!cmdline || !*cmdline)
+		parts[1] = parts[2] = "";
+	for (int k = 0; k < 3; k++)
+		for (const char *c = parts[k]; *c; c++, len++)
+			if (len + 1 < size)
+				out[len] = *c;
+	if (size)
+		out[len < size ? len : size - 1] = 0;
+	return len;
+}
+
+/* SDM Vol. 3A 3.4.5: base 0, limit 0xfffff with G = 1 (4 GiB), D/B = 1,
+ * P = 1, S = 1, DPL 0; type 0xb (code, execute/read, accessed) and 0x3
+ * (data, read/write, accessed) -- the attributes the entry state loads. */
+void mb_build_gdt(uint8_t out[MB_GDT_SIZE])
+{
+	memset(out, 0, MB_GDT_SIZE);
+	st_le32(out + MB_SEL_CODE, 0x0000ffffu);
+	st_le32(out + MB_SEL_CODE + 4, 0x00cf9b00u);
+	st_le32(out + MB_SEL_DATA, 0x0000ffffu);
+	st_le32(out + MB_SEL_DATA + 4, 0x00cf9300u);
+}
+
 int mb_build_info(uint8_t *area, size_t area_size, uint32_t area_gpa, uint64_t guest_ram,
 		  const char *cmdline, const char *bootloader_name, uint32_t *info_gpa_out)
+{
+	return mb_build_info_mods(area, area_size, area_gpa, guest_ram, cmdline,
+				  bootloader_name, NULL, 0, info_gpa_out);
+}
+
+static bool mb_put_mods(struct mb_area *a, const struct mb_module *mods, int n,
+			struct mb_info *info)
+{
+	size_t off;
+
+	if (n <= 0)
+		return true;
+	if (!mb_reserve(a, sizeof(struct mb_mod_entry) * (size_t)n, &off))
+		return false;
+	for (int k = 0; k < n; k++) {
+		uint32_t str;
+		struct mb_mod_entry e;
+
+		if (!mb_put_str(a, mods[k].string ? mods[k].string : "", &str))
+			return false;
+		e = (struct mb_mod_entry){ mods[k].start,
+					   (uint32_t)(mods[k].start + mods[k].size), str, 0 };
+		memcpy(a->p + off + sizeof(e) * (size_t)k, &e, sizeof(e));
+	}
+	info->mods_count = (uint32_t)n;
+	info->mods_addr = a->gpa + (uint32_t)off;
+	info->flags |= MB_INFO_MODS;
+	return true;
+}
+
+int mb_build_info_mods(uint8_t *area, size_t area_size, uint32_t area_gpa,
+		       uint64_t guest_ram, const char *cmdline, const char *bootloader_name,
+		       const struct mb_module *mods, int nmods, uint32_t *info_gpa_out)
 {
 	struct mb_area a = { area, area_size, 0, area_gpa };
 	struct mb_info info = { 0 };
@@ -291,7 +373,8 @@ int mb_build_info(uint8_t *area, size_t area_size, uint32_t area_gpa, uint64_t g
 	size_t info_off, map_off;
 	int n;
 
-	if (!area || guest_ram < MB_HIGH_START || area_size > MB_4G - area_gpa)
+	if (!area || guest_ram < MB_HIGH_START || area_size > MB_4G - area_gpa ||
+	    nmods < 0 || nmods > MB_MAX_MODS || (nmods && !mods))
 		return -EINVAL;
 	memset(area, 0, area_size);
 	n = mb_make_map(guest_ram, map);
@@ -317,6 +400,8 @@ int mb_build_info(uint8_t *area, size_t area_size, uint32_t area_gpa, uint64_t g
 		info.boot_loader_name = str_gpa;
 		info.flags |= MB_INFO_BOOT_LOADER_NAME;
 	}
+	if (!mb_put_mods(&a, mods, nmods, &info))
+		goto nospace;
 	memcpy(area + info_off, &info, sizeof(info));
 	if (info_gpa_out)
 		*info_gpa_out = area_gpa + (uint32_t)info_off;
@@ -332,4 +417,6 @@ void mb_entry_regs(const struct mb_load_plan *plan, uint32_t info_gpa,
 	out->eip = plan->entry;
 	out->eax = MB_BOOTLOADER_MAGIC;
 	out->ebx = info_gpa;
+	out->gdtr_base = MB_GDT_GPA;
+	out->gdtr_limit = MB_GDT_SIZE - 1;
 }

@@ -14,9 +14,10 @@
  *	[0xa0000, 0xf0000)	hole (VGA, option ROMs): not in the map
  *	[0xf0000, 0x100000)	reserved (BIOS)
  *	[0x100000, guest_ram)	available
+ *	[0x9fc00, 0x9fc18)	MB_GDT_GPA: the flat GDT GDTR points at
  * Loads may go anywhere in the available ranges except the info page.
- * Modules are not supported (mods_count is never reported), so the "page
- * align modules" header flag is trivially honoured; memory information is
+ * Modules (mb_plan_modules) go page-aligned above the kernel's end, so
+ * the "page align modules" header flag is always honoured; memory information is
  * always provided; the video mode request (flag 2) is ignored, as the spec
  * allows a boot loader without graphics support to do (no VBE/framebuffer
  * info flag is set, so the kernel can tell).
@@ -28,8 +29,18 @@
  *	A20 gate enabled
  *	CR0: PE = 1, PG = 0 (other bits as after reset is fine; WP 0)
  *	EFLAGS: VM = 0, IF = 0 (bit 1 set as always)
- *	ESP, GDTR, IDTR: undefined -- the kernel sets up its own
+ *	ESP, IDTR: undefined -- the kernel sets up its own
+ *	GDTR: the spec leaves it undefined, but GRUB and QEMU leave a valid
+ *	flat GDT behind, and kernels that take an exception before their own
+ *	LGDT (the IRET reloads CS from the GDT) rely on it: so GDTR points at
+ *	MB_GDT_GPA (in the reserved EBDA range), where mb_build_gdt's table
+ *	has CS = MB_SEL_CODE and the data selectors = MB_SEL_DATA.
  * Other registers are undefined; zero is a good choice.
+ *
+ * The command line is "PROGRAM OPERATOR-CMDLINE" (mb_make_cmdline), as
+ * QEMU's -kernel does: test-suite kernels take the first word as argv[0].
+ * An environment is passed as kvm-unit-tests expects it from QEMU's
+ * -initrd: the first Multiboot module, KEY=VALUE lines.
  */
 #ifndef TERN_LIB_MULTIBOOT_H
 #define TERN_LIB_MULTIBOOT_H
@@ -71,6 +82,12 @@
 #define MB_BIOS_START		0xf0000u
 #define MB_HIGH_START		0x100000u
 #define MB_MEM_LOWER_KB		(MB_LOW_END / 1024)	/* 639 */
+#define MB_GDT_GPA		MB_LOW_END	/* reserved in the memory map */
+#define MB_GDT_SIZE		24		/* null, code, data */
+#define MB_SEL_CODE		0x08
+#define MB_SEL_DATA		0x10
+#define MB_MAX_MODS		8
+#define MB_PAGE			0x1000u
 
 /* The header as found; the a.out fields are valid with MB_HF_AOUT_KLUDGE,
  * the video fields with MB_HF_VIDEO, else zero. */
@@ -142,6 +159,23 @@ _Static_assert(sizeof(struct mb_mmap_entry) == 24, "mmap entry layout");
 /* Register values at entry; the rest of the state is described above. */
 struct mb_entry_state {
 	uint32_t eip, eax, ebx;
+	uint32_t gdtr_base;
+	uint16_t gdtr_limit;
+};
+
+/* A module as the guest sees it (spec 3.3: mods_addr points at an array
+ * of these); string is a GPA, filled in by mb_build_info_mods. */
+struct mb_mod_entry {
+	uint32_t mod_start, mod_end, string, reserved;
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct mb_mod_entry) == 16, "module entry layout");
+
+/* A module to place: its size and the string the guest gets with it. */
+struct mb_module {
+	uint64_t size;
+	const char *string;
+	uint32_t start;		/* set by mb_plan_modules */
 };
 
 /*
@@ -175,6 +209,36 @@ int mb_plan_load(const void *img, size_t size, uint64_t guest_ram,
  */
 int mb_build_info(uint8_t *area, size_t area_size, uint32_t area_gpa, uint64_t guest_ram,
 		  const char *cmdline, const char *bootloader_name, uint32_t *info_gpa_out);
+
+/*
+ * Place n modules (n <= MB_MAX_MODS) one after the other, each at a page
+ * boundary, from the first page at or above plan->hi (the kernel's end):
+ * sets mods[k].start.  Returns 0; -E2BIG for too many modules; -ENOSPC
+ * (with *why) when they do not all fit below min(guest_ram, 4 GiB).
+ * A zero-size module still gets a (shared, empty) start address.
+ */
+int mb_plan_modules(const struct mb_load_plan *plan, uint64_t guest_ram,
+		    struct mb_module *mods, int n, const char **why);
+
+/*
+ * mb_build_info plus n placed modules: the module array (MB_INFO_MODS)
+ * and each module's string go into the area too.
+ */
+int mb_build_info_mods(uint8_t *area, size_t area_size, uint32_t area_gpa,
+		       uint64_t guest_ram, const char *cmdline, const char *bootloader_name,
+		       const struct mb_module *mods, int n, uint32_t *info_gpa_out);
+
+/*
+ * The command line a Multiboot kernel gets: prog, then a space and cmdline
+ * when cmdline is non-empty, into out[0, size) (always NUL-terminated when
+ * size > 0).  prog NULL or "" becomes "kernel", so the first word is never
+ * missing.  Returns the length it needed (snprintf-like): >= size means
+ * it was cut.
+ */
+size_t mb_make_cmdline(char *out, size_t size, const char *prog, const char *cmdline);
+
+/* The flat GDT the entry state's selectors refer to (see above). */
+void mb_build_gdt(uint8_t out[MB_GDT_SIZE]);
 
 /* Registers at entry for a planned image and built info structure. */
 void mb_entry_regs(const struct mb_load_plan *plan, uint32_t info_gpa,

@@ -27,9 +27,10 @@ static struct vm *need_vm(struct cmd_out *o, const char *cmd, const char *name)
 
 int vm_cmd_create(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
-	const char *kernel = NULL, *initrd = NULL, *cmdline = "", *val;
+	const char *kernel = NULL, *initrd = NULL, *cmdline = "", *env = NULL, *val;
 	uint64_t mem = 0, vcpus = 1;
-	char err[ERRLEN];
+	char err[ERRLEN], mods[256] = "";
+	size_t mlen = 0;
 	int i, rc;
 
 	(void)ctx;
@@ -43,6 +44,15 @@ int vm_cmd_create(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 			initrd = val;
 		} else if (cmd_parse_kv(argv[i], "cmdline", &val)) {
 			cmdline = val;
+		} else if (cmd_parse_kv(argv[i], "env", &val)) {
+			env = val;
+		} else if (cmd_parse_kv(argv[i], "module", &val) ||
+			   cmd_parse_kv(argv[i], "modules", &val)) {
+			/* Multiboot modules, in order; module= repeats, modules=A,B. */
+			if (!*val || mlen + !!mlen + strlen(val) >= sizeof(mods))
+				goto bad;
+			mlen += (size_t)snprintf(mods + mlen, sizeof(mods) - mlen, "%s%s",
+						 mlen ? "," : "", val);
 		} else if (cmd_parse_kv(argv[i], "vcpus", &val)) {
 			if (cmd_parse_u64(val, &vcpus) < 0 || vcpus > VM_MAX_VCPUS)
 				goto bad;
@@ -54,7 +64,20 @@ int vm_cmd_create(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 		cmd_printf(o, "error: vm create: mem=SIZE and kernel=PATH are required\n");
 		return -EINVAL;
 	}
-	rc = vm_create(argv[0], mem, kernel, initrd, cmdline, (int)vcpus, err, sizeof(err));
+	if (env) {
+		/* kvm-unit-tests reads its environment (KEY=VALUE lines) from
+		 * the first Multiboot module, QEMU's -initrd: so env= goes first. */
+		char tmp[sizeof(mods)];
+
+		if (snprintf(tmp, sizeof(tmp), "%s%s%s", env, mlen ? "," : "", mods) >=
+		    (int)sizeof(tmp)) {
+			cmd_printf(o, "error: vm create: module list too long\n");
+			return -E2BIG;
+		}
+		memcpy(mods, tmp, sizeof(mods));
+	}
+	rc = vm_create_mods(argv[0], mem, kernel, initrd, mods, cmdline, (int)vcpus, err,
+			    sizeof(err));
 	if (rc < 0) {
 		cmd_printf(o, "error: vm create: %s\n", err);
 		return rc;
@@ -63,7 +86,8 @@ int vm_cmd_create(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 	return 0;
 bad:
 	cmd_printf(o, "error: vm create: bad argument '%s' (usage: vm create NAME "
-		   "mem=SIZE kernel=PATH [initrd=PATH] [cmdline=\"...\"] [vcpus=N])\n", argv[i]);
+		   "mem=SIZE kernel=PATH [initrd=PATH] [env=PATH] [module=PATH]... "
+		   "[cmdline=\"...\"] [vcpus=N])\n", argv[i]);
 	return -EINVAL;
 }
 
@@ -184,7 +208,8 @@ int vm_cmd_info(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 		cmd_printf(o, "kind: Linux PVH (vmlinux ELF)\ninitrd: %s\n",
 			   vm->initrd_path[0] ? vm->initrd_path : "none");
 	else
-		cmd_printf(o, "kind: Multiboot\n");
+		cmd_printf(o, "kind: Multiboot\nmodules: %s\n",
+			   vm->module_paths[0] ? vm->module_paths : "none");
 	cmd_printf(o, "cmdline: %s\n", vm->boot_cmdline);
 	cmd_printf(o, "backend: %s\n", hv_status());
 	if (vm->resets)
@@ -221,8 +246,9 @@ int vm_cmd_info(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 /* The VM commands (handlers here, in dirty_check.c, memcheck.c,
  * bench_cmd.c and console.c). */
 const struct cmd_def vm_cmds[] = {
-	{ "vm create", "NAME mem=SIZE kernel=PATH [initrd=PATH] [cmdline=\"...\"] [vcpus=N]",
-	  "create a VM from a Linux bzImage or a Multiboot kernel on the ESP", 3, 6,
+	{ "vm create", "NAME mem=SIZE kernel=PATH [initrd=PATH] [env=PATH] [module=PATH]... "
+			"[cmdline=\"...\"] [vcpus=N]",
+	  "create a VM from a Linux bzImage or a Multiboot kernel on the ESP", 3, 16,
 	  vm_cmd_create },
 	{ "vm start", "NAME", "start a created VM on a free CPU", 1, 1, vm_cmd_start },
 	{ "vm pause", "NAME", "pause a running VM", 1, 1, vm_cmd_pause },

@@ -75,6 +75,80 @@ void guest_flat32_state(struct vcpu *v, uint32_t eip, uint32_t eax, uint32_t ebx
 	st->idtr.limit = 0xffff;
 }
 
+/* Split "A,B,C" and find each file on the ESP; fills mods (string: the
+ * path as given, as GRUB passes a module's command line). */
+static int find_modules(struct vm *vm, const struct boot_module **found,
+			struct mb_module *mods, char *names, char *err, size_t errlen)
+{
+	char *p = names, *comma;
+	int n = 0;
+
+	snprintf(names, sizeof(vm->module_paths), "%s", vm->module_paths);
+	while (*p) {
+		comma = strchr(p, ',');
+		if (comma)
+			*comma = 0;
+		if (n == MB_MAX_MODS) {
+			snprintf(err, errlen, "more than %d Multiboot modules", MB_MAX_MODS);
+			return -E2BIG;
+		}
+		found[n] = module_find(p);
+		if (!found[n]) {
+			snprintf(err, errlen, "module '%s' is not on the ESP (files under "
+				 "\\tern\\ are loaded at boot)", p);
+			return -ENOENT;
+		}
+		mods[n] = (struct mb_module){ found[n]->size, p, 0 };
+		n++;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	return n;
+}
+
+/* Copy the placed modules, the GDT and the info into guest memory. */
+static int multiboot_extras(struct vm *vm, const struct mb_load_plan *plan, uint32_t *info_gpa,
+			    char *err, size_t errlen)
+{
+	static const struct boot_module *found[MB_MAX_MODS];
+	static struct mb_module mods[MB_MAX_MODS];
+	static char names[sizeof(vm->module_paths)], cmdline[512];
+	uint8_t gdt[MB_GDT_SIZE], *area;
+	const char *why = "";
+	int n, k;
+
+	n = find_modules(vm, found, mods, names, err, errlen);
+	if (n < 0)
+		return n;
+	if (mb_plan_modules(plan, vm->mem_size, mods, n, &why) < 0) {
+		snprintf(err, errlen, "%s: %s (%lu MiB)", vm->kernel_path, why,
+			 vm->mem_size >> 20);
+		return -ENOSPC;
+	}
+	for (k = 0; k < n; k++)
+		if (vm_write_gpa(vm, mods[k].start, phys_to_virt(found[k]->phys), found[k]->size) < 0)
+			goto nospace;
+	mb_build_gdt(gdt);
+	if (vm_write_gpa(vm, MB_GDT_GPA, gdt, sizeof(gdt)) < 0)
+		goto nospace;
+	/* argv[0] is the kernel's path, as QEMU's -kernel gives it. */
+	if (mb_make_cmdline(cmdline, sizeof(cmdline), vm->kernel_path, vm->cmdline) >=
+	    sizeof(cmdline)) {
+		snprintf(err, errlen, "%s: command line too long", vm->kernel_path);
+		return -E2BIG;
+	}
+	area = vm_gpa_to_hva(vm, MB_INFO_GPA, MB_INFO_SIZE);
+	if (!area || mb_build_info_mods(area, MB_INFO_SIZE, MB_INFO_GPA, vm->mem_size, cmdline,
+					"Tern", mods, n, info_gpa) < 0)
+		goto nospace;
+	return 0;
+nospace:
+	snprintf(err, errlen, "%s: cannot place the kernel, its modules or its boot "
+		 "information in %lu MiB", vm->kernel_path, vm->mem_size >> 20);
+	return -ENOSPC;
+}
+
 /* Zero guest RAM [gpa, gpa + len): a .bss the image does not carry. */
 int guest_zero_gpa(struct vm *vm, uint64_t gpa, uint64_t len)
 {
@@ -112,9 +186,9 @@ int guest_load(struct vm *vm, char *err, size_t errlen)
 	static struct mb_load_plan plan;
 	struct mb_entry_state es;
 	const char *why = "";
-	uint8_t *area;
 	uint32_t info_gpa;
 	const uint8_t *img;
+	int rc;
 
 	if (!m) {
 		snprintf(err, errlen, "kernel '%s' is not on the ESP (files under "
@@ -140,16 +214,20 @@ int guest_load(struct vm *vm, char *err, size_t errlen)
 			 "Multiboot kernel: %s", vm->kernel_path, why);
 		return -ENOEXEC;
 	}
-	area = vm_gpa_to_hva(vm, MB_INFO_GPA, MB_INFO_SIZE);
-	if (copy_plan(vm, img, &plan) < 0 || !area ||
-	    mb_build_info(area, MB_INFO_SIZE, MB_INFO_GPA, vm->mem_size, vm->cmdline,
-			  "Tern", &info_gpa) < 0) {
-		snprintf(err, errlen, "%s: cannot place the kernel or its boot "
-			 "information in %lu MiB", vm->kernel_path, vm->mem_size >> 20);
+	if (copy_plan(vm, img, &plan) < 0) {
+		snprintf(err, errlen, "%s: cannot place the kernel in %lu MiB",
+			 vm->kernel_path, vm->mem_size >> 20);
 		return -ENOSPC;
 	}
+	rc = multiboot_extras(vm, &plan, &info_gpa, err, errlen);
+	if (rc < 0)
+		return rc;
 	mb_entry_regs(&plan, info_gpa, &es);
 	guest_flat32_state(&vm->vcpus[0], es.eip, es.eax, es.ebx);
+	/* The flat GDT multiboot_extras wrote: a fault before the kernel's
+	 * own LGDT reloads CS 0x08 from it (multiboot.h). */
+	vm->vcpus[0].st.gdtr.base = es.gdtr_base;
+	vm->vcpus[0].st.gdtr.limit = es.gdtr_limit;
 	vm->kind = GUEST_MULTIBOOT;
 	snprintf(vm->boot_cmdline, sizeof(vm->boot_cmdline), "%s", vm->cmdline);
 	return 0;

@@ -344,11 +344,23 @@ static int add_pc_holes(struct vm *vm)
 int vm_create(const char *name, uint64_t mem, const char *kernel, const char *initrd,
 	      const char *cmdline, int nvcpus, char *err, size_t errlen)
 {
+	return vm_create_mods(name, mem, kernel, initrd, NULL, cmdline, nvcpus, err, errlen);
+}
+
+int vm_create_mods(const char *name, uint64_t mem, const char *kernel, const char *initrd,
+		   const char *modules, const char *cmdline, int nvcpus, char *err,
+		   size_t errlen)
+{
 	struct vm *vm;
 	int rc = check_create(name, mem, nvcpus, err, errlen);
 
 	if (rc < 0)
 		return rc;
+	if (modules && strlen(modules) >= sizeof(vm->module_paths)) {
+		snprintf(err, errlen, "module list longer than %zu characters",
+			 sizeof(vm->module_paths) - 1);
+		return -E2BIG;
+	}
 	vm = calloc(1, sizeof(*vm));
 	if (!vm) {
 		snprintf(err, errlen, "out of memory");
@@ -358,6 +370,7 @@ int vm_create(const char *name, uint64_t mem, const char *kernel, const char *in
 	strncpy(vm->kernel_path, kernel, sizeof(vm->kernel_path) - 1);
 	strncpy(vm->initrd_path, initrd ? initrd : "", sizeof(vm->initrd_path) - 1);
 	strncpy(vm->cmdline, cmdline ? cmdline : "", sizeof(vm->cmdline) - 1);
+	strncpy(vm->module_paths, modules ? modules : "", sizeof(vm->module_paths) - 1);
 	vm->mem_size = mem;
 	vm->nvcpus = nvcpus;
 	vm->exit_code = -1;

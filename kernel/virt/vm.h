@@ -259,6 +259,9 @@ struct vm {
 	char kernel_path[96];
 	char initrd_path[96];		/* Linux only; "" for none */
 	char cmdline[256];		/* as the operator gave it */
+	/* Multiboot only: module files, comma-separated, in the order the
+	 * guest sees them (an env= file first: kvm-unit-tests' convention). */
+	char module_paths[256];
 	/* Set by guest_load: the protocol and the line the guest sees
 	 * (Linux: defaults and tsc_early_khz= added, guest_linux.c). */
 	enum guest_kind { GUEST_MULTIBOOT, GUEST_LINUX, GUEST_LINUX_PVH } kind;
@@ -316,6 +319,10 @@ struct vm *vm_find(const char *name);
 /* initrd: NULL or "" for none (Linux kernels only). */
 int vm_create(const char *name, uint64_t mem, const char *kernel, const char *initrd,
 	      const char *cmdline, int nvcpus, char *err, size_t errlen);
+/* The same with Multiboot modules: NULL/"" or "A,B,..." (ESP paths). */
+int vm_create_mods(const char *name, uint64_t mem, const char *kernel, const char *initrd,
+		   const char *modules, const char *cmdline, int nvcpus, char *err,
+		   size_t errlen);
 int vm_start(struct vm *vm, char *err, size_t errlen);
 int vm_pick_cpu(uint32_t *cpu);	/* a guest-capable CPU no vCPU occupies */
 int vm_pause(struct vm *vm);

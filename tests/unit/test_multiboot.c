@@ -601,3 +601,110 @@ Test(multiboot, fuzz)
 	/* Enough mutants must survive for the invariants to mean something. */
 	cr_assert_gt(ok, 2000);
 }
+
+/* ---- command line, GDT, modules ---- */
+
+Test(multiboot, cmdline_program_name_first)
+{
+	char buf[32];
+
+	cr_assert_eq(mb_make_cmdline(buf, sizeof(buf), "guests/t.elf", "a b=1"), 18);
+	cr_assert_str_eq(buf, "guests/t.elf a b=1");
+	cr_assert_eq(mb_make_cmdline(buf, sizeof(buf), "guests/t.elf", ""), 12);
+	cr_assert_str_eq(buf, "guests/t.elf");
+	cr_assert_eq(mb_make_cmdline(buf, sizeof(buf), "x", NULL), 1);
+	cr_assert_str_eq(buf, "x");
+	/* No program name: a placeholder keeps argv[0] in place. */
+	mb_make_cmdline(buf, sizeof(buf), "", "k=v");
+	cr_assert_str_eq(buf, "kernel k=v");
+	mb_make_cmdline(buf, sizeof(buf), NULL, NULL);
+	cr_assert_str_eq(buf, "kernel");
+	/* Cut, always terminated, and the needed length reported. */
+	memset(buf, 'z', sizeof(buf));
+	cr_assert_eq(mb_make_cmdline(buf, 5, "abcdef", "gh"), 9);
+	cr_assert_str_eq(buf, "abcd");
+	cr_assert_eq(buf[5], 'z');
+	buf[0] = 'z';
+	cr_assert_eq(mb_make_cmdline(buf, 0, "abc", "d"), 5);
+	cr_assert_eq(buf[0], 'z');
+}
+
+Test(multiboot, flat_gdt)
+{
+	uint8_t gdt[MB_GDT_SIZE];
+	struct mb_entry_state st;
+	struct mb_load_plan plan = { .entry = 0x100020 };
+
+	memset(gdt, 0xaa, sizeof(gdt));
+	mb_build_gdt(gdt);
+	cr_assert_eq(ld_le64(gdt), 0);
+	/* Base 0, limit 0xfffff, G, D, P, DPL 0, S; code exec/read accessed,
+	 * data read/write accessed (SDM Vol. 3A figure 3-8). */
+	cr_assert_eq(ld_le64(gdt + MB_SEL_CODE), 0x00cf9b000000ffffull);
+	cr_assert_eq(ld_le64(gdt + MB_SEL_DATA), 0x00cf93000000ffffull);
+	mb_entry_regs(&plan, MB_INFO_GPA, &st);
+	cr_assert_eq(st.gdtr_base, MB_GDT_GPA);
+	cr_assert_eq(st.gdtr_limit, MB_GDT_SIZE - 1);
+	/* The GDT sits in a range the memory map reports reserved, where no
+	 * load may go. */
+	cr_assert_geq(MB_GDT_GPA, MB_LOW_END);
+	cr_assert_leq(MB_GDT_GPA + MB_GDT_SIZE, MB_HOLE_END);
+}
+
+Test(multiboot, modules_placed_page_aligned)
+{
+	struct mb_load_plan plan = { .hi = 0x103100 };
+	struct mb_module m[3] = { { 100, "env", 0 }, { 0x2001, "mod a", 0 }, { 0, NULL, 0 } };
+	const char *why = NULL;
+
+	cr_assert_eq(mb_plan_modules(&plan, MB_T_RAM, m, 3, &why), 0);
+	cr_assert_eq(m[0].start, 0x104000);
+	cr_assert_eq(m[1].start, 0x105000);
+	cr_assert_eq(m[2].start, 0x108000);
+	/* Too little RAM: refused with a reason. */
+	m[1].size = MB_T_RAM;
+	cr_assert_eq(mb_plan_modules(&plan, MB_T_RAM, m, 3, &why), -ENOSPC);
+	cr_assert_not_null(why);
+	cr_assert_eq(mb_plan_modules(&plan, MB_T_RAM, m, MB_MAX_MODS + 1, &why), -E2BIG);
+	/* A module may end right below 4 GiB - 4 KiB, never at 4 GiB. */
+	plan.hi = 0xfff00000u;
+	m[0].size = 0xff000;
+	cr_assert_eq(mb_plan_modules(&plan, 8ull << 30, m, 1, &why), 0);
+	m[0].size = 0xff001;
+	cr_assert_eq(mb_plan_modules(&plan, 8ull << 30, m, 1, &why), -ENOSPC);
+}
+
+Test(multiboot, modules_in_info)
+{
+	static uint8_t area[MB_INFO_SIZE];
+	struct mb_module m[2] = { { 100, "env", 0x104000 }, { 0x2001, "mod a", 0x105000 } };
+	uint32_t gpa, mods;
+	const uint8_t *e;
+
+	cr_assert_eq(mb_build_info_mods(area, sizeof(area), MB_INFO_GPA, MB_T_RAM, "k a",
+					NULL, m, 2, &gpa), 0);
+	cr_assert_eq(ld_le32(area) & (1u << 3), 1u << 3);
+	cr_assert_eq(ld_le32(area + 20), 2);		/* mods_count */
+	mods = ld_le32(area + 24);			/* mods_addr */
+	cr_assert_geq(mods, MB_INFO_GPA + 116);
+	e = area + (mods - MB_INFO_GPA);
+	cr_assert_eq(ld_le32(e), 0x104000);
+	cr_assert_eq(ld_le32(e + 4), 0x104000 + 100);
+	cr_assert_str_eq((const char *)area + ld_le32(e + 8) - MB_INFO_GPA, "env");
+	cr_assert_eq(ld_le32(e + 12), 0);
+	cr_assert_eq(ld_le32(e + 16), 0x105000);
+	cr_assert_eq(ld_le32(e + 20), 0x107001);
+	cr_assert_str_eq((const char *)area + ld_le32(e + 24) - MB_INFO_GPA, "mod a");
+	/* No modules: no flag, as before. */
+	cr_assert_eq(mb_build_info_mods(area, sizeof(area), MB_INFO_GPA, MB_T_RAM, NULL, NULL,
+					NULL, 0, &gpa), 0);
+	cr_assert_eq(ld_le32(area) & (1u << 3), 0);
+	cr_assert_eq(ld_le32(area + 20), 0);
+	/* Bad counts and a too small area. */
+	cr_assert_eq(mb_build_info_mods(area, sizeof(area), MB_INFO_GPA, MB_T_RAM, NULL, NULL,
+					NULL, 1, &gpa), -EINVAL);
+	cr_assert_eq(mb_build_info_mods(area, sizeof(area), MB_INFO_GPA, MB_T_RAM, NULL, NULL,
+					m, MB_MAX_MODS + 1, &gpa), -EINVAL);
+	cr_assert_eq(mb_build_info_mods(area, 240, MB_INFO_GPA, MB_T_RAM, NULL, NULL, m, 2,
+					&gpa), -ENOSPC);
+}

@@ -20,6 +20,14 @@
 	.long	MB_FLAGS
 	.long	-(MB_MAGIC + MB_FLAGS)
 
+	.section .data
+	.balign	4
+	.globl	mb_entry_gdtr
+mb_entry_gdtr:
+	.word	0
+	.long	0
+	.word	0
+
 	.section .text
 	.globl	_start
 	.type	_start, @function
@@ -29,6 +37,9 @@ _start:
 	mov	%eax, %esi		/* magic */
 	mov	%ebx, %ebp		/* struct mb_info * */
 
+	/* The loader's GDTR, for guests that check what it left (mbtest);
+	 * SGDT needs no valid segment beyond the flat DS the spec gives. */
+	sgdt	mb_entry_gdtr
 	lgdt	gdt_desc
 	ljmp	$SEL_CODE, $1f
 1:	mov	$SEL_DATA, %ax
