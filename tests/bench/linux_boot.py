@@ -53,8 +53,8 @@ SETTLE_S = 5            # after the prompt, before the idle window opens
 
 # Where each boot is timed, in the order the guest prints them (the /init
 # markers are in tests/linux/init).
-MILESTONES = (("banner", r"Linux version \d[^\n]*"),
-              ("init", r"TERN-LINUX-INIT[^\n]*"),
+MILESTONES = (("banner", r"Linux version \d[^\n]*\n"),
+              ("init", r"TERN-LINUX-INIT[^\n]*\n"),
               ("shell", r"TERN-LINUX-SHELL\n"),
               ("prompt", re.escape(GUEST_PROMPT)))
 
@@ -99,16 +99,16 @@ def proc_cpu(pid):
 
 # --- following a boot on a serial stream --------------------------------------
 
-def follow_boot(h, t0, what, stop_rx=None):
+def follow_boot(h, t0, what):
     """Wait for each milestone on host h's serial stream (expect() resumes
     after the previous match); return {milestone: seconds since t0} and the
-    banner line.  Fails when the guest is quiet for QUIET_SECS, past
-    GUEST_TIMEOUT, or stop_rx matches."""
+    banner line.  Fails when the guest is quiet for QUIET_SECS or past
+    GUEST_TIMEOUT (a guest Tern stopped goes quiet: host log lines wait
+    while `vm console` is attached)."""
     times, banner = {}, None
     deadline = t0 + GUEST_TIMEOUT
     for name, pattern in MILESTONES:
-        rx = re.compile(pattern if stop_rx is None
-                        else f"(?:{pattern})|{stop_rx}")
+        rx = re.compile(pattern)
         last_len, last_change = -1, time.monotonic()
         while True:
             try:
@@ -129,13 +129,27 @@ def follow_boot(h, t0, what, stop_rx=None):
                        f"not there {GUEST_TIMEOUT} s after the start")
                 raise BenchError(f"{what}: no {name} milestone "
                                  f"({pattern!r}): {why}")
-        if stop_rx is not None and re.fullmatch(stop_rx, m.group(0)):
-            raise BenchError(f"{what}: {m.group(0).strip()}")
         times[name] = time.monotonic() - t0
         if name == "banner":
             banner = m.group(0).strip()
         print(f"  {what}: {name} at {times[name]:.1f} s", flush=True)
     return times, banner
+
+
+def guest_timer_irqs(h, what):
+    """(the guest's local timer interrupts, summed over its CPUs, from the
+    LOC line of /proc/interrupts; monotonic time of the answer), typed into
+    the guest shell on h's serial stream."""
+    h.mark()
+    h.send("grep LOC: /proc/interrupts\r")
+    try:
+        m = h.expect(r"(?m)^\s*LOC:((?:\s+\d+)+)\s+Local timer", CMD_TIMEOUT)
+        t = time.monotonic()
+        h.expect(re.escape(GUEST_PROMPT), CMD_TIMEOUT)
+    except TimeoutError as e:
+        raise BenchError(f"{what}: no LOC line from /proc/interrupts: "
+                         f"{e}") from None
+    return sum(int(x) for x in m.group(1).split()), t
 
 
 def shell_answers(h, what):
@@ -192,6 +206,18 @@ class TernConsole(ternlab.Console):
         return s
 
 
+def attach(host):
+    host.mark()
+    host.sendline(f"vm console {VM}")
+    host.expect(rf"attached to {VM}", CMD_TIMEOUT)
+
+
+def detach(host):
+    host.send(b"\x1d")
+    host.expect(r"detached", CMD_TIMEOUT)
+    host.expect(re.escape(PROMPT), CMD_TIMEOUT)
+
+
 def run_tern(args, esp, env):
     host = ternlab.QemuHost(esp, name="linuxboot", mem=QEMU_MEM,
                             smp=QEMU_SMP, cpu=QEMU_CPU, logdir=args.logdir,
@@ -211,6 +237,13 @@ def run_tern(args, esp, env):
               flush=True)
         env["tern"] = con.cmd("version", r"Tern [^\n]*").group(0).strip()
         con.cmd("status", r"virtualization: AMD-V \(SVM\) with nested paging")
+        if args.baseline > 0:
+            # Tern alone, no VM: what the host costs before any guest.
+            c0, t = proc_cpu(host.proc.pid)[0], time.monotonic()
+            time.sleep(args.baseline)
+            res["baseline_s"] = args.baseline
+            res["baseline"] = pct(proc_cpu(host.proc.pid)[0] - c0,
+                                  time.monotonic() - t)
         con.cmd(f'vm create {VM} mem={VM_MEM} kernel={KERNEL} '
                 f'initrd={INITRD} cmdline="{CMDLINE}"',
                 rf"vm {VM} created \(\d+ MiB\)")
@@ -229,32 +262,37 @@ def run_tern(args, esp, env):
         cpu = int(m.group(1))
         res["cpu"] = cpu
         host.expect(re.escape(PROMPT), CMD_TIMEOUT)
-        host.sendline(f"vm console {VM}")
-        host.expect(rf"attached to {VM}", CMD_TIMEOUT)
+        attach(host)
         attached = True
         try:
             res["times"], res["banner"] = follow_boot(host, t0, "tern")
             shell_answers(host, "tern")
+            time.sleep(SETTLE_S)
+            loc0 = guest_timer_irqs(host, "tern")
         finally:
-            host.send(b"\x1d")
-            host.expect(r"detached", CMD_TIMEOUT)
-            host.expect(re.escape(PROMPT), CMD_TIMEOUT)
+            detach(host)
             attached = False
 
-        time.sleep(SETTLE_S)
+        # The window: console commands only at its ends, none inside.
         pid = host.proc.pid
         a = con.sample(cpu, pid)
         time.sleep(args.idle)
         b = con.sample(cpu, pid)
-        res["a"], res["b"] = a, b
+        attach(host)
+        attached = True
+        try:
+            loc1 = guest_timer_irqs(host, "tern")
+            shell_answers(host, "tern")
+        finally:
+            detach(host)
+            attached = False
+        res["a"], res["b"], res["loc"] = a, b, (loc0, loc1)
         con.cmd(f"vm stop {VM}", rf"vm {VM} stopped")
         return res
     except BenchError as e:
         if host.alive() and attached:
             try:
-                host.send(b"\x1d")
-                host.expect(r"detached", CMD_TIMEOUT)
-                host.expect(re.escape(PROMPT), CMD_TIMEOUT)
+                detach(host)
             except (TimeoutError, ternlab.LabError):
                 pass
         if host.alive():
@@ -340,6 +378,7 @@ def run_peer(args, esp):
         shell_answers(host, "qemu")
         res["argv"] = host.argv
         time.sleep(SETTLE_S)
+        loc0 = guest_timer_irqs(host, "qemu")
         pid = host.proc.pid
         a = {"t_proc": time.monotonic()}
         a["proc"], a["threads"] = proc_cpu(pid)
@@ -348,9 +387,10 @@ def run_peer(args, esp):
         b["proc"], b["threads"] = proc_cpu(pid)
         if not host.alive():
             raise BenchError("qemu: the emulator went away while idle")
-        res["a"], res["b"] = a, b
+        loc1 = guest_timer_irqs(host, "qemu")
         # Still a shell after the idle minute.
         shell_answers(host, "qemu")
+        res["a"], res["b"], res["loc"] = a, b, (loc0, loc1)
         return res
     except ternlab.LabError as e:
         raise BenchError(f"qemu: {e}") from None
@@ -428,6 +468,7 @@ def idle_rows(tern, peer):
         # Tern's CPU 0 (console, timers) is the rest of the process.
         rows.append(("  of which Tern's CPU 0 thread ('CPU 0/TCG')",
                      thread(tern, "CPU 0/TCG", tw), "-"))
+
     return rows
 
 
@@ -448,6 +489,13 @@ def exit_rows(tern):
     return rows
 
 
+def loc_rate(res):
+    if not res:
+        return "not run"
+    (n0, t0), (n1, t1) = res["loc"]
+    return f"{(n1 - n0) / (t1 - t0):.1f}"
+
+
 def print_table(env, tern, peer, args):
     rows = []
     for name, label in (("banner", "start -> kernel banner (Linux version)"),
@@ -456,8 +504,14 @@ def print_table(env, tern, peer, args):
         rows.append((f"{label}, s",
                      f"{tern['times'][name]:.1f}" if tern else "not run",
                      f"{peer['times'][name]:.1f}" if peer else "not run"))
-    idle = f"idle {args.idle:.0f} s: "
+    idle = "idle: "
     rows += [(idle + lbl, t, p) for lbl, t, p in idle_rows(tern, peer)]
+    if tern and "baseline" in tern:
+        rows.append((f"Tern host alone before the VM ({tern['baseline_s']:.0f}"
+                     " s): whole QEMU process, % of a core",
+                     f"{tern['baseline']:.1f} %", "-"))
+    rows.append((idle + "guest local timer interrupts/s (LOC in "
+                 "/proc/interrupts)", loc_rate(tern), loc_rate(peer)))
     rows += [(idle + lbl, t, p) for lbl, t, p in exit_rows(tern)]
 
     w0 = max(len(r[0]) for r in rows)
@@ -481,6 +535,8 @@ def print_table(env, tern, peer, args):
     print(f"  guest:    {banner[:100]}")
     print(f"  cmdline:  {tern['cmdline'] if tern else CMDLINE}"
           + ("  (QEMU: without tsc_early_khz)" if tern and peer else ""))
+    print(f"  idle:     {args.idle:.0f} s, from {SETTLE_S} s after the "
+          "prompt; console commands only at its ends")
     print()
     print(f"| {'':<{w0}} | {h1:>{w1}} | {h2:>10} |")
     print(f"|{'-' * (w0 + 2)}|{'-' * (w1 + 1)}:|{'-' * 11}:|")
@@ -498,6 +554,9 @@ def main():
                                                      "bench-logs"))
     ap.add_argument("--idle", type=float, default=60.0,
                     help="seconds of idle guest to measure (default 60)")
+    ap.add_argument("--baseline", type=float, default=20.0,
+                    help="seconds of Tern host alone, before the VM, to "
+                         "measure QEMU's CPU (default 20, 0: none)")
     ap.add_argument("--only", choices=("tern", "qemu"),
                     help="run one column only")
     args = ap.parse_args()
