@@ -152,6 +152,25 @@ def guest_timer_irqs(h, what):
     return sum(int(x) for x in m.group(1).split()), t
 
 
+def guest_clocksource(h, what):
+    """The guest's current clocksource.  Linux drops the TSC when its
+    watchdog sees it drift from another clock, and with it the tickless
+    idle; how often an idle guest wakes hangs on this."""
+    h.mark()
+    h.send("cat /sys/devices/system/clocksource/clocksource0/"
+           "current_clocksource\r")
+    try:
+        m = h.expect(r"(?m)^([\w.-]+)\n", CMD_TIMEOUT)
+        while m.group(1).startswith("lx") or m.group(1) == "cat":
+            m = h.expect(r"(?m)^([\w.-]+)\n", CMD_TIMEOUT)
+        h.expect(re.escape(GUEST_PROMPT), CMD_TIMEOUT)
+    except TimeoutError as e:
+        raise BenchError(f"{what}: no current_clocksource: {e}") from None
+    if "Marking TSC unstable" in h.output():
+        return m.group(1) + " (TSC marked unstable)"
+    return m.group(1)
+
+
 def shell_answers(h, what):
     """Type one command into the guest shell and check its answer, so that
     the prompt is a working shell and not just text."""
@@ -282,6 +301,7 @@ def run_tern(args, esp, env):
         attached = True
         try:
             loc1 = guest_timer_irqs(host, "tern")
+            res["clocksource"] = guest_clocksource(host, "tern")
             shell_answers(host, "tern")
         finally:
             detach(host)
@@ -388,6 +408,7 @@ def run_peer(args, esp):
         if not host.alive():
             raise BenchError("qemu: the emulator went away while idle")
         loc1 = guest_timer_irqs(host, "qemu")
+        res["clocksource"] = guest_clocksource(host, "qemu")
         # Still a shell after the idle minute.
         shell_answers(host, "qemu")
         res["a"], res["b"], res["loc"] = a, b, (loc0, loc1)
@@ -510,6 +531,9 @@ def print_table(env, tern, peer, args):
         rows.append((f"Tern host alone before the VM ({tern['baseline_s']:.0f}"
                      " s): whole QEMU process, % of a core",
                      f"{tern['baseline']:.1f} %", "-"))
+    rows.append((idle + "guest clocksource at the end",
+                 tern["clocksource"] if tern else "not run",
+                 peer["clocksource"] if peer else "not run"))
     rows.append((idle + "guest local timer interrupts/s (LOC in "
                  "/proc/interrupts)", loc_rate(tern), loc_rate(peer)))
     rows += [(idle + lbl, t, p) for lbl, t, p in exit_rows(tern)]
