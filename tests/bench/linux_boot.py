@@ -49,6 +49,7 @@ BOOT_TIMEOUT = 90       # Tern to its prompt
 CMD_TIMEOUT = 30
 GUEST_TIMEOUT = 420     # start to the guest's shell prompt, either column
 QUIET_SECS = 90         # no guest output this long: it stopped
+BANNER_QUIET_SECS = 180 # decompression (linux_tests.py's banner timeout)
 SETTLE_S = 5            # after the prompt, before the idle window opens
 
 # Where each boot is timed, in the order the guest prints them (the /init
@@ -123,8 +124,10 @@ def follow_boot(h, t0, what):
             n = len(h.output())
             if n != last_len:
                 last_len, last_change = n, now
-            if now - last_change > QUIET_SECS or now > deadline:
-                why = (f"no guest output for {QUIET_SECS} s"
+            # Before the banner the guest decompresses in silence.
+            quiet = QUIET_SECS if times else BANNER_QUIET_SECS
+            if now - last_change > quiet or now > deadline:
+                why = (f"no guest output for {quiet} s"
                        if now <= deadline else
                        f"not there {GUEST_TIMEOUT} s after the start")
                 raise BenchError(f"{what}: no {name} milestone "
