@@ -421,7 +421,7 @@ run: deps-check
 test: deps-check
 	$(MAKE) all
 	$(MAKE) test-unit test-harness test-qemu test-svm test-net test-netcon test-migrate \
-		test-storage test-bochs test-linux-bochs
+		test-storage test-linux test-bochs test-linux-bochs
 
 test-unit: $(UNIT_BIN)
 	$(UNIT_BIN) --jobs 2
@@ -461,7 +461,9 @@ test-storage: esp $(TERNCTL)
 # Debian's own kernel under Tern (AMD-V in QEMU): boots to the banner
 # today; the checks past it switch on with --expect (tests/lab/linux_tests.py).
 test-linux: esp-linux
-	$(PYTHON) tests/lab/linux_tests.py --esp $(LINUX_ESP)
+	$(PYTHON) tests/lab/linux_tests.py --esp $(LINUX_ESP) --expect full
+	$(PYTHON) tests/lab/linux_tests.py --esp $(LINUX_ESP) --expect full --vcpus 2 \
+		--clock-secs 20 --only 'linux_boot'
 	$(PYTHON) tests/lab/linux_tests.py --esp $(LINUX_ESP) --pvh --expect shell \
 		--only 'linux_boot'
 
