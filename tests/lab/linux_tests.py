@@ -338,6 +338,14 @@ def linux_pvh_kind():
     con.cleanup(f"{VM}p")
 
 
+def detach(h):
+    """Ctrl-] once the guest's output has settled: busybox sends a cursor
+    query (ESC [ 6 n) just after its prompt, and a detach that cuts it in
+    two leaves a lone ESC that swallows the start of 'detached'."""
+    time.sleep(1.0)
+    h.send(b"\x1d")
+
+
 def guest_cmd(h, cmd, timeout=CMD_TIMEOUT):
     """Type cmd at the guest's shell; its output (from the echo to the
     next prompt), not the whole transcript."""
@@ -378,14 +386,14 @@ def shell_checks(con):
                   f"ssecheck on {VCPUS} vCPUs:\n{out}")
             clock_check(h)
     finally:
-        h.send(b"\x1d")
+        detach(h)
         h.expect(r"detached", CMD_TIMEOUT)
     if want("full"):
         h.sendline(f"vm console {VM}")
         h.expect(rf"attached to {VM}", CMD_TIMEOUT)
         h.send("poweroff -f\r")
         time.sleep(5)
-        h.send(b"\x1d")
+        detach(h)
         h.expect(r"detached", CMD_TIMEOUT)
         d = con.info(VM)
         check(d["state"] == "stopped" and "power" in d.get("reason", ""),
@@ -425,7 +433,7 @@ def reboot_check(con):
     h.expect(re.escape(GUEST_PROMPT), 60)
     h.send("reboot -f\r")
     time.sleep(2)
-    h.send(b"\x1d")
+    detach(h)
     h.expect(r"detached", CMD_TIMEOUT)
     again = wait_markers(booted)
     d = con.info(VM)
