@@ -587,8 +587,13 @@ void irq_before_entry(struct vcpu *v)
  * here was taken by the host and would be lost -- the guest would run
  * past its timer's deadline, or with a kick unseen, until it exits on its
  * own.  True: do not enter, go round the loop.  Lock-free and cheap.
+ *
+ * Never twice in a row: a guest timer with a period shorter than one trip
+ * round the loop (a periodic count of 1) would otherwise keep the vCPU out
+ * of its guest for good.  The second time it enters; irq_before_entry has
+ * armed the host one-shot for what is due, so it exits again at once.
  */
-bool irq_entry_late(const struct vcpu *v)
+static bool entry_late(const struct vcpu *v)
 {
 	uint32_t r = __atomic_load_n(&v->requests, __ATOMIC_ACQUIRE);
 
@@ -597,6 +602,14 @@ bool irq_entry_late(const struct vcpu *v)
 	if (v->timer_due && guest_tsc(v) >= v->timer_due)
 		return true;
 	return v->dev_due_ns && vm_time_ns() >= v->dev_due_ns;
+}
+
+bool irq_entry_late(struct vcpu *v)
+{
+	bool late = !v->late_bail && entry_late(v);
+
+	v->late_bail = late;
+	return late;
 }
 
 /*

@@ -31,7 +31,7 @@ void irq_init_signal(struct vcpu *v);
 
 /* The vCPU's own CPU (vcpu.c): before each entry, and while halted. */
 void irq_before_entry(struct vcpu *v);
-bool irq_entry_late(const struct vcpu *v);
+bool irq_entry_late(struct vcpu *v);
 bool irq_halt_check(struct vcpu *v, uint64_t *wake_us);
 
 /* The LAPIC's MSRs; -ENOENT for any other MSR, -EINVAL for #GP. */

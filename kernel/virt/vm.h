@@ -218,6 +218,7 @@ struct vcpu {
 	uint64_t host_timer_us;		/* the host one-shot armed for, 0: none */
 	uint64_t timer_due;		/* guest TSC of the LAPIC timer, 0: none */
 	uint64_t dev_due_ns;		/* vCPU 0: device timers (vm_time_ns), 0 */
+	bool late_bail;			/* the last entry attempt went round */
 	uint64_t irqs_injected;
 	volatile uint8_t where;		/* enum vcpu_where, for `vm info` */
 	uint64_t mig_tsc;		/* incoming migration: the guest's TSC */
