@@ -176,7 +176,7 @@ int bzi_parse_header(const void *img, size_t size, struct bzi_header *out, const
 
 /* ---- memory map ---- */
 
-static int bzi_check_map(const struct bzi_request *req, const char **why)
+int bzi_check_map(const struct bzi_request *req, const char **why)
 {
 	if (!req->map || req->nmap < 1 || req->nmap > BZI_E820_MAX)
 		return bzi_fail(why, "E820 map empty or longer than 128 entries", -EINVAL);
@@ -191,8 +191,7 @@ static int bzi_check_map(const struct bzi_request *req, const char **why)
 	return 0;
 }
 
-/* Is [addr, addr + len) inside one RAM entry, and below 4 GiB? */
-static bool bzi_in_ram(const struct bzi_request *req, uint64_t addr, uint64_t len)
+bool bzi_in_ram(const struct bzi_request *req, uint64_t addr, uint64_t len)
 {
 	if (len == 0 || addr >= BZI_4G || len > BZI_4G - addr)
 		return false;

@@ -123,6 +123,15 @@ struct bzi_plan {
 int bzi_parse_header(const void *img, size_t size, struct bzi_header *out, const char **why);
 
 /*
+ * The request's E820 map, for both Linux planners (this one and pvh.c):
+ * bzi_check_map returns 0, or -EINVAL with *why for an empty, too long,
+ * unsorted, overlapping, wrapping or untyped map; bzi_in_ram says whether
+ * [addr, addr + len) lies inside one RAM entry, below 4 GiB.
+ */
+int bzi_check_map(const struct bzi_request *req, const char **why);
+bool bzi_in_ram(const struct bzi_request *req, uint64_t addr, uint64_t len);
+
+/*
  * Plan the boot of img[0, size).  Returns 0; -ENOEXEC for a bad image;
  * -EINVAL for a bad map or command line; -ENOMEM when something does not
  * fit in RAM; *why says which.  On failure *plan is cleared.

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "kernel/lib/byteorder.h"
 #include "kernel/lib/elf.h"
 #include "kernel/lib/pvh.h"
 
@@ -28,14 +29,6 @@ static int pvh_fail(const char **why, const char *msg, int rc)
 static bool pvh_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
 	return a < b + blen && b < a + alen;	/* callers keep ends < 2^64 */
-}
-
-static uint32_t pvh_le32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));	/* x86 is little-endian, like the file */
-	return v;
 }
 
 /* ---- ELF header and notes ---- */
@@ -83,8 +76,8 @@ static int pvh_scan_notes(const uint8_t *p, uint64_t off, uint64_t len, uint32_t
 	static const char xen[4] = "Xen";	/* with its NUL: namesz 4 */
 
 	while (len >= PVH_NOTE_HDR) {
-		uint32_t namesz = pvh_le32(p + off), descsz = pvh_le32(p + off + 4);
-		uint32_t type = pvh_le32(p + off + 8);
+		uint32_t namesz = ld_le32(p + off), descsz = ld_le32(p + off + 4);
+		uint32_t type = ld_le32(p + off + 8);
 		uint64_t name = off + PVH_NOTE_HDR, desc = name + pvh_pad4(namesz);
 		uint64_t total = PVH_NOTE_HDR + pvh_pad4(namesz) + pvh_pad4(descsz);
 
@@ -136,38 +129,6 @@ int pvh_find_entry(const void *img, size_t size, uint32_t *entry, const char **w
 			-ENOEXEC);
 }
 
-/* ---- memory map ---- */
-
-static int pvh_check_map(const struct bzi_request *req, const char **why)
-{
-	if (!req->map || req->nmap < 1 || req->nmap > BZI_E820_MAX)
-		return pvh_fail(why, "E820 map empty or longer than 128 entries", -EINVAL);
-	for (int i = 0; i < req->nmap; i++) {
-		const struct bzi_e820 *e = &req->map[i];
-
-		if (e->size == 0 || e->addr > UINT64_MAX - e->size || e->type == 0)
-			return pvh_fail(why, "E820 entry empty, wrapping or untyped", -EINVAL);
-		if (i && e->addr < req->map[i - 1].addr + req->map[i - 1].size)
-			return pvh_fail(why, "E820 map not sorted or overlapping", -EINVAL);
-	}
-	return 0;
-}
-
-/* Is [addr, addr + len) inside one RAM entry, and below 4 GiB? */
-static bool pvh_in_ram(const struct bzi_request *req, uint64_t addr, uint64_t len)
-{
-	if (len == 0 || addr >= BZI_4G || len > BZI_4G - addr)
-		return false;
-	for (int i = 0; i < req->nmap; i++) {
-		const struct bzi_e820 *e = &req->map[i];
-
-		if (e->type == BZI_E820_RAM && addr >= e->addr && addr - e->addr <= e->size &&
-		    len <= e->size - (addr - e->addr))
-			return true;
-	}
-	return false;
-}
-
 /* ---- segments ---- */
 
 static int pvh_add_seg(struct pvh_plan *plan, const struct elf64_phdr *ph, size_t size,
@@ -180,7 +141,7 @@ static int pvh_add_seg(struct pvh_plan *plan, const struct elf64_phdr *ph, size_
 	/* Paging is off at the PVH entry: segments load at p_paddr. */
 	if (ph->p_paddr < PVH_1M || ph->p_paddr >= BZI_4G || ph->p_memsz > BZI_4G - ph->p_paddr)
 		return pvh_fail(why, "segment not between 1 MiB and 4 GiB", -ENOEXEC);
-	if (!pvh_in_ram(req, ph->p_paddr, ph->p_memsz))
+	if (!bzi_in_ram(req, ph->p_paddr, ph->p_memsz))
 		return pvh_fail(why, "segment not in guest RAM", -ENOMEM);
 	for (int i = 0; i < plan->nseg; i++)
 		if (pvh_overlap(ph->p_paddr, ph->p_memsz, plan->seg[i].gpa, plan->seg[i].memsz))
@@ -239,8 +200,8 @@ static int pvh_place_low(const struct bzi_request *req, struct pvh_plan *plan, c
 	plan->info_gpa = PVH_INFO_GPA;
 	plan->cmdline_gpa = BZI_CMDLINE_GPA;
 	plan->cmdline_len = n + 1;
-	if (!pvh_in_ram(req, plan->info_gpa, PVH_INFO_SIZE) ||
-	    !pvh_in_ram(req, plan->cmdline_gpa, plan->cmdline_len))
+	if (!bzi_in_ram(req, plan->info_gpa, PVH_INFO_SIZE) ||
+	    !bzi_in_ram(req, plan->cmdline_gpa, plan->cmdline_len))
 		return pvh_fail(why, "E820 map has no RAM for the boot data below 1 MiB", -ENOMEM);
 	return 0;
 }
@@ -291,7 +252,7 @@ int pvh_plan(const void *img, size_t size, const struct bzi_request *req,
 	int rc;
 
 	memset(plan, 0, sizeof(*plan));
-	rc = pvh_check_map(req, why);
+	rc = bzi_check_map(req, why);
 	if (!rc)
 		rc = pvh_find_entry(img, size, &plan->entry, why);
 	if (!rc)
@@ -316,7 +277,7 @@ int pvh_build_start_info(uint8_t *page, const struct pvh_plan *plan,
 		.memmap_paddr = plan->info_gpa + PVH_MEMMAP_OFF,
 		.memmap_entries = (uint32_t)req->nmap,
 	};
-	int rc = pvh_check_map(req, why);
+	int rc = bzi_check_map(req, why);
 
 	if (rc)
 		return rc;
