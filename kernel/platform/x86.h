@@ -65,6 +65,8 @@
 
 /* MSRs more than one file uses (SDM Vol. 4 table 2-2). */
 #define MSR_APIC_BASE		0x0000001b
+#define MSR_MCG_CAP		0x00000179
+#define MSR_MCG_STATUS		0x0000017a
 #define MSR_FEATURE_CONTROL	0x0000003a
 #define MSR_SYSENTER_CS		0x00000174
 #define MSR_SYSENTER_ESP	0x00000175

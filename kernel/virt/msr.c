@@ -15,8 +15,6 @@
 #define MSR_PLATFORM_ID		0x017
 #define MSR_BIOS_SIGN_ID	0x08b
 #define MSR_MTRRCAP		0x0fe
-#define MSR_MCG_CAP		0x179
-#define MSR_MCG_STATUS		0x17a
 #define MSR_MISC_ENABLE		0x1a0
 
 #define MISC_ENABLE_DEFAULT	0x1801ull	/* fast strings, no BTS, no PEBS */

@@ -343,14 +343,12 @@ static int handle_exception(struct vcpu *v, const struct vcpu_exit *e)
  * whose work it interrupted stops, since its memory or state may be
  * damaged.  It is never forwarded to the guest.
  */
-#define MSR_MCG_CAP_N		0x179
-#define MSR_MCG_STATUS_N	0x17a
 #define MSR_MC0_STATUS		0x401
 #define MCI_STATUS_VAL		(1ull << 63)
 
 static int handle_mce(struct vcpu *v)
 {
-	uint64_t cap = rdmsr(MSR_MCG_CAP_N), mcg = rdmsr(MSR_MCG_STATUS_N);
+	uint64_t cap = rdmsr(MSR_MCG_CAP), mcg = rdmsr(MSR_MCG_STATUS);
 	unsigned banks = cap & 0xff, i;
 
 	pr_err("vm %s vcpu %d: host machine check during guest execution on "
