@@ -236,7 +236,8 @@ $(LINUX_DIR)/ssecheck: tests/linux/ssecheck.c
 $(LINUX_DIR)/initrd.gz: tools/mkinitramfs.py tests/linux/init $(LINUX_DIR)/ssecheck \
 		$(LINUX_DIR)/vmlinuz
 	@$(PYTHON) tools/mkinitramfs.py $@ --busybox $(LINUX_DIR)/busybox \
-		--init tests/linux/init --bin $(LINUX_DIR)/ssecheck
+		--init tests/linux/init --bin $(LINUX_DIR)/ssecheck \
+		--modules $(LINUX_DIR)/modules --tree $(LINUX_DIR)/extra
 
 # The uncompressed kernel for PVH boots (no in-guest decompression: that
 # alone takes minutes under Bochs): the bzImage's XZ payload, an ELF64.

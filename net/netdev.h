@@ -45,6 +45,9 @@ struct netdev_ops {
 	int (*poll)(struct netdev *nd, int budget);
 	/* Refresh nd->link_up from the device. */
 	void (*update_link)(struct netdev *nd);
+	/* Optional: take frames for every destination MAC (the guest
+	 * switch's uplink, net/switch/bridge.c). */
+	void (*set_promisc)(struct netdev *nd, bool on);
 };
 
 struct netdev {
@@ -61,6 +64,10 @@ struct netdev {
 	void (*rx)(struct netdev *nd, const void *frame, size_t len,
 		   unsigned int flags);
 	void *stack;
+	/* Set by the guest switch when it owns the port: what the stack
+	 * sends goes through it (netdev_xmit) instead of straight out. */
+	int (*tx_hook)(struct netdev *nd, const void *frame, size_t len,
+		       const struct netdev_csum *csum);
 	volatile bool pending;		/* set by the IRQ handler */
 	uint64_t rx_packets, rx_bytes, rx_dropped;
 	uint64_t tx_packets, tx_bytes, tx_errors;
@@ -70,6 +77,9 @@ struct netdev {
 };
 
 int netdev_register(struct netdev *nd);
+/* The stack's transmit: through the switch when one owns the NIC. */
+int netdev_xmit(struct netdev *nd, const void *frame, size_t len,
+		const struct netdev_csum *csum);
 int netdev_count(void);
 struct netdev *netdev_get(int i);
 
