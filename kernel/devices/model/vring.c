@@ -447,13 +447,22 @@ int vring_write(const struct vring_mem *m, const struct vring_chain *c, uint32_t
  *	40	popped			48	pushed	56..63	zero
  *	64..127	why, NUL-terminated, zero after the NUL
  */
+static size_t vr_strnlen(const char *s, size_t max)
+{
+	size_t n = 0;
+
+	while (n < max && s[n])
+		n++;
+	return n;
+}
+
 #define VR_REC_EVENT_IDX	1u
 #define VR_REC_SIG_VALID	2u
 #define VR_REC_BROKEN		4u
 
 int vring_save(const struct vring *r, uint8_t *buf, size_t len)
 {
-	size_t n = strnlen(r->why, sizeof(r->why) - 1);
+	size_t n = vr_strnlen(r->why, sizeof(r->why) - 1);
 
 	if (len < VRING_SAVE_SIZE)
 		return -ENOSPC;
@@ -486,7 +495,7 @@ static bool vr_zero(const uint8_t *b, size_t n)
 /* why: a string, then only zeroes, and empty exactly when not broken. */
 static bool vr_why_ok(const uint8_t *w, bool broken)
 {
-	size_t n = strnlen((const char *)w, 64);
+	size_t n = vr_strnlen((const char *)w, 64);
 
 	return n < 64 && vr_zero(w + n, 64 - n) && (n != 0) == broken;
 }
