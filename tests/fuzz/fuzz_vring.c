@@ -12,7 +12,8 @@
  * descriptors at 0.  The rest of the input is XORed onto a template of
  * good virtio-blk requests (direct and indirect chains for each request
  * type), so an empty input is a working queue and every mutation starts
- * from one.  The device then pops, parses, moves the data (which may land
+ * from one: first onto small windows over the rings, the indirect tables,
+ * the headers and the discard ranges (fz_xor), then over all of RAM.  The device then pops, parses, moves the data (which may land
  * on the rings themselves: a hostile guest may point buffers anywhere) and
  * pushes, for a bounded number of rounds.  Checked: the map contract (no
  * access over a page or outside a call's range), every chain's shape,
@@ -184,6 +185,25 @@ static uint32_t fz_run(const struct vblk_info *bi, const struct vring_chain *c,
 	return n > 0 ? (uint32_t)n : 0;
 }
 
+/*
+ * The input is XORed onto the windows below in turn, so that short inputs
+ * (which libFuzzer prefers) reach every structure a request touches, then
+ * onto all of RAM from 0.
+ */
+static void fz_xor(const uint8_t *in, size_t len, uint32_t avail, uint32_t used)
+{
+	const struct { uint32_t at, len; } win[] = {
+		{ FZ_DESC, 0x80 }, { avail, 0x20 }, { FZ_IND, 0x30 }, { FZ_IND + 0x100, 0x30 },
+		{ FZ_HDR - 0x10, 0x90 }, { FZ_DATA, 0x20 }, { FZ_DATA + 0x2000, 0x30 },
+		{ FZ_DATA + 0x2800, 0x30 }, { used, 0x20 }, { 0, FZ_RAM },
+	};
+	size_t i = 0;
+
+	for (unsigned w = 0; w < sizeof(win) / sizeof(win[0]); w++)
+		for (uint32_t k = 0; k < win[w].len && i < len; k++)
+			fz_ram[win[w].at + k] ^= in[i++];
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct vring_chain c;
@@ -200,8 +220,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	avail = 0x1000 + 2u * data[2];
 	used = 0x2000 + 4u * data[3];
 	fz_template(n, avail);
-	for (size_t i = FZ_PREFIX; i < size && i - FZ_PREFIX < FZ_RAM; i++)
-		fz_ram[i - FZ_PREFIX] ^= data[i];
+	fz_xor(data + FZ_PREFIX, size - FZ_PREFIX, avail, used);
 
 	memset(&bi, 0, sizeof(bi));
 	bi.nblocks = 4096;
