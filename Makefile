@@ -292,7 +292,8 @@ $(UNIT_BIN): $(UNIT_OBJS) $(MBEDTLS_HLIB)
 # decoder, fuzz_iscsi on the iSCSI initiator (session, PDU receiver, text,
 # CHAP, sense and CDB parsers) against a hostile target, fuzz_bzimage on the
 # Linux boot protocol planner (hostile bzImages), fuzz_apic on the LAPIC and
-# IOAPIC models (hostile register writes and records).  Seeds come from
+# IOAPIC models (hostile register writes and records), fuzz_vring on the
+# virtqueue device side and the virtio-blk parser (hostile guest RAM).  Seeds come from
 # small programs using the real encoders; what the fuzzers find stays in
 # build/fuzz/corpus-<target> across runs; crashes go to build/fuzz/artifacts/.
 FUZZ_SECONDS	?= 60
@@ -388,6 +389,23 @@ fuzz-apic: $(FUZZ_DIR)/fuzz_apic
 	@mkdir -p $(FUZZ_DIR)/corpus-apic $(FUZZ_DIR)/artifacts
 	$(FUZZ_DIR)/fuzz_apic $(FUZZ_OPTS) $(FUZZ_DIR)/corpus-apic
 
+# The device side of virtqueues and the virtio-blk parser: guest RAM with
+# hostile rings and requests (no seed generator: the input is XORed onto a
+# template of good requests, so mutations start from a working queue).
+FUZZ_VRING_SRCS	:= kernel/devices/model/vring.c kernel/devices/model/vblk.c
+FUZZ_VRING_HDRS	:= kernel/devices/model/vring.h kernel/devices/model/vblk.h kernel/lib/byteorder.h
+
+$(FUZZ_DIR)/fuzz_vring: tests/fuzz/fuzz_vring.c $(FUZZ_VRING_SRCS) $(FUZZ_VRING_HDRS)
+	@mkdir -p $(dir $@)
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz: $(FUZZ_CC) missing; run tools/deps.sh"; exit 1; }
+	@echo "  CC [fuzz] $@"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) tests/fuzz/fuzz_vring.c $(FUZZ_VRING_SRCS) -o $@
+
+.PHONY: fuzz-vring
+fuzz-vring: $(FUZZ_DIR)/fuzz_vring
+	@mkdir -p $(FUZZ_DIR)/corpus-vring $(FUZZ_DIR)/artifacts
+	$(FUZZ_DIR)/fuzz_vring $(FUZZ_OPTS) $(FUZZ_DIR)/corpus-vring
+
 # One target alone: make fuzz-bzimage.
 fuzz-bzimage: $(FUZZ_DIR)/fuzz_bzimage $(FUZZ_DIR)/bzimage_seeds
 	@rm -rf $(FUZZ_DIR)/seeds-bzimage
@@ -397,7 +415,7 @@ fuzz-bzimage: $(FUZZ_DIR)/fuzz_bzimage $(FUZZ_DIR)/bzimage_seeds
 		$(FUZZ_DIR)/corpus-bzimage $(FUZZ_DIR)/seeds-bzimage
 
 fuzz: $(FUZZ_DIR)/fuzz_migstream $(FUZZ_DIR)/mig_seeds $(FUZZ_DIR)/fuzz_iscsi $(FUZZ_DIR)/iscsi_seeds \
-		fuzz-bzimage fuzz-apic fuzz-pvh
+		fuzz-bzimage fuzz-apic fuzz-pvh fuzz-vring
 	@rm -rf $(FUZZ_DIR)/seeds-migstream $(FUZZ_DIR)/seeds-iscsi
 	@mkdir -p $(FUZZ_DIR)/seeds-migstream $(FUZZ_DIR)/corpus-migstream \
 		$(FUZZ_DIR)/seeds-iscsi $(FUZZ_DIR)/corpus-iscsi $(FUZZ_DIR)/artifacts
