@@ -20,6 +20,16 @@ static bool l2sw_port_ok(const struct l2sw *sw, int port)
 	return port >= 0 && port < L2SW_MAX_PORTS && sw->port[port].used;
 }
 
+/* The host or guest port whose fixed MAC this is, or -1. */
+static int l2sw_owner(const struct l2sw *sw, const uint8_t *mac)
+{
+	for (int i = 0; i < L2SW_MAX_PORTS; i++)
+		if (sw->port[i].used && sw->port[i].kind != L2SW_UPLINK &&
+		    !memcmp(sw->port[i].mac, mac, 6))
+			return i;
+	return -1;
+}
+
 static void l2sw_ent_clear(struct l2sw_fdb_ent *e)
 {
 	memset(e, 0, sizeof(*e));
@@ -93,6 +103,8 @@ int l2sw_port_add(struct l2sw *sw, enum l2sw_port_kind kind, const uint8_t mac[6
 		return -EINVAL;
 	if (kind != L2SW_UPLINK && kind != L2SW_HOST && kind != L2SW_GUEST)
 		return -EINVAL;
+	if (kind != L2SW_UPLINK && l2sw_owner(sw, m) >= 0)
+		return -EEXIST;
 	for (i = 0; i < L2SW_MAX_PORTS && sw->port[i].used; i++)
 		;
 	if (i == L2SW_MAX_PORTS)
@@ -129,13 +141,13 @@ void l2sw_fdb_forget(struct l2sw *sw, const uint8_t mac[6])
 {
 	int i = l2sw_find(sw, mac);
 
-	if (i >= 0)
+	if (i >= 0 && l2sw_owner(sw, mac) < 0)	/* a live port's own MAC stays */
 		l2sw_ent_clear(&sw->fdb[i]);
 }
 
 void l2sw_fdb_set(struct l2sw *sw, const uint8_t mac[6], int port, uint64_t now_ns)
 {
-	if (!l2sw_port_ok(sw, port) || l2sw_group(mac))
+	if (!l2sw_port_ok(sw, port) || l2sw_group(mac) || l2sw_owner(sw, mac) >= 0)
 		return;
 	l2sw_put(sw, mac, port, sw->port[port].kind != L2SW_UPLINK, now_ns);
 }

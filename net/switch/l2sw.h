@@ -55,7 +55,8 @@ struct l2sw {
 void l2sw_init(struct l2sw *sw);
 
 /* A port; host and guest MACs are pinned in the FDB.  The index, -ENOSPC
- * when all ports are used, -EINVAL for a group MAC on a host/guest port. */
+ * when all ports are used, -EINVAL for a missing, zero or group MAC on a
+ * host/guest port, -EEXIST when another host/guest port has that MAC. */
 int l2sw_port_add(struct l2sw *sw, enum l2sw_port_kind kind, const uint8_t mac[6],
 		  const char *name);
 /* Also forgets its FDB entries.  Out-of-range or unused ports are ignored. */
@@ -72,7 +73,8 @@ void l2sw_port_promisc(struct l2sw *sw, int port, bool on);
 int l2sw_forward(struct l2sw *sw, int in_port, const uint8_t *frame, size_t len,
 		 uint64_t now_ns, uint32_t *out);
 
-/* Forget a MAC (migration: the guest left this host). */
+/* Forget a MAC (migration: the guest left this host).  Both leave the
+ * fixed MAC of a live host/guest port alone: l2sw_port_del first. */
 void l2sw_fdb_forget(struct l2sw *sw, const uint8_t mac[6]);
 /* Point a MAC at a port (migration: the guest arrived).  Pinned when the
  * port is a host or guest port, a learned (ageing) entry on the uplink. */

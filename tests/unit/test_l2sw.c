@@ -57,6 +57,8 @@ Test(l2sw, ports_and_pins)
 	cr_assert_eq(l2sw_fdb_lookup(&SW, M_UP, 0), -1);	/* the uplink's MAC is not pinned */
 	cr_assert_eq(l2sw_port_add(&SW, L2SW_GUEST, M_MC, "bad"), -EINVAL);
 	cr_assert_eq(l2sw_port_add(&SW, L2SW_GUEST, NULL, "bad"), -EINVAL);
+	cr_assert_eq(l2sw_port_add(&SW, L2SW_GUEST, M_G1, "dup"), -EEXIST);
+	cr_assert_eq(l2sw_port_add(&SW, L2SW_HOST, M_G2, "dup"), -EEXIST);
 	for (int i = 4; i < L2SW_MAX_PORTS; i++) {
 		uint8_t m[6] = { 0x52, 0x54, 0, 0, 1, (uint8_t)i };
 
@@ -246,6 +248,10 @@ Test(l2sw, migration_forget_and_set)
 	l2sw_fdb_set(&SW, M_R2, G2, 7);
 	cr_assert_eq(fwd(UP, M_BC, M_R2, 8, &out), 0);
 	cr_assert_eq(l2sw_fdb_lookup(&SW, M_R2, 100 * L2SW_AGE_NS), G2);
+	/* A live port's own MAC can be neither forgotten nor moved. */
+	l2sw_fdb_forget(&SW, M_HOST);
+	l2sw_fdb_set(&SW, M_HOST, UP, 9);
+	cr_assert_eq(l2sw_fdb_lookup(&SW, M_HOST, 10), HOST);
 	l2sw_fdb_set(&SW, M_MC, G2, 7);		/* group MACs are never entries */
 	cr_assert_eq(l2sw_fdb_lookup(&SW, M_MC, 7), -1);
 }
