@@ -9,14 +9,16 @@
  *	2 forward	port, len (le16, mod 1600), clock step, frame bytes
  *	3 fdb set/forget  port (0xff: forget), mac[6]
  *	4 promisc	port, on
- *	5 ctrl		chain
- *	6 tx		chain
- *	7 rx		mrg, len (le16), nchains, chains
+ *	5 ctrl		chain, inline bytes
+ *	6 tx		chain, inline bytes
+ *	7 rx		mrg, len (le16), nchains, chains; then the RX filter
+ *			and config space: mtu (le16), dst[6]
  *	8 poke RAM	gpa (le16), len, bytes
  *	9 load		VNET_SAVE_SIZE record bytes
  * A chain is nseg (1-8) and per segment gpa (le32, mod 80 KiB so some
  * fall outside the 64 KiB of RAM), len (le16, mod 5000) and a write bit,
- * plus a flag byte that may make rlen/wlen lie.  After every operation
+ * plus a flag byte that may make rlen/wlen lie.  Inline bytes: a count
+ * byte k, then k >> 1 bytes written at the first segment when k is odd.  After every operation
  * the invariants any guest or LAN behaviour keeps are checked: no frame
  * goes back out of its port or to an unused port, the FDB names only
  * used ports and holds each MAC once, host/guest MACs stay pinned, a TX
@@ -182,6 +184,36 @@ static void fz_check_state(const struct vnet_ctrl_state *s, uint16_t status)
 	fz_check(!memcmp(&t, s, sizeof(t)) && st == status);
 }
 
+/* Optionally the command bytes themselves, written at the first
+ * segment (so a well-formed command does not need a separate poke). */
+static void fz_inline(struct fz_in *in, const struct vring_chain *c)
+{
+	uint8_t k = fz_u8(in);
+	uint64_t gpa = c->seg[0].gpa;
+
+	for (unsigned i = 0; i < (k >> 1u); i++) {
+		uint8_t b = fz_u8(in);
+
+		if ((k & 1) && gpa + i < FZ_RAM)
+			fz_ram[gpa + i] = b;
+	}
+}
+
+/* The filter and the config space on whatever state was reached. */
+static void fz_peek(struct fz_in *in, const struct vnet_ctrl_state *s, uint16_t status)
+{
+	struct vnet_info ni = { { 0x52, 0x54, 0, 0, 0, 1 }, fz_u16(in) };
+	uint8_t dst[6], cfg[VNET_CFG_LEN + 4];
+	bool ok;
+
+	fz_bytes(in, dst, 6);
+	ok = vnet_rx_accept(s, ni.mac, dst);
+	fz_check(!s->promisc || ok);
+	fz_check(!(dst[0] & 1) || memcmp(dst, "\xff\xff\xff\xff\xff\xff", 6) || ok);
+	vnet_config(&ni, status, cfg, sizeof(cfg));
+	fz_check(ld_le16(cfg + 10) >= 68 && ld_le16(cfg + 10) <= 1500 && !cfg[VNET_CFG_LEN]);
+}
+
 static void fz_ctrl(struct fz_in *in, struct vnet_ctrl_state *s, uint16_t *status)
 {
 	struct vring_chain c;
@@ -189,6 +221,7 @@ static void fz_ctrl(struct fz_in *in, struct vnet_ctrl_state *s, uint16_t *statu
 	int r;
 
 	fz_chain(in, &c);
+	fz_inline(in, &c);
 	r = vnet_ctrl(&fz_mem, &c, s, &written);
 	fz_check(r == VNET_OK || r == VNET_ERR || r == -EINVAL || r == -EFAULT);
 	fz_check(written == (r >= 0));
@@ -206,6 +239,7 @@ static void fz_tx(struct fz_in *in)
 	int r;
 
 	fz_chain(in, &c);
+	fz_inline(in, &c);
 	r = vnet_tx_frame(&fz_mem, &c, f, cap);
 	fz_check(r == -EINVAL || r == -EFAULT || (r >= 14 && r <= 1514 && (uint32_t)r <= cap));
 }
@@ -219,7 +253,7 @@ static void fz_rx(struct fz_in *in)
 	unsigned nch = fz_u8(in) % 8 + 1, sum = 0;
 	int r = 0;
 
-	for (unsigned i = 0; i < len; i++)
+	for (unsigned i = 0; i < len && i < sizeof(f); i++)
 		f[i] = (uint8_t)i;
 	if (vnet_rx_begin(&rx, mrg, len)) {
 		fz_check(len < 14 || len > VNET_FRAME_MAX);
@@ -308,8 +342,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fz_ctrl(&in, &s, &status);
 		else if (op == 6)
 			fz_tx(&in);
-		else if (op == 7)
+		else if (op == 7) {
 			fz_rx(&in);
+			fz_peek(&in, &s, status);
+		}
 		else if (op == 8) {
 			gpa = fz_u16(&in);
 			a = fz_u8(&in);
