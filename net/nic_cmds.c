@@ -9,7 +9,7 @@
 #include "kernel/lib/cmd.h"
 #include "kernel/platform/mainloop.h"
 #include "net/nic.h"
-#include "net/switch/bridge.h"
+#include "net/bridge.h"
 
 #define ARP_WAIT_US		2000000
 

@@ -48,8 +48,8 @@
 #include "kernel/lib/inet_csum.h"
 #include "kernel/platform/mainloop.h"
 #include "net/netdev.h"
-#include "net/switch/bridge.h"
-#include "net/switch/vnet_dev.h"
+#include "net/bridge.h"
+#include "net/vnet_dev.h"
 #include "net/stack.h"
 
 #define ETH_MIN_FRAME	60	/* without FCS (IEEE 802.3 clause 3.2.8) */

@@ -4,8 +4,8 @@
  * learning switch (l2sw.c).  Guest-to-guest frames on one host never
  * touch the wire.  Boot CPU main loop only.
  */
-#ifndef TERN_NET_SWITCH_BRIDGE_H
-#define TERN_NET_SWITCH_BRIDGE_H
+#ifndef TERN_NET_BRIDGE_H
+#define TERN_NET_BRIDGE_H
 
 #include <stdbool.h>
 #include <stddef.h>

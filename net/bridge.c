@@ -16,7 +16,7 @@
 #include "kernel/lib/inet_csum.h"
 #include "kernel/platform/arch.h"
 #include "net/netdev.h"
-#include "net/switch/bridge.h"
+#include "net/bridge.h"
 #include "net/switch/l2sw.h"
 
 struct br_guest {

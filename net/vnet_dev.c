@@ -29,9 +29,9 @@
 #include "kernel/lib/cmd.h"
 #include "kernel/platform/mainloop.h"
 #include "kernel/virt/vm.h"
-#include "net/switch/bridge.h"
+#include "net/bridge.h"
 #include "net/switch/vnet.h"
-#include "net/switch/vnet_dev.h"
+#include "net/vnet_dev.h"
 
 #define VNET_QUEUE_MAX	256
 #define VNET_Q_RX	0
