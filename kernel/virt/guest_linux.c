@@ -194,7 +194,7 @@ static int linux_request(struct vm *vm, struct bzi_request *req, struct bzi_e820
 	req->nmap = bzi_default_e820(vm->mem_size, map, BZI_E820_MAX - 1);
 	if (req->nmap < 0 || vm->mem_size > VPCI_ECAM) {
 		snprintf(err, errlen, "%s: a Linux guest needs 2 MiB to %lu MiB of RAM (its PCI "
-			 "windows start at %#lx)", vm->kernel_path, VPCI_ECAM >> 20,
+			 "windows start at %#lx)", vm->kernel_path, (unsigned long)(VPCI_ECAM >> 20),
 			 (unsigned long)VPCI_ECAM);
 		return -EINVAL;
 	}

@@ -28,7 +28,6 @@
 /* Transport-independent feature bits (6) the glue offers with a vring. */
 #define VIRTIO_F_RING_INDIRECT_DESC	28
 #define VIRTIO_F_RING_EVENT_IDX		29
-#define VIRTIO_F_VERSION_1		32
 
 #define VRING_MAX_SIZE	32768		/* Queue Size limit (2.6) */
 
