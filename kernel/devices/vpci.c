@@ -18,6 +18,11 @@
 struct vpci {
 	struct spinlock lock;
 	struct pci_host host;
+	/* The reset control register at 0xcf9 sits inside the config ports
+	 * (PIIX4/ICH datasheets: a byte access there is not a config
+	 * cycle); pc.c's handler is kept here and called for it. */
+	struct bus_dev rst;
+	bool has_rst;
 	int next_slot;
 	uint64_t bad_msis;
 };
@@ -27,12 +32,20 @@ static struct vpci *vpci_of(void *ctx)
 	return ((struct vm *)ctx)->vpci;
 }
 
-/* Config mechanism #1.  0xcf9 (the reset register) is registered first
- * by pc.c, so byte accesses there never get here (bus.c: first match). */
+static bool vpci_is_rst(const struct vpci *p, uint64_t off, int size)
+{
+	return p->has_rst && off == 1 && size == 1;
+}
+
+/* Config mechanism #1 at 0xcf8-0xcff, and the reset register. */
 static int vpci_io_read(void *ctx, uint64_t off, int size, uint64_t *val)
 {
 	struct vpci *p = vpci_of(ctx);
-	uint64_t f = spin_lock_irqsave(&p->lock);
+	uint64_t f;
+
+	if (vpci_is_rst(p, off, size))
+		return p->rst.read ? p->rst.read(p->rst.ctx, 0, 1, val) : (*val = 0, 0);
+	f = spin_lock_irqsave(&p->lock);
 	uint32_t v = 0;
 	int rc = pcih_io_read(&p->host, (uint16_t)(VPCI_CF8 + off), size, &v);
 
@@ -44,8 +57,11 @@ static int vpci_io_read(void *ctx, uint64_t off, int size, uint64_t *val)
 static int vpci_io_write(void *ctx, uint64_t off, int size, uint64_t val)
 {
 	struct vpci *p = vpci_of(ctx);
-	uint64_t f = spin_lock_irqsave(&p->lock);
+	uint64_t f;
 
+	if (vpci_is_rst(p, off, size))
+		return p->rst.write ? p->rst.write(p->rst.ctx, 0, 1, val) : 0;
+	f = spin_lock_irqsave(&p->lock);
 	pcih_io_write(&p->host, (uint16_t)(VPCI_CF8 + off), size, (uint32_t)val);
 	spin_unlock_irqrestore(&p->lock, f);
 	return 0;
@@ -108,6 +124,7 @@ int vpci_create(struct vm *vm)
 	pcih_init(&p->host, VPCI_MMIO_BASE, VPCI_MMIO_SIZE);
 	p->next_slot = 1;
 	vm->vpci = p;
+	p->has_rst = bus_remove(&vm->pio, VPCI_CF8 + 1, &p->rst) == 0;
 	rc = bus_add(&vm->pio, &(struct bus_dev){ "pci-cfg", VPCI_CF8, 8, vpci_io_read,
 						  vpci_io_write, vm });
 	if (!rc)
