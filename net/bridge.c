@@ -4,7 +4,9 @@
  * moves the frames.
  *
  * Checksums: the stack may hand a frame whose TCP/UDP checksum the NIC
- * is to finish (netdev_csum).  On the wire the NIC does it; a copy for a
+ * is to finish (netdev_csum), and the uplink may bring one whose sender
+ * left it partial (NETDEV_RX_CSUM_PARTIAL: a peer on the same host, over
+ * a tap).  On the wire and into the stack that is fine; a copy for a
  * guest gets the checksum finished here first, since the guest's virtio
  * NIC offered no checksum offload and expects whole frames.
  */
@@ -65,6 +67,17 @@ static void br_uplink_rx(struct netdev *nd, const void *frame, size_t len, unsig
 		return;
 	if ((mask & (1u << br_host)) && br_stack_rx)
 		br_stack_rx(nd, frame, len, flags);
+	if (!br_guest_bits(mask))
+		return;
+	/* A peer on this segment left its checksum to the NIC: finish it,
+	 * the guests' NICs offered no checksum offload. */
+	if ((flags & NETDEV_RX_CSUM_PARTIAL) && len <= sizeof(br_copy)) {
+		memcpy(br_copy, frame, len);
+		if (inet_csum_finish_partial(br_copy, len, nd->rx_csum_start,
+					     nd->rx_csum_offset) < 0)
+			return;
+		frame = br_copy;
+	}
 	br_to_guests(br_guest_bits(mask), frame, len);
 }
 

@@ -34,6 +34,11 @@ struct netdev_csum {
  * right (or was handed it by a peer that vouches for it, VIRTIO 1.1
  * 5.1.6.4).  Without it nothing is known either way. */
 #define NETDEV_RX_CSUM_OK	(1u << 0)
+/* ... and its L4 checksum field holds only the pseudo-header sum (a local
+ * peer never finished it: VIRTIO 1.1 5.1.6.4 NEEDS_CSUM), at
+ * nd->rx_csum_start + nd->rx_csum_offset.  Whoever forwards the frame to
+ * a receiver that checks must finish it (inet_csum_finish_partial). */
+#define NETDEV_RX_CSUM_PARTIAL	(1u << 1)
 
 struct netdev_ops {
 	/* Queue one Ethernet frame (copied); csum NULL or a request as
@@ -69,6 +74,7 @@ struct netdev {
 	int (*tx_hook)(struct netdev *nd, const void *frame, size_t len,
 		       const struct netdev_csum *csum);
 	volatile bool pending;		/* set by the IRQ handler */
+	uint16_t rx_csum_start, rx_csum_offset;	/* the frame in nd->rx, PARTIAL */
 	uint64_t rx_packets, rx_bytes, rx_dropped;
 	uint64_t tx_packets, tx_bytes, tx_errors;
 	uint64_t irqs;

@@ -114,7 +114,10 @@ static void vnet_ctrl_pull(struct vnet_dev *n)
 {
 	uint32_t written;
 
-	while (virtio_dev_pop(&n->vd, VNET_Q_CTRL, &n->chain) > 0) {
+	/* At most a ring's worth per kick: the device's own writes could
+	 * land on a hostile driver's avail ring and feed it forever. */
+	for (unsigned k = 0; k < VNET_QUEUE_MAX &&
+	     virtio_dev_pop(&n->vd, VNET_Q_CTRL, &n->chain) > 0; k++) {
 		if (vnet_ctrl(&n->vd.mem, &n->chain, &n->ctrl, &written) < 0)
 			written = 0;
 		virtio_dev_complete(&n->vd, VNET_Q_CTRL, &n->chain, written);

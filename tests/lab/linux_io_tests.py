@@ -255,6 +255,194 @@ def virtio_net_ping():
     check(re.search(r"^net0\s+guest\s+\S+\s+[1-9]\d*\s+[1-9]", sw, re.M), f"switch:\n{sw}")
 
 
+# A TCP sink in the namespace: accept one connection, count its bytes.
+SINK = """
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.77.0.254", 5501))
+s.listen(1)
+s.settimeout(120)
+c, _ = s.accept()
+c.settimeout(60)
+n = 0
+while n < 8 << 20:
+    b = c.recv(65536)
+    if not b:
+        break
+    n += len(b)
+print(n)
+"""
+
+
+def ensure_guest_a():
+    """Guest lx on tern-a with disk sys and a NIC, booted once per lab."""
+    lb = lab()
+    h, con = lb.net.hosts[0], lb.cons[0]
+    h.lab_con = con
+    vm = GUESTS[0][0]
+    if vm not in con.run("vm list"):
+        if not re.search(r"^sys\s+ready", con.run("disk list"), re.M):
+            attach(h, "sys", 1)
+        boot_guest(0, "disk=sys nic=auto")
+    return h, con, vm
+
+
+def shell_markers(con, vm):
+    return sum(ln.endswith("TERN-LINUX-SHELL") for ln in guest_lines(con, vm))
+
+
+def field(info, pattern):
+    m = re.search(pattern, info, re.M)
+    check(m, f"no '{pattern}' in:\n{info}")
+    return int(m.group(1))
+
+
+@test
+def virtio_disk_ext4_reboot():
+    """mkfs.ext4 (Debian's mke2fs), mount, files, sync; the guest reboots
+    (the VM alone restarts with its devices) and the files are there."""
+    h, con, vm = ensure_guest_a()
+    with GuestShell(h, vm) as g:
+        out = g.run("/sbin/mke2fs -q -F -t ext4 /dev/vda && echo MKFS-OK", 180)
+        check("MKFS-OK" in out, f"mke2fs -t ext4:\n{out}")
+        out = g.run("mkdir -p /mnt && mount -t ext4 /dev/vda /mnt && "
+                    "echo tern-wave-2 > /mnt/hello && "
+                    "dd if=/dev/urandom of=/mnt/blob bs=64k count=32 2>/dev/null && "
+                    "sha256sum /mnt/blob > /mnt/blob.sum && sync && umount /mnt && "
+                    "echo FS-OK", 180)
+        check("FS-OK" in out, f"files on ext4:\n{out}")
+    flushes = field(con.run(f"vm info {vm}"), r"flushes (\d+)")
+    check(flushes > 0, "ext4's journal commits sent no FLUSH")
+    before = shell_markers(con, vm)
+    with GuestShell(h, vm) as g:
+        g.h.send("reboot -f\r")
+        time.sleep(3)
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    while shell_markers(con, vm) <= before and time.monotonic() < deadline:
+        time.sleep(3)
+    check(shell_markers(con, vm) > before, "the guest did not come back after reboot -f:\n"
+          + con.run(f"vm info {vm}"))
+    info = con.run(f"vm info {vm}")
+    check(re.search(r"resets: [1-9]", info) and "vda: virtio-blk" in info, info)
+    with GuestShell(h, vm) as g:
+        out = g.run("mkdir -p /mnt && mount -t ext4 /dev/vda /mnt && cat /mnt/hello && "
+                    "sha256sum -c /mnt/blob.sum && umount /mnt", 120)
+    check("tern-wave-2" in out and re.search(r"/mnt/blob: OK", out),
+          f"after the reboot:\n{out}")
+
+
+@test
+def virtio_disk_target_restart():
+    """tgtd is frozen, killed and restarted while the guest's dd runs: dd
+    completes without an error and the data is on the file."""
+    lb = lab()
+    h, con, vm = ensure_guest_a()
+    with GuestShell(h, vm) as g:
+        g.run("dd if=/dev/urandom of=/tmp/big bs=64k count=128 2>/dev/null")
+        out = g.run("sha256sum /tmp/big")
+        want = re.search(r"^([0-9a-f]{64})\s", out, re.M).group(1)
+        g.h.mark()
+        g.h.send("(dd if=/tmp/big of=/dev/vda bs=64k seek=256 oflag=direct 2>/dev/null; "
+                 "echo DD-DONE $?) &\r")
+        time.sleep(1.5)
+        os.kill(lb.tgt.pid, signal.SIGSTOP)
+        lb.tgt.kill()
+        time.sleep(3)
+        lb.tgt.restart()
+        rc = g.h.expect(r"DD-DONE (\d+)", 240).group(1)
+        g.h.send("\r")
+        g.h.expect(re.escape(GUEST_PROMPT), 30)
+    check(rc == "0", f"dd across the target restart exited {rc}")
+    got = hashlib.sha256(file_bytes(lb.lun_path(1), 256 * 65536, 128 * 65536)).hexdigest()
+    check(got == want, "what dd wrote across the restart is not on tgtd's file")
+    info = con.run(f"vm info {vm}")
+    check(field(info, r"errors (\d+)") == 0, f"the guest saw errors:\n{info}")
+    d = con.run("disk info sys")
+    check(re.search(r"(\d+) reconnect", d) and int(re.search(r"(\d+) reconnect", d).group(1)) >= 1,
+          f"no reconnect counted:\n{d}")
+
+
+@test
+def virtio_net_guests_and_stream():
+    """Guests on two hosts ping each other; a TCP stream from the guest to
+    the namespace carries every byte; a spoofed source MAC goes nowhere."""
+    lb = lab()
+    ha, ca, va = ensure_guest_a()
+    hb, cb = lb.net.hosts[1], lb.cons[1]
+    vb, addr_b = GUESTS[1]
+    if vb not in cb.run("vm list"):
+        boot_guest(1, "nic=auto")
+    wait_guest_line(cb, vb, r"TERN-LINUX-NET: eth0", 60)
+    wait_guest_line(ca, va, r"TERN-LINUX-NET: eth0", 60)
+    with GuestShell(ha, va) as g:
+        out = g.run(f"ping -c 3 -W 5 {addr_b}", 40)
+        check(re.search(r"3 packets transmitted, 3 (packets )?received", out),
+              f"guest on tern-a -> guest on tern-b:\n{out}")
+    # 8 MiB over TCP to a listener in the namespace, counted there.
+    sink = subprocess.Popen(["ip", "netns", "exec", lb.net.ns, sys.executable, "-c", SINK],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)
+        t0 = time.monotonic()
+        with GuestShell(ha, va) as g:
+            out = g.run(f"dd if=/dev/zero bs=64k count=128 2>/dev/null | "
+                        f"nc -w 5 {PORTAL} 5501; echo NC-DONE $?", 180)
+        dt = time.monotonic() - t0
+        got = sink.communicate(timeout=60)[0].strip()
+    finally:
+        if sink.poll() is None:
+            sink.kill()
+    check(got == str(128 * 65536), f"the namespace received {got!r} bytes of 8 MiB:\n{out}")
+    print(f"  guest -> namespace TCP: 8 MiB in {dt:.1f} s "
+          f"({8 * 8 / dt:.1f} Mbit/s incl. console round trips)", flush=True)
+    # Spoofing: the guest takes another MAC; its frames are dropped.
+    sw0 = field(ca.run("switch"), r"^net0\s+guest\s+\S+\s+\d+\s+\d+\s+\d+\s+(\d+)")
+    with GuestShell(ha, va) as g:
+        g.run("ip link set eth0 down; ip link set eth0 address 02:00:00:00:66:66; "
+              "ip link set eth0 up")
+        out = g.run(f"ping -c 3 -W 2 {PORTAL}", 40)
+        check(re.search(r"3 packets transmitted, 0 (packets )?received", out),
+              f"a spoofed MAC got through:\n{out}")
+    sw1 = field(ca.run("switch"), r"^net0\s+guest\s+\S+\s+\d+\s+\d+\s+\d+\s+(\d+)")
+    check(sw1 > sw0, f"no spoofed frame counted ({sw0} -> {sw1})")
+    # Back to its own MAC (vm info has it), and traffic flows again.
+    mac = re.search(r"net0: virtio-net .* mac ([0-9a-f:]{17})", ca.run(f"vm info {va}")).group(1)
+    with GuestShell(ha, va) as g:
+        g.run(f"ip link set eth0 address {mac}; ip link set eth0 up")
+        out = g.run(f"ping -c 3 -W 5 {PORTAL}", 40)
+    check(re.search(r"3 packets transmitted, 3 (packets )?received", out),
+          f"after restoring its MAC:\n{out}")
+
+
+@test
+def virtio_disk_fenced():
+    """Another host fences the LUN: the guest's writes fail with I/O
+    errors, its VM keeps running, the host log says why once."""
+    lb = lab()
+    h, con, vm = ensure_guest_a()
+    hb, cb = lb.net.hosts[1], lb.cons[1]
+    hb.lab_con = cb
+    attach(hb, "sys", 1)
+    out = cb.run("disk fence sys", 60)
+    check("fenced" in out, f"fence from tern-b:\n{out}")
+    with GuestShell(h, vm) as g:
+        out = g.run("dd if=/dev/urandom of=/dev/vda bs=4k count=4 seek=4000 oflag=direct; "
+                    "echo DD-RC $?", 120)
+    check(re.search(r"DD-RC [1-9]", out) and re.search(r"I/O error|Input/output", out),
+          f"the fenced guest's write:\n{out}")
+    info = con.run(f"vm info {vm}")
+    check(re.search(r"^state: running", info, re.M), f"the VM stopped:\n{info}")
+    check(field(info, r"errors (\d+)") > 0, info)
+    log = con.raw("log 400", 60)
+    check(log.count("lost the disk to another host") == 1,
+          "the host log should say once why the guest sees errors:\n" + log[-3000:])
+    with GuestShell(h, vm) as g:
+        out = g.run("echo STILL-HERE")
+    check("STILL-HERE" in out, out)
+    cb.run("disk detach sys", 60)
+
+
 def main(argv=None):
     global CFG
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
