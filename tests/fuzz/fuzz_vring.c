@@ -13,11 +13,12 @@
  * good virtio-blk requests (direct and indirect chains for each request
  * type), so an empty input is a working queue and every mutation starts
  * from one: first onto small windows over the rings, the indirect tables,
- * the headers and the discard ranges (fz_xor), then over all of RAM.  The device then pops, parses, moves the data (which may land
- * on the rings themselves: a hostile guest may point buffers anywhere) and
- * pushes, for a bounded number of rounds.  Checked: the map contract (no
- * access over a page or outside a call's range), every chain's shape,
- * and that every reachable ring state saves to a record its loader
+ * the headers and the discard ranges (fz_xor), then over all of RAM.
+ * The device then pops, parses, moves the data (which may land on the
+ * rings themselves: a hostile guest may point buffers anywhere) and pushes,
+ * for a bounded number of rounds.  Checked: the map contract (no access
+ * over a page), every chain's shape, every accepted request inside the
+ * disk, and that every reachable ring state saves to a record its loader
  * accepts and restores.
  */
 #include <errno.h>
@@ -83,7 +84,8 @@ static void fz_template(uint16_t n, uint32_t avail)
 		uint32_t t = types[k % 6], hdr = FZ_HDR + 16 * k, dat = FZ_DATA + 0x800 * k;
 		bool in = t == VIRTIO_BLK_T_IN || t == VIRTIO_BLK_T_GET_ID;
 		uint16_t dflag = in ? VRING_DESC_F_WRITE : 0;
-		uint32_t dlen = t == VIRTIO_BLK_T_GET_ID ? 20 : t >= VIRTIO_BLK_T_DISCARD ? 16 : 1024;
+		uint32_t dlen = t == VIRTIO_BLK_T_GET_ID ? 20 :
+				t >= VIRTIO_BLK_T_DISCARD ? 16 : 1024;
 
 		st_le32(fz_ram + hdr, t);
 		st_le64(fz_ram + hdr + 8, 8u * k);

@@ -606,6 +606,34 @@ Test(vring, event_idx_avail_event)
 	cr_assert_eq(vf.last_write, T_USED + 2);
 }
 
+/* The driver adds a buffer after the device found the ring empty but
+ * before it saw the new avail_event, so it does not notify: the device's
+ * re-check after publishing avail_event must find the buffer. */
+static void t_race_offer(uint64_t gpa)
+{
+	if (gpa == T_USED + 4 + 8 * 8 && t_aidx == 0) {
+		vf_desc(T_DESC, 0, T_DATA, 1, VRING_DESC_F_WRITE, 0);
+		t_offer(0);
+	}
+}
+
+Test(vring, event_idx_recheck_after_publishing)
+{
+	t_ring(8, true);
+	vf.on_write = t_race_offer;
+	cr_assert_eq(vring_pop(&R, &VF_MEM, &C), 1);
+	cr_assert_eq(C.head, 0);
+	cr_assert_eq(ld_le16(vf_ptr(T_USED + 4 + 8 * 8)), 1);
+}
+
+Test(vring, no_event_idx_writes_nothing_on_pop)
+{
+	t_ring(8, false);
+	vf.on_write = t_race_offer;
+	cr_assert_eq(vring_pop(&R, &VF_MEM, &C), 0);
+	cr_assert_eq(vf.write_maps, 0);
+}
+
 Test(vring, event_idx_first_interrupt_always)
 {
 	uint64_t used_event = T_AVAIL + 4 + 2 * 8;

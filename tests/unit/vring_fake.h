@@ -27,6 +27,8 @@ static struct {
 	bool wild;
 	unsigned maps, write_maps;
 	uint64_t last_write;
+	/* called on every write mapping, to play a driver racing the device */
+	void (*on_write)(uint64_t gpa);
 } vf;
 
 static inline void *vf_map(void *ctx, uint64_t gpa, uint32_t len, bool write)
@@ -39,6 +41,8 @@ static inline void *vf_map(void *ctx, uint64_t gpa, uint32_t len, bool write)
 	if (write) {
 		vf.write_maps++;
 		vf.last_write = gpa;
+		if (vf.on_write)
+			vf.on_write(gpa);
 	}
 	if (vf.wild && gpa >= VF_WILD)
 		return vf.scratch + (gpa & 4095);

@@ -37,7 +37,7 @@
 
 #define VBLK_SECTOR		512u	/* the unit of "sector" fields, whatever blk_size */
 #define VBLK_HDR_LEN		16u	/* type, reserved, sector */
-#define VBLK_SEG_MAX		254u	/* seg_max: VRING_MAX_SEGS less header, status, slack */
+#define VBLK_SEG_MAX		254u	/* VRING_MAX_SEGS - header, status, slack */
 #define VBLK_MAX_RANGES		8u	/* max_discard_seg, max_write_zeroes_seg */
 #define VBLK_RANGE_LEN		16u
 
@@ -79,7 +79,9 @@ struct vblk_req {
 	enum vblk_op op;
 	uint64_t lba;        /* in LUN blocks */
 	uint32_t nblocks;
-	uint32_t data_off, data_len;  /* bytes of the data part, as offsets into the readable (write op) or writable (read op) bytes of the chain */
+	/* The data part, as a byte offset and length into the readable (write,
+	 * discard, write-zeroes) or writable (read, get-id) bytes of the chain. */
+	uint32_t data_off, data_len;
 	uint64_t status_gpa;          /* the last writable byte */
 	/* discard/write-zeroes: the ranges read from the chain */
 	uint32_t nranges;

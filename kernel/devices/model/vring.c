@@ -440,11 +440,13 @@ int vring_write(const struct vring_mem *m, const struct vring_chain *c, uint32_t
 }
 
 /* ---- migration record ----
- *	0	version			1	flags: event_idx, signalled_valid, broken
- *	2	size			4	last_avail
- *	6	used_idx		8	signalled_used
- *	10..15	zero			16	desc	24	avail	32	used
- *	40	popped			48	pushed	56..63	zero
+ *	0	version		1	flags: event_idx, signalled_valid, broken
+ *	2	size		4	last_avail
+ *	6	used_idx	8	signalled_used
+ *	10..15	zero		16	desc
+ *	24	avail		32	used
+ *	40	popped		48	pushed
+ *	56..63	zero
  *	64..127	why, NUL-terminated, zero after the NUL
  */
 static size_t vr_strnlen(const char *s, size_t max)
