@@ -3,8 +3,9 @@
  * specified for issue 14.  The real header and kernel/devices/model/vring.c
  * come from the vring branch; this file is to be replaced by it on merge.
  * Until then tests/unit/vring_stub.h implements vring_read/vring_write for
- * the unit tests and the fuzzer (VIRTIO 1.1 2.6.4: readable descriptors
- * precede writable ones in a chain).
+ * the unit tests and the fuzzer (VIRTIO 1.1 2.6.4.2: readable descriptors
+ * precede writable ones in a chain).  vring_read/vring_write return the
+ * bytes copied, short at the end of the chain, or -EFAULT.
  */
 #ifndef TERN_MODEL_VRING_H
 #define TERN_MODEL_VRING_H
