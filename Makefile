@@ -4,8 +4,9 @@
 #   make run        install what is missing, build, boot the lab
 #   make test       every test suite (unit, QEMU, Bochs)
 #   make deps       install the Debian packages (idempotent)
-#   make fuzz       libFuzzer on the stream codec and the iSCSI initiator,
-#                   FUZZ_SECONDS (60) each
+#   make fuzz       libFuzzer on the stream codec, the iSCSI initiator, the
+#                   boot planners, the APIC models and the L2 switch with
+#                   virtio-net, FUZZ_SECONDS (60) each
 #   make test-unit | test-harness | test-qemu | test-svm | test-net | test-netcon | test-migrate |
 #        test-storage | test-bochs | test-linux | test-linux-bochs
 #                   one suite

@@ -235,3 +235,19 @@ int l2sw_forward(struct l2sw *sw, int in_port, const uint8_t *frame, size_t len,
 			sw->port[i].st.tx++;
 	return 0;
 }
+
+/* RFC 903 over RFC 826's layout: hardware type 1 (Ethernet), protocol
+ * 0x0800, lengths 6 and 4, opcode 3; addresses zero-padded to 60 bytes. */
+void l2sw_rarp_frame(const uint8_t mac[6], uint8_t out[L2SW_RARP_LEN])
+{
+	static const uint8_t arp_hdr[8] = { 0, 1, 0x08, 0x00, 6, 4, 0, 3 };
+
+	memset(out, 0, L2SW_RARP_LEN);
+	memset(out, 0xff, 6);
+	memcpy(out + 6, mac, 6);
+	out[12] = 0x80;
+	out[13] = 0x35;
+	memcpy(out + 14, arp_hdr, sizeof(arp_hdr));
+	memcpy(out + 22, mac, 6);	/* sender hardware address */
+	memcpy(out + 32, mac, 6);	/* target hardware address */
+}

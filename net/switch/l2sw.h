@@ -83,4 +83,12 @@ void l2sw_fdb_set(struct l2sw *sw, const uint8_t mac[6], int port, uint64_t now_
 /* The port a unicast MAC is at now, or -1 (unknown or aged out). */
 int l2sw_fdb_lookup(const struct l2sw *sw, const uint8_t mac[6], uint64_t now_ns);
 
+/* After a migration the external switches still send a moved guest's
+ * traffic to the old host until the guest speaks.  The frame QEMU sends
+ * for that: a 60-byte broadcast RARP "request reverse" (RFC 903, ethertype
+ * 0x8035) with the guest's MAC as source, sender and target.  The caller
+ * injects it on the guest's port (so the switch learns it too). */
+#define L2SW_RARP_LEN	60
+void l2sw_rarp_frame(const uint8_t mac[6], uint8_t out[L2SW_RARP_LEN]);
+
 #endif

@@ -9,6 +9,25 @@
 #include "kernel/lib/byteorder.h"
 #include "net/switch/vnet.h"
 
+/* vring_read/vring_write return a short count at the end of the chain:
+ * anything but the whole length is an error here (-EINVAL when the
+ * chain is shorter than its rlen/wlen said, -EFAULT as given). */
+static int vnet_rd(const struct vring_mem *m, const struct vring_chain *c, uint32_t off,
+		   void *buf, uint32_t len)
+{
+	int r = vring_read(m, c, off, buf, len);
+
+	return r < 0 ? r : (uint32_t)r == len ? 0 : -EINVAL;
+}
+
+static int vnet_wr(const struct vring_mem *m, const struct vring_chain *c, uint32_t off,
+		   const void *buf, uint32_t len)
+{
+	int r = vring_write(m, c, off, buf, len);
+
+	return r < 0 ? r : (uint32_t)r == len ? 0 : -EINVAL;
+}
+
 uint64_t vnet_features(void)
 {
 	return 1ull << VNET_F_MTU | 1ull << VNET_F_MAC | 1ull << VNET_F_MRG_RXBUF |
@@ -52,13 +71,13 @@ int vnet_tx_frame(const struct vring_mem *m, const struct vring_chain *c, uint8_
 	n = c->rlen - VNET_HDR_LEN;
 	if (n > VNET_FRAME_MAX || n > cap)
 		return -EINVAL;
-	r = vring_read(m, c, 0, h, VNET_HDR_LEN);
-	if (r < 0)
+	r = vnet_rd(m, c, 0, h, VNET_HDR_LEN);
+	if (r)
 		return r;
 	if (h[0] || h[1])
 		return -EINVAL;
-	r = vring_read(m, c, VNET_HDR_LEN, frame, n);
-	return r < 0 ? r : (int)n;
+	r = vnet_rd(m, c, VNET_HDR_LEN, frame, n);
+	return r ? r : (int)n;
 }
 
 int vnet_rx_begin(struct vnet_rx *rx, bool mrg, uint32_t len)
@@ -74,7 +93,8 @@ int vnet_rx_begin(struct vnet_rx *rx, bool mrg, uint32_t len)
 /* The guest-physical address of writable byte off of a chain. */
 static int vnet_wr_gpa(const struct vring_chain *c, uint32_t off, uint64_t *gpa)
 {
-	unsigned nseg = c->nseg < 260 ? c->nseg : 260;
+	const unsigned max = sizeof(c->seg) / sizeof(c->seg[0]);
+	unsigned nseg = c->nseg < max ? c->nseg : max;
 
 	for (unsigned i = 0; i < nseg; i++) {
 		if (!c->seg[i].write)
@@ -103,15 +123,13 @@ static int vnet_rx_header(struct vnet_rx *rx, const struct vring_mem *m,
 			  const struct vring_chain *c)
 {
 	uint8_t h[VNET_HDR_LEN] = { 0 };
-	int r;
 
 	if (c->wlen < VNET_HDR_LEN || (!rx->mrg && c->wlen - VNET_HDR_LEN < rx->len))
 		return -EINVAL;
 	st_le16(h + 10, 1);
 	if (vnet_wr_gpa(c, 10, &rx->nb_gpa[0]) || vnet_wr_gpa(c, 11, &rx->nb_gpa[1]))
 		return -EFAULT;
-	r = vring_write(m, c, 0, h, VNET_HDR_LEN);
-	return r < 0 ? r : 0;
+	return vnet_wr(m, c, 0, h, VNET_HDR_LEN);
 }
 
 static int vnet_rx_patch(const struct vnet_rx *rx, const struct vring_mem *m)
@@ -151,8 +169,8 @@ int vnet_rx_place(struct vnet_rx *rx, const struct vring_mem *m, const struct vr
 	n = n < rx->len - rx->placed ? n : rx->len - rx->placed;
 	if (!n && slot)		/* a later chain with no room: no progress */
 		return vnet_rx_fail(rx, -EINVAL);
-	r = n ? vring_write(m, c, off, frame + rx->placed, n) : 0;
-	if (r < 0)
+	r = n ? vnet_wr(m, c, off, frame + rx->placed, n) : 0;
+	if (r)
 		return vnet_rx_fail(rx, r);
 	rx->placed += n;
 	rx->used[slot].len = off + n;
@@ -178,7 +196,7 @@ static int vnet_ctrl_rx(const struct vring_mem *m, const struct vring_chain *c,
 {
 	uint8_t on;
 
-	if (c->rlen != 3 || vring_read(m, c, 2, &on, 1) < 0 || on > 1)
+	if (c->rlen != 3 || vnet_rd(m, c, 2, &on, 1) || on > 1)
 		return VNET_ERR;
 	if (cmd == VNET_CTRL_RX_PROMISC)
 		s->promisc = on;
@@ -198,7 +216,7 @@ static int vnet_mac_table(const struct vring_mem *m, const struct vring_chain *c
 	uint8_t b[4];
 	uint64_t cnt;
 
-	if ((uint64_t)*off + 4 > c->rlen || vring_read(m, c, *off, b, 4) < 0)
+	if ((uint64_t)*off + 4 > c->rlen || vnet_rd(m, c, *off, b, 4))
 		return -EINVAL;
 	cnt = ld_le32(b);
 	*off += 4;
@@ -207,7 +225,7 @@ static int vnet_mac_table(const struct vring_mem *m, const struct vring_chain *c
 	*overflow = cnt > VNET_MAC_TABLE;
 	*n = *overflow ? 0 : (uint8_t)cnt;
 	memset(tab, 0, VNET_MAC_TABLE * 6);
-	if (*n && vring_read(m, c, *off, tab, *n * 6u) < 0)
+	if (*n && vnet_rd(m, c, *off, tab, *n * 6u))
 		return -EINVAL;
 	*off += (uint32_t)cnt * 6;
 	return 0;
@@ -233,7 +251,7 @@ static int vnet_ctrl_cmd(const struct vring_mem *m, const struct vring_chain *c,
 {
 	uint8_t h[2];
 
-	if (c->rlen < 2 || vring_read(m, c, 0, h, 2) < 0)
+	if (c->rlen < 2 || vnet_rd(m, c, 0, h, 2))
 		return VNET_ERR;
 	switch (h[0]) {
 	case VNET_CTRL_RX:
@@ -261,8 +279,8 @@ int vnet_ctrl(const struct vring_mem *m, const struct vring_chain *c, struct vne
 	if (c->wlen < 1)
 		return -EINVAL;
 	ack = (uint8_t)vnet_ctrl_cmd(m, c, &t);
-	r = vring_write(m, c, 0, &ack, 1);
-	if (r < 0)
+	r = vnet_wr(m, c, 0, &ack, 1);
+	if (r)
 		return r;
 	*s = t;		/* applied only once the driver can learn the outcome */
 	*written = 1;

@@ -255,3 +255,24 @@ Test(l2sw, migration_forget_and_set)
 	l2sw_fdb_set(&SW, M_MC, G2, 7);		/* group MACs are never entries */
 	cr_assert_eq(l2sw_fdb_lookup(&SW, M_MC, 7), -1);
 }
+
+Test(l2sw, rarp_announce)
+{
+	static const uint8_t want[42] = {
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0, 0, 0, 0x11,
+		0x80, 0x35, 0, 1, 0x08, 0x00, 6, 4, 0, 3,
+		0x52, 0x54, 0, 0, 0, 0x11, 0, 0, 0, 0,
+		0x52, 0x54, 0, 0, 0, 0x11, 0, 0, 0, 0,
+	};
+	uint8_t f[L2SW_RARP_LEN + 1];
+	uint32_t out;
+
+	memset(f, 0xee, sizeof(f));
+	l2sw_rarp_frame(M_G1, f);
+	cr_assert_arr_eq(f, want, sizeof(want));
+	for (int i = 42; i < L2SW_RARP_LEN; i++)
+		cr_assert_eq(f[i], 0);
+	cr_assert_eq(f[L2SW_RARP_LEN], 0xee);
+	cr_assert_eq(l2sw_forward(&SW, G1, f, L2SW_RARP_LEN, 1, &out), 0);
+	cr_assert_eq(out, BIT(UP) | BIT(HOST) | BIT(G2));
+}

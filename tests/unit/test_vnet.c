@@ -586,3 +586,36 @@ Test(vnet, load_rejects_corruption)
 	cr_assert_eq(vnet_load(&t, &st, rec, sizeof(rec)), 0);	/* the original still loads */
 	cr_assert_eq(st, 1);
 }
+
+/* A chain whose rlen/wlen claim more than its segments hold: the short
+ * copies vring_read/vring_write report are errors, never frame bytes. */
+Test(vnet, lying_chain_lengths)
+{
+	uint8_t f[VNET_FRAME_MAX];
+	struct vnet_rx rx;
+	uint32_t written = 9;
+
+	tx_chain(40, 0, 0);
+	C.rlen += 100;
+	cr_assert_eq(vnet_tx_frame(&MEM, &C, f, sizeof(f)), -EINVAL);
+	memset(&C, 0, sizeof(C));
+	seg(&C, 0x2000, 50, true);
+	C.wlen = 2000;
+	cr_assert_eq(vnet_rx_begin(&rx, false, 100), 0);
+	cr_assert_eq(vnet_rx_place(&rx, &MEM, &C, f), -EINVAL);
+	cr_assert_eq(rx.used[0].len, 0);
+	memset(&C, 0, sizeof(C));
+	vnet_ctrl_init(&S);
+	RAM[0x1000] = VNET_CTRL_RX;
+	RAM[0x1001] = VNET_CTRL_RX_PROMISC;
+	seg(&C, 0x1000, 2, false);
+	C.rlen = 3;		/* the data byte is not there */
+	seg(&C, 0x3000, 1, true);
+	cr_assert_eq(vnet_ctrl(&MEM, &C, &S, &written), VNET_ERR);
+	cr_assert(!S.promisc);
+	memset(&C, 0, sizeof(C));
+	seg(&C, 0x1000, 2, false);
+	C.wlen = 1;		/* no writable segment at all */
+	cr_assert_eq(vnet_ctrl(&MEM, &C, &S, &written), -EINVAL);
+	cr_assert_eq(written, 0);
+}
