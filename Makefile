@@ -53,10 +53,6 @@ KASFLAGS	:= -iquote . -I$(GEN) -MMD -MP
 MIG_PURE_SRCS	:= $(sort $(wildcard migrate/stream*.c))
 LIB_SRCS	:= $(sort $(wildcard kernel/lib/*.c kernel/devices/model/*.c storage/lib/*.c \
 		   net/switch/*.c)) $(MIG_PURE_SRCS)
-# net/switch/vnet.c calls the device-side virtqueue (kernel/devices/model/
-# vring.c).  Until that file is merged the kernel leaves vnet.c out and the
-# unit tests and fuzzers link tests/unit/vring_stub.h instead.
-VRING_STUB	:= $(if $(wildcard kernel/devices/model/vring.c),,-DTERN_VRING_STUB)
 # kernel/: platform/ (CPUs, memory, APIC, time, ACPI, serial), virt/ (VMs,
 # the vCPU loop, the vendor ops, CPUID/MSR/MMIO, the dirty log), devices/
 # (device models), mgmt/ (console and commands), lib/ (pure), main.c.
@@ -64,7 +60,7 @@ KERNEL_CSRCS	:= $(sort $(wildcard kernel/*.c kernel/platform/*.c kernel/virt/*.c
 		   kernel/devices/*.c kernel/mgmt/*.c svm/*.c vmx/*.c net/*.c net/stack/*.c \
 		   net/port/*.c storage/*.c) \
 		   $(filter-out $(MIG_PURE_SRCS),$(wildcard migrate/*.c))) \
-		   $(if $(VRING_STUB),$(filter-out net/switch/vnet.c,$(LIB_SRCS)),$(LIB_SRCS))
+		   $(LIB_SRCS)
 KERNEL_ASRCS	:= $(sort $(wildcard kernel/platform/*.S svm/*.S vmx/*.S))
 KERNEL_OBJS	:= $(patsubst %.c,$(B)/k/%.o,$(KERNEL_CSRCS)) \
 		   $(patsubst %.S,$(B)/k/%.o,$(KERNEL_ASRCS))
@@ -82,7 +78,7 @@ BOOT_OBJS	:= $(patsubst %.c,$(B)/b/%.o,$(BOOT_SRCS))
 # ---- host unit tests (Criterion, sanitizers on) ----
 UCFLAGS		:= -std=gnu11 -O1 -g -fsanitize=address,undefined \
 		   -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
-		   -iquote . -I$(GEN) $(WARN) $(VRING_STUB) -MMD -MP
+		   -iquote . -I$(GEN) $(WARN) -MMD -MP
 UNIT_SRCS	:= $(sort $(wildcard tests/unit/*.c)) $(LIB_SRCS)
 UNIT_OBJS	:= $(patsubst %.c,$(B)/u/%.o,$(UNIT_SRCS))
 UNIT_BIN	:= $(B)/tests/unit-tests
@@ -414,17 +410,16 @@ fuzz-vring: $(FUZZ_DIR)/fuzz_vring
 
 # The L2 switch and the virtio-net model: hostile frames, ports, chains
 # and control commands over a fake RAM (no seeds: byte-coded operations).
-# The device-side virtqueue is the real one once merged, else the stub.
 FUZZ_VNET_SRCS	:= net/switch/l2sw.c net/switch/vnet.c \
-		   $(if $(VRING_STUB),,kernel/devices/model/vring.c)
+		   kernel/devices/model/vring.c
 FUZZ_VNET_HDRS	:= $(wildcard net/switch/*.h) kernel/devices/model/vring.h \
-		   kernel/lib/byteorder.h tests/unit/vring_stub.h
+		   kernel/lib/byteorder.h
 
 $(FUZZ_DIR)/fuzz_vnet: tests/fuzz/fuzz_vnet.c $(FUZZ_VNET_SRCS) $(FUZZ_VNET_HDRS)
 	@mkdir -p $(dir $@)
 	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz: $(FUZZ_CC) missing; run tools/deps.sh"; exit 1; }
 	@echo "  CC [fuzz] $@"
-	@$(FUZZ_CC) $(FUZZ_CFLAGS) $(VRING_STUB) $(FUZZ_SAN) tests/fuzz/fuzz_vnet.c \
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) tests/fuzz/fuzz_vnet.c \
 		$(FUZZ_VNET_SRCS) -o $@
 
 .PHONY: fuzz-vnet

@@ -152,7 +152,7 @@ void bridge_port_del(int port)
 void bridge_set_promisc(int port, bool on)
 {
 	if (port >= 0 && port < L2SW_MAX_PORTS)
-		br_sw.port[port].promisc = on;
+		l2sw_port_promisc(&br_sw, port, on);
 }
 
 int bridge_from_guest(int port, const void *frame, size_t len)

@@ -33,7 +33,6 @@
 #include "kernel/lib/byteorder.h"
 #include "net/switch/l2sw.h"
 #include "net/switch/vnet.h"
-#include "tests/unit/vring_stub.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -11,7 +11,6 @@
 
 #include "kernel/lib/byteorder.h"
 #include "net/switch/vnet.h"
-#include "tests/unit/vring_stub.h"
 
 static uint8_t RAM[1 << 20];
 
