@@ -84,7 +84,7 @@ UNIT_OBJS	:= $(patsubst %.c,$(B)/u/%.o,$(UNIT_SRCS))
 UNIT_BIN	:= $(B)/tests/unit-tests
 
 .PHONY: all esp deps deps-check run test test-unit test-harness fuzz fuzz-bzimage fuzz-vnet test-qemu test-svm test-net test-netcon \
-	test-migrate test-storage test-bochs linux-guest esp-linux test-linux test-linux-bochs \
+	test-migrate test-storage test-bochs linux-guest esp-linux test-linux test-linux-io test-linux-bochs \
 	clean distclean third-party
 .DEFAULT_GOAL := all
 
@@ -461,7 +461,7 @@ run: deps-check
 test: deps-check
 	$(MAKE) all
 	$(MAKE) test-unit test-harness test-qemu test-svm test-net test-netcon test-migrate \
-		test-storage test-linux test-bochs test-linux-bochs
+		test-storage test-linux test-linux-io test-bochs test-linux-bochs
 
 test-unit: $(UNIT_BIN)
 	$(UNIT_BIN) --jobs 2
@@ -510,6 +510,11 @@ test-linux: esp-linux
 # Debian's kernel under Intel VT-x (Bochs), booted by PVH from the
 # uncompressed vmlinux (decompressing the bzImage's XZ payload alone takes
 # ~450 s there): one vCPU, to the busybox shell and its checks.
+# The same kernel with virtio disks on tgtd's LUNs and virtio NICs on
+# Tern's switch, two hosts in the lab namespace (tests/lab/linux_io_tests.py).
+test-linux-io: esp-linux $(TERNCTL)
+	$(PYTHON) tests/lab/linux_io_tests.py --esp $(LINUX_ESP)
+
 test-linux-bochs: esp-linux
 	$(PYTHON) tests/lab/linux_tests.py --esp $(LINUX_ESP) --pvh \
 		--bochs corei7_skylake_x --expect shell --only 'linux_boot'
