@@ -235,10 +235,15 @@ $(LINUX_DIR)/ssecheck: tests/linux/ssecheck.c
 	@mkdir -p $(dir $@)
 	$(CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
 
+# rio: O_DIRECT disk load and a TCP sender for tests/bench/linux_io.py.
+$(LINUX_DIR)/rio: tests/linux/rio.c
+	@mkdir -p $(dir $@)
+	$(CC) -static -O2 -Wall -Wextra -Werror -pthread -o $@ $<
+
 $(LINUX_DIR)/initrd.gz: tools/mkinitramfs.py tests/linux/init $(LINUX_DIR)/ssecheck \
-		$(LINUX_DIR)/vmlinuz
+		$(LINUX_DIR)/rio $(LINUX_DIR)/vmlinuz
 	@$(PYTHON) tools/mkinitramfs.py $@ --busybox $(LINUX_DIR)/busybox \
-		--init tests/linux/init --bin $(LINUX_DIR)/ssecheck \
+		--init tests/linux/init --bin $(LINUX_DIR)/ssecheck --bin $(LINUX_DIR)/rio \
 		--modules $(LINUX_DIR)/modules --tree $(LINUX_DIR)/extra
 
 # The uncompressed kernel for PVH boots (no in-guest decompression: that
