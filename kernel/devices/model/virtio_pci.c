@@ -61,13 +61,21 @@ static void vp_msix_send(struct virtio_pci *vp, unsigned v)
 	vp->msi_send(vp->msi_ctx, addr, vp->msix[v].data);
 }
 
-/* Masked (function or entry): the pending bit waits for the unmask
- * (PCI 3.0 6.8.2.9). */
+/* An MSI is a memory write by the function: without COMMAND.MASTER it
+ * may not issue one (PCI 3.0 6.2.2, 6.8.2). */
+static bool vp_master(const struct virtio_pci *vp)
+{
+	return ld_le16(vp->func.cfg + PCI_COMMAND) & PCI_CMD_MASTER;
+}
+
+/* Masked (function or entry), or bus mastering off: the pending bit waits
+ * for the unmask (PCI 3.0 6.8.2.9) or the COMMAND write. */
 static void vp_msix_signal(struct virtio_pci *vp, uint16_t v)
 {
 	if (v >= virtio_pci_vectors(vp))
 		return;
-	if ((vp_msix_ctl(vp) & VPCI_MSIX_FMASK) || (vp->msix[v].ctrl & VPCI_MSIX_CTRL_MASKED)) {
+	if ((vp_msix_ctl(vp) & VPCI_MSIX_FMASK) || (vp->msix[v].ctrl & VPCI_MSIX_CTRL_MASKED) ||
+	    !vp_master(vp)) {
 		vp->msix_pba |= 1u << v;
 		vp->masked++;
 		return;
@@ -78,7 +86,7 @@ static void vp_msix_signal(struct virtio_pci *vp, uint16_t v)
 /* Deliver the pending vectors that are no longer masked. */
 static void vp_msix_flush(struct virtio_pci *vp)
 {
-	if (!vp_msix_on(vp) || (vp_msix_ctl(vp) & VPCI_MSIX_FMASK))
+	if (!vp_msix_on(vp) || (vp_msix_ctl(vp) & VPCI_MSIX_FMASK) || !vp_master(vp))
 		return;
 	for (int v = 0; v < virtio_pci_vectors(vp); v++) {
 		if (!(vp->msix_pba & (1u << v)) || (vp->msix[v].ctrl & VPCI_MSIX_CTRL_MASKED))
@@ -543,8 +551,8 @@ static void vp_cfg_written(void *ctx, uint16_t off, int size)
 	uint32_t bo;
 	int len;
 
-	if (vp_overlaps(off, size, vp->msix_cap + 2, 2))
-		vp_msix_flush(vp);	/* function unmasked or MSI-X enabled */
+	if (vp_overlaps(off, size, vp->msix_cap + 2, 2) || vp_overlaps(off, size, PCI_COMMAND, 2))
+		vp_msix_flush(vp);	/* unmasked, MSI-X enabled or bus master on */
 	if (vp_overlaps(off, size, vp->cfg_cap + VPCI_CFGCAP_DATA, 4) &&
 	    vp_cfgcap_target(vp, &bo, &len))
 		virtio_pci_bar_write(vp, bo, len,
