@@ -444,6 +444,8 @@ Test(virtio_pci, status_sticky_and_reset)
 	bar_w(VPCI_CC_STATUS, 1, VIRTIO_STATUS_NEEDS_RESET);
 	cr_assert_eq(bar_r(VPCI_CC_STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET, 0,
 		     "NEEDS_RESET is the device's");
+	bar_w(VPCI_CC_STATUS, 1, 0x30);
+	cr_assert_eq(bar_r(VPCI_CC_STATUS, 1) & 0x30, 0, "reserved bits");
 	bar_w(VPCI_CC_MSIX_CONFIG, 2, 0);
 
 	bar_w(VPCI_CC_STATUS, 1, 0);

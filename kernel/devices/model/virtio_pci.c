@@ -29,6 +29,10 @@
 #define VPCI_CFGCAP_LENGTH	12
 #define VPCI_CFGCAP_DATA	16
 
+#define VPCI_STATUS_DRIVER_BITS	(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | \
+				 VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_FEATURES_OK | \
+				 VIRTIO_STATUS_FAILED)
+
 int virtio_pci_vectors(const struct virtio_pci *vp)
 {
 	return vp->nqueues + 1;
@@ -276,7 +280,8 @@ static void vp_gf_write(struct virtio_pci *vp, uint32_t val)
 
 /* FEATURES_OK only sticks for a set with VERSION_1 the device accepts
  * (3.1.1 step 6); DRIVER_OK only after FEATURES_OK.  Bits are only
- * cleared by a reset, and NEEDS_RESET is the device's. */
+ * cleared by a reset; NEEDS_RESET is the device's, 0x10 and 0x20 are
+ * reserved (2.1). */
 static void vp_status_write(struct virtio_pci *vp, uint8_t val)
 {
 	uint8_t old = vp->status, ns;
@@ -285,7 +290,7 @@ static void vp_status_write(struct virtio_pci *vp, uint8_t val)
 		virtio_pci_reset(vp);
 		return;
 	}
-	ns = old | (val & (uint8_t)~VIRTIO_STATUS_NEEDS_RESET);
+	ns = old | (val & VPCI_STATUS_DRIVER_BITS);
 	if ((ns & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK) &&
 	    (!(vp->guest_features & VIRTIO_F_VERSION_1) ||
 	     (vp->ops->features_ok && !vp->ops->features_ok(vp->dev, vp->guest_features))))
@@ -776,9 +781,7 @@ static bool vp_load_msix(const struct virtio_pci *vp, const uint8_t *buf, struct
  * reach (DRIVER_OK only with FEATURES_OK, NEEDS_RESET with needs_reset). */
 static bool vp_load_header(const struct virtio_pci *vp, const uint8_t *buf, struct virtio_pci *c)
 {
-	const uint8_t st_ok = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-			      VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_FEATURES_OK |
-			      VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED;
+	const uint8_t st_ok = VPCI_STATUS_DRIVER_BITS | VIRTIO_STATUS_NEEDS_RESET;
 
 	c->status = buf[4];
 	c->config_generation = buf[5];
