@@ -203,14 +203,29 @@ static struct virtio_pci_queue *vp_selq(struct virtio_pci *vp)
 	return vp->queue_select < vp->nqueues ? &vp->q[vp->queue_select] : NULL;
 }
 
-static uint64_t vp_qaddr_read(const struct virtio_pci_queue *q, uint32_t off, int size)
+/* The 64-bit queue address field that off falls in. */
+static uint64_t *vp_qaddr(struct virtio_pci_queue *q, uint32_t off)
 {
-	uint32_t base = off & ~7u;
-	uint64_t a = base == VPCI_CC_Q_DESC ? q->desc : base == VPCI_CC_Q_DRIVER ? q->driver : q->device;
+	switch (off & ~7u) {
+	case VPCI_CC_Q_DESC:	return &q->desc;
+	case VPCI_CC_Q_DRIVER:	return &q->driver;
+	default:		return &q->device;
+	}
+}
+
+static uint64_t vp_qaddr_read(struct virtio_pci_queue *q, uint32_t off, int size)
+{
+	uint64_t a = *vp_qaddr(q, off);
 
 	if (size == 8)
 		return a;
 	return (uint32_t)(off & 4 ? a >> 32 : a);
+}
+
+/* The 32-bit window sel of a 64-bit feature set (4.1.4.3). */
+static uint32_t vp_feature_window(uint64_t f, uint32_t sel)
+{
+	return sel < 2 ? (uint32_t)(f >> (32 * sel)) : 0;
 }
 
 static uint64_t vp_cc_read(struct virtio_pci *vp, uint32_t off, int size)
@@ -223,9 +238,9 @@ static uint64_t vp_cc_read(struct virtio_pci *vp, uint32_t off, int size)
 		return q ? vp_qaddr_read(q, off, size) : 0;
 	switch (off) {
 	case VPCI_CC_DFSELECT:	return vp->dfselect;
-	case VPCI_CC_DF:	return vp->dfselect < 2 ? (uint32_t)(vp->host_features >> (32 * vp->dfselect)) : 0;
+	case VPCI_CC_DF:	return vp_feature_window(vp->host_features, vp->dfselect);
 	case VPCI_CC_GFSELECT:	return vp->gfselect;
-	case VPCI_CC_GF:	return vp->gfselect < 2 ? (uint32_t)(vp->guest_features >> (32 * vp->gfselect)) : 0;
+	case VPCI_CC_GF:	return vp_feature_window(vp->guest_features, vp->gfselect);
 	case VPCI_CC_MSIX_CONFIG: return vp->msix_config;
 	case VPCI_CC_NUM_QUEUES: return (uint64_t)vp->nqueues;
 	case VPCI_CC_STATUS:	return vp->status;
@@ -252,9 +267,7 @@ static struct virtio_pci_queue *vp_selq_setup(struct virtio_pci *vp)
 
 static void vp_qaddr_write(struct virtio_pci_queue *q, uint32_t off, int size, uint64_t val)
 {
-	uint32_t base = off & ~7u;
-	uint64_t *a = base == VPCI_CC_Q_DESC ? &q->desc : base == VPCI_CC_Q_DRIVER ? &q->driver :
-		      &q->device;
+	uint64_t *a = vp_qaddr(q, off);
 
 	if (size == 8)
 		*a = val;
@@ -275,7 +288,8 @@ static void vp_gf_write(struct virtio_pci *vp, uint32_t val)
 		return;
 	sh = 32 * vp->gfselect;
 	m = 0xffffffffull << sh;
-	vp->guest_features = (vp->guest_features & ~m) | (((uint64_t)val << sh) & m & vp->host_features);
+	vp->guest_features = (vp->guest_features & ~m) |
+			     (((uint64_t)val << sh) & m & vp->host_features);
 }
 
 /* FEATURES_OK only sticks for a set with VERSION_1 the device accepts
@@ -298,7 +312,7 @@ static void vp_status_write(struct virtio_pci *vp, uint8_t val)
 	if (!(ns & VIRTIO_STATUS_FEATURES_OK))
 		ns &= (uint8_t)~VIRTIO_STATUS_DRIVER_OK;
 	vp->status = ns;
-	if ((ns & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK) && vp->ops->driver_ok)
+	if ((ns & ~old & VIRTIO_STATUS_DRIVER_OK) && vp->ops->driver_ok)
 		vp->ops->driver_ok(vp->dev);
 }
 
