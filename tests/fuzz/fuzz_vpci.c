@@ -11,7 +11,9 @@
  *	bytes 2-3	offset (little-endian)
  *	bytes 4-11	value (little-endian)
  * plus, when the input starts with "LD", a host record and a transport
- * record fed to the loaders first.  The fake device traps on any access
+ * record fed to the loaders first, and when it starts (then) with "UP",
+ * the driver bring-up Linux performs (features, queues, MSI-X, DRIVER_OK)
+ * so that the operations also start from a live device.  The fake device traps on any access
  * outside its config space.  After every operation the invariants that
  * hold for any guest behaviour are checked: queue sizes are powers of two
  * no larger than the maximum, vectors are in the table or NO_VECTOR,
@@ -198,7 +200,7 @@ static void fz_mmio(uint16_t off, bool wr, int sz, uint64_t val)
 static void fz_event(uint16_t off, uint64_t val)
 {
 	switch (off & 7) {
-	case 0:	virtio_pci_interrupt_queue(&fz_vp, (uint16_t)val); break;
+	case 0:	virtio_pci_interrupt_queue(&fz_vp, (uint16_t)(off & 8 ? val : val & 3)); break;
 	case 1:	virtio_pci_interrupt_config(&fz_vp); break;
 	case 2:	virtio_pci_fail(&fz_vp, val & 1 ? "a reason longer than the sixty-four bytes "
 				"the transport keeps for vm info, cut" : NULL); break;
@@ -206,6 +208,39 @@ static void fz_event(uint16_t off, uint64_t val)
 	case 4:	fz_refuse = val & 1; break;
 	default: fz_round_trip(); break;
 	}
+}
+
+/* What Linux does before the device runs (virtio 1.1 3.1.1, PCI MSI-X
+ * set-up), through the guest's own paths, so that the operations start
+ * from a live device with MSI-X on. */
+static void fz_bringup(void)
+{
+	uint8_t mx = fz_vp.msix_cap;
+
+	fz_ecam(FZ_DEV << 12 | 0x04, true, 2, 0x6);	/* MEM | MASTER */
+	fz_mmio(VPCI_CC_STATUS, true, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	fz_mmio(VPCI_CC_GFSELECT, true, 4, 0);
+	fz_mmio(VPCI_CC_GF, true, 4, (uint32_t)FZ_FEAT);
+	fz_mmio(VPCI_CC_GFSELECT, true, 4, 1);
+	fz_mmio(VPCI_CC_GF, true, 4, 1);		/* VERSION_1 */
+	fz_mmio(VPCI_CC_STATUS, true, 1, 0x0b);
+	fz_mmio(VPCI_CC_MSIX_CONFIG, true, 2, 0);
+	for (uint16_t q = 0; q < FZ_NQ; q++) {
+		fz_mmio(VPCI_CC_Q_SELECT, true, 2, q);
+		fz_mmio(VPCI_CC_Q_SIZE, true, 2, 128);
+		fz_mmio(VPCI_CC_Q_MSIX, true, 2, q + 1u);
+		fz_mmio(VPCI_CC_Q_DESC, true, 8, 0x10000u * (q + 1u));
+		fz_mmio(VPCI_CC_Q_DRIVER, true, 8, 0x10000u * (q + 1u) + 0x1000);
+		fz_mmio(VPCI_CC_Q_DEVICE, true, 8, 0x10000u * (q + 1u) + 0x2000);
+		fz_mmio(VPCI_CC_Q_ENABLE, true, 2, 1);
+	}
+	for (uint16_t v = 0; v <= FZ_NQ; v++) {
+		fz_mmio((uint16_t)(VPCI_MSIX_TABLE_OFF + 16 * v), true, 8, 0xfee00000u);
+		fz_mmio((uint16_t)(VPCI_MSIX_TABLE_OFF + 16 * v + 8), true, 8, 0x40u + v);
+	}
+	fz_ecam((uint16_t)(FZ_DEV << 12 | (mx + 3)), true, 1, 0x80);	/* MSI-X on */
+	fz_mmio(VPCI_CC_STATUS, true, 1, 0x0f);
+	fz_check(virtio_pci_live(&fz_vp));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -225,6 +260,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			data += hn + VPCI_SAVE_SIZE;
 			size -= hn + VPCI_SAVE_SIZE;
 		}
+	}
+	if (size >= 2 && data[0] == 'U' && data[1] == 'P') {
+		data += 2;
+		size -= 2;
+		fz_bringup();
 	}
 	fz_invariants(&fz_vp);
 	for (; size >= FZ_OP; data += FZ_OP, size -= FZ_OP) {
