@@ -390,7 +390,8 @@ fuzz-apic: $(FUZZ_DIR)/fuzz_apic
 
 # The PCI host bridge and the virtio-pci transport: operation sequences
 # on config space (ports and ECAM), BAR 4 and the device side, and hostile
-# records; the one seed, "UP", asks for a Linux-like driver bring-up first.
+# records; the seeds ask for a Linux-like driver bring-up first ("UP"),
+# then a reload of its records with the input XORed in ("XL").
 FUZZ_VPCI_SRCS	:= kernel/devices/model/pci_host.c kernel/devices/model/virtio_pci.c
 FUZZ_VPCI_HDRS	:= kernel/devices/model/pci_host.h kernel/devices/model/virtio_pci.h \
 		   kernel/lib/byteorder.h kernel/lib/pci_caps.h kernel/lib/virtq.h
@@ -405,6 +406,7 @@ $(FUZZ_DIR)/fuzz_vpci: tests/fuzz/fuzz_vpci.c $(FUZZ_VPCI_SRCS) $(FUZZ_VPCI_HDRS
 fuzz-vpci: $(FUZZ_DIR)/fuzz_vpci
 	@mkdir -p $(FUZZ_DIR)/corpus-vpci $(FUZZ_DIR)/seeds-vpci $(FUZZ_DIR)/artifacts
 	@printf UP > $(FUZZ_DIR)/seeds-vpci/bringup
+	@printf 'UPXL\0\0\0\0' > $(FUZZ_DIR)/seeds-vpci/reload
 	$(FUZZ_DIR)/fuzz_vpci $(FUZZ_OPTS) $(FUZZ_DIR)/corpus-vpci $(FUZZ_DIR)/seeds-vpci
 
 # One target alone: make fuzz-bzimage.
