@@ -68,6 +68,8 @@
 #define ICR_RXT0	(1u << 7)
 
 #define RCTL_EN		(1u << 1)
+#define RCTL_UPE	(1u << 3)	/* unicast promiscuous, 8254x manual 13.4.22 */
+#define RCTL_MPE	(1u << 4)	/* multicast promiscuous */
 #define RCTL_BAM	(1u << 15)
 #define RCTL_SECRC	(1u << 26)	/* BSIZE 00 with BSEX 0: 2048 bytes */
 #define TCTL_EN		(1u << 1)
@@ -323,10 +325,21 @@ static int e1000_poll(struct netdev *nd, int budget)
 	return got;
 }
 
+/* The guest switch's uplink takes frames for the guests' MACs too. */
+static void e1000_set_promisc(struct netdev *nd, bool on)
+{
+	struct e1000 *e = nd->priv;
+	uint32_t r = rd(e, E1000_RCTL);
+
+	r = on ? r | RCTL_UPE | RCTL_MPE : r & ~(RCTL_UPE | RCTL_MPE);
+	wr(e, E1000_RCTL, r);
+}
+
 static const struct netdev_ops e1000_ops = {
 	.xmit = e1000_xmit,
 	.poll = e1000_poll,
 	.update_link = e1000_update_link,
+	.set_promisc = e1000_set_promisc,
 };
 
 /* ---- set-up ---- */

@@ -33,6 +33,14 @@ int netdev_register(struct netdev *nd)
 	return 0;
 }
 
+int netdev_xmit(struct netdev *nd, const void *frame, size_t len,
+		const struct netdev_csum *csum)
+{
+	if (nd->tx_hook)
+		return nd->tx_hook(nd, frame, len, csum);
+	return nd->ops->xmit(nd, frame, len, csum);
+}
+
 int nic_register(struct netdev *nd, struct pci_dev *pd)
 {
 	int r = netdev_register(nd);

@@ -34,6 +34,11 @@ struct netdev_csum {
  * right (or was handed it by a peer that vouches for it, VIRTIO 1.1
  * 5.1.6.4).  Without it nothing is known either way. */
 #define NETDEV_RX_CSUM_OK	(1u << 0)
+/* ... and its L4 checksum field holds only the pseudo-header sum (a local
+ * peer never finished it: VIRTIO 1.1 5.1.6.4 NEEDS_CSUM), at
+ * nd->rx_csum_start + nd->rx_csum_offset.  Whoever forwards the frame to
+ * a receiver that checks must finish it (inet_csum_finish_partial). */
+#define NETDEV_RX_CSUM_PARTIAL	(1u << 1)
 
 struct netdev_ops {
 	/* Queue one Ethernet frame (copied); csum NULL or a request as
@@ -45,6 +50,9 @@ struct netdev_ops {
 	int (*poll)(struct netdev *nd, int budget);
 	/* Refresh nd->link_up from the device. */
 	void (*update_link)(struct netdev *nd);
+	/* Optional: take frames for every destination MAC (the guest
+	 * switch's uplink, net/switch/bridge.c). */
+	void (*set_promisc)(struct netdev *nd, bool on);
 };
 
 struct netdev {
@@ -61,7 +69,12 @@ struct netdev {
 	void (*rx)(struct netdev *nd, const void *frame, size_t len,
 		   unsigned int flags);
 	void *stack;
+	/* Set by the guest switch when it owns the port: what the stack
+	 * sends goes through it (netdev_xmit) instead of straight out. */
+	int (*tx_hook)(struct netdev *nd, const void *frame, size_t len,
+		       const struct netdev_csum *csum);
 	volatile bool pending;		/* set by the IRQ handler */
+	uint16_t rx_csum_start, rx_csum_offset;	/* the frame in nd->rx, PARTIAL */
 	uint64_t rx_packets, rx_bytes, rx_dropped;
 	uint64_t tx_packets, tx_bytes, tx_errors;
 	uint64_t irqs;
@@ -70,6 +83,9 @@ struct netdev {
 };
 
 int netdev_register(struct netdev *nd);
+/* The stack's transmit: through the switch when one owns the NIC. */
+int netdev_xmit(struct netdev *nd, const void *frame, size_t len,
+		const struct netdev_csum *csum);
 int netdev_count(void);
 struct netdev *netdev_get(int i);
 

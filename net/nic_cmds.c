@@ -9,6 +9,7 @@
 #include "kernel/lib/cmd.h"
 #include "kernel/platform/mainloop.h"
 #include "net/nic.h"
+#include "net/bridge.h"
 
 #define ARP_WAIT_US		2000000
 
@@ -153,10 +154,19 @@ int nic_cmd_test(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 	return 0;
 }
 
+static int nic_cmd_switch(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+{
+	(void)ctx, (void)argc, (void)argv;
+	bridge_report(o);
+	return 0;
+}
+
 const struct cmd_def nic_cmds[] = {
 	{ "nic", "", "NICs: model, MAC, link, interrupt, rx/tx packets/bytes, drops, irqs",
 	  0, 0, nic_cmd_list },
 	{ "nic test", "NAME", "ARP for 10.0.2.2 from 10.0.2.15 (QEMU user net) and show the reply",
 	  1, 1, nic_cmd_test },
+	{ "switch", "", "the guest switch: ports, frames, spoofed sources, learned MACs",
+	  0, 0, nic_cmd_switch },
 };
 const size_t nic_ncmds = ARRAY_SIZE(nic_cmds);

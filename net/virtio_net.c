@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "kernel/kernel.h"
+#include "kernel/lib/byteorder.h"
 #include "net/nic.h"
 #include "kernel/lib/virtq.h"
 
@@ -259,12 +260,17 @@ static int vnet_xmit(struct netdev *nd, const void *frame, size_t len,
  * field holds the pseudo-header sum, which the stack then must not check.
  * Without GUEST_CSUM the flags are ignored.
  */
-static unsigned int vnet_rx_flags(const struct vnet *v, const uint8_t *h)
+static unsigned int vnet_rx_flags(struct vnet *v, const uint8_t *h)
 {
 	if (!(v->features & VF_GUEST_CSUM))
 		return 0;
-	return h[0] & (VNET_HDR_F_NEEDS_CSUM | VNET_HDR_F_DATA_VALID) ?
-	       NETDEV_RX_CSUM_OK : 0;
+	if (h[0] & VNET_HDR_F_NEEDS_CSUM) {
+		/* struct virtio_net_hdr: csum_start at 6, csum_offset at 8. */
+		v->nd.rx_csum_start = ld_le16(h + 6);
+		v->nd.rx_csum_offset = ld_le16(h + 8);
+		return NETDEV_RX_CSUM_OK | NETDEV_RX_CSUM_PARTIAL;
+	}
+	return h[0] & VNET_HDR_F_DATA_VALID ? NETDEV_RX_CSUM_OK : 0;
 }
 
 static void rx_post(struct vq *q, uint16_t id)

@@ -871,6 +871,7 @@ void storage_start(const struct tern_config *cfg)
 	struct blk_disk *d;
 
 	mainloop_register(&storage_svc);
+	vblk_dev_start();
 
 	snprintf(host_name, sizeof(host_name), "%s", cfg->hostname);
 	for (unsigned i = 0; i < cfg->ndisks; i++) {

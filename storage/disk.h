@@ -84,6 +84,10 @@ struct blk_disk {
 	unsigned nkeys;
 	unsigned preempted;		/* by the last fence */
 
+	/* The VM whose virtio disk this is ("" for none): one at a time,
+	 * and no detach meanwhile (vblk_dev.c). */
+	char holder[32];
+
 	/* The request queue (blk.c). */
 	struct blk_req *q_head, *q_tail;
 	unsigned active;		/* started, not completed */

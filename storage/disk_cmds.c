@@ -145,6 +145,11 @@ int disk_cmd_detach(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **arg
 	d = disk_find_or_say(o, "disk detach", argv[0]);
 	if (!d)
 		return -ENOENT;
+	if (d->holder[0]) {
+		cmd_printf(o, "error: disk detach: %s is the disk of vm %s (destroy the VM first)\n",
+			   argv[0], d->holder);
+		return -EBUSY;
+	}
 	detach_now(d);
 	cmd_printf(o, "disk %s: detached\n", argv[0]);
 	return 0;

@@ -19,6 +19,8 @@ struct tern_config;
  * lwIP's sent callbacks push more bytes).
  */
 void storage_start(const struct tern_config *cfg);
+/* virtio-blk for guests (vblk_dev.c): the disk= device type, its service. */
+void vblk_dev_start(void);
 
 extern const struct cmd_def disk_cmds[];
 extern const size_t disk_ncmds;

@@ -13,7 +13,16 @@ out=${1:?usage: $0 OUTDIR}
 mkdir -p "$out/debs"
 out=$(cd "$out" && pwd)
 
-if [ -s "$out/vmlinuz" ] && [ -x "$out/busybox" ]; then
+# The guest's virtio and ext4 modules, in load order (their depends=),
+# and Debian's mke2fs with the libraries it links: busybox's mke2fs makes
+# only ext2.
+MODULES="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci
+virtio_blk failover net_failover virtio_net crc16 mbcache jbd2 crc32c_generic ext4"
+EXTRA_DEBS="e2fsprogs libext2fs2 libcom-err2 libblkid1 libuuid1 libc6"
+
+# Written last: a run cut short fetches everything again.
+stamp="$out/.fetched-2"
+if [ -s "$out/vmlinuz" ] && [ -x "$out/busybox" ] && [ -e "$stamp" ]; then
 	exit 0
 fi
 
@@ -25,7 +34,7 @@ if [ -z "$pkg" ]; then
 	exit 1
 fi
 echo "fetch-linux: $pkg and busybox-static"
-(cd "$out/debs" && apt-get download -q "$pkg" busybox-static)
+(cd "$out/debs" && apt-get download -q "$pkg" busybox-static $EXTRA_DEBS)
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -35,4 +44,38 @@ cp "$tmp"/k/boot/vmlinuz-* "$out/vmlinuz"
 cp "$tmp/b/bin/busybox" "$out/busybox"
 chmod 0755 "$out/busybox"
 basename "$tmp"/k/boot/vmlinuz-* | sed 's/^vmlinuz-//' >"$out/kernel-version"
+rm -rf "$out/modules" "$out/extra"
+mkdir -p "$out/modules"
+: >"$out/modules/order.tmp"
+for m in $MODULES; do
+	f=$(find "$tmp/k/lib/modules" -name "$m.ko" | head -n1)
+	if [ -z "$f" ]; then
+		echo "fetch-linux: $pkg has no $m.ko" >&2
+		exit 1
+	fi
+	cp "$f" "$out/modules/"
+	echo "$m.ko" >>"$out/modules/order.tmp"
+done
+mv "$out/modules/order.tmp" "$out/modules/order"
+for d in $EXTRA_DEBS; do
+	dpkg-deb -x "$(ls "$out"/debs/"${d}"_*.deb | head -n1)" "$tmp/x"
+done
+mkdir -p "$out/extra/sbin" "$out/extra/lib/x86_64-linux-gnu" "$out/extra/lib64"
+cp "$tmp/x/sbin/mke2fs" "$out/extra/sbin/"
+# Some packages ship in /lib, some in /usr/lib (the usr-merge is half
+# done in bookworm): the guest gets them all in /lib.
+lib() {
+	f=$(find "$tmp/x/lib" "$tmp/x/usr/lib" -name "$1" 2>/dev/null | head -n1)
+	if [ -z "$f" ]; then
+		echo "fetch-linux: no $1 in $EXTRA_DEBS" >&2
+		exit 1
+	fi
+	cp -L "$f" "$2"
+}
+for l in libext2fs.so.2 libcom_err.so.2 libblkid.so.1 libuuid.so.1 libe2p.so.2 libc.so.6; do
+	lib "$l" "$out/extra/lib/x86_64-linux-gnu/"
+done
+lib ld-linux-x86-64.so.2 "$out/extra/lib64/"
+echo "fetch-linux: $(wc -l <"$out/modules/order") modules, mke2fs $(dpkg-deb -f "$(ls "$out"/debs/e2fsprogs_*.deb | head -n1)" Version)"
 echo "fetch-linux: vmlinuz $(cat "$out/kernel-version"), $(stat -c %s "$out/vmlinuz") bytes"
+touch "$stamp"

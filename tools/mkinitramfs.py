@@ -6,6 +6,11 @@ static programs.  No cpio(1) needed; no root needed (owners are 0:0 in the
 archive whatever the files' owners are).
 
     tools/mkinitramfs.py OUT.gz --busybox PATH --init PATH [--bin PATH ...]
+                            [--modules DIR] [--tree DIR]
+
+--modules DIR: DIR/order names .ko files in DIR, copied to /lib/modules/
+with that order file (the /init loads them in it); --tree DIR: a directory
+tree copied as it is (Debian's mke2fs and its libraries).
 """
 
 import argparse
@@ -15,7 +20,9 @@ import stat
 
 APPLETS = ("sh", "mount", "mkdir", "cat", "echo", "ls", "setsid", "cttyhack",
            "poweroff", "reboot", "nproc", "date", "uname", "cut", "sleep",
-           "grep", "dmesg", "mknod", "halt")
+           "grep", "dmesg", "mknod", "halt", "insmod", "dd", "sync", "umount",
+           "ip", "ping", "md5sum", "sha256sum", "head", "tail", "wc", "tr",
+           "seq", "rm", "cmp", "hexdump", "od", "nc", "ifconfig", "blockdev")
 
 
 class Cpio:
@@ -60,8 +67,38 @@ class Cpio:
         return bytes(self.out)
 
 
-def build(busybox, init, bins):
+def add_tree(c, root, have):
+    """Every directory, file and symlink under root, at the same path."""
+    for d, dirs, files in sorted(os.walk(root)):
+        dirs.sort()
+        rel = os.path.relpath(d, root)
+        if rel != "." and rel not in have:
+            c.dir(rel)
+            have.add(rel)
+        for n in sorted(files):
+            p = os.path.join(d, n)
+            name = os.path.normpath(os.path.join(rel, n))
+            if os.path.islink(p):
+                c.symlink(name, os.readlink(p))
+            else:
+                with open(p, "rb") as f:
+                    c.file(name, f.read(), os.stat(p).st_mode & 0o777)
+
+
+def add_modules(c, mdir):
+    c.dir("lib")
+    c.dir("lib/modules")
+    with open(os.path.join(mdir, "order")) as f:
+        order = [l.strip() for l in f if l.strip()]
+    for m in order:
+        with open(os.path.join(mdir, m), "rb") as f:
+            c.file(f"lib/modules/{m}", f.read(), 0o644)
+    c.file("lib/modules/order", ("\n".join(order) + "\n").encode(), 0o644)
+
+
+def build(busybox, init, bins, modules=None, trees=()):
     c = Cpio()
+    have = {"bin", "sbin", "dev", "proc", "sys", "tmp", "root", "etc"}
     for d in ("bin", "sbin", "dev", "proc", "sys", "tmp", "root", "etc"):
         c.dir(d)
     # The kernel opens /dev/console for init before devtmpfs is mounted.
@@ -75,6 +112,11 @@ def build(busybox, init, bins):
     for b in bins:
         with open(b, "rb") as f:
             c.file(f"bin/{os.path.basename(b)}", f.read())
+    if modules:
+        add_modules(c, modules)
+        have.update(("lib", "lib/modules"))
+    for t in trees:
+        add_tree(c, t, have)
     return c.finish()
 
 
@@ -84,8 +126,10 @@ def main():
     ap.add_argument("--busybox", required=True)
     ap.add_argument("--init", required=True)
     ap.add_argument("--bin", action="append", default=[])
+    ap.add_argument("--modules")
+    ap.add_argument("--tree", action="append", default=[])
     a = ap.parse_args()
-    data = build(a.busybox, a.init, a.bin)
+    data = build(a.busybox, a.init, a.bin, a.modules, a.tree)
     with open(a.out + ".tmp", "wb") as f:
         # mtime 0: the same inputs give the same bytes.
         f.write(gzip.compress(data, 9, mtime=0))

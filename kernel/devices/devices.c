@@ -12,6 +12,8 @@
 #include <string.h>
 #include "kernel/mgmt/console.h"
 #include "kernel/devices/devices.h"
+#include "kernel/devices/vdev.h"
+#include "kernel/devices/vpci.h"
 #include "kernel/devices/pc.h"
 #include "kernel/platform/spinlock.h"
 #include "kernel/devices/model/uart16550.h"
@@ -204,6 +206,19 @@ int devices_create(struct vm *vm)
 		rc = bus_add(&vm->mmio, &(struct bus_dev){ "testdev", TESTDEV_BASE,
 							   TESTDEV_SIZE, testdev_read,
 							   testdev_write, regs });
+	/* After pc_create: its reset register 0xcf9 must match before the
+	 * PCI config ports 0xcf8-0xcff (bus.c takes the first match). */
+	if (!rc)
+		rc = vpci_create(vm);
+	/* Devices a restart rebuilds from the words the VM was created with
+	 * (none yet when the VM is new: vdev_add follows vm_create). */
+	if (!rc && vm->ndevs) {
+		char err[120];
+
+		rc = vdev_create_all(vm, err, sizeof(err));
+		if (rc < 0)
+			pr_err("vm %s: %s", vm->name, err);
+	}
 	return rc;
 }
 
@@ -351,6 +366,8 @@ void devices_destroy(struct vm *vm)
 	}
 	if (attached_vm == vm)
 		vuart_attach(NULL);
+	vdev_destroy_all(vm);
+	vpci_destroy(vm);
 	free(vm->uart);
 	free(vm->testdev);
 	vm->uart = vm->testdev = NULL;

@@ -27,7 +27,8 @@
 #define AB_MADT_IOAPIC_LEN	12
 #define AB_MADT_ISO_LEN		10
 #define AB_MADT_NMI_LEN		6
-#define AB_AML_MAX		128		/* our DSDT body is ~75 bytes */
+#define AB_AML_MAX		512		/* our DSDT body is ~250 bytes */
+#define AB_MCFG_LEN		60		/* PCI Firmware 3.2 4.1.2: one entry */
 #define AB_4G			(1ull << 32)
 
 static int ab_fail(const char **why, const char *msg, int rc)
@@ -199,6 +200,78 @@ static void aml_com1(struct aml *a)
 	aml_pkg_end(a, scope);
 }
 
+/*
+ * _CRS of the PCI root bridge (ACPI 6.5 6.4.3.5): WordBusNumber 0-0
+ * (resource type 2, flags MinFixed|MaxFixed, a producer), IO(Decode16)
+ * for config mechanism #1 at 0xcf8 (8 ports, consumed), WordIO windows
+ * around it (ISA ranges: type-specific 3), a DWordMemory window
+ * (read-write, non-cacheable) for the BARs, End Tag.  The layout is the
+ * one QEMU's q35 tables give Linux, which never touches the windows
+ * beyond assigning BARs that firmware left at zero.
+ */
+static void aml_word_range(struct aml *a, uint8_t type, uint8_t tflags, uint16_t min,
+			   uint16_t max)
+{
+	uint8_t d[16] = { 0x88, 0x0d, 0x00, type, 0x0c, tflags };
+
+	st_le16(d + 8, min);
+	st_le16(d + 10, max);
+	st_le16(d + 14, (uint16_t)(max - min + 1));
+	aml_put(a, d, sizeof(d));
+}
+
+static void aml_pci_crs(struct aml *a, uint32_t mmio, uint32_t size)
+{
+	static const uint8_t cf8[] = { 0x47, 0x01, 0xf8, 0x0c, 0xf8, 0x0c, 0x01, 0x08 };
+	uint8_t mem[26] = { 0x87, 0x17, 0x00, 0x00, 0x0c, 0x01 };
+	uint32_t pkg;
+
+	st_le32(mem + 10, mmio);
+	st_le32(mem + 14, mmio + size - 1);
+	st_le32(mem + 22, size);
+	aml_put(a, "\x08_CRS", 5);
+	aml_byte(a, 0x11);			/* BufferOp */
+	pkg = aml_pkg_begin(a);
+	aml_byte(a, 0x0a);			/* BufferSize: BytePrefix */
+	aml_byte(a, 3 * 16 + sizeof(cf8) + sizeof(mem) + 2);
+	aml_word_range(a, 2, 0, 0, 0);		/* bus 0 */
+	aml_put(a, cf8, sizeof(cf8));
+	aml_word_range(a, 1, 3, 0x0000, 0x0cf7);
+	aml_word_range(a, 1, 3, 0x0d00, 0xffff);
+	aml_put(a, mem, sizeof(mem));
+	aml_put(a, "\x79\x00", 2);
+	aml_pkg_end(a, pkg);
+}
+
+/*
+ * Scope(\_SB_) { Device(PCI0) { _HID EisaId("PNP0A08") (PCI Express
+ * root), _CID EisaId("PNP0A03"), _UID Zero, _SEG Zero, _BBN Zero, _CRS } }:
+ * what Linux's acpi_pci_root driver needs to scan bus 0.  No _PRT: the
+ * functions have no INTx pin (MSI-X only, like Cloud Hypervisor's).
+ */
+static void aml_pci0(struct aml *a, uint32_t mmio, uint32_t size)
+{
+	static const uint8_t ids[] = {
+		0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x08,
+		0x08, '_', 'C', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x03,
+		0x08, '_', 'U', 'I', 'D', 0x00,
+		0x08, '_', 'S', 'E', 'G', 0x00,
+		0x08, '_', 'B', 'B', 'N', 0x00,
+	};
+	uint32_t scope, dev;
+
+	aml_byte(a, 0x10);			/* ScopeOp */
+	scope = aml_pkg_begin(a);
+	aml_put(a, "\\_SB_", 5);
+	aml_put(a, "\x5b\x82", 2);		/* DeviceOp */
+	dev = aml_pkg_begin(a);
+	aml_put(a, "PCI0", 4);
+	aml_put(a, ids, sizeof(ids));
+	aml_pci_crs(a, mmio, size);
+	aml_pkg_end(a, dev);
+	aml_pkg_end(a, scope);
+}
+
 /* ---- tables ---- */
 
 /* RSDP, 5.2.5.3 Table 5.3: revision 2, both checksums. */
@@ -223,15 +296,34 @@ static void ab_facs(uint8_t *f)
 	f[32] = 2;
 }
 
-/* XSDT (5.2.8, 64-bit entries) or RSDT (5.2.7, 32-bit): FADT, MADT. */
+static uint32_t ab_root_entries(const struct acpi_build_layout *l)
+{
+	return l->mcfg ? 3 : 2;
+}
+
+/* XSDT (5.2.8, 64-bit entries) or RSDT (5.2.7, 32-bit): FADT, MADT, MCFG. */
 static void ab_root(uint8_t *t, bool x, uint64_t base, const struct acpi_build_layout *l)
 {
-	uint32_t esz = x ? 8 : 4, len = AB_HDR_LEN + 2 * esz;
+	uint32_t esz = x ? 8 : 4, len = AB_HDR_LEN + ab_root_entries(l) * esz;
 
 	ab_header(t, x ? "XSDT" : "RSDT", len, 1);
 	st_le_n(t + AB_HDR_LEN, base + l->fadt, esz);
 	st_le_n(t + AB_HDR_LEN + esz, base + l->madt, esz);
+	if (l->mcfg)
+		st_le_n(t + AB_HDR_LEN + 2 * esz, base + l->mcfg, esz);
 	ab_checksum(t, len, 9);
+}
+
+/* MCFG, PCI Firmware 3.2 4.1.2 Table 4-3: one allocation, segment 0,
+ * buses 0-0. */
+static void ab_mcfg(uint8_t *t, uint64_t ecam)
+{
+	ab_header(t, "MCFG", AB_MCFG_LEN, 1);
+	st_le64(t + 44, ecam);
+	st_le16(t + 52, 0);
+	t[54] = 0;
+	t[55] = 0;
+	ab_checksum(t, AB_MCFG_LEN, 9);
 }
 
 /* FADT Flags (Table 5.10) we claim. */
@@ -402,18 +494,25 @@ static int ab_check_cfg(const struct acpi_build_cfg *c, const char **why)
 		return ab_fail(why, "table base not 64-byte aligned (FACS)", -EINVAL);
 	if (c->s5_slp_typ > 7)
 		return ab_fail(why, "S5 SLP_TYP does not fit in 3 bits", -EINVAL);
+	if (c->pci_ecam && (c->pci_ecam % ACPI_BUILD_ECAM_SIZE || !c->pci_mmio_size ||
+			    c->pci_mmio_base % 4096 || c->pci_mmio_size % 4096 ||
+			    (uint64_t)c->pci_mmio_base + c->pci_mmio_size > AB_4G))
+		return ab_fail(why, "PCI windows misaligned or past 4 GiB", -EINVAL);
 	return ab_check_ports(c, why);
 }
 
-static void ab_layout(int ncpus, uint32_t dsdt_len, struct acpi_build_layout *l)
+static void ab_layout(int ncpus, bool pci, uint32_t dsdt_len, struct acpi_build_layout *l)
 {
+	uint32_t n = pci ? 3 : 2;
+
 	l->rsdp = 0;
 	l->facs = ab_align(AB_RSDP_LEN, 64);
 	l->xsdt = ab_align(l->facs + AB_FACS_LEN, 16);
-	l->rsdt = ab_align(l->xsdt + AB_HDR_LEN + 2 * 8, 16);
-	l->fadt = ab_align(l->rsdt + AB_HDR_LEN + 2 * 4, 16);
+	l->rsdt = ab_align(l->xsdt + AB_HDR_LEN + n * 8, 16);
+	l->fadt = ab_align(l->rsdt + AB_HDR_LEN + n * 4, 16);
 	l->madt = ab_align(l->fadt + AB_FADT_LEN, 16);
-	l->dsdt = ab_align(l->madt + ab_madt_len(ncpus), 16);
+	l->mcfg = pci ? ab_align(l->madt + ab_madt_len(ncpus), 16) : 0;
+	l->dsdt = ab_align(pci ? l->mcfg + AB_MCFG_LEN : l->madt + ab_madt_len(ncpus), 16);
 	l->size = l->dsdt + dsdt_len;
 }
 
@@ -428,9 +527,11 @@ int acpi_build(const struct acpi_build_cfg *cfg, uint8_t *buf, size_t size,
 		return rc;
 	aml_s5(&aml, cfg->s5_slp_typ);
 	aml_com1(&aml);
+	if (cfg->pci_ecam)
+		aml_pci0(&aml, cfg->pci_mmio_base, cfg->pci_mmio_size);
 	if (aml.overflow)
 		return ab_fail(why, "DSDT body too long", -EINVAL);
-	ab_layout(cfg->ncpus, AB_HDR_LEN + aml.len, &l);
+	ab_layout(cfg->ncpus, cfg->pci_ecam != 0, AB_HDR_LEN + aml.len, &l);
 	/* The RSDT and FADT hold 32-bit addresses. */
 	if (cfg->base >= AB_4G || l.size > AB_4G - cfg->base)
 		return ab_fail(why, "ACPI tables would reach past 4 GiB", -EINVAL);
@@ -440,6 +541,8 @@ int acpi_build(const struct acpi_build_cfg *cfg, uint8_t *buf, size_t size,
 	ab_facs(buf + l.facs);
 	ab_dsdt(buf + l.dsdt, &aml);
 	ab_madt(buf + l.madt, cfg->ncpus);
+	if (l.mcfg)
+		ab_mcfg(buf + l.mcfg, cfg->pci_ecam);
 	ab_fadt(buf + l.fadt, cfg, cfg->base, &l);
 	ab_root(buf + l.xsdt, true, cfg->base, &l);
 	ab_root(buf + l.rsdt, false, cfg->base, &l);

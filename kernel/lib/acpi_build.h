@@ -2,7 +2,8 @@
  * Per-VM ACPI tables for Linux guests, pure: an RSDP, XSDT and RSDT, a
  * FADT (revision 6, full ACPI hardware, not hardware-reduced), a FACS, a
  * MADT (one enabled Local APIC per vCPU, one IOAPIC, the ISA overrides)
- * and a DSDT in AML with \_S5 (soft-off) and COM1.  With these a stock
+ * a DSDT in AML with \_S5 (soft-off), COM1 and optionally a PCI host
+ * bridge, with its MCFG.  With these a stock
  * kernel finds its CPUs, interrupt routing, reset and power-off without
  * command-line options.
  *
@@ -40,6 +41,7 @@
 #define ACPI_BUILD_SCI_IRQ	9
 #define ACPI_BUILD_COM1_PORT	0x3f8
 #define ACPI_BUILD_COM1_IRQ	4
+#define ACPI_BUILD_ECAM_SIZE	(1u << 20)	/* bus 0 only (PCIe 7.2.2) */
 
 /* What the caller chooses; acpi_build_defaults fills the usual values. */
 struct acpi_build_cfg {
@@ -55,11 +57,19 @@ struct acpi_build_cfg {
 	uint8_t reset_value;
 	uint8_t s5_slp_typ;	/* 0..7, PM1_CNT SLP_TYP for soft-off */
 	uint16_t boot_arch;	/* IAPC_BOOT_ARCH, ACPI_BOOT_* of acpi_tables.h */
+	/*
+	 * PCI bus 0 behind a host bridge (\_SB.PCI0, PNP0A08), 0 for none:
+	 * its ECAM window (1 MiB, one bus, in an MCFG table) and the 32-bit
+	 * memory window where BARs live; config mechanism #1 at 0xcf8 is
+	 * always claimed with it.
+	 */
+	uint64_t pci_ecam;
+	uint32_t pci_mmio_base, pci_mmio_size;
 };
 
 /* Offsets in the buffer of each table, and the bytes used. */
 struct acpi_build_layout {
-	uint32_t rsdp, facs, xsdt, rsdt, fadt, madt, dsdt;
+	uint32_t rsdp, facs, xsdt, rsdt, fadt, madt, mcfg, dsdt;	/* mcfg 0: none */
 	uint32_t size;
 };
 

@@ -51,3 +51,15 @@ int bus_write(struct bus *b, uint64_t addr, int size, uint64_t val)
 	}
 	return d->write(d->ctx, addr - d->base, size, val);
 }
+
+int bus_remove(struct bus *b, uint64_t base, struct bus_dev *out)
+{
+	for (int i = 0; i < b->n; i++)
+		if (b->dev[i].base == base) {
+			if (out)
+				*out = b->dev[i];
+			b->dev[i] = b->dev[--b->n];
+			return 0;
+		}
+	return -ENOENT;
+}

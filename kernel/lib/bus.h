@@ -30,5 +30,8 @@ int bus_add(struct bus *b, const struct bus_dev *d);
 int bus_read(struct bus *b, uint64_t addr, int size, uint64_t *val);
 int bus_write(struct bus *b, uint64_t addr, int size, uint64_t val);
 const struct bus_dev *bus_find(const struct bus *b, uint64_t addr, int size);
+/* Take the device registered at base off the bus (a copy in *out, may be
+ * NULL): -ENOENT when none starts there. */
+int bus_remove(struct bus *b, uint64_t base, struct bus_dev *out);
 
 #endif

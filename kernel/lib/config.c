@@ -812,12 +812,24 @@ static int vm_word_set(struct cfg_vm *out, const char *w, size_t n, struct cfg_m
 		if (vm_value(v, vn, out->cmdline, sizeof(out->cmdline), true))
 			return 0;
 		msg_puts(m, "cmdline: too long or quoted badly");
+	} else if (vm_kv(w, n, "disk", &v, &vn) || vm_kv(w, n, "nic", &v, &vn)) {
+		/* Checked by the device when the VM is created (vdev.h); here
+		 * only that the word is one plain token that fits. */
+		if (out->ndevs == CFG_VM_DEVS_MAX)
+			msg_puts(m, "at most 8 disk= and nic= words");
+		else if (n >= CFG_VM_DEV_MAX || memchr(w, '"', n))
+			msg_puts(m, "disk=/nic=: value too long or quoted");
+		else {
+			memcpy(out->devs[out->ndevs], w, n);
+			out->devs[out->ndevs++][n] = '\0';
+			return 0;
+		}
 	} else {
 		const char *eq = memchr(w, '=', n);
 
 		msg_puts(m, "unknown key ");
 		msg_put_key(m, w, eq ? (size_t)(eq - w) : n);
-		msg_puts(m, " (mem, kernel, initrd, cmdline, vcpus, autostart)");
+		msg_puts(m, " (mem, kernel, initrd, cmdline, vcpus, disk, nic, autostart)");
 	}
 	return -EINVAL;
 }

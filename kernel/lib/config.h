@@ -87,6 +87,8 @@ struct tern_config {
 #define CFG_VM_NAME_MAX		32
 #define CFG_VM_PATH_MAX		96
 #define CFG_VM_CMDLINE_MAX	256
+#define CFG_VM_DEVS_MAX		8	/* disk= and nic= words per vm line */
+#define CFG_VM_DEV_MAX		48	/* one such word */
 
 struct cfg_vm {
 	char name[CFG_VM_NAME_MAX];
@@ -95,6 +97,9 @@ struct cfg_vm {
 	char kernel[CFG_VM_PATH_MAX];
 	char initrd[CFG_VM_PATH_MAX];	/* "" for none */
 	char cmdline[CFG_VM_CMDLINE_MAX];
+	/* "disk=NAME" and "nic=MAC|auto" words, in order, as written. */
+	unsigned ndevs;
+	char devs[CFG_VM_DEVS_MAX][CFG_VM_DEV_MAX];
 	bool autostart;
 };
 

@@ -120,3 +120,15 @@ bool inet_csum_ok(const uint8_t *frame, const struct inet_l4 *l4)
 	/* Summed with its checksum field, a right segment gives 0xffff. */
 	return inet_csum_add(inet_pseudo_sum(frame, l4), h, l4->l4_len) == 0xffff;
 }
+
+int inet_csum_finish_partial(uint8_t *frame, size_t len, uint16_t start, uint16_t offset)
+{
+	uint32_t sum;
+
+	if ((size_t)start + offset + 2 > len)
+		return -EINVAL;
+	/* The field holds the pseudo-header sum: summing over it adds it in. */
+	sum = inet_csum_add(0, frame + start, len - start);
+	st_be16(frame + start + offset, (uint16_t)~sum);
+	return 0;
+}

@@ -57,6 +57,14 @@ void inet_csum_prepare(uint8_t *frame, const struct inet_l4 *l4);
  * as 0xffff (RFC 768). */
 void inet_csum_fill(uint8_t *frame, const struct inet_l4 *l4);
 
+/*
+ * Finish a checksum a peer left partial (VIRTIO 1.1 5.1.6.4, NEEDS_CSUM):
+ * the field at start + offset holds the pseudo-header sum; the one's
+ * complement of the sum from start to the end goes there.  Protocol-blind,
+ * as a NIC does it.  -EINVAL when the field is not inside the frame.
+ */
+int inet_csum_finish_partial(uint8_t *frame, size_t len, uint16_t start, uint16_t offset);
+
 /* True when the L4 checksum of a parsed frame is right (a UDP checksum
  * of 0 means none was sent, RFC 768, and is accepted). */
 bool inet_csum_ok(const uint8_t *frame, const struct inet_l4 *l4);

@@ -21,6 +21,15 @@ static int vm_boot_dup(const struct tern_config *cfg, unsigned i, const char *na
 	return 0;
 }
 
+static int vm_boot_devices(struct vm *vm, const struct cfg_vm *v, char *err, size_t len)
+{
+	const char *devs[CFG_VM_DEVS_MAX];
+
+	for (unsigned k = 0; k < v->ndevs; k++)
+		devs[k] = v->devs[k];
+	return vm_add_devices(vm, devs, (int)v->ndevs, err, len);
+}
+
 static void vm_boot_one(const struct tern_config *cfg, unsigned i)
 {
 	static struct cfg_vm v;
@@ -44,6 +53,10 @@ static void vm_boot_one(const struct tern_config *cfg, unsigned i)
 		return;
 	}
 	vm = vm_find(v.name);
+	if (vm_boot_devices(vm, &v, err, sizeof(err)) < 0) {
+		pr_err("config: line %d: vm %s: %s", line, v.name, err);
+		return;
+	}
 	pr_info("config: vm %s created from line %d%s", v.name, line,
 		v.autostart ? ", starting" : "");
 	if (v.autostart && vm && vm_start(vm, err, sizeof(err)) < 0)

@@ -13,6 +13,7 @@
 #include "kernel/virt/irq.h"
 #include "kernel/virt/vm.h"
 #include "kernel/mgmt/vm_cmds.h"
+#include "kernel/devices/vdev.h"
 
 #define ERRLEN	160
 
@@ -28,6 +29,8 @@ static struct vm *need_vm(struct cmd_out *o, const char *cmd, const char *name)
 int vm_cmd_create(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	const char *kernel = NULL, *initrd = NULL, *cmdline = "", *env = NULL, *val;
+	const char *devs[VM_MAX_DEVS];
+	int ndevs = 0;
 	uint64_t mem = 0, vcpus = 1;
 	char err[ERRLEN], mods[256] = "";
 	size_t mlen = 0;
@@ -56,6 +59,12 @@ int vm_cmd_create(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 		} else if (cmd_parse_kv(argv[i], "vcpus", &val)) {
 			if (cmd_parse_u64(val, &vcpus) < 0 || vcpus > VM_MAX_VCPUS)
 				goto bad;
+		} else if (vdev_is_spec(argv[i])) {
+			if (ndevs == VM_MAX_DEVS) {
+				cmd_printf(o, "error: vm create: at most %d devices\n", VM_MAX_DEVS);
+				return -E2BIG;
+			}
+			devs[ndevs++] = argv[i];
 		} else {
 			goto bad;
 		}
@@ -78,6 +87,8 @@ int vm_cmd_create(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 	}
 	rc = vm_create_mods(argv[0], mem, kernel, initrd, mods, cmdline, (int)vcpus, err,
 			    sizeof(err));
+	if (!rc)
+		rc = vm_add_devices(vm_find(argv[0]), devs, ndevs, err, sizeof(err));
 	if (rc < 0) {
 		cmd_printf(o, "error: vm create: %s\n", err);
 		return rc;
@@ -87,7 +98,7 @@ int vm_cmd_create(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 bad:
 	cmd_printf(o, "error: vm create: bad argument '%s' (usage: vm create NAME "
 		   "mem=SIZE kernel=PATH [initrd=PATH] [env=PATH] [module=PATH]... "
-		   "[cmdline=\"...\"] [vcpus=N])\n", argv[i]);
+		   "[cmdline=\"...\"] [vcpus=N] [disk=DISK]... [nic=MAC|auto]...)\n", argv[i]);
 	return -EINVAL;
 }
 
@@ -240,6 +251,10 @@ int vm_cmd_info(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 		cmd_printf(o, ", %lu harvests, %lu pages pending", vm->dirty_harvests,
 			   dirtymap_count(&vm->dirty));
 	cmd_printf(o, "\n");
+	if (vm->ndevs) {
+		cmd_printf(o, "devices:\n");
+		vdev_info(vm, o);
+	}
 	return 0;
 }
 
@@ -247,8 +262,8 @@ int vm_cmd_info(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
  * bench_cmd.c and console.c). */
 const struct cmd_def vm_cmds[] = {
 	{ "vm create", "NAME mem=SIZE kernel=PATH [initrd=PATH] [env=PATH] [module=PATH]... "
-			"[cmdline=\"...\"] [vcpus=N]",
-	  "create a VM from a Linux bzImage or a Multiboot kernel on the ESP", 3, 16,
+			"[cmdline=\"...\"] [vcpus=N] [disk=DISK]... [nic=MAC|auto]...",
+	  "create a VM from a Linux bzImage or a Multiboot kernel on the ESP", 3, 24,
 	  vm_cmd_create },
 	{ "vm start", "NAME", "start a created VM on a free CPU", 1, 1, vm_cmd_start },
 	{ "vm pause", "NAME", "pause a running VM", 1, 1, vm_cmd_pause },

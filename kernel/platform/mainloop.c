@@ -129,3 +129,12 @@ void mainloop_report(struct cmd_out *o)
 		cmd_printf(o, "%-10s %12lu %12lu\n", sl->svc->name, sl->runs, sl->max_us);
 	}
 }
+
+/* Another CPU made work ready for a service (a vCPU's exit queued guest
+ * I/O): wake the boot CPU from its HLT.  On the boot CPU itself the next
+ * pass sees the work through the service's pending(). */
+void mainloop_kick(void)
+{
+	if (this_cpu()->id != 0 && cpu_table[0])
+		lapic_send_ipi(cpu_table[0]->apic_id, VEC_IPI_KICK);
+}

@@ -51,6 +51,9 @@ void __attribute__((noreturn)) mainloop_run(void);
  */
 bool mainloop_wait(bool (*done)(void *arg), void *arg, uint64_t deadline_us);
 
+/* Any CPU: wake the boot CPU so that its services look for work. */
+void mainloop_kick(void);
+
 /* How many mainloop_wait() calls are on the stack now. */
 unsigned int mainloop_depth(void);
 

@@ -24,6 +24,7 @@
 #include "kernel/platform/x86.h"
 #include "kernel/kernel.h"
 #include "kernel/lib/acpi_build.h"
+#include "kernel/devices/vpci.h"
 #include "kernel/lib/bzimage.h"
 #include "kernel/lib/pvh.h"
 #include "kernel/virt/guest_load.h"
@@ -139,6 +140,10 @@ static int build_acpi(struct vm *vm, uint64_t *rsdp, char *err, size_t errlen)
 	 * guest's clocksource watchdog. */
 	cfg.pm_tmr = 0x608;
 	cfg.pm_tmr_32bit = 1;
+	/* PCI bus 0 (kernel/devices/vpci.c): virtio disks and NICs. */
+	cfg.pci_ecam = VPCI_ECAM;
+	cfg.pci_mmio_base = VPCI_MMIO_BASE;
+	cfg.pci_mmio_size = VPCI_MMIO_SIZE;
 	if (!buf || acpi_build(&cfg, buf, GL_ACPI_SIZE, &lay, &why) < 0) {
 		snprintf(err, errlen, "ACPI tables: %s", buf ? why : "no guest RAM at 0xe0000");
 		return -EINVAL;
@@ -186,12 +191,19 @@ static int linux_request(struct vm *vm, struct bzi_request *req, struct bzi_e820
 		return -ENOENT;
 	}
 	req->map = map;
-	req->nmap = bzi_default_e820(vm->mem_size, map, BZI_E820_MAX);
-	if (req->nmap < 0) {
-		snprintf(err, errlen, "%s: a Linux guest needs 2 MiB to %lu MiB of RAM",
-			 vm->kernel_path, 0xfec00000ul >> 20);
+	req->nmap = bzi_default_e820(vm->mem_size, map, BZI_E820_MAX - 1);
+	if (req->nmap < 0 || vm->mem_size > VPCI_ECAM) {
+		snprintf(err, errlen, "%s: a Linux guest needs 2 MiB to %lu MiB of RAM (its PCI "
+			 "windows start at %#lx)", vm->kernel_path, (unsigned long)(VPCI_ECAM >> 20),
+			 (unsigned long)VPCI_ECAM);
 		return -EINVAL;
 	}
+	/* The ECAM window reserved, as firmware does: Linux uses MMCONFIG
+	 * only for a window E820 or ACPI reserves (arch/x86/pci/mmconfig-shared.c,
+	 * is_mmconf_reserved); it goes before the IOAPIC hole, the last. */
+	map[req->nmap] = map[req->nmap - 1];
+	map[req->nmap - 1] = (struct bzi_e820){ VPCI_ECAM, VPCI_ECAM_SIZE, BZI_E820_RESERVED };
+	req->nmap++;
 	rc = effective_cmdline(vm, err, errlen);
 	if (!rc)
 		rc = build_acpi(vm, &req->acpi_rsdp, err, errlen);

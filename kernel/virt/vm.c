@@ -14,6 +14,7 @@
 #include "kernel/platform/arch.h"
 #include "kernel/platform/cpu.h"
 #include "kernel/devices/devices.h"
+#include "kernel/devices/vdev.h"
 #include "kernel/virt/irq.h"
 #include "kernel/virt/vm.h"
 #include "kernel/virt/guest_load.h"
@@ -394,6 +395,23 @@ int vm_create_mods(const char *name, uint64_t mem, const char *kernel, const cha
 	}
 	pr_info("vm %s: created, %lu MiB, kernel %s", name, mem >> 20, kernel);
 	return 0;
+}
+
+/* The devices of a new VM, in order (vdev.h); any failure destroys the VM
+ * again, so a create with a bad device leaves nothing behind. */
+int vm_add_devices(struct vm *vm, const char *const *specs, int n, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	if (!vm) {
+		snprintf(err, errlen, "the VM went away");
+		return -ENOENT;
+	}
+	for (int i = 0; i < n && !rc; i++)
+		rc = vdev_add(vm, specs[i], err, errlen);
+	if (rc < 0)
+		vm_destroy(vm);
+	return rc;
 }
 
 static bool cpu_taken(uint32_t cpu)

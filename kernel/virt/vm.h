@@ -22,6 +22,8 @@
 #define VM_NAME_MAX	32
 #define VM_MAX_VCPUS	8
 #define VM_MAX		16
+#define VM_MAX_DEVS	8		/* disk= and nic= devices */
+#define VM_DEV_SPEC_MAX	48
 
 enum seg_reg { SEG_ES, SEG_CS, SEG_SS, SEG_DS, SEG_FS, SEG_GS, SEG_LDTR,
 	       SEG_TR, SEG_COUNT };
@@ -180,6 +182,7 @@ enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_STOPPED, VM_FAILED };
 struct vm;
 struct vlapic;
 struct irqchip;
+struct vdev_type;
 
 /* Where a vCPU is in its life (SDM Vol. 3A 9.4.1, 11.6.1): the boot
  * processor runs from the start; the others wait for INIT and SIPI. */
@@ -257,6 +260,15 @@ struct vm {
 	void *uart;
 	void *testdev;
 	struct irqchip *irqchip;	/* kernel/virt/irq.c */
+	void *vpci;			/* PCI bus 0, kernel/devices/vpci.c */
+	/* Devices from other subsystems (kernel/devices/vdev.h): the words
+	 * the VM was created with, and what they built (inst NULL: not now). */
+	int ndevs;
+	char dev_specs[VM_MAX_DEVS][VM_DEV_SPEC_MAX];
+	struct vm_dev {
+		const struct vdev_type *type;
+		void *inst;
+	} devs[VM_MAX_DEVS];
 	char kernel_path[96];
 	char initrd_path[96];		/* Linux only; "" for none */
 	char cmdline[256];		/* as the operator gave it */
@@ -324,6 +336,9 @@ int vm_create(const char *name, uint64_t mem, const char *kernel, const char *in
 int vm_create_mods(const char *name, uint64_t mem, const char *kernel, const char *initrd,
 		   const char *modules, const char *cmdline, int nvcpus, char *err,
 		   size_t errlen);
+/* disk=/nic= words (kernel/devices/vdev.h) for a VM just created; on
+ * failure the VM is destroyed and err says why. */
+int vm_add_devices(struct vm *vm, const char *const *specs, int n, char *err, size_t errlen);
 int vm_start(struct vm *vm, char *err, size_t errlen);
 int vm_pick_cpu(uint32_t *cpu);	/* a guest-capable CPU no vCPU occupies */
 int vm_pause(struct vm *vm);

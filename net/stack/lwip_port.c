@@ -48,6 +48,8 @@
 #include "kernel/lib/inet_csum.h"
 #include "kernel/platform/mainloop.h"
 #include "net/netdev.h"
+#include "net/bridge.h"
+#include "net/vnet_dev.h"
 #include "net/stack.h"
 
 #define ETH_MIN_FRAME	60	/* without FCS (IEEE 802.3 clause 3.2.8) */
@@ -205,8 +207,7 @@ static err_t net_linkoutput(struct netif *netif, struct pbuf *p)
 		}
 		frame = net_txbuf;
 	}
-	r = nd->ops->xmit(nd, frame, len,
-			  net_tx_csum(nd, frame, len, &csum) ? &csum : NULL);
+	r = netdev_xmit(nd, frame, len, net_tx_csum(nd, frame, len, &csum) ? &csum : NULL);
 	if (r == -EAGAIN) {
 		LINK_STATS_INC(link.memerr);
 		return ERR_MEM;		/* ring full: TCP retransmits */
@@ -338,6 +339,10 @@ static int net_add_netdev(struct netdev *nd, bool mgmt)
 	nd->stack = ni;
 	nd->rx = net_rx;
 	net_nifs++;
+	/* The management NIC is also the guests' way out: the switch goes
+	 * between it and the stack (net/switch/bridge.c). */
+	if (mgmt && bridge_attach(nd) < 0)
+		pr_err("net: %s: no guest switch", nd->name);
 	if (mgmt)
 		netif_set_default(&ni->netif);
 	netif_set_up(&ni->netif);
@@ -407,6 +412,7 @@ void net_stack_start(void)
 	if (n == 0)
 		pr_info("net: no NICs: the network console is off");
 	mainloop_register(&net_svc);
+	vnet_dev_start();
 }
 
 static void net_stack_poll(void)

@@ -91,3 +91,27 @@ Test(bus, write_only_device_reads_unclaimed)
 	cr_assert_eq(bus_write(&b, 0xf4, 1, 0x10), 0);
 	cr_assert_eq(f.last_val, 0x10);
 }
+
+/* A device taken off makes room for one that overlaps it (the PCI config
+ * ports take over the reset register at 0xcf9, kernel/devices/vpci.c). */
+Test(bus, remove_then_overlap)
+{
+	struct bus b = { 0 };
+	struct fake f = { 0 };
+	struct bus_dev old;
+	uint64_t v;
+
+	cr_assert_eq(bus_add(&b, &(struct bus_dev){ "reset", 0xcf9, 1, fake_read, fake_write, &f }), 0);
+	cr_assert_eq(bus_add(&b, &(struct bus_dev){ "other", 0x60, 1, fake_read, fake_write, &f }), 0);
+	cr_assert_eq(bus_add(&b, &(struct bus_dev){ "pci", 0xcf8, 8, fake_read, fake_write, &f }),
+		     -EBUSY);
+	cr_assert_eq(bus_remove(&b, 0xcf8, &old), -ENOENT, "only a device's base matches");
+	cr_assert_eq(bus_remove(&b, 0xcf9, &old), 0);
+	cr_assert_str_eq(old.name, "reset");
+	cr_assert_eq(old.len, 1);
+	cr_assert_eq(b.n, 1);
+	cr_assert_eq(bus_read(&b, 0xcf9, 1, &v), -ENOENT);
+	cr_assert_eq(bus_read(&b, 0x60, 1, &v), 0, "the other device is still there");
+	cr_assert_eq(bus_add(&b, &(struct bus_dev){ "pci", 0xcf8, 8, fake_read, fake_write, &f }), 0);
+	cr_assert_eq(bus_remove(&b, 0xcf9, NULL), -ENOENT);
+}

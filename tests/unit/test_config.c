@@ -661,3 +661,27 @@ Test(config, vm_parse_long_values)
 	cr_assert_eq(cfg_parse_vm(line, &v, NULL, 0), 0);
 	cr_expect_eq(strlen(v.kernel), CFG_VM_PATH_MAX - 1);
 }
+
+/* disk= and nic= words are kept whole and in order, for the devices to
+ * check when the VM is created. */
+Test(config, vm_parse_devices)
+{
+	struct cfg_vm v;
+	char line[700];
+	int n = 0;
+
+	cr_assert_eq(cfg_parse_vm("lx mem=256M kernel=k disk=sys nic=auto disk=data "
+				  "nic=52:54:00:12:34:56 autostart", &v, NULL, 0), 0);
+	cr_assert_eq(v.ndevs, 4);
+	cr_expect_str_eq(v.devs[0], "disk=sys");
+	cr_expect_str_eq(v.devs[1], "nic=auto");
+	cr_expect_str_eq(v.devs[2], "disk=data");
+	cr_expect_str_eq(v.devs[3], "nic=52:54:00:12:34:56");
+	cr_expect(v.autostart);
+	n = snprintf(line, sizeof(line), "lx mem=1M kernel=k");
+	for (int i = 0; i < CFG_VM_DEVS_MAX + 1; i++)
+		n += snprintf(line + n, sizeof(line) - (size_t)n, " disk=d%d", i);
+	vmt_bad(line, "at most 8");
+	vmt_bad("lx mem=1M kernel=k disk=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "too long");
+	vmt_bad("lx mem=1M kernel=k nic=\"x\"", "quoted");
+}

@@ -401,3 +401,24 @@ Test(vioapic, load_rejects_corruption)
 	cr_assert_eq(vioapic_load(&out, good, VIOAPIC_SAVE_SIZE - 1), -EINVAL);
 	cr_assert_eq(vioapic_load(&out, good, VIOAPIC_SAVE_SIZE + 1), -EINVAL);
 }
+
+/* MSIs (SDM 11.11): the fields land where the APIC bus expects them. */
+Test(vioapic, msi_decode)
+{
+	struct apic_msg m;
+
+	cr_assert(apic_msg_from_msi(0xfee03000, 0x0041, &m));
+	cr_assert_eq(m.dest, 3);
+	cr_assert_eq(m.vector, 0x41);
+	cr_assert_eq(m.dm, APIC_DM_FIXED);
+	cr_assert(!m.logical && !m.level && m.assert);
+	cr_assert(apic_msg_from_msi(0xfee0f00c, 0xc122, &m));	/* logical, lowpri, level */
+	cr_assert_eq(m.dest, 0x0f);
+	cr_assert(m.logical && m.level && m.assert);
+	cr_assert_eq(m.dm, APIC_DM_LOWPRI);
+	cr_assert(apic_msg_from_msi(0xfee00000, 0x0400, &m));	/* NMI */
+	cr_assert_eq(m.dm, APIC_DM_NMI);
+	cr_assert(!apic_msg_from_msi(0xfed00000, 0x41, &m), "not the interrupt window");
+	cr_assert(!apic_msg_from_msi(0x1fee00000ull, 0x41, &m), "above 4 GiB");
+	cr_assert(!apic_msg_from_msi(0xfee00000, 0x0600, &m), "SIPI by MSI");
+}

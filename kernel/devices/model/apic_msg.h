@@ -42,4 +42,31 @@ struct apic_msg {
 	uint32_t src_id;		/* sender's APIC ID (for SELF/OTHERS) */
 };
 
+
+/*
+ * An MSI (SDM Vol. 3A 11.11.1 address, 11.11.2 data) as an APIC-bus
+ * message: address 0xfeeXXXXX with the destination in bits 19:12 and the
+ * destination mode in bit 2; data with the vector in bits 7:0, the
+ * delivery mode in 10:8, the trigger mode in 15 (level asserted: 14).
+ * False for an address outside the interrupt window (a DMA write, not an
+ * interrupt) or a delivery mode an MSI cannot carry (SIPI, 3).
+ */
+static inline bool apic_msg_from_msi(uint64_t addr, uint32_t data, struct apic_msg *m)
+{
+	uint8_t dm = (data >> 8) & 7;
+
+	if ((addr >> 20) != 0xfee || dm == APIC_DM_SIPI || dm == 3)
+		return false;
+	*m = (struct apic_msg){
+		.dest = (addr >> 12) & 0xff,
+		.vector = data & 0xff,
+		.dm = dm,
+		.shorthand = APIC_SH_NONE,
+		.logical = (addr >> 2) & 1,
+		.level = (data >> 15) & 1,
+		.assert = !((data >> 15) & 1) || ((data >> 14) & 1),
+	};
+	return true;
+}
+
 #endif

@@ -1,0 +1,224 @@
+/*
+ * Virtio PCI devices of a VM: the transport and virtqueue models tied to
+ * the VM's bus, memory and interrupts (see virtio_dev.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include "kernel/kernel.h"
+#include "kernel/devices/virtio_dev.h"
+#include "kernel/devices/vpci.h"
+#include "kernel/virt/vm.h"
+
+#define PAGE	4096u
+
+void *virtio_dev_map(void *ctx, uint64_t gpa, uint32_t len, bool write)
+{
+	struct vm *vm = ctx;
+	void *p;
+
+	if (!len || len > PAGE - gpa % PAGE)
+		return NULL;
+	p = vm_gpa_to_hva(vm, gpa, len);
+	/* Marked before the write as well as after it (virtio_dev_complete):
+	 * a harvest between the two sends the page twice, never too early
+	 * only. */
+	if (p && write && vm->dirty_mode != DIRTY_OFF)
+		dirtymap_mark(&vm->dirty, gpa);
+	return p;
+}
+
+static void vd_mark_chain(struct virtio_dev *d, const struct vring_chain *c)
+{
+	struct vm *vm = d->vm;
+
+	if (vm->dirty_mode == DIRTY_OFF)
+		return;
+	for (uint16_t i = 0; i < c->nseg; i++) {
+		const struct vring_seg *s = &c->seg[i];
+
+		if (!s->write || !s->len)
+			continue;
+		for (uint64_t g = s->gpa & ~(uint64_t)(PAGE - 1); g < s->gpa + s->len; g += PAGE)
+			if (g < vm->mem_size)
+				dirtymap_mark(&vm->dirty, g);
+	}
+}
+
+/* ---- the transport's hooks ---- */
+
+static void vd_cfg_read(void *dev, uint32_t off, void *buf, int size)
+{
+	struct virtio_dev *d = dev;
+
+	if (d->ops->cfg_read)
+		d->ops->cfg_read(d, off, buf, size);
+	else
+		memset(buf, 0, (size_t)size);
+}
+
+static void vd_cfg_write(void *dev, uint32_t off, const void *buf, int size)
+{
+	struct virtio_dev *d = dev;
+
+	if (d->ops->cfg_write)
+		d->ops->cfg_write(d, off, buf, size);
+}
+
+static void vd_queue_notify(void *dev, uint16_t q)
+{
+	struct virtio_dev *d = dev;
+
+	if (virtio_dev_ready(d, q))
+		d->ops->notify(d, q);
+}
+
+static bool vd_features_ok(void *dev, uint64_t features)
+{
+	struct virtio_dev *d = dev;
+
+	return !d->ops->features_ok || d->ops->features_ok(d, features);
+}
+
+static void vd_rings_down(struct virtio_dev *d)
+{
+	memset(d->vq, 0, sizeof(d->vq));
+	d->rings_up = false;
+	d->epoch++;
+}
+
+/* DRIVER_OK (VIRTIO 1.1 3.1.1 step 8): the queues the driver enabled are
+ * live from here on; a bad ring address fails the device now. */
+static void vd_driver_ok(void *dev)
+{
+	struct virtio_dev *d = dev;
+	bool ev = d->vp.guest_features & (1ull << VIRTIO_F_RING_EVENT_IDX);
+
+	vd_rings_down(d);
+	for (int i = 0; i < d->vp.nqueues; i++) {
+		const struct virtio_pci_queue *q = &d->vp.q[i];
+
+		if (!q->enabled)
+			continue;
+		if (vring_setup(&d->vq[i], q->size, q->desc, q->driver, q->device, ev) < 0) {
+			char why[64];
+
+			snprintf(why, sizeof(why), "queue %d: bad ring layout", i);
+			virtio_dev_fail(d, why);
+			return;
+		}
+	}
+	d->rings_up = true;
+	d->why[0] = '\0';
+	if (d->ops->driver_ok)
+		d->ops->driver_ok(d);
+}
+
+static void vd_reset(void *dev)
+{
+	struct virtio_dev *d = dev;
+
+	vd_rings_down(d);
+	d->why[0] = '\0';
+	if (d->ops->reset)
+		d->ops->reset(d);
+}
+
+static void vd_msi_send(void *ctx, uint64_t addr, uint32_t data)
+{
+	vpci_msi(ctx, addr, data);
+}
+
+static const struct virtio_pci_ops vd_pci_ops = {
+	.cfg_read = vd_cfg_read,
+	.cfg_write = vd_cfg_write,
+	.queue_notify = vd_queue_notify,
+	.features_ok = vd_features_ok,
+	.driver_ok = vd_driver_ok,
+	.reset = vd_reset,
+};
+
+/* ---- for the back ends ---- */
+
+int virtio_dev_init(struct virtio_dev *d, struct vm *vm, const char *name, uint16_t id,
+		    int nqueues, uint16_t queue_max, uint64_t features, uint32_t cfg_len,
+		    const struct virtio_dev_ops *ops, void *be)
+{
+	uint64_t f;
+	int rc;
+
+	memset(d, 0, sizeof(*d));
+	d->vm = vm;
+	strncpy(d->name, name, sizeof(d->name) - 1);
+	d->ops = ops;
+	d->be = be;
+	d->mem = (struct vring_mem){ virtio_dev_map, vm };
+	features |= VIRTIO_DEV_RING_FEATURES;
+	rc = virtio_pci_init(&d->vp, id, nqueues, queue_max, features, cfg_len, &vd_pci_ops, d,
+			     vd_msi_send, vm);
+	if (rc < 0)
+		return rc;
+	rc = vpci_add(vm, &d->vp.func);
+	if (rc < 0)
+		return rc;
+	d->slot = rc;
+	f = vpci_lock(vm);
+	vd_rings_down(d);
+	vpci_unlock(vm, f);
+	return 0;
+}
+
+bool virtio_dev_ready(const struct virtio_dev *d, uint16_t q)
+{
+	return d->rings_up && q < d->vp.nqueues && d->vq[q].size && !d->vq[q].broken &&
+	       virtio_pci_live(&d->vp);
+}
+
+int virtio_dev_pop(struct virtio_dev *d, uint16_t q, struct vring_chain *c)
+{
+	int rc;
+
+	if (!virtio_dev_ready(d, q))
+		return 0;
+	rc = vring_pop(&d->vq[q], &d->mem, c);
+	if (rc < 0) {
+		char why[80];
+
+		snprintf(why, sizeof(why), "queue %u: %s", q, d->vq[q].why);
+		virtio_dev_fail(d, why);
+	}
+	return rc;
+}
+
+void virtio_dev_complete(struct virtio_dev *d, uint16_t q, const struct vring_chain *c,
+			 uint32_t written)
+{
+	if (!virtio_dev_ready(d, q))
+		return;
+	vd_mark_chain(d, c);
+	if (vring_push(&d->vq[q], &d->mem, c->head, written) < 0) {
+		virtio_dev_fail(d, "used ring outside guest RAM");
+		return;
+	}
+	/* The used ring is guest memory the device wrote too. */
+	if (d->vm->dirty_mode != DIRTY_OFF)
+		for (uint64_t g = d->vq[q].used & ~(uint64_t)(PAGE - 1);
+		     g < d->vq[q].used + 6 + 8ull * d->vq[q].size; g += PAGE)
+			dirtymap_mark(&d->vm->dirty, g);
+	if (vring_need_interrupt(&d->vq[q], &d->mem))
+		virtio_pci_interrupt_queue(&d->vp, q);
+}
+
+void virtio_dev_fail(struct virtio_dev *d, const char *why)
+{
+	if (d->why[0])
+		return;			/* said once until the driver resets it */
+	snprintf(d->why, sizeof(d->why), "%s", why);
+	pr_warn("vm %s: %s: %s; the device stays stopped until the guest resets it",
+		d->vm->name, d->name, why);
+	d->rings_up = false;
+	d->epoch++;
+	virtio_pci_fail(&d->vp, why);
+	if (d->ops->reset)
+		d->ops->reset(d);
+}

@@ -1,0 +1,32 @@
+/*
+ * The switch inside Tern (bridge.c): the host NIC (uplink), the host's
+ * own lwIP interface and each guest's virtio NIC are ports of one
+ * learning switch (l2sw.c).  Guest-to-guest frames on one host never
+ * touch the wire.  Boot CPU main loop only.
+ */
+#ifndef TERN_NET_BRIDGE_H
+#define TERN_NET_BRIDGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct netdev;
+
+/* Put the switch between nd and the stack: nd's frames go through it,
+ * and nd takes frames for every MAC. */
+int bridge_attach(struct netdev *nd);
+/* A guest port: deliver() gets the frames for it.  The port, or -ENODEV
+ * (no uplink to switch to), -ENOSPC. */
+int bridge_port_add(const uint8_t mac[6], const char *name,
+		    void (*deliver)(void *ctx, const void *frame, size_t len), void *ctx);
+void bridge_port_del(int port);
+void bridge_set_promisc(int port, bool on);
+/* A frame a guest sent: -EPERM for a source MAC that is not the port's
+ * (dropped and counted), -EINVAL for a runt. */
+int bridge_from_guest(int port, const void *frame, size_t len);
+/* `net switch`: the ports, their counters and the learned MACs. */
+struct cmd_out;
+void bridge_report(struct cmd_out *o);
+
+#endif

@@ -1,0 +1,494 @@
+/*
+ * virtio-blk for guests, on the block layer: `vm create ... disk=NAME`
+ * (or disk=NAME:ro) gives the VM a virtio 1.x PCI disk backed by the
+ * iSCSI disk NAME.
+ *
+ * Where the work runs:
+ *  - a vCPU's exit (the driver's queue notification, bus lock held) takes
+ *    the chains off the ring and parses them (model/vblk.c); malformed
+ *    ones complete at once with an error status, the rest wait on the
+ *    device's pending list and the boot CPU is kicked;
+ *  - the boot CPU's main loop ("vblk" service) gives each one a buffer,
+ *    copies the guest's data in for a write and submits it to the block
+ *    layer, which runs many at once (no serialisation per VM);
+ *  - the block layer's completion, also on the main loop, copies read
+ *    data out, writes the status byte, returns the chain and interrupts
+ *    the driver by MSI-X.
+ * A request completes only after the target answered (the block layer's
+ * done()), and once: the chain goes back in that one place.
+ *
+ * A reset by the driver bumps the device's epoch: requests of an older
+ * epoch still out finish into nothing.  A destroyed VM leaves its device
+ * behind, detached from the VM, until the last request is back.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "kernel/kernel.h"
+#include "kernel/devices/vdev.h"
+#include "kernel/devices/virtio_dev.h"
+#include "kernel/devices/vpci.h"
+#include "kernel/devices/model/vblk.h"
+#include "kernel/lib/cmd.h"
+#include "kernel/platform/mainloop.h"
+#include "kernel/virt/vm.h"
+#include "storage/blk.h"
+#include "storage/disk.h"
+#include "storage/storage.h"
+
+#define VBLK_QUEUE_MAX	128		/* descriptors, and requests in flight */
+
+struct vblk_dev;
+
+struct vblk_io {
+	struct blk_req req;
+	struct vblk_dev *dev;
+	uint32_t epoch;
+	struct vblk_req rq;
+	void *buf;
+	struct vblk_io *next;
+	struct vring_chain chain;
+};
+
+struct vblk_stats {
+	uint64_t reads, writes, flushes, rd_bytes, wr_bytes, errors, bad, get_ids;
+};
+
+struct vblk_dev {
+	struct virtio_dev vd;
+	struct vm *vm;			/* NULL once the VM let go */
+	struct blk_disk *disk;
+	char disk_name[24];
+	bool read_only;
+	struct vblk_info info;
+	bool info_known;		/* the LUN's geometry is in info */
+	struct vblk_io *free, *pend_head, *pend_tail;	/* under the bus lock */
+	unsigned inflight;		/* submitted to the block layer */
+	int said_err;			/* the last error the log was told of */
+	struct vblk_stats st;
+	struct vblk_dev *next;
+	struct vblk_io pool[VBLK_QUEUE_MAX];
+};
+
+static struct vblk_dev *vblk_devs;
+
+/* ---- geometry ---- */
+
+/* What the guest is told: the LUN as the block layer sees it; until the
+ * disk is ready, a disk of no blocks that grows (config change) later. */
+static void vblk_fill_info(struct vblk_dev *b)
+{
+	uint32_t bs = 512;
+	uint64_t n = 0;
+
+	b->info_known = blk_geometry(b->disk, &bs, &n) == 0;
+	memset(&b->info, 0, sizeof(b->info));
+	b->info.nblocks = n;
+	b->info.block_size = bs;
+	b->info.max_transfer = b->disk->max_xfer ? b->disk->max_xfer : DISK_XFER_MAX;
+	b->info.read_only = b->read_only;
+	snprintf(b->info.serial, sizeof(b->info.serial), "%s", b->disk_name);
+}
+
+/* ---- the driver's side (bus lock held) ---- */
+
+static void vblk_cfg_read(struct virtio_dev *d, uint32_t off, void *buf, int size)
+{
+	struct vblk_dev *b = d->be;
+	uint8_t cfg[VBLK_CFG_LEN];
+
+	vblk_config(&b->info, cfg, sizeof(cfg));
+	if (off >= sizeof(cfg) || (uint32_t)size > sizeof(cfg) - off)
+		memset(buf, 0, (size_t)size);
+	else
+		memcpy(buf, cfg + off, (size_t)size);
+}
+
+static void vblk_put(struct vblk_dev *b, struct vblk_io *io)
+{
+	io->next = b->free;
+	b->free = io;
+}
+
+/* Complete a chain at once: a bad request, GET_ID, a device that cannot
+ * take it. */
+static void vblk_answer(struct vblk_dev *b, struct vblk_io *io, uint8_t status,
+			uint32_t data_written)
+{
+	uint32_t n = vblk_finish(&b->vd.mem, &io->rq, status, data_written);
+
+	virtio_dev_complete(&b->vd, 0, &io->chain, n);
+	vblk_put(b, io);
+}
+
+static void vblk_get_id_now(struct vblk_dev *b, struct vblk_io *io)
+{
+	uint8_t id[20];
+	int n;
+
+	vblk_get_id(&b->info, id);
+	n = vring_write(&b->vd.mem, &io->chain, io->rq.data_off, id,
+			io->rq.data_len < sizeof(id) ? io->rq.data_len : sizeof(id));
+	b->st.get_ids++;
+	vblk_answer(b, io, n < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK, n < 0 ? 0 : (uint32_t)n);
+}
+
+/* One popped chain: answer it now or queue it for the main loop. */
+static void vblk_take(struct vblk_dev *b, struct vblk_io *io)
+{
+	int rc = vblk_parse(&b->info, &b->vd.mem, &io->chain, &io->rq);
+
+	if (rc == -EFAULT) {		/* no status byte to write: give it back empty */
+		b->st.bad++;
+		virtio_dev_complete(&b->vd, 0, &io->chain, 0);
+		vblk_put(b, io);
+	} else if (rc > 0 || rc < 0) {
+		b->st.bad++;
+		vblk_answer(b, io, rc > 0 ? (uint8_t)rc : VIRTIO_BLK_S_IOERR, 0);
+	} else if (io->rq.op == VBLK_GET_ID) {
+		vblk_get_id_now(b, io);
+	} else if (io->rq.op != VBLK_READ && io->rq.op != VBLK_WRITE &&
+		   io->rq.op != VBLK_FLUSH) {
+		vblk_answer(b, io, VIRTIO_BLK_S_UNSUPP, 0);
+	} else {
+		io->epoch = b->vd.epoch;
+		io->next = NULL;
+		if (b->pend_tail)
+			b->pend_tail->next = io;
+		else
+			b->pend_head = io;
+		b->pend_tail = io;
+	}
+}
+
+static void vblk_notify(struct virtio_dev *d, uint16_t q)
+{
+	struct vblk_dev *b = d->be;
+	bool queued = false;
+
+	while (b->free) {
+		struct vblk_io *io = b->free;
+		int rc;
+
+		rc = virtio_dev_pop(d, q, &io->chain);
+		if (rc <= 0)
+			break;
+		b->free = io->next;
+		vblk_take(b, io);
+		queued |= b->pend_head != NULL;
+	}
+	if (queued)
+		mainloop_kick();
+}
+
+static void vblk_reset(struct virtio_dev *d)
+{
+	struct vblk_dev *b = d->be;
+
+	/* Queued, not submitted: back to the pool.  Submitted ones finish
+	 * into nothing (their epoch is old now). */
+	while (b->pend_head) {
+		struct vblk_io *io = b->pend_head;
+
+		b->pend_head = io->next;
+		vblk_put(b, io);
+	}
+	b->pend_tail = NULL;
+}
+
+static bool vblk_features_ok(struct virtio_dev *d, uint64_t features)
+{
+	(void)d, (void)features;
+	return true;
+}
+
+static const struct virtio_dev_ops vblk_vd_ops = {
+	.notify = vblk_notify,
+	.reset = vblk_reset,
+	.features_ok = vblk_features_ok,
+	.cfg_read = vblk_cfg_read,
+};
+
+/* ---- the main loop ---- */
+
+static void vblk_say_error(struct vblk_dev *b, int err)
+{
+	const char *why = err == -EACCES ? "this host lost the disk to another host "
+					   "(RESERVATION CONFLICT)" :
+			  err == -ETIMEDOUT ? "the target stayed away past the timeout" :
+			  err == -ENODEV ? "the disk is gone" : "the target reported an error";
+
+	if (b->said_err == err)
+		return;
+	b->said_err = err;
+	pr_err("vm %s: %s (disk %s): %s: the guest sees I/O errors", b->vm ? b->vm->name : "?",
+	       b->vd.name, b->disk_name, why);
+}
+
+static void vblk_free_dev(struct vblk_dev *b)
+{
+	struct vblk_dev **pp;
+
+	for (pp = &vblk_devs; *pp; pp = &(*pp)->next)
+		if (*pp == b) {
+			*pp = b->next;
+			break;
+		}
+	free(b);
+}
+
+static void vblk_done(struct blk_req *r)
+{
+	struct vblk_io *io = r->priv;
+	struct vblk_dev *b = io->dev;
+	uint8_t status = r->err ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+	uint32_t written = 0;
+	uint64_t f;
+
+	b->inflight--;
+	if (!b->vm) {			/* the VM is gone */
+		free(io->buf);
+		if (!b->inflight)
+			vblk_free_dev(b);
+		return;
+	}
+	if (r->err) {
+		b->st.errors++;
+		vblk_say_error(b, r->err);
+	} else {
+		b->said_err = 0;
+	}
+	f = vpci_lock(b->vm);
+	if (io->epoch == b->vd.epoch) {
+		if (!r->err && io->rq.op == VBLK_READ &&
+		    vring_write(&b->vd.mem, &io->chain, io->rq.data_off, io->buf,
+				io->rq.data_len) == (int)io->rq.data_len)
+			written = io->rq.data_len;
+		else if (!r->err && io->rq.op == VBLK_READ)
+			status = VIRTIO_BLK_S_IOERR;
+		vblk_answer(b, io, status, written);
+	} else {
+		vblk_put(b, io);
+	}
+	vpci_unlock(b->vm, f);
+	free(io->buf);
+}
+
+/* Hand one request to the block layer; 0 or the error to answer with. */
+static int vblk_submit(struct vblk_dev *b, struct vblk_io *io)
+{
+	struct blk_req *r = &io->req;
+
+	memset(r, 0, sizeof(*r));
+	io->buf = NULL;
+	r->done = vblk_done;
+	r->priv = io;
+	r->lba = io->rq.lba;
+	r->count = io->rq.nblocks;
+	if (io->rq.op == VBLK_FLUSH) {
+		r->op = BLK_FLUSH;
+		b->st.flushes++;
+	} else {
+		io->buf = malloc(io->rq.data_len ? io->rq.data_len : 1);
+		if (!io->buf)
+			return -ENOMEM;
+		r->buf = io->buf;
+		r->op = io->rq.op == VBLK_READ ? BLK_READ : BLK_WRITE;
+		if (r->op == BLK_WRITE &&
+		    vring_read(&b->vd.mem, &io->chain, io->rq.data_off, io->buf,
+			       io->rq.data_len) != (int)io->rq.data_len)
+			return -EFAULT;
+		if (r->op == BLK_READ)
+			b->st.reads++, b->st.rd_bytes += io->rq.data_len;
+		else
+			b->st.writes++, b->st.wr_bytes += io->rq.data_len;
+	}
+	return blk_submit(b->disk, r);
+}
+
+static void vblk_start_pending(struct vblk_dev *b)
+{
+	struct vblk_io *list, *io;
+	uint64_t f = vpci_lock(b->vm);
+
+	list = b->pend_head;
+	b->pend_head = b->pend_tail = NULL;
+	vpci_unlock(b->vm, f);
+	while ((io = list)) {
+		int rc;
+
+		list = io->next;
+		io->dev = b;
+		rc = vblk_submit(b, io);
+		if (!rc) {
+			b->inflight++;
+			continue;
+		}
+		b->st.errors++;
+		vblk_say_error(b, rc);
+		free(io->buf);
+		f = vpci_lock(b->vm);
+		if (io->epoch == b->vd.epoch)
+			vblk_answer(b, io, VIRTIO_BLK_S_IOERR, 0);
+		else
+			vblk_put(b, io);
+		vpci_unlock(b->vm, f);
+	}
+}
+
+/* The disk became ready after the VM was made: the guest learns its size
+ * through a configuration change (VIRTIO 1.1 4.1.4.3: config_generation). */
+static void vblk_check_geometry(struct vblk_dev *b)
+{
+	uint64_t f;
+
+	if (b->info_known || blk_geometry(b->disk, &(uint32_t){ 0 }, &(uint64_t){ 0 }) < 0)
+		return;
+	f = vpci_lock(b->vm);
+	vblk_fill_info(b);
+	virtio_pci_interrupt_config(&b->vd.vp);
+	vpci_unlock(b->vm, f);
+	pr_info("vm %s: %s: disk %s is ready: %lu blocks of %u bytes", b->vm->name, b->vd.name,
+		b->disk_name, (unsigned long)b->info.nblocks, b->info.block_size);
+}
+
+static void vblk_service(void)
+{
+	for (struct vblk_dev *b = vblk_devs; b; b = b->next) {
+		if (!b->vm)
+			continue;
+		vblk_check_geometry(b);
+		if (b->pend_head)
+			vblk_start_pending(b);
+	}
+}
+
+static bool vblk_pending(void)
+{
+	for (struct vblk_dev *b = vblk_devs; b; b = b->next)
+		if (b->vm && b->pend_head)
+			return true;
+	return false;
+}
+
+static const struct mainloop_service vblk_svc = {
+	.name = "vblk",
+	.service = vblk_service,
+	.pending = vblk_pending,
+};
+
+/* ---- the vdev type ---- */
+
+static int vblk_parse_arg(const char *arg, char *name, size_t len, bool *ro)
+{
+	const char *colon = strchr(arg, ':');
+	size_t n = colon ? (size_t)(colon - arg) : strlen(arg);
+
+	*ro = false;
+	if (colon && strcmp(colon, ":ro"))
+		return -EINVAL;
+	if (!n || n >= len)
+		return -EINVAL;
+	memcpy(name, arg, n);
+	name[n] = '\0';
+	*ro = colon != NULL;
+	return 0;
+}
+
+static int vblk_create(struct vm *vm, const char *arg, int index, void **inst, char *err,
+		       size_t errlen)
+{
+	struct vblk_dev *b;
+	char name[24], dev[8];
+	struct blk_disk *disk;
+	bool ro;
+	int rc;
+
+	if (vblk_parse_arg(arg, name, sizeof(name), &ro) < 0) {
+		snprintf(err, errlen, "disk=%s: expected disk=NAME or disk=NAME:ro", arg);
+		return -EINVAL;
+	}
+	disk = blk_find(name);
+	if (!disk) {
+		snprintf(err, errlen, "disk=%s: no disk named '%s' (see 'disk list')", arg, name);
+		return -ENOENT;
+	}
+	if (disk->holder[0] && strcmp(disk->holder, vm->name)) {
+		snprintf(err, errlen, "disk %s is in use by vm %s", name, disk->holder);
+		return -EBUSY;
+	}
+	if (index >= 26) {
+		snprintf(err, errlen, "at most 26 disks");
+		return -ENOSPC;
+	}
+	b = calloc(1, sizeof(*b));
+	if (!b) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	b->vm = vm;
+	b->disk = disk;
+	b->read_only = ro;
+	snprintf(b->disk_name, sizeof(b->disk_name), "%s", name);
+	for (int i = 0; i < VBLK_QUEUE_MAX; i++) {
+		b->pool[i].dev = b;
+		vblk_put(b, &b->pool[i]);
+	}
+	vblk_fill_info(b);
+	snprintf(dev, sizeof(dev), "vd%c", 'a' + index);
+	rc = virtio_dev_init(&b->vd, vm, dev, VIRTIO_ID_BLOCK, 1, VBLK_QUEUE_MAX,
+			     vblk_features(&b->info), VBLK_CFG_LEN, &vblk_vd_ops, b);
+	if (rc < 0) {
+		snprintf(err, errlen, "disk=%s: no room on the VM's PCI bus (%d)", arg, rc);
+		free(b);
+		return rc;
+	}
+	snprintf(disk->holder, sizeof(disk->holder), "%s", vm->name);
+	b->next = vblk_devs;
+	vblk_devs = b;
+	*inst = b;
+	return 0;
+}
+
+static void vblk_destroy(void *inst)
+{
+	struct vblk_dev *b = inst;
+
+	vblk_reset(&b->vd);
+	if (!strcmp(b->disk->holder, b->vm->name))
+		b->disk->holder[0] = '\0';
+	b->vm = NULL;
+	if (!b->inflight)
+		vblk_free_dev(b);
+}
+
+static void vblk_info_out(void *inst, struct cmd_out *o)
+{
+	struct vblk_dev *b = inst;
+	const struct vblk_stats *s = &b->st;
+
+	cmd_printf(o, "  %s: virtio-blk pci 00:%02x.0, disk %s%s, %lu MiB in %u-byte blocks, %s\n",
+		   b->vd.name, b->vd.slot, b->disk_name, b->read_only ? " (read-only)" : "",
+		   (unsigned long)((b->info.nblocks * b->info.block_size) >> 20),
+		   b->info.block_size,
+		   b->vd.why[0] ? b->vd.why : virtio_pci_live(&b->vd.vp) ? "driver ready" :
+		   "no driver yet");
+	cmd_printf(o, "    reads %lu (%lu KiB) writes %lu (%lu KiB) flushes %lu errors %lu "
+		   "malformed %lu in-flight %u notifies %lu irqs %lu\n",
+		   s->reads, s->rd_bytes >> 10, s->writes, s->wr_bytes >> 10, s->flushes,
+		   s->errors, s->bad, b->inflight, b->vd.vp.notifies, b->vd.vp.interrupts);
+}
+
+static const struct vdev_type vblk_type = {
+	.key = "disk",
+	.create = vblk_create,
+	.destroy = vblk_destroy,
+	.info = vblk_info_out,
+};
+
+void vblk_dev_start(void)
+{
+	vdev_register(&vblk_type);
+	mainloop_register(&vblk_svc);
+}

@@ -1,0 +1,263 @@
+/*
+ * libFuzzer target for the device-side virtqueue and the virtio-blk
+ * request parser (make fuzz-vring).
+ *
+ * Input: a 4-byte prefix, then guest RAM contents.
+ *	byte 0		ring size 8 << (b % 6): 8 to 256 entries
+ *	byte 1		bit 0 EVENT_IDX, bit 1 4 KiB LUN blocks, bit 2 read-only,
+ *			bit 3 discard, bit 4 write-zeroes
+ *	byte 2		avail ring at 0x1000 + 2 * b
+ *	byte 3		used ring at 0x2000 + 4 * b
+ * Guest RAM is 64 KiB at address 0 (the map callback returns NULL above),
+ * descriptors at 0.  The rest of the input is XORed onto a template of
+ * good virtio-blk requests (direct and indirect chains for each request
+ * type), so an empty input is a working queue and every mutation starts
+ * from one: first onto small windows over the rings, the indirect tables,
+ * the headers and the discard ranges (fz_xor), then over all of RAM.
+ * The device then pops, parses, moves the data (which may land on the
+ * rings themselves: a hostile guest may point buffers anywhere) and pushes,
+ * for a bounded number of rounds.  Checked: the map contract (no access
+ * over a page), every chain's shape, every accepted request inside the
+ * disk, and that every reachable ring state saves to a record its loader
+ * accepts and restores.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernel/devices/model/vblk.h"
+#include "kernel/devices/model/vring.h"
+#include "kernel/lib/byteorder.h"
+
+#define FZ_PREFIX	4
+#define FZ_RAM		0x10000u
+#define FZ_DESC		0x0u
+#define FZ_IND		0x4000u
+#define FZ_HDR		0x5000u
+#define FZ_DATA		0x6000u
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static uint8_t fz_ram[FZ_RAM] __attribute__((aligned(4096)));
+static uint8_t fz_buf[1u << 16];
+
+static void fz_check(bool cond)
+{
+	if (!cond)
+		__builtin_trap();
+}
+
+static void *fz_map(void *ctx, uint64_t gpa, uint32_t len, bool write)
+{
+	(void)ctx;
+	(void)write;
+	fz_check(len >= 1 && len <= VRING_MAP_MAX && (gpa & 4095) + len <= 4096);
+	if (gpa >= FZ_RAM)
+		return NULL;
+	return fz_ram + gpa;
+}
+
+static const struct vring_mem fz_mem = { .map = fz_map };
+
+static void fz_desc(uint32_t table, uint32_t i, uint64_t addr, uint32_t len, uint16_t flags,
+		    uint16_t next)
+{
+	uint8_t *p = fz_ram + table + 16 * i;
+
+	st_le64(p, addr);
+	st_le32(p + 8, len);
+	st_le16(p + 12, flags);
+	st_le16(p + 14, next);
+}
+
+/* Request k: header at FZ_HDR + 16k, data at FZ_DATA + 0x800k (2 KiB
+ * each), status just before the header area. */
+static void fz_template(uint16_t n, uint32_t avail)
+{
+	static const uint32_t types[] = { VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_FLUSH,
+		VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_DISCARD, VIRTIO_BLK_T_WRITE_ZEROES };
+	uint16_t d = 0, slot = 0;
+
+	memset(fz_ram, 0, sizeof(fz_ram));
+	for (uint16_t k = 0; k < 8 && d + 3 <= n; k++) {
+		uint32_t t = types[k % 6], hdr = FZ_HDR + 16 * k, dat = FZ_DATA + 0x800 * k;
+		bool in = t == VIRTIO_BLK_T_IN || t == VIRTIO_BLK_T_GET_ID;
+		uint16_t dflag = in ? VRING_DESC_F_WRITE : 0;
+		uint32_t dlen = t == VIRTIO_BLK_T_GET_ID ? 20 :
+				t >= VIRTIO_BLK_T_DISCARD ? 16 : 1024;
+
+		st_le32(fz_ram + hdr, t);
+		st_le64(fz_ram + hdr + 8, 8u * k);
+		if (t >= VIRTIO_BLK_T_DISCARD) {
+			st_le64(fz_ram + dat, 8u * k);
+			st_le32(fz_ram + dat + 8, 8);
+		}
+		if (k >= 6) {	/* indirect */
+			uint32_t tab = FZ_IND + 0x100 * (k - 6);
+
+			fz_desc(tab, 0, hdr, 16, VRING_DESC_F_NEXT, 1);
+			fz_desc(tab, 1, dat, dlen, VRING_DESC_F_NEXT | dflag, 2);
+			fz_desc(tab, 2, FZ_HDR - 1 - k, 1, VRING_DESC_F_WRITE, 0);
+			fz_desc(FZ_DESC, d, tab, 48, VRING_DESC_F_INDIRECT, 0);
+			st_le16(fz_ram + avail + 4 + 2 * slot++, d);
+			d++;
+			continue;
+		}
+		fz_desc(FZ_DESC, d, hdr, 16, VRING_DESC_F_NEXT, (uint16_t)(d + 1));
+		fz_desc(FZ_DESC, d + 1u, dat, dlen, VRING_DESC_F_NEXT | dflag, (uint16_t)(d + 2));
+		fz_desc(FZ_DESC, d + 2u, FZ_HDR - 1 - k, 1, VRING_DESC_F_WRITE, 0);
+		st_le16(fz_ram + avail + 4 + 2 * slot++, d);
+		d = (uint16_t)(d + 3);
+	}
+	st_le16(fz_ram + avail + 2, slot);
+}
+
+static void fz_check_chain(const struct vring *r, const struct vring_chain *c)
+{
+	uint64_t rl = 0, wl = 0;
+	bool w = false;
+
+	fz_check(c->head < r->size && c->nseg <= VRING_MAX_SEGS);
+	for (unsigned i = 0; i < c->nseg; i++) {
+		const struct vring_seg *s = &c->seg[i];
+
+		fz_check(s->len > 0 && s->gpa < FZ_RAM && s->gpa + s->len <= FZ_RAM);
+		fz_check(!w || s->write);
+		w = s->write;
+		if (s->write)
+			wl += s->len;
+		else
+			rl += s->len;
+	}
+	fz_check(rl == c->rlen && wl == c->wlen);
+}
+
+static void fz_check_record(const struct vring *r)
+{
+	uint8_t rec[VRING_SAVE_SIZE];
+	struct vring l;
+
+	fz_check(vring_save(r, rec, sizeof(rec)) == VRING_SAVE_SIZE);
+	fz_check(vring_load(&l, rec, sizeof(rec)) == 0);
+	fz_check(l.size == r->size && l.desc == r->desc && l.avail == r->avail &&
+		 l.used == r->used && l.event_idx == r->event_idx &&
+		 l.last_avail == r->last_avail && l.used_idx == r->used_idx &&
+		 l.signalled_used == r->signalled_used &&
+		 l.signalled_valid == r->signalled_valid && l.broken == r->broken &&
+		 l.popped == r->popped && l.pushed == r->pushed &&
+		 !strcmp(l.why, r->why));
+}
+
+/* Run what vblk_parse accepted, as the glue would, against fz_buf. */
+static uint32_t fz_run(const struct vblk_info *bi, const struct vring_chain *c,
+		       const struct vblk_req *rq)
+{
+	uint8_t id[20];
+	int n = 0;
+
+	switch (rq->op) {
+	case VBLK_READ:
+		fz_check(rq->data_len == rq->nblocks * bi->block_size);
+		fz_check(rq->lba + rq->nblocks <= bi->nblocks);
+		n = vring_write(&fz_mem, c, rq->data_off, fz_buf,
+				rq->data_len < sizeof(fz_buf) ? rq->data_len : sizeof(fz_buf));
+		break;
+	case VBLK_WRITE:
+		fz_check(!bi->read_only && rq->lba + rq->nblocks <= bi->nblocks);
+		n = vring_read(&fz_mem, c, rq->data_off, fz_buf,
+			       rq->data_len < sizeof(fz_buf) ? rq->data_len : sizeof(fz_buf));
+		n = 0;
+		break;
+	case VBLK_GET_ID:
+		fz_check(rq->data_len >= 1 && rq->data_len <= 20);
+		vblk_get_id(bi, id);
+		n = vring_write(&fz_mem, c, rq->data_off, id, rq->data_len);
+		break;
+	case VBLK_DISCARD:
+	case VBLK_WRITE_ZEROES:
+		fz_check(rq->nranges >= 1 && rq->nranges <= VBLK_MAX_RANGES);
+		for (uint32_t k = 0; k < rq->nranges; k++)
+			fz_check(rq->range[k].nblocks && rq->range[k].lba + rq->range[k].nblocks <=
+				 bi->nblocks);
+		break;
+	case VBLK_FLUSH:
+		break;
+	}
+	return n > 0 ? (uint32_t)n : 0;
+}
+
+/*
+ * The input is XORed onto the windows below in turn, so that short inputs
+ * (which libFuzzer prefers) reach every structure a request touches, then
+ * onto all of RAM from 0.
+ */
+static void fz_xor(const uint8_t *in, size_t len, uint32_t avail, uint32_t used)
+{
+	const struct { uint32_t at, len; } win[] = {
+		{ FZ_DESC, 0x80 }, { avail, 0x20 }, { FZ_IND, 0x30 }, { FZ_IND + 0x100, 0x30 },
+		{ FZ_HDR - 0x10, 0x90 }, { FZ_DATA, 0x20 }, { FZ_DATA + 0x2000, 0x30 },
+		{ FZ_DATA + 0x2800, 0x30 }, { used, 0x20 }, { 0, FZ_RAM },
+	};
+	size_t i = 0;
+
+	for (unsigned w = 0; w < sizeof(win) / sizeof(win[0]); w++)
+		for (uint32_t k = 0; k < win[w].len && i < len; k++)
+			fz_ram[win[w].at + k] ^= in[i++];
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct vring_chain c;
+	struct vblk_info bi;
+	struct vblk_req rq;
+	struct vring r;
+	uint16_t n;
+	uint32_t avail, used;
+	uint8_t cfg[VBLK_CFG_LEN];
+
+	if (size < FZ_PREFIX)
+		return 0;
+	n = (uint16_t)(8u << (data[0] % 6));
+	avail = 0x1000 + 2u * data[2];
+	used = 0x2000 + 4u * data[3];
+	fz_template(n, avail);
+	fz_xor(data + FZ_PREFIX, size - FZ_PREFIX, avail, used);
+
+	memset(&bi, 0, sizeof(bi));
+	bi.nblocks = 4096;
+	bi.block_size = data[1] & 2 ? 4096 : 512;
+	bi.max_transfer = 1u << 20;
+	bi.read_only = data[1] & 4;
+	bi.discard = data[1] & 8;
+	bi.write_zeroes = data[1] & 16;
+	bi.max_discard_sectors = 64;
+	memcpy(bi.serial, "fuzz", 4);
+	vblk_config(&bi, cfg, sizeof(cfg));
+
+	fz_check(vring_setup(&r, n, FZ_DESC, avail, used, data[1] & 1) == 0);
+	/* Data moves can rewrite avail->idx, so bound the rounds. */
+	for (unsigned round = 0; round < 4u * n; round++) {
+		int rc = vring_pop(&r, &fz_mem, &c);
+		uint32_t written = 0;
+
+		fz_check_record(&r);
+		if (rc <= 0) {
+			fz_check(rc == 0 || (rc == -EINVAL && r.broken && r.why[0]));
+			break;
+		}
+		fz_check_chain(&r, &c);
+		rc = vblk_parse(&bi, &fz_mem, &c, &rq);
+		fz_check(rc == 0 || rc == -EFAULT || rc == VIRTIO_BLK_S_IOERR ||
+			 rc == VIRTIO_BLK_S_UNSUPP);
+		if (rc == 0)
+			written = fz_run(&bi, &c, &rq);
+		if (rc >= 0)
+			written = vblk_finish(&fz_mem, &rq, rc ? (uint8_t)rc : VIRTIO_BLK_S_OK,
+					      written);
+		fz_check(vring_push(&r, &fz_mem, c.head, written) == 0);
+		(void)vring_need_interrupt(&r, &fz_mem);
+		fz_check_record(&r);
+	}
+	return 0;
+}
