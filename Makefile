@@ -300,7 +300,8 @@ $(UNIT_BIN): $(UNIT_OBJS) $(MBEDTLS_HLIB)
 # CHAP, sense and CDB parsers) against a hostile target, fuzz_bzimage on the
 # Linux boot protocol planner (hostile bzImages), fuzz_apic on the LAPIC and
 # IOAPIC models (hostile register writes and records), fuzz_vring on the
-# virtqueue device side and the virtio-blk parser (hostile guest RAM).  Seeds come from
+# virtqueue device side and the virtio-blk parser (hostile guest RAM),
+# fuzz_vpci on the PCI host bridge and virtio-pci transport.  Seeds come from
 # small programs using the real encoders; what the fuzzers find stays in
 # build/fuzz/corpus-<target> across runs; crashes go to build/fuzz/artifacts/.
 FUZZ_SECONDS	?= 60
@@ -396,6 +397,27 @@ fuzz-apic: $(FUZZ_DIR)/fuzz_apic
 	@mkdir -p $(FUZZ_DIR)/corpus-apic $(FUZZ_DIR)/artifacts
 	$(FUZZ_DIR)/fuzz_apic $(FUZZ_OPTS) $(FUZZ_DIR)/corpus-apic
 
+# The PCI host bridge and the virtio-pci transport: operation sequences
+# on config space (ports and ECAM), BAR 4 and the device side, and hostile
+# records; the seeds ask for a Linux-like driver bring-up first ("UP"),
+# then a reload of its records with the input XORed in ("XL").
+FUZZ_VPCI_SRCS	:= kernel/devices/model/pci_host.c kernel/devices/model/virtio_pci.c
+FUZZ_VPCI_HDRS	:= kernel/devices/model/pci_host.h kernel/devices/model/virtio_pci.h \
+		   kernel/lib/byteorder.h kernel/lib/pci_caps.h kernel/lib/virtq.h
+
+$(FUZZ_DIR)/fuzz_vpci: tests/fuzz/fuzz_vpci.c $(FUZZ_VPCI_SRCS) $(FUZZ_VPCI_HDRS)
+	@mkdir -p $(dir $@)
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz: $(FUZZ_CC) missing; run tools/deps.sh"; exit 1; }
+	@echo "  CC [fuzz] $@"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) tests/fuzz/fuzz_vpci.c $(FUZZ_VPCI_SRCS) -o $@
+
+.PHONY: fuzz-vpci
+fuzz-vpci: $(FUZZ_DIR)/fuzz_vpci
+	@mkdir -p $(FUZZ_DIR)/corpus-vpci $(FUZZ_DIR)/seeds-vpci $(FUZZ_DIR)/artifacts
+	@printf UP > $(FUZZ_DIR)/seeds-vpci/bringup
+	@printf 'UPXL\0\0\0\0' > $(FUZZ_DIR)/seeds-vpci/reload
+	$(FUZZ_DIR)/fuzz_vpci $(FUZZ_OPTS) $(FUZZ_DIR)/corpus-vpci $(FUZZ_DIR)/seeds-vpci
+
 # The device side of virtqueues and the virtio-blk parser: guest RAM with
 # hostile rings and requests (no seed generator: the input is XORed onto a
 # template of good requests, so mutations start from a working queue).
@@ -441,7 +463,7 @@ fuzz-bzimage: $(FUZZ_DIR)/fuzz_bzimage $(FUZZ_DIR)/bzimage_seeds
 		$(FUZZ_DIR)/corpus-bzimage $(FUZZ_DIR)/seeds-bzimage
 
 fuzz: $(FUZZ_DIR)/fuzz_migstream $(FUZZ_DIR)/mig_seeds $(FUZZ_DIR)/fuzz_iscsi $(FUZZ_DIR)/iscsi_seeds \
-		fuzz-bzimage fuzz-apic fuzz-pvh fuzz-vring fuzz-vnet
+		fuzz-bzimage fuzz-apic fuzz-pvh fuzz-vring fuzz-vnet fuzz-vpci
 	@rm -rf $(FUZZ_DIR)/seeds-migstream $(FUZZ_DIR)/seeds-iscsi
 	@mkdir -p $(FUZZ_DIR)/seeds-migstream $(FUZZ_DIR)/corpus-migstream \
 		$(FUZZ_DIR)/seeds-iscsi $(FUZZ_DIR)/corpus-iscsi $(FUZZ_DIR)/artifacts

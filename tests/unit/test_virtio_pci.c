@@ -444,6 +444,8 @@ Test(virtio_pci, status_sticky_and_reset)
 	bar_w(VPCI_CC_STATUS, 1, VIRTIO_STATUS_NEEDS_RESET);
 	cr_assert_eq(bar_r(VPCI_CC_STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET, 0,
 		     "NEEDS_RESET is the device's");
+	bar_w(VPCI_CC_STATUS, 1, 0x30);
+	cr_assert_eq(bar_r(VPCI_CC_STATUS, 1) & 0x30, 0, "reserved bits");
 	bar_w(VPCI_CC_MSIX_CONFIG, 2, 0);
 
 	bar_w(VPCI_CC_STATUS, 1, 0);
@@ -534,6 +536,16 @@ Test(virtio_pci, msix_delivery_masking_pba)
 	cr_assert_eq(D.nsent, 4);
 	cr_assert_eq(bar_r(VPCI_MSIX_PBA_OFF, 4), 0);
 	cr_assert_eq(VP.interrupts, 4);
+
+	/* Bus mastering off: no message until it is back on. */
+	cfg_w(PCI_COMMAND, 2, PCI_CMD_MEMORY);
+	virtio_pci_interrupt_queue(&VP, 1);
+	cr_assert_eq(D.nsent, 4);
+	cr_assert_eq(bar_r(VPCI_MSIX_PBA_OFF, 4), 0x4u);
+	cfg_w(PCI_COMMAND, 2, PCI_CMD_MEMORY | PCI_CMD_MASTER);
+	cr_assert_eq(D.nsent, 5);
+	cr_assert_eq(D.data[4], 0x4042u);
+	D.nsent = 4;
 
 	/* No vector: nothing at all. */
 	bar_w(VPCI_CC_STATUS, 1, 0);

@@ -29,6 +29,10 @@
 #define VPCI_CFGCAP_LENGTH	12
 #define VPCI_CFGCAP_DATA	16
 
+#define VPCI_STATUS_DRIVER_BITS	(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | \
+				 VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_FEATURES_OK | \
+				 VIRTIO_STATUS_FAILED)
+
 int virtio_pci_vectors(const struct virtio_pci *vp)
 {
 	return vp->nqueues + 1;
@@ -61,13 +65,21 @@ static void vp_msix_send(struct virtio_pci *vp, unsigned v)
 	vp->msi_send(vp->msi_ctx, addr, vp->msix[v].data);
 }
 
-/* Masked (function or entry): the pending bit waits for the unmask
- * (PCI 3.0 6.8.2.9). */
+/* An MSI is a memory write by the function: without COMMAND.MASTER it
+ * may not issue one (PCI 3.0 6.2.2, 6.8.2). */
+static bool vp_master(const struct virtio_pci *vp)
+{
+	return ld_le16(vp->func.cfg + PCI_COMMAND) & PCI_CMD_MASTER;
+}
+
+/* Masked (function or entry), or bus mastering off: the pending bit waits
+ * for the unmask (PCI 3.0 6.8.2.9) or the COMMAND write. */
 static void vp_msix_signal(struct virtio_pci *vp, uint16_t v)
 {
 	if (v >= virtio_pci_vectors(vp))
 		return;
-	if ((vp_msix_ctl(vp) & VPCI_MSIX_FMASK) || (vp->msix[v].ctrl & VPCI_MSIX_CTRL_MASKED)) {
+	if ((vp_msix_ctl(vp) & VPCI_MSIX_FMASK) || (vp->msix[v].ctrl & VPCI_MSIX_CTRL_MASKED) ||
+	    !vp_master(vp)) {
 		vp->msix_pba |= 1u << v;
 		vp->masked++;
 		return;
@@ -78,7 +90,7 @@ static void vp_msix_signal(struct virtio_pci *vp, uint16_t v)
 /* Deliver the pending vectors that are no longer masked. */
 static void vp_msix_flush(struct virtio_pci *vp)
 {
-	if (!vp_msix_on(vp) || (vp_msix_ctl(vp) & VPCI_MSIX_FMASK))
+	if (!vp_msix_on(vp) || (vp_msix_ctl(vp) & VPCI_MSIX_FMASK) || !vp_master(vp))
 		return;
 	for (int v = 0; v < virtio_pci_vectors(vp); v++) {
 		if (!(vp->msix_pba & (1u << v)) || (vp->msix[v].ctrl & VPCI_MSIX_CTRL_MASKED))
@@ -191,14 +203,29 @@ static struct virtio_pci_queue *vp_selq(struct virtio_pci *vp)
 	return vp->queue_select < vp->nqueues ? &vp->q[vp->queue_select] : NULL;
 }
 
-static uint64_t vp_qaddr_read(const struct virtio_pci_queue *q, uint32_t off, int size)
+/* The 64-bit queue address field that off falls in. */
+static uint64_t *vp_qaddr(struct virtio_pci_queue *q, uint32_t off)
 {
-	uint32_t base = off & ~7u;
-	uint64_t a = base == VPCI_CC_Q_DESC ? q->desc : base == VPCI_CC_Q_DRIVER ? q->driver : q->device;
+	switch (off & ~7u) {
+	case VPCI_CC_Q_DESC:	return &q->desc;
+	case VPCI_CC_Q_DRIVER:	return &q->driver;
+	default:		return &q->device;
+	}
+}
+
+static uint64_t vp_qaddr_read(struct virtio_pci_queue *q, uint32_t off, int size)
+{
+	uint64_t a = *vp_qaddr(q, off);
 
 	if (size == 8)
 		return a;
 	return (uint32_t)(off & 4 ? a >> 32 : a);
+}
+
+/* The 32-bit window sel of a 64-bit feature set (4.1.4.3). */
+static uint32_t vp_feature_window(uint64_t f, uint32_t sel)
+{
+	return sel < 2 ? (uint32_t)(f >> (32 * sel)) : 0;
 }
 
 static uint64_t vp_cc_read(struct virtio_pci *vp, uint32_t off, int size)
@@ -211,9 +238,9 @@ static uint64_t vp_cc_read(struct virtio_pci *vp, uint32_t off, int size)
 		return q ? vp_qaddr_read(q, off, size) : 0;
 	switch (off) {
 	case VPCI_CC_DFSELECT:	return vp->dfselect;
-	case VPCI_CC_DF:	return vp->dfselect < 2 ? (uint32_t)(vp->host_features >> (32 * vp->dfselect)) : 0;
+	case VPCI_CC_DF:	return vp_feature_window(vp->host_features, vp->dfselect);
 	case VPCI_CC_GFSELECT:	return vp->gfselect;
-	case VPCI_CC_GF:	return vp->gfselect < 2 ? (uint32_t)(vp->guest_features >> (32 * vp->gfselect)) : 0;
+	case VPCI_CC_GF:	return vp_feature_window(vp->guest_features, vp->gfselect);
 	case VPCI_CC_MSIX_CONFIG: return vp->msix_config;
 	case VPCI_CC_NUM_QUEUES: return (uint64_t)vp->nqueues;
 	case VPCI_CC_STATUS:	return vp->status;
@@ -240,9 +267,7 @@ static struct virtio_pci_queue *vp_selq_setup(struct virtio_pci *vp)
 
 static void vp_qaddr_write(struct virtio_pci_queue *q, uint32_t off, int size, uint64_t val)
 {
-	uint32_t base = off & ~7u;
-	uint64_t *a = base == VPCI_CC_Q_DESC ? &q->desc : base == VPCI_CC_Q_DRIVER ? &q->driver :
-		      &q->device;
+	uint64_t *a = vp_qaddr(q, off);
 
 	if (size == 8)
 		*a = val;
@@ -263,12 +288,14 @@ static void vp_gf_write(struct virtio_pci *vp, uint32_t val)
 		return;
 	sh = 32 * vp->gfselect;
 	m = 0xffffffffull << sh;
-	vp->guest_features = (vp->guest_features & ~m) | (((uint64_t)val << sh) & m & vp->host_features);
+	vp->guest_features = (vp->guest_features & ~m) |
+			     (((uint64_t)val << sh) & m & vp->host_features);
 }
 
 /* FEATURES_OK only sticks for a set with VERSION_1 the device accepts
  * (3.1.1 step 6); DRIVER_OK only after FEATURES_OK.  Bits are only
- * cleared by a reset, and NEEDS_RESET is the device's. */
+ * cleared by a reset; NEEDS_RESET is the device's, 0x10 and 0x20 are
+ * reserved (2.1). */
 static void vp_status_write(struct virtio_pci *vp, uint8_t val)
 {
 	uint8_t old = vp->status, ns;
@@ -277,7 +304,7 @@ static void vp_status_write(struct virtio_pci *vp, uint8_t val)
 		virtio_pci_reset(vp);
 		return;
 	}
-	ns = old | (val & (uint8_t)~VIRTIO_STATUS_NEEDS_RESET);
+	ns = old | (val & VPCI_STATUS_DRIVER_BITS);
 	if ((ns & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK) &&
 	    (!(vp->guest_features & VIRTIO_F_VERSION_1) ||
 	     (vp->ops->features_ok && !vp->ops->features_ok(vp->dev, vp->guest_features))))
@@ -285,7 +312,7 @@ static void vp_status_write(struct virtio_pci *vp, uint8_t val)
 	if (!(ns & VIRTIO_STATUS_FEATURES_OK))
 		ns &= (uint8_t)~VIRTIO_STATUS_DRIVER_OK;
 	vp->status = ns;
-	if ((ns & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK) && vp->ops->driver_ok)
+	if ((ns & ~old & VIRTIO_STATUS_DRIVER_OK) && vp->ops->driver_ok)
 		vp->ops->driver_ok(vp->dev);
 }
 
@@ -543,8 +570,8 @@ static void vp_cfg_written(void *ctx, uint16_t off, int size)
 	uint32_t bo;
 	int len;
 
-	if (vp_overlaps(off, size, vp->msix_cap + 2, 2))
-		vp_msix_flush(vp);	/* function unmasked or MSI-X enabled */
+	if (vp_overlaps(off, size, vp->msix_cap + 2, 2) || vp_overlaps(off, size, PCI_COMMAND, 2))
+		vp_msix_flush(vp);	/* unmasked, MSI-X enabled or bus master on */
 	if (vp_overlaps(off, size, vp->cfg_cap + VPCI_CFGCAP_DATA, 4) &&
 	    vp_cfgcap_target(vp, &bo, &len))
 		virtio_pci_bar_write(vp, bo, len,
@@ -768,9 +795,7 @@ static bool vp_load_msix(const struct virtio_pci *vp, const uint8_t *buf, struct
  * reach (DRIVER_OK only with FEATURES_OK, NEEDS_RESET with needs_reset). */
 static bool vp_load_header(const struct virtio_pci *vp, const uint8_t *buf, struct virtio_pci *c)
 {
-	const uint8_t st_ok = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-			      VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_FEATURES_OK |
-			      VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED;
+	const uint8_t st_ok = VPCI_STATUS_DRIVER_BITS | VIRTIO_STATUS_NEEDS_RESET;
 
 	c->status = buf[4];
 	c->config_generation = buf[5];

@@ -154,7 +154,8 @@ int virtio_pci_bar_write(struct virtio_pci *vp, uint64_t off, int size, uint64_t
  */
 #define VPCI_SAVE_VERSION	1
 #define VPCI_SAVE_SIZE		544
-int virtio_pci_save(const struct virtio_pci *vp, uint8_t *buf, size_t len);	/* bytes or -ENOSPC */
+/* Returns the bytes written or -ENOSPC. */
+int virtio_pci_save(const struct virtio_pci *vp, uint8_t *buf, size_t len);
 int virtio_pci_load(struct virtio_pci *vp, const uint8_t *buf, size_t len);
 
 #endif
