@@ -18,8 +18,9 @@ PACKAGES=(
 	newlib-source
 	# `apt-get source` needs dpkg-source (dpkg-dev) and xz to unpack.
 	dpkg-dev xz-utils
-	# Emulators: QEMU (SVM, TCG) with OVMF firmware; Bochs (VMX, EPT).
-	qemu-system-x86 ovmf bochs bochs-term bochsbios vgabios
+	# Emulators: QEMU (SVM, TCG) with OVMF firmware and its iSCSI driver
+	# (qemu-block-extra: the peer in tests/bench/linux_io.py); Bochs (VMX, EPT).
+	qemu-system-x86 qemu-block-extra ovmf bochs bochs-term bochsbios vgabios
 	# Host unit tests.
 	libcriterion-dev
 	# `make fuzz`: libFuzzer targets for the pure parsers (clang's
