@@ -185,14 +185,16 @@ void bridge_report(struct cmd_out *o)
 		   "FLOODED", "SPOOFED");
 	for (int p = 0; p < L2SW_MAX_PORTS; p++) {
 		const struct l2sw_port *sp = &br_sw.port[p];
+		char mac[18] = "-";
 
 		if (!sp->used)
 			continue;
-		cmd_printf(o, "%-10s %-6s %02x:%02x:%02x:%02x:%02x:%02x %10lu %10lu %8lu %8lu\n",
-			   sp->name, sp->kind == L2SW_UPLINK ? "uplink" :
-			   sp->kind == L2SW_HOST ? "host" : "guest",
-			   sp->mac[0], sp->mac[1], sp->mac[2], sp->mac[3], sp->mac[4], sp->mac[5],
-			   sp->st.rx, sp->st.tx, sp->st.flooded, sp->st.dropped_spoof);
+		if (sp->kind != L2SW_UPLINK)	/* the uplink passes others' MACs */
+			snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", sp->mac[0],
+				 sp->mac[1], sp->mac[2], sp->mac[3], sp->mac[4], sp->mac[5]);
+		cmd_printf(o, "%-10s %-6s %-17s %10lu %10lu %8lu %8lu\n", sp->name,
+			   sp->kind == L2SW_UPLINK ? "uplink" : sp->kind == L2SW_HOST ? "host" :
+			   "guest", mac, sp->st.rx, sp->st.tx, sp->st.flooded, sp->st.dropped_spoof);
 	}
 	cmd_printf(o, "learned:");
 	for (int i = 0; i < L2SW_FDB_SIZE; i++)
