@@ -90,8 +90,12 @@ static int vpci_ecam_write(void *ctx, uint64_t off, int size, uint64_t val)
 	return 0;
 }
 
-/* The BAR window: a BAR the guest placed there, or nothing, which reads
- * as all ones like an unclaimed cycle (Linux probes while it sizes). */
+/*
+ * The BAR window: a BAR the guest placed there, or -ENOENT, which stops
+ * the VM as any access to nothing does (kernel/virt/mmio.c).  A PC would
+ * master-abort and read all ones, but no OS touches window space it has
+ * not given a BAR, so such an access is a wild pointer worth stopping on.
+ */
 static int vpci_mmio_read(void *ctx, uint64_t off, int size, uint64_t *val)
 {
 	struct vpci *p = vpci_of(ctx);
@@ -99,19 +103,17 @@ static int vpci_mmio_read(void *ctx, uint64_t off, int size, uint64_t *val)
 	int rc = pcih_mmio_read(&p->host, VPCI_MMIO_BASE + off, size, val);
 
 	spin_unlock_irqrestore(&p->lock, f);
-	if (rc < 0)
-		*val = size == 8 ? ~0ull : (1ull << (size * 8)) - 1;
-	return 0;
+	return rc < 0 ? -ENOENT : 0;
 }
 
 static int vpci_mmio_write(void *ctx, uint64_t off, int size, uint64_t val)
 {
 	struct vpci *p = vpci_of(ctx);
 	uint64_t f = spin_lock_irqsave(&p->lock);
+	int rc = pcih_mmio_write(&p->host, VPCI_MMIO_BASE + off, size, val);
 
-	pcih_mmio_write(&p->host, VPCI_MMIO_BASE + off, size, val);
 	spin_unlock_irqrestore(&p->lock, f);
-	return 0;
+	return rc < 0 ? -ENOENT : 0;
 }
 
 int vpci_create(struct vm *vm)

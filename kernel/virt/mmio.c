@@ -162,6 +162,13 @@ int mmio_emulate(struct vcpu *v, const struct vcpu_exit *e)
 	do {
 		rc = x86_exec(&insn, &regs, mem_cb, v);
 	} while (rc == 0 && insn.rep && regs.rip == start_rip && ++iter < REP_BURST);
+	if (rc == -ENOENT) {
+		/* Inside a window (the PCI BARs' one) where nothing decodes. */
+		vm_guest_stopped(v->vm, VM_FAILED, "guest touched unbacked gpa %#lx (%s) at "
+				 "rip %#lx: no device decodes it", e->s2.gpa,
+				 e->s2.write ? "write" : "read", v->st.rip);
+		return rc;
+	}
 	if (rc < 0) {
 		vm_guest_stopped(v->vm, VM_FAILED, "MMIO access at rip %#lx (gpa %#lx) "
 				 "failed: %d", v->st.rip, e->s2.gpa, rc);
