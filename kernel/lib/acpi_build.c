@@ -177,6 +177,24 @@ static void aml_com1_crs(struct aml *a)
 	aml_pkg_end(a, pkg);
 }
 
+/* Scope(\_SB_) { Device(name) { ...: the caller adds the body, then
+ * closes both with aml_sb_device_end. */
+static void aml_sb_device_begin(struct aml *a, const char name[4], uint32_t pkg[2])
+{
+	aml_byte(a, 0x10);			/* ScopeOp */
+	pkg[0] = aml_pkg_begin(a);
+	aml_put(a, "\\_SB_", 5);
+	aml_put(a, "\x5b\x82", 2);		/* DeviceOp */
+	pkg[1] = aml_pkg_begin(a);
+	aml_put(a, name, 4);
+}
+
+static void aml_sb_device_end(struct aml *a, const uint32_t pkg[2])
+{
+	aml_pkg_end(a, pkg[1]);
+	aml_pkg_end(a, pkg[0]);
+}
+
 /*
  * Scope(\_SB_) { Device(COM1) { _HID EisaId("PNP0501"), _UID One, _CRS } }.
  * EisaId packs three letters in 5 bits each ('P' 'N' 'P' = 0x41d0, stored
@@ -185,19 +203,13 @@ static void aml_com1_crs(struct aml *a)
 static void aml_com1(struct aml *a)
 {
 	static const uint8_t hid[] = { 0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x05, 0x01 };
-	uint32_t scope, dev;
+	uint32_t pkg[2];
 
-	aml_byte(a, 0x10);			/* ScopeOp */
-	scope = aml_pkg_begin(a);
-	aml_put(a, "\\_SB_", 5);
-	aml_put(a, "\x5b\x82", 2);		/* DeviceOp */
-	dev = aml_pkg_begin(a);
-	aml_put(a, "COM1", 4);
+	aml_sb_device_begin(a, "COM1", pkg);
 	aml_put(a, hid, sizeof(hid));
 	aml_put(a, "\x08_UID\x01", 6);		/* Name(_UID, One) */
 	aml_com1_crs(a);
-	aml_pkg_end(a, dev);
-	aml_pkg_end(a, scope);
+	aml_sb_device_end(a, pkg);
 }
 
 /*
@@ -258,18 +270,12 @@ static void aml_pci0(struct aml *a, uint32_t mmio, uint32_t size)
 		0x08, '_', 'S', 'E', 'G', 0x00,
 		0x08, '_', 'B', 'B', 'N', 0x00,
 	};
-	uint32_t scope, dev;
+	uint32_t pkg[2];
 
-	aml_byte(a, 0x10);			/* ScopeOp */
-	scope = aml_pkg_begin(a);
-	aml_put(a, "\\_SB_", 5);
-	aml_put(a, "\x5b\x82", 2);		/* DeviceOp */
-	dev = aml_pkg_begin(a);
-	aml_put(a, "PCI0", 4);
+	aml_sb_device_begin(a, "PCI0", pkg);
 	aml_put(a, ids, sizeof(ids));
 	aml_pci_crs(a, mmio, size);
-	aml_pkg_end(a, dev);
-	aml_pkg_end(a, scope);
+	aml_sb_device_end(a, pkg);
 }
 
 /* ---- tables ---- */

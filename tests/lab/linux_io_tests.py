@@ -372,8 +372,20 @@ def virtio_net_guests_and_stream():
     hb, cb = lb.net.hosts[1], lb.cons[1]
     vb, addr_b = GUESTS[1]
     if vb not in cb.run("vm list"):
-        boot_guest(1, "nic=auto")
+        hb.lab_con = cb
+        attach(hb, "other", 2)
+        boot_guest(1, "disk=other:ro nic=auto")
     wait_guest_line(cb, vb, r"TERN-LINUX-NET: eth0", 60)
+    # Its disk is read-only: the guest knows, and a write does not reach
+    # the LUN.
+    before = file_bytes(lb.lun_path(2), 0, 4096)
+    with GuestShell(hb, vb) as g:
+        out = g.run("cat /sys/block/vda/ro; dd if=/dev/urandom of=/dev/vda bs=4k count=1 "
+                    "oflag=direct 2>&1; echo DD-RC $?", 60)
+    check(re.search(r"^1\s*$", out, re.M) and re.search(r"DD-RC [1-9]", out),
+          f"a read-only disk:\n{out}")
+    check(file_bytes(lb.lun_path(2), 0, 4096) == before, "a read-only disk was written")
+    check("(read-only)" in cb.run(f"vm info {vb}"), "vm info does not say read-only")
     wait_guest_line(ca, va, r"TERN-LINUX-NET: eth0", 60)
     with GuestShell(ha, va) as g:
         out = g.run(f"ping -c 3 -W 5 {addr_b}", 40)
