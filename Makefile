@@ -482,7 +482,7 @@ deps-check:
 	@tools/deps.sh --check >/dev/null 2>&1 || tools/deps.sh
 
 run: deps-check
-	$(MAKE) all
+	$(MAKE) all esp-linux
 	$(PYTHON) tests/lab/run.py
 
 test: deps-check

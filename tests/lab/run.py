@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""make run: a two-host Tern lab.  Boots build/esp twice in QEMU (AMD-V
-with nested paging under TCG), as tern-a (10.77.0.1) and tern-b
+"""make run: a two-host Tern lab.  Boots build/esp-linux twice in QEMU
+(AMD-V with nested paging under TCG), as tern-a (10.77.0.1) and tern-b
 (10.77.0.2) on one bridge (br0, 10.77.0.254/24) in a private network
-namespace ternlab-<pid> (tests/lab/netlab.py; needs root).  Starts a demo
-guest on tern-a, prints a banner with the namespace, the hosts, the secret
+namespace ternlab-<pid> (tests/lab/netlab.py; needs root).  Starts two
+guests on tern-a: "web", Debian's kernel with its own iSCSI LUN as a
+virtio disk and a virtio NIC at 10.77.0.50, and "demo", the Multiboot
+guest that shows live migration; prints a banner with the namespace, the hosts, the secret
 file and ready-to-paste `ip netns exec ... ternctl` commands for both
 hosts, then hands this terminal to tern-a's serial console.  tern-b keeps
 running in the background; its serial output goes to its log
@@ -23,8 +25,8 @@ PID and delete the namespace.
     TERN_CPU=...                         QEMU -cpu (qemu64,+svm,+npt)
     TERN_HOSTS=3 make run                more hosts (1..26; default 2)
     TERN_NIC=e1000e make run             NIC model (virtio-net-pci)
-    TERN_ESP=dir                         ESP to boot (build/esp)
-    TERN_DEMO=0 make run                 no demo guest
+    TERN_ESP=dir                         ESP to boot (build/esp-linux)
+    TERN_DEMO=0 make run                 no demo guests
     TERN_DISK=0 make run                 no iSCSI target and no shared disk
 
 The lab also runs Debian's tgtd in the namespace (10.77.0.254:3260, by
@@ -50,7 +52,7 @@ import ternlab  # noqa: E402
 from tgt import Tgtd  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-ESP = os.environ.get("TERN_ESP", os.path.join(ROOT, "build", "esp"))
+ESP = os.environ.get("TERN_ESP", os.path.join(ROOT, "build", "esp-linux"))
 MEM = os.environ.get("TERN_MEM", "1G")
 SMP = os.environ.get("TERN_SMP", "3")
 CPU = os.environ.get("TERN_CPU", "qemu64,+svm,+npt")
@@ -70,6 +72,17 @@ DISK_SIZE = 256 << 20
 DEMO = [
     'vm create demo mem=64M kernel=guests/migverify.elf cmdline="delay=20000"',
     "vm start demo",
+]
+# The Linux guest: Debian's kernel with its own LUN as /dev/vda and a NIC
+# on tern-a's switch (needs the Linux ESP, `make esp-linux`).
+WEB_IQN = "iqn.2026-12.lab.tern:web"
+WEB_URL = f"iscsi://{netlab.BRIDGE_ADDR}:3260/{WEB_IQN}/1"
+WEB_SIZE = 256 << 20
+WEB_ADDR = "10.77.0.50"
+WEB = [
+    "vm create web mem=256M kernel=linux/vmlinuz initrd=linux/initrd.gz disk=web nic=auto "
+    f'cmdline="console=ttyS0 loglevel=4 tern.ip={WEB_ADDR}/24"',
+    "vm start web",
     "vm list",
 ]
 
@@ -162,9 +175,28 @@ class Pump(threading.Thread):
         self._f.close()
 
 
+def has_linux():
+    return os.path.isfile(os.path.join(ESP, "tern", "linux", "vmlinuz"))
+
+
+def wait_disk(host, name, timeout=60):
+    """Until `disk list` shows name ready (tgtd starts after the hosts)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = host.command("disk list", timeout=30)
+        if re.search(rf"(?m)^{name}\s+ready", out):
+            return True
+        time.sleep(1)
+    sys.stderr.write(f"\r\nrun: disk {name} not ready within {timeout} s; going on\r\n")
+    return False
+
+
 def type_demo(host):
     """Type the demo commands, each after the previous one's prompt."""
-    for cmd in DEMO:
+    cmds = list(DEMO)
+    if DISK and has_linux() and wait_disk(host, "web"):
+        cmds += WEB
+    for cmd in cmds:
         try:
             host.command(cmd, timeout=60)
         except ternlab.EmulatorExited:
@@ -200,6 +232,11 @@ def banner(lab, secret):
                      "as 'shared' on every host:")
         lines.append("  disk list, disk info shared, disk write shared 0 8 0xab, "
                      "disk read shared 0 8, disk fence shared (on another host)")
+    if DISK and has_linux() and os.environ.get("TERN_DEMO", "1") != "0":
+        lines.append(f"Linux guest 'web' on {lab.hosts[0].name}: Debian's kernel, disk 'web' "
+                     f"({WEB_IQN}) as /dev/vda, eth0 {WEB_ADDR} on the switch:")
+        lines.append(f"  vm console web (Ctrl-] detaches), vm info web, switch; "
+                     f"ip netns exec {ns} ping {WEB_ADDR}")
     if lab.n > 1 and os.environ.get("TERN_DEMO", "1") != "0":
         lines.append(f"Move the demo guest to {lab.hosts[1].name} (here, or with ternctl):")
         lines.append(f"  migrate demo {lab.address(1)}        then: migrate status, "
@@ -290,6 +327,13 @@ def start_target(lab):
     tgt.add_target(1, DISK_IQN)
     tgt.add_lun(1, 1, lun)
     tgt.bind_all(1)
+    web = os.path.join(LOGDIR, "web-lun.img")
+    if not os.path.exists(web) or os.path.getsize(web) != WEB_SIZE:
+        with open(web, "wb") as f:
+            f.truncate(WEB_SIZE)
+    tgt.add_target(2, WEB_IQN)
+    tgt.add_lun(2, 1, web)
+    tgt.bind_all(2)
     return tgt
 
 
@@ -308,6 +352,8 @@ def main():
     interactive = os.isatty(0)
     tty_state = termios.tcgetattr(0) if interactive else None
     extra = {i: f"disk = shared {DISK_URL}\n" for i in range(int(HOSTS))} if DISK else None
+    if DISK:
+        extra[0] += f"disk = web {WEB_URL}\n"     # the Linux guest's, tern-a only
     lab = netlab.NetLab(hosts=int(HOSTS), esp_dir=ESP, nic=NIC, mem=MEM,
                         smp=SMP, cpu=CPU, logdir=LOGDIR, extra_cfg=extra)
     tgt = None
