@@ -202,14 +202,32 @@ static void cap_vendor(struct vdev *d, uint8_t p)
 	}
 }
 
+/* A memory BAR's base, or 0 when it is not one we can reach. */
+static uint32_t bar_base(int slot, uint8_t bir)
+{
+	uint32_t lo, hi = 0;
+
+	if (bir > 5)
+		return 0;
+	lo = pci_rd(slot, (uint8_t)(0x10 + 4 * bir));
+	if (lo & 1)
+		return 0;
+	if ((lo & 6) == 4 && bir < 5)
+		hi = pci_rd(slot, (uint8_t)(0x14 + 4 * bir));
+	return hi ? 0 : lo & ~0xfu;
+}
+
+/* MSI-X (PCI 3.0 6.8.2): table size N-1 in message control, table
+ * offset and BIR in the next dword.  Tern puts the table in BAR 4. */
 static void cap_msix(struct vdev *d, uint8_t p)
 {
 	uint32_t ctl = pci_rd(d->slot, p) >> 16, tab = pci_rd(d->slot, p + 4);
+	uint32_t base = bar_base(d->slot, (uint8_t)(tab & 7));
 
 	d->msix_cap = p;
 	d->msix_n = (uint16_t)((ctl & 0x7ff) + 1);
-	if ((tab & 7) == 4)
-		d->msix_table = d->bar + (tab & ~7u);
+	if (base)
+		d->msix_table = base + (tab & ~7u);
 }
 
 /* Walk the capability list (PCI 3.0 6.7); bounded against a loop. */
@@ -505,6 +523,9 @@ static void blk_shape(struct vdev *d, enum shape s)
 		return;
 	}
 	shape_build(d, s);
+	wr16(d->common + CC_Q_SELECT, 0);
+	guest_printf("VH %s: queue size %u avail idx %u ring[0] %u\n", n,
+		     rd16(d->common + CC_Q_SIZE), d->q[0].avail.idx, d->q[0].avail.ring[0]);
 	kick(d, 0);
 	fail_seen = wait_status(d, ST_NEEDS_RESET);
 	st = status(d);
@@ -660,14 +681,18 @@ void guest_main(uint32_t magic, const struct mb_info *info)
 	guest_check("blk_found", !do_blk || bf, "no virtio-blk function with a reachable BAR 4");
 	guest_check("net_found", !do_net || nf, "no virtio-net function with a reachable BAR 4");
 	if (do_blk && bf) {
-		guest_check("blk_caps", find_caps(&blk), "common %x notify %x isr %x device %x msix %x",
+		bool ok = find_caps(&blk);
+
+		guest_check("blk_caps", ok, "common %x notify %x isr %x device %x msix %x",
 			    blk.common, blk.notify, blk.isr, blk.device, blk.msix_table);
 		guest_printf("VH blk: common %x notify %x (x%u, %u bytes) isr %x device %x msix %x (%u)\n",
 			     blk.common, blk.notify, blk.notify_mult, blk.notify_len, blk.isr,
 			     blk.device, blk.msix_table, blk.msix_n);
 	}
 	if (do_net && nf) {
-		guest_check("net_caps", find_caps(&net), "common %x notify %x isr %x device %x msix %x",
+		bool ok = find_caps(&net);
+
+		guest_check("net_caps", ok, "common %x notify %x isr %x device %x msix %x",
 			    net.common, net.notify, net.isr, net.device, net.msix_table);
 		guest_printf("VH net: common %x notify %x (x%u, %u bytes) isr %x device %x msix %x (%u)\n",
 			     net.common, net.notify, net.notify_mult, net.notify_len, net.isr,
