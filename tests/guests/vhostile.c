@@ -65,6 +65,8 @@
 
 #define DESC_F_NEXT	1
 #define DESC_F_WRITE	2
+#define DESC_F_INDIRECT	4
+#define F_INDIRECT_DESC	28		/* VIRTIO_F_INDIRECT_DESC (6) */
 
 #define QSIZE		8
 #define MAX_Q		3
@@ -112,6 +114,10 @@ struct vdev {
 	uint16_t qoff[MAX_Q];
 	uint16_t avail_idx[MAX_Q];
 	struct vq_mem *q;
+	/* Hostile set-ups: extra feature bits (0..31) to ask for, and ring
+	 * addresses for queue 0 instead of its pages (0: the page). */
+	uint32_t feat_lo;
+	uint32_t ovr_desc, ovr_avail, ovr_used;
 };
 
 static struct vq_mem blk_q[1];
@@ -119,6 +125,7 @@ static struct vq_mem net_q[MAX_Q];
 static uint8_t blk_hdr[16] __attribute__((aligned(16)));
 static uint8_t blk_id[BLK_ID_BYTES] __attribute__((aligned(16)));
 static uint8_t blk_status __attribute__((aligned(16)));
+static struct vdesc blk_ind[4] __attribute__((aligned(16)));
 
 /* ---- PCI config ---- */
 
@@ -303,9 +310,9 @@ static bool reset(const struct vdev *d)
 	return wait_status(d, 0);
 }
 
-static void wr64(uint32_t a, const volatile void *p)
+static void wr64(uint32_t a, const volatile void *p, uint32_t ovr)
 {
-	wr32(a, (uint32_t)(uintptr_t)p);
+	wr32(a, ovr ? ovr : (uint32_t)(uintptr_t)p);
 	wr32(a + 4, 0);
 }
 
@@ -324,9 +331,9 @@ static bool setup_queue(struct vdev *d, uint16_t q, uint16_t vector)
 	}
 	wr16(d->common + CC_Q_SIZE, QSIZE);
 	wr16(d->common + CC_Q_MSIX, vector);
-	wr64(d->common + CC_Q_DESC, m->desc);
-	wr64(d->common + CC_Q_DRIVER, &m->avail);
-	wr64(d->common + CC_Q_DEVICE, &m->used);
+	wr64(d->common + CC_Q_DESC, m->desc, q ? 0 : d->ovr_desc);
+	wr64(d->common + CC_Q_DRIVER, &m->avail, q ? 0 : d->ovr_avail);
+	wr64(d->common + CC_Q_DEVICE, &m->used, q ? 0 : d->ovr_used);
 	d->qoff[q] = rd16(d->common + CC_Q_NOTIFY_OFF);
 	wr16(d->common + CC_Q_ENABLE, 1);
 	return rd16(d->common + CC_Q_ENABLE) == 1 && rd16(d->common + CC_Q_SIZE) == QSIZE;
@@ -343,7 +350,8 @@ static uint64_t dev_features(const struct vdev *d)
 	return (uint64_t)hi << 32 | lo;
 }
 
-/* The init sequence of 3.1.1 with VERSION_1 as the only feature. */
+/* The init sequence of 3.1.1 with VERSION_1 as the only feature (plus
+ * d->feat_lo for the indirect shapes). */
 static bool dev_init(struct vdev *d, uint16_t vector)
 {
 	uint8_t s = ST_ACK | ST_DRIVER;
@@ -355,7 +363,7 @@ static bool dev_init(struct vdev *d, uint16_t vector)
 	if (!(dev_features(d) & (1ull << 32)))
 		return false;
 	wr32(d->common + CC_GFSELECT, 0);
-	wr32(d->common + CC_GF, 0);
+	wr32(d->common + CC_GF, d->feat_lo);
 	wr32(d->common + CC_GFSELECT, 1);
 	wr32(d->common + CC_GF, 1);
 	s |= ST_FEATURES_OK;
@@ -464,11 +472,61 @@ static const char *blk_get_id(struct vdev *d, uint16_t vector)
 
 /* ---- blk: the malformed rings ---- */
 
-enum shape { SH_LOOP, SH_JUMP, SH_HEAD, SH_WILD, SH_ORDER, SH_COUNT };
+enum shape {
+	SH_LOOP, SH_JUMP, SH_HEAD, SH_WILD, SH_ORDER,
+	SH_DESC_WILD, SH_AVAIL_WILD, SH_USED_WILD, SH_MISALIGN,
+	SH_IND_NESTED, SH_IND_WILD, SH_IND_LEN, SH_IND_LOOP,
+	SH_COUNT
+};
+#define SH_FIRST_IND	SH_IND_NESTED
 
 static const char *const shape_name[SH_COUNT] = {
 	"blk_loop", "blk_avail_jump", "blk_head_range", "blk_wild_addr", "blk_order",
+	"blk_desc_table_wild", "blk_avail_ring_wild", "blk_used_ring_wild", "blk_ring_misaligned",
+	"blk_indirect_nested", "blk_indirect_wild", "blk_indirect_len", "blk_indirect_loop",
 };
+
+/* Ring placement for the shapes that lie about where the rings are. */
+static void shape_rings(struct vdev *d, enum shape s)
+{
+	d->ovr_desc = s == SH_DESC_WILD ? WILD_ADDR :
+		      s == SH_MISALIGN ? (uint32_t)(uintptr_t)d->q[0].desc + 8 : 0;
+	d->ovr_avail = s == SH_AVAIL_WILD ? WILD_ADDR : 0;
+	d->ovr_used = s == SH_USED_WILD ? WILD_ADDR : 0;
+	d->feat_lo = s >= SH_FIRST_IND ? 1u << F_INDIRECT_DESC : 0;
+}
+
+/* desc 0 -> an indirect table holding the good GET_ID chain. */
+static void indirect_chain(struct vdesc *t)
+{
+	getid_chain(blk_ind);
+	set_desc(t, 0, (uint32_t)(uintptr_t)blk_ind, 3 * sizeof(struct vdesc), DESC_F_INDIRECT, 0);
+}
+
+static void shape_build_ind(struct vdev *d, enum shape s)
+{
+	struct vdesc *t = d->q[0].desc;
+	uint32_t hdr = (uint32_t)(uintptr_t)blk_hdr, ind = (uint32_t)(uintptr_t)blk_ind;
+
+	indirect_chain(t);
+	switch (s) {
+	case SH_IND_NESTED:	/* 2.6.5.3.1: no indirect inside an indirect table */
+		set_desc(blk_ind, 0, ind, 3 * sizeof(struct vdesc), DESC_F_INDIRECT, 0);
+		break;
+	case SH_IND_WILD:	/* the table itself outside RAM */
+		set_desc(t, 0, WILD_ADDR, 3 * sizeof(struct vdesc), DESC_F_INDIRECT, 0);
+		break;
+	case SH_IND_LEN:	/* not a whole number of descriptors */
+		set_desc(t, 0, ind, 40, DESC_F_INDIRECT, 0);
+		break;
+	case SH_IND_LOOP:	/* a loop inside the table */
+		set_desc(blk_ind, 0, hdr, 16, DESC_F_NEXT, 1);
+		set_desc(blk_ind, 1, hdr, 16, DESC_F_NEXT, 0);
+		break;
+	default:
+		break;
+	}
+}
 
 /* Build the bad ring; the avail index is written here, then the kick. */
 static void shape_build(struct vdev *d, enum shape s)
@@ -503,6 +561,8 @@ static void shape_build(struct vdev *d, enum shape s)
 		set_desc(m->desc, 2, st, 1, DESC_F_WRITE, 0);
 		break;
 	default:
+		if (s >= SH_FIRST_IND)
+			shape_build_ind(d, s);
 		break;
 	}
 	d->avail_idx[0] = a->idx;
@@ -516,10 +576,15 @@ static void blk_shape(struct vdev *d, enum shape s)
 	bool fail_seen, idle;
 	uint8_t st;
 
-	if (!dev_init(d, MSI_NO_VECTOR)) {
+	shape_rings(d, s);
+	memset(blk_ind, 0, sizeof(blk_ind));
+	/* A misaligned ring fails at DRIVER_OK (2.6 alignment table), so
+	 * its init is expected to end in NEEDS_RESET, not in DRIVER_OK. */
+	if (!dev_init(d, MSI_NO_VECTOR) && s != SH_MISALIGN) {
 		memcpy(name, n, l);
 		memcpy(name + l, "_init", 6);
 		guest_check(name, false, "status %02x", status(d));
+		shape_rings(d, SH_LOOP);
 		return;
 	}
 	shape_build(d, s);
@@ -546,6 +611,7 @@ static void blk_shape(struct vdev *d, enum shape s)
 			    (status(d) & ST_NEEDS_RESET), "used idx %u status %02x",
 			    used_idx(d, 0), status(d));
 	}
+	shape_rings(d, SH_LOOP);
 	why = blk_get_id(d, MSI_NO_VECTOR);
 	if (s == SH_LOOP) {
 		guest_check("blk_recovers_after_reset", !why, "%s", why);
@@ -553,6 +619,26 @@ static void blk_shape(struct vdev *d, enum shape s)
 		memcpy(name + l, "_recovers", 10);
 		guest_check(name, !why, "%s", why);
 	}
+}
+
+/* flood=N: N rounds of break the ring, reset, break it again.  Each
+ * round costs the guest a few dozen exits; the host says something each
+ * time (the report asks whether that is rate-limited). */
+static void blk_flood(struct vdev *d, uint64_t rounds)
+{
+	uint64_t t0 = guest_rdtsc(), seen = 0;
+
+	for (uint64_t i = 0; i < rounds; i++) {
+		dev_init(d, MSI_NO_VECTOR);
+		shape_build(d, SH_LOOP);
+		kick(d, 0);
+		seen += wait_status(d, ST_NEEDS_RESET);
+	}
+	guest_printf("VH blk: flood %u rounds, needs-reset seen %u, %u Mi cycles\n",
+		     (uint32_t)rounds, (uint32_t)seen,
+		     (uint32_t)((guest_rdtsc() - t0) >> 20));
+	guest_check("blk_flood_needs_reset", seen == rounds, "%u of %u", (uint32_t)seen,
+		    (uint32_t)rounds);
 }
 
 /* ---- garbage ---- */
@@ -634,13 +720,65 @@ static void garbage(struct vdev *d)
 
 /* ---- the parts ---- */
 
+/* The control for the indirect shapes: a good GET_ID through an
+ * indirect table works, so their failures are the malformation's. */
+static bool blk_indirect_ok(struct vdev *d)
+{
+	bool ok;
+
+	d->feat_lo = 1u << F_INDIRECT_DESC;
+	ok = dev_init(d, MSI_NO_VECTOR);
+	if (ok) {
+		indirect_chain(d->q[0].desc);
+		post(d, 0, 0);
+		ok = wait_used(d, 0, 1) && *(volatile uint8_t *)&blk_status == 0 &&
+		     blk_id[0] && ((volatile struct vused *)&d->q[0].used)->ring[0].len >= 21;
+	}
+	guest_check("blk_indirect_get_id", ok, "status %02x used idx %u blk status %u",
+		    status(d), used_idx(d, 0), *(volatile uint8_t *)&blk_status);
+	d->feat_lo = 0;
+	return ok;
+}
+
 static void run_blk(struct vdev *d)
 {
+	uint64_t flood = 0;
+	bool ind;
+
 	d->nq = 1;
 	d->q = blk_q;
+	ind = dev_features(d) & (1u << F_INDIRECT_DESC);
+	if (ind)
+		ind = blk_indirect_ok(d);
+	else
+		guest_printf("NOTE blk: no VIRTIO_F_INDIRECT_DESC offered: indirect shapes skipped\n");
 	for (int s = 0; s < SH_COUNT; s++)
-		blk_shape(d, (enum shape)s);
+		if (ind || s < SH_FIRST_IND)
+			blk_shape(d, (enum shape)s);
+	if (guest_cmdline_u64(guest_cmdline(guest_boot_info()), "flood", &flood) && flood)
+		blk_flood(d, flood);
 	garbage(d);
+}
+
+/* Last of all: all-ones into every dword of the disk's config space
+ * (BARs, COMMAND, the capabilities), and a config address no device
+ * has.  The host must stay up and the function still answer. */
+static void garbage_pci_cfg(struct vdev *d)
+{
+	uint32_t id;
+
+	for (uint32_t o = 0; o < 0x100; o += 4)
+		pci_wr(d->slot, (uint8_t)o, 0xffffffffu);
+	outl(PCI_ADDR, 0xffffffffu);
+	(void)inl(PCI_DATA);
+	outl(PCI_DATA, 0xffffffffu);
+	outl(PCI_ADDR, 0x7ffffffcu);	/* enable bit clear */
+	outl(PCI_DATA, 0xffffffffu);
+	id = pci_rd(d->slot, PCI_VENDOR);
+	guest_printf("VH blk: BAR4 after config garbage %08x:%08x\n",
+		     pci_rd(d->slot, PCI_BAR4 + 4), pci_rd(d->slot, PCI_BAR4));
+	guest_check("garbage_pci_cfg_survived", id == ((uint32_t)DEV_BLK << 16 | VIRTIO_VENDOR),
+		    "id %08x", id);
 }
 
 static void run_net(struct vdev *d)
@@ -714,5 +852,7 @@ void guest_main(uint32_t magic, const struct mb_info *info)
 		run_blk(&blk);
 	if (do_net && nf && net.common && net.notify)
 		run_net(&net);
+	if (do_blk && bf)
+		garbage_pci_cfg(&blk);
 	guest_done();
 }
