@@ -760,6 +760,41 @@ static void run_blk(struct vdev *d)
 	garbage(d);
 }
 
+/* BAR 4 moved where it should not be, reached there, and moved back:
+ * onto the NIC's BAR, across the end of the PCI window into the test
+ * device at 0xfeb00000 (a dword read straddling the two), into guest
+ * RAM, onto ECAM, and to 0.  Afterwards the disk must still answer. */
+static void garbage_bar_moves(struct vdev *d, const struct vdev *other)
+{
+	static const uint32_t spots[] = { 0, 0xfeafc000u, 0x00800000u, 0xe0000000u, 0 };
+	uint32_t lo = pci_rd(d->slot, PCI_BAR4), hi = pci_rd(d->slot, PCI_BAR4 + 4);
+	uint32_t v = 0;
+	const char *why;
+
+	for (unsigned i = 0; i < sizeof(spots) / sizeof(spots[0]); i++) {
+		uint32_t a = i ? spots[i] : other->bar;
+
+		if (!i && !a)
+			continue;	/* no NIC found */
+		pci_wr(d->slot, PCI_BAR4, a | (lo & 0xf));
+		pci_wr(d->slot, PCI_BAR4 + 4, 0);
+		if (!a || a >= 0xe0100000u) {
+			v ^= rd8(a + CC_STATUS);
+			v ^= rd32(a + CC_DF);
+		}
+		if (a == 0xfeafc000u) {
+			v ^= rd32(a + 0x3ffe);		/* 2 bytes each side of 0xfeb00000 */
+			wr32(a + 0x3ffe, 0xffffffffu);
+			v ^= rd32(0xfeb00000u);		/* the test device's ID */
+		}
+	}
+	pci_wr(d->slot, PCI_BAR4, lo);
+	pci_wr(d->slot, PCI_BAR4 + 4, hi);
+	guest_printf("VH blk: BAR moves done (%08x), back at %08x\n", v, pci_rd(d->slot, PCI_BAR4));
+	why = blk_get_id(d, MSI_NO_VECTOR);
+	guest_check("blk_bar_moved_back_get_id", !why, "%s", why);
+}
+
 /* Last of all: all-ones into every dword of the disk's config space
  * (BARs, COMMAND, the capabilities), and a config address no device
  * has.  The host must stay up and the function still answer. */
@@ -852,7 +887,9 @@ void guest_main(uint32_t magic, const struct mb_info *info)
 		run_blk(&blk);
 	if (do_net && nf && net.common && net.notify)
 		run_net(&net);
-	if (do_blk && bf)
+	if (do_blk && bf && blk.common) {
+		garbage_bar_moves(&blk, &net);
 		garbage_pci_cfg(&blk);
+	}
 	guest_done();
 }
