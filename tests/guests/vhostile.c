@@ -11,7 +11,10 @@
  * the reason from `vm info`.
  *
  * Paging is off, so the BARs (0xe01xxxxx) are plain pointers.  Command
- * line: "only=blk" or "only=net" runs one part; default both.
+ * line: "only=blk" or "only=net" runs one part (default both);
+ * "flood=N" adds N break-and-reset rounds on the disk; "straddle" adds a
+ * dword access across the end of the PCI BAR window (see
+ * garbage_bar_moves).
  */
 #include "guest.h"
 
@@ -762,9 +765,12 @@ static void run_blk(struct vdev *d)
 
 /* BAR 4 moved where it should not be, reached there, and moved back:
  * onto the NIC's BAR, across the end of the PCI window into the test
- * device at 0xfeb00000 (a dword read straddling the two), into guest
- * RAM, onto ECAM, and to 0.  Afterwards the disk must still answer. */
-static void garbage_bar_moves(struct vdev *d, const struct vdev *other)
+ * device at 0xfeb00000, into guest RAM, onto ECAM, and to 0.  Afterwards
+ * the disk must still answer.  With `straddle` a dword access also
+ * straddles 0xfeb00000 (the BAR's last 2 bytes and the test device's
+ * first 2); Tern stops the VM for that one (an MMIO access no single
+ * device claims), so it is not in the default run. */
+static void garbage_bar_moves(struct vdev *d, const struct vdev *other, bool straddle)
 {
 	static const uint32_t spots[] = { 0, 0xfeafc000u, 0x00800000u, 0xe0000000u, 0 };
 	uint32_t lo = pci_rd(d->slot, PCI_BAR4), hi = pci_rd(d->slot, PCI_BAR4 + 4);
@@ -783,9 +789,14 @@ static void garbage_bar_moves(struct vdev *d, const struct vdev *other)
 			v ^= rd32(a + CC_DF);
 		}
 		if (a == 0xfeafc000u) {
-			v ^= rd32(a + 0x3ffe);		/* 2 bytes each side of 0xfeb00000 */
-			wr32(a + 0x3ffe, 0xffffffffu);
+			v ^= rd32(a + 0x3ffc);		/* the BAR's last dword */
+			wr32(a + 0x3ffc, 0xffffffffu);
 			v ^= rd32(0xfeb00000u);		/* the test device's ID */
+			if (straddle) {
+				guest_printf("VH blk: straddling 0xfeb00000\n");
+				v ^= rd32(a + 0x3ffe);
+				wr32(a + 0x3ffe, 0xffffffffu);
+			}
 		}
 	}
 	pci_wr(d->slot, PCI_BAR4, lo);
@@ -888,7 +899,7 @@ void guest_main(uint32_t magic, const struct mb_info *info)
 	if (do_net && nf && net.common && net.notify)
 		run_net(&net);
 	if (do_blk && bf && blk.common) {
-		garbage_bar_moves(&blk, &net);
+		garbage_bar_moves(&blk, &net, guest_cmdline_has(cmd, "straddle"));
 		garbage_pci_cfg(&blk);
 	}
 	guest_done();
