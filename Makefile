@@ -201,7 +201,7 @@ $(B)/BOOTX64.EFI: $(B)/loader.so
 		--target efi-app-x86_64 --subsystem=10 $< $@
 
 # ---- test guests (Multiboot ELF32, tests/guests/) ----
-GUESTS		:= hello cpuid msr ports mmio dirty crash isolate bench migverify apic sse debug storm mbtest
+GUESTS		:= hello cpuid msr ports mmio dirty crash isolate bench migverify apic sse debug storm mbtest vhostile
 GUEST_SRCS	:= $(shell find tests/guests -name '*.[chS]' -o -name '*.ld' -o -name '*.sh') \
 		   kernel/lib/migverify.h
 

@@ -18,7 +18,7 @@ OUT=$1
 OBJ=$OUT/obj
 CC=${CC:-gcc}
 LD=${LD:-ld}
-GUESTS="hello cpuid msr ports mmio dirty crash isolate bench migverify apic sse debug storm mbtest"
+GUESTS="hello cpuid msr ports mmio dirty crash isolate bench migverify apic sse debug storm mbtest vhostile"
 
 CFLAGS="-std=gnu11 -m32 -march=i686 -ffreestanding -fno-pic -fno-pie \
  -fno-stack-protector -fno-asynchronous-unwind-tables -fno-builtin \
