@@ -391,12 +391,13 @@ static void vnet_info_out(void *inst, struct cmd_out *o)
 	struct vnet_dev *n = inst;
 	const struct vnet_stats *s = &n->st;
 	const uint8_t *m = n->info.mac;
+	char state[128];
 
+	virtio_dev_state(&n->vd, state, sizeof(state));
 	cmd_printf(o, "  %s: virtio-net pci 00:%02x.0, mac %02x:%02x:%02x:%02x:%02x:%02x, "
 		   "link %s%s, %s\n", n->vd.name, n->vd.slot, m[0], m[1], m[2], m[3], m[4], m[5],
 		   (n->status & VNET_S_LINK_UP) ? "up" : "down", n->ctrl.promisc ? ", promisc" : "",
-		   n->vd.why[0] ? n->vd.why : virtio_pci_live(&n->vd.vp) ? "driver ready" :
-		   "no driver yet");
+		   state);
 	cmd_printf(o, "    tx %lu (%lu bytes) malformed %lu refused %lu; rx %lu (%lu bytes) "
 		   "no-buffer %lu filtered %lu; ctrl %lu; irqs %lu\n", s->tx, s->tx_bytes,
 		   s->tx_bad, s->tx_refused, s->rx, s->rx_bytes, s->rx_nobuf, s->rx_filtered,

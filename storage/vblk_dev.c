@@ -467,13 +467,14 @@ static void vblk_info_out(void *inst, struct cmd_out *o)
 {
 	struct vblk_dev *b = inst;
 	const struct vblk_stats *s = &b->st;
+	char state[128];
 
+	virtio_dev_state(&b->vd, state, sizeof(state));
 	cmd_printf(o, "  %s: virtio-blk pci 00:%02x.0, disk %s%s, %lu MiB in %u-byte blocks, %s\n",
 		   b->vd.name, b->vd.slot, b->disk_name, b->read_only ? " (read-only)" : "",
 		   (unsigned long)((b->info.nblocks * b->info.block_size) >> 20),
 		   b->info.block_size,
-		   b->vd.why[0] ? b->vd.why : virtio_pci_live(&b->vd.vp) ? "driver ready" :
-		   "no driver yet");
+		   state);
 	cmd_printf(o, "    reads %lu (%lu KiB) writes %lu (%lu KiB) flushes %lu errors %lu "
 		   "malformed %lu in-flight %u notifies %lu irqs %lu\n",
 		   s->reads, s->rd_bytes >> 10, s->writes, s->wr_bytes >> 10, s->flushes,

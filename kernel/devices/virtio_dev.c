@@ -214,11 +214,25 @@ void virtio_dev_fail(struct virtio_dev *d, const char *why)
 	if (d->why[0])
 		return;			/* said once until the driver resets it */
 	snprintf(d->why, sizeof(d->why), "%s", why);
-	pr_warn("vm %s: %s: %s; the device stays stopped until the guest resets it",
-		d->vm->name, d->name, why);
+	if (++d->fails <= VIRTIO_DEV_FAILS_LOGGED)
+		pr_warn("vm %s: %s: %s; the device stays stopped until the guest resets it%s",
+			d->vm->name, d->name, why, d->fails == VIRTIO_DEV_FAILS_LOGGED ?
+			" (later failures are counted in vm info, not logged)" : "");
 	d->rings_up = false;
 	d->epoch++;
 	virtio_pci_fail(&d->vp, why);
 	if (d->ops->reset)
 		d->ops->reset(d);
+}
+
+void virtio_dev_state(const struct virtio_dev *d, char *buf, size_t len)
+{
+	const char *st = d->why[0] ? d->why :
+			 (d->vp.status & VIRTIO_STATUS_FAILED) ? "the driver gave up on it (FAILED)" :
+			 virtio_pci_live(&d->vp) ? "driver ready" : "no driver yet";
+
+	if (d->fails)
+		snprintf(buf, len, "%s; ring failures %u", st, d->fails);
+	else
+		snprintf(buf, len, "%s", st);
 }

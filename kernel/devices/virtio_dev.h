@@ -13,6 +13,7 @@
 #define TERN_DEVICES_VIRTIO_DEV_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "kernel/devices/model/virtio_pci.h"
 #include "kernel/devices/model/vring.h"
@@ -47,7 +48,17 @@ struct virtio_dev {
 	const struct virtio_dev_ops *ops;
 	void *be;			/* the back end's own state */
 	char why[80];			/* why it failed, "" */
+	uint32_t fails;			/* times the driver broke it, ever */
 };
+
+/* The host log names a device's first few failures, then counts them
+ * only (`vm info`): a guest that breaks and resets its rings in a loop
+ * must not push everything else out of the log. */
+#define VIRTIO_DEV_FAILS_LOGGED	3
+
+/* "driver ready", "no driver yet", the failure, or the driver's FAILED;
+ * with the failure count when there were any.  For `vm info`. */
+void virtio_dev_state(const struct virtio_dev *d, char *buf, size_t len);
 
 int virtio_dev_init(struct virtio_dev *d, struct vm *vm, const char *name, uint16_t id,
 		    int nqueues, uint16_t queue_max, uint64_t features, uint32_t cfg_len,

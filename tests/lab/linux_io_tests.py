@@ -364,6 +364,46 @@ def virtio_disk_target_restart():
 
 
 @test
+def virtio_hostile_guest():
+    """A hostile driver (tests/guests/vhostile.c) breaks the rings every way
+    it can: each time only that device stops (DEVICE_NEEDS_RESET) and comes
+    back after a reset; the host log names the first failures only; the
+    host, its console and the other guest are unaffected."""
+    lb = lab()
+    hb, cb = lb.net.hosts[1], lb.cons[1]
+    hb.lab_con = cb
+    attach(hb, "other", 2)
+    out = cb.run("vm create hz mem=16M kernel=guests/vhostile.elf disk=other nic=auto")
+    check("vm hz created" in out, out)
+    cb.run("vm start hz")
+    deadline = time.monotonic() + 180
+    info = cb.run("vm info hz")
+    while re.search(r"^state: running", info, re.M) and time.monotonic() < deadline:
+        time.sleep(2)
+        info = cb.run("vm info hz")
+    lines = guest_lines(cb, "hz")
+    done = [ln for ln in lines if "GUEST vhostile DONE" in ln]
+    check(done and re.search(r"pass=\d+ fail=0", done[-1]),
+          "vhostile: " + (done[-1] if done else "no DONE line") + "\n" +
+          "\n".join(ln for ln in lines if "FAIL" in ln))
+    check("exit code 0x10" in info, f"vhostile did not pass:\n{info}")
+    check(re.search(r"net0: virtio-net .*queue 1: buffer not in RAM", info),
+          f"vm info does not say why the NIC stopped:\n{info}")
+    m = re.search(r"vda: virtio-blk .*ring failures (\d+)", info)
+    check(m and int(m.group(1)) >= 10, f"vda's ring failures not counted:\n{info}")
+    log = cb.raw("log 3000", 60)
+    check(len(re.findall(r"vm hz: vda: .*stays stopped", log)) == 3,
+          "the first 3 ring failures are logged, the rest only counted")
+    check(re.search(r"^hostname: tern-b", cb.run("status"), re.M), "tern-b's console")
+    cb.run("vm destroy hz")
+    # The guest on the other host never noticed.
+    h, con, vm = ensure_guest_a()
+    with GuestShell(h, vm) as g:
+        out = g.run("dd if=/dev/vda bs=4k count=1 iflag=direct 2>/dev/null | wc -c")
+    check(re.search(r"^\s*4096\s*$", out, re.M), out)
+
+
+@test
 def virtio_net_guests_and_stream():
     """Guests on two hosts ping each other; a TCP stream from the guest to
     the namespace carries every byte; a spoofed source MAC goes nowhere."""
