@@ -76,9 +76,13 @@ def rio_parse(out, what):
 
 
 def guest_run(h, cmd, timeout):
+    """cmd's output: after its echo (a stray prompt before it does not
+    count), up to the next prompt."""
+    time.sleep(0.5)
     h.mark()
     start = len(h.output())
     h.send(cmd + "\r")
+    h.expect(re.escape(cmd[-12:]), 30)
     h.expect(re.escape(GUEST_PROMPT), timeout)
     return h.output()[start:]
 
