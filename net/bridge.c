@@ -165,6 +165,11 @@ int bridge_from_guest(int port, const void *frame, size_t len)
 	rc = l2sw_forward(&br_sw, port, frame, len, br_now(), &mask);
 	if (rc < 0)
 		return rc;
+	/* Bound for the wire only: a full TX ring sends it back to the
+	 * guest's queue, to go again once the NIC has room (TCP prefers a
+	 * late frame to a lost one). */
+	if (mask == (1u << br_uplink))
+		return br_nd->ops->xmit(br_nd, frame, len, NULL) == -EAGAIN ? -EAGAIN : 0;
 	if ((mask & (1u << br_host)) && br_stack_rx)
 		br_stack_rx(br_nd, frame, len, 0);
 	br_to_guests(br_guest_bits(mask), frame, len);

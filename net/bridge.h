@@ -23,7 +23,8 @@ int bridge_port_add(const uint8_t mac[6], const char *name,
 void bridge_port_del(int port);
 void bridge_set_promisc(int port, bool on);
 /* A frame a guest sent: -EPERM for a source MAC that is not the port's
- * (dropped and counted), -EINVAL for a runt. */
+ * (dropped and counted), -EINVAL for a runt, -EAGAIN when it is for the
+ * wire alone and the NIC's ring is full (nothing was sent: try again). */
 int bridge_from_guest(int port, const void *frame, size_t len);
 /* `net switch`: the ports, their counters and the learned MACs. */
 struct cmd_out;

@@ -40,8 +40,8 @@
 #define VNET_TXQ	32		/* frames between a vCPU's exit and the switch */
 
 struct vnet_stats {
-	uint64_t tx, tx_bytes, tx_bad, tx_refused, rx, rx_bytes, rx_nobuf, rx_filtered,
-		rx_bad, ctrl;
+	uint64_t tx, tx_bytes, tx_bad, tx_refused, tx_wait, rx, rx_bytes, rx_nobuf,
+		rx_filtered, rx_bad, ctrl;
 };
 
 struct vnet_dev {
@@ -58,6 +58,7 @@ struct vnet_dev {
 		uint8_t data[VNET_FRAME_MAX];
 	} txq[VNET_TXQ];
 	unsigned tx_head, tx_tail;
+	uint64_t tx_wait_since;		/* the head frame met a full NIC ring, 0 */
 	struct vring_chain chain;	/* scratch, under the bus lock */
 	struct vnet_rx rx;
 	struct vnet_stats st;
@@ -222,6 +223,19 @@ static void vnet_deliver(void *ctx, const void *frame, size_t len)
 	vpci_unlock(n->vm, f);
 }
 
+/* A frame waits for the NIC's ring at most VNET_TX_WAIT_US, then is
+ * dropped: a NIC that never drains must not keep the loop spinning. */
+#define VNET_TX_WAIT_US	100000
+
+static bool vnet_tx_give_up(struct vnet_dev *n)
+{
+	uint64_t now = time_us();
+
+	if (!n->tx_wait_since)
+		n->tx_wait_since = now;
+	return now - n->tx_wait_since > VNET_TX_WAIT_US;
+}
+
 /* The frames a vCPU queued go to the switch, one at a time and with the
  * bus lock dropped: the switch may deliver to a NIC of the same VM. */
 static void vnet_tx_flush(struct vnet_dev *n)
@@ -240,11 +254,20 @@ static void vnet_tx_flush(struct vnet_dev *n)
 				return;
 			continue;
 		}
+		/* Only this loop moves the tail: the slot stays put until the
+		 * frame is gone, so a full NIC ring can send it back. */
 		len = n->txq[n->tx_tail % VNET_TXQ].len;
 		memcpy(vnet_frame, n->txq[n->tx_tail % VNET_TXQ].data, len);
-		n->tx_tail++;
 		vpci_unlock(n->vm, f);
 		rc = bridge_from_guest(n->port, vnet_frame, len);
+		if (rc == -EAGAIN && !vnet_tx_give_up(n)) {
+			n->st.tx_wait++;
+			return;
+		}
+		n->tx_wait_since = 0;
+		f = vpci_lock(n->vm);
+		n->tx_tail++;
+		vpci_unlock(n->vm, f);
 		if (rc < 0) {
 			n->st.tx_refused++;
 		} else {
@@ -398,10 +421,10 @@ static void vnet_info_out(void *inst, struct cmd_out *o)
 		   "link %s%s, %s\n", n->vd.name, n->vd.slot, m[0], m[1], m[2], m[3], m[4], m[5],
 		   (n->status & VNET_S_LINK_UP) ? "up" : "down", n->ctrl.promisc ? ", promisc" : "",
 		   state);
-	cmd_printf(o, "    tx %lu (%lu bytes) malformed %lu refused %lu; rx %lu (%lu bytes) "
-		   "no-buffer %lu filtered %lu; ctrl %lu; irqs %lu\n", s->tx, s->tx_bytes,
-		   s->tx_bad, s->tx_refused, s->rx, s->rx_bytes, s->rx_nobuf, s->rx_filtered,
-		   s->ctrl, n->vd.vp.interrupts);
+	cmd_printf(o, "    tx %lu (%lu bytes) malformed %lu refused %lu waits %lu; rx %lu (%lu "
+		   "bytes) no-buffer %lu filtered %lu; ctrl %lu; irqs %lu\n", s->tx, s->tx_bytes,
+		   s->tx_bad, s->tx_refused, s->tx_wait, s->rx, s->rx_bytes, s->rx_nobuf,
+		   s->rx_filtered, s->ctrl, n->vd.vp.interrupts);
 }
 
 static const struct vdev_type vnet_type = {

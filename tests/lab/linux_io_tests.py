@@ -57,7 +57,8 @@ class Lab:
 
     def __init__(self):
         self.work = tempfile.mkdtemp(prefix="tern-lio-", dir=CFG.workdir)
-        self.net = netlab.NetLab(hosts=2, esp_dir=CFG.esp, logdir=CFG.logdir, mem="1G")
+        # 3 CPUs: the console's, and two guests' on tern-a.
+        self.net = netlab.NetLab(hosts=2, esp_dir=CFG.esp, logdir=CFG.logdir, mem="1G", smp=3)
         self.tgt = None
         self.cons = []
 
@@ -115,13 +116,14 @@ def attach(h, name, tid):
     raise ternlab.TestFailure(f"disk {name} not ready:\n{h.lab_con.run('disk list')}")
 
 
-def boot_guest(i, devices):
-    """Create and start guest i of host i with devices; wait for its shell."""
+def boot_guest(i, devices, guest=None):
+    """Create and start guest i (or the named (vm, addr)) on host i with
+    devices; wait for its shell."""
     lb = lab()
     h = lb.net.hosts[i]
     con = lb.cons[i]
     h.lab_con = con
-    vm, addr = GUESTS[i]
+    vm, addr = guest or GUESTS[i]
     out = con.run(f"vm create {vm} mem=256M kernel={KERNEL} initrd={INITRD} {devices} "
                   f"cmdline=\"{CMDLINE} tern.ip={addr}/24\"")
     check(f"vm {vm} created" in out, f"vm create:\n{out}")
@@ -431,6 +433,22 @@ def virtio_net_guests_and_stream():
         out = g.run(f"ping -c 3 -W 5 {addr_b}", 40)
         check(re.search(r"3 packets transmitted, 3 (packets )?received", out),
               f"guest on tern-a -> guest on tern-b:\n{out}")
+    # A second guest on tern-a: their frames stay inside the switch.
+    vz, addr_z = "lz", "10.77.0.52"
+    if vz not in ca.run("vm list"):
+        boot_guest(0, "nic=auto", (vz, addr_z))
+    wait_guest_line(ca, vz, r"TERN-LINUX-NET: eth0", 60)
+    uplink = r"^virtio0\s+uplink\s+\S+\s+\d+\s+(\d+)"
+    up0 = field(ca.run("switch"), uplink)
+    with GuestShell(ha, va) as g:
+        out = g.run(f"ping -c 5 -W 5 {addr_z}", 40)
+    check(re.search(r"5 packets transmitted, 5 (packets )?received", out),
+          f"guest -> guest on the same host:\n{out}")
+    up1 = field(ca.run("switch"), uplink)
+    check(up1 - up0 <= 2, f"{up1 - up0} frames went out the uplink for 10 local ones "
+          "(an ARP broadcast may flood; the pings must not)")
+    ca.run(f"vm stop {vz}")
+    ca.run(f"vm destroy {vz}")
     # 8 MiB over TCP to a listener in the namespace, counted there.
     sink = subprocess.Popen(["ip", "netns", "exec", lb.net.ns, sys.executable, "-c", SINK],
                             stdout=subprocess.PIPE, text=True)
