@@ -510,8 +510,8 @@ const struct cmd_def disk_cmds[] = {
 	  4, 4, disk_cmd_write },
 	{ "disk unmap", "NAME LBA COUNT", "deallocate blocks (UNMAP), then flush", 3, 3,
 	  disk_cmd_unmap },
-	{ "disk zero", "NAME LBA COUNT", "zero blocks (WRITE SAME), then flush", 3, 3,
-	  disk_cmd_zero },
+	{ "disk zero", "NAME LBA COUNT [unmap]", "zero blocks (WRITE SAME; unmap: the target "
+	  "may deallocate them), then flush", 3, 4, disk_cmd_zero },
 	{ "disk flush", "NAME", "SYNCHRONIZE CACHE", 1, 1, disk_cmd_flush },
 	{ "disk fence", "NAME", "pre-empt every other host's key: only this host may write",
 	  1, 1, disk_cmd_fence },

@@ -239,8 +239,9 @@ int disk_cmd_write(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv
 #define PROV_CHUNK	(1u << 22)
 
 /* `disk unmap` and `disk zero`: the range in PROV_CHUNK requests, RW_DEPTH
- * in flight, then a flush. */
-static int prov_run(struct cmd_ctx *ctx, struct cmd_out *o, char **argv, bool zero)
+ * in flight, then a flush.  flags: BLK_F_UNMAP for `disk zero ... unmap`. */
+static int prov_run(struct cmd_ctx *ctx, struct cmd_out *o, char **argv, bool zero,
+		    unsigned flags)
 {
 	const char *cmd = zero ? "disk zero" : "disk unmap";
 	struct io_run run = { .depth = RW_DEPTH };
@@ -262,8 +263,8 @@ static int prov_run(struct cmd_ctx *ctx, struct cmd_out *o, char **argv, bool ze
 		if (!disk_wait(io_room_pred, &run, IO_US))
 			rc = -ETIMEDOUT;
 		else if (!run.err)
-			rc = io_submit(&run, zero ? BLK_WRITE_ZEROES : BLK_UNMAP, 0, lba + done, n,
-				       NULL);
+			rc = io_submit(&run, zero ? BLK_WRITE_ZEROES : BLK_UNMAP, flags, lba + done,
+				       n, NULL);
 		done += n;
 		console_progress(ctx, zero ? "zero" : "unmap", done, count);
 	}
@@ -273,7 +274,8 @@ static int prov_run(struct cmd_ctx *ctx, struct cmd_out *o, char **argv, bool ze
 	if (rc)
 		return io_fail(o, cmd, run.d, rc);
 	cmd_printf(o, "%s: %s blocks %llu+%llu (%llu bytes) and flushed, in %llu ms\n",
-		   run.d->spec.name, zero ? "zeroed" : "unmapped", (unsigned long long)lba,
+		   run.d->spec.name, !zero ? "unmapped" : flags ? "zeroed (may unmap)" : "zeroed",
+		   (unsigned long long)lba,
 		   (unsigned long long)count, (unsigned long long)count * run.d->block_size,
 		   (unsigned long long)(time_us() - t0) / 1000);
 	return 0;
@@ -282,13 +284,27 @@ static int prov_run(struct cmd_ctx *ctx, struct cmd_out *o, char **argv, bool ze
 int disk_cmd_unmap(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	(void)argc;
-	return prov_run(ctx, o, argv, false);
+	return prov_run(ctx, o, argv, false, 0);
 }
 
 int disk_cmd_zero(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
-	(void)argc;
-	return prov_run(ctx, o, argv, true);
+	struct blk_disk *d;
+	struct blk_limits lim;
+
+	if (argc > 3 && strcmp(argv[3], "unmap")) {
+		cmd_printf(o, "error: disk zero: expected NAME LBA COUNT [unmap]\n");
+		return -EINVAL;
+	}
+	/* The UNMAP bit only where the LUN takes it (LBPWS): say so rather
+	 * than let the block layer drop it. */
+	d = argc > 3 ? blk_find(argv[0]) : NULL;
+	if (d && blk_limits(d, &lim) == 0 && lim.write_zeroes && !lim.wz_unmap) {
+		cmd_printf(o, "error: disk zero: %s does not take WRITE SAME with UNMAP\n",
+			   argv[0]);
+		return -EOPNOTSUPP;
+	}
+	return prov_run(ctx, o, argv, true, argc > 3 ? BLK_F_UNMAP : 0);
 }
 
 int disk_cmd_flush(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
