@@ -544,11 +544,11 @@ def t_unmap_write_same():
         check(out.startswith("error:"), f"{bad!r} was accepted: {out}")
     cmd(a, "disk detach pl", 60)
 
-    # A pattern over the first 48 MiB, on the file.
-    write(a, "tp", 0, 98304, 0x5a, timeout=300)
-    check(file_sha(path, 0, 98304) == pattern_sha(0x5a, 98304), "the pattern is not on the file")
+    # A pattern over the first 60 MiB, on the file.
+    write(a, "tp", 0, 122880, 0x5a, timeout=300)
+    check(file_sha(path, 0, 122880) == pattern_sha(0x5a, 122880), "the pattern is not on the file")
     full = allocated(path)
-    check(full >= 48 << 20, f"the file holds only {full} bytes after 48 MiB of writes")
+    check(full >= 60 << 20, f"the file holds only {full} bytes after 60 MiB of writes")
 
     # WRITE SAME of zeros, 100000 blocks: two commands (65536 + 34464).
     out = cmd(a, "disk zero tp 1000 100000", 300)
@@ -557,7 +557,7 @@ def t_unmap_write_same():
     check(file_sha(path, 0, 1000) == pattern_sha(0x5a, 1000), "disk zero touched blocks before")
     check(file_sha(path, 101000, 8) == pattern_sha(0x5a, 8), "disk zero touched blocks after")
     check(disk_sha(a, "tp", 1000, 100000) == zero_sha(100000), "disk read after disk zero")
-    write(a, "tp", 0, 98304, 0x5a, timeout=300)
+    write(a, "tp", 0, 122880, 0x5a, timeout=300)
 
     # UNMAP of 8 MiB (4 KiB-aligned): zeros, and a hole in the file.
     before = allocated(path)
