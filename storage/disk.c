@@ -294,6 +294,7 @@ static void probe_luns(struct blk_disk *d)
 static void disk_provisioning(struct blk_disk *d)
 {
 	struct scsi_provisioning p;
+	uint32_t cap;
 
 	scsi_provisioning(d->have_b0 ? &d->limits : NULL, d->have_b2 ? &d->lbp : NULL,
 			  DISK_WS_BLOCKS, &p);
@@ -305,12 +306,13 @@ static void disk_provisioning(struct blk_disk *d)
 			p.write_same = p.ws_unmap = false;
 		}
 	}
+	cap = DISK_PROV_BYTES / d->block_size;
 	d->can_unmap = p.unmap;
 	d->can_write_same = p.write_same;
 	d->ws_unmap = p.write_same && p.ws_unmap;
-	d->max_unmap_blocks = p.max_unmap_blocks;
+	d->max_unmap_blocks = p.max_unmap_blocks < cap ? p.max_unmap_blocks : cap;
 	d->max_unmap_descs = p.max_unmap_descs;
-	d->max_ws_blocks = p.max_ws_blocks;
+	d->max_ws_blocks = p.max_ws_blocks < cap ? p.max_ws_blocks : cap;
 }
 
 static void probe_cap_done(struct blk_disk *d, const struct iscsi_sess_done *x)

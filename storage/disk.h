@@ -19,6 +19,13 @@
 #define DISK_XFER_MAX		(256u << 10)	/* one SCSI command */
 #define DISK_PR_KEYS_MAX	16
 #define DISK_WS_BLOCKS		65536u		/* WRITE SAME per command, when the LUN says no limit */
+/*
+ * UNMAP and WRITE SAME cover at most this many bytes per command, whatever
+ * the LUN allows: tgt 1.0.85 says "no limit" but turns a descriptor's
+ * block count into a 32-bit byte length (usr/bs_rdwr.c), so 4 GiB or more
+ * wraps and unmaps less than asked.  Linux's sd stops below 4 GiB too.
+ */
+#define DISK_PROV_BYTES		(1u << 31)
 
 enum disk_state {
 	DISK_CONNECTING,	/* first login under way (or retrying, from tern.cfg) */

@@ -180,7 +180,8 @@ int disk_cmd_list(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 	return 0;
 }
 
-/* What the LUN takes of UNMAP and WRITE SAME (VPD 0xb0, 0xb2). */
+/* What Tern sends of UNMAP and WRITE SAME, then what the LUN said
+ * (VPD 0xb0, 0xb2): Tern's limits are capped at DISK_PROV_BYTES. */
 static void info_provisioning(struct cmd_out *o, const struct blk_disk *d)
 {
 	cmd_printf(o, "provisioning:");
@@ -193,10 +194,16 @@ static void info_provisioning(struct cmd_out *o, const struct blk_disk *d)
 		cmd_printf(o, " WRITE SAME (max %llu blocks%s)",
 			   (unsigned long long)d->max_ws_blocks,
 			   d->ws_unmap ? ", may unmap" : "");
-	cmd_printf(o, "%s%s%s\n", d->have_b2 ? "; LBP page: " : "; no LBP page",
-		   !d->have_b2 ? "" : d->lbp.prov_type == 2 ? "thin" :
-		   d->lbp.prov_type == 1 ? "resource" : "full",
-		   d->have_b2 && d->lbp.lbprz ? ", unmapped blocks read zeros" : "");
+	if (d->have_b0)
+		cmd_printf(o, "; LUN limits: unmap %u blocks, %u ranges, write same %llu blocks",
+			   d->limits.max_unmap_lbas, d->limits.max_unmap_descs,
+			   (unsigned long long)d->limits.max_ws_blocks);
+	if (d->have_b2)
+		cmd_printf(o, "; %s provisioning%s\n", d->lbp.prov_type == 2 ? "thin" :
+			   d->lbp.prov_type == 1 ? "resource" : "full",
+			   d->lbp.lbprz ? ", unmapped blocks read zeros" : "");
+	else
+		cmd_printf(o, "; no LBP page\n");
 }
 
 static void info_session(struct cmd_out *o, const struct blk_disk *d)

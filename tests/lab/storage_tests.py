@@ -41,11 +41,11 @@ cmd = migrate_tests.cmd
 _lab = {}
 
 # tid: (name, MiB): plain, CHAP, shared by two hosts, crash, tern.cfg, a
-# sparse 3 TiB LUN (blocks past 2^32: READ/WRITE(16)), and a thin LUN
-# (UNMAP, WRITE SAME with UNMAP).
+# sparse 3 TiB LUN (blocks past 2^32: READ/WRITE(16)), and two thin LUNs
+# (UNMAP, WRITE SAME with UNMAP), one of 8 GiB for ranges past 4 GiB.
 TARGETS = {1: ("plain", 64), 2: ("chap", 16), 3: ("shared", 16), 4: ("crash", 128),
-           5: ("boot", 8), 6: ("big", 3 << 20), 7: ("thin", 64)}
-THIN = (7,)
+           5: ("boot", 8), 6: ("big", 3 << 20), 7: ("thin", 64), 8: ("thinbig", 8 << 10)}
+THIN = (7, 8)
 
 
 def url(tid, port=3260):
@@ -529,7 +529,7 @@ def t_unmap_write_same():
     out = info(a, "tp")
     m = re.search(r"^provisioning:.*$", out, re.M)
     print(f"  thin LUN:  {m.group(0) if m else out}", flush=True)
-    check(m and "UNMAP (max 4294967295 blocks, 4294967295 ranges)" in m.group(0) and
+    check(m and "UNMAP (max 4194304 blocks, 4294967295 ranges)" in m.group(0) and
           "WRITE SAME (max 65536 blocks, may unmap)" in m.group(0) and "thin" in m.group(0),
           f"disk info of a thin LUN: {out}")
     attach(a, "pl", url(1))
@@ -593,8 +593,28 @@ def t_unmap_write_same():
     check(m and int(m.group(1)) >= 2 and int(m.group(2)) == 16384 + 3 and
           int(m.group(3)) >= 2 and int(m.group(4)) == 100000 + 8192, f"disk info counters: {out}")
     check(re.search(r"\b0 errors", out), f"errors on the thin LUN: {out}")
-    alive(a)
     cmd(a, "disk detach tp", 60)
+
+    # 8 GiB in one go: Tern sends 2 GiB a command (tgt would turn one
+    # 8 GiB descriptor into a 32-bit byte count of 0 and unmap nothing).
+    big = lb.lun_path(8)
+    nbig = TARGETS[8][1] << 11
+    attach(a, "tb", url(8))
+    marks = (100, 9 << 20, nbig - 8)      # 50 KiB, 4.5 GiB, the last blocks
+    for verb in ("unmap", "zero"):
+        for lba in marks:
+            write(a, "tb", lba, 8, 0x77)
+            check(file_sha(big, lba, 8) == pattern_sha(0x77, 8), f"no pattern at {lba}")
+        arg = f"tb 0 {nbig}" + (" unmap" if verb == "zero" else "")
+        out = cmd(a, f"disk {verb} {arg}", 300)
+        check("blocks 0+" in out and "error" not in out, f"disk {verb} {arg}: {out}")
+        for lba in marks:
+            check(file_sha(big, lba, 8) == zero_sha(8), f"disk {verb} of 8 GiB left {lba}")
+            check(disk_sha(a, "tb", lba, 8) == zero_sha(8), f"disk read {lba} after {verb}")
+        check(allocated(big) < 1 << 20, f"{verb}: {allocated(big)} bytes still allocated")
+        print(f"  disk {verb} {arg}: {out.strip()}", flush=True)
+    alive(a)
+    cmd(a, "disk detach tb", 60)
 
 
 TESTS = [
