@@ -235,8 +235,9 @@ int disk_cmd_write(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv
 }
 
 /* How many blocks one UNMAP/WRITE_ZEROES request of a console command
- * covers: the block layer splits further at the LUN's limits. */
-#define PROV_CHUNK	(1u << 22)
+ * covers: more than one command's worth, so the block layer's split at
+ * the LUN's limits (and DISK_PROV_BYTES) is what the console exercises. */
+#define PROV_CHUNK	(1u << 31)
 
 /* `disk unmap` and `disk zero`: the range in PROV_CHUNK requests, RW_DEPTH
  * in flight, then a flush.  flags: BLK_F_UNMAP for `disk zero ... unmap`. */
