@@ -403,7 +403,10 @@ class Tgtd:
         MAXIMUM UNMAP LBA and BLOCK DESCRIPTOR COUNT 0xffffffff in 0xb0, and
         both UNMAP and WRITE SAME with the UNMAP bit punch holes in the file
         (fallocate PUNCH_HOLE; usr/bs_rdwr.c).  Without it, UNMAP and the
-        UNMAP bit are ILLEGAL REQUEST; WRITE SAME itself always works."""
+        UNMAP bit are ILLEGAL REQUEST; WRITE SAME itself always works.
+        Despite "no limit", an UNMAP descriptor's block count becomes a
+        32-bit byte length: 4 GiB or more wraps and unmaps less (8 GiB:
+        nothing, GOOD status) [t, storage_tests.py unmap_write_same]."""
         if lun < 1:
             raise ValueError("tgt reserves LUN 0 for its controller")
         backing_file = os.path.abspath(backing_file)
