@@ -20,6 +20,15 @@
  *
  * Large requests are split at the disk's maximum transfer (VPD page B0,
  * capped at 256 KiB); the parts run in parallel and done() runs once.
+ *
+ * Provisioning (SBC-3 4.7).  BLK_UNMAP deallocates count blocks from lba
+ * (UNMAP, one block descriptor per command, split at the LUN's MAXIMUM
+ * UNMAP LBA COUNT); what they read afterwards is the target's business
+ * (tgt: zeros).  BLK_WRITE_ZEROES zeroes them (WRITE SAME(16) of a zero
+ * block, split at MAXIMUM WRITE SAME LENGTH or DISK_WS_BLOCKS); with
+ * BLK_F_UNMAP the target may deallocate them too, when blk_limits says
+ * wz_unmap (else the flag is dropped: it is a hint).  Both take no buf,
+ * and fail with -EOPNOTSUPP on a LUN that cannot (blk_limits).
  * Boot CPU main loop only.
  */
 #ifndef TERN_STORAGE_BLK_H
@@ -28,10 +37,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-enum blk_op { BLK_READ, BLK_WRITE, BLK_FLUSH };
+enum blk_op { BLK_READ, BLK_WRITE, BLK_FLUSH, BLK_UNMAP, BLK_WRITE_ZEROES };
 
 #define BLK_F_BARRIER	0x1
 #define BLK_F_FUA	0x2
+#define BLK_F_UNMAP	0x4	/* BLK_WRITE_ZEROES: the target may deallocate */
 
 struct blk_disk;
 
@@ -40,7 +50,7 @@ struct blk_req {
 	unsigned flags;
 	uint64_t lba;
 	uint32_t count;		/* blocks (0 for FLUSH) */
-	void *buf;		/* count * block size bytes */
+	void *buf;		/* count * block size bytes (READ, WRITE only) */
 	void (*done)(struct blk_req *r);
 	void *priv;
 	int err;
@@ -55,8 +65,17 @@ struct blk_req {
 struct blk_disk *blk_find(const char *name);
 /* Block size and count; -ENODEV until the disk is ready. */
 int blk_geometry(const struct blk_disk *d, uint32_t *block_size, uint64_t *nblocks);
+/* What BLK_UNMAP and BLK_WRITE_ZEROES can do on the disk, in its
+ * blocks (a limit is per SCSI command: the block layer splits above it). */
+struct blk_limits {
+	bool unmap, write_zeroes, wz_unmap;
+	uint32_t max_unmap_blocks, max_wz_blocks;
+};
+/* -ENODEV until the disk is ready. */
+int blk_limits(const struct blk_disk *d, struct blk_limits *out);
 /* 0, -EINVAL (out of range, bad op), -ENODEV (not attached or gone),
- * -EACCES (lost to another host). */
+ * -EACCES (lost to another host), -EOPNOTSUPP (UNMAP or WRITE_ZEROES on a
+ * LUN without them). */
 int blk_submit(struct blk_disk *d, struct blk_req *r);
 
 #endif

@@ -290,6 +290,31 @@ static void probe_luns(struct blk_disk *d)
 	probe_step(d, cdb, sizeof(cdb), sizeof(d->ctl_buf), probe_luns_done);
 }
 
+/* What UNMAP and WRITE SAME the LUN takes; needs the block size. */
+static void disk_provisioning(struct blk_disk *d)
+{
+	struct scsi_provisioning p;
+	uint32_t cap;
+
+	scsi_provisioning(d->have_b0 ? &d->limits : NULL, d->have_b2 ? &d->lbp : NULL,
+			  DISK_WS_BLOCKS, &p);
+	if (p.write_same && !d->zero_block) {
+		d->zero_block = calloc(1, d->block_size);
+		if (!d->zero_block) {
+			pr_warn("disk %s: no memory for WRITE SAME's block: no write-zeroes",
+				d->spec.name);
+			p.write_same = p.ws_unmap = false;
+		}
+	}
+	cap = DISK_PROV_BYTES / d->block_size;
+	d->can_unmap = p.unmap;
+	d->can_write_same = p.write_same;
+	d->ws_unmap = p.write_same && p.ws_unmap;
+	d->max_unmap_blocks = p.max_unmap_blocks < cap ? p.max_unmap_blocks : cap;
+	d->max_unmap_descs = p.max_unmap_descs;
+	d->max_ws_blocks = p.max_ws_blocks < cap ? p.max_ws_blocks : cap;
+}
+
 static void probe_cap_done(struct blk_disk *d, const struct iscsi_sess_done *x)
 {
 	struct scsi_capacity cap;
@@ -314,6 +339,7 @@ static void probe_cap_done(struct blk_disk *d, const struct iscsi_sess_done *x)
 	if (d->vpd_max_blocks && d->vpd_max_blocks < d->max_xfer)
 		d->max_xfer = d->vpd_max_blocks;
 	d->max_xfer *= d->block_size;
+	disk_provisioning(d);
 	probe_luns(d);
 }
 
@@ -325,16 +351,15 @@ static void probe_cap(struct blk_disk *d)
 	probe_step(d, cdb, sizeof(cdb), SCSI_RC16_LEN, probe_cap_done);
 }
 
-/* VPD pages: 0x00 lists the rest; 0x80 serial, 0x83 identity, 0xb0 limits. */
-static const uint8_t vpd_pages[] = { 0x00, 0x80, 0x83, 0xb0 };
+/* VPD pages: 0x00 lists the rest; 0x80 serial, 0x83 identity, 0xb0
+ * limits, 0xb2 logical block provisioning. */
+static const uint8_t vpd_pages[] = { 0x00, 0x80, 0x83, 0xb0, 0xb2 };
 
 static void probe_vpd(struct blk_disk *d);
 
 static void probe_vpd_done(struct blk_disk *d, const struct iscsi_sess_done *x)
 {
 	uint8_t page = vpd_pages[d->ctl_step];
-	const uint8_t *b;
-	size_t n;
 
 	if (!x->err && !x->status) {
 		if (page == 0x80)
@@ -346,10 +371,13 @@ static void probe_vpd_done(struct blk_disk *d, const struct iscsi_sess_done *x)
 				for (unsigned i = 0; i < id.len && 2 * i + 2 < sizeof(d->lu_id); i++)
 					snprintf(d->lu_id + 2 * i, 3, "%02x", id.id[i]);
 		}
-		/* MAXIMUM TRANSFER LENGTH, blocks (SBC-3 6.5.3): bytes 8..11. */
-		if (page == 0xb0 && !scsi_vpd_body(d->ctl_buf, x->xfer, 0xb0, &b, &n) && n >= 8)
-			d->vpd_max_blocks = (uint32_t)b[4] << 24 | (uint32_t)b[5] << 16 |
-				      (uint32_t)b[6] << 8 | b[7];
+		/* MAXIMUM TRANSFER LENGTH and the UNMAP/WRITE SAME limits. */
+		if (page == 0xb0 && !scsi_parse_vpd_b0(d->ctl_buf, x->xfer, &d->limits)) {
+			d->have_b0 = true;
+			d->vpd_max_blocks = d->limits.max_xfer_blocks;
+		}
+		if (page == 0xb2 && !scsi_parse_vpd_b2(d->ctl_buf, x->xfer, &d->lbp))
+			d->have_b2 = true;
 	}
 	/* Ask only for pages page 0x00 listed. */
 	if (page == 0x00 && (x->err || x->status))
@@ -391,6 +419,7 @@ static void probe_inq_done(struct blk_disk *d, const struct iscsi_sess_done *x)
 		return;
 	}
 	memset(d->ctl_buf + 2048, 0, 2048);
+	d->have_b0 = d->have_b2 = false;
 	d->ctl_step = 0;
 	probe_vpd(d);
 }
@@ -775,6 +804,7 @@ void disk_free(struct blk_disk *d)
 			disk_table[i] = NULL;
 	blk_fail_all(d, -ENODEV, true);
 	iscsi_link_free(&d->link);
+	free(d->zero_block);
 	free(d);
 }
 

@@ -18,6 +18,14 @@
 #define DISK_WR_INFLIGHT	(1u << 20)	/* write bytes in flight: < ring */
 #define DISK_XFER_MAX		(256u << 10)	/* one SCSI command */
 #define DISK_PR_KEYS_MAX	16
+#define DISK_WS_BLOCKS		65536u		/* WRITE SAME per command, when the LUN says no limit */
+/*
+ * UNMAP and WRITE SAME cover at most this many bytes per command, whatever
+ * the LUN allows: tgt 1.0.85 says "no limit" but turns a descriptor's
+ * block count into a 32-bit byte length (usr/bs_rdwr.c), so 4 GiB or more
+ * wraps and unmaps less than asked.  Linux's sd stops below 4 GiB too.
+ */
+#define DISK_PROV_BYTES		(1u << 31)
 
 enum disk_state {
 	DISK_CONNECTING,	/* first login under way (or retrying, from tern.cfg) */
@@ -34,6 +42,7 @@ typedef void (*disk_ctl_fn)(struct blk_disk *d, const struct iscsi_sess_done *r)
 
 struct disk_stats {
 	uint64_t reads, writes, flushes, rd_bytes, wr_bytes;
+	uint64_t unmaps, zeroes, unmap_blocks, zero_blocks;
 	uint64_t errors, retried, reissued, conflicts, lat_us;
 };
 
@@ -74,6 +83,17 @@ struct blk_disk {
 	uint32_t vpd_max_blocks;	/* VPD B0 MAXIMUM TRANSFER LENGTH, 0: none */
 	uint32_t max_xfer;		/* bytes per command */
 	unsigned nluns;
+
+	/* Logical block provisioning (SBC-3 4.7), from VPD 0xb0 and 0xb2. */
+	struct scsi_block_limits limits;
+	struct scsi_lbp lbp;
+	bool have_b0, have_b2;
+	bool can_unmap;			/* UNMAP */
+	bool can_write_same;		/* WRITE SAME(16) */
+	bool ws_unmap;			/* ... with its UNMAP bit (LBPWS) */
+	uint32_t max_unmap_blocks, max_unmap_descs;	/* per command */
+	uint64_t max_ws_blocks;		/* per command, DISK_WS_BLOCKS without a limit */
+	void *zero_block;		/* WRITE SAME's Data-Out: one block of zeros */
 
 	/* Persistent reservations (SPC-4 5.13). */
 	uint64_t key;			/* this host's key */

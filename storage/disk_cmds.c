@@ -180,6 +180,32 @@ int disk_cmd_list(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 	return 0;
 }
 
+/* What Tern sends of UNMAP and WRITE SAME, then what the LUN said
+ * (VPD 0xb0, 0xb2): Tern's limits are capped at DISK_PROV_BYTES. */
+static void info_provisioning(struct cmd_out *o, const struct blk_disk *d)
+{
+	cmd_printf(o, "provisioning:");
+	if (!d->can_unmap && !d->can_write_same)
+		cmd_printf(o, " none");
+	if (d->can_unmap)
+		cmd_printf(o, " UNMAP (max %u blocks, %u ranges)%s", d->max_unmap_blocks,
+			   d->max_unmap_descs, d->can_write_same ? "," : "");
+	if (d->can_write_same)
+		cmd_printf(o, " WRITE SAME (max %llu blocks%s)",
+			   (unsigned long long)d->max_ws_blocks,
+			   d->ws_unmap ? ", may unmap" : "");
+	if (d->have_b0)
+		cmd_printf(o, "; LUN limits: unmap %u blocks, %u ranges, write same %llu blocks",
+			   d->limits.max_unmap_lbas, d->limits.max_unmap_descs,
+			   (unsigned long long)d->limits.max_ws_blocks);
+	if (d->have_b2)
+		cmd_printf(o, "; %s provisioning%s\n", d->lbp.prov_type == 2 ? "thin" :
+			   d->lbp.prov_type == 1 ? "resource" : "full",
+			   d->lbp.lbprz ? ", unmapped blocks read zeros" : "");
+	else
+		cmd_printf(o, "; no LBP page\n");
+}
+
 static void info_session(struct cmd_out *o, const struct blk_disk *d)
 {
 	const struct iscsi_params *p = &d->link.sess.params;
@@ -228,12 +254,14 @@ int disk_cmd_info(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 	struct blk_disk *d;
 	const struct disk_stats *s;
 	char url[300], size[32];
+	uint64_t nio;
 
 	(void)ctx, (void)argc;
 	d = disk_find_or_say(o, "disk info", argv[0]);
 	if (!d)
 		return -ENOENT;
 	s = &d->st;
+	nio = s->reads + s->writes + s->flushes + s->unmaps + s->zeroes;
 	disk_spec_url(&d->spec, url, sizeof(url));
 	size_text(size, sizeof(size), d->nblocks * d->block_size);
 	cmd_printf(o, "name:        %s\nstate:       %s\ntarget:      %s\n", d->spec.name,
@@ -246,19 +274,22 @@ int disk_cmd_info(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 		cmd_printf(o, "identifier:  %s\n", d->lu_id[0] ? d->lu_id : "-");
 		cmd_printf(o, "capacity:    %s, %llu blocks of %u bytes, %u bytes per command\n",
 			   size, (unsigned long long)d->nblocks, d->block_size, d->max_xfer);
+		info_provisioning(o, d);
 	}
 	info_session(o, d);
 	info_pr(o, d);
 	cmd_printf(o, "queue:       %u active, %u SCSI commands in flight, %u write bytes\n",
 		   d->active, d->parts, d->wr_inflight);
 	cmd_printf(o, "io:          %llu reads (%llu bytes), %llu writes (%llu bytes), %llu flushes, "
+		   "%llu unmaps (%llu blocks), %llu write-zeroes (%llu blocks), "
 		   "%llu errors, %llu sent again (retries, reconnects), %llu conflicts, mean latency %llu us\n",
 		   (unsigned long long)s->reads, (unsigned long long)s->rd_bytes,
 		   (unsigned long long)s->writes, (unsigned long long)s->wr_bytes,
-		   (unsigned long long)s->flushes, (unsigned long long)s->errors,
+		   (unsigned long long)s->flushes, (unsigned long long)s->unmaps,
+		   (unsigned long long)s->unmap_blocks, (unsigned long long)s->zeroes,
+		   (unsigned long long)s->zero_blocks, (unsigned long long)s->errors,
 		   (unsigned long long)s->reissued, (unsigned long long)s->conflicts,
-		   (unsigned long long)(s->reads + s->writes + s->flushes ?
-		   s->lat_us / (s->reads + s->writes + s->flushes) : 0));
+		   (unsigned long long)(nio ? s->lat_us / nio : 0));
 	return 0;
 }
 
@@ -484,6 +515,10 @@ const struct cmd_def disk_cmds[] = {
 	{ "disk read", "NAME LBA COUNT", "read blocks, print their SHA-256", 3, 3, disk_cmd_read },
 	{ "disk write", "NAME LBA COUNT BYTE", "fill blocks with one byte value, then flush",
 	  4, 4, disk_cmd_write },
+	{ "disk unmap", "NAME LBA COUNT", "deallocate blocks (UNMAP), then flush", 3, 3,
+	  disk_cmd_unmap },
+	{ "disk zero", "NAME LBA COUNT [unmap]", "zero blocks (WRITE SAME; unmap: the target "
+	  "may deallocate them), then flush", 3, 4, disk_cmd_zero },
 	{ "disk flush", "NAME", "SYNCHRONIZE CACHE", 1, 1, disk_cmd_flush },
 	{ "disk fence", "NAME", "pre-empt every other host's key: only this host may write",
 	  1, 1, disk_cmd_fence },

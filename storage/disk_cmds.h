@@ -18,6 +18,8 @@ int disk_cmd_keys(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 int disk_cmd_discover(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
 int disk_cmd_read(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
 int disk_cmd_write(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
+int disk_cmd_unmap(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
+int disk_cmd_zero(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
 int disk_cmd_flush(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
 int disk_cmd_barriercheck(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
 int disk_cmd_bench(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);

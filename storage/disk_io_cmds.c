@@ -1,6 +1,7 @@
 /*
  * Operator I/O verbs on a disk: `disk read` (SHA-256 of blocks), `disk
- * write` (fill blocks with a byte, then flush), `disk flush` and `disk
+ * write` (fill blocks with a byte, then flush), `disk unmap` and `disk
+ * zero` (UNMAP, WRITE SAME of zeros, then flush), `disk flush` and `disk
  * bench`.  They go through the same asynchronous queue guest devices use
  * (blk.h), so they exercise splitting, barriers and reconnects too.
  */
@@ -231,6 +232,80 @@ int disk_cmd_write(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv
 		   (unsigned long long)count * run.d->block_size, (unsigned long long)val,
 		   (unsigned long long)(time_us() - t0) / 1000);
 	return 0;
+}
+
+/* How many blocks one UNMAP/WRITE_ZEROES request of a console command
+ * covers: more than one command's worth, so the block layer's split at
+ * the LUN's limits (and DISK_PROV_BYTES) is what the console exercises. */
+#define PROV_CHUNK	(1u << 31)
+
+/* `disk unmap` and `disk zero`: the range in PROV_CHUNK requests, RW_DEPTH
+ * in flight, then a flush.  flags: BLK_F_UNMAP for `disk zero ... unmap`. */
+static int prov_run(struct cmd_ctx *ctx, struct cmd_out *o, char **argv, bool zero,
+		    unsigned flags)
+{
+	const char *cmd = zero ? "disk zero" : "disk unmap";
+	struct io_run run = { .depth = RW_DEPTH };
+	uint64_t lba, count, done = 0, t0 = time_us();
+	struct blk_limits lim;
+	int rc = 0;
+
+	run.d = io_args(o, cmd, argv, &lba, &count);
+	if (!run.d)
+		return -EINVAL;
+	if (blk_limits(run.d, &lim) < 0 || !(zero ? lim.write_zeroes : lim.unmap)) {
+		cmd_printf(o, "error: %s: %s does not support %s (see 'disk info')\n", cmd,
+			   run.d->spec.name, zero ? "WRITE SAME" : "UNMAP");
+		return -EOPNOTSUPP;
+	}
+	while (!rc && !run.err && done < count) {
+		uint32_t n = count - done < PROV_CHUNK ? (uint32_t)(count - done) : PROV_CHUNK;
+
+		if (!disk_wait(io_room_pred, &run, IO_US))
+			rc = -ETIMEDOUT;
+		else if (!run.err)
+			rc = io_submit(&run, zero ? BLK_WRITE_ZEROES : BLK_UNMAP, flags, lba + done,
+				       n, NULL);
+		done += n;
+		console_progress(ctx, zero ? "zero" : "unmap", done, count);
+	}
+	if (!rc && !run.err && disk_wait(io_room_pred, &run, IO_US) && !run.err)
+		rc = io_submit(&run, BLK_FLUSH, 0, 0, 0, NULL);
+	rc = io_drain(&run) ?: rc;
+	if (rc)
+		return io_fail(o, cmd, run.d, rc);
+	cmd_printf(o, "%s: %s blocks %llu+%llu (%llu bytes) and flushed, in %llu ms\n",
+		   run.d->spec.name, !zero ? "unmapped" : flags ? "zeroed (may unmap)" : "zeroed",
+		   (unsigned long long)lba,
+		   (unsigned long long)count, (unsigned long long)count * run.d->block_size,
+		   (unsigned long long)(time_us() - t0) / 1000);
+	return 0;
+}
+
+int disk_cmd_unmap(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+{
+	(void)argc;
+	return prov_run(ctx, o, argv, false, 0);
+}
+
+int disk_cmd_zero(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+{
+	struct blk_disk *d;
+	struct blk_limits lim;
+
+	if (argc > 3 && strcmp(argv[3], "unmap")) {
+		cmd_printf(o, "error: disk zero: expected NAME LBA COUNT [unmap]\n");
+		return -EINVAL;
+	}
+	/* The UNMAP bit only where the LUN takes it (LBPWS): say so rather
+	 * than let the block layer drop it. */
+	d = argc > 3 ? blk_find(argv[0]) : NULL;
+	if (d && blk_limits(d, &lim) == 0 && lim.write_zeroes && !lim.wz_unmap) {
+		cmd_printf(o, "error: disk zero: %s does not take WRITE SAME with UNMAP\n",
+			   argv[0]);
+		return -EOPNOTSUPP;
+	}
+	return prov_run(ctx, o, argv, true, argc > 3 ? BLK_F_UNMAP : 0);
 }
 
 int disk_cmd_flush(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)

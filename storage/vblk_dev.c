@@ -14,6 +14,10 @@
  *  - the block layer's completion, also on the main loop, copies read
  *    data out, writes the status byte, returns the chain and interrupts
  *    the driver by MSI-X.
+ * A discard or write-zeroes request carries up to VBLK_MAX_RANGES ranges:
+ * each becomes its own block request (UNMAP, WRITE SAME), all in flight
+ * at once, and the chain completes when the last is back, with IOERR if
+ * any failed (the first error is the one logged).
  * A request completes only after the target answered (the block layer's
  * done()), and once: the chain goes back in that one place.
  *
@@ -49,10 +53,13 @@ struct vblk_io {
 	void *buf;
 	struct vblk_io *next;
 	struct vring_chain chain;
+	unsigned left;			/* discard/write-zeroes: ranges out (+1 while submitting) */
+	int err;			/* ... the first range's error */
 };
 
 struct vblk_stats {
 	uint64_t reads, writes, flushes, rd_bytes, wr_bytes, errors, bad, get_ids;
+	uint64_t discards, zeroes;
 };
 
 struct vblk_dev {
@@ -75,6 +82,35 @@ static struct vblk_dev *vblk_devs;
 
 /* ---- geometry ---- */
 
+/* blocks of bs bytes in 512-byte sectors, capped at what the 32-bit
+ * config fields hold (whole blocks); 0 blocks is 0: no such command. */
+static uint32_t vblk_sectors(uint32_t blocks, uint32_t bs)
+{
+	uint32_t spb = bs / VBLK_SECTOR;
+
+	if (!spb)
+		return 0;
+	if (blocks > UINT32_MAX / spb)
+		blocks = UINT32_MAX / spb;
+	return blocks * spb;
+}
+
+/* DISCARD and WRITE_ZEROES where the LUN takes UNMAP and WRITE SAME, with
+ * its per-command limits: the guest splits bigger ranges itself.  Only
+ * what the LUN said when the VM was made reaches the features. */
+static void vblk_fill_provisioning(struct vblk_dev *b, uint32_t bs)
+{
+	struct blk_limits lim;
+
+	if (blk_limits(b->disk, &lim) < 0)
+		return;
+	b->info.discard = lim.unmap;
+	b->info.write_zeroes = lim.write_zeroes;
+	b->info.max_discard_sectors = lim.unmap ? vblk_sectors(lim.max_unmap_blocks, bs) : 0;
+	b->info.max_write_zeroes_sectors = lim.write_zeroes ?
+					   vblk_sectors(lim.max_wz_blocks, bs) : 0;
+}
+
 /* What the guest is told: the LUN as the block layer sees it; until the
  * disk is ready, a disk of no blocks that grows (config change) later. */
 static void vblk_fill_info(struct vblk_dev *b)
@@ -88,6 +124,8 @@ static void vblk_fill_info(struct vblk_dev *b)
 	b->info.block_size = bs;
 	b->info.max_transfer = b->disk->max_xfer ? b->disk->max_xfer : DISK_XFER_MAX;
 	b->info.read_only = b->read_only;
+	if (b->info_known)
+		vblk_fill_provisioning(b, bs);
 	snprintf(b->info.serial, sizeof(b->info.serial), "%s", b->disk_name);
 }
 
@@ -149,7 +187,8 @@ static void vblk_take(struct vblk_dev *b, struct vblk_io *io)
 	} else if (io->rq.op == VBLK_GET_ID) {
 		vblk_get_id_now(b, io);
 	} else if (io->rq.op != VBLK_READ && io->rq.op != VBLK_WRITE &&
-		   io->rq.op != VBLK_FLUSH) {
+		   io->rq.op != VBLK_FLUSH && io->rq.op != VBLK_DISCARD &&
+		   io->rq.op != VBLK_WRITE_ZEROES) {
 		vblk_answer(b, io, VIRTIO_BLK_S_UNSUPP, 0);
 	} else {
 		io->epoch = b->vd.epoch;
@@ -275,6 +314,72 @@ static void vblk_done(struct blk_req *r)
 	free(io->buf);
 }
 
+/* One range of a discard or write-zeroes back: the last one completes
+ * the request through vblk_done, with the first error. */
+static void vblk_range_done(struct blk_req *r)
+{
+	struct vblk_io *io = r->priv;
+
+	if (r->err && !io->err)
+		io->err = r->err;
+	if (--io->left)
+		return;
+	io->req.err = io->err;
+	vblk_done(&io->req);
+}
+
+/*
+ * Each range to the block layer; io->buf holds their blk_reqs.  A range
+ * may complete inside blk_submit (a queueing failure), so io->left counts
+ * one extra until every range is out.  0 once any range is out (the
+ * request then completes through vblk_range_done), else the error.
+ */
+static int vblk_submit_ranges(struct vblk_dev *b, struct vblk_io *io)
+{
+	bool wz = io->rq.op == VBLK_WRITE_ZEROES;
+	struct blk_limits lim;
+	struct blk_req *sub;
+	uint32_t k;
+	int rc = blk_limits(b->disk, &lim);
+
+	if (rc < 0)
+		return rc;
+	io->buf = sub = calloc(io->rq.nranges, sizeof(*sub));
+	if (!sub)
+		return -ENOMEM;
+	io->left = 1;
+	io->err = 0;
+	for (k = 0; k < io->rq.nranges; k++) {
+		const struct vblk_range *g = &io->rq.range[k];
+
+		sub[k].op = wz ? BLK_WRITE_ZEROES : BLK_UNMAP;
+		sub[k].flags = wz && g->unmap && lim.wz_unmap ? BLK_F_UNMAP : 0;
+		sub[k].lba = g->lba;
+		sub[k].count = g->nblocks;
+		sub[k].done = vblk_range_done;
+		sub[k].priv = io;
+		io->left++;
+		rc = blk_submit(b->disk, &sub[k]);
+		if (rc < 0) {
+			io->left--;
+			break;
+		}
+	}
+	if (k == 0)
+		return rc;		/* nothing out: answered by the caller */
+	if (rc < 0 && !io->err)
+		io->err = rc;
+	if (wz)
+		b->st.zeroes++;
+	else
+		b->st.discards++;
+	if (--io->left == 0) {
+		io->req.err = io->err;
+		vblk_done(&io->req);
+	}
+	return 0;
+}
+
 /* Hand one request to the block layer; 0 or the error to answer with. */
 static int vblk_submit(struct vblk_dev *b, struct vblk_io *io)
 {
@@ -284,6 +389,8 @@ static int vblk_submit(struct vblk_dev *b, struct vblk_io *io)
 	io->buf = NULL;
 	r->done = vblk_done;
 	r->priv = io;
+	if (io->rq.op == VBLK_DISCARD || io->rq.op == VBLK_WRITE_ZEROES)
+		return vblk_submit_ranges(b, io);
 	r->lba = io->rq.lba;
 	r->count = io->rq.nblocks;
 	if (io->rq.op == VBLK_FLUSH) {
@@ -475,10 +582,11 @@ static void vblk_info_out(void *inst, struct cmd_out *o)
 		   (unsigned long)((b->info.nblocks * b->info.block_size) >> 20),
 		   b->info.block_size,
 		   state);
-	cmd_printf(o, "    reads %lu (%lu KiB) writes %lu (%lu KiB) flushes %lu errors %lu "
-		   "malformed %lu in-flight %u notifies %lu irqs %lu\n",
+	cmd_printf(o, "    reads %lu (%lu KiB) writes %lu (%lu KiB) flushes %lu discards %lu "
+		   "write-zeroes %lu errors %lu malformed %lu in-flight %u notifies %lu irqs %lu\n",
 		   s->reads, s->rd_bytes >> 10, s->writes, s->wr_bytes >> 10, s->flushes,
-		   s->errors, s->bad, b->inflight, b->vd.vp.notifies, b->vd.vp.interrupts);
+		   s->discards, s->zeroes, s->errors, s->bad, b->inflight, b->vd.vp.notifies,
+		   b->vd.vp.interrupts);
 }
 
 static const struct vdev_type vblk_type = {

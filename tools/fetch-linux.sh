@@ -14,14 +14,14 @@ mkdir -p "$out/debs"
 out=$(cd "$out" && pwd)
 
 # The guest's virtio and ext4 modules, in load order (their depends=),
-# and Debian's mke2fs with the libraries it links: busybox's mke2fs makes
-# only ext2.
+# Debian's mke2fs with the libraries it links (busybox's mke2fs makes
+# only ext2), and iperf2 for the guest's TCP stream test.
 MODULES="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci
 virtio_blk failover net_failover virtio_net crc16 mbcache jbd2 crc32c_generic ext4"
-EXTRA_DEBS="e2fsprogs libext2fs2 libcom-err2 libblkid1 libuuid1 libc6"
+EXTRA_DEBS="e2fsprogs libext2fs2 libcom-err2 libblkid1 libuuid1 libc6 iperf libstdc++6 libgcc-s1"
 
 # Written last: a run cut short fetches everything again.
-stamp="$out/.fetched-2"
+stamp="$out/.fetched-3"
 if [ -s "$out/vmlinuz" ] && [ -x "$out/busybox" ] && [ -e "$stamp" ]; then
 	exit 0
 fi
@@ -60,8 +60,9 @@ mv "$out/modules/order.tmp" "$out/modules/order"
 for d in $EXTRA_DEBS; do
 	dpkg-deb -x "$(ls "$out"/debs/"${d}"_*.deb | head -n1)" "$tmp/x"
 done
-mkdir -p "$out/extra/sbin" "$out/extra/lib/x86_64-linux-gnu" "$out/extra/lib64"
+mkdir -p "$out/extra/sbin" "$out/extra/bin" "$out/extra/lib/x86_64-linux-gnu" "$out/extra/lib64"
 cp "$tmp/x/sbin/mke2fs" "$out/extra/sbin/"
+cp "$tmp/x/usr/bin/iperf" "$out/extra/bin/"
 # Some packages ship in /lib, some in /usr/lib (the usr-merge is half
 # done in bookworm): the guest gets them all in /lib.
 lib() {
@@ -72,7 +73,8 @@ lib() {
 	fi
 	cp -L "$f" "$2"
 }
-for l in libext2fs.so.2 libcom_err.so.2 libblkid.so.1 libuuid.so.1 libe2p.so.2 libc.so.6; do
+for l in libext2fs.so.2 libcom_err.so.2 libblkid.so.1 libuuid.so.1 libe2p.so.2 libc.so.6 \
+	libstdc++.so.6 libm.so.6 libgcc_s.so.1; do
 	lib "$l" "$out/extra/lib/x86_64-linux-gnu/"
 done
 lib ld-linux-x86-64.so.2 "$out/extra/lib64/"

@@ -107,6 +107,54 @@ int scsi_cdb_report_luns(uint8_t cdb[12], uint32_t alloc)
 	return 0;
 }
 
+/* ---- logical block provisioning ---- */
+
+int scsi_cdb_unmap(uint8_t cdb[10], uint16_t plen)
+{
+	if (plen < SCSI_UNMAP_HDR_LEN + SCSI_UNMAP_DESC_LEN ||
+	    (plen - SCSI_UNMAP_HDR_LEN) % SCSI_UNMAP_DESC_LEN)
+		return -EINVAL;
+	memset(cdb, 0, 10);
+	cdb[0] = SCSI_UNMAP;
+	st_be16(cdb + 7, plen);		/* PARAMETER LIST LENGTH */
+	return 0;
+}
+
+int scsi_unmap_param(uint8_t *out, size_t cap, const struct scsi_unmap_desc *desc, unsigned n)
+{
+	size_t len = SCSI_UNMAP_HDR_LEN + (size_t)n * SCSI_UNMAP_DESC_LEN;
+
+	if (n == 0 || len > 0xffff || len > cap)
+		return -EINVAL;
+	for (unsigned i = 0; i < n; i++)
+		if (desc[i].n == 0 || desc[i].lba > UINT64_MAX - (desc[i].n - 1))
+			return -ERANGE;
+	memset(out, 0, len);
+	/* UNMAP DATA LENGTH counts the bytes after itself; the descriptor
+	 * data length, the descriptors only (SBC-3 5.28.2). */
+	st_be16(out, (uint16_t)(len - 2));
+	st_be16(out + 2, (uint16_t)(len - SCSI_UNMAP_HDR_LEN));
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t *p = out + SCSI_UNMAP_HDR_LEN + (size_t)i * SCSI_UNMAP_DESC_LEN;
+
+		st_be64(p, desc[i].lba);
+		st_be32(p + 8, desc[i].n);
+	}
+	return (int)len;
+}
+
+int scsi_cdb_write_same16(uint8_t cdb[16], uint64_t lba, uint32_t n, bool unmap)
+{
+	if (n == 0 || lba > UINT64_MAX - (n - 1))
+		return -ERANGE;
+	memset(cdb, 0, 16);
+	cdb[0] = SCSI_WRITE_SAME_16;
+	cdb[1] = unmap ? 0x08 : 0;	/* UNMAP is bit 3; ANCHOR, NDOB, PI 0 */
+	st_be64(cdb + 2, lba);
+	st_be32(cdb + 10, n);
+	return 0;
+}
+
 /* ---- INQUIRY ---- */
 
 /* Copy an ASCII field, trailing spaces and NULs dropped, non-printables as '?'. */
@@ -166,6 +214,78 @@ int scsi_vpd_supports(const uint8_t *d, size_t len, uint8_t page)
 	if (scsi_vpd_body(d, len, 0x00, &b, &n))
 		return -EBADMSG;
 	return memchr(b, page, n) != NULL;
+}
+
+/* A big-endian field at page offset off (header included) of size 4 or
+ * 8, or 0 when the body of blen bytes does not reach its end. */
+static uint64_t vpd_field(const uint8_t *body, size_t blen, size_t off, size_t size)
+{
+	if (off - 4 + size > blen)
+		return 0;
+	return size == 8 ? ld_be64(body + off - 4) : ld_be32(body + off - 4);
+}
+
+int scsi_parse_vpd_b0(const uint8_t *d, size_t len, struct scsi_block_limits *out)
+{
+	const uint8_t *b;
+	size_t n;
+
+	memset(out, 0, sizeof(*out));
+	if (scsi_vpd_body(d, len, 0xb0, &b, &n))
+		return -EBADMSG;
+	out->wsnz = n >= 1 && (b[0] & 1);
+	out->max_xfer_blocks = (uint32_t)vpd_field(b, n, 8, 4);
+	out->max_unmap_lbas = (uint32_t)vpd_field(b, n, 20, 4);
+	out->max_unmap_descs = (uint32_t)vpd_field(b, n, 24, 4);
+	out->has_unmap_fields = n >= 28 - 4;
+	out->opt_unmap_gran = (uint32_t)vpd_field(b, n, 28, 4);
+	out->unmap_align = (uint32_t)vpd_field(b, n, 32, 4);
+	out->ugavalid = out->unmap_align >> 31;
+	out->unmap_align &= 0x7fffffffu;
+	out->max_ws_blocks = vpd_field(b, n, 36, 8);
+	return 0;
+}
+
+int scsi_parse_vpd_b2(const uint8_t *d, size_t len, struct scsi_lbp *out)
+{
+	const uint8_t *b;
+	size_t n;
+
+	memset(out, 0, sizeof(*out));
+	if (scsi_vpd_body(d, len, 0xb2, &b, &n) || n < 2)
+		return -EBADMSG;
+	out->threshold_exp = b[0];
+	out->lbpu = b[1] & 0x80;
+	out->lbpws = b[1] & 0x40;
+	out->lbpws10 = b[1] & 0x20;
+	out->lbprz = b[1] & 0x04;
+	out->anc_sup = b[1] & 0x02;
+	out->dp = b[1] & 0x01;
+	out->prov_type = n >= 3 ? b[2] & 7 : 0;
+	return 0;
+}
+
+void scsi_provisioning(const struct scsi_block_limits *bl, const struct scsi_lbp *lbp,
+		       uint32_t ws_default, struct scsi_provisioning *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (lbp && lbp->lbpu) {
+		/* Without the B0 fields the LUN gave no limit: one range of
+		 * any length per command. */
+		uint32_t lbas = bl && bl->has_unmap_fields ? bl->max_unmap_lbas : UINT32_MAX;
+		uint32_t descs = bl && bl->has_unmap_fields ? bl->max_unmap_descs : 1;
+
+		out->unmap = lbas && descs;
+		out->max_unmap_blocks = out->unmap ? lbas : 0;
+		out->max_unmap_descs = out->unmap ? descs : 0;
+	}
+	out->ws_unmap = lbp && lbp->lbpws;
+	out->write_same = out->ws_unmap || (bl && bl->max_ws_blocks);
+	if (out->write_same) {
+		uint64_t max = bl && bl->max_ws_blocks ? bl->max_ws_blocks : ws_default;
+
+		out->max_ws_blocks = max > UINT32_MAX ? UINT32_MAX : max ? (uint32_t)max : 1;
+	}
 }
 
 int scsi_vpd_serial(const uint8_t *d, size_t len, char *out, size_t cap)

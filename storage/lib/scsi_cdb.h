@@ -22,11 +22,13 @@ enum {
 	SCSI_READ_10		= 0x28,
 	SCSI_WRITE_10		= 0x2a,
 	SCSI_SYNC_CACHE_10	= 0x35,
+	SCSI_UNMAP		= 0x42,
 	SCSI_PR_IN		= 0x5e,
 	SCSI_PR_OUT		= 0x5f,
 	SCSI_READ_16		= 0x88,
 	SCSI_WRITE_16		= 0x8a,
 	SCSI_SYNC_CACHE_16	= 0x91,
+	SCSI_WRITE_SAME_16	= 0x93,
 	SCSI_SERVICE_IN_16	= 0x9e,	/* READ CAPACITY(16): action 0x10 */
 	SCSI_REPORT_LUNS	= 0xa0,
 };
@@ -71,6 +73,41 @@ void scsi_cdb_sync16(uint8_t cdb[16], uint64_t lba, uint32_t n);
 
 /* REPORT LUNS (SPC-4 6.33): select report 0; alloc >= 16.  0 or -EINVAL. */
 int scsi_cdb_report_luns(uint8_t cdb[12], uint32_t alloc);
+
+/* ---- logical block provisioning (SBC-3 4.7) ---- */
+
+#define SCSI_UNMAP_HDR_LEN	8	/* UNMAP parameter list header */
+#define SCSI_UNMAP_DESC_LEN	16	/* one UNMAP block descriptor */
+
+struct scsi_unmap_desc {
+	uint64_t lba;
+	uint32_t n;		/* blocks, >= 1 */
+};
+
+/*
+ * UNMAP (SBC-3 5.28): 10 bytes, ANCHOR 0, group 0, plen the parameter
+ * list's length: a header and at least one descriptor (a list of no
+ * descriptor is legal but unmaps nothing; Tern never sends it).
+ * Returns 0 or -EINVAL.
+ */
+int scsi_cdb_unmap(uint8_t cdb[10], uint16_t plen);
+
+/*
+ * The UNMAP parameter list (SBC-3 5.28.2): the 8-byte header and n
+ * 16-byte block descriptors into out[0..cap).  Returns its length, or
+ * -EINVAL (n 0, the list longer than cap or than 65535 bytes), -ERANGE
+ * (a descriptor of 0 blocks, or one whose last block wraps 2^64).
+ */
+int scsi_unmap_param(uint8_t *out, size_t cap, const struct scsi_unmap_desc *desc, unsigned n);
+
+/*
+ * WRITE SAME(16) (SBC-3 5.43): 16 bytes, n blocks from lba get the one
+ * block of Data-Out the command carries; unmap sets the UNMAP bit (the
+ * target may deallocate them instead, when the data is zeros).  n 0
+ * means "to the end of the medium" on the wire: refused, as is a range
+ * that wraps, with -ERANGE.
+ */
+int scsi_cdb_write_same16(uint8_t cdb[16], uint64_t lba, uint32_t n, bool unmap);
 
 /* ---- replies ---- */
 
@@ -125,6 +162,60 @@ int scsi_vpd83_next(const uint8_t *d, size_t len, size_t *off, struct scsi_desig
  * know they see the same disk.  Returns 0, -ENOENT, or -EBADMSG.
  */
 int scsi_vpd83_lu_id(const uint8_t *d, size_t len, struct scsi_designator *out);
+
+/*
+ * Block Limits VPD page 0xb0 (SBC-3 6.5.3).  A field the page does not
+ * reach (an SBC-2 target sends 0x10 bytes, not 0x3c) reads 0, as does a
+ * field the target leaves 0: "not reported".
+ */
+struct scsi_block_limits {
+	bool wsnz;			/* byte 4 bit 0: WRITE SAME of 0 blocks refused */
+	uint32_t max_xfer_blocks;	/* 8..11 MAXIMUM TRANSFER LENGTH */
+	uint32_t max_unmap_lbas;	/* 20..23 MAXIMUM UNMAP LBA COUNT, ~0: no limit */
+	uint32_t max_unmap_descs;	/* 24..27 MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT */
+	uint32_t opt_unmap_gran;	/* 28..31 OPTIMAL UNMAP GRANULARITY */
+	bool ugavalid;			/* 32 bit 7 */
+	uint32_t unmap_align;		/* 32..35 UNMAP GRANULARITY ALIGNMENT */
+	uint64_t max_ws_blocks;		/* 36..43 MAXIMUM WRITE SAME LENGTH */
+	bool has_unmap_fields;		/* the page reached byte 27 */
+};
+
+/* Returns 0, or -EBADMSG (not page 0xb0, or shorter than its header). */
+int scsi_parse_vpd_b0(const uint8_t *d, size_t len, struct scsi_block_limits *out);
+
+/* Logical Block Provisioning VPD page 0xb2 (SBC-3 6.6.4). */
+struct scsi_lbp {
+	uint8_t threshold_exp;		/* byte 4 */
+	bool lbpu;			/* byte 5 bit 7: UNMAP supported */
+	bool lbpws;			/* bit 6: WRITE SAME(16) with UNMAP */
+	bool lbpws10;			/* bit 5: WRITE SAME(10) with UNMAP */
+	bool lbprz;			/* bit 2: unmapped blocks read zeros */
+	bool anc_sup;			/* bit 1: anchored blocks */
+	bool dp;			/* bit 0: a descriptor follows */
+	uint8_t prov_type;		/* byte 6 bits 2..0: 0 full, 1 resource, 2 thin */
+};
+
+/* Returns 0, or -EBADMSG (not page 0xb2, or not reaching byte 5). */
+int scsi_parse_vpd_b2(const uint8_t *d, size_t len, struct scsi_lbp *out);
+
+/*
+ * What Tern may send, from what the LUN said (NULL: the page was not
+ * read).  UNMAP: LBPU, and limits not 0 ("not implemented", SBC-3
+ * 6.5.3).  WRITE SAME(16): LBPWS (it implies the command), or a
+ * MAXIMUM WRITE SAME LENGTH reported (0 reports nothing: Tern does not
+ * guess).  The limits out are what a command may carry: never 0 when the
+ * command is usable; ws_default caps WRITE SAME without a limit, and
+ * every limit is capped at the 32-bit count the CDBs carry.
+ */
+struct scsi_provisioning {
+	bool unmap, write_same, ws_unmap;
+	uint32_t max_unmap_blocks;	/* per command, one descriptor */
+	uint32_t max_unmap_descs;
+	uint32_t max_ws_blocks;
+};
+
+void scsi_provisioning(const struct scsi_block_limits *bl, const struct scsi_lbp *lbp,
+		       uint32_t ws_default, struct scsi_provisioning *out);
 
 struct scsi_capacity {
 	uint64_t nblocks;	/* RETURNED LOGICAL BLOCK ADDRESS + 1 */

@@ -407,8 +407,9 @@ def virtio_hostile_guest():
 
 @test
 def virtio_net_guests_and_stream():
-    """Guests on two hosts ping each other; a TCP stream from the guest to
-    the namespace carries every byte; a spoofed source MAC goes nowhere."""
+    """Guests on two hosts ping each other, two on one host too without
+    the wire; a TCP stream from the guest to the namespace carries every
+    byte; iperf2 runs between them; a spoofed source MAC goes nowhere."""
     lb = lab()
     ha, ca, va = ensure_guest_a()
     hb, cb = lb.net.hosts[1], lb.cons[1]
@@ -466,6 +467,24 @@ def virtio_net_guests_and_stream():
     check(got == str(128 * 65536), f"the namespace received {got!r} bytes of 8 MiB:\n{out}")
     print(f"  guest -> namespace TCP: 8 MiB in {dt:.1f} s "
           f"({8 * 8 / dt:.1f} Mbit/s incl. console round trips)", flush=True)
+    # iperf2 (Debian's, in the initramfs) from the guest to the namespace's.
+    srv = subprocess.Popen(["ip", "netns", "exec", lb.net.ns, "iperf", "-s", "-B", PORTAL,
+                            "-p", "5001", "-y", "C"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(1)
+        with GuestShell(ha, va) as g:
+            out = g.run(f"iperf -c {PORTAL} -p 5001 -t 5 -f m", 90)
+    finally:
+        time.sleep(1)
+        srv.terminate()
+        csv = srv.communicate(timeout=30)[0]
+    m = re.search(r"sec\s+([\d.]+) MBytes\s+([\d.]+) Mbits/sec", out)
+    check(m and float(m.group(2)) > 0, f"iperf in the guest:\n{out}")
+    rows = [ln.split(",") for ln in csv.splitlines() if ln.count(",") >= 8]
+    check(rows and int(rows[-1][7]) > 0, f"the namespace's iperf saw nothing:\n{csv}")
+    print(f"  guest -> namespace iperf: {m.group(2)} Mbit/s over 5 s "
+          f"({int(rows[-1][7]) >> 20} MiB at the server)", flush=True)
     # Spoofing: the guest takes another MAC; its frames are dropped.
     sw0 = field(ca.run("switch"), r"^net0\s+guest\s+\S+\s+\d+\s+\d+\s+\d+\s+(\d+)")
     with GuestShell(ha, va) as g:

@@ -40,10 +40,12 @@ check = ternlab.check
 cmd = migrate_tests.cmd
 _lab = {}
 
-# tid: (name, MiB): plain, CHAP, shared by two hosts, crash, tern.cfg, and a
-# sparse 3 TiB LUN (blocks past 2^32: READ/WRITE(16)).
+# tid: (name, MiB): plain, CHAP, shared by two hosts, crash, tern.cfg, a
+# sparse 3 TiB LUN (blocks past 2^32: READ/WRITE(16)), and two thin LUNs
+# (UNMAP, WRITE SAME with UNMAP), one of 8 GiB for ranges past 4 GiB.
 TARGETS = {1: ("plain", 64), 2: ("chap", 16), 3: ("shared", 16), 4: ("crash", 128),
-           5: ("boot", 8), 6: ("big", 3 << 20)}
+           5: ("boot", 8), 6: ("big", 3 << 20), 7: ("thin", 64), 8: ("thinbig", 8 << 10)}
+THIN = (7, 8)
 
 
 def url(tid, port=3260):
@@ -67,7 +69,8 @@ class Lab:
             self.tgt.start()
             for tid, (name, mib) in TARGETS.items():
                 self.tgt.add_target(tid, IQN + name)
-                self.tgt.add_lun(tid, 1, self.lun_path(tid), size_bytes=mib << 20)
+                self.tgt.add_lun(tid, 1, self.lun_path(tid), size_bytes=mib << 20,
+                                 thin=tid in THIN)
                 self.tgt.bind_all(tid)
             for name in ("HeaderDigest", "DataDigest"):   # offered, not forced
                 self.tgt.set_param(1, name, "CRC32C,None")
@@ -504,6 +507,116 @@ def t_services_while_blocked():
     cmd(a, "vm destroy sv")
 
 
+def zero_sha(count):
+    return pattern_sha(0, count)
+
+
+def allocated(path):
+    return os.stat(path).st_blocks * 512
+
+
+def t_unmap_write_same():
+    """A thin LUN offers UNMAP and WRITE SAME (VPD 0xb0, 0xb2): `disk zero`
+    zeroes blocks on the backing file (WRITE SAME(16), split at 65536
+    blocks a command), `disk zero ... unmap` and `disk unmap` leave zeros
+    there and punch holes (the file's allocated bytes shrink).  A plain
+    LUN offers neither and the commands are refused."""
+    lb = lab()
+    a = lb.net.hosts[0]
+    path = lb.lun_path(7)
+    nblk = TARGETS[7][1] << 11
+    attach(a, "tp", url(7))
+    out = info(a, "tp")
+    m = re.search(r"^provisioning:.*$", out, re.M)
+    print(f"  thin LUN:  {m.group(0) if m else out}", flush=True)
+    check(m and "UNMAP (max 4194304 blocks, 4294967295 ranges)" in m.group(0) and
+          "WRITE SAME (max 65536 blocks, may unmap)" in m.group(0) and "thin" in m.group(0),
+          f"disk info of a thin LUN: {out}")
+    attach(a, "pl", url(1))
+    out = info(a, "pl")
+    m = re.search(r"^provisioning:.*$", out, re.M)
+    print(f"  plain LUN: {m.group(0) if m else out}", flush=True)
+    check(m and m.group(0).startswith("provisioning: none"), f"disk info of a plain LUN: {out}")
+    for bad in ("disk unmap pl 0 8", "disk zero pl 0 8", "disk unmap tp 0 0",
+                f"disk unmap tp {nblk - 4} 8", f"disk zero tp {nblk} 1", "disk zero tp 0 8 junk",
+                "disk unmap nosuch 0 8"):
+        out = cmd(a, bad)
+        check(out.startswith("error:"), f"{bad!r} was accepted: {out}")
+    cmd(a, "disk detach pl", 60)
+
+    # A pattern over the first 60 MiB, on the file.
+    write(a, "tp", 0, 122880, 0x5a, timeout=300)
+    check(file_sha(path, 0, 122880) == pattern_sha(0x5a, 122880), "the pattern is not on the file")
+    full = allocated(path)
+    check(full >= 60 << 20, f"the file holds only {full} bytes after 60 MiB of writes")
+
+    # WRITE SAME of zeros, 100000 blocks: two commands (65536 + 34464).
+    out = cmd(a, "disk zero tp 1000 100000", 300)
+    check("zeroed blocks 1000+100000" in out and "error" not in out, f"disk zero: {out}")
+    check(file_sha(path, 1000, 100000) == zero_sha(100000), "disk zero left non-zero bytes")
+    check(file_sha(path, 0, 1000) == pattern_sha(0x5a, 1000), "disk zero touched blocks before")
+    check(file_sha(path, 101000, 8) == pattern_sha(0x5a, 8), "disk zero touched blocks after")
+    check(disk_sha(a, "tp", 1000, 100000) == zero_sha(100000), "disk read after disk zero")
+    write(a, "tp", 0, 122880, 0x5a, timeout=300)
+
+    # UNMAP of 8 MiB (4 KiB-aligned): zeros, and a hole in the file.
+    before = allocated(path)
+    out = cmd(a, "disk unmap tp 16384 16384", 120)
+    check("unmapped blocks 16384+16384" in out and "error" not in out, f"disk unmap: {out}")
+    check(file_sha(path, 16384, 16384) == zero_sha(16384), "disk unmap: the file is not zeros")
+    check(file_sha(path, 16376, 8) == pattern_sha(0x5a, 8), "disk unmap touched blocks before")
+    check(file_sha(path, 32768, 8) == pattern_sha(0x5a, 8), "disk unmap touched blocks after")
+    check(disk_sha(a, "tp", 16384, 16384) == zero_sha(16384), "disk read after disk unmap")
+    after = allocated(path)
+    print(f"  disk unmap 8 MiB: file allocation {before >> 10} KiB -> {after >> 10} KiB",
+          flush=True)
+    check(before - after >= 7 << 20, f"UNMAP punched no hole: {before} -> {after} bytes")
+
+    # WRITE SAME with the UNMAP bit: zeros and a hole as well.
+    before = allocated(path)
+    out = cmd(a, "disk zero tp 40960 8192 unmap", 120)
+    check("zeroed (may unmap) blocks 40960+8192" in out, f"disk zero unmap: {out}")
+    check(file_sha(path, 40960, 8192) == zero_sha(8192), "disk zero unmap: not zeros")
+    check(file_sha(path, 40952, 8) == pattern_sha(0x5a, 8), "disk zero unmap touched before")
+    check(file_sha(path, 49152, 8) == pattern_sha(0x5a, 8), "disk zero unmap touched after")
+    after = allocated(path)
+    print(f"  disk zero unmap 4 MiB: file allocation {before >> 10} KiB -> {after >> 10} KiB",
+          flush=True)
+    check(before - after >= 3 << 20, f"WRITE SAME UNMAP punched no hole: {before} -> {after}")
+
+    # An odd range at the disk's end, and counters.
+    out = cmd(a, f"disk unmap tp {nblk - 3} 3", 60)
+    check("unmapped" in out and "error" not in out, f"disk unmap at the end: {out}")
+    out = info(a, "tp")
+    m = re.search(r"(\d+) unmaps \((\d+) blocks\), (\d+) write-zeroes \((\d+) blocks\)", out)
+    print(f"  {m.group(0) if m else out}", flush=True)
+    check(m and int(m.group(1)) >= 2 and int(m.group(2)) == 16384 + 3 and
+          int(m.group(3)) >= 2 and int(m.group(4)) == 100000 + 8192, f"disk info counters: {out}")
+    check(re.search(r"\b0 errors", out), f"errors on the thin LUN: {out}")
+    cmd(a, "disk detach tp", 60)
+
+    # 8 GiB in one go: Tern sends 2 GiB a command (tgt would turn one
+    # 8 GiB descriptor into a 32-bit byte count of 0 and unmap nothing).
+    big = lb.lun_path(8)
+    nbig = TARGETS[8][1] << 11
+    attach(a, "tb", url(8))
+    marks = (100, 9 << 20, nbig - 8)      # 50 KiB, 4.5 GiB, the last blocks
+    for verb in ("unmap", "zero"):
+        for lba in marks:
+            write(a, "tb", lba, 8, 0x77)
+            check(file_sha(big, lba, 8) == pattern_sha(0x77, 8), f"no pattern at {lba}")
+        arg = f"tb 0 {nbig}" + (" unmap" if verb == "zero" else "")
+        out = cmd(a, f"disk {verb} {arg}", 300)
+        check("blocks 0+" in out and "error" not in out, f"disk {verb} {arg}: {out}")
+        for lba in marks:
+            check(file_sha(big, lba, 8) == zero_sha(8), f"disk {verb} of 8 GiB left {lba}")
+            check(disk_sha(a, "tb", lba, 8) == zero_sha(8), f"disk read {lba} after {verb}")
+        check(allocated(big) < 1 << 20, f"{verb}: {allocated(big)} bytes still allocated")
+        print(f"  disk {verb} {arg}: {out.strip()}", flush=True)
+    alive(a)
+    cmd(a, "disk detach tb", 60)
+
+
 TESTS = [
     ("discovery", t_discovery),
     ("read_write", t_read_write),
@@ -518,6 +631,7 @@ TESTS = [
     ("hostile_mid_io", t_hostile_mid_io),
     ("command_timeout", t_command_timeout),
     ("services_while_blocked", t_services_while_blocked),
+    ("unmap_write_same", t_unmap_write_same),
 ]
 
 

@@ -395,9 +395,18 @@ class Tgtd:
                     "--tid", str(tid), "--targetname", iqn, record=True)
         self.targets[tid] = iqn
 
-    def add_lun(self, tid, lun, backing_file, size_bytes=None, bsoflags=None):
+    def add_lun(self, tid, lun, backing_file, size_bytes=None, bsoflags=None, thin=False):
         """File LUN (lun >= 1; LUN 0 is tgt's controller).  size_bytes:
-        create (or extend) the file as a sparse file of that size first."""
+        create (or extend) the file as a sparse file of that size first.
+        thin: thin provisioning (`--op update --params thin_provisioning=1`):
+        tgt then lists UNMAP in VPD 0xb2 (LBPU, LBPWS, LBPWS10, LBPRZ),
+        MAXIMUM UNMAP LBA and BLOCK DESCRIPTOR COUNT 0xffffffff in 0xb0, and
+        both UNMAP and WRITE SAME with the UNMAP bit punch holes in the file
+        (fallocate PUNCH_HOLE; usr/bs_rdwr.c).  Without it, UNMAP and the
+        UNMAP bit are ILLEGAL REQUEST; WRITE SAME itself always works.
+        Despite "no limit", an UNMAP descriptor's block count becomes a
+        32-bit byte length: 4 GiB or more wraps and unmaps less (8 GiB:
+        nothing, GOOD status) [t, storage_tests.py unmap_write_same]."""
         if lun < 1:
             raise ValueError("tgt reserves LUN 0 for its controller")
         backing_file = os.path.abspath(backing_file)
@@ -411,6 +420,10 @@ class Tgtd:
         if bsoflags:
             args += ["--bsoflags", bsoflags]
         self.tgtadm(*args, record=True)
+        if thin:
+            self.tgtadm("--lld", "iscsi", "--mode", "logicalunit", "--op", "update",
+                        "--tid", str(tid), "--lun", str(lun),
+                        "--params", "thin_provisioning=1", record=True)
         self.luns[(tid, lun)] = backing_file
 
     def bind_all(self, tid):

@@ -183,6 +183,172 @@ Test(scsi, vpd_pages)
 
 /* ---- READ CAPACITY(16), REPORT LUNS ---- */
 
+/* UNMAP and WRITE SAME(16) against SBC-3 5.28 and 5.43. */
+Test(scsi, provisioning_cdbs)
+{
+	const struct scsi_unmap_desc two[] = {
+		{ 0x0102030405060708ull, 0x090a0b0c }, { 5, 1 },
+	};
+	uint8_t c[16], p[64];
+
+	cr_assert_eq(scsi_cdb_unmap(c, 24), 0);
+	cr_assert_arr_eq(c, ((uint8_t[]){ 0x42, 0, 0, 0, 0, 0, 0, 0, 24, 0 }), 10);
+	cr_assert_eq(scsi_cdb_unmap(c, 0x1008), 0);
+	cr_assert_eq(c[7], 0x10);
+	cr_assert_eq(c[8], 0x08);
+	cr_assert_eq(scsi_cdb_unmap(c, 8), -EINVAL);	/* no descriptor */
+	cr_assert_eq(scsi_cdb_unmap(c, 25), -EINVAL);	/* half a descriptor */
+
+	memset(p, 0xee, sizeof(p));
+	cr_assert_eq(scsi_unmap_param(p, sizeof(p), two, 2), 40);
+	cr_assert_arr_eq(p, ((uint8_t[]){
+		0, 38, 0, 32, 0, 0, 0, 0,
+		1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0, 0, 0, 0,
+		0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 1, 0, 0, 0, 0 }), 40);
+	cr_assert_eq(p[40], 0xee);			/* nothing past the list */
+	cr_assert_eq(scsi_unmap_param(p, 39, two, 2), -EINVAL);
+	cr_assert_eq(scsi_unmap_param(p, sizeof(p), two, 0), -EINVAL);
+	cr_assert_eq(scsi_unmap_param(p, sizeof(p), &(struct scsi_unmap_desc){ 1, 0 }, 1),
+		     -ERANGE);
+	cr_assert_eq(scsi_unmap_param(p, sizeof(p), &(struct scsi_unmap_desc){ UINT64_MAX, 1 }, 1),
+		     24);
+	cr_assert_eq(scsi_unmap_param(p, sizeof(p), &(struct scsi_unmap_desc){ UINT64_MAX, 2 }, 1),
+		     -ERANGE);
+	/* 4095 descriptors make 65528 bytes; 4096 overflow the 16-bit length. */
+	{
+		struct scsi_unmap_desc *many = calloc(4096, sizeof(*many));
+		uint8_t *big = malloc(8 + 16 * 4096);
+
+		cr_assert(many && big);
+		for (int i = 0; i < 4096; i++)
+			many[i] = (struct scsi_unmap_desc){ (uint64_t)i * 8, 8 };
+		cr_assert_eq(scsi_unmap_param(big, 8 + 16 * 4096, many, 4095), 65528);
+		cr_assert_eq(big[0] << 8 | big[1], 65526);
+		cr_assert_eq(big[2] << 8 | big[3], 65520);
+		cr_assert_eq(scsi_unmap_param(big, 8 + 16 * 4096, many, 4096), -EINVAL);
+		free(many);
+		free(big);
+	}
+
+	cr_assert_eq(scsi_cdb_write_same16(c, 0x0102030405060708ull, 0x090a0b0c, true), 0);
+	cr_assert_arr_eq(c, ((uint8_t[]){ 0x93, 0x08, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0, 0 }),
+			 16);
+	cr_assert_eq(scsi_cdb_write_same16(c, 7, 1, false), 0);
+	cr_assert_eq(c[1], 0);
+	cr_assert_eq(c[9], 7);
+	cr_assert_eq(c[13], 1);
+	cr_assert_eq(scsi_cdb_write_same16(c, 7, 0, false), -ERANGE);	/* "to the end" */
+	cr_assert_eq(scsi_cdb_write_same16(c, UINT64_MAX, 1, false), 0);
+	cr_assert_eq(scsi_cdb_write_same16(c, UINT64_MAX, 2, false), -ERANGE);
+}
+
+/* Block Limits (0xb0) and Logical Block Provisioning (0xb2) pages. */
+Test(scsi, vpd_provisioning_pages)
+{
+	uint8_t b0[64] = { 0, 0xb0, 0, 0x3c, 1, 128 };
+	/* tgt's thin LUN: LBPU LBPWS LBPWS10 LBPRZ, thin provisioning. */
+	const uint8_t b2[] = { 0, 0xb2, 0, 4, 0, 0xe4, 0x02, 0 };
+	struct scsi_block_limits bl;
+	struct scsi_lbp lbp;
+
+	b0[11] = 0x80;						/* max transfer 128 */
+	b0[20] = 0x11, b0[23] = 0x22;				/* max unmap LBAs */
+	b0[27] = 0x33;						/* max descriptors */
+	b0[30] = 0x01;						/* granularity 256 */
+	b0[32] = 0x80, b0[35] = 0x08;				/* UGAVALID, align 8 */
+	b0[36] = 0x01, b0[43] = 0x02;				/* max write same */
+	cr_assert_eq(scsi_parse_vpd_b0(b0, sizeof(b0), &bl), 0);
+	cr_assert(bl.wsnz);
+	cr_assert_eq(bl.max_xfer_blocks, 128);
+	cr_assert_eq(bl.max_unmap_lbas, 0x11000022u);
+	cr_assert_eq(bl.max_unmap_descs, 0x33);
+	cr_assert_eq(bl.opt_unmap_gran, 256);
+	cr_assert(bl.ugavalid);
+	cr_assert_eq(bl.unmap_align, 8);
+	cr_assert_eq(bl.max_ws_blocks, 0x0100000000000002ull);
+	cr_assert(bl.has_unmap_fields);
+	/* An SBC-2 page (0x10 long): the later fields read 0. */
+	b0[3] = 0x10;
+	cr_assert_eq(scsi_parse_vpd_b0(b0, sizeof(b0), &bl), 0);
+	cr_assert_eq(bl.max_xfer_blocks, 128);
+	cr_assert_eq(bl.max_unmap_lbas, 0);
+	cr_assert_eq(bl.max_ws_blocks, 0);
+	cr_assert(!bl.has_unmap_fields);
+	/* Cut off by the bytes received, whatever the length claims. */
+	b0[3] = 0x3c;
+	cr_assert_eq(scsi_parse_vpd_b0(b0, 27, &bl), 0);	/* byte 27 missing */
+	cr_assert_eq(bl.max_unmap_lbas, 0x11000022u);
+	cr_assert_eq(bl.max_unmap_descs, 0);
+	cr_assert(!bl.has_unmap_fields);
+	cr_assert_eq(scsi_parse_vpd_b0(b0, 28, &bl), 0);
+	cr_assert_eq(bl.max_unmap_descs, 0x33);
+	cr_assert(bl.has_unmap_fields);
+	cr_assert_eq(bl.max_ws_blocks, 0);
+	cr_assert_eq(scsi_parse_vpd_b0(b0, 43, &bl), 0);	/* byte 43 missing */
+	cr_assert_eq(bl.max_ws_blocks, 0);
+	cr_assert_eq(scsi_parse_vpd_b0(b0, 44, &bl), 0);
+	cr_assert_eq(bl.max_ws_blocks, 0x0100000000000002ull);
+	cr_assert_eq(scsi_parse_vpd_b0(b2, sizeof(b2), &bl), -EBADMSG);
+	cr_assert_eq(scsi_parse_vpd_b0(b0, 3, &bl), -EBADMSG);
+
+	cr_assert_eq(scsi_parse_vpd_b2(b2, sizeof(b2), &lbp), 0);
+	cr_assert(lbp.lbpu && lbp.lbpws && lbp.lbpws10 && lbp.lbprz);
+	cr_assert(!lbp.anc_sup && !lbp.dp);
+	cr_assert_eq(lbp.prov_type, 2);
+	cr_assert_eq(scsi_parse_vpd_b2((uint8_t[]){ 0, 0xb2, 0, 4, 0, 0x40, 0, 0 }, 8, &lbp), 0);
+	cr_assert(!lbp.lbpu && lbp.lbpws && !lbp.lbpws10);
+	cr_assert_eq(scsi_parse_vpd_b2((uint8_t[]){ 0, 0xb2, 0, 4, 0, 0x20, 0, 0 }, 8, &lbp), 0);
+	cr_assert(!lbp.lbpws && lbp.lbpws10);
+	cr_assert_eq(scsi_parse_vpd_b2(b2, 5, &lbp), -EBADMSG);	/* no byte 5 */
+	cr_assert_eq(scsi_parse_vpd_b2((uint8_t[]){ 0, 0xb2, 0, 1, 0, 0xe4 }, 6, &lbp), -EBADMSG);
+	cr_assert_eq(scsi_parse_vpd_b2(b0, sizeof(b0), &lbp), -EBADMSG);
+}
+
+Test(scsi, provisioning_decision)
+{
+	struct scsi_block_limits tgt = { .max_unmap_lbas = UINT32_MAX,
+					 .max_unmap_descs = UINT32_MAX,
+					 .has_unmap_fields = true };
+	struct scsi_block_limits none = { .has_unmap_fields = true };
+	struct scsi_lbp thin = { .lbpu = true, .lbpws = true, .lbprz = true, .prov_type = 2 };
+	struct scsi_lbp full = { 0 };
+	struct scsi_provisioning p;
+
+	scsi_provisioning(&tgt, &thin, 65536, &p);
+	cr_assert(p.unmap && p.write_same && p.ws_unmap);
+	cr_assert_eq(p.max_unmap_blocks, UINT32_MAX);
+	cr_assert_eq(p.max_unmap_descs, UINT32_MAX);
+	cr_assert_eq(p.max_ws_blocks, 65536);
+	/* tgt without thin provisioning: nothing, not even WRITE SAME. */
+	scsi_provisioning(&none, &full, 65536, &p);
+	cr_assert(!p.unmap && !p.write_same && !p.ws_unmap);
+	cr_assert_eq(p.max_unmap_blocks, 0);
+	cr_assert_eq(p.max_ws_blocks, 0);
+	/* LBPU with limits 0: UNMAP "not implemented" after all. */
+	scsi_provisioning(&none, &(struct scsi_lbp){ .lbpu = true }, 65536, &p);
+	cr_assert(!p.unmap);
+	/* No B0 at all: one range of any length. */
+	scsi_provisioning(NULL, &(struct scsi_lbp){ .lbpu = true }, 65536, &p);
+	cr_assert(p.unmap && !p.write_same);
+	cr_assert_eq(p.max_unmap_blocks, UINT32_MAX);
+	cr_assert_eq(p.max_unmap_descs, 1);
+	/* No B2: no UNMAP; a reported WRITE SAME limit means WRITE SAME,
+	 * capped at what the CDB can carry. */
+	scsi_provisioning(&(struct scsi_block_limits){ .max_ws_blocks = 1ull << 40,
+						     .max_unmap_lbas = 8,
+						     .max_unmap_descs = 1 }, NULL, 65536, &p);
+	cr_assert(!p.unmap && p.write_same && !p.ws_unmap);
+	cr_assert_eq(p.max_ws_blocks, UINT32_MAX);
+	scsi_provisioning(&(struct scsi_block_limits){ .max_ws_blocks = 1000,
+						     .max_unmap_lbas = 8,
+						     .max_unmap_descs = 2,
+						     .has_unmap_fields = true }, &thin, 65536, &p);
+	cr_assert(p.unmap && p.ws_unmap);
+	cr_assert_eq(p.max_unmap_blocks, 8);
+	cr_assert_eq(p.max_unmap_descs, 2);
+	cr_assert_eq(p.max_ws_blocks, 1000);
+}
+
 Test(scsi, capacity16)
 {
 	uint8_t d[32] = { 0, 0, 0, 0, 0, 0x3f, 0xff, 0xff, 0, 0, 0x02, 0, 0x01, 0x03, 0x80, 0x01 };
@@ -493,7 +659,7 @@ Test(scsi, fuzz_parsers)
 		len = (rng >> 16) % (sizeof(raw) + 1);
 		/* Make the headers plausible half of the time. */
 		if (iter & 1 && len > 4) {
-			raw[1] = (uint8_t[]){ 0x00, 0x80, 0x83 }[iter % 3];
+			raw[1] = (uint8_t[]){ 0x00, 0x80, 0x83, 0xb0, 0xb2 }[iter % 5];
 			raw[2] = 0;
 			raw[3] = (uint8_t)(raw[3] % 80);
 			raw[0] = (uint8_t[]){ 0x70, 0x71, 0x72, 0x73 }[(iter >> 1) % 4];
@@ -504,6 +670,18 @@ Test(scsi, fuzz_parsers)
 		ok += scsi_vpd83_lu_id(b, len, &dsg) == 0;
 		ok += scsi_vpd_serial(b, len, sn, sizeof(sn)) >= 0;
 		ok += scsi_vpd_supports(b, len, 0x83) >= 0;
+		{
+			struct scsi_block_limits bl;
+			struct scsi_lbp lbp;
+			struct scsi_provisioning pv;
+			int r0 = scsi_parse_vpd_b0(b, len, &bl), r2 = scsi_parse_vpd_b2(b, len, &lbp);
+
+			ok += r0 == 0;
+			ok += r2 == 0;
+			scsi_provisioning(r0 ? NULL : &bl, r2 ? NULL : &lbp, 65536, &pv);
+			cr_assert(!pv.unmap || (pv.max_unmap_blocks && pv.max_unmap_descs));
+			cr_assert(!pv.write_same || pv.max_ws_blocks);
+		}
 		ok += scsi_parse_report_luns(b, len, items, 4, &got, &total) == 0;
 		cr_assert_leq(got, 4);
 		ok += scsi_parse_pr_keys(b, len, &gen, items, 4, &got, &total) == 0;
