@@ -45,25 +45,6 @@ GUEST_PROMPT = "lx# "
 LOADS = (("seq read 64K", "read", "seq", 65536), ("seq write 64K", "write", "seq", 65536),
          ("rand read 4K", "read", "rand", 4096), ("rand write 4K", "write", "rand", 4096))
 TCP_MIB = 64
-SINK = """
-import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("10.77.0.254", 5502))
-s.listen(1)
-s.settimeout(600)
-c, _ = s.accept()
-n = 0
-while True:
-    b = c.recv(1 << 16)
-    if not b:
-        break
-    n += len(b)
-c.close()
-print(n)
-"""
-
-
 class BenchError(RuntimeError):
     pass
 
@@ -98,8 +79,7 @@ def guest_loads(h, dev, args, what):
 
 
 def guest_tcp(lab, h, what):
-    sink = subprocess.Popen(["ip", "netns", "exec", lab.ns, sys.executable, "-c", SINK],
-                            stdout=subprocess.PIPE, text=True)
+    sink = netlab.tcp_sink(lab.ns, PORTAL, 5502)
     try:
         time.sleep(1)
         out = guest_run(h, f"rio tcp {PORTAL} 5502 {TCP_MIB}", 600)

@@ -274,26 +274,6 @@ def virtio_net_ping():
     check(re.search(r"^net0\s+guest\s+\S+\s+[1-9]\d*\s+[1-9]", sw, re.M), f"switch:\n{sw}")
 
 
-# A TCP sink in the namespace: accept one connection, count its bytes.
-SINK = """
-import socket
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("10.77.0.254", 5501))
-s.listen(1)
-s.settimeout(120)
-c, _ = s.accept()
-c.settimeout(60)
-n = 0
-while n < 8 << 20:
-    b = c.recv(65536)
-    if not b:
-        break
-    n += len(b)
-print(n)
-"""
-
-
 def ensure_guest_a():
     """Guest lx on tern-a with disk sys and a NIC, booted once per lab."""
     lb = lab()
@@ -470,8 +450,7 @@ def virtio_net_guests_and_stream():
     ca.run(f"vm stop {vz}")
     ca.run(f"vm destroy {vz}")
     # 8 MiB over TCP to a listener in the namespace, counted there.
-    sink = subprocess.Popen(["ip", "netns", "exec", lb.net.ns, sys.executable, "-c", SINK],
-                            stdout=subprocess.PIPE, text=True)
+    sink = netlab.tcp_sink(lb.net.ns, PORTAL, 5501, 8 << 20)
     try:
         time.sleep(1)
         t0 = time.monotonic()

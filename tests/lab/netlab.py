@@ -243,6 +243,35 @@ class NetLab:
         return path
 
 
+_SINK = """
+import socket, sys
+addr, port, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((addr, port))
+s.listen(1)
+s.settimeout(600)
+c, _ = s.accept()
+c.settimeout(120)
+n = 0
+while not limit or n < limit:
+    b = c.recv(1 << 16)
+    if not b:
+        break
+    n += len(b)
+c.close()
+print(n)
+"""
+
+
+def tcp_sink(ns, addr, port, limit=0):
+    """A TCP listener at addr:port in namespace ns that takes one
+    connection and counts its bytes (until EOF, or limit bytes): a Popen
+    whose stdout is the count when it ends (communicate())."""
+    return subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", _SINK, addr,
+                             str(port), str(limit)], stdout=subprocess.PIPE, text=True)
+
+
 def _stop_all_labs():
     for lab in list(_labs):
         lab.stop()
