@@ -427,11 +427,13 @@ static void vblk_start_pending(struct vblk_dev *b)
 
 		list = io->next;
 		io->dev = b;
+		/* Counted before the submission: a discard whose ranges all
+		 * fail inside blk_submit completes (vblk_done) before it returns. */
+		b->inflight++;
 		rc = vblk_submit(b, io);
-		if (!rc) {
-			b->inflight++;
+		if (!rc)
 			continue;
-		}
+		b->inflight--;
 		b->st.errors++;
 		vblk_say_error(b, rc);
 		free(io->buf);

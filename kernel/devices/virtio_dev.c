@@ -28,18 +28,22 @@ void *virtio_dev_map(void *ctx, uint64_t gpa, uint32_t len, bool write)
 	return p;
 }
 
-static void vd_mark_chain(struct virtio_dev *d, const struct vring_chain *c)
+/* The first written bytes of the chain's writable part: what the device
+ * put there (VIRTIO 1.1 2.6.8: the used length), no more. */
+static void vd_mark_chain(struct virtio_dev *d, const struct vring_chain *c, uint32_t written)
 {
 	struct vm *vm = d->vm;
 
 	if (vm->dirty_mode == DIRTY_OFF)
 		return;
-	for (uint16_t i = 0; i < c->nseg; i++) {
+	for (uint16_t i = 0; i < c->nseg && written; i++) {
 		const struct vring_seg *s = &c->seg[i];
+		uint32_t n = s->len < written ? s->len : written;
 
-		if (!s->write || !s->len)
+		if (!s->write || !n)
 			continue;
-		for (uint64_t g = s->gpa & ~(uint64_t)(PAGE - 1); g < s->gpa + s->len; g += PAGE)
+		written -= n;
+		for (uint64_t g = s->gpa & ~(uint64_t)(PAGE - 1); g < s->gpa + n; g += PAGE)
 			if (g < vm->mem_size)
 				dirtymap_mark(&vm->dirty, g);
 	}
@@ -195,7 +199,7 @@ void virtio_dev_complete(struct virtio_dev *d, uint16_t q, const struct vring_ch
 {
 	if (!virtio_dev_ready(d, q))
 		return;
-	vd_mark_chain(d, c);
+	vd_mark_chain(d, c, written);
 	if (vring_push(&d->vq[q], &d->mem, c->head, written) < 0) {
 		virtio_dev_fail(d, "used ring outside guest RAM");
 		return;
