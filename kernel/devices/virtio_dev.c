@@ -148,7 +148,6 @@ int virtio_dev_init(struct virtio_dev *d, struct vm *vm, const char *name, uint1
 		    int nqueues, uint16_t queue_max, uint64_t features, uint32_t cfg_len,
 		    const struct virtio_dev_ops *ops, void *be)
 {
-	uint64_t f;
 	int rc;
 
 	memset(d, 0, sizeof(*d));
@@ -166,9 +165,6 @@ int virtio_dev_init(struct virtio_dev *d, struct vm *vm, const char *name, uint1
 	if (rc < 0)
 		return rc;
 	d->slot = rc;
-	f = vpci_lock(vm);
-	vd_rings_down(d);
-	vpci_unlock(vm, f);
 	return 0;
 }
 
@@ -204,11 +200,16 @@ void virtio_dev_complete(struct virtio_dev *d, uint16_t q, const struct vring_ch
 		virtio_dev_fail(d, "used ring outside guest RAM");
 		return;
 	}
-	/* The used ring is guest memory the device wrote too. */
-	if (d->vm->dirty_mode != DIRTY_OFF)
-		for (uint64_t g = d->vq[q].used & ~(uint64_t)(PAGE - 1);
-		     g < d->vq[q].used + 6 + 8ull * d->vq[q].size; g += PAGE)
-			dirtymap_mark(&d->vm->dirty, g);
+	/* The used ring is guest memory the device wrote too: the element
+	 * just pushed (8 bytes, maybe across a page) and used->idx. */
+	if (d->vm->dirty_mode != DIRTY_OFF) {
+		const struct vring *r = &d->vq[q];
+		uint64_t elem = r->used + 4 + 8ull * ((uint16_t)(r->used_idx - 1) % r->size);
+
+		dirtymap_mark(&d->vm->dirty, r->used + 2);
+		dirtymap_mark(&d->vm->dirty, elem);
+		dirtymap_mark(&d->vm->dirty, elem + 7);
+	}
 	if (vring_need_interrupt(&d->vq[q], &d->mem))
 		virtio_pci_interrupt_queue(&d->vp, q);
 }

@@ -245,6 +245,19 @@ def virtio_disk_bytes():
           "the discarded range does not read zeros in tgtd's file")
     info = con.run(f"vm info {vm}")
     check(field(info, r"discards (\d+)") > 0, f"no discard counted:\n{info}")
+    # Under the dirty log (what a migration runs), device writes into
+    # guest memory go on: a 4 MiB read lands and the log reports pages.
+    out = con.run(f"vm dirty {vm} start")
+    check("error" not in out, f"vm dirty start:\n{out}")
+    try:
+        con.run(f"vm dirty {vm} harvest")
+        with GuestShell(h, vm) as g:
+            out = g.run("dd if=/dev/vda bs=64k count=64 iflag=direct 2>/dev/null | md5sum", 60)
+        check(re.search(r"^[0-9a-f]{32}\s", out, re.M), f"read under the dirty log:\n{out}")
+        out = con.run(f"vm dirty {vm} harvest")
+        check(field(out, r"^(\d+) pages dirty") > 0, f"harvest:\n{out}")
+    finally:
+        con.run(f"vm dirty {vm} stop")
 
 
 @test
