@@ -128,7 +128,7 @@
 #include <stdint.h>
 
 #define MIG_MAGIC		"TERN-MIG"
-#define MIG_VERSION		1
+#define MIG_VERSION		2
 #define MIG_F_LIVE		(1u << 0)
 
 #define MIG_HDR_LEN		16
@@ -154,7 +154,9 @@ enum { MIG_PAGE_DATA = 0, MIG_PAGE_ZERO = 1 };
 #define MIG_MSRS_MAX		256
 #define MIG_XSAVE_MAX		16384
 #define MIG_BLOB_MAX		65536
-#define MIG_DEVICES_MAX		32
+#define MIG_DEVICES_MAX		128	/* platform, per-vCPU APICs, PCI */
+#define MIG_DEVSPECS_MAX	8	/* disk= and nic= words in CONFIG */
+#define MIG_DEVSPEC_MAX		47
 #define MIG_VCPU_FIXED		440
 #define MIG_META_MAX		(12 + MIG_NAME_MAX + MIG_BLOB_MAX)	/* DEVICE */
 #define MIG_DATA_MAX		(MIG_BATCH_MAX * MIG_PAGE_SIZE)
@@ -166,12 +168,22 @@ struct mig_cpuid {
 	uint32_t leaf, subleaf, eax, ebx, ecx, edx;
 };
 
+/* CONFIG kind: how the guest was loaded (the destination checks its own
+ * copy of the files gives the same). */
+enum mig_kind { MIG_KIND_MULTIBOOT = 0, MIG_KIND_LINUX = 1, MIG_KIND_LINUX_PVH = 2 };
+
 struct mig_config {
 	uint64_t mem_size;
 	uint32_t nvcpus;
+	uint32_t kind;				/* enum mig_kind */
+	uint32_t tsc_khz;			/* the guest's TSC rate, 0: unknown */
 	char name[MIG_NAME_MAX + 1];		/* NUL-terminated */
 	char kernel_path[MIG_PATH_MAX + 1];
+	char initrd_path[MIG_PATH_MAX + 1];	/* "" for none */
+	char modules[MIG_PATH_MAX + 1];		/* Multiboot "A,B", "" for none */
 	char cmdline[MIG_CMDLINE_MAX + 1];
+	uint32_t ndevspecs;			/* "disk=web", "nic=02:..:01" */
+	char devspecs[MIG_DEVSPECS_MAX][MIG_DEVSPEC_MAX + 1];
 	uint32_t ncpuid;
 	struct mig_cpuid cpuid[MIG_CPUID_MAX];
 };

@@ -12,9 +12,11 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct vm;
 struct cmd_out;
+struct virtio_dev;
 
 struct vdev_type {
 	const char *key;		/* "disk" */
@@ -27,6 +29,38 @@ struct vdev_type {
 	void (*destroy)(void *inst);
 	/* vm info: one or more lines, each starting with two spaces. */
 	void (*info)(void *inst, struct cmd_out *o);
+
+	/*
+	 * Migration (issue 15, migrate/).  All run on the boot CPU's main
+	 * loop.  Hooks a type leaves NULL mean "nothing to do".
+	 */
+	/* The virtio transport and rings of inst: vdev.c saves and loads
+	 * them (virtio_dev_save/load) around the type's own record. */
+	struct virtio_dev *(*virtio)(void *inst);
+	/* The back end's own state after the transport's: bytes written,
+	 * or -ENOSPC; load: 0, or -EINVAL leaving the device as it was. */
+	int (*save)(void *inst, uint8_t *buf, size_t cap);
+	int (*load)(void *inst, const uint8_t *buf, size_t len);
+	/* Source, VM paused: stop touching guest memory (no new requests,
+	 * no frames written into RX buffers).  0 once nothing is in flight
+	 * (every started request completed into the used ring), -EAGAIN
+	 * while draining (asked again).  It stays quiet until unquiesce
+	 * (the migration failed; the guest runs on here) or destroy. */
+	int (*quiesce)(void *inst);
+	void (*unquiesce)(void *inst);
+	/* Destination, before ACCEPTED: could this host create the device
+	 * from arg, and make its resources ready (log in, register the
+	 * reservation key)?  Calls done(ctx, 0 or -errno, why) once, maybe
+	 * before returning; returns 0, or -errno with why set and no call. */
+	int (*prepare)(const char *arg, void (*done)(void *ctx, int rc, const char *why),
+		       void *ctx, char *why, size_t len);
+	/* Destination at COMMIT, guest not yet running: take the resource
+	 * over from the source (pre-empt its reservation), then done(). */
+	int (*takeover)(void *inst, void (*done)(void *ctx, int rc, const char *why),
+			void *ctx, char *why, size_t len);
+	/* Destination, once the guest has entered: process what the rings
+	 * hold already, announce the NIC's MAC, and so on. */
+	void (*resumed)(void *inst);
 };
 
 /* Boot CPU, at subsystem start-up: -ENOSPC, -EEXIST. */
@@ -41,5 +75,31 @@ void vdev_destroy_all(struct vm *vm);
 void vdev_info(struct vm *vm, struct cmd_out *o);
 /* "disk=a nic=auto": the VM's device words, for `vm info` and migration. */
 void vdev_specs(const struct vm *vm, char *buf, size_t len);
+
+/*
+ * Migration, over the hooks above, for migrate/ (boot CPU).
+ *
+ * vdev_save_all emits the VM's PCI host ("pci") and one record per
+ * device ("vdev.N", N its index in dev_specs); vdev_load takes one such
+ * record into a VM created with the same specs: 0, -ENOENT (not a vdev
+ * record), -EINVAL (does not parse; the device is left as it was).
+ */
+typedef int (*vdev_emit_fn)(void *ctx, const char *name, uint32_t version, const void *blob,
+			    uint32_t len);
+int vdev_save_all(struct vm *vm, vdev_emit_fn emit, void *ctx);
+int vdev_load(struct vm *vm, const char *name, uint32_t version, const void *blob,
+	      uint32_t len);
+/* 0 when every device is quiet, -EAGAIN while one drains. */
+int vdev_quiesce_all(struct vm *vm);
+void vdev_unquiesce_all(struct vm *vm);
+/* Each spec's prepare in turn, then done(ctx, rc, why) once (the first
+ * failure stops it).  0, or -errno with why set and no call. */
+int vdev_prepare_all(const char *const *specs, int n,
+		     void (*done)(void *ctx, int rc, const char *why), void *ctx,
+		     char *why, size_t len);
+/* Each device's takeover in turn, then done() once. */
+int vdev_takeover_all(struct vm *vm, void (*done)(void *ctx, int rc, const char *why),
+		      void *ctx, char *why, size_t len);
+void vdev_resumed_all(struct vm *vm);
 
 #endif

@@ -77,4 +77,11 @@ void virtio_dev_fail(struct virtio_dev *d, const char *why);
  * rest), marking it dirty when write; NULL outside RAM. */
 void *virtio_dev_map(void *vm, uint64_t gpa, uint32_t len, bool write);
 
+/* Migration: the transport (virtio_pci_save) and every ring (vring_save)
+ * as one record: bytes, or -ENOSPC.  Load checks it all first and
+ * leaves d alone on -EINVAL; after a load the rings are live again as
+ * the source had them (caller holds the bus lock in both). */
+int virtio_dev_save(const struct virtio_dev *d, uint8_t *buf, size_t cap);
+int virtio_dev_load(struct virtio_dev *d, const uint8_t *buf, size_t len);
+
 #endif
