@@ -45,4 +45,14 @@ void irq_vcpu_describe(struct vcpu *v, char *buf, size_t len);
  * from the TSC (all vCPUs of a VM share one TSC offset). */
 uint64_t vm_time_ns(void);
 
+/* Migration: "irqchip" (IOAPIC, 8259s, line levels) and "lapic.N" per
+ * vCPU (LAPIC, run state, posted INIT/SIPI/NMI).  Save on a paused VM;
+ * load into a created one after its vCPU records (the LAPIC timer counts
+ * from vCPU 0's TSC at the pause): 0, -ENOENT (not ours), -EINVAL. */
+typedef int (*irq_emit_fn)(void *ctx, const char *name, uint32_t version, const void *blob,
+			   uint32_t len);
+int irq_state_save(struct vm *vm, irq_emit_fn emit, void *ctx);
+int irq_state_load(struct vm *vm, const char *name, uint32_t version, const void *blob,
+	     uint32_t len);
+
 #endif

@@ -223,21 +223,29 @@ static int handle_stage2(struct vcpu *v, const struct vcpu_exit *e)
  * operator pauses or stops it.  The request is withdrawn before each look,
  * so a kick that lands in between is seen by the wait.
  */
-static int handle_hlt(struct vcpu *v, const struct vcpu_exit *e)
+static bool halt_wait(struct vcpu *v)
 {
 	const uint32_t wake = VCPU_REQ_STOP | VCPU_REQ_PAUSE | VCPU_REQ_EVENT;
 	uint64_t until;
 
-	advance(v, e);
 	while (!v->pending.valid) {
 		__atomic_fetch_and(&v->requests, ~VCPU_REQ_EVENT, __ATOMIC_ACQ_REL);
 		if (__atomic_load_n(&v->requests, __ATOMIC_ACQUIRE) &
 		    (VCPU_REQ_STOP | VCPU_REQ_PAUSE))
-			break;
+			return false;
 		if (irq_halt_check(v, &until))
 			break;
 		vcpu_wait(v, wake, 0, until);
 	}
+	return true;
+}
+
+/* A pause (or a migration) that comes while the guest sits in HLT leaves
+ * it halted: it must not run on past the HLT without an interrupt. */
+static int handle_hlt(struct vcpu *v, const struct vcpu_exit *e)
+{
+	advance(v, e);
+	v->halted = !halt_wait(v);
 	return VCPU_RESUME;
 }
 
@@ -578,6 +586,7 @@ static bool mp_runnable(struct vcpu *v)
 	if (__atomic_exchange_n(&v->init_pending, false, __ATOMIC_ACQ_REL)) {
 		irq_init_signal(v);
 		v->mp_state = VCPU_MP_WAIT_SIPI;
+		v->halted = false;
 	}
 	if (__atomic_exchange_n(&v->sipi_pending, false, __ATOMIC_ACQ_REL) &&
 	    v->mp_state == VCPU_MP_WAIT_SIPI) {
@@ -623,6 +632,11 @@ void vcpu_loop(void *arg)
 		if (!mp_runnable(v)) {
 			vcpu_wait(v, VCPU_REQ_STOP | VCPU_REQ_PAUSE | VCPU_REQ_EVENT, 0, 0);
 			continue;
+		}
+		if (v->halted) {
+			v->halted = !halt_wait(v);
+			if (v->halted)
+				continue;
 		}
 		irq_before_entry(v);
 		if (v->throttle_pm || v->tick_on) {

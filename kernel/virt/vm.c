@@ -614,6 +614,7 @@ static void reset_vcpus(struct vm *vm)
 		v->pending.valid = false;
 		v->requests = 0;
 		v->init_pending = v->sipi_pending = v->nmi_pending = false;
+		v->halted = false;
 		v->irq_window = false;
 		v->host_timer_us = 0;
 	}

@@ -217,6 +217,9 @@ struct vcpu {
 	volatile uint8_t mp_state;	/* enum vcpu_mp */
 	volatile bool init_pending, sipi_pending, nmi_pending;
 	volatile uint8_t sipi_vector;
+	/* Halted (HLT) when it was paused: it goes on waiting for an
+	 * interrupt when resumed, here or after a migration. */
+	bool halted;
 	bool irq_window;		/* exit as soon as it can take an interrupt */
 	uint64_t host_timer_us;		/* the host one-shot armed for, 0: none */
 	uint64_t timer_due;		/* guest TSC of the LAPIC timer, 0: none */
