@@ -383,7 +383,8 @@ fuzz-pvh: $(FUZZ_DIR)/fuzz_pvh $(FUZZ_DIR)/pvh_seeds
 # The interrupt controllers: operation sequences on a LAPIC and an IOAPIC
 # (no seed generator: the operations are 8-byte records libFuzzer finds
 # from an empty corpus).  One target alone: make fuzz-apic.
-FUZZ_APIC_SRCS	:= kernel/devices/model/vlapic.c kernel/devices/model/vioapic.c
+FUZZ_APIC_SRCS	:= kernel/devices/model/vlapic.c kernel/devices/model/vioapic.c \
+		   kernel/devices/model/vpic.c kernel/devices/model/irqrec.c
 FUZZ_APIC_HDRS	:= $(wildcard kernel/devices/model/*.h) kernel/lib/byteorder.h
 
 $(FUZZ_DIR)/fuzz_apic: tests/fuzz/fuzz_apic.c $(FUZZ_APIC_SRCS) $(FUZZ_APIC_HDRS)

@@ -17,6 +17,7 @@
 
 #include "kernel/mgmt/console.h"
 #include "kernel/devices/devices.h"
+#include "kernel/devices/vdev.h"
 #include "kernel/kernel.h"
 #include "kernel/virt/vm.h"
 #include "net/stack.h"
@@ -25,11 +26,25 @@
 #define DST_IDLE_US		(15 * 1000000ull)	/* silence before COMMIT */
 #define DST_MEM_MARGIN		((uint64_t)8 << 20)		/* page tables, devices */
 
-enum dst_phase { DST_IDLE, DST_STREAM, DST_READY, DST_RUNNING, DST_FAILED };
+/*
+ * STREAM also covers the pre-flight: the devices' prepare (log in to the
+ * guest's LUNs, register this host's key) runs after CONFIG, before
+ * ACCEPTED, while the source waits.  After COMMIT, TAKEOVER pre-empts the
+ * source's reservations and STARTING waits for every vCPU to run here
+ * before RESUMED goes out (the source destroys its copy on RESUMED).
+ */
+enum dst_phase { DST_IDLE, DST_STREAM, DST_READY, DST_TAKEOVER, DST_STARTING, DST_RUNNING,
+		 DST_FAILED };
 
 static const char *const dst_phase_names[] = {
-	"idle", "receiving", "ready (waiting for COMMIT)", "resumed", "failed",
+	"idle", "receiving", "ready (waiting for COMMIT)", "taking the guest's disks over",
+	"starting", "resumed", "failed",
 };
+
+#define DST_START_WARN_US	(10 * 1000000ull)	/* no entry yet: say so */
+/* Two TSCs "the same rate" within KVM's default tolerance (250 ppm,
+ * arch/x86/kvm/x86.c tsc_tolerance_ppm): calibration noise, not scaling. */
+#define DST_TSC_PPM		250
 
 #define DST_TOKEN_LEN		32
 
@@ -50,6 +65,11 @@ struct mig_dst {
 	uint64_t t_dec_us;		/* decoding and writing pages */
 	uint64_t close_since;
 	bool close_pending;
+	bool preparing;			/* devices' prepare out; no ACCEPTED yet */
+	uint32_t prep_gen;		/* ties a prepare's callback to its attempt */
+	uint64_t t_commit, t_started;
+	bool start_warned;
+	struct mig_config *cfg;		/* CONFIG, kept while devices prepare */
 };
 
 static struct mig_dst dst;
@@ -83,8 +103,10 @@ static void dst_cleanup(void)
 	mig_conn_close(&dst.conn, dst.phase == DST_FAILED);
 	free(dst.dec);
 	free(dst.seen);
+	free(dst.cfg);
 	dst.dec = NULL;
 	dst.seen = NULL;
+	dst.cfg = NULL;
 	dst.close_pending = false;
 }
 
@@ -93,6 +115,7 @@ static void dst_fail(const char *why)
 	if (dst.phase == DST_FAILED || dst.phase == DST_IDLE)
 		return;
 	snprintf(dst.why, sizeof(dst.why), "%s", why);
+	dst.preparing = false;
 	if (dst.name[0])
 		pr_err("migrate: incoming %s from %s failed: %s; nothing kept", dst.name,
 		       dst.peer, why);
@@ -112,7 +135,6 @@ static void dst_fail(const char *why)
 static int dst_preflight(const struct mig_config *c, char *why, size_t len)
 {
 	uint64_t total, used, freeb;
-	uint32_t cpu;
 	int rc;
 
 	rc = mig_cpuid_compare(c->cpuid, c->ncpuid, why, len);
@@ -122,9 +144,20 @@ static int dst_preflight(const struct mig_config *c, char *why, size_t len)
 		snprintf(why, len, "encrypt=off is not available here (no plain data port)");
 		return -EPROTONOSUPPORT;
 	}
-	if (c->nvcpus != 1) {
-		snprintf(why, len, "%u vCPUs: this host moves one-vCPU guests", c->nvcpus);
-		return -EINVAL;
+	if (c->tsc_khz) {
+		uint64_t mine = tsc_hz() / 1000, d = mine > c->tsc_khz ? mine - c->tsc_khz :
+						     c->tsc_khz - mine;
+
+		if (d * 1000000 > (uint64_t)c->tsc_khz * DST_TSC_PPM) {
+			snprintf(why, len, "TSC runs at %lu kHz here, %u kHz there, and this "
+				 "host does not scale the guest's TSC", mine, c->tsc_khz);
+			return -EXDEV;
+		}
+	}
+	if (vm_free_cpus() < (int)c->nvcpus) {
+		snprintf(why, len, "%u vCPUs need %u free CPUs, %d free here", c->nvcpus,
+			 c->nvcpus, vm_free_cpus());
+		return -EBUSY;
 	}
 	if (vm_find(c->name)) {
 		snprintf(why, len, "a VM named %s already exists here", c->name);
@@ -135,10 +168,6 @@ static int dst_preflight(const struct mig_config *c, char *why, size_t len)
 		snprintf(why, len, "not enough memory: the guest needs %lu MiB, %lu MiB free",
 			 (c->mem_size + DST_MEM_MARGIN) >> 20, freeb >> 20);
 		return -ENOMEM;
-	}
-	if (vm_pick_cpu(&cpu) < 0) {
-		snprintf(why, len, "no free CPU for the guest's vCPU");
-		return -EBUSY;
 	}
 	return 0;
 }
@@ -163,29 +192,60 @@ static int dst_offer_data_link(void)
 	return 0;
 }
 
-static int dst_on_config(void *ctx, const struct mig_config *c)
+static int dst_refuse(int rc, const char *why)
 {
+	pr_warn("migrate: refused %s from %s: %s", dst.name, dst.peer, why);
+	mig_conn_line(&dst.conn, "REFUSED %s", why);
+	dst_discard_vm();
+	dst.phase = DST_FAILED;
+	snprintf(dst.why, sizeof(dst.why), "refused: %s", why);
+	dst.close_pending = true;
+	return mig_dec_fail(dst.dec, rc, "pre-flight: %s", why);
+}
+
+static const char *const dst_kind_names[] = { "a Multiboot kernel", "a Linux bzImage",
+					      "a Linux vmlinux (PVH)" };
+
+static enum mig_kind dst_kind(const struct vm *vm)
+{
+	return vm->kind == GUEST_LINUX ? MIG_KIND_LINUX :
+	       vm->kind == GUEST_LINUX_PVH ? MIG_KIND_LINUX_PVH : MIG_KIND_MULTIBOOT;
+}
+
+/*
+ * The devices could be prepared: create the VM from this host's copy of
+ * the guest's files (the same kind of kernel, or the guest would reboot
+ * into something else), its devices on the disks just prepared, and
+ * accept the stream.
+ */
+static int dst_create(const struct mig_config *c)
+{
+	const char *specs[MIG_DEVSPECS_MAX];
 	char why[MIG_REASON_MAX];
 	int rc;
 
-	(void)ctx;
-	snprintf(dst.name, sizeof(dst.name), "%s", c->name);
-	rc = dst_preflight(c, why, sizeof(why));
-	/* The image must be on this host's ESP: vm_create loads it. */
-	if (!rc)
-		rc = vm_create(c->name, c->mem_size, c->kernel_path, NULL, c->cmdline, 1, why,
-			       sizeof(why));
-	if (rc < 0) {
-		pr_warn("migrate: refused %s from %s: %s", c->name, dst.peer, why);
-		mig_conn_line(&dst.conn, "REFUSED %s", why);
-		dst.phase = DST_FAILED;
-		snprintf(dst.why, sizeof(dst.why), "refused: %s", why);
-		dst.close_pending = true;
-		return mig_dec_fail(dst.dec, rc, "pre-flight: %s", why);
-	}
+	rc = vm_create_mods(c->name, c->mem_size, c->kernel_path, c->initrd_path, c->modules,
+			    c->cmdline, (int)c->nvcpus, why, sizeof(why));
+	if (rc < 0)
+		return dst_refuse(rc, why);
 	dst.vm = vm_find(c->name);
-	pr_info("migrate: accepted %s (%lu MiB) from %s%s", c->name, c->mem_size >> 20,
-		dst.peer, dst.plain ? ", data unencrypted" : "");
+	if (dst_kind(dst.vm) != c->kind) {
+		snprintf(why, sizeof(why), "%s is %s here, %s there", c->kernel_path,
+			 dst_kind_names[dst_kind(dst.vm)], dst_kind_names[c->kind]);
+		return dst_refuse(-EXDEV, why);
+	}
+	for (uint32_t i = 0; i < c->ndevspecs; i++)
+		specs[i] = c->devspecs[i];
+	/* vm_add_devices destroys the VM when it fails. */
+	rc = vm_add_devices(dst.vm, specs, (int)c->ndevspecs, why, sizeof(why));
+	if (rc < 0) {
+		dst.vm = NULL;
+		return dst_refuse(rc, why);
+	}
+	pr_info("migrate: accepted %s (%lu MiB, %u vCPUs%s%s) from %s%s", c->name,
+		c->mem_size >> 20, c->nvcpus, c->ndevspecs ? ", " : "",
+		c->ndevspecs ? "with devices" : "", dst.peer,
+		dst.plain ? ", data unencrypted" : "");
 	if (!dst.plain) {
 		mig_conn_line(&dst.conn, "ACCEPTED");
 		return 0;
@@ -193,11 +253,53 @@ static int dst_on_config(void *ctx, const struct mig_config *c)
 	return dst_offer_data_link();
 }
 
+/* The devices' prepare finished (maybe before vdev_prepare_all returned). */
+static void dst_prepared(void *ctx, int rc, const char *why)
+{
+	if ((uint32_t)(uintptr_t)ctx != dst.prep_gen || !dst.preparing)
+		return;		/* an attempt that failed meanwhile */
+	dst.preparing = false;
+	if (rc < 0)
+		dst_refuse(rc, why && why[0] ? why : cmd_strerror(rc));
+	else
+		dst_create(dst.cfg);
+	dst.conn.c.wake = true;
+}
+
+static int dst_on_config(void *ctx, const struct mig_config *c)
+{
+	const char *specs[MIG_DEVSPECS_MAX];
+	char why[MIG_REASON_MAX];
+	int rc;
+
+	(void)ctx;
+	snprintf(dst.name, sizeof(dst.name), "%s", c->name);
+	rc = dst_preflight(c, why, sizeof(why));
+	if (rc < 0)
+		return dst_refuse(rc, why);
+	if (!dst.cfg)
+		dst.cfg = malloc(sizeof(*dst.cfg));
+	if (!dst.cfg)
+		return dst_refuse(-ENOMEM, "out of memory");
+	*dst.cfg = *c;
+	for (uint32_t i = 0; i < c->ndevspecs; i++)
+		specs[i] = c->devspecs[i];
+	dst.preparing = true;
+	dst.prep_gen++;
+	rc = vdev_prepare_all(specs, (int)c->ndevspecs, dst_prepared,
+			      (void *)(uintptr_t)dst.prep_gen, why, sizeof(why));
+	if (rc < 0) {
+		dst.preparing = false;
+		return dst_refuse(rc, why);
+	}
+	return 0;
+}
+
 /* ---- the image ---- */
 
 static int dst_on_page(void *ctx, uint64_t index, const void *data)
 {
-	uint8_t *h = vm_gpa_to_hva(dst.vm, index * PAGE_SIZE, PAGE_SIZE);
+	uint8_t *h = dst.vm ? vm_gpa_to_hva(dst.vm, index * PAGE_SIZE, PAGE_SIZE) : NULL;
 
 	(void)ctx;
 	if (!h)
@@ -216,15 +318,20 @@ static int dst_on_vcpu(void *ctx, const struct mig_vcpu *v)
 	int rc;
 
 	(void)ctx;
+	if (!dst.vm)
+		return mig_dec_fail(dst.dec, -EPROTO, "vCPU state before the VM exists");
 	rc = mig_state_apply(dst.vm, v, why, sizeof(why));
 	return rc < 0 ? mig_dec_fail(dst.dec, rc, "vCPU state: %s", why) : 0;
 }
 
 static int dst_on_device(void *ctx, const struct mig_device *d)
 {
-	int rc = devices_load(dst.vm, d->name, d->version, d->blob, d->blob_len);
+	int rc;
 
 	(void)ctx;
+	if (!dst.vm)
+		return mig_dec_fail(dst.dec, -EPROTO, "device state before the VM exists");
+	rc = mig_devices_load(dst.vm, d->name, d->version, d->blob, d->blob_len);
 	if (rc < 0)
 		return mig_dec_fail(dst.dec, rc, "device %s v%u: %s", d->name, d->version,
 				    rc == -ENOENT ? "unknown here" : "state does not parse");
@@ -247,6 +354,10 @@ static int dst_on_data(void *owner, const void *p, size_t n)
 	(void)owner;
 	if (dst.phase != DST_STREAM)
 		return -EPROTO;
+	if (dst.preparing) {
+		dst_fail("stream data before ACCEPTED");
+		return -EPROTO;
+	}
 	uint64_t t0 = time_us();
 	rc = mig_dec_feed(dst.dec, p, n);
 	dst.t_dec_us += time_us() - t0;
@@ -279,6 +390,96 @@ static void dst_on_hello(char *line)
 	dst_fail("the source speaks another protocol (no HELLO 1)");
 }
 
+static void dst_start(void)
+{
+	char why[MIG_REASON_MAX];
+
+	if (mig_state_start(dst.vm, why, sizeof(why)) < 0) {
+		pr_err("migrate: %s committed but cannot start here: %s; the source "
+		       "keeps it paused", dst.name, why);
+		mig_conn_line(&dst.conn, "FAILED cannot start: %s", why);
+		dst_discard_vm();
+		dst.phase = DST_FAILED;
+		snprintf(dst.why, sizeof(dst.why), "committed, cannot start: %s", why);
+		dst.close_pending = true;
+		return;
+	}
+	dst.phase = DST_STARTING;
+	dst.t_started = time_us();
+	dst.start_warned = false;
+}
+
+/*
+ * Whether the guest runs here: every vCPU's loop is on its CPU, and each
+ * has entered the guest, or waits in it (HLT, or for its SIPI) as it did
+ * at the source's pause.  Only then may the source destroy its copy.
+ */
+static bool dst_guest_runs(void)
+{
+	for (int i = 0; i < dst.vm->nvcpus; i++) {
+		const struct vcpu *v = &dst.vm->vcpus[i];
+
+		if (!vm_vcpu_on_cpu(v) && !v->entries)
+			return false;
+		if (!v->entries && !v->halted && v->mp_state != VCPU_MP_WAIT_SIPI)
+			return false;
+	}
+	return true;
+}
+
+static void dst_check_started(void)
+{
+	struct vm *vm = dst.vm;
+
+	if (vm->state != VM_RUNNING) {
+		pr_err("migrate: %s stopped before it ran here (%s); the source keeps it "
+		       "paused", dst.name, vm->stop_reason);
+		mig_conn_line(&dst.conn, "FAILED the guest stopped at start: %s",
+			      vm->stop_reason);
+		dst.phase = DST_FAILED;
+		snprintf(dst.why, sizeof(dst.why), "committed, stopped at start: %s",
+			 vm->stop_reason);
+		dst.vm = NULL;		/* the operator's to look at, not ours */
+		dst.close_pending = true;
+		return;
+	}
+	if (!dst_guest_runs()) {
+		if (!dst.start_warned && time_us() - dst.t_started > DST_START_WARN_US) {
+			dst.start_warned = true;
+			pr_warn("migrate: %s: a vCPU has not entered the guest %lu s after "
+				"the start; RESUMED waits", dst.name, (uint64_t)(DST_START_WARN_US / 1000000));
+		}
+		return;
+	}
+	dst.phase = DST_RUNNING;
+	dst.vm = NULL;		/* an ordinary VM from now on */
+	mig_conn_line(&dst.conn, "RESUMED");
+	pr_info("migrate: %s from %s resumed here (%lu ms after the first byte, %lu ms "
+		"after COMMIT)", dst.name, dst.peer, (time_us() - dst.started_us) / 1000,
+		(time_us() - dst.t_commit) / 1000);
+	/* The rings' waiting work, and the NICs' announcements. */
+	vdev_resumed_all(vm);
+	dst.close_pending = true;
+}
+
+/* The devices' takeover finished: a failure is said, not fatal (the
+ * source is paused for good and this host is a registrant that can
+ * write; only the fence against a misbehaving source is missing). */
+static void dst_taken_over(void *ctx, int rc, const char *why)
+{
+	if ((uint32_t)(uintptr_t)ctx != dst.prep_gen || dst.phase != DST_TAKEOVER)
+		return;
+	if (rc < 0)
+		pr_warn("migrate: %s: could not take its disks over from the source (%s): "
+			"starting it anyway; fence the source by hand ('disk fence')",
+			dst.name, why && why[0] ? why : cmd_strerror(rc));
+	else if (time_us() - dst.t_commit > 2000)
+		pr_info("migrate: %s: disks taken over in %lu ms", dst.name,
+			(time_us() - dst.t_commit) / 1000);
+	dst_start();
+	dst.conn.c.wake = true;
+}
+
 static void dst_on_line(void *owner, char *line)
 {
 	char why[MIG_REASON_MAX];
@@ -292,24 +493,15 @@ static void dst_on_line(void *owner, char *line)
 		dst_fail("unexpected control line from the source");
 		return;
 	}
-	/* The source is paused for good: run the guest here, whatever
-	 * happens to the connection now. */
-	if (mig_state_start(dst.vm, why, sizeof(why)) < 0) {
-		pr_err("migrate: %s committed but cannot start here: %s; the source "
-		       "keeps it paused", dst.name, why);
-		mig_conn_line(&dst.conn, "FAILED cannot start: %s", why);
-		dst_discard_vm();
-		dst.phase = DST_FAILED;
-		snprintf(dst.why, sizeof(dst.why), "committed, cannot start: %s", why);
-		dst.close_pending = true;
-		return;
-	}
-	dst.phase = DST_RUNNING;
-	dst.vm = NULL;		/* an ordinary VM from now on */
-	mig_conn_line(&dst.conn, "RESUMED");
-	pr_info("migrate: %s from %s resumed here (%lu ms after the first byte)",
-		dst.name, dst.peer, (time_us() - dst.started_us) / 1000);
-	dst.close_pending = true;
+	/* The source is paused for good: the guest's disks become this
+	 * host's (its reservations pre-empt the source's), then it runs
+	 * here, whatever happens to the connection now. */
+	dst.phase = DST_TAKEOVER;
+	dst.t_commit = time_us();
+	dst.prep_gen++;
+	if (vdev_takeover_all(dst.vm, dst_taken_over, (void *)(uintptr_t)dst.prep_gen, why,
+			      sizeof(why)) < 0)
+		dst_taken_over((void *)(uintptr_t)dst.prep_gen, -EIO, why);
 }
 
 static void dst_on_lost(void *owner, const char *why)
@@ -391,7 +583,7 @@ static int dst_accept(void *arg, struct altcp_pcb *pcb)
 	colon = strchr(peer, ':');
 	if (colon)
 		*colon = '\0';		/* the refusals name the address only */
-	if (dst.phase == DST_STREAM || dst.phase == DST_READY || dst.close_pending) {
+	if ((dst.phase >= DST_STREAM && dst.phase <= DST_STARTING) || dst.close_pending) {
 		pr_warn("migrate: refused %s: another incoming migration is under way", peer);
 		return -EBUSY;
 	}
@@ -440,7 +632,7 @@ int mig_dst_listen(uint16_t port)
 
 bool mig_dst_pending(void)
 {
-	return dst.close_pending;
+	return dst.close_pending || dst.phase == DST_STARTING;
 }
 
 void mig_dst_service(void)
@@ -451,6 +643,8 @@ void mig_dst_service(void)
 	if ((dst.phase == DST_STREAM || dst.phase == DST_READY) &&
 	    time_us() - last > DST_IDLE_US)
 		dst_fail("the source went silent");
+	if (dst.phase == DST_STARTING)
+		dst_check_started();
 	if (!dst.close_pending)
 		return;
 	if (!dst.close_since)

@@ -28,12 +28,14 @@
 
 #include "kernel/mgmt/console.h"
 #include "kernel/devices/devices.h"
+#include "kernel/devices/vdev.h"
 #include "kernel/kernel.h"
 #include "kernel/virt/vm.h"
 #include "kernel/lib/bitops.h"
 #include "migrate/mig_conn.h"
 
 #define SRC_BUF_PAGES		MIG_BATCH_MAX
+#define SRC_TAIL_BYTES		(1u << 20)	/* every device record */
 /* Auto-converge steps, in thousandths of the guest's time held back. */
 #define SRC_STEPS		9
 static const uint32_t src_throttle_steps[SRC_STEPS] = {
@@ -73,6 +75,16 @@ struct mig_src {
 	uint64_t cursor, round_left;
 	uint32_t round;
 	bool final, tail_sent, paused_by_us, dirty_on;
+	bool draining, quiesced;	/* devices: stopping, stopped */
+	uint64_t t_drain;
+	/* The tail (vCPUs, devices), captured at once after the last
+	 * harvest and encoded record by record as buffer space allows. */
+	struct src_tail_rec {
+		char name[MIG_NAME_MAX + 1];
+		uint32_t version, off, len;
+	} *tail_recs;
+	uint8_t *tail_buf;
+	uint32_t tail_n, tail_used, tail_next, vcpu_next;
 	int step;			/* index into src_throttle_steps */
 	int stuck;			/* rounds at the last step, not shrinking */
 	/* Measurements (µs, bytes, pages). */
@@ -94,6 +106,10 @@ static uint64_t src_bytes(void)
 
 static void src_free_buffers(void)
 {
+	free(src.tail_recs);
+	free(src.tail_buf);
+	src.tail_recs = NULL;
+	src.tail_buf = NULL;
 	free(src.buf);
 	free(src.bounce);
 	free(src.todo);
@@ -102,10 +118,16 @@ static void src_free_buffers(void)
 	src.todo = src.dirty = NULL;
 }
 
-static void src_unthrottle(void)
+static void src_throttle(uint32_t pm)
 {
 	if (src.vm)
-		src.vm->vcpus[0].throttle_pm = 0;
+		for (int i = 0; i < src.vm->nvcpus; i++)
+			src.vm->vcpus[i].throttle_pm = pm;
+}
+
+static void src_unthrottle(void)
+{
+	src_throttle(0);
 }
 
 /* Before COMMIT: put everything back as it was and say why. */
@@ -128,6 +150,9 @@ static void src_fail(const char *why, bool cancelled)
 		dirty_stop(src.vm);
 		src.dirty_on = false;
 	}
+	if (src.draining || src.quiesced)
+		vdev_unquiesce_all(src.vm);
+	src.draining = src.quiesced = false;
 	if (src.paused_by_us && src.vm->state == VM_PAUSED)
 		vm_resume(src.vm);
 	src.vm->migrating = false;
@@ -166,7 +191,16 @@ static int src_open_round(uint32_t flags)
 	return 0;
 }
 
-/* Pause, last harvest, and the FINAL round with everything still dirty. */
+/*
+ * Pause, then let the devices drain: a disk request in flight completes
+ * into guest memory (and the dirty log) before the last harvest, so the
+ * destination gets its data and its used-ring entry, and no request is
+ * left for anyone to redo.  A disk that stays stuck longer than the
+ * destination waits for a silent source (15 s) fails the migration, and
+ * the guest runs on here.
+ */
+#define SRC_DRAIN_US		(12 * 1000000ull)
+
 static int src_stop_and_copy(void)
 {
 	int rc;
@@ -177,15 +211,46 @@ static int src_stop_and_copy(void)
 			return rc;
 		src.paused_by_us = true;
 	}
-	src.t_pause = time_us();
+	src.t_pause = src.t_drain = time_us();
+	src.draining = true;
+	src.phase = SRC_STOPCOPY;
+	return 0;
+}
+
+/* Devices quiet: the last harvest and the FINAL round. */
+static int src_final_round(void)
+{
 	if (src.dirty_on) {
 		if (dirty_harvest(src.vm, src.dirty) < 0)
 			return -EIO;
 		for (uint64_t w = 0; w < (src.npages + 63) / 64; w++)
 			src.todo[w] |= src.dirty[w];
 	}
-	src.phase = SRC_STOPCOPY;
 	return src_open_round(MIG_ROUND_FINAL);
+}
+
+/* 0 with src.draining still set: not yet (asked again from the loop). */
+static int src_drain_step(void)
+{
+	int rc = vdev_quiesce_all(src.vm);
+
+	if (rc == -EAGAIN) {
+		if (time_us() - src.t_drain > SRC_DRAIN_US) {
+			snprintf(src.enc.reason, sizeof(src.enc.reason), "the guest's devices "
+				 "did not go quiet within %llu s (a disk request still out?)",
+				 SRC_DRAIN_US / 1000000);
+			return -ETIMEDOUT;
+		}
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	src.draining = false;
+	src.quiesced = true;
+	if (time_us() - src.t_drain > 2000)
+		pr_info("migrate: %s: devices drained in %lu ms", src.name,
+			(time_us() - src.t_drain) / 1000);
+	return src_final_round();
 }
 
 /* A pre-copy round is out: harvest and choose the next step. */
@@ -214,7 +279,7 @@ static int src_round_done(void)
 	/* Not converging: hold the vCPU back a step more (auto-converge). */
 	if (src.step < SRC_STEPS - 1) {
 		src.step++;
-		src.vm->vcpus[0].throttle_pm = src_throttle_steps[src.step];
+		src_throttle(src_throttle_steps[src.step]);
 		pr_info("migrate: %s: dirty set not shrinking (%ld pages), throttle %u.%u%%",
 			src.name, d, src_throttle_steps[src.step] / 10,
 			src_throttle_steps[src.step] % 10);
@@ -236,21 +301,74 @@ static int src_emit_device(void *ctx, const char *name, uint32_t version,
 	return mig_enc_device(&src.enc, &d);
 }
 
-/* vCPU, devices, END: the last bytes of the stream. */
+/* Every device record, captured at once into the tail buffer. */
+static int src_capture_device(void *ctx, const char *name, uint32_t version,
+			      const void *blob, uint32_t len)
+{
+	struct src_tail_rec *r;
+
+	(void)ctx;
+	if (src.tail_n == MIG_DEVICES_MAX || len > SRC_TAIL_BYTES - src.tail_used) {
+		snprintf(src.enc.reason, sizeof(src.enc.reason), "device state over %u records "
+			 "or %u bytes", MIG_DEVICES_MAX, SRC_TAIL_BYTES);
+		return -E2BIG;
+	}
+	r = &src.tail_recs[src.tail_n++];
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	r->version = version;
+	r->off = src.tail_used;
+	r->len = len;
+	memcpy(src.tail_buf + src.tail_used, blob, len);
+	src.tail_used += len;
+	return 0;
+}
+
+/*
+ * vCPUs, devices, END: the last bytes of the stream, one record per call
+ * as the buffer allows (-ENOSPC leaves nothing half-written: the caller
+ * sends and comes back).  The vCPUs are read from the parked vCPUs as
+ * they go; the device records were taken together when the tail began.
+ */
 static int src_tail(void)
 {
 	static struct mig_vcpu v;
 	int rc;
 
-	rc = mig_state_capture(src.vm, &v);
-	if (!rc)
-		rc = mig_enc_vcpu(&src.enc, &v);
-	if (!rc)
-		rc = devices_save(src.vm, src_emit_device, NULL);
-	if (!rc)
-		rc = mig_enc_end(&src.enc);
+	if (!src.tail_recs) {
+		src.tail_recs = calloc(MIG_DEVICES_MAX, sizeof(*src.tail_recs));
+		src.tail_buf = malloc(SRC_TAIL_BYTES);
+		if (!src.tail_recs || !src.tail_buf)
+			return -ENOMEM;
+		src.tail_n = src.tail_used = src.tail_next = src.vcpu_next = 0;
+		rc = mig_devices_save(src.vm, src_capture_device, NULL);
+		if (rc < 0)
+			return rc;
+	}
+	while (src.vcpu_next < (uint32_t)src.vm->nvcpus) {
+		rc = mig_state_capture(src.vm, (int)src.vcpu_next, &v);
+		if (!rc)
+			rc = mig_enc_vcpu(&src.enc, &v);
+		if (rc < 0)
+			goto out;
+		src.vcpu_next++;
+	}
+	while (src.tail_next < src.tail_n) {
+		const struct src_tail_rec *r = &src.tail_recs[src.tail_next];
+
+		rc = src_emit_device(NULL, r->name, r->version, src.tail_buf + r->off, r->len);
+		if (rc < 0)
+			goto out;
+		src.tail_next++;
+	}
+	rc = mig_enc_end(&src.enc);
 	if (!rc)
 		src.tail_sent = true;
+out:
+	/* Full: what is in the buffer goes first, then the next record. */
+	if (rc == -ENOSPC) {
+		src.enc.reason[0] = '\0';
+		return 0;
+	}
 	return rc;
 }
 
@@ -288,7 +406,11 @@ static int src_fill(void)
 
 	while (!rc && !src.tail_sent &&
 	       src.enc.cap - src.enc.len >= mig_ram_record_max(SRC_BUF_PAGES)) {
-		if (src.round_left)
+		if (src.draining) {
+			rc = src_drain_step();
+			if (src.draining)
+				break;
+		} else if (src.round_left)
 			rc = src_fill_pages();
 		else if (src.final)
 			rc = src_tail();
@@ -369,10 +491,18 @@ static int src_send_config(void)
 
 	memset(&c, 0, sizeof(c));
 	c.mem_size = src.vm->mem_size;
-	c.nvcpus = 1;
+	c.nvcpus = (uint32_t)src.vm->nvcpus;
+	c.kind = src.vm->kind == GUEST_LINUX ? MIG_KIND_LINUX :
+		 src.vm->kind == GUEST_LINUX_PVH ? MIG_KIND_LINUX_PVH : MIG_KIND_MULTIBOOT;
+	c.tsc_khz = (uint32_t)(tsc_hz() / 1000);
 	snprintf(c.name, sizeof(c.name), "%s", src.p.as_name[0] ? src.p.as_name : src.vm->name);
 	snprintf(c.kernel_path, sizeof(c.kernel_path), "%s", src.vm->kernel_path);
+	snprintf(c.initrd_path, sizeof(c.initrd_path), "%s", src.vm->initrd_path);
+	snprintf(c.modules, sizeof(c.modules), "%s", src.vm->module_paths);
 	snprintf(c.cmdline, sizeof(c.cmdline), "%s", src.vm->cmdline);
+	c.ndevspecs = (uint32_t)src.vm->ndevs;
+	for (int i = 0; i < src.vm->ndevs && i < MIG_DEVSPECS_MAX; i++)
+		snprintf(c.devspecs[i], sizeof(c.devspecs[i]), "%s", src.vm->dev_specs[i]);
 	c.ncpuid = mig_cpuid_identity(c.cpuid, MIG_CPUID_MAX);
 	return mig_enc_config(&src.enc, &c);
 }
@@ -502,6 +632,7 @@ static void src_on_line(void *owner, char *line)
 		 * over loopback, where the answer comes within one poll). */
 		/* The point of no return: from here the guest never runs here. */
 		src.phase = SRC_COMMIT;
+		src.vm->committed_away = true;
 		src.t_commit = time_us();
 		mig_conn_line(&src.conn, "COMMIT");
 	} else if (src.phase == SRC_COMMIT && !strcmp(line, "RESUMED")) {
@@ -564,23 +695,21 @@ static int src_alloc(void)
 	return 0;
 }
 
-/*
- * What the stream cannot carry yet is refused before anything moves, so
- * the guest keeps running here: the interrupt controllers and timers of a
- * Linux guest, more than one vCPU, virtio devices and their rings.
- */
+/* What the stream cannot say is refused before anything moves. */
 static int src_supported(const struct vm *vm, char *why, size_t len)
 {
-	const char *what = vm->ndevs ? "virtio devices (disk=, nic=)" :
-			   vm->nvcpus > 1 ? "more than one vCPU" :
-			   vm->kind != GUEST_MULTIBOOT ? "a Linux guest's interrupt controllers and "
-			   "timers" : NULL;
-
-	if (!what)
-		return 0;
-	snprintf(why, len, "%s has %s, which migration does not carry yet: not moved", vm->name,
-		 what);
-	return -EOPNOTSUPP;
+	if (vm->committed_away) {
+		snprintf(why, len, "%s was handed to another host by an earlier migration "
+			 "(COMMIT): check there first", vm->name);
+		return -EINVAL;
+	}
+	if (vm->nvcpus > MIG_VCPUS_MAX || vm->ndevs > MIG_DEVSPECS_MAX) {
+		snprintf(why, len, "%s has %d vCPUs and %d devices; a migration carries at most "
+			 "%d and %d", vm->name, vm->nvcpus, vm->ndevs, MIG_VCPUS_MAX,
+			 MIG_DEVSPECS_MAX);
+		return -EOPNOTSUPP;
+	}
+	return 0;
 }
 
 int mig_src_start(struct vm *vm, const char *addr, uint16_t port,
@@ -659,7 +788,8 @@ bool mig_src_pending(void)
 	src.conn.c.wake = src.dconn.c.wake = false;
 	if (src.phase == SRC_FAILED || src.phase == SRC_CANCELLED || src.phase == SRC_DONE)
 		return src.conn.c.pcb || src.dconn.c.pcb;
-	return w && (src.phase == SRC_PRECOPY || src.phase == SRC_STOPCOPY);
+	/* Draining devices: ask them again on every pass of the loop. */
+	return (w || src.draining) && (src.phase == SRC_PRECOPY || src.phase == SRC_STOPCOPY);
 }
 
 /*
@@ -677,7 +807,7 @@ static bool mig_src_stalled(void)
 		last = src.conn.c.last_tx_us;
 	if (src.dconn.c.last_tx_us > last)
 		last = src.dconn.c.last_tx_us;
-	if (mig_conn_bulk_done(src.out) && !src_rate_ok())
+	if ((mig_conn_bulk_done(src.out) && !src_rate_ok()) || src.draining)
 		return false;
 	return now > last && now - last > SRC_STALL_US;
 }

@@ -17,6 +17,8 @@
 #include "kernel/platform/arch.h"
 #include "kernel/platform/cpu.h"
 #include "kernel/devices/devices.h"
+#include "kernel/devices/vdev.h"
+#include "kernel/virt/irq.h"
 #include "kernel/virt/vm.h"
 #include "migrate/migrate.h"
 
@@ -83,17 +85,24 @@ static void seg_in(struct vcpu_seg *d, const struct mig_seg *s)
 	*d = (struct vcpu_seg){ s->sel, s->attr, s->limit, s->base };
 }
 
-/* vCPU 0 of a paused VM into *m; m->xsave points at the live FPU page,
+/* vCPU idx of a paused VM into *m; m->xsave points at the live FPU page,
  * valid until the VM runs again. */
-int mig_state_capture(struct vm *vm, struct mig_vcpu *m)
+int mig_state_capture(struct vm *vm, int idx, struct mig_vcpu *m)
 {
-	struct vcpu *v = &vm->vcpus[0];
+	struct vcpu *v = &vm->vcpus[idx];
 	const struct vcpu_state *st = &v->st;
 
+	if (idx < 0 || idx >= vm->nvcpus)
+		return -ERANGE;
 	if (vm->state != VM_PAUSED || (v->running && !v->parked))
 		return -EBUSY;
-	hv->save_state(v);
+	/* A vCPU still waiting for its SIPI never ran: its state is the
+	 * reset state it will be given at SIPI, nothing to save from the
+	 * hardware (whose VMCS/VMCB may not hold it yet). */
+	if (v->vendor)
+		hv->save_state(v);
 	memset(m, 0, sizeof(*m));
+	m->index = (uint32_t)idx;
 	memcpy(m->gpr, st->gpr, sizeof(m->gpr));
 	m->rip = st->rip;
 	m->rflags = st->rflags;
@@ -132,10 +141,10 @@ int mig_state_capture(struct vm *vm, struct mig_vcpu *m)
 }
 
 /* Checks a hostile record's control state before any of it is used. */
-static int mig_vcpu_check(const struct mig_vcpu *m, char *why, size_t len)
+static int mig_vcpu_check(const struct mig_vcpu *m, int nvcpus, char *why, size_t len)
 {
-	if (m->index != 0) {
-		snprintf(why, len, "vCPU %u: this host runs one vCPU per VM", m->index);
+	if (m->index >= (uint32_t)nvcpus) {
+		snprintf(why, len, "vCPU %u of a %d-vCPU guest", m->index, nvcpus);
 		return -ERANGE;
 	}
 	if (m->xsave_len != VCPU_FPU_AREA ||
@@ -174,12 +183,14 @@ static int mig_vcpu_check(const struct mig_vcpu *m, char *why, size_t len)
  */
 int mig_state_apply(struct vm *vm, const struct mig_vcpu *m, char *why, size_t len)
 {
-	struct vcpu *v = &vm->vcpus[0];
-	struct vcpu_state *st = &v->st;
-	int rc = mig_vcpu_check(m, why, len);
+	int rc = mig_vcpu_check(m, vm->nvcpus, why, len);
+	struct vcpu *v;
+	struct vcpu_state *st;
 
 	if (rc < 0)
 		return rc;
+	v = &vm->vcpus[m->index];
+	st = &v->st;
 	if (vm->state != VM_CREATED) {
 		snprintf(why, len, "VM %s is %s", vm->name, vm_state_name(vm->state));
 		return -EBUSY;
@@ -224,12 +235,44 @@ int mig_state_apply(struct vm *vm, const struct mig_vcpu *m, char *why, size_t l
 	return 0;
 }
 
-/* Start a VM whose state came from a stream: its TSC continues from the
- * source's value at the pause. */
+/*
+ * Start a VM whose state came from a stream.  Its TSC continues from the
+ * value vCPU 0 had at the source's pause, with one offset for every vCPU
+ * (they shared one there too): the guest sees no time pass while it was
+ * stopped, and its LAPIC deadlines, loaded against that same value
+ * (irq_state_load), stay where they were on its clock.
+ */
 int mig_state_start(struct vm *vm, char *why, size_t len)
 {
-	struct vcpu *v = &vm->vcpus[0];
+	uint64_t off = vm->vcpus[0].mig_tsc - rdtsc();
 
-	v->st.tsc_offset = v->mig_tsc - rdtsc();
+	for (int i = 0; i < vm->nvcpus; i++)
+		vm->vcpus[i].st.tsc_offset = off;
 	return vm_start(vm, why, len);
+}
+
+/* ---- every device record: interrupt controllers, platform, virtio ---- */
+
+int mig_devices_save(struct vm *vm, mig_emit_fn emit, void *ctx)
+{
+	int rc = irq_state_save(vm, emit, ctx);
+
+	if (!rc)
+		rc = devices_save(vm, emit, ctx);
+	if (!rc)
+		rc = vdev_save_all(vm, emit, ctx);
+	return rc;
+}
+
+/* After every vCPU record (the LAPIC timers count from vCPU 0's TSC). */
+int mig_devices_load(struct vm *vm, const char *name, uint32_t version, const void *blob,
+		     uint32_t len)
+{
+	int rc = irq_state_load(vm, name, version, blob, len);
+
+	if (rc == -ENOENT)
+		rc = vdev_load(vm, name, version, blob, len);
+	if (rc == -ENOENT)
+		rc = devices_load(vm, name, version, blob, len);
+	return rc;
 }

@@ -61,9 +61,17 @@ extern const size_t mig_ncmds;
 /* mig_state.c */
 uint32_t mig_cpuid_identity(struct mig_cpuid *out, uint32_t max);
 int mig_cpuid_compare(const struct mig_cpuid *theirs, uint32_t n, char *why, size_t len);
-int mig_state_capture(struct vm *vm, struct mig_vcpu *m);
+int mig_state_capture(struct vm *vm, int idx, struct mig_vcpu *m);
 int mig_state_apply(struct vm *vm, const struct mig_vcpu *m, char *why, size_t len);
 int mig_state_start(struct vm *vm, char *why, size_t len);
+/* Every device record of a paused VM (interrupt controllers, LAPICs with
+ * the vCPUs' run states, platform devices, PCI and virtio), and one back
+ * into a created VM: 0, -ENOENT (unknown name or version), -EINVAL. */
+typedef int (*mig_emit_fn)(void *ctx, const char *name, uint32_t version, const void *blob,
+			   uint32_t len);
+int mig_devices_save(struct vm *vm, mig_emit_fn emit, void *ctx);
+int mig_devices_load(struct vm *vm, const char *name, uint32_t version, const void *blob,
+		     uint32_t len);
 
 /* mig_dst.c: the receiving side. */
 int mig_dst_listen(uint16_t port);

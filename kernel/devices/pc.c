@@ -124,12 +124,18 @@ static int pc_pm_write(void *ctx, uint64_t off, int size, uint64_t val)
  * The PM timer needs no state: the guest's time base read at its rate.
  * Linux's clocksource watchdog checks the TSC against it; without one it
  * uses jiffies, which lag whenever the guest is starved of host CPU (a
- * loaded lab), and then wrongly gives up the TSC.
+ * loaded lab), and then wrongly gives up the TSC.  It counts the guest's
+ * own TSC, not the host's clock: after a migration the guest's TSC goes
+ * on from the pause on another host's counter, and a PM timer that
+ * jumped by the downtime (or by the two hosts' uptimes) would make the
+ * watchdog call the TSC unstable.
  */
 static int pc_pmtmr_read(void *ctx, uint64_t off, int size, uint64_t *val)
 {
-	(void)ctx, (void)off, (void)size;
-	*val = acpi_pm_timer(vm_time_ns());
+	struct pc_devs *pc = ctx;
+
+	(void)off, (void)size;
+	*val = acpi_pm_timer(vm_guest_ns(pc->vm));
 	return 0;
 }
 

@@ -159,10 +159,34 @@ int vm_cmd_pause(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 	return simple_op(o, "pause", argv[0], vm_pause, "paused");
 }
 
+/*
+ * A copy whose migration got as far as COMMIT may be running on the
+ * destination now: resuming it here too would run two copies against one
+ * disk.  Only the operator who looked there says "force".
+ */
 int vm_cmd_resume(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
-	(void)ctx, (void)argc;
-	return simple_op(o, "resume", argv[0], vm_resume, "running");
+	struct vm *vm;
+	int rc;
+
+	(void)ctx;
+	if (argc == 2 && strcmp(argv[1], "force")) {
+		cmd_printf(o, "error: vm resume: '%s': the only option is 'force'\n", argv[1]);
+		return -EINVAL;
+	}
+	vm = need_vm(o, "resume", argv[0]);
+	if (!vm)
+		return -ENOENT;
+	if (vm->committed_away && argc < 2) {
+		cmd_printf(o, "error: vm resume: %s was committed to another host by a "
+			   "migration and may be running there; check that host, then "
+			   "'vm resume %s force'\n", vm->name, vm->name);
+		return -EPERM;
+	}
+	rc = simple_op(o, "resume", argv[0], vm_resume, "running");
+	if (!rc)
+		vm->committed_away = false;
+	return rc;
 }
 
 int vm_cmd_stop(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
@@ -267,7 +291,8 @@ const struct cmd_def vm_cmds[] = {
 	  vm_cmd_create },
 	{ "vm start", "NAME", "start a created VM on a free CPU", 1, 1, vm_cmd_start },
 	{ "vm pause", "NAME", "pause a running VM", 1, 1, vm_cmd_pause },
-	{ "vm resume", "NAME", "resume a paused VM", 1, 1, vm_cmd_resume },
+	{ "vm resume", "NAME [force]", "resume a paused VM (force: one a migration "
+	  "committed away)", 1, 2, vm_cmd_resume },
 	{ "vm stop", "NAME", "stop a VM (it keeps its memory until destroyed)", 1, 1, vm_cmd_stop },
 	{ "vm destroy", "NAME", "stop a VM and free everything it holds", 1, 1, vm_cmd_destroy },
 	{ "vm list", "", "VMs with state, memory, host CPU and exit code", 0, 0, vm_cmd_list },

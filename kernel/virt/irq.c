@@ -28,10 +28,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "kernel/lib/byteorder.h"
 #include "kernel/platform/arch.h"
 #include "kernel/platform/cpu.h"
 #include "kernel/devices/devices.h"
+#include "kernel/devices/model/irqrec.h"
 #include "kernel/devices/model/vioapic.h"
 #include "kernel/devices/model/vpic.h"
 #include "kernel/devices/model/vlapic.h"
@@ -196,13 +196,23 @@ void vm_irq_line(struct vm *vm, unsigned gsi, bool level)
 	spin_unlock_irqrestore(&chip->lock, f);
 }
 
+/* Split so nothing overflows for TSC rates below 18 GHz, without a
+ * 128-bit division (no libgcc in the kernel). */
+static uint64_t tsc_to_ns(uint64_t t)
+{
+	uint64_t hz = tsc_hz();
+
+	return hz ? t / hz * 1000000000u + t % hz * 1000000000u / hz : time_us() * 1000;
+}
+
 uint64_t vm_time_ns(void)
 {
-	uint64_t hz = tsc_hz(), t = rdtsc();
+	return tsc_to_ns(rdtsc());
+}
 
-	/* Split so nothing overflows for TSC rates below 18 GHz, without a
-	 * 128-bit division (no libgcc in the kernel). */
-	return hz ? t / hz * 1000000000u + t % hz * 1000000000u / hz : time_us() * 1000;
+uint64_t vm_guest_ns(struct vm *vm)
+{
+	return tsc_to_ns(vm->nvcpus ? rdtsc() + vm->vcpus[0].st.tsc_offset : rdtsc());
 }
 
 /* What a LAPIC write asked for, done with no LAPIC lock held. */
@@ -416,29 +426,15 @@ void irq_vm_free(struct vm *vm)
 	vm->irqchip = NULL;
 }
 
-/* ---- migration records ---- */
-
-/*
- * "irqchip" v1: u32 GSI levels, the IOAPIC's record, the 8259 pair's.
- * "lapic.N" v1: the LAPIC's record, then u8 mp_state, u8 flags (bit 0
- * INIT posted, 1 SIPI posted, 2 NMI posted, 3 halted), u8 SIPI vector,
- * u8 reserved 0.  The LAPIC timer's deadline travels as the time left on
- * the guest's TSC, which the destination continues from the pause.
- */
-#define IRQCHIP_REC_V		1
-#define IRQCHIP_REC_LEN		(4 + VIOAPIC_SAVE_SIZE + VPIC_STATE_LEN)
-#define LAPIC_REC_V		1
-#define LAPIC_REC_LEN		(VLAPIC_SAVE_SIZE + 4)
-#define LAPIC_F_INIT		(1u << 0)
-#define LAPIC_F_SIPI		(1u << 1)
-#define LAPIC_F_NMI		(1u << 2)
-#define LAPIC_F_HALTED		(1u << 3)
+/* ---- migration records (formats in model/irqrec.h) ---- */
 
 /* The VM is paused: every vCPU is parked, only devices still post. */
 int irq_state_save(struct vm *vm, irq_emit_fn emit, void *ctx)
 {
 	struct irqchip *chip = vm->irqchip;
-	uint8_t b[IRQCHIP_REC_LEN > LAPIC_REC_LEN ? IRQCHIP_REC_LEN : LAPIC_REC_LEN];
+	static struct irqrec_chip c;
+	static struct irqrec_lapic l;
+	uint8_t b[IRQREC_CHIP_LEN > IRQREC_LAPIC_LEN ? IRQREC_CHIP_LEN : IRQREC_LAPIC_LEN];
 	char name[16];
 	uint64_t f;
 	int rc, i;
@@ -446,30 +442,28 @@ int irq_state_save(struct vm *vm, irq_emit_fn emit, void *ctx)
 	if (!chip)
 		return 0;
 	f = spin_lock_irqsave(&chip->lock);
-	st_le32(b, chip->lines);
-	rc = vioapic_save(&chip->ioapic, b + 4, VIOAPIC_SAVE_SIZE);
-	vpic_save(&chip->pic, b + 4 + VIOAPIC_SAVE_SIZE);
+	c = (struct irqrec_chip){ chip->lines, chip->ioapic, chip->pic };
 	spin_unlock_irqrestore(&chip->lock, f);
-	if (rc < 0)
-		return rc;
-	rc = emit(ctx, "irqchip", IRQCHIP_REC_V, b, IRQCHIP_REC_LEN);
+	rc = irqrec_chip_encode(&c, b, sizeof(b));
+	if (!rc)
+		rc = emit(ctx, "irqchip", IRQREC_CHIP_V, b, IRQREC_CHIP_LEN);
 	for (i = 0; i < vm->nvcpus && !rc; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 
-		memset(b, 0, sizeof(b));
 		f = spin_lock_irqsave(&v->lapic_lock);
-		rc = vlapic_save(v->lapic, b, VLAPIC_SAVE_SIZE, guest_tsc(v));
+		l.lapic = *v->lapic;
 		spin_unlock_irqrestore(&v->lapic_lock, f);
-		if (rc < 0)
-			break;
-		b[VLAPIC_SAVE_SIZE] = v->mp_state;
-		b[VLAPIC_SAVE_SIZE + 1] = (v->init_pending ? LAPIC_F_INIT : 0) |
-					  (v->sipi_pending ? LAPIC_F_SIPI : 0) |
-					  (v->nmi_pending ? LAPIC_F_NMI : 0) |
-					  (v->halted ? LAPIC_F_HALTED : 0);
-		b[VLAPIC_SAVE_SIZE + 2] = v->sipi_vector;
+		l.mp_state = v->mp_state == VCPU_MP_WAIT_SIPI ? IRQREC_MP_WAIT_SIPI :
+			     IRQREC_MP_RUNNABLE;
+		l.flags = (v->init_pending ? IRQREC_F_INIT : 0) |
+			  (v->sipi_pending ? IRQREC_F_SIPI : 0) |
+			  (v->nmi_pending ? IRQREC_F_NMI : 0) |
+			  (v->halted && l.mp_state == IRQREC_MP_RUNNABLE ? IRQREC_F_HALTED : 0);
+		l.sipi_vector = v->sipi_vector;
+		rc = irqrec_lapic_encode(&l, guest_tsc(v), b, sizeof(b));
 		snprintf(name, sizeof(name), "lapic.%d", i);
-		rc = emit(ctx, name, LAPIC_REC_V, b, LAPIC_REC_LEN);
+		if (!rc)
+			rc = emit(ctx, name, IRQREC_LAPIC_V, b, IRQREC_LAPIC_LEN);
 	}
 	return rc < 0 ? rc : 0;
 }
@@ -477,21 +471,15 @@ int irq_state_save(struct vm *vm, irq_emit_fn emit, void *ctx)
 static int irqchip_load(struct vm *vm, const uint8_t *b, uint32_t len)
 {
 	struct irqchip *chip = vm->irqchip;
-	struct vioapic io = chip->ioapic;
-	struct vpic pic = chip->pic;
-	uint32_t lines;
+	static struct irqrec_chip c;
 	uint64_t f;
 
-	if (len != IRQCHIP_REC_LEN)
-		return -EINVAL;
-	lines = ld_le32(b);
-	if (lines >> VM_NR_GSI || vioapic_load(&io, b + 4, VIOAPIC_SAVE_SIZE) < 0 ||
-	    vpic_load(&pic, b + 4 + VIOAPIC_SAVE_SIZE, VPIC_STATE_LEN) < 0)
+	if (irqrec_chip_decode(b, len, &c) < 0)
 		return -EINVAL;
 	f = spin_lock_irqsave(&chip->lock);
-	chip->lines = lines;
-	chip->ioapic = io;
-	chip->pic = pic;
+	chip->lines = c.lines;
+	chip->ioapic = c.ioapic;
+	chip->pic = c.pic;
 	spin_unlock_irqrestore(&chip->lock, f);
 	return 0;
 }
@@ -500,45 +488,35 @@ static int irqchip_load(struct vm *vm, const uint8_t *b, uint32_t len)
  * is where the destination's guest clock continues. */
 static int lapic_load(struct vcpu *v, const uint8_t *b, uint32_t len, uint64_t now)
 {
-	struct vlapic l = *v->lapic;
-	uint8_t fl;
+	static struct irqrec_lapic r;
 	uint64_t f;
 
-	if (len != LAPIC_REC_LEN)
-		return -EINVAL;
-	fl = b[VLAPIC_SAVE_SIZE + 1];
-	if (b[VLAPIC_SAVE_SIZE] > VCPU_MP_WAIT_SIPI || (fl & ~0xfu) || b[VLAPIC_SAVE_SIZE + 3])
-		return -EINVAL;
-	if (vlapic_load(&l, b, VLAPIC_SAVE_SIZE, now) < 0)
-		return -EINVAL;
-	/* The ID is the vCPU's, whatever the stream says (the MADT the
-	 * guest read names it). */
-	if (l.apic_id != (uint32_t)v->id)
+	if (irqrec_lapic_decode(b, len, now, (uint32_t)v->id, &r) < 0)
 		return -EINVAL;
 	f = spin_lock_irqsave(&v->lapic_lock);
-	*v->lapic = l;
+	*v->lapic = r.lapic;
 	spin_unlock_irqrestore(&v->lapic_lock, f);
-	v->mp_state = b[VLAPIC_SAVE_SIZE];
-	v->init_pending = fl & LAPIC_F_INIT;
-	v->sipi_pending = fl & LAPIC_F_SIPI;
-	v->nmi_pending = fl & LAPIC_F_NMI;
-	v->halted = fl & LAPIC_F_HALTED;
-	v->sipi_vector = b[VLAPIC_SAVE_SIZE + 2];
+	v->mp_state = r.mp_state == IRQREC_MP_WAIT_SIPI ? VCPU_MP_WAIT_SIPI : VCPU_MP_RUNNABLE;
+	v->init_pending = r.flags & IRQREC_F_INIT;
+	v->sipi_pending = r.flags & IRQREC_F_SIPI;
+	v->nmi_pending = r.flags & IRQREC_F_NMI;
+	v->halted = r.flags & IRQREC_F_HALTED;
+	v->sipi_vector = r.sipi_vector;
 	v->host_timer_us = 0;
 	return 0;
 }
 
 int irq_state_load(struct vm *vm, const char *name, uint32_t version, const void *blob,
-	     uint32_t len)
+		   uint32_t len)
 {
 	unsigned idx;
 	char tail;
 
 	if (!vm->irqchip)
 		return -ENOENT;
-	if (!strcmp(name, "irqchip") && version == IRQCHIP_REC_V)
+	if (!strcmp(name, "irqchip") && version == IRQREC_CHIP_V)
 		return irqchip_load(vm, blob, len);
-	if (sscanf(name, "lapic.%u%c", &idx, &tail) == 1 && version == LAPIC_REC_V) {
+	if (sscanf(name, "lapic.%u%c", &idx, &tail) == 1 && version == IRQREC_LAPIC_V) {
 		if (idx >= (unsigned)vm->nvcpus)
 			return -EINVAL;
 		return lapic_load(&vm->vcpus[idx], blob, len, vm->vcpus[0].mig_tsc);

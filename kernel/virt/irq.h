@@ -44,6 +44,8 @@ void irq_vcpu_describe(struct vcpu *v, char *buf, size_t len);
 /* The guest's time base for device models: nanoseconds since host boot,
  * from the TSC (all vCPUs of a VM share one TSC offset). */
 uint64_t vm_time_ns(void);
+/* The guest's time base: vCPU 0's TSC (all share one offset) in ns. */
+uint64_t vm_guest_ns(struct vm *vm);
 
 /* Migration: "irqchip" (IOAPIC, 8259s, line levels) and "lapic.N" per
  * vCPU (LAPIC, run state, posted INIT/SIPI/NMI).  Save on a paused VM;

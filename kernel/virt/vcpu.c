@@ -506,6 +506,7 @@ void vcpu_fpu_leave(struct vcpu *v)
 static void run_once(struct vcpu *v, struct vcpu_exit *e)
 {
 	v->where = VCPU_IN_GUEST;
+	__atomic_store_n(&v->entries, v->entries + 1, __ATOMIC_RELEASE);
 	hv->vcpu_run(v, e);
 	v->where = VCPU_IN_HOST;
 }

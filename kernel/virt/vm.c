@@ -438,6 +438,23 @@ int vm_pick_cpu(uint32_t *out)
 	return -EBUSY;
 }
 
+int vm_free_cpus(void)
+{
+	int n = 0;
+
+	for (uint32_t c = 1; c < MAX_CPUS; c++)
+		n += hv_cpu_usable(c) && cpu_table[c] && cpu_table[c]->online && !cpu_taken(c);
+	return n;
+}
+
+/* Whether v's host CPU is inside v's loop now (it started there). */
+bool vm_vcpu_on_cpu(const struct vcpu *v)
+{
+	const struct percpu *p = v->host_cpu < MAX_CPUS ? cpu_table[v->host_cpu] : NULL;
+
+	return p && p->vcpu == v;
+}
+
 /* One free host CPU per vCPU, each marked taken (running) as it is
  * picked so the next pick skips it; all or none. */
 static int pick_cpus(struct vm *vm)

@@ -228,6 +228,7 @@ struct vcpu {
 	uint64_t irqs_injected;
 	volatile uint8_t where;		/* enum vcpu_where, for `vm info` */
 	uint64_t mig_tsc;		/* incoming migration: the guest's TSC */
+	volatile uint64_t entries;	/* guest entries: "it runs here" (RESUMED) */
 };
 
 /* The guest's FPU/XSAVE image: one page, standard format. */
@@ -286,6 +287,9 @@ struct vm {
 	/* An outgoing migration holds it: the operator's lifecycle commands
 	 * wait for the migration to end (or `migrate cancel`). */
 	bool migrating;
+	/* An outgoing migration reached COMMIT and then failed: the guest
+	 * may run on the destination; `vm resume` wants "force". */
+	bool committed_away;
 	/* The guest asked for a reset: once every vCPU has left its loop the
 	 * management CPU restarts the VM from its kernel (vm_service). */
 	volatile bool reset_pending;
@@ -344,6 +348,8 @@ int vm_create_mods(const char *name, uint64_t mem, const char *kernel, const cha
 int vm_add_devices(struct vm *vm, const char *const *specs, int n, char *err, size_t errlen);
 int vm_start(struct vm *vm, char *err, size_t errlen);
 int vm_pick_cpu(uint32_t *cpu);	/* a guest-capable CPU no vCPU occupies */
+int vm_free_cpus(void);		/* how many such CPUs there are */
+bool vm_vcpu_on_cpu(const struct vcpu *v);
 int vm_pause(struct vm *vm);
 int vm_resume(struct vm *vm);
 int vm_stop(struct vm *vm, const char *why);

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "kernel/devices/model/vioapic.h"
+#include "kernel/devices/model/irqrec.h"
 #include "kernel/devices/model/vlapic.h"
 #include "kernel/lib/byteorder.h"
 
@@ -195,6 +196,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		vioapic_load(&io, data + 2 + VLAPIC_SAVE_SIZE, VIOAPIC_SAVE_SIZE);
 		data += 2 + VLAPIC_SAVE_SIZE + VIOAPIC_SAVE_SIZE;
 		size -= 2 + VLAPIC_SAVE_SIZE + VIOAPIC_SAVE_SIZE;
+	}
+	/* "IR": the migration records around them (irqrec.c), hostile bytes
+	 * straight in; whatever decodes must encode to the same bytes. */
+	if (size >= 2 + IRQREC_LAPIC_LEN + IRQREC_CHIP_LEN && data[0] == 'I' && data[1] == 'R') {
+		static struct irqrec_lapic r;
+		static struct irqrec_chip c;
+		uint8_t again[IRQREC_CHIP_LEN];
+
+		if (irqrec_lapic_decode(data + 2, IRQREC_LAPIC_LEN, now, 0, &r) == 0) {
+			fz_check(irqrec_lapic_encode(&r, now, again, sizeof(again)) == 0);
+			l = r.lapic;
+		}
+		if (irqrec_chip_decode(data + 2 + IRQREC_LAPIC_LEN, IRQREC_CHIP_LEN, &c) == 0) {
+			fz_check(irqrec_chip_encode(&c, again, sizeof(again)) == 0);
+			fz_check(memcmp(again, data + 2 + IRQREC_LAPIC_LEN, 4) == 0);
+			io = c.ioapic;
+		}
+		data += 2 + IRQREC_LAPIC_LEN + IRQREC_CHIP_LEN;
+		size -= 2 + IRQREC_LAPIC_LEN + IRQREC_CHIP_LEN;
 	}
 	fz_check_lapic(&l, now);
 	for (; size >= 8; data += 8, size -= 8) {

@@ -516,19 +516,6 @@ def virtio_net_guests_and_stream():
 
 
 @test
-def virtio_guest_migration_refused():
-    """Until migration carries devices and a Linux guest's platform, it is
-    refused before anything moves: the guest keeps running here."""
-    h, con, vm = ensure_guest_a()
-    out = con.run(f"migrate {vm} 10.77.0.2", 30)
-    check(re.search(r"error: .*virtio devices .* not moved", out), f"migrate:\n{out}")
-    check(re.search(r"^state: running", con.run(f"vm info {vm}"), re.M), "the guest stopped")
-    with GuestShell(h, vm) as g:
-        out = g.run("echo STILL-HERE")
-    check("STILL-HERE" in out, out)
-
-
-@test
 def virtio_disk_fenced():
     """Another host fences the LUN: the guest's writes fail with I/O
     errors, its VM keeps running, the host log says why once."""
