@@ -121,8 +121,8 @@
  *			 type or page kind, lengths that disagree, bad names,
  *			 strings or device words (a word repeated, or not
  *			 KEY=VALUE), an initrd with a Multiboot kind
- *	-EPROTONOSUPPORT version (another than MIG_VERSION, 1 included) or
- *			 flags this build does not know
+ *	-EPROTONOSUPPORT a version but MIG_VERSION (version 1 too), or flags
+ *			 this build does not know
  *	-EMSGSIZE	 meta_len or data_len over the record limits
  *	-E2BIG		 a count or a length over its limit
  *	-ERANGE		 page or vCPU index out of range; VM too big for the
