@@ -73,11 +73,56 @@ static int check_text(const char *what, const char *s, size_t len, size_t max,
 	return 0;
 }
 
-int mig_check_config(const struct mig_config *c, const struct mig_lens *l,
-		     uint64_t cap, char *why)
+/*
+ * A device word: "key=value", 1..MIG_DEVSPEC_MAX bytes of printable ASCII
+ * without spaces (vdev_specs joins a VM's words with spaces), the key
+ * [a-z]+ and the value not empty.
+ */
+static int check_devspec(uint32_t i, const char *s, size_t len, char *why)
+{
+	size_t k = 0;
+
+	if (len == 0)
+		return mig_why_set(why, -EBADMSG, "device word %u is empty", i);
+	if (len > MIG_DEVSPEC_MAX)
+		return mig_why_set(why, -E2BIG, "device word %u of %zu bytes (at most %d)",
+				   i, len, MIG_DEVSPEC_MAX);
+	for (size_t j = 0; j < len; j++)
+		if ((uint8_t)s[j] <= 0x20 || (uint8_t)s[j] > 0x7e)
+			return mig_why_set(why, -EBADMSG, "device word %u has byte %#x at "
+					   "%zu (only printable ASCII, no spaces)", i,
+					   (uint8_t)s[j], j);
+	while (k < len && s[k] >= 'a' && s[k] <= 'z')
+		k++;
+	if (k == 0 || k + 1 >= len || s[k] != '=')
+		return mig_why_set(why, -EBADMSG, "device word %u '%.*s' is not "
+				   "key=value (key a-z)", i, (int)len, s);
+	return 0;
+}
+
+/* The device words: each well formed, none twice. */
+static int check_devspecs(const struct mig_config *c, const struct mig_lens *l,
+			  char *why)
+{
+	int rc;
+
+	for (uint32_t i = 0; i < c->ndevspecs; i++) {
+		if ((rc = check_devspec(i, c->devspecs[i], l->devspec[i], why)))
+			return rc;
+		for (uint32_t j = 0; j < i; j++)
+			if (l->devspec[j] == l->devspec[i] &&
+			    !memcmp(c->devspecs[j], c->devspecs[i], l->devspec[i]))
+				return mig_why_set(why, -EBADMSG, "device word %u '%.*s' "
+						   "repeats word %u", i, (int)l->devspec[i],
+						   c->devspecs[i], j);
+	}
+	return 0;
+}
+
+/* Memory, vCPUs, kind, TSC rate and the counts, before any string. */
+static int check_config_numbers(const struct mig_config *c, uint64_t cap, char *why)
 {
 	uint64_t npages = c->mem_size / MIG_PAGE_SIZE;
-	int rc;
 
 	if (c->mem_size == 0 || c->mem_size % MIG_PAGE_SIZE)
 		return mig_why_set(why, -EBADMSG, "memory size %#llx is not a positive "
@@ -92,14 +137,37 @@ int mig_check_config(const struct mig_config *c, const struct mig_lens *l,
 	if (c->nvcpus == 0 || c->nvcpus > MIG_VCPUS_MAX)
 		return mig_why_set(why, c->nvcpus ? -E2BIG : -EBADMSG, "%u vCPUs "
 				   "(1 to %d)", c->nvcpus, MIG_VCPUS_MAX);
+	if (c->kind > MIG_KIND_LINUX_PVH)
+		return mig_why_set(why, -ERANGE, "guest kind %u (0 Multiboot, 1 Linux, "
+				   "2 Linux PVH)", c->kind);
+	if (c->tsc_khz && (c->tsc_khz < MIG_TSC_KHZ_MIN || c->tsc_khz > MIG_TSC_KHZ_MAX))
+		return mig_why_set(why, -ERANGE, "TSC rate of %u kHz (0 for unknown, or "
+				   "%d to %d)", c->tsc_khz, MIG_TSC_KHZ_MIN, MIG_TSC_KHZ_MAX);
 	if (c->ncpuid > MIG_CPUID_MAX)
 		return mig_why_set(why, -E2BIG, "%u CPUID entries (at most %d)",
 				   c->ncpuid, MIG_CPUID_MAX);
-	if ((rc = check_name("VM name", c->name, l->name, why)) ||
+	if (c->ndevspecs > MIG_DEVSPECS_MAX)
+		return mig_why_set(why, -E2BIG, "%u device words (at most %d)",
+				   c->ndevspecs, MIG_DEVSPECS_MAX);
+	return 0;
+}
+
+int mig_check_config(const struct mig_config *c, const struct mig_lens *l,
+		     uint64_t cap, char *why)
+{
+	int rc;
+
+	if ((rc = check_config_numbers(c, cap, why)) ||
+	    (rc = check_name("VM name", c->name, l->name, why)) ||
 	    (rc = check_text("kernel path", c->kernel_path, l->path, MIG_PATH_MAX, why)) ||
+	    (rc = check_text("initrd path", c->initrd_path, l->initrd, MIG_PATH_MAX, why)) ||
+	    (rc = check_text("module list", c->modules, l->modules, MIG_PATH_MAX, why)) ||
 	    (rc = check_text("command line", c->cmdline, l->cmdline, MIG_CMDLINE_MAX, why)))
 		return rc;
-	return 0;
+	/* The loader refuses initrd= for a Multiboot kernel (guest_load.c). */
+	if (l->initrd && c->kind == MIG_KIND_MULTIBOOT)
+		return mig_why_set(why, -EBADMSG, "an initrd for a Multiboot guest");
+	return check_devspecs(c, l, why);
 }
 
 int mig_check_vcpu(const struct mig_vcpu *v, char *why)

@@ -86,7 +86,7 @@ static int dec_stream_header(struct mig_dec *d)
 		return mig_dec_fail(d, -EBADMSG, "header checksum mismatch");
 	if (ld_le16(h + 8) != MIG_VERSION)
 		return mig_dec_fail(d, -EPROTONOSUPPORT, "version %u (this host "
-				    "reads version %d)", ld_le16(h + 8), MIG_VERSION);
+				    "reads version %d only)", ld_le16(h + 8), MIG_VERSION);
 	if (flags & ~MIG_F_LIVE)
 		return mig_dec_fail(d, -EPROTONOSUPPORT, "unknown flags %#x", flags);
 	d->chain = ld_le32(h + 12);
@@ -120,37 +120,81 @@ static int dec_record_header(struct mig_dec *d)
 	return 0;
 }
 
-static int dec_config(struct mig_dec *d, struct rd *r)
+/* CONFIG's fixed part: the counts and lengths, each within its limit. */
+static int dec_config_fixed(struct mig_dec *d, struct rd *r, struct mig_lens *l)
 {
 	struct mig_config *c = &d->u.config;
-	struct mig_lens l;
-	char why[MIG_REASON_MAX];
-	int rc;
 
-	if (d->meta_len < CONFIG_FIXED)
-		return mig_dec_fail(d, -EBADMSG, "%u bytes, too short", d->meta_len);
-	memset(c, 0, sizeof(*c));
 	c->mem_size = rd64(r);
 	c->nvcpus = rd32(r);
-	l.name = rd16(r);
-	l.path = rd16(r);
-	l.cmdline = rd16(r);
+	c->tsc_khz = rd32(r);
+	c->kind = rd16(r);
+	l->name = rd16(r);
+	l->path = rd16(r);
+	l->initrd = rd16(r);
+	l->modules = rd16(r);
+	l->cmdline = rd16(r);
+	c->ndevspecs = rd16(r);
 	c->ncpuid = rd16(r);
-	if (rd32(r))
+	if (rd64(r))
 		return mig_dec_fail(d, -EBADMSG, "reserved field set");
-	if (l.name > MIG_NAME_MAX || l.path > MIG_PATH_MAX ||
-	    l.cmdline > MIG_CMDLINE_MAX || c->ncpuid > MIG_CPUID_MAX)
-		return mig_dec_fail(d, -E2BIG, "lengths %zu/%zu/%zu/%u over the "
-				    "limits %d/%d/%d/%d (name/path/cmdline/CPUID)",
-				    l.name, l.path, l.cmdline, c->ncpuid, MIG_NAME_MAX,
-				    MIG_PATH_MAX, MIG_CMDLINE_MAX, MIG_CPUID_MAX);
-	if (d->meta_len != CONFIG_FIXED + l.name + l.path + l.cmdline + 24 * c->ncpuid)
-		return mig_dec_fail(d, -EBADMSG, "%u bytes where the lengths say %zu",
-				    d->meta_len, CONFIG_FIXED + l.name + l.path +
-				    l.cmdline + 24 * (size_t)c->ncpuid);
-	rd_copy(r, c->name, (uint32_t)l.name);
-	rd_copy(r, c->kernel_path, (uint32_t)l.path);
-	rd_copy(r, c->cmdline, (uint32_t)l.cmdline);
+	if (l->name > MIG_NAME_MAX || l->path > MIG_PATH_MAX || l->initrd > MIG_PATH_MAX ||
+	    l->modules > MIG_PATH_MAX || l->cmdline > MIG_CMDLINE_MAX ||
+	    c->ndevspecs > MIG_DEVSPECS_MAX || c->ncpuid > MIG_CPUID_MAX)
+		return mig_dec_fail(d, -E2BIG, "lengths %zu/%zu/%zu/%zu/%zu/%u/%u over "
+				    "the limits %d/%d/%d/%d/%d/%d/%d (name/path/initrd/"
+				    "modules/cmdline/words/CPUID)", l->name, l->path,
+				    l->initrd, l->modules, l->cmdline, c->ndevspecs,
+				    c->ncpuid, MIG_NAME_MAX, MIG_PATH_MAX, MIG_PATH_MAX,
+				    MIG_PATH_MAX, MIG_CMDLINE_MAX, MIG_DEVSPECS_MAX,
+				    MIG_CPUID_MAX);
+	return 0;
+}
+
+/*
+ * The device words' lengths, walked in d->meta from off before any word
+ * is copied: each within its limit, and the record exactly as long as
+ * the words and CPUID entries say.
+ */
+static int dec_config_words(struct mig_dec *d, struct mig_lens *l, uint32_t off)
+{
+	const struct mig_config *c = &d->u.config;
+	uint32_t want = off + 2 * c->ndevspecs + 24 * c->ncpuid;
+
+	if (d->meta_len < want)
+		return mig_dec_fail(d, -EBADMSG, "%u bytes where the lengths say at "
+				    "least %u", d->meta_len, want);
+	for (uint32_t i = 0; i < c->ndevspecs; i++) {
+		uint16_t len = ld_le16(d->meta + off);
+
+		if (len > MIG_DEVSPEC_MAX)
+			return mig_dec_fail(d, -E2BIG, "device word %u of %u bytes (at "
+					    "most %d)", i, len, MIG_DEVSPEC_MAX);
+		l->devspec[i] = len;
+		want += len;
+		off += 2 + len;
+		if (d->meta_len < want)
+			return mig_dec_fail(d, -EBADMSG, "%u bytes where the lengths "
+					    "say at least %u", d->meta_len, want);
+	}
+	if (d->meta_len != want)
+		return mig_dec_fail(d, -EBADMSG, "%u bytes where the lengths say %u",
+				    d->meta_len, want);
+	return 0;
+}
+
+/* The strings, words and CPUID entries, once their lengths are known good. */
+static void dec_config_body(struct mig_config *c, const struct mig_lens *l, struct rd *r)
+{
+	rd_copy(r, c->name, (uint32_t)l->name);
+	rd_copy(r, c->kernel_path, (uint32_t)l->path);
+	rd_copy(r, c->initrd_path, (uint32_t)l->initrd);
+	rd_copy(r, c->modules, (uint32_t)l->modules);
+	rd_copy(r, c->cmdline, (uint32_t)l->cmdline);
+	for (uint32_t i = 0; i < c->ndevspecs; i++) {
+		rd16(r);
+		rd_copy(r, c->devspecs[i], (uint32_t)l->devspec[i]);
+	}
 	for (uint32_t i = 0; i < c->ncpuid; i++) {
 		struct mig_cpuid *q = &c->cpuid[i];
 
@@ -161,6 +205,24 @@ static int dec_config(struct mig_dec *d, struct rd *r)
 		q->ecx = rd32(r);
 		q->edx = rd32(r);
 	}
+}
+
+static int dec_config(struct mig_dec *d, struct rd *r)
+{
+	struct mig_config *c = &d->u.config;
+	struct mig_lens l;
+	char why[MIG_REASON_MAX];
+	int rc;
+
+	if (d->meta_len < CONFIG_FIXED)
+		return mig_dec_fail(d, -EBADMSG, "%u bytes, too short", d->meta_len);
+	memset(c, 0, sizeof(*c));
+	memset(&l, 0, sizeof(l));
+	if ((rc = dec_config_fixed(d, r, &l)) ||
+	    (rc = dec_config_words(d, &l, (uint32_t)(CONFIG_FIXED + l.name + l.path +
+						     l.initrd + l.modules + l.cmdline))))
+		return rc;
+	dec_config_body(c, &l, r);
 	if ((rc = mig_check_config(c, &l, d->seen_cap, why)) ||
 	    (rc = mig_ord_config(&d->ord, c->mem_size / MIG_PAGE_SIZE, c->nvcpus, why)))
 		return dec_why(d, rc, why);

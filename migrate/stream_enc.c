@@ -79,34 +79,66 @@ static void enc_close(struct mig_enc *e)
 	e->bytes += MIG_REC_HDR_LEN + (uint64_t)meta_len + data_len;
 }
 
+/* The lengths as sent; a string without its NUL shows as its limit + 1. */
+static void enc_config_lens(const struct mig_config *c, struct mig_lens *l)
+{
+	memset(l, 0, sizeof(*l));
+	l->name = strnlen(c->name, MIG_NAME_MAX + 1);
+	l->path = strnlen(c->kernel_path, MIG_PATH_MAX + 1);
+	l->initrd = strnlen(c->initrd_path, MIG_PATH_MAX + 1);
+	l->modules = strnlen(c->modules, MIG_PATH_MAX + 1);
+	l->cmdline = strnlen(c->cmdline, MIG_CMDLINE_MAX + 1);
+	/* Too many words is refused before these are looked at. */
+	for (uint32_t i = 0; i < c->ndevspecs && i < MIG_DEVSPECS_MAX; i++)
+		l->devspec[i] = strnlen(c->devspecs[i], MIG_DEVSPEC_MAX + 1);
+}
+
+/* Bytes of CONFIG metadata for a checked c. */
+static size_t enc_config_len(const struct mig_config *c, const struct mig_lens *l)
+{
+	size_t n = CONFIG_FIXED + l->name + l->path + l->initrd + l->modules + l->cmdline;
+
+	for (uint32_t i = 0; i < c->ndevspecs; i++)
+		n += 2 + l->devspec[i];
+	return n + 24 * (size_t)c->ncpuid;
+}
+
 int mig_enc_config(struct mig_enc *e, const struct mig_config *c)
 {
-	struct mig_lens l = {
-		strnlen(c->name, MIG_NAME_MAX + 1),
-		strnlen(c->kernel_path, MIG_PATH_MAX + 1),
-		strnlen(c->cmdline, MIG_CMDLINE_MAX + 1),
-	};
+	struct mig_lens l;
 	size_t meta_len;
 	uint8_t *p;
 	int rc;
 
+	enc_config_lens(c, &l);
 	if ((rc = mig_check_config(c, &l, MIG_PAGES_MAX, e->reason)))
 		return rc;
-	meta_len = CONFIG_FIXED + l.name + l.path + l.cmdline + 24 * c->ncpuid;
+	meta_len = enc_config_len(c, &l);
 	if ((rc = enc_room(e, meta_len, 0)) ||
 	    (rc = mig_ord_config(&e->ord, c->mem_size / MIG_PAGE_SIZE, c->nvcpus, e->reason)))
 		return rc;
 	p = enc_open(e, MIG_REC_CONFIG, (uint32_t)meta_len, 0);
 	p = put_le64(p, c->mem_size);
 	p = put_le32(p, c->nvcpus);
+	p = put_le32(p, c->tsc_khz);
+	p = put_le16(p, (uint16_t)c->kind);
 	p = put_le16(p, (uint16_t)l.name);
 	p = put_le16(p, (uint16_t)l.path);
+	p = put_le16(p, (uint16_t)l.initrd);
+	p = put_le16(p, (uint16_t)l.modules);
 	p = put_le16(p, (uint16_t)l.cmdline);
+	p = put_le16(p, (uint16_t)c->ndevspecs);
 	p = put_le16(p, (uint16_t)c->ncpuid);
-	p = put_le32(p, 0);
+	p = put_le64(p, 0);
 	p = put_bytes(p, c->name, l.name);
 	p = put_bytes(p, c->kernel_path, l.path);
+	p = put_bytes(p, c->initrd_path, l.initrd);
+	p = put_bytes(p, c->modules, l.modules);
 	p = put_bytes(p, c->cmdline, l.cmdline);
+	for (uint32_t i = 0; i < c->ndevspecs; i++) {
+		p = put_le16(p, (uint16_t)l.devspec[i]);
+		p = put_bytes(p, c->devspecs[i], l.devspec[i]);
+	}
 	for (uint32_t i = 0; i < c->ncpuid; i++) {
 		const struct mig_cpuid *q = &c->cpuid[i];
 

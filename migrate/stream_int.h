@@ -14,11 +14,12 @@
 
 _Static_assert(MIG_VCPU_FIXED + 16 * MIG_MSRS_MAX + MIG_XSAVE_MAX <= MIG_META_MAX,
 	       "VCPU record must fit the metadata buffer");
-_Static_assert(24 + MIG_NAME_MAX + MIG_PATH_MAX + MIG_CMDLINE_MAX +
-	       24 * MIG_CPUID_MAX <= MIG_META_MAX, "CONFIG must fit too");
+_Static_assert(40 + MIG_NAME_MAX + 3 * MIG_PATH_MAX + MIG_CMDLINE_MAX +
+	       MIG_DEVSPECS_MAX * (2 + MIG_DEVSPEC_MAX) + 24 * MIG_CPUID_MAX <= MIG_META_MAX,
+	       "CONFIG must fit too");
 _Static_assert(8 + 16 * MIG_BATCH_MAX <= MIG_META_MAX, "and RAM");
 
-#define CONFIG_FIXED	24
+#define CONFIG_FIXED	40
 #define ROUND_LEN	16
 #define RAM_FIXED	8
 #define RAM_ENTRY	16
@@ -118,8 +119,11 @@ static inline void rd_copy(struct rd *r, void *dst, uint32_t n)
      &(v)->cr4, &(v)->cr8, &(v)->efer, &(v)->xcr0, &(v)->dr[0], &(v)->dr[1], \
      &(v)->dr[2], &(v)->dr[3], &(v)->dr6, &(v)->dr7, &(v)->tsc }
 
+/* CONFIG's string lengths, as sent (strnlen on the source's NUL-terminated
+ * fields, so one too long shows as its limit + 1). */
 struct mig_lens {
-	size_t name, path, cmdline;
+	size_t name, path, initrd, modules, cmdline;
+	size_t devspec[MIG_DEVSPECS_MAX];
 };
 
 /* Format a reason into why (MIG_REASON_MAX bytes); returns err. */

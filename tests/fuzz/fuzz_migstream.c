@@ -47,14 +47,36 @@ static void fz_check(int cond)
 		__builtin_trap();
 }
 
+/* What a CONFIG callback may rely on: the rules of stream.h, checked. */
+static void fz_check_config(const struct mig_config *c)
+{
+	fz_check(c->mem_size / MIG_PAGE_SIZE <= FZ_PAGES && c->nvcpus >= 1);
+	fz_check(strlen(c->name) >= 1 && strlen(c->name) <= MIG_NAME_MAX);
+	fz_check(c->kind <= MIG_KIND_LINUX_PVH && c->ndevspecs <= MIG_DEVSPECS_MAX);
+	fz_check(!c->tsc_khz || (c->tsc_khz >= MIG_TSC_KHZ_MIN && c->tsc_khz <= MIG_TSC_KHZ_MAX));
+	fz_check(strlen(c->initrd_path) <= MIG_PATH_MAX && strlen(c->modules) <= MIG_PATH_MAX);
+	fz_check(!c->initrd_path[0] || c->kind != MIG_KIND_MULTIBOOT);
+	for (uint32_t i = 0; i < c->ndevspecs; i++) {
+		size_t n = strlen(c->devspecs[i]);
+		const char *eq = strchr(c->devspecs[i], '=');
+
+		fz_check(n >= 3 && n <= MIG_DEVSPEC_MAX && eq && eq > c->devspecs[i] &&
+			 eq[1] && !strchr(c->devspecs[i], ' '));
+		for (uint32_t j = 0; j < i; j++)
+			fz_check(strcmp(c->devspecs[i], c->devspecs[j]) != 0);
+	}
+}
+
 static int fz_config(void *ctx, const struct mig_config *c)
 {
 	(void)ctx;
-	fz_check(c->mem_size / MIG_PAGE_SIZE <= FZ_PAGES && c->nvcpus >= 1);
-	fz_check(strlen(c->name) >= 1 && strlen(c->name) <= MIG_NAME_MAX);
+	fz_check_config(c);
 	fz.npages = c->mem_size / MIG_PAGE_SIZE;
 	fz.nvcpus = c->nvcpus;
-	fz_mix(c->mem_size ^ c->ncpuid);
+	fz_mix(c->mem_size ^ c->ncpuid ^ (uint64_t)c->kind << 32 ^ c->tsc_khz);
+	fz_mix(crc32c(0, c->initrd_path, strlen(c->initrd_path)) ^ c->ndevspecs);
+	for (uint32_t i = 0; i < c->ndevspecs; i++)
+		fz_mix(crc32c(0, c->devspecs[i], strlen(c->devspecs[i])));
 	return 0;
 }
 

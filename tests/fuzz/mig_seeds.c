@@ -23,18 +23,53 @@ static void must(int rc, const struct mig_enc *e)
 	}
 }
 
-/* npages pages, ndata of them with data; rounds of resends when live. */
+/*
+ * CONFIG: a Linux guest (bzImage, or PVH for lx 2) with an initrd and
+ * nwords device words, or a Multiboot one with modules.
+ */
+static void seed_config(struct mig_config *c, uint64_t npages, uint32_t nvcpus, int lx,
+			uint32_t nwords)
+{
+	static const char *const words[] = {
+		"disk=web", "nic=auto", "disk=data:ro", "nic=02:00:00:00:00:01",
+	};
+
+	memset(c, 0, sizeof(*c));
+	c->mem_size = npages * MIG_PAGE_SIZE;
+	c->nvcpus = nvcpus;
+	snprintf(c->name, sizeof(c->name), "seed");
+	c->ncpuid = 1;
+	c->cpuid[0] = (struct mig_cpuid){ 1, 0, 0x800f12, 0, 0x80002001, 0x178bfbff };
+	if (!lx) {
+		c->kind = MIG_KIND_MULTIBOOT;
+		snprintf(c->kernel_path, sizeof(c->kernel_path), "/tern/guests/hello.elf");
+		snprintf(c->modules, sizeof(c->modules), "env.txt,mod.bin");
+		snprintf(c->cmdline, sizeof(c->cmdline), "x=1");
+		return;
+	}
+	c->kind = lx == 2 ? MIG_KIND_LINUX_PVH : MIG_KIND_LINUX;
+	c->tsc_khz = 2995200;
+	snprintf(c->kernel_path, sizeof(c->kernel_path), "linux/vmlinuz");
+	snprintf(c->initrd_path, sizeof(c->initrd_path), "linux/initrd.gz");
+	snprintf(c->cmdline, sizeof(c->cmdline), "console=ttyS0 tsc_early_khz=2995200");
+	c->ndevspecs = nwords;
+	for (uint32_t i = 0; i < nwords; i++)
+		snprintf(c->devspecs[i], sizeof(c->devspecs[i]), "%s", words[i % 4]);
+}
+
+/*
+ * npages pages, ndata of them with data; rounds of resends when live;
+ * lx 0 (Multiboot), 1 (bzImage) or 2 (PVH) with nwords device words.
+ */
 static void seed(struct mig_enc *e, uint64_t npages, unsigned ndata, uint32_t nvcpus,
-		 int ndev, unsigned rounds, unsigned batch)
+		 int ndev, unsigned rounds, unsigned batch, int lx, uint32_t nwords)
 {
 	static uint8_t xsave[512];
-	struct mig_config c = { .mem_size = npages * MIG_PAGE_SIZE, .nvcpus = nvcpus,
-				.name = "seed", .kernel_path = "/tern/guests/hello.elf",
-				.cmdline = "x=1", .ncpuid = 1,
-				.cpuid = { { 1, 0, 0x800f12, 0, 0x80002001, 0x178bfbff } } };
+	static struct mig_config c;
 	struct mig_page p[64];
 
 	memset(xsave, 0x11, sizeof(xsave));
+	seed_config(&c, npages, nvcpus, lx, nwords);
 	must(mig_enc_init(e, out, sizeof(out), rounds > 1 ? MIG_F_LIVE : 0), e);
 	must(mig_enc_config(e, &c), e);
 	for (unsigned r = 0; r < rounds; r++) {
@@ -103,13 +138,13 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 4; i++)
 		for (int j = 0; j < MIG_PAGE_SIZE; j++)
 			pages[i][j] = (uint8_t)(i * 31 + j);
-	seed(&e, 1, 0, 1, 0, 1, 1);
+	seed(&e, 1, 0, 1, 0, 1, 1, 0, 0);
 	write_seed(argv[1], "minimal", &e);
-	seed(&e, 8, 2, 2, 2, 1, 3);
+	seed(&e, 8, 2, 2, 2, 1, 3, 1, 2);
 	write_seed(argv[1], "quick", &e);
-	seed(&e, 4, 1, 1, 1, 3, 2);
+	seed(&e, 4, 1, 1, 1, 3, 2, 2, 1);
 	write_seed(argv[1], "live", &e);
-	seed(&e, 64, 0, 3, 3, 2, 64);
+	seed(&e, 64, 0, 3, 3, 2, 64, 1, 4);
 	write_seed(argv[1], "zeros", &e);
 	return 0;
 }

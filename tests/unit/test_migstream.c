@@ -205,9 +205,17 @@ static void t_config_for(struct mig_config *c, uint64_t npages, uint32_t nvcpus)
 	memset(c, 0, sizeof(*c));
 	c->mem_size = npages * T_PG;
 	c->nvcpus = nvcpus;
+	c->kind = MIG_KIND_LINUX;
+	c->tsc_khz = 2500000;
 	strcpy(c->name, "web1");
 	strcpy(c->kernel_path, "/tern/guests/hello.elf");
+	strcpy(c->initrd_path, "linux/initrd.gz");
+	/* The codec ties an initrd to a kind, not modules: every field here. */
+	strcpy(c->modules, "env.txt,m");
 	strcpy(c->cmdline, "console=ttyS0 mig-test");
+	c->ndevspecs = 2;
+	strcpy(c->devspecs[0], "disk=web");
+	strcpy(c->devspecs[1], "nic=02:00:00:00:00:01");
 	c->ncpuid = 2;
 	c->cpuid[0] = (struct mig_cpuid){ 0, 0, 0xd, 0x68747541, 0x444d4163, 0x69746e65 };
 	c->cpuid[1] = (struct mig_cpuid){ 1, 0, 0x800f12, 0x10800, 0x80002001, 0x178bfbff };
@@ -570,38 +578,69 @@ Test(migstream, wire_is_little_endian)
 	static struct mig_enc e;
 	struct mig_config c;
 	const uint8_t *r;
+	/* CONFIG v2 of t_config_for(0x123 pages, 3 vCPUs), by the table in stream.h. */
+	static const uint8_t want[] =
+		"\x00\x30\x12\x00\x00\x00\x00\x00"	/* mem_size 0x123000 */
+		"\x03\x00\x00\x00"			/* nvcpus */
+		"\xa0\x25\x26\x00"			/* tsc_khz 2500000 */
+		"\x01\x00"				/* kind Linux */
+		"\x04\x00\x16\x00\x0f\x00\x09\x00\x16\x00" /* name path initrd modules cmdline */
+		"\x02\x00\x02\x00"			/* ndevspecs, ncpuid */
+		"\x00\x00\x00\x00\x00\x00\x00\x00"	/* reserved */
+		"web1" "/tern/guests/hello.elf" "linux/initrd.gz" "env.txt,m"
+		"console=ttyS0 mig-test"
+		"\x08\x00" "disk=web" "\x15\x00" "nic=02:00:00:00:00:01";
 
 	t_config_for(&c, 0x123, 3);
 	cr_assert_eq(mig_enc_init(&e, t_buf, T_BUF, MIG_F_LIVE), 0);
-	cr_assert_eq(memcmp(t_buf, "TERN-MIG\x01\x00\x01\x00", 12), 0);
+	cr_assert_eq(memcmp(t_buf, "TERN-MIG\x02\x00\x01\x00", 12), 0);
 	cr_assert_eq(ld_le32(t_buf + 12), crc32c(0, t_buf, 12));
 	cr_assert_eq(mig_enc_config(&e, &c), 0);
 	r = t_buf + MIG_HDR_LEN;
 	cr_assert_eq(memcmp(r, "\x01\x00\x00\x00", 4), 0);	/* CONFIG, reserved */
-	cr_assert_eq(ld_le32(r + 4), 24 + 4 + 22 + 22 + 2 * 24);
+	cr_assert_eq(sizeof(want) - 1, 40 + 72 + 33);
+	cr_assert_eq(ld_le32(r + 4), sizeof(want) - 1 + 2 * 24);
 	cr_assert_eq(ld_le32(r + 8), 0);
 	cr_assert_eq(ld_le32(r + 12),
 		     crc32c(crc32c(crc32c(0, t_buf, 12), r, 12), r + 16, ld_le32(r + 4)));
-	/* mem_size 0x123000: 00 30 12 00 00 00 00 00 */
-	cr_assert_eq(memcmp(r + 16, "\x00\x30\x12\x00\x00\x00\x00\x00\x03\x00\x00\x00"
-			    "\x04\x00\x16\x00\x16\x00\x02\x00\x00\x00\x00\x00web1", 28), 0);
+	cr_assert_eq(memcmp(r + 16, want, sizeof(want) - 1), 0);
 	/* First CPUID entry, leaf 0: eax 0xd, ebx "Auth". */
-	cr_assert_eq(memcmp(r + 16 + 24 + 48, "\x00\x00\x00\x00\x00\x00\x00\x00"
+	cr_assert_eq(memcmp(r + 16 + sizeof(want) - 1, "\x00\x00\x00\x00\x00\x00\x00\x00"
 			    "\x0d\x00\x00\x00" "Auth", 16), 0);
+	cr_assert_eq(e.len, MIG_HDR_LEN + MIG_REC_HDR_LEN + sizeof(want) - 1 + 2 * 24);
 }
 
-/* A stream written by hand from the format in stream.h decodes. */
-Test(migstream, hand_written_stream)
+/* Chain the CRCs of b[0..end) by the rule in stream.h, not with mig_reseal. */
+static void t_chain_by_hand(uint8_t *b, const uint8_t *end)
 {
-	uint8_t b[2048] = { 0 }, *p = b + MIG_HDR_LEN, *m;
-	uint32_t chain;
+	uint32_t chain = crc32c(0, b, 12);
 
-	memcpy(b, "TERN-MIG\x01\x00\x00\x00", 12);
-	/* CONFIG: 1 page, 1 vCPU, name "a". */
-	memcpy(p, "\x01\x00\x00\x00\x19\x00\x00\x00\x00\x00\x00\x00", 12);
-	memcpy(p + 16, "\x00\x10\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x01\x00", 14);
-	p[16 + 24] = 'a';
-	p += 16 + 25;
+	st_le32(b + 12, chain);
+	for (uint8_t *h = b + MIG_HDR_LEN; h < end; h += 16 + ld_le32(h + 4)) {
+		chain = crc32c(crc32c(chain, h, 12), h + 16, ld_le32(h + 4));
+		st_le32(h + 12, chain);
+	}
+}
+
+/*
+ * A stream written by hand from the format in stream.h decodes: a Linux
+ * guest of 1 page with an initrd and two device words.
+ */
+static size_t t_hand_stream(uint8_t *b, uint16_t version)
+{
+	uint8_t *p = b + MIG_HDR_LEN, *m;
+
+	memset(b, 0, 2048);
+	memcpy(b, "TERN-MIG", 8);
+	st_le16(b + 8, version);
+	/* CONFIG: 1 page, 1 vCPU, 2 GHz, Linux, name "a", initrd "i",
+	 * words "disk=d" and "nic=auto": 40 + 2 + 2 + 6 + 2 + 8 = 60 bytes. */
+	memcpy(p, "\x01\x00\x00\x00\x3c\x00\x00\x00\x00\x00\x00\x00", 12);
+	memcpy(p + 16, "\x00\x10\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00"
+		       "\x80\x84\x1e\x00\x01\x00\x01\x00\x00\x00\x01\x00\x00\x00"
+		       "\x00\x00\x02\x00\x00\x00", 32);
+	memcpy(p + 16 + 40, "ai\x06\x00" "disk=d" "\x08\x00" "nic=auto", 20);
+	p += 16 + 60;
 	/* ROUND 0 of 1 page. */
 	memcpy(p, "\x02\x00\x00\x00\x10\x00\x00\x00\x00\x00\x00\x00", 12);
 	p[16 + 8] = 1;
@@ -625,18 +664,46 @@ Test(migstream, hand_written_stream)
 	m[12] = 1;
 	st_le32(m + 24, (uint32_t)(p - b));
 	p += 16 + 32;
-	/* Chain the CRCs by the rule in stream.h, not with mig_reseal. */
-	chain = crc32c(0, b, 12);
-	st_le32(b + 12, chain);
-	for (uint8_t *h = b + MIG_HDR_LEN; h < p; h += 16 + ld_le32(h + 4)) {
-		chain = crc32c(crc32c(chain, h, 12), h + 16, ld_le32(h + 4));
-		st_le32(h + 12, chain);
-	}
-	cr_assert_eq(t_decode(b, (size_t)(p - b)), 0, "%s", t_dec->reason);
+	t_chain_by_hand(b, p);
+	return (size_t)(p - b);
+}
+
+Test(migstream, hand_written_stream)
+{
+	static uint8_t b[2048];
+	size_t n = t_hand_stream(b, 2);
+
+	cr_assert_eq(t_decode(b, n), 0, "%s", t_dec->reason);
 	cr_assert_eq(t_ctx->vcpu[0].rip, 0x1122334455667788ull);
 	cr_assert_eq(t_ctx->vcpu[0].gdtr.limit, 0xffff);
 	cr_assert_str_eq(t_ctx->cfg.name, "a");
+	cr_assert_eq(t_ctx->cfg.kind, MIG_KIND_LINUX);
+	cr_assert_eq(t_ctx->cfg.tsc_khz, 2000000);
+	cr_assert_str_eq(t_ctx->cfg.kernel_path, "");
+	cr_assert_str_eq(t_ctx->cfg.initrd_path, "i");
+	cr_assert_eq(t_ctx->cfg.ndevspecs, 2);
+	cr_assert_str_eq(t_ctx->cfg.devspecs[0], "disk=d");
+	cr_assert_str_eq(t_ctx->cfg.devspecs[1], "nic=auto");
+	cr_assert_eq(t_ctx->cfg.ncpuid, 0);
 	cr_assert_eq(t_ctx->npagecalls, 1);
+}
+
+/* The same stream as version 1, 0 or 3: refused before any record. */
+Test(migstream, other_versions_refused)
+{
+	static uint8_t b[2048];
+	static const uint16_t versions[] = { 1, 0, 3, 0xffff };
+
+	for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+		size_t n = t_hand_stream(b, versions[i]);
+		char want[80];
+
+		snprintf(want, sizeof(want), "stream header: version %u (this host reads "
+			 "version 2 only)", versions[i]);
+		cr_assert_eq(t_decode(b, n), -EPROTONOSUPPORT);
+		cr_assert_str_eq(t_dec->reason, want);
+		cr_assert_eq(t_ctx->nconfig, 0);
+	}
 }
 
 /* ---- editing streams ---- */
@@ -743,10 +810,10 @@ Test(migstream, stream_header_checks)
 	mig_reseal(t_buf2, n, false);
 	t_refuse(t_buf2, n, -EBADMSG, "bad magic");
 	t_buf2[0] = 'T';
-	t_put(t_buf2 + 8, 2, 2);
+	t_put(t_buf2 + 8, 1, 2);
 	mig_reseal(t_buf2, n, false);
-	t_refuse(t_buf2, n, -EPROTONOSUPPORT, "version 2");
-	t_put(t_buf2 + 8, 0x20001, 4);
+	t_refuse(t_buf2, n, -EPROTONOSUPPORT, "version 1 (this host reads version 2 only)");
+	t_put(t_buf2 + 8, 0x20002, 4);
 	mig_reseal(t_buf2, n, false);
 	t_refuse(t_buf2, n, -EPROTONOSUPPORT, "unknown flags 0x2");
 }
@@ -779,6 +846,14 @@ Test(migstream, record_crc_chain)
 		    "record 11 (DEVICE)");
 }
 
+/*
+ * t_config_for's CONFIG metadata: 0 mem_size, 8 nvcpus, 12 tsc_khz, 16 kind,
+ * 18 name_len, 20 path_len, 22 initrd_len, 24 modules_len, 26 cmdline_len,
+ * 28 ndevspecs, 30 ncpuid, 32 reserved; 40 "web1", 44 kernel path (22),
+ * 66 initrd (15), 81 modules (9), 90 cmdline (22); 112 word 0 (u16 8,
+ * "disk=web"), 122 word 1 (u16 21, "nic=..."), 145 two CPUID entries:
+ * 193 bytes.
+ */
 Test(migstream, config_limits)
 {
 	const struct t_spec *s = &t_live;
@@ -791,16 +866,253 @@ Test(migstream, config_limits)
 		"268435457 pages");
 	t_patch(s, MIG_REC_CONFIG, 0, 8, 0, 4, -EBADMSG, "0 vCPUs");
 	t_patch(s, MIG_REC_CONFIG, 0, 8, MIG_VCPUS_MAX + 1, 4, -E2BIG, "65 vCPUs");
-	t_patch(s, MIG_REC_CONFIG, 0, 12, MIG_NAME_MAX + 1, 2, -E2BIG, "over the limits");
-	t_patch(s, MIG_REC_CONFIG, 0, 14, MIG_PATH_MAX + 1, 2, -E2BIG, "over the limits");
-	t_patch(s, MIG_REC_CONFIG, 0, 16, 0xffff, 2, -E2BIG, "over the limits");
-	t_patch(s, MIG_REC_CONFIG, 0, 18, MIG_CPUID_MAX + 1, 2, -E2BIG, "over the limits");
-	t_patch(s, MIG_REC_CONFIG, 0, 12, 3, 2, -EBADMSG, "where the lengths say");
-	t_patch(s, MIG_REC_CONFIG, 0, 12, 0, 2, -EBADMSG, "where the lengths say");
-	t_patch(s, MIG_REC_CONFIG, 0, 20, 1, 4, -EBADMSG, "reserved");
-	t_patch(s, MIG_REC_CONFIG, 0, 24 + 1, '/', 1, -EBADMSG, "VM name has byte 0x2f at 1");
-	t_patch(s, MIG_REC_CONFIG, 0, 24 + 4 + 3, 0, 1, -EBADMSG, "kernel path has byte 0 at 3");
-	t_patch(s, MIG_REC_CONFIG, 0, 24 + 4 + 22, '\n', 1, -EBADMSG, "command line has byte 0xa");
+	t_patch(s, MIG_REC_CONFIG, 0, 12, MIG_TSC_KHZ_MIN - 1, 4, -ERANGE,
+		"TSC rate of 999 kHz (0 for unknown, or 1000 to 20000000)");
+	t_patch(s, MIG_REC_CONFIG, 0, 12, MIG_TSC_KHZ_MAX + 1, 4, -ERANGE,
+		"TSC rate of 20000001 kHz");
+	t_patch(s, MIG_REC_CONFIG, 0, 12, 0xffffffff, 4, -ERANGE, "TSC rate of 4294967295 kHz");
+	t_patch(s, MIG_REC_CONFIG, 0, 16, 3, 2, -ERANGE,
+		"guest kind 3 (0 Multiboot, 1 Linux, 2 Linux PVH)");
+	t_patch(s, MIG_REC_CONFIG, 0, 16, 0xffff, 2, -ERANGE, "guest kind 65535");
+	t_patch(s, MIG_REC_CONFIG, 0, 16, MIG_KIND_MULTIBOOT, 2, -EBADMSG,
+		"an initrd for a Multiboot guest");
+	t_patch(s, MIG_REC_CONFIG, 0, 18, MIG_NAME_MAX + 1, 2, -E2BIG,
+		"lengths 32/22/15/9/22/2/2 over the limits 31/255/255/255/1023/8/128 "
+		"(name/path/initrd/modules/cmdline/words/CPUID)");
+	t_patch(s, MIG_REC_CONFIG, 0, 20, MIG_PATH_MAX + 1, 2, -E2BIG, "over the limits");
+	t_patch(s, MIG_REC_CONFIG, 0, 22, MIG_PATH_MAX + 1, 2, -E2BIG, "lengths 4/22/256/");
+	t_patch(s, MIG_REC_CONFIG, 0, 24, MIG_PATH_MAX + 1, 2, -E2BIG, "lengths 4/22/15/256/");
+	t_patch(s, MIG_REC_CONFIG, 0, 26, 0xffff, 2, -E2BIG, "over the limits");
+	t_patch(s, MIG_REC_CONFIG, 0, 28, MIG_DEVSPECS_MAX + 1, 2, -E2BIG, "/22/9/2 over");
+	t_patch(s, MIG_REC_CONFIG, 0, 30, MIG_CPUID_MAX + 1, 2, -E2BIG, "over the limits");
+	t_patch(s, MIG_REC_CONFIG, 0, 32, 1, 1, -EBADMSG, "reserved field set");
+	t_patch(s, MIG_REC_CONFIG, 0, 39, 0x80, 1, -EBADMSG, "reserved field set");
+	/* Lengths that do not add up to the record.  A string length that is
+	 * off moves where the words are read: one lands on text. */
+	t_patch(s, MIG_REC_CONFIG, 0, 18, 3, 2, -E2BIG, "device word 0 of 2164 bytes");
+	t_patch(s, MIG_REC_CONFIG, 0, 22, 16, 2, -E2BIG, "device word 0 of 25600 bytes");
+	t_patch(s, MIG_REC_CONFIG, 0, 26, 1023, 2, -EBADMSG,
+		"193 bytes where the lengths say at least 1165");
+	t_patch(s, MIG_REC_CONFIG, 0, 28, 1, 2, -EBADMSG, "193 bytes where the lengths say 170");
+	t_patch(s, MIG_REC_CONFIG, 0, 28, 3, 2, -EBADMSG, "where the lengths say at least 195");
+	t_patch(s, MIG_REC_CONFIG, 0, 30, 1, 2, -EBADMSG, "193 bytes where the lengths say 169");
+	t_patch(s, MIG_REC_CONFIG, 0, 30, 3, 2, -EBADMSG, "where the lengths say at least 196");
+	t_patch(s, MIG_REC_CONFIG, 0, 112, MIG_DEVSPEC_MAX + 1, 2, -E2BIG,
+		"device word 0 of 48 bytes (at most 47)");
+	t_patch(s, MIG_REC_CONFIG, 0, 122, 0xffff, 2, -E2BIG, "device word 1 of 65535 bytes");
+	t_patch(s, MIG_REC_CONFIG, 0, 122, 20, 2, -EBADMSG, "193 bytes where the lengths say 192");
+	t_patch(s, MIG_REC_CONFIG, 0, 122, 47, 2, -EBADMSG, "where the lengths say at least 219");
+	/* Bytes of the strings and words. */
+	t_patch(s, MIG_REC_CONFIG, 0, 40 + 1, '/', 1, -EBADMSG, "VM name has byte 0x2f at 1");
+	t_patch(s, MIG_REC_CONFIG, 0, 44 + 3, 0, 1, -EBADMSG, "kernel path has byte 0 at 3");
+	t_patch(s, MIG_REC_CONFIG, 0, 66 + 5, 0x80, 1, -EBADMSG, "initrd path has byte 0x80 at 5");
+	t_patch(s, MIG_REC_CONFIG, 0, 81 + 8, 0x7f, 1, -EBADMSG, "module list has byte 0x7f at 8");
+	t_patch(s, MIG_REC_CONFIG, 0, 90, '\n', 1, -EBADMSG, "command line has byte 0xa");
+	t_patch(s, MIG_REC_CONFIG, 0, 114 + 5, ' ', 1, -EBADMSG,
+		"device word 0 has byte 0x20 at 5 (only printable ASCII, no spaces)");
+	t_patch(s, MIG_REC_CONFIG, 0, 114 + 4, ':', 1, -EBADMSG,
+		"device word 0 'disk:web' is not key=value (key a-z)");
+	t_patch(s, MIG_REC_CONFIG, 0, 124, 'N', 1, -EBADMSG,
+		"device word 1 'Nic=02:00:00:00:00:01' is not key=value");
+	t_patch(s, MIG_REC_CONFIG, 0, 124 + 20, 0, 1, -EBADMSG, "device word 1 has byte 0 at 20");
+}
+
+/*
+ * A CONFIG record written from stream.h without the encoder's checks, in
+ * place of t_live's own, so each field rule reaches the decoder.
+ */
+static size_t t_config_bytes(uint8_t *m, const struct mig_config *c)
+{
+	const char *str[] = { c->name, c->kernel_path, c->initrd_path, c->modules, c->cmdline };
+	uint8_t *p = m + 40;
+
+	memset(m, 0, 40);
+	t_put(m, c->mem_size, 8);
+	t_put(m + 8, c->nvcpus, 4);
+	t_put(m + 12, c->tsc_khz, 4);
+	t_put(m + 16, c->kind, 2);
+	for (int i = 0; i < 5; i++) {
+		size_t n = strlen(str[i]);
+
+		t_put(m + 18 + 2 * i, n, 2);
+		memcpy(p, str[i], n);
+		p += n;
+	}
+	t_put(m + 28, c->ndevspecs, 2);
+	t_put(m + 30, c->ncpuid, 2);
+	for (uint32_t i = 0; i < c->ndevspecs; i++) {
+		size_t n = strnlen(c->devspecs[i], MIG_DEVSPEC_MAX + 1);
+
+		t_put(p, n, 2);
+		memcpy(p + 2, c->devspecs[i], n);
+		p += 2 + n;
+	}
+	for (uint32_t i = 0; i < c->ncpuid; i++, p += 24) {
+		t_put(p, c->cpuid[i].leaf, 4);
+		t_put(p + 4, c->cpuid[i].subleaf, 4);
+		t_put(p + 8, c->cpuid[i].eax, 4);
+		t_put(p + 12, c->cpuid[i].ebx, 4);
+		t_put(p + 16, c->cpuid[i].ecx, 4);
+		t_put(p + 20, c->cpuid[i].edx, 4);
+	}
+	return (size_t)(p - m);
+}
+
+/* Decode t_live with c's CONFIG written by hand; returns the result. */
+static int t_decode_config(const struct mig_config *c)
+{
+	size_t n = t_build(t_buf, &t_live), cfg = t_rec(t_buf, n, 0), rest = t_rec(t_buf, n, 1);
+	size_t meta = t_config_bytes(t_buf2 + MIG_HDR_LEN + MIG_REC_HDR_LEN, c);
+
+	memcpy(t_buf2, t_buf, MIG_HDR_LEN + 12);
+	cr_assert_eq(cfg, MIG_HDR_LEN);
+	t_put(t_buf2 + MIG_HDR_LEN + 4, meta, 4);
+	memcpy(t_buf2 + MIG_HDR_LEN + MIG_REC_HDR_LEN + meta, t_buf + rest, n - rest);
+	n = MIG_HDR_LEN + MIG_REC_HDR_LEN + meta + n - rest;
+	mig_reseal(t_buf2, n, false);
+	return t_decode(t_buf2, n);
+}
+
+/* Each CONFIG rule, refused the same way by the encoder and the decoder. */
+struct t_cfg_case {
+	void (*edit)(struct mig_config *c);
+	int err;
+	const char *why;
+};
+
+static void t_e_kind(struct mig_config *c) { c->kind = 3; }
+static void t_e_kind_mb(struct mig_config *c) { c->kind = MIG_KIND_MULTIBOOT; }
+static void t_e_tsc_low(struct mig_config *c) { c->tsc_khz = 1; }
+static void t_e_tsc_high(struct mig_config *c) { c->tsc_khz = MIG_TSC_KHZ_MAX + 1; }
+static void t_e_initrd(struct mig_config *c) { strcpy(c->initrd_path, "a\tb"); }
+static void t_e_modules(struct mig_config *c) { strcpy(c->modules, "x,\x7f"); }
+static void t_e_empty(struct mig_config *c) { c->devspecs[1][0] = '\0'; }
+static void t_e_space(struct mig_config *c) { strcpy(c->devspecs[0], "disk=a b"); }
+static void t_e_upper(struct mig_config *c) { strcpy(c->devspecs[0], "Disk=web"); }
+static void t_e_noeq(struct mig_config *c) { strcpy(c->devspecs[0], "disk"); }
+static void t_e_nokey(struct mig_config *c) { strcpy(c->devspecs[0], "=web"); }
+static void t_e_noval(struct mig_config *c) { strcpy(c->devspecs[0], "disk="); }
+static void t_e_digit(struct mig_config *c) { strcpy(c->devspecs[0], "disk2=web"); }
+static void t_e_dup(struct mig_config *c) { strcpy(c->devspecs[1], "disk=web"); }
+static void t_e_long(struct mig_config *c) { memset(c->devspecs[0], 'x', MIG_DEVSPEC_MAX + 1); }
+
+static void t_e_dup3(struct mig_config *c)
+{
+	c->ndevspecs = 3;
+	strcpy(c->devspecs[2], "nic=02:00:00:00:00:01");
+}
+
+static const struct t_cfg_case t_cfg_cases[] = {
+	{ t_e_kind, -ERANGE, "guest kind 3 (0 Multiboot, 1 Linux, 2 Linux PVH)" },
+	{ t_e_kind_mb, -EBADMSG, "an initrd for a Multiboot guest" },
+	{ t_e_tsc_low, -ERANGE, "TSC rate of 1 kHz (0 for unknown, or 1000 to 20000000)" },
+	{ t_e_tsc_high, -ERANGE, "TSC rate of 20000001 kHz (0 for unknown, or 1000 to 20000000)" },
+	{ t_e_initrd, -EBADMSG, "initrd path has byte 0x9 at 1 (only printable ASCII)" },
+	{ t_e_modules, -EBADMSG, "module list has byte 0x7f at 2 (only printable ASCII)" },
+	{ t_e_empty, -EBADMSG, "device word 1 is empty" },
+	{ t_e_space, -EBADMSG, "device word 0 has byte 0x20 at 6 (only printable ASCII, no spaces)" },
+	{ t_e_upper, -EBADMSG, "device word 0 'Disk=web' is not key=value (key a-z)" },
+	{ t_e_noeq, -EBADMSG, "device word 0 'disk' is not key=value (key a-z)" },
+	{ t_e_nokey, -EBADMSG, "device word 0 '=web' is not key=value (key a-z)" },
+	{ t_e_noval, -EBADMSG, "device word 0 'disk=' is not key=value (key a-z)" },
+	{ t_e_digit, -EBADMSG, "device word 0 'disk2=web' is not key=value (key a-z)" },
+	{ t_e_dup, -EBADMSG, "device word 1 'disk=web' repeats word 0" },
+	{ t_e_dup3, -EBADMSG, "device word 2 'nic=02:00:00:00:00:01' repeats word 1" },
+	{ t_e_long, -E2BIG, "device word 0 of 48 bytes (at most 47)" },
+};
+
+Test(migstream, config_rules_both_ends)
+{
+	static struct mig_enc e;
+	char want[MIG_REASON_MAX + 40];
+
+	for (size_t i = 0; i < sizeof(t_cfg_cases) / sizeof(t_cfg_cases[0]); i++) {
+		const struct t_cfg_case *k = &t_cfg_cases[i];
+		struct mig_config c;
+
+		t_config_for(&c, 16, 2);
+		k->edit(&c);
+		cr_assert_eq(mig_enc_init(&e, t_buf, T_BUF, MIG_F_LIVE), 0);
+		cr_assert_eq(mig_enc_config(&e, &c), k->err, "case %zu: %s", i, e.reason);
+		cr_assert_str_eq(e.reason, k->why, "case %zu", i);
+		cr_assert_eq(e.len, MIG_HDR_LEN, "nothing written");
+		cr_assert_eq(t_decode_config(&c), k->err, "case %zu: %s", i, t_dec->reason);
+		snprintf(want, sizeof(want), "record 1 (CONFIG) at byte 16: %s", k->why);
+		cr_assert_str_eq(t_dec->reason, want, "case %zu", i);
+		cr_assert_eq(t_ctx->nconfig, 0);
+	}
+}
+
+/* The counts over their limits: the encoder names the field. */
+Test(migstream, config_counts_encoder)
+{
+	static struct mig_enc e;
+	struct mig_config c;
+
+	t_config_for(&c, 16, 2);
+	cr_assert_eq(mig_enc_init(&e, t_buf, T_BUF, 0), 0);
+	c.ndevspecs = MIG_DEVSPECS_MAX + 1;
+	cr_assert_eq(mig_enc_config(&e, &c), -E2BIG);
+	cr_assert_str_eq(e.reason, "9 device words (at most 8)");
+	c.ndevspecs = 2;
+	memset(c.initrd_path, 'i', sizeof(c.initrd_path));
+	cr_assert_eq(mig_enc_config(&e, &c), -E2BIG);
+	cr_assert_str_eq(e.reason, "initrd path of 256 bytes (at most 255)");
+	strcpy(c.initrd_path, "");
+	memset(c.modules, 'm', sizeof(c.modules));
+	cr_assert_eq(mig_enc_config(&e, &c), -E2BIG);
+	cr_assert_str_eq(e.reason, "module list of 256 bytes (at most 255)");
+	strcpy(c.modules, "");
+	c.kind = MIG_KIND_MULTIBOOT;	/* no initrd now: fine */
+	c.tsc_khz = 0;
+	c.ndevspecs = 0;
+	cr_assert_eq(mig_enc_config(&e, &c), 0, "%s", e.reason);
+}
+
+/* Every new field at its limit, through the encoder and back. */
+Test(migstream, config_roundtrip_at_limits)
+{
+	static struct mig_enc e;
+	static const uint32_t tsc[] = { MIG_TSC_KHZ_MAX, MIG_TSC_KHZ_MIN, 0 };
+	static struct mig_config c;
+
+	for (int t = 0; t < 3; t++) {
+		memset(&c, 0, sizeof(c));
+		c.mem_size = T_MAXPAGES * T_PG;
+		c.nvcpus = MIG_VCPUS_MAX;
+		c.kind = t == 2 ? MIG_KIND_MULTIBOOT : MIG_KIND_LINUX_PVH;
+		c.tsc_khz = tsc[t];
+		memset(c.name, 'n', MIG_NAME_MAX);
+		memset(c.kernel_path, '/', MIG_PATH_MAX);
+		if (t != 2)
+			memset(c.initrd_path, '~', MIG_PATH_MAX);
+		memset(c.modules, ',', MIG_PATH_MAX);
+		for (int i = 0; i < MIG_CMDLINE_MAX; i++)
+			c.cmdline[i] = (char)(0x20 + i % 95);
+		c.ndevspecs = MIG_DEVSPECS_MAX;
+		for (int i = 0; i < MIG_DEVSPECS_MAX; i++) {
+			/* "z=" then 45 bytes of 0x21..0x7e, each word its own. */
+			strcpy(c.devspecs[i], "abcdefghijklmnopqrstuvwxyz" + i);
+			c.devspecs[i][strlen(c.devspecs[i])] = '=';
+			for (size_t j = strlen(c.devspecs[i]); j < MIG_DEVSPEC_MAX; j++)
+				c.devspecs[i][j] = (char)(0x21 + (j * 7 + (size_t)i) % 94);
+			cr_assert_eq(strlen(c.devspecs[i]), MIG_DEVSPEC_MAX);
+		}
+		c.ncpuid = MIG_CPUID_MAX;
+		for (uint32_t i = 0; i < MIG_CPUID_MAX; i++)
+			c.cpuid[i] = (struct mig_cpuid){ i, ~i, i * 3, i * 5, i * 7, 0xffffffff };
+		cr_assert_eq(mig_enc_init(&e, t_buf, T_BUF, 0), 0);
+		cr_assert_eq(mig_enc_config(&e, &c), 0, "%s", e.reason);
+		cr_assert_eq(ld_le32(t_buf + MIG_HDR_LEN + 4),
+			     40 + MIG_NAME_MAX + (t == 2 ? 2 : 3) * MIG_PATH_MAX + MIG_CMDLINE_MAX +
+			     MIG_DEVSPECS_MAX * (2 + MIG_DEVSPEC_MAX) + 24 * MIG_CPUID_MAX);
+		t_reset();
+		cr_assert_eq(mig_dec_feed(t_dec, t_buf, e.len), 0, "%s", t_dec->reason);
+		cr_assert_eq(t_ctx->nconfig, 1);
+		cr_assert_eq(memcmp(&t_ctx->cfg, &c, sizeof(c)), 0, "tsc %u", tsc[t]);
+		cr_assert_eq(t_ctx->cfg.devspecs[7][MIG_DEVSPEC_MAX], '\0');
+		cr_assert_eq(t_ctx->cfg.tsc_khz, tsc[t]);
+	}
 }
 
 Test(migstream, round_limits)
@@ -855,7 +1167,7 @@ Test(migstream, page_index_message)
 	mig_reseal(t_buf2, e.len, false);
 	mig_dec_init(t_dec, NULL, NULL, seen, 16384);
 	cr_assert_eq(mig_dec_feed(t_dec, t_buf2, e.len), -ERANGE);
-	cr_assert_str_eq(t_dec->reason, "record 3 (RAM) at byte 184: page 123456 "
+	cr_assert_str_eq(t_dec->reason, "record 3 (RAM) at byte 257: page 123456 "
 			 "beyond the 16384 pages of the VM");
 }
 
@@ -1246,14 +1558,21 @@ Test(migstream, fuzz_mutations, .timeout = 120)
 	cr_assert_gt(by_err[ENOENT], 0);	/* rare: a lost RAM record breaks its round first */
 }
 
+/*
+ * MIG_DEVICES_MAX (128) device records: the encoder takes 128 and refuses
+ * the 129th; the decoder takes 128 and refuses a 129th record made by
+ * hand (distinct name, CRCs right), before END.
+ */
 Test(migstream, device_count_limit)
 {
 	static struct mig_enc e;
 	struct mig_config c;
 	struct mig_vcpu v;
 	struct mig_page p = { 0, NULL };
-	struct mig_device d = { .version = 1 };
+	struct mig_device d = { .version = 1, .blob_len = 3, .blob = (const uint8_t *)"abc" };
+	size_t last = 0, rl, end_off, n;
 
+	cr_assert_eq(MIG_DEVICES_MAX, 128);
 	t_config_for(&c, 1, 1);
 	t_vcpu_for(&v, 0);
 	cr_assert_eq(mig_enc_init(&e, t_buf2, T_BUF, 0), 0);
@@ -1262,11 +1581,36 @@ Test(migstream, device_count_limit)
 	cr_assert_eq(mig_enc_ram(&e, &p, 1), 0);
 	cr_assert_eq(mig_enc_vcpu(&e, &v), 0);
 	for (int i = 0; i <= MIG_DEVICES_MAX; i++) {
-		snprintf(d.name, sizeof(d.name), "d%d", i);
+		snprintf(d.name, sizeof(d.name), "d%03d", i);
+		if (i < MIG_DEVICES_MAX)
+			last = e.len;
 		cr_assert_eq(mig_enc_device(&e, &d), i < MIG_DEVICES_MAX ? 0 : -E2BIG);
 	}
-	cr_assert_str_eq(e.reason, "more than 32 devices");
+	cr_assert_str_eq(e.reason, "more than 128 devices");
+	end_off = e.len;
 	cr_assert_eq(mig_enc_end(&e), 0);
 	cr_assert_eq(t_decode(t_buf2, e.len), 0, "%s", t_dec->reason);
 	cr_assert_eq(t_ctx->ndevices, MIG_DEVICES_MAX);
+	cr_assert_eq(t_ctx->end.devices, MIG_DEVICES_MAX);
+	/* A copy of device 127 renamed d128 in place of END. */
+	rl = end_off - last;
+	memcpy(t_buf2 + end_off, t_buf2 + last, rl);
+	memcpy(t_buf2 + end_off + MIG_REC_HDR_LEN + 12, "d128", 4);
+	n = end_off + rl;
+	mig_reseal(t_buf2, n, false);
+	t_refuse(t_buf2, n, -E2BIG, "record 133 (DEVICE) at byte");
+	cr_assert(strstr(t_dec->reason, ": more than 128 devices"), "%s", t_dec->reason);
+	cr_assert_eq(t_ctx->ndevices, MIG_DEVICES_MAX);
+	/* The same copy left as d127: a duplicate, whatever the count. */
+	memcpy(t_buf2 + end_off + MIG_REC_HDR_LEN + 12, "d127", 4);
+	mig_reseal(t_buf2, n, false);
+	t_refuse(t_buf2, n, -EPROTO, "device d127 sent twice");
+}
+
+/* The sizes README states for struct mig_dec and struct mig_enc. */
+Test(migstream, struct_sizes)
+{
+	cr_assert_leq(sizeof(struct mig_order), 4 * 1024 + 128, "%zu", sizeof(struct mig_order));
+	cr_assert_leq(sizeof(struct mig_enc), 5 * 1024, "%zu", sizeof(struct mig_enc));
+	cr_assert_leq(sizeof(struct mig_dec), 80 * 1024, "%zu", sizeof(struct mig_dec));
 }
