@@ -119,7 +119,7 @@
  * ---- Errors (decoder; the encoder refuses the same things) ----
  *	-EBADMSG	 malformed: magic, header CRC, reserved bits, unknown
  *			 type or page kind, lengths that disagree, bad names,
- *			 strings or device words (a word repeated, or not
+ *			 strings or device words (not
  *			 KEY=VALUE), an initrd with a Multiboot kind
  *	-EPROTONOSUPPORT a version but MIG_VERSION (version 1 too), or flags
  *			 this build does not know

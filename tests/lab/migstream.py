@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""migstream: an independent encoder of Tern's migration stream, version 1.
+"""migstream: an independent encoder of Tern's migration stream, version 2.
 
 Written from the wire format in migrate/stream.h (not from the C code, and
 it never calls it), so that a destination host can be fed streams that did
@@ -69,7 +69,7 @@ assert crc32c(b"123456789") == 0xE3069283, "CRC32C check value"
 # ---- the format's constants (migrate/stream.h) ----
 
 MAGIC = b"TERN-MIG"
-VERSION = 1
+VERSION = 2
 F_LIVE = 1 << 0
 HDR_LEN = 16
 REC_HDR_LEN = 16
@@ -352,12 +352,18 @@ class StreamWriter:
         return rec
 
     def config(self, mem_size, name, kernel_path="", cmdline="", cpuid=(),
-               nvcpus=1, reserved=0):
-        name_b, path_b, cmd_b = (s.encode() if isinstance(s, str) else bytes(s)
-                                 for s in (name, kernel_path, cmdline))
-        meta = (u64(mem_size) + u32(nvcpus) + u16(len(name_b)) + u16(len(path_b)) +
-                u16(len(cmd_b)) + u16(len(cpuid)) + u32(reserved) +
-                name_b + path_b + cmd_b)
+               nvcpus=1, reserved=0, kind=0, tsc_khz=0, initrd="", modules="",
+               devspecs=()):
+        """CONFIG, version 2: 40 fixed bytes, the five strings, the device
+        words (u16 length + bytes each), the CPUID entries."""
+        def b(s):
+            return s.encode() if isinstance(s, str) else bytes(s)
+        strs = [b(s) for s in (name, kernel_path, initrd, modules, cmdline)]
+        words = [b(w) for w in devspecs]
+        meta = (u64(mem_size) + u32(nvcpus) + u32(tsc_khz) + u16(kind) +
+                b"".join(u16(len(s)) for s in strs) + u16(len(words)) +
+                u16(len(cpuid)) + u64(reserved) + b"".join(strs) +
+                b"".join(u16(len(w)) + w for w in words))
         for c in cpuid:
             meta += b"".join(u32(x) for x in (c.leaf, c.sub, c.eax, c.ebx, c.ecx, c.edx))
         self.npages = mem_size // PAGE_SIZE
@@ -592,7 +598,8 @@ def _selftest():
     ndata = sum(len(d) // PAGE_SIZE for t, _, d in recs if t == REC_RAM)
     assert ndata == len(g.pages), ndata
     cfg = recs[0][1]
-    assert struct.unpack_from("<QIHHHHI", cfg) == (4 << 20, 1, 8, 16, 0, 2, 0)
+    assert struct.unpack_from("<QIIHHHHHHHHQ", cfg) == (4 << 20, 1, 0, 0, 8, 16, 0, 0, 0, 0,
+                                                         2, 0)
     # A flipped byte anywhere is caught.
     for off in (5, 20, w.find(REC_RAM, 1).start + 30, w.page_offsets[3] + 100,
                 len(w) - 1):
