@@ -427,6 +427,11 @@ def home():
             i = None
     if i != 0:
         boot_on_a()
+    elif has_vm(1):     # a copy a failed test left behind
+        lio.destroy(host(1)[1], VM)
+    with gsh(0) as g:   # what a failed test left running in the guest
+        g.run("killall dwriter seqsrv 2>/dev/null; kill $(cat /tmp/spin 2>/dev/null) "
+              "2>/dev/null; rm -f /tmp/spin")
     return 0
 
 
@@ -697,13 +702,18 @@ def after_move_fence_clock_vcpus():
     lb = lab()
     home()
     with gsh(0) as g:
-        g.run("rm -f /tmp/spin; for c in 0 1; do taskset -c $c sh -c 'while :; do :; done' "
+        g.run("for c in 0 1; do taskset -c $c sh -c 'while :; do :; done' "
               ">/dev/null 2>&1 & echo $! >>/tmp/spin; done")
+        ba, ta = cpu_busy(g)
     try:
         time.sleep(3)
         off0, lat0 = guest_clock(0)
         with gsh(0) as g:
             b0, t0 = cpu_busy(g)
+        # The busy loops themselves: both CPUs busy before anything moves.
+        for c in (0, 1):
+            check((b0[c] - ba[c]) / 100 >= 0.5 * (t0 - ta), f"vCPU {c} not busy on tern-a: "
+                  f"{(b0[c] - ba[c]) / 100:.1f} s of {t0 - ta:.1f} s")
         rep = migrate(0, "live")
         off1, lat1 = guest_clock(1)
         with gsh(1) as g:
@@ -779,7 +789,7 @@ def refused_destination_lacks_cpus():
 def after_failure(what, client, run):
     """The guest stayed on A: stream whole, dwriter still writing, no
     errors, records whole; B has nothing."""
-    dst_clean(1)
+    dst_clean(1, 180)
     st = client.status()
     check(st["ended"] is None, f"{what}: the stream ended: {st}")
     time.sleep(3)
@@ -861,8 +871,10 @@ def cancel_in_preflight():
              "--secret-file", lb.secret_path],
             input=f"migrate {VM} {lb.net.address(1)}\nmigrate status\nmigrate cancel\n",
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+        err = re.search(r"^error: migrate: .*", r.stdout, re.M)
         check(re.search(rf"^migrating {VM} to ", r.stdout, re.M),
-              f"tern-a refused to migrate {VM}:\n{r.stdout}\n{r.stderr}")
+              f"tern-a refused to migrate {VM}: " +
+              (err.group(0) if err else f"\n{r.stdout}\n{r.stderr}"))
         check(re.search(r"outgoing: .*: (connecting|pre-flight)", r.stdout),
               f"the cancel did not land in pre-flight:\n{r.stdout}")
         check("migration cancelled" in r.stdout, r.stdout)
