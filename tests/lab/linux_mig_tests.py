@@ -871,7 +871,7 @@ def cancel_in_preflight():
              "--secret-file", lb.secret_path],
             input=f"migrate {VM} {lb.net.address(1)}\nmigrate status\nmigrate cancel\n",
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
-        err = re.search(r"^error: migrate: .*", r.stdout, re.M)
+        err = re.search(r"^error: migrate: .*", r.stdout + r.stderr, re.M)
         check(re.search(rf"^migrating {VM} to ", r.stdout, re.M),
               f"tern-a refused to migrate {VM}: " +
               (err.group(0) if err else f"\n{r.stdout}\n{r.stderr}"))
