@@ -412,11 +412,13 @@ def home():
     guest left on tern-b goes back by migration, a broken one is booted
     again."""
     for i in (0, 1):
-        _, con = host(i)
+        h, con = host(i)
         con.run("migrate cancel")
         for name in re.findall(r"^(\S+)\s", con.run("vm list"), re.M):
             if name not in (VM, "NAME"):
                 lio.destroy(con, name)
+        if not re.search(r"^sys\s", con.run("disk list"), re.M):
+            lio.attach(h, "sys", SYS_TID)
     i = where()
     if i == 1:
         try:
@@ -656,7 +658,7 @@ def live_a_b_a_tcp_stream_and_ping():
                   f"no ping replies from {VM} on tern-{'ab'[1 - src]}")
     finally:
         pm.stop()
-        rep = cl.stop()
+        rep = cl.stop()     # never raises: a dict that says what went wrong
     why = seq_verdict(rep, 1)
     check(why is None, f"the TCP stream across two migrations: {why}\n{rep}")
     print(f"  stream: {rep['records']} records in order in {rep['duration']:.0f} s, longest "
@@ -673,23 +675,19 @@ def live_a_b_a_disk_writer():
         run = start_dwriter(g)
         time.sleep(5)
         st = dwriter_status(g)
-    out = ""
-    try:
-        for src in (0, 1):
-            migrate(src, "live")
-            time.sleep(5)
-            with gsh(1 - src) as g:
-                st2 = dwriter_status(g)
-            check(st2["durable"] > st["durable"] and st2["errors"] == 0,
-                  f"dwriter on tern-{'ab'[1 - src]}: {st} then {st2}")
-            print(f"  on tern-{'ab'[1 - src]}: durable {st2['durable']}, longest gap "
-                  f"{st2['gap_ms']} ms", flush=True)
-            st = st2
-    finally:
-        i = where()
-        if i is not None:
-            with gsh(i) as g:
-                st, out = stop_dwriter(g)
+    # On a failure the writer keeps going until the next test's home().
+    for src in (0, 1):
+        migrate(src, "live")
+        time.sleep(5)
+        with gsh(1 - src) as g:
+            st2 = dwriter_status(g)
+        check(st2["durable"] > st["durable"] and st2["errors"] == 0,
+              f"dwriter on tern-{'ab'[1 - src]}: {st} then {st2}")
+        print(f"  on tern-{'ab'[1 - src]}: durable {st2['durable']}, longest gap "
+              f"{st2['gap_ms']} ms", flush=True)
+        st = st2
+    with gsh(0) as g:
+        st, out = stop_dwriter(g)
     check(st["errors"] == 0, f"dwriter saw errors:\n{out}")
     lun_check(run, st, "across A->B->A")
 
@@ -721,10 +719,7 @@ def after_move_fence_clock_vcpus():
             time.sleep(5)
             b2, t2 = cpu_busy(g)
     finally:
-        i = where()
-        if i is not None:
-            with gsh(i) as g:
-                g.run("kill $(cat /tmp/spin)")
+        quietly(stop_spinners)
     jump = off1 - off0
     slack = rep["downtime"] / 1000 + lat0 + lat1 + 0.001 * (t1 - t0) + 0.1
     print(f"  guest clock vs host: {jump * 1000:+.0f} ms across the migration (allowed "
@@ -748,6 +743,21 @@ def after_move_fence_clock_vcpus():
           "tern-a's fenced write reached the LUN")
 
 
+def stop_spinners():
+    i = where()
+    if i is not None:
+        with gsh(i) as g:
+            g.run("kill $(cat /tmp/spin); rm -f /tmp/spin")
+
+
+def quietly(fn):
+    """Clean-up that must not hide the failure under way."""
+    try:
+        fn()
+    except Exception as e:
+        print(f"  (clean-up {fn.__name__}: {e})", flush=True)
+
+
 def refusal(want, what):
     """Migration A->B must fail with want; the guest stays on A, whole,
     and B has nothing."""
@@ -768,7 +778,7 @@ def refused_destination_lacks_lun():
     try:
         refusal(r"failed: .*(disk sys|sys is not attached|no disk)", "no LUN on tern-b")
     finally:
-        lio.attach(hb, "sys", SYS_TID)
+        quietly(lambda: lio.attach(hb, "sys", SYS_TID))
 
 
 @test
@@ -783,7 +793,7 @@ def refused_destination_lacks_cpus():
         check("running" in out, f"the hog on tern-b: {out}")
         refusal(r"failed: .*(CPU|cpu)", "too few CPUs on tern-b")
     finally:
-        lio.destroy(cb, "hog")
+        quietly(lambda: lio.destroy(cb, "hog"))
 
 
 def after_failure(what, client, run):
@@ -821,7 +831,7 @@ def with_load(fn, what):
         fn()
         after_failure(what, cl, run)
     finally:
-        cl.stop()
+        quietly(cl.stop)
 
 
 @test
