@@ -420,6 +420,10 @@ def home():
         if not re.search(r"^sys\s", con.run("disk list"), re.M):
             lio.attach(h, "sys", SYS_TID)
     i = where()
+    if i is not None:   # what a failed test left running in the guest
+        with gsh(i) as g:
+            g.run("killall dwriter seqsrv 2>/dev/null; kill $(cat /tmp/spin 2>/dev/null) "
+                  "2>/dev/null; rm -f /tmp/spin")
     if i == 1:
         try:
             migrate(1, "live")
@@ -431,9 +435,6 @@ def home():
         boot_on_a()
     elif has_vm(1):     # a copy a failed test left behind
         lio.destroy(host(1)[1], VM)
-    with gsh(0) as g:   # what a failed test left running in the guest
-        g.run("killall dwriter seqsrv 2>/dev/null; kill $(cat /tmp/spin 2>/dev/null) "
-              "2>/dev/null; rm -f /tmp/spin")
     return 0
 
 
@@ -519,7 +520,11 @@ def start_dwriter(g, rate=DW_RATE):
 
 
 def dwriter_status(g):
-    out = g.run("kill -USR1 $(pidof dwriter) && usleep 500000; tail -n 3 /tmp/dw.log")
+    # A new status line, or after 10 s the last one (a stalled disk
+    # shows as no progress).
+    out = g.run("n=$(grep -c durable /tmp/dw.log); kill -USR1 $(pidof dwriter); i=0; "
+                "while [ $(grep -c durable /tmp/dw.log) -le $n ] && [ $i -lt 100 ]; do "
+                "usleep 100000; i=$((i+1)); done; tail -n 3 /tmp/dw.log", 60)
     st = parse_dwriter(out)
     check(st, f"no status from dwriter:\n{out}")
     return st
