@@ -84,7 +84,7 @@ UNIT_OBJS	:= $(patsubst %.c,$(B)/u/%.o,$(UNIT_SRCS))
 UNIT_BIN	:= $(B)/tests/unit-tests
 
 .PHONY: all esp deps deps-check run test test-unit test-harness fuzz fuzz-bzimage fuzz-vnet test-qemu test-svm test-net test-netcon \
-	test-migrate test-storage test-bochs linux-guest esp-linux test-linux test-linux-io test-linux-bochs \
+	test-migrate test-storage test-bochs linux-guest esp-linux test-linux test-linux-io test-linux-mig test-linux-bochs \
 	clean distclean third-party
 .DEFAULT_GOAL := all
 
@@ -240,10 +240,21 @@ $(LINUX_DIR)/rio: tests/linux/rio.c
 	@mkdir -p $(dir $@)
 	$(CC) -static -O2 -Wall -Wextra -Werror -pthread -o $@ $<
 
+# seqsrv (a TCP sequence stream, the guest's clock) and dwriter (fsync'ed
+# checksummed records on a disk): the guest side of linux_mig_tests.py.
+$(LINUX_DIR)/seqsrv: tests/linux/seqsrv.c
+	@mkdir -p $(dir $@)
+	$(CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
+
+$(LINUX_DIR)/dwriter: tests/linux/dwriter.c
+	@mkdir -p $(dir $@)
+	$(CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
+
 $(LINUX_DIR)/initrd.gz: tools/mkinitramfs.py tests/linux/init $(LINUX_DIR)/ssecheck \
-		$(LINUX_DIR)/rio $(LINUX_DIR)/vmlinuz
+		$(LINUX_DIR)/rio $(LINUX_DIR)/seqsrv $(LINUX_DIR)/dwriter $(LINUX_DIR)/vmlinuz
 	@$(PYTHON) tools/mkinitramfs.py $@ --busybox $(LINUX_DIR)/busybox \
 		--init tests/linux/init --bin $(LINUX_DIR)/ssecheck --bin $(LINUX_DIR)/rio \
+		--bin $(LINUX_DIR)/seqsrv --bin $(LINUX_DIR)/dwriter \
 		--modules $(LINUX_DIR)/modules --tree $(LINUX_DIR)/extra
 
 # The uncompressed kernel for PVH boots (no in-guest decompression: that
@@ -542,6 +553,12 @@ test-linux: esp-linux
 # Tern's switch, two hosts in the lab namespace (tests/lab/linux_io_tests.py).
 test-linux-io: esp-linux $(TERNCTL)
 	$(PYTHON) tests/lab/linux_io_tests.py --esp $(LINUX_ESP)
+
+# Live and quick migration of a 2-vCPU Linux guest with its virtio disk
+# (tgtd) and NIC: a TCP stream, pings, fsync'ed disk records, refusals,
+# faults (tests/lab/linux_mig_tests.py).  Not in `make test` yet.
+test-linux-mig: esp-linux $(TERNCTL)
+	$(PYTHON) tests/lab/linux_mig_tests.py --esp $(LINUX_ESP)
 
 test-linux-bochs: esp-linux
 	$(PYTHON) tests/lab/linux_tests.py --esp $(LINUX_ESP) --pvh \
