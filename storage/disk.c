@@ -603,12 +603,13 @@ int disk_release_start(struct blk_disk *d)
 }
 
 /*
- * Rejoin.  REGISTER AND IGNORE EXISTING KEY (SPC-4 6.16.2, 5.13.7.3)
- * registers this I_T nexus with our key whether or not a key of ours is
- * still there, and PERSISTENT RESERVE OUT with a register action is
- * allowed to a non-registrant under any reservation (SPC-4 5.13.1, table
- * of commands allowed in the presence of a persistent reservation), so it
- * works after another host pre-empted us.  Under Write Exclusive -
+ * Rejoin.  REGISTER AND IGNORE EXISTING KEY (SPC-4 6.16.2, service
+ * action 06h; registering: 5.13.7) ignores the RESERVATION KEY field and
+ * registers this I_T nexus with the service action key, whether or not a
+ * key of ours is still there; a register action is not refused for a
+ * reservation another I_T nexus holds (SPC-4 5.13.1: PERSISTENT RESERVE
+ * OUT conflicts by service action), so it works after another host
+ * pre-empted us.  Under Write Exclusive -
  * Registrants Only, being registered is what lets us write again; the
  * reservation stays with its holder (the fencing host), or is taken if
  * nobody holds one.  READ KEYS first only to tell whether our key was
@@ -627,6 +628,10 @@ static void rejoin_finish(struct blk_disk *d)
 	bool was_lost = d->state != DISK_READY;
 
 	d->rejoin = false;
+	if (d->state == DISK_DETACHING) {	/* registered, but going anyway */
+		disk_ctl_finish(d, -ENODEV);
+		return;
+	}
 	d->registered = true;
 	if (was_lost) {
 		d->err = 0;
