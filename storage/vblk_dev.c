@@ -844,6 +844,8 @@ static bool vblk_wait_step(struct vblk_wait *w, uint64_t now, char *why, size_t 
 	struct blk_disk *d = blk_find(w->disk);
 
 	if (!d || d->state == DISK_DETACHING) {
+		if (d)
+			disk_seq_forget(d, w);	/* disk_free would call it */
 		w->rc = -ENOENT;
 		snprintf(why, len, "disk %s is not attached here", w->disk);
 		return true;
