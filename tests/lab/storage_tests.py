@@ -394,6 +394,17 @@ def t_rejoin():
     check(file_sha(path, 0, 50) == pattern_sha(0x44, 50), "A's blocks changed")
     out = cmd(a, "disk keys sh")
     check("registered keys: 2" in out and f"holder {key_a}" in out, f"after B's rejoin: {out}")
+
+    # A guest that comes back to a host it left: that host's disk still
+    # says ready (it wrote nothing since), but its key is gone.  The
+    # rejoin (a migration's prepare) finds that out and registers again.
+    out = cmd(b, "disk fence sh")
+    check("fenced: pre-empted 1 other key" in out, f"B's second fence: {out}")
+    check(re.search(r"state:\s+ready", info(a, "sh")), info(a, "sh"))
+    out = cmd(a, "disk rejoin sh")
+    check("registered again" in out and "ready again" not in out, f"A's rejoin, ready: {out}")
+    write(a, "sh", 200, 50, 0x77)
+    check(file_sha(path, 200, 50) == pattern_sha(0x77, 50), "A's write after the rejoin")
     check("disk rejoin" in cmd(a, "help"), "help does not list disk rejoin")
     alive(a)
     alive(b)
