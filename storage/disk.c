@@ -93,13 +93,39 @@ int disk_ctl(struct blk_disk *d, const uint8_t *cdb, unsigned cdb_len, int dir, 
 
 void disk_ctl_finish(struct blk_disk *d, int rc)
 {
+	disk_seq_fn fn = d->seq_fn;
+
 	d->ctl_result = rc;
 	d->ctl_done = true;
 	d->ctl_step = 0;
+	d->seq_fn = NULL;
+	if (fn)
+		fn(d, rc, d->seq_arg);
 	/* A sequence that rode out a reconnect: now check the key. */
 	if (d->state == DISK_RECOVERING && d->link.sess.state == ISCSI_SESS_FULL &&
 	    !d->ctl_busy)
 		disk_recheck(d);
+}
+
+int disk_seq_run(struct blk_disk *d, int (*start)(struct blk_disk *d), disk_seq_fn fn,
+		 void *arg)
+{
+	int rc;
+
+	if (d->seq_fn)
+		return -EBUSY;
+	rc = start(d);
+	if (rc == 0) {
+		d->seq_fn = fn;
+		d->seq_arg = arg;
+	}
+	return rc;
+}
+
+void disk_seq_forget(struct blk_disk *d, void *arg)
+{
+	if (d->seq_fn && d->seq_arg == arg)
+		d->seq_fn = NULL;
 }
 
 /* A control command failed to even start: end its sequence. */
@@ -149,16 +175,22 @@ static bool have_key(const struct blk_disk *d, uint64_t k)
 
 /* ---- becoming ready ---- */
 
+/* READY: held I/O may go. */
+static void disk_set_ready(struct blk_disk *d)
+{
+	d->state = DISK_READY;
+	d->t_ready_us = time_us();
+	d->backoff_ms = 0;
+	iscsi_sess_hold(&d->link.sess, false);	/* reissued I/O may go now */
+}
+
 static void disk_ready(struct blk_disk *d)
 {
 	bool first = !d->t_ready_us;
 
 	if (d->state == DISK_LOST || d->state == DISK_DETACHING)
 		return;
-	d->state = DISK_READY;
-	d->t_ready_us = time_us();
-	d->backoff_ms = 0;
-	iscsi_sess_hold(&d->link.sess, false);	/* reissued I/O may go now */
+	disk_set_ready(d);
 	if (first)
 		pr_info("disk %s: ready: %s %s, %llu blocks of %u bytes, key %016llx%s",
 			d->spec.name, d->inq.vendor, d->inq.product,
@@ -232,8 +264,14 @@ static void recheck_keys_done(struct blk_disk *d, const struct iscsi_sess_done *
 	}
 }
 
+static void rejoin_begin(struct blk_disk *d);
+
 static void disk_recheck(struct blk_disk *d)
 {
+	if (d->rejoin) {		/* a lost disk logged in again to rejoin */
+		rejoin_begin(d);
+		return;
+	}
 	if (!d->pr_ok || !d->registered) {
 		disk_ready(d);
 		return;
@@ -564,6 +602,135 @@ int disk_release_start(struct blk_disk *d)
 	return pr_out(d, SCSI_PR_REGISTER, d->key, 0, 0, unregister_done);
 }
 
+/*
+ * Rejoin.  REGISTER AND IGNORE EXISTING KEY (SPC-4 6.16.2, service
+ * action 06h; registering: 5.13.7) ignores the RESERVATION KEY field and
+ * registers this I_T nexus with the service action key, whether or not a
+ * key of ours is still there; a register action is not refused for a
+ * reservation another I_T nexus holds (SPC-4 5.13.1: PERSISTENT RESERVE
+ * OUT conflicts by service action), so it works after another host
+ * pre-empted us.  Under Write Exclusive -
+ * Registrants Only, being registered is what lets us write again; the
+ * reservation stays with its holder (the fencing host), or is taken if
+ * nobody holds one.  READ KEYS first only to tell whether our key was
+ * still there (`disk rejoin` says so).
+ */
+static void rejoin_fail(struct blk_disk *d, int rc)
+{
+	d->rejoin = false;
+	if (d->state == DISK_RECOVERING && !d->registered)
+		d->state = DISK_LOST;	/* it came back to rejoin, and could not */
+	disk_ctl_finish(d, rc);
+}
+
+static void rejoin_finish(struct blk_disk *d)
+{
+	bool was_lost = d->state != DISK_READY;
+
+	d->rejoin = false;
+	if (d->state == DISK_DETACHING) {	/* registered, but going anyway */
+		disk_ctl_finish(d, -ENODEV);
+		return;
+	}
+	d->registered = true;
+	if (was_lost) {
+		d->err = 0;
+		d->why[0] = '\0';
+	}
+	disk_set_ready(d);
+	pr_info("disk %s: key %016llx registered again%s%s", d->spec.name,
+		(unsigned long long)d->key, d->had_key ? "" : " (it had been pre-empted)",
+		was_lost ? ": I/O resumes" : "");
+	disk_ctl_finish(d, 0);
+	blk_kick(d);
+}
+
+static void rejoin_reserve_done(struct blk_disk *d, const struct iscsi_sess_done *x)
+{
+	if (!x->err) {
+		d->resv.held = true;
+		d->resv.key = d->key;
+		d->resv.type = SCSI_PR_WE_REGISTRANTS_ONLY;
+	}
+	rejoin_finish(d);	/* a conflict: another host reserved meanwhile */
+}
+
+static void rejoin_resv_done(struct blk_disk *d, const struct iscsi_sess_done *x)
+{
+	if (x->err || scsi_parse_pr_reservation(d->ctl_buf, x->xfer, &d->resv) < 0 ||
+	    d->resv.held || pr_out(d, SCSI_PR_RESERVE, d->key, 0, SCSI_PR_WE_REGISTRANTS_ONLY,
+				   rejoin_reserve_done) < 0)
+		rejoin_finish(d);
+}
+
+static void rejoin_register_done(struct blk_disk *d, const struct iscsi_sess_done *x)
+{
+	if (x->err) {
+		rejoin_fail(d, x->err);
+		return;
+	}
+	d->registered = true;
+	if (pr_in(d, SCSI_PR_READ_RESERVATION, rejoin_resv_done) < 0)
+		rejoin_finish(d);
+}
+
+static void rejoin_keys_done(struct blk_disk *d, const struct iscsi_sess_done *x)
+{
+	int rc = x->err ? x->err : parse_keys(d, x);
+
+	if (rc < 0) {
+		rejoin_fail(d, rc);
+		return;
+	}
+	d->had_key = have_key(d, d->key);
+	rc = pr_out(d, SCSI_PR_REGISTER_IGNORE, 0, d->key, 0, rejoin_register_done);
+	if (rc < 0)
+		rejoin_fail(d, rc);
+}
+
+static void rejoin_begin(struct blk_disk *d)
+{
+	int rc = pr_in(d, SCSI_PR_READ_KEYS, rejoin_keys_done);
+
+	if (rc < 0)
+		rejoin_fail(d, rc);
+}
+
+int disk_rejoin_start(struct blk_disk *d)
+{
+	int rc;
+
+	if (d->state == DISK_FAILED || d->state == DISK_DETACHING)
+		return -ENODEV;
+	if (d->state != DISK_READY && d->state != DISK_LOST)
+		return -EAGAIN;
+	if (!d->pr_ok)
+		return -EOPNOTSUPP;
+	if (d->ctl_busy)
+		return -EBUSY;
+	if (d->link.sess.state != ISCSI_SESS_FULL) {
+		if (d->state == DISK_READY)
+			return -EAGAIN;		/* disk_on_down is about to run */
+		/* Lost, and the connection went too: a lost disk does not
+		 * reconnect by itself (disk_on_down).  Log in again; the
+		 * recheck after the login registers (disk_recheck). */
+		d->state = DISK_RECOVERING;
+		d->down_since_us = time_us();
+		d->retry_at_us = 0;
+	}
+	d->ctl_done = false;
+	d->rejoin = true;
+	d->had_key = false;
+	if (d->state == DISK_RECOVERING)
+		return 0;
+	rc = pr_in(d, SCSI_PR_READ_KEYS, rejoin_keys_done);
+	if (rc < 0) {
+		d->rejoin = false;
+		d->ctl_done = true;
+	}
+	return rc;
+}
+
 /* ---- losing the disk ---- */
 
 void disk_lose(struct blk_disk *d, const char *why)
@@ -575,8 +742,8 @@ void disk_lose(struct blk_disk *d, const char *why)
 	iscsi_sess_hold(&d->link.sess, false);	/* held writes meet the conflict */
 	d->st.conflicts++;
 	disk_set_why(d, -EACCES, "this host lost the disk: %s", why);
-	pr_err("disk %s: %s; all I/O to it now fails (detach it, or fence "
-	       "from here after re-attaching)", d->spec.name, d->why);
+	pr_err("disk %s: %s; all I/O to it now fails (disk rejoin %s registers this "
+	       "host again)", d->spec.name, d->why, d->spec.name);
 	blk_fail_all(d, -EACCES, false);
 }
 
@@ -803,6 +970,12 @@ void disk_free(struct blk_disk *d)
 		if (disk_table[i] == d)
 			disk_table[i] = NULL;
 	blk_fail_all(d, -ENODEV, true);
+	if (d->seq_fn) {
+		disk_seq_fn fn = d->seq_fn;
+
+		d->seq_fn = NULL;
+		fn(d, -ENODEV, d->seq_arg);
+	}
 	iscsi_link_free(&d->link);
 	free(d->zero_block);
 	free(d);

@@ -39,6 +39,8 @@ enum disk_state {
 
 struct blk_disk;
 typedef void (*disk_ctl_fn)(struct blk_disk *d, const struct iscsi_sess_done *r);
+/* The end of a control sequence, for a waiter that is not a console. */
+typedef void (*disk_seq_fn)(struct blk_disk *d, int rc, void *arg);
 
 struct disk_stats {
 	uint64_t reads, writes, flushes, rd_bytes, wr_bytes;
@@ -73,6 +75,8 @@ struct blk_disk {
 	int ctl_step;			/* position in a multi-command sequence */
 	int ctl_result;			/* of the last sequence, for waiters */
 	bool ctl_done;
+	disk_seq_fn seq_fn;		/* called once as the sequence ends */
+	void *seq_arg;
 
 	/* What the LUN says about itself. */
 	struct scsi_inquiry inq;
@@ -103,6 +107,8 @@ struct blk_disk {
 	uint64_t keys[DISK_PR_KEYS_MAX];
 	unsigned nkeys;
 	unsigned preempted;		/* by the last fence */
+	bool rejoin;			/* register again, whatever the keys say */
+	bool had_key;			/* the rejoin found this host's key there */
 
 	/* The VM whose virtio disk this is ("" for none): one at a time,
 	 * and no detach meanwhile (vblk_dev.c). */
@@ -130,6 +136,22 @@ void disk_ctl_finish(struct blk_disk *d, int rc);
 int disk_fence_start(struct blk_disk *d);
 int disk_keys_start(struct blk_disk *d);
 int disk_release_start(struct blk_disk *d);
+/*
+ * `disk rejoin`, and a migration's prepare: register this host's key
+ * again (REGISTER AND IGNORE EXISTING KEY), reserve if nobody holds the
+ * reservation, and bring a disk this host lost back to READY.  0 (the
+ * sequence runs), -EAGAIN (connecting or reconnecting: try when ready),
+ * -EBUSY (a control command is out), -EOPNOTSUPP (no reservations),
+ * -ENODEV (failed or detaching).
+ */
+int disk_rejoin_start(struct blk_disk *d);
+/* Start a sequence (one of the *_start above) and have fn(d, rc, arg)
+ * called once as it ends, also when the disk is freed first (-ENODEV).
+ * start's error, or -EBUSY when another waiter is set. */
+int disk_seq_run(struct blk_disk *d, int (*start)(struct blk_disk *d), disk_seq_fn fn,
+		 void *arg);
+/* The waiter arg goes away: forget it (the sequence runs on). */
+void disk_seq_forget(struct blk_disk *d, void *arg);
 const char *disk_state_name(enum disk_state st);
 void disk_set_why(struct blk_disk *d, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -348,6 +348,34 @@ int disk_cmd_fence(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv
 	return 0;
 }
 
+/* After a fence by another host (the disk is lost here), or to make sure
+ * this host's key is still registered: the sequence a migration's
+ * prepare runs (disk_rejoin_start). */
+int disk_cmd_rejoin(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
+{
+	struct blk_disk *d;
+	bool was_lost;
+	int rc;
+
+	(void)ctx, (void)argc;
+	if (disk_busy_refuse(o, "disk rejoin"))
+		return -EBUSY;
+	d = disk_find_or_say(o, "disk rejoin", argv[0]);
+	if (!d)
+		return -ENOENT;
+	was_lost = d->state == DISK_LOST;
+	rc = run_ctl(o, "disk rejoin", d, disk_rejoin_start);
+	if (rc < 0)
+		return rc;
+	cmd_printf(o, "disk %s: rejoined: key %016llx %s%s; reservation %s\n", d->spec.name,
+		   (unsigned long long)d->key,
+		   d->had_key ? "was still registered" : "registered again",
+		   was_lost ? ", the disk is ready again" : "",
+		   !d->resv.held ? "none" : d->resv.key == d->key ? "held by this host" :
+		   "held by another host (Write Exclusive - Registrants Only: this host may write)");
+	return 0;
+}
+
 int disk_cmd_keys(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 {
 	struct blk_disk *d;
@@ -522,6 +550,8 @@ const struct cmd_def disk_cmds[] = {
 	{ "disk flush", "NAME", "SYNCHRONIZE CACHE", 1, 1, disk_cmd_flush },
 	{ "disk fence", "NAME", "pre-empt every other host's key: only this host may write",
 	  1, 1, disk_cmd_fence },
+	{ "disk rejoin", "NAME", "register this host's key again after another host fenced "
+	  "it; the disk is ready again", 1, 1, disk_cmd_rejoin },
 	{ "disk keys", "NAME", "registered reservation keys and the holder", 1, 1, disk_cmd_keys },
 	{ "disk bench", "NAME read|write seq|rand BS SECONDS [depth=N]",
 	  "throughput at a queue depth (destroys data on write)", 5, 6, disk_cmd_bench },

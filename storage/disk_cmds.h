@@ -14,6 +14,7 @@ int disk_cmd_detach(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **arg
 int disk_cmd_list(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
 int disk_cmd_info(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
 int disk_cmd_fence(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
+int disk_cmd_rejoin(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
 int disk_cmd_keys(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
 int disk_cmd_discover(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
 int disk_cmd_read(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);

@@ -24,6 +24,32 @@
  * A reset by the driver bumps the device's epoch: requests of an older
  * epoch still out finish into nothing.  A destroyed VM leaves its device
  * behind, detached from the VM, until the last request is back.
+ *
+ * Migration (the vdev hooks at the end; the contract is vdev.h):
+ *  - quiesce drains, it does not record: no new chain is popped, the
+ *    chains already popped and parsed (the pending list) are submitted
+ *    as usual, and quiesce says 0 only once every request started,
+ *    stale epochs included, has completed into the used ring (data and
+ *    status written, dirty-marked by vring_mem).  Recording requests to
+ *    reissue them at the destination would put chain addresses and
+ *    half-done multi-range discards into the stream, and a write still
+ *    out from the source could land on the LUN after the destination's
+ *    newer write of the same blocks; a drain has neither problem, and
+ *    it is bounded: the block layer completes every request, with an
+ *    error if it must, within DISK_CMD_TIMEOUT_US (60 s, checked each
+ *    second) of its submission, or DISK_REPLACEMENT_US (30 s) after the
+ *    connection dropped, so a quiesce never waits more than about 61 s;
+ *    on a healthy LAN it is one I/O latency.  A lost disk (fenced) fails
+ *    its requests at once.
+ *  - what the guest queued meanwhile stays in the avail ring, for
+ *    unquiesce (the migration failed) or, after the rings moved,
+ *    resumed on the destination (the guest will not kick again for
+ *    requests it queued before the pause).
+ *  - the back end's record (model/vblk.h: vblk_save) is the geometry the
+ *    guest was shown and which LUN it is; load refuses another LUN.
+ *  - prepare (destination) and takeover (at COMMIT) run the disk's
+ *    reservation sequences (disk_rejoin_start, disk_fence_start) and
+ *    report through a waiter the main loop steps (vblk_waits).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -72,6 +98,7 @@ struct vblk_dev {
 	bool info_known;		/* the LUN's geometry is in info */
 	struct vblk_io *free, *pend_head, *pend_tail;	/* under the bus lock */
 	unsigned inflight;		/* submitted to the block layer */
+	bool quiesced;			/* migration: pop nothing new */
 	int said_err;			/* the last error the log was told of */
 	struct vblk_stats st;
 	struct vblk_dev *next;
@@ -206,6 +233,8 @@ static void vblk_notify(struct virtio_dev *d, uint16_t q)
 	struct vblk_dev *b = d->be;
 	bool queued = false;
 
+	if (b->quiesced)
+		return;		/* left in the ring for unquiesce or resumed */
 	while (b->free) {
 		struct vblk_io *io = b->free;
 		int rc;
@@ -462,12 +491,17 @@ static void vblk_check_geometry(struct vblk_dev *b)
 		b->disk_name, (unsigned long)b->info.nblocks, b->info.block_size);
 }
 
+static void vblk_waits_service(void);
+static bool vblk_waits_pending(void);
+
 static void vblk_service(void)
 {
+	vblk_waits_service();
 	for (struct vblk_dev *b = vblk_devs; b; b = b->next) {
 		if (!b->vm)
 			continue;
-		vblk_check_geometry(b);
+		if (!b->quiesced)	/* the config change waits for the guest */
+			vblk_check_geometry(b);
 		if (b->pend_head)
 			vblk_start_pending(b);
 	}
@@ -478,7 +512,7 @@ static bool vblk_pending(void)
 	for (struct vblk_dev *b = vblk_devs; b; b = b->next)
 		if (b->vm && b->pend_head)
 			return true;
-	return false;
+	return vblk_waits_pending();
 }
 
 static const struct mainloop_service vblk_svc = {
@@ -584,6 +618,9 @@ static void vblk_info_out(void *inst, struct cmd_out *o)
 		   (unsigned long)((b->info.nblocks * b->info.block_size) >> 20),
 		   b->info.block_size,
 		   state);
+	if (b->quiesced)
+		cmd_printf(o, "    quiesced for a migration: %u request(s) still out\n",
+			   b->inflight);
 	cmd_printf(o, "    reads %lu (%lu KiB) writes %lu (%lu KiB) flushes %lu discards %lu "
 		   "write-zeroes %lu errors %lu malformed %lu in-flight %u notifies %lu irqs %lu\n",
 		   s->reads, s->rd_bytes >> 10, s->writes, s->wr_bytes >> 10, s->flushes,
@@ -591,11 +628,359 @@ static void vblk_info_out(void *inst, struct cmd_out *o)
 		   b->vd.vp.interrupts);
 }
 
+/* ---- migration (vdev.h; see the top of this file) ---- */
+
+#define VBLK_PREPARE_US		(20 * 1000000ull)	/* login, rejoin */
+#define VBLK_TAKEOVER_US	(10 * 1000000ull)	/* the fence: a few commands */
+
+static struct virtio_dev *vblk_virtio(void *inst)
+{
+	return &((struct vblk_dev *)inst)->vd;
+}
+
+/* Which LUN: the VPD 0x83 designator, else the unit serial (VPD 0x80),
+ * printable only. */
+static void vblk_ident(const struct blk_disk *d, char *out, size_t len)
+{
+	if (d->lu_id[0])
+		snprintf(out, len, "%s", d->lu_id);
+	else if (d->serial[0])
+		snprintf(out, len, "sn:%s", d->serial);
+	else
+		out[0] = '\0';
+	for (char *p = out; *p; p++)
+		if (*p < 0x20 || *p > 0x7e)
+			*p = '?';
+}
+
+static void vblk_saved_of(const struct vblk_dev *b, struct vblk_saved *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->info = b->info;
+	s->info_known = b->info_known;
+	snprintf(s->disk, sizeof(s->disk), "%s", b->disk_name);
+	vblk_ident(b->disk, s->ident, sizeof(s->ident));
+}
+
+static int vblk_save_state(void *inst, uint8_t *buf, size_t cap)
+{
+	struct vblk_dev *b = inst;
+	struct vblk_saved s;
+
+	/* Requests still out would be lost with the record: quiesce first. */
+	if (b->pend_head || b->inflight) {
+		pr_err("vm %s: %s: saved with %u request(s) out: quiesce first",
+		       b->vm ? b->vm->name : "?", b->vd.name, b->inflight);
+		return -EBUSY;
+	}
+	vblk_saved_of(b, &s);
+	return vblk_save(&s, buf, cap);
+}
+
+/* Destination, VM created from the same spec, transport loaded: the guest
+ * must see the geometry it saw, on the same LUN. */
+static int vblk_load_state(void *inst, const uint8_t *buf, size_t len)
+{
+	struct vblk_dev *b = inst;
+	struct vblk_saved src, here;
+	char why[200];
+	uint64_t f;
+
+	if (vblk_load(&src, buf, len) < 0) {
+		pr_err("vm %s: %s: the disk record from the source does not parse",
+		       b->vm->name, b->vd.name);
+		return -EINVAL;
+	}
+	vblk_saved_of(b, &here);
+	if (vblk_check_same(&src, &here, why, sizeof(why)) < 0) {
+		pr_err("vm %s: %s: %s", b->vm->name, b->vd.name, why);
+		return -EINVAL;
+	}
+	f = vpci_lock(b->vm);
+	b->info = src.info;		/* the limits the guest was told */
+	b->info_known = src.info_known;
+	vpci_unlock(b->vm, f);
+	return 0;
+}
+
+static int vblk_quiesce(void *inst)
+{
+	struct vblk_dev *b = inst;
+	bool busy;
+	uint64_t f = vpci_lock(b->vm);
+
+	b->quiesced = true;
+	busy = b->pend_head || b->inflight;
+	vpci_unlock(b->vm, f);
+	if (!busy)
+		return 0;
+	mainloop_kick();	/* the vblk service submits the pending list */
+	return -EAGAIN;
+}
+
+/* Take what the guest queued while the device looked away. */
+static void vblk_pick_up(struct vblk_dev *b)
+{
+	uint64_t f = vpci_lock(b->vm);
+
+	b->quiesced = false;
+	vblk_notify(&b->vd, 0);
+	vpci_unlock(b->vm, f);
+}
+
+static void vblk_unquiesce(void *inst)
+{
+	vblk_pick_up(inst);
+}
+
+static void vblk_resumed(void *inst)
+{
+	vblk_pick_up(inst);
+}
+
+/*
+ * prepare and takeover wait on the disk (a login, a reservation
+ * sequence): a waiter per call, stepped by the vblk service, which names
+ * the disk, not the device (the VM may go meanwhile) and ends by its
+ * deadline whatever the disk does.
+ */
+struct vblk_wait {
+	char disk[24];
+	bool takeover;			/* the fence; else the rejoin */
+	bool started, ended;
+	int rc;
+	uint64_t deadline_us;
+	void (*done)(void *ctx, int rc, const char *why);
+	void *ctx;
+	struct vblk_wait *next;
+};
+
+static struct vblk_wait *vblk_waits;
+
+static void vblk_wait_ended(struct blk_disk *d, int rc, void *arg)
+{
+	struct vblk_wait *w = arg;
+
+	(void)d;
+	w->ended = true;
+	w->rc = rc;
+	mainloop_kick();
+}
+
+static int vblk_wait_add(const char *disk, bool takeover, uint64_t us,
+			 void (*done)(void *ctx, int rc, const char *why), void *ctx)
+{
+	struct vblk_wait *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return -ENOMEM;
+	snprintf(w->disk, sizeof(w->disk), "%s", disk);
+	w->takeover = takeover;
+	w->deadline_us = time_us() + us;
+	w->done = done;
+	w->ctx = ctx;
+	w->next = vblk_waits;
+	vblk_waits = w;
+	mainloop_kick();
+	return 0;
+}
+
+static const char *vblk_wait_what(const struct vblk_wait *w)
+{
+	return w->takeover ? "pre-empting the source host's key" : "registering this host's key";
+}
+
+/* The sequence's result: rc 0, or why. */
+static void vblk_wait_result(struct vblk_wait *w, const struct blk_disk *d, char *why,
+			     size_t len)
+{
+	if (w->rc == -EOPNOTSUPP) {
+		pr_warn("disk %s: the target has no persistent reservations: %s", w->disk,
+			w->takeover ? "the source host is not fenced off" : "nothing to register");
+		w->rc = 0;
+	} else if (w->rc == -EACCES) {
+		snprintf(why, len, "disk %s: %s: this host lost the disk to another host "
+			 "(RESERVATION CONFLICT)", w->disk, vblk_wait_what(w));
+	} else if (w->rc == -EBUSY && w->takeover) {
+		snprintf(why, len, "disk %s: pre-empted %u key(s) but %016llx still holds a "
+			 "reservation of type %u", w->disk, d->preempted,
+			 (unsigned long long)d->resv.key, d->resv.type);
+	} else if (w->rc < 0) {
+		snprintf(why, len, "disk %s: %s failed: %s", w->disk, vblk_wait_what(w),
+			 d->why[0] && d->err == w->rc ? d->why : cmd_strerror(w->rc));
+	}
+}
+
+/* Start the sequence when the disk allows it; true once w has ended. */
+static bool vblk_wait_start(struct vblk_wait *w, struct blk_disk *d, char *why, size_t len)
+{
+	int rc;
+
+	if (!w->takeover && d->holder[0]) {
+		w->rc = -EBUSY;
+		snprintf(why, len, "disk %s is held by VM %s", w->disk, d->holder);
+		return true;
+	}
+	if (d->state == DISK_FAILED) {
+		w->rc = -EIO;
+		snprintf(why, len, "disk %s: login failed: %s", w->disk,
+			 d->why[0] ? d->why : "no reason given");
+		return true;
+	}
+	rc = disk_seq_run(d, w->takeover ? disk_fence_start : disk_rejoin_start,
+			  vblk_wait_ended, w);
+	if (rc == 0)
+		w->started = true;
+	if (rc == 0 || rc == -EAGAIN || rc == -EBUSY)
+		return false;		/* connecting, reconnecting, a command out */
+	w->rc = rc;
+	vblk_wait_result(w, d, why, len);
+	return true;
+}
+
+/* One waiter's progress: true once it has ended, w->rc and why set. */
+static bool vblk_wait_step(struct vblk_wait *w, uint64_t now, char *why, size_t len)
+{
+	struct blk_disk *d = blk_find(w->disk);
+
+	if (!d || d->state == DISK_DETACHING) {
+		if (d)
+			disk_seq_forget(d, w);	/* disk_free would call it */
+		w->rc = -ENOENT;
+		snprintf(why, len, "disk %s is not attached here", w->disk);
+		return true;
+	}
+	if (w->ended) {
+		vblk_wait_result(w, d, why, len);
+		return true;
+	}
+	if (now >= w->deadline_us) {
+		disk_seq_forget(d, w);
+		w->rc = -ETIMEDOUT;
+		snprintf(why, len, "disk %s: %s: no answer in %llu s (the disk is %s%s%s)",
+			 w->disk, vblk_wait_what(w),
+			 (w->takeover ? VBLK_TAKEOVER_US : VBLK_PREPARE_US) / 1000000,
+			 disk_state_name(d->state), d->why[0] ? ": " : "", d->why);
+		return true;
+	}
+	return !w->started && vblk_wait_start(w, d, why, len);
+}
+
+static void vblk_waits_service(void)
+{
+	uint64_t now = time_us();
+	struct vblk_wait **pp = &vblk_waits;
+
+	while (*pp) {
+		struct vblk_wait *w = *pp;
+		char why[240] = "";
+
+		if (!vblk_wait_step(w, now, why, sizeof(why))) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		w->done(w->ctx, w->rc, w->rc ? why : "");
+		free(w);
+		pp = &vblk_waits;	/* done() may have added a waiter */
+	}
+}
+
+static bool vblk_waits_pending(void)
+{
+	for (struct vblk_wait *w = vblk_waits; w; w = w->next)
+		if (w->ended)
+			return true;
+	return false;
+}
+
+/* Refusals prepare can give at once; 0 when the disk may do. */
+static int vblk_prepare_refusal(const struct blk_disk *d, const char *name, char *why,
+				size_t len)
+{
+	if (!d || d->state == DISK_DETACHING) {
+		snprintf(why, len, "disk %s is not attached here", name);
+		return -ENOENT;
+	}
+	if (d->holder[0]) {
+		snprintf(why, len, "disk %s is held by VM %s", name, d->holder);
+		return -EBUSY;
+	}
+	if (d->state == DISK_FAILED) {
+		snprintf(why, len, "disk %s: login failed: %s", name,
+			 d->why[0] ? d->why : "no reason given");
+		return -EIO;
+	}
+	return 0;
+}
+
+/*
+ * Destination, before ACCEPTED: the disk is attached here under the same
+ * name, free, and this host's key is registered on it.  A disk this host
+ * lost (it was fenced when the guest left for another host) is brought
+ * back by the rejoin.  The LUN's identity is checked at load (the record
+ * carries it): the spec has only the name.
+ */
+static int vblk_prepare(const char *arg, void (*done)(void *ctx, int rc, const char *why),
+			void *ctx, char *why, size_t len)
+{
+	char name[24];
+	bool ro;
+	int rc;
+
+	if (vblk_parse_arg(arg, name, sizeof(name), &ro) < 0) {
+		snprintf(why, len, "disk=%s: expected disk=NAME or disk=NAME:ro", arg);
+		return -EINVAL;
+	}
+	rc = vblk_prepare_refusal(blk_find(name), name, why, len);
+	if (rc == 0)
+		rc = vblk_wait_add(name, false, VBLK_PREPARE_US, done, ctx);
+	if (rc == -ENOMEM)
+		snprintf(why, len, "disk %s: out of memory", name);
+	return rc;
+}
+
+/*
+ * Destination at COMMIT: pre-empt every other key (the fence), so the
+ * source host cannot write even if it misbehaves.  A read-only disk has
+ * nothing to protect: Write Exclusive lets every host read, and the guest
+ * cannot write.  Without persistent reservations: a warning, and done(0).
+ */
+static int vblk_takeover(void *inst, void (*done)(void *ctx, int rc, const char *why),
+			 void *ctx, char *why, size_t len)
+{
+	struct vblk_dev *b = inst;
+	int rc;
+
+	if (b->read_only) {
+		done(ctx, 0, "");
+		return 0;
+	}
+	if (!b->disk->pr_ok) {
+		pr_warn("vm %s: %s: disk %s has no persistent reservations: the source host "
+			"is not fenced off", b->vm->name, b->vd.name, b->disk_name);
+		done(ctx, 0, "");
+		return 0;
+	}
+	rc = vblk_wait_add(b->disk_name, true, VBLK_TAKEOVER_US, done, ctx);
+	if (rc < 0)
+		snprintf(why, len, "disk %s: out of memory", b->disk_name);
+	return rc;
+}
+
 static const struct vdev_type vblk_type = {
 	.key = "disk",
 	.create = vblk_create,
 	.destroy = vblk_destroy,
 	.info = vblk_info_out,
+	.virtio = vblk_virtio,
+	.save = vblk_save_state,
+	.load = vblk_load_state,
+	.quiesce = vblk_quiesce,
+	.unquiesce = vblk_unquiesce,
+	.prepare = vblk_prepare,
+	.takeover = vblk_takeover,
+	.resumed = vblk_resumed,
 };
 
 void vblk_dev_start(void)

@@ -342,6 +342,76 @@ def t_fence():
     cmd(b, "disk detach sh")
 
 
+def t_rejoin():
+    """The reservation hand-over a migration makes, from the console: B
+    fences (a takeover), A's write meets the conflict and A loses the
+    disk; A rejoins (what a prepare runs) and may write again beside B;
+    A fences back; now B is the one lost, and B rejoins."""
+    lb = lab()
+    a, b = lb.net.hosts
+    path = lb.lun_path(3)
+    attach(a, "sh", url(3))
+    attach(b, "sh", url(3))
+    key_a = re.search(r"key:\s+([0-9a-f]{16})", info(a, "sh")).group(1)
+    key_b = re.search(r"key:\s+([0-9a-f]{16})", info(b, "sh")).group(1)
+    check(key_a != key_b, f"both hosts have key {key_a}")
+    write(a, "sh", 0, 50, 0x11)
+
+    out = cmd(b, "disk fence sh")
+    check("fenced: pre-empted 1 other key" in out, f"B's fence: {out}")
+    out = cmd(a, "disk write sh 0 50 0x22")
+    check(out.startswith("error:") and "RESERVATION CONFLICT" in out, f"A after the fence: {out}")
+    check(re.search(r"state:\s+lost", info(a, "sh")), info(a, "sh"))
+    check(file_sha(path, 0, 50) == pattern_sha(0x11, 50), "A's fenced write reached the file")
+
+    out = cmd(a, "disk rejoin sh")
+    check("rejoined" in out and "registered again" in out and "ready again" in out and
+          "held by another host" in out, f"A's rejoin: {out}")
+    check(re.search(r"state:\s+ready", info(a, "sh")) and
+          re.search(r"key:\s+\S+ \(registered\)", info(a, "sh")), info(a, "sh"))
+    out = cmd(b, "disk keys sh")
+    check("registered keys: 2" in out and f"holder {key_b}" in out, f"after A's rejoin: {out}")
+    # Write Exclusive - Registrants Only: a registrant writes under B's reservation.
+    write(a, "sh", 0, 50, 0x33)
+    check(file_sha(path, 0, 50) == pattern_sha(0x33, 50), "A's write after the rejoin")
+    out = cmd(a, "disk rejoin sh")
+    check("was still registered" in out and "ready again" not in out, f"a second rejoin: {out}")
+
+    out = cmd(a, "disk fence sh")
+    check("fenced: pre-empted 1 other key" in out, f"A's fence: {out}")
+    write(a, "sh", 0, 50, 0x44)
+    out = cmd(b, "disk write sh 100 50 0x55")
+    check(out.startswith("error:") and "RESERVATION CONFLICT" in out, f"B after A's fence: {out}")
+    check(re.search(r"state:\s+lost", info(b, "sh")), info(b, "sh"))
+    check(file_sha(path, 100, 50) != pattern_sha(0x55, 50), "B's fenced write reached the file")
+    out = cmd(a, "disk keys sh")
+    check("registered keys: 1" in out and f"holder {key_a}" in out, f"after A's fence: {out}")
+
+    out = cmd(b, "disk rejoin sh")
+    check("registered again" in out and "ready again" in out, f"B's rejoin: {out}")
+    write(b, "sh", 100, 50, 0x66)
+    check(file_sha(path, 100, 50) == pattern_sha(0x66, 50), "B's write after its rejoin")
+    check(file_sha(path, 0, 50) == pattern_sha(0x44, 50), "A's blocks changed")
+    out = cmd(a, "disk keys sh")
+    check("registered keys: 2" in out and f"holder {key_a}" in out, f"after B's rejoin: {out}")
+
+    # A guest that comes back to a host it left: that host's disk still
+    # says ready (it wrote nothing since), but its key is gone.  The
+    # rejoin (a migration's prepare) finds that out and registers again.
+    out = cmd(b, "disk fence sh")
+    check("fenced: pre-empted 1 other key" in out, f"B's second fence: {out}")
+    check(re.search(r"state:\s+ready", info(a, "sh")), info(a, "sh"))
+    out = cmd(a, "disk rejoin sh")
+    check("registered again" in out and "ready again" not in out, f"A's rejoin, ready: {out}")
+    write(a, "sh", 200, 50, 0x77)
+    check(file_sha(path, 200, 50) == pattern_sha(0x77, 50), "A's write after the rejoin")
+    check("disk rejoin" in cmd(a, "help"), "help does not list disk rejoin")
+    alive(a)
+    alive(b)
+    cmd(a, "disk detach sh")
+    cmd(b, "disk detach sh")
+
+
 # What each malformation must produce on the Tern side (a regex of the
 # error the attach or the I/O reports).
 HOSTILE = {
@@ -627,6 +697,7 @@ TESTS = [
     ("from_tern_cfg", t_from_tern_cfg),
     ("tgtd_restart_mid_write", t_tgtd_restart_mid_write),
     ("fence", t_fence),
+    ("rejoin", t_rejoin),
     ("hostile_target", t_hostile_target),
     ("hostile_mid_io", t_hostile_mid_io),
     ("command_timeout", t_command_timeout),

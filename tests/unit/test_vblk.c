@@ -476,3 +476,208 @@ Test(vblk, end_to_end_through_a_vring)
 	cr_assert_eq(ld_le32(vf_ptr(used + 8)), 21, "used len: id + status");
 	cr_assert_eq(ld_le16(vf_ptr(used + 2)), 1);
 }
+
+/* ---- the migration record ---- */
+
+static struct vblk_saved t_saved(void)
+{
+	struct vblk_saved s;
+
+	memset(&s, 0, sizeof(s));
+	s.info = I;
+	s.info.nblocks = 1ull << 33;
+	s.info.block_size = 4096;
+	s.info.max_transfer = 256u << 10;
+	s.info.discard = s.info.write_zeroes = true;
+	s.info.max_discard_sectors = 1u << 22;
+	s.info.max_write_zeroes_sectors = 1u << 20;
+	s.info_known = true;
+	strcpy(s.disk, "web");
+	strcpy(s.ident, "60000000000000000e00000000010001");
+	return s;
+}
+
+Test(vblk, save_load_round_trip)
+{
+	struct vblk_saved s = t_saved(), out;
+	uint8_t rec[VBLK_SAVE_SIZE + 8], again[VBLK_SAVE_SIZE];
+
+	memcpy(s.info.serial, "ABCDEFGHIJKLMNOPQRST", 20);	/* all 20 bytes, no NUL */
+	cr_assert_eq(vblk_save(&s, rec, VBLK_SAVE_SIZE - 1), -ENOSPC);
+	cr_assert_eq(vblk_save(&s, rec, sizeof(rec)), VBLK_SAVE_SIZE);
+	memset(&out, 0xa5, sizeof(out));
+	cr_assert_eq(vblk_load(&out, rec, VBLK_SAVE_SIZE), 0);
+	cr_assert_eq(out.info.nblocks, 1ull << 33);
+	cr_assert_eq(out.info.block_size, 4096);
+	cr_assert_eq(out.info.max_transfer, 256u << 10);
+	cr_assert(out.info.discard && out.info.write_zeroes && !out.info.read_only);
+	cr_assert_eq(out.info.max_discard_sectors, 1u << 22);
+	cr_assert_eq(out.info.max_write_zeroes_sectors, 1u << 20);
+	cr_assert(out.info_known);
+	cr_assert_arr_eq(out.info.serial, "ABCDEFGHIJKLMNOPQRST", 20);
+	cr_assert_str_eq(out.disk, "web");
+	cr_assert_str_eq(out.ident, s.ident);
+	/* What the guest sees is the same on both sides. */
+	cr_assert_eq(vblk_features(&out.info), vblk_features(&s.info));
+	cr_assert_eq(vblk_save(&out, again, sizeof(again)), VBLK_SAVE_SIZE);
+	cr_assert_arr_eq(again, rec, VBLK_SAVE_SIZE);
+}
+
+Test(vblk, save_load_disk_not_ready_yet)
+{
+	struct vblk_saved s = t_saved(), out;
+	uint8_t rec[VBLK_SAVE_SIZE];
+
+	memset(&s.info, 0, sizeof(s.info));
+	s.info.block_size = 512;
+	s.info.max_transfer = 256u << 10;
+	s.info.read_only = true;
+	s.info_known = false;
+	s.ident[0] = '\0';
+	cr_assert_eq(vblk_save(&s, rec, sizeof(rec)), VBLK_SAVE_SIZE);
+	cr_assert_eq(vblk_load(&out, rec, sizeof(rec)), 0);
+	cr_assert(!out.info_known && out.info.read_only);
+	cr_assert_eq(out.info.nblocks, 0);
+	cr_assert_str_eq(out.ident, "");
+}
+
+static void t_bad(const uint8_t *good, size_t off, uint8_t val, const char *what)
+{
+	uint8_t r[VBLK_SAVE_SIZE];
+	struct vblk_saved out = t_saved(), keep = out;
+
+	memcpy(r, good, sizeof(r));
+	r[off] = val;
+	cr_assert_eq(vblk_load(&out, r, sizeof(r)), -EINVAL, "%s", what);
+	cr_assert_arr_eq(&out, &keep, sizeof(out), "%s: the target changed", what);
+}
+
+Test(vblk, load_rejects_hostile_records)
+{
+	struct vblk_saved s = t_saved(), out;
+	uint8_t good[VBLK_SAVE_SIZE], r[VBLK_SAVE_SIZE];
+
+	cr_assert_eq(vblk_save(&s, good, sizeof(good)), VBLK_SAVE_SIZE);
+	cr_assert_eq(vblk_load(&out, good, VBLK_SAVE_SIZE - 1), -EINVAL);
+	cr_assert_eq(vblk_load(&out, good, VBLK_SAVE_SIZE + 1), -EINVAL);
+	t_bad(good, 0, 2, "version 2");
+	t_bad(good, 0, 0, "version 0");
+	t_bad(good, 1, 0x1f, "unknown flag");
+	t_bad(good, 3, 1, "reserved byte 3");
+	t_bad(good, 30, 1, "reserved byte 30");
+	t_bad(good, 60, 1, "reserved byte 60");
+	t_bad(good, 5, 0x03, "block size 0x300");
+	t_bad(good, 4 + 2, 0x02, "block size 128 KiB + 4 KiB");
+	t_bad(good, 32 + 3, 0x07, "control byte in the serial");
+	t_bad(good, 32 + 3, 0x00, "a NUL inside the serial, text after it");
+	t_bad(good, 64, 0, "no disk name");
+	t_bad(good, 64 + 1, 0xff, "a byte past ASCII in the name");
+	t_bad(good, 88 + 5, '\n', "a newline in the identity");
+	/* Strings must end inside their fields. */
+	memcpy(r, good, sizeof(r));
+	memset(r + 64, 'a', VBLK_NAME_LEN);
+	cr_assert_eq(vblk_load(&out, r, sizeof(r)), -EINVAL, "name without a NUL");
+	memcpy(r, good, sizeof(r));
+	memset(r + 88, 'f', VBLK_IDENT_LEN);
+	cr_assert_eq(vblk_load(&out, r, sizeof(r)), -EINVAL, "identity without a NUL");
+	/* max_transfer 0 and > 16 MiB. */
+	memcpy(r, good, sizeof(r));
+	st_le32(r + 16, 0);
+	cr_assert_eq(vblk_load(&out, r, sizeof(r)), -EINVAL, "max_transfer 0");
+	st_le32(r + 16, (16u << 20) + 1);
+	cr_assert_eq(vblk_load(&out, r, sizeof(r)), -EINVAL, "max_transfer > 16 MiB");
+	/* A limit without its feature. */
+	memcpy(r, good, sizeof(r));
+	r[1] &= (uint8_t)~0x02;
+	cr_assert_eq(vblk_load(&out, r, sizeof(r)), -EINVAL, "discard limit without DISCARD");
+	/* Unknown geometry with blocks, or with a feature. */
+	memcpy(r, good, sizeof(r));
+	r[1] = 0;
+	st_le32(r + 20, 0);
+	st_le32(r + 24, 0);
+	cr_assert_eq(vblk_load(&out, r, sizeof(r)), -EINVAL, "unknown, 2^33 blocks of 4 KiB");
+	st_le32(r + 4, 512);
+	st_le64(r + 8, 0);
+	cr_assert_eq(vblk_load(&out, r, sizeof(r)), 0, "unknown and empty is fine");
+}
+
+/* Every single-byte change either is refused or loads into a record that
+ * saves back to exactly those bytes (nothing is dropped or normalised
+ * silently). */
+Test(vblk, load_every_byte_mutation)
+{
+	struct vblk_saved s = t_saved(), out;
+	uint8_t good[VBLK_SAVE_SIZE], r[VBLK_SAVE_SIZE], again[VBLK_SAVE_SIZE];
+	static const uint8_t vals[] = { 0x00, 0x01, 0x20, 0x7f, 0x80, 0xff };
+	unsigned loaded = 0, refused = 0;
+
+	cr_assert_eq(vblk_save(&s, good, sizeof(good)), VBLK_SAVE_SIZE);
+	for (unsigned off = 0; off < VBLK_SAVE_SIZE; off++)
+		for (unsigned k = 0; k < sizeof(vals); k++) {
+			memcpy(r, good, sizeof(r));
+			r[off] = vals[k];
+			if (vblk_load(&out, r, sizeof(r)) < 0) {
+				refused++;
+				continue;
+			}
+			loaded++;
+			cr_assert_eq(vblk_save(&out, again, sizeof(again)), VBLK_SAVE_SIZE);
+			cr_assert_arr_eq(again, r, sizeof(r), "byte %u = %#x", off, vals[k]);
+		}
+	cr_assert_gt(loaded, 0);
+	cr_assert_gt(refused, 0);
+}
+
+Test(vblk, check_same)
+{
+	struct vblk_saved src = t_saved(), here = t_saved();
+	char why[160] = "";
+
+	cr_assert_eq(vblk_check_same(&src, &here, why, sizeof(why)), 0);
+	/* Smaller limits here are fine: the block layer splits. */
+	here.info.max_discard_sectors = 8;
+	here.info.max_transfer = 64u << 10;
+	cr_assert_eq(vblk_check_same(&src, &here, why, sizeof(why)), 0);
+	/* No identity on one side: not compared. */
+	here.ident[0] = '\0';
+	cr_assert_eq(vblk_check_same(&src, &here, why, sizeof(why)), 0);
+
+	here = t_saved();
+	strcpy(here.disk, "db");
+	cr_assert_eq(vblk_check_same(&src, &here, why, sizeof(why)), -EINVAL);
+	cr_assert(strstr(why, "disk web") && strstr(why, "disk db"), "%s", why);
+
+	here = t_saved();
+	here.ident[3] = '1';
+	cr_assert_eq(vblk_check_same(&src, &here, why, sizeof(why)), -EINVAL);
+	cr_assert(strstr(why, "another LUN"), "%s", why);
+
+	here = t_saved();
+	here.info.nblocks--;
+	cr_assert_eq(vblk_check_same(&src, &here, why, sizeof(why)), -EINVAL);
+	cr_assert(strstr(why, "blocks"), "%s", why);
+
+	here = t_saved();
+	here.info.block_size = 512;
+	cr_assert_eq(vblk_check_same(&src, &here, why, sizeof(why)), -EINVAL);
+
+	here = t_saved();
+	here.info.read_only = true;
+	cr_assert_eq(vblk_check_same(&src, &here, why, sizeof(why)), -EINVAL);
+	cr_assert(strstr(why, "read-only"), "%s", why);
+
+	here = t_saved();
+	here.info.write_zeroes = false;
+	cr_assert_eq(vblk_check_same(&src, &here, why, sizeof(why)), -EINVAL);
+	cr_assert(strstr(why, "WRITE_ZEROES"), "%s", why);
+
+	here = t_saved();
+	here.info_known = false;
+	cr_assert_eq(vblk_check_same(&src, &here, why, sizeof(why)), -EINVAL);
+	cr_assert(strstr(why, "not ready"), "%s", why);
+
+	/* The source never knew the size: the destination will announce it. */
+	src.info_known = false;
+	src.info.discard = src.info.write_zeroes = false;
+	cr_assert_eq(vblk_check_same(&src, &here, why, sizeof(why)), 0);
+}

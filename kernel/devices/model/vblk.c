@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "kernel/devices/model/vblk.h"
@@ -290,4 +291,147 @@ uint32_t vblk_finish(const struct vring_mem *m, const struct vblk_req *rq, uint8
 		return data_written;
 	*p = status;
 	return data_written + 1;
+}
+
+/* ---- migration record (vblk.h) ---- */
+
+/*
+ * Layout, little-endian:  0 version, 1 flags (VB_S_*), 2..3 zero,
+ * 4 block_size, 8 nblocks, 16 max_transfer, 20 max_discard_sectors,
+ * 24 max_write_zeroes_sectors, 28..31 zero, 32 serial (20 bytes),
+ * 52..63 zero, 64 disk name (24, NUL-padded), 88 identity (72, NUL-padded).
+ */
+#define VB_S_RO		0x01u
+#define VB_S_DISCARD	0x02u
+#define VB_S_WZ		0x04u
+#define VB_S_KNOWN	0x08u
+#define VB_S_FLAGS	0x0fu
+#define VB_S_SERIAL	32
+#define VB_S_DISK	64
+#define VB_S_IDENT	(VB_S_DISK + VBLK_NAME_LEN)
+
+_Static_assert(VB_S_IDENT + VBLK_IDENT_LEN == VBLK_SAVE_SIZE, "vblk record layout");
+
+static void vb_put_str(uint8_t *dst, const char *src, size_t cap)
+{
+	size_t n = strnlen(src, cap - 1);
+
+	memset(dst, 0, cap);
+	memcpy(dst, src, n);
+}
+
+int vblk_save(const struct vblk_saved *s, uint8_t *buf, size_t len)
+{
+	const struct vblk_info *i = &s->info;
+
+	if (len < VBLK_SAVE_SIZE)
+		return -ENOSPC;
+	memset(buf, 0, VBLK_SAVE_SIZE);
+	buf[0] = VBLK_SAVE_VERSION;
+	buf[1] = (uint8_t)((i->read_only ? VB_S_RO : 0) | (i->discard ? VB_S_DISCARD : 0) |
+			   (i->write_zeroes ? VB_S_WZ : 0) | (s->info_known ? VB_S_KNOWN : 0));
+	st_le32(buf + 4, i->block_size);
+	st_le64(buf + 8, i->nblocks);
+	st_le32(buf + 16, i->max_transfer);
+	st_le32(buf + 20, i->max_discard_sectors);
+	st_le32(buf + 24, i->max_write_zeroes_sectors);
+	memcpy(buf + VB_S_SERIAL, i->serial, sizeof(i->serial));
+	vb_put_str(buf + VB_S_DISK, s->disk, VBLK_NAME_LEN);
+	vb_put_str(buf + VB_S_IDENT, s->ident, VBLK_IDENT_LEN);
+	return VBLK_SAVE_SIZE;
+}
+
+static bool vb_zero(const uint8_t *p, size_t n)
+{
+	while (n--)
+		if (*p++)
+			return false;
+	return true;
+}
+
+/* Printable ASCII, then only NULs to the end of the field; at least one
+ * NUL unless nul_optional (the serial fills all 20 bytes when long). */
+static bool vb_text_ok(const uint8_t *p, size_t cap, bool nul_optional)
+{
+	size_t n = 0;
+
+	while (n < cap && p[n] >= 0x20 && p[n] <= 0x7e)
+		n++;
+	if (n == cap)
+		return nul_optional;
+	return vb_zero(p + n, cap - n);
+}
+
+/* The geometry the guest was shown: a block size vblk_config can describe,
+ * limits only with their feature, nothing at all while unknown. */
+static bool vb_info_ok(const struct vblk_info *i, bool known)
+{
+	if (!i->max_transfer || i->max_transfer > (16u << 20))
+		return false;
+	if ((!i->discard && i->max_discard_sectors) ||
+	    (!i->write_zeroes && i->max_write_zeroes_sectors))
+		return false;
+	if (!known)
+		return i->block_size == VBLK_SECTOR && !i->nblocks && !i->discard &&
+		       !i->write_zeroes;
+	return vb_spb(i) != 0;
+}
+
+int vblk_load(struct vblk_saved *s, const uint8_t *buf, size_t len)
+{
+	struct vblk_saved c;
+
+	if (len != VBLK_SAVE_SIZE || buf[0] != VBLK_SAVE_VERSION || (buf[1] & ~VB_S_FLAGS) ||
+	    !vb_zero(buf + 2, 2) || !vb_zero(buf + 28, 4) || !vb_zero(buf + 52, 12))
+		return -EINVAL;
+	if (!vb_text_ok(buf + VB_S_SERIAL, VIRTIO_BLK_ID_BYTES, true) ||
+	    !vb_text_ok(buf + VB_S_DISK, VBLK_NAME_LEN, false) || !buf[VB_S_DISK] ||
+	    !vb_text_ok(buf + VB_S_IDENT, VBLK_IDENT_LEN, false))
+		return -EINVAL;
+	memset(&c, 0, sizeof(c));
+	c.info.read_only = buf[1] & VB_S_RO;
+	c.info.discard = buf[1] & VB_S_DISCARD;
+	c.info.write_zeroes = buf[1] & VB_S_WZ;
+	c.info_known = buf[1] & VB_S_KNOWN;
+	c.info.block_size = ld_le32(buf + 4);
+	c.info.nblocks = ld_le64(buf + 8);
+	c.info.max_transfer = ld_le32(buf + 16);
+	c.info.max_discard_sectors = ld_le32(buf + 20);
+	c.info.max_write_zeroes_sectors = ld_le32(buf + 24);
+	if (!vb_info_ok(&c.info, c.info_known))
+		return -EINVAL;
+	memcpy(c.info.serial, buf + VB_S_SERIAL, sizeof(c.info.serial));
+	memcpy(c.disk, buf + VB_S_DISK, VBLK_NAME_LEN);
+	memcpy(c.ident, buf + VB_S_IDENT, VBLK_IDENT_LEN);
+	*s = c;
+	return 0;
+}
+
+int vblk_check_same(const struct vblk_saved *src, const struct vblk_saved *here, char *why,
+		    size_t len)
+{
+	const struct vblk_info *a = &src->info, *b = &here->info;
+
+	if (strncmp(src->disk, here->disk, VBLK_NAME_LEN))
+		snprintf(why, len, "the record is for disk %.23s, this device has disk %.23s",
+			 src->disk, here->disk);
+	else if (a->read_only != b->read_only)
+		snprintf(why, len, "disk %.23s is read-only on one side only", src->disk);
+	else if (src->ident[0] && here->ident[0] &&
+		 strncmp(src->ident, here->ident, VBLK_IDENT_LEN))
+		snprintf(why, len, "disk %.23s is another LUN here (identity %.71s, source %.71s)",
+			 src->disk, here->ident, src->ident);
+	else if (src->info_known && !here->info_known)
+		snprintf(why, len, "disk %.23s is not ready here", src->disk);
+	else if (src->info_known &&
+		 (a->block_size != b->block_size || a->nblocks != b->nblocks))
+		snprintf(why, len, "disk %.23s: %llu blocks of %u bytes here, %llu of %u at the "
+			 "source", src->disk, (unsigned long long)b->nblocks, b->block_size,
+			 (unsigned long long)a->nblocks, a->block_size);
+	else if ((a->discard && !b->discard) || (a->write_zeroes && !b->write_zeroes))
+		snprintf(why, len, "disk %.23s: the guest was offered %s, which this LUN lacks",
+			 src->disk, a->discard && !b->discard ? "DISCARD" : "WRITE_ZEROES");
+	else
+		return 0;
+	return -EINVAL;
 }

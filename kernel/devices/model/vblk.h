@@ -8,6 +8,7 @@
 #define TERN_DEVICES_MODEL_VBLK_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "kernel/devices/model/vring.h"
 
@@ -106,5 +107,40 @@ uint32_t vblk_finish(const struct vring_mem *m, const struct vblk_req *rq, uint8
 
 /* The serial, zero-padded (5.2.6: not NUL-terminated when 20 long). */
 void vblk_get_id(const struct vblk_info *i, uint8_t out[20]);
+
+/*
+ * Migration: what the back end keeps beyond the transport and the rings
+ * (virtio_dev_save).  The guest read the config space and the serial
+ * from info, and may have been told features that follow from it, so the
+ * destination must present exactly the same; which disk it is (its name
+ * and the LUN's identity) lets the destination check that the record is
+ * for the LUN it attached.  Requests in flight are not in it: the source
+ * drains them before it saves (storage/vblk_dev.c).
+ */
+#define VBLK_SAVE_VERSION	1
+#define VBLK_SAVE_SIZE		160
+#define VBLK_NAME_LEN		24	/* the disk's name, NUL included */
+#define VBLK_IDENT_LEN		72	/* the LUN's identity text, NUL included */
+
+struct vblk_saved {
+	struct vblk_info info;
+	bool info_known;		/* false: a disk of 0 blocks that grows later */
+	char disk[VBLK_NAME_LEN];
+	char ident[VBLK_IDENT_LEN];	/* VPD 0x83 designator in hex, or "" */
+};
+
+/* Bytes written (VBLK_SAVE_SIZE) or -ENOSPC. */
+int vblk_save(const struct vblk_saved *s, uint8_t *buf, size_t len);
+/* 0, or -EINVAL (version, length, a reserved bit, a string without its
+ * NUL or with a byte outside printable ASCII, an impossible geometry)
+ * with *s untouched. */
+int vblk_load(struct vblk_saved *s, const uint8_t *buf, size_t len);
+/* Can a device that is here take the guest the record describes?  0, or
+ * -EINVAL with why: another disk name or LUN, another size or block size,
+ * read-only on one side only, DISCARD or WRITE_ZEROES promised to the
+ * guest that this LUN cannot do.  An identity missing on either side is
+ * not compared. */
+int vblk_check_same(const struct vblk_saved *src, const struct vblk_saved *here, char *why,
+		    size_t len);
 
 #endif
