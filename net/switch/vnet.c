@@ -374,3 +374,43 @@ int vnet_load(struct vnet_ctrl_state *s, uint16_t *status, const uint8_t *buf, s
 	*status = ld_le16(buf + 2);
 	return 0;
 }
+
+void vnet_announce_start(struct vnet_announce *a, bool guest, uint64_t now_us)
+{
+	a->round = 0;
+	a->guest = guest;
+	a->next_us = now_us;
+	a->started++;
+}
+
+bool vnet_announce_active(const struct vnet_announce *a)
+{
+	return a->round < VNET_ANN_RARPS;
+}
+
+unsigned vnet_announce_poll(struct vnet_announce *a, uint64_t now_us)
+{
+	unsigned act = VNET_ANN_RARP;
+
+	if (!vnet_announce_active(a) || now_us < a->next_us)
+		return 0;
+	if (a->guest && a->round < VNET_ANN_GUEST) {
+		act |= VNET_ANN_RAISE;
+		a->raised++;
+	}
+	a->rarps++;
+	/* From this round, not from when the caller came late: the rounds
+	 * keep their spacing. */
+	a->next_us += a->round ? VNET_ANN_STEP_US : VNET_ANN_FIRST_US;
+	if (a->next_us <= now_us)
+		a->next_us = now_us + VNET_ANN_STEP_US;
+	a->round++;
+	return act;
+}
+
+void vnet_announce_ack(struct vnet_announce *a)
+{
+	if (a->guest)
+		a->acked++;
+	a->guest = false;
+}
