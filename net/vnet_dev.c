@@ -312,25 +312,24 @@ static bool vnet_guest_announces(const struct vnet_dev *n)
 	return (n->vd.vp.guest_features & need) == need && virtio_pci_live(&n->vd.vp);
 }
 
-/* A due announce round: the RARP goes without the bus lock (the switch
+/* A due announce round.  The rounds' state is under the bus lock (a
+ * vCPU's ack or reset changes it); the RARP goes without it (the switch
  * may deliver it to a NIC of this VM). */
 static void vnet_announce_round(struct vnet_dev *n)
 {
+	uint64_t f = vpci_lock(n->vm);
 	unsigned act = vnet_announce_poll(&n->ann, time_us());
-	uint64_t f;
 
-	if ((act & VNET_ANN_RARP) && bridge_announce(n->port) == -EAGAIN)
-		n->st.ann_uplink_full++;
-	if (!(act & VNET_ANN_RAISE))
-		return;
-	f = vpci_lock(n->vm);
-	if (vnet_guest_announces(n)) {
+	if ((act & VNET_ANN_RAISE) && vnet_guest_announces(n)) {
 		n->status |= VNET_S_ANNOUNCE;
 		virtio_pci_interrupt_config(&n->vd.vp);
 	}
 	vpci_unlock(n->vm, f);
+	if ((act & VNET_ANN_RARP) && bridge_announce(n->port) == -EAGAIN)
+		n->st.ann_uplink_full++;
 }
 
+/* Read without the lock: a hint for the main loop, which then looks. */
 static bool vnet_announce_due(const struct vnet_dev *n)
 {
 	return vnet_announce_active(&n->ann) && time_us() >= n->ann.next_us;
@@ -538,6 +537,9 @@ static int vnet_quiesce(void *inst)
 	bool busy;
 
 	n->quiet = true;
+	/* Leaving: a late RARP from here would pull the guest's traffic
+	 * back from its new host. */
+	vnet_announce_stop(&n->ann);
 	busy = n->tx_head != n->tx_tail;
 	vpci_unlock(n->vm, f);
 	if (busy)
@@ -567,13 +569,11 @@ static void vnet_resumed(void *inst)
 {
 	struct vnet_dev *n = inst;
 	uint64_t f;
-	bool guest;
 
 	vnet_wake(n);
 	f = vpci_lock(n->vm);
-	guest = vnet_guest_announces(n);
+	vnet_announce_start(&n->ann, vnet_guest_announces(n), time_us());
 	vpci_unlock(n->vm, f);
-	vnet_announce_start(&n->ann, guest, time_us());
 	mainloop_kick();
 }
 

@@ -265,8 +265,7 @@ static int vdev_check_hdr(const struct vm_dev *vd, const uint8_t *b, uint32_t le
 	*tlen = ld_le32(b + 16);
 	if (*vlen > len - VDEV_HDR || *tlen != len - VDEV_HDR - *vlen)
 		return -EINVAL;
-	/* Both parts present exactly when this build's type has them. */
-	if (!*vlen != !vd->type->virtio || (*tlen && !vd->type->load))
+	if (*tlen && !vd->type->load)
 		return -EINVAL;
 	return 0;
 }
@@ -280,8 +279,9 @@ static int vdev_load_one(struct vm *vm, int i, const uint8_t *b, uint32_t len)
 
 	if (!vd->type || !vd->inst || vdev_check_hdr(vd, b, len, &vlen, &tlen) < 0)
 		return -EINVAL;
+	/* The transport's part is there exactly when this device has one. */
 	d = vdev_virtio(vd);
-	if (vlen && !d)
+	if (!vlen != !d)
 		return -EINVAL;
 	/* The transport goes first; should the type's record be refused,
 	 * the device gets its old transport back (it was built from the

@@ -161,10 +161,11 @@ int vnet_load(struct vnet_ctrl_state *s, uint16_t *status, const uint8_t *buf, s
 #define VNET_ANN_RARP		1u	/* send one RARP now */
 #define VNET_ANN_RAISE		2u	/* set S_ANNOUNCE, config interrupt */
 
+/* All zero: idle (a NIC that never moved). */
 struct vnet_announce {
-	uint8_t round;		/* rounds done of VNET_ANN_RARPS */
+	uint8_t left;		/* rounds still to go, of VNET_ANN_RARPS */
 	bool guest;		/* raise S_ANNOUNCE until acked */
-	uint64_t next_us;	/* when round is due */
+	uint64_t next_us;	/* when the next round is due */
 	/* for vm info, over the NIC's life */
 	uint64_t started, rarps, raised, acked;
 };
@@ -175,8 +176,10 @@ void vnet_announce_start(struct vnet_announce *a, bool guest, uint64_t now_us);
 /* The actions due at now_us (0 when none), counted; the next round then
  * waits for vnet_announce_next_us. */
 unsigned vnet_announce_poll(struct vnet_announce *a, uint64_t now_us);
-/* The driver acked (or went away with a reset): no more raising. */
+/* The driver acked: no more raising (counted when it was asked). */
 void vnet_announce_ack(struct vnet_announce *a);
+/* No more rounds (the NIC is leaving this host). */
+void vnet_announce_stop(struct vnet_announce *a);
 bool vnet_announce_active(const struct vnet_announce *a);
 
 #endif

@@ -15,7 +15,7 @@
  *			and config space: mtu (le16), dst[6]
  *	8 poke RAM	gpa (le16), len, bytes
  *	9 load		VNET_SAVE_SIZE record bytes
- *	10 announce	what (0 start, 1 poll, 2 ack), guest bit, clock step
+ *	10 announce	what (0 start, 1 poll, 2 ack, 3 stop), guest bit, clock step
  *			(le16, in ms)
  * A chain is nseg (1-8) and per segment gpa (le32, mod 80 KiB so some
  * fall outside the 64 KiB of RAM), len (le16, mod 5000) and a write bit,
@@ -294,7 +294,7 @@ static void fz_load(struct fz_in *in, struct vnet_ctrl_state *s, uint16_t *statu
  * allow, a raise only with a RARP, active exactly until the last round. */
 static void fz_announce(struct fz_in *in, struct vnet_announce *a, uint64_t *now_us)
 {
-	uint8_t what = fz_u8(in) % 3, guest = fz_u8(in) & 1;
+	uint8_t what = fz_u8(in) % 4, guest = fz_u8(in) & 1;
 	unsigned act;
 
 	*now_us += 1000ull * fz_u16(in);
@@ -302,6 +302,8 @@ static void fz_announce(struct fz_in *in, struct vnet_announce *a, uint64_t *now
 		vnet_announce_start(a, guest, *now_us);
 	else if (what == 2)
 		vnet_announce_ack(a);
+	else if (what == 3)
+		vnet_announce_stop(a);
 	else {
 		uint64_t next = a->next_us;
 		bool was = vnet_announce_active(a);
@@ -312,7 +314,7 @@ static void fz_announce(struct fz_in *in, struct vnet_announce *a, uint64_t *now
 		fz_check(!act || (was && *now_us >= next && a->next_us > *now_us));
 		fz_check(act || !was || *now_us < next);
 	}
-	fz_check(vnet_announce_active(a) == (a->round < VNET_ANN_RARPS));
+	fz_check(a->left <= VNET_ANN_RARPS && vnet_announce_active(a) == (a->left > 0));
 	fz_check(a->rarps <= VNET_ANN_RARPS * a->started);
 	fz_check(a->raised <= VNET_ANN_GUEST * a->started && a->acked <= a->started);
 }
@@ -361,8 +363,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	l2sw_init(&sw);
 	vnet_ctrl_init(&s);
 	memset(fz_ram, 0, sizeof(fz_ram));
-	memset(&ann, 0, sizeof(ann));
-	ann.round = VNET_ANN_RARPS;	/* idle, as a NIC that never moved */
+	memset(&ann, 0, sizeof(ann));	/* idle, as a NIC that never moved */
 	while (in.n && ops++ < 2000) {
 		uint8_t op = fz_u8(&in) % 11, a;
 		uint16_t gpa;

@@ -186,7 +186,7 @@ static void fz_rings(void)
 			struct vring keep = vq[i];
 
 			switch (k) {
-			case 0: vq[i].size ^= 1; break;
+			case 0: vq[i].size = vq[i].size == 1 ? 2 : 1; break;
 			case 1: vq[i].desc ^= 16; break;
 			case 2: vq[i].avail ^= 2; break;
 			case 3: vq[i].used ^= 4; break;

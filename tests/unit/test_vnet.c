@@ -628,7 +628,8 @@ Test(vnet, announce_rounds)
 	const uint64_t t0 = 1000000;
 
 	memset(&a, 0, sizeof(a));
-	cr_assert_not(vnet_announce_active(&a) && a.started, "idle until started");
+	cr_assert_not(vnet_announce_active(&a), "all zero is idle (a fresh NIC)");
+	cr_assert_eq(vnet_announce_poll(&a, 0), 0u);
 	vnet_announce_start(&a, true, t0);
 	for (int r = 0; r < VNET_ANN_RARPS; r++) {
 		if (r)
@@ -662,6 +663,10 @@ Test(vnet, announce_ack_stops_raising)
 	cr_assert_eq(vnet_announce_poll(&a, 100), VNET_ANN_RARP);
 	cr_assert_eq(a.started, 2);
 	cr_assert_eq(a.raised, 1);
+	/* Leaving again: no more rounds. */
+	vnet_announce_stop(&a);
+	cr_assert_not(vnet_announce_active(&a));
+	cr_assert_eq(vnet_announce_poll(&a, 10000000), 0u);
 }
 
 /* A main loop that comes late gets one round, not a burst. */

@@ -859,7 +859,9 @@ bool virtio_pci_rings_match(const struct virtio_pci *vp, const struct vring *vq,
 	for (int i = 0; i < vp->nqueues; i++) {
 		bool live = rings_up && vp->q[i].enabled;
 
-		if (live ? !vp_ring_matches(vp, &vp->q[i], &vq[i]) : vq[i].size != 0)
+		/* A queue enabled after DRIVER_OK never got a ring (the
+		 * device ignores it): unset is fine for a live one too. */
+		if (vq[i].size && (!live || !vp_ring_matches(vp, &vp->q[i], &vq[i])))
 			return false;
 	}
 	return true;

@@ -164,7 +164,8 @@ int virtio_pci_load(struct virtio_pci *vp, const uint8_t *buf, size_t len);
  * (a migration record of a whole device, kernel/devices/virtio_dev.c):
  * rings_up only while the driver is live (DRIVER_OK, no NEEDS_RESET), and
  * then each enabled queue's ring sits where the transport says with its
- * size and EVENT_IDX as negotiated, unbroken; every other ring, and every
+ * size and EVENT_IDX as negotiated, unbroken, or is not set up (enabled
+ * after DRIVER_OK: the device ignores it); every other ring, and every
  * ring while !rings_up, is not set up (size 0).  Reads fields only.
  */
 bool virtio_pci_rings_match(const struct virtio_pci *vp, const struct vring *vq, bool rings_up);
