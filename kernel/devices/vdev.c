@@ -545,3 +545,15 @@ static void vdev_chains_cancel(struct vm *vm)
 			vdev_chain_end(c, -ECANCELED, "the VM's devices were destroyed");
 	}
 }
+
+void vdev_cancel(void *ctx)
+{
+	for (int i = 0; i < VDEV_CHAINS; i++) {
+		struct vdev_chain *c = &vdev_chains[i];
+
+		if (c->used && c->ctx == ctx) {
+			c->used = false;
+			c->gen = (c->gen + 1) & 0xffffff;
+		}
+	}
+}

@@ -230,9 +230,15 @@ static void fz_takeover(const struct vring *r, const uint8_t *x, size_t xn)
 			break;
 		}
 		fz_check_chain(&l, &c);
-		fz_check(vring_push(&l, &fz_mem, c.head, 0) == 0);
+		/* The record may put the used ring outside RAM: the push
+		 * then breaks the ring, which the glue turns into a failed
+		 * device. */
+		rc = vring_push(&l, &fz_mem, c.head, 0);
+		fz_check(rc == 0 || (rc == -EINVAL && l.broken));
 		(void)vring_need_interrupt(&l, &fz_mem);
 		fz_check_record(&l);
+		if (rc < 0)
+			break;
 	}
 }
 
