@@ -632,10 +632,11 @@ Test(vnet, announce_rounds)
 	cr_assert_eq(vnet_announce_poll(&a, 0), 0u);
 	vnet_announce_start(&a, true, t0);
 	for (int r = 0; r < VNET_ANN_RARPS; r++) {
+		unsigned want = VNET_ANN_RARP | (r < VNET_ANN_GUEST ? VNET_ANN_RAISE : 0);
+
 		if (r)
-			cr_assert_eq(vnet_announce_poll(&a, t0 + due[r] - 1), 0u, "round %d early", r);
-		cr_assert_eq(vnet_announce_poll(&a, t0 + due[r]),
-			     VNET_ANN_RARP | (r < VNET_ANN_GUEST ? VNET_ANN_RAISE : 0), "round %d", r);
+			cr_assert_eq(vnet_announce_poll(&a, t0 + due[r] - 1), 0u, "early %d", r);
+		cr_assert_eq(vnet_announce_poll(&a, t0 + due[r]), want, "round %d", r);
 		cr_assert_eq(vnet_announce_poll(&a, t0 + due[r]), 0u, "once per round");
 	}
 	cr_assert_not(vnet_announce_active(&a));
