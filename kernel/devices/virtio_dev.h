@@ -2,7 +2,7 @@
  * A virtio 1.x PCI device of a VM (kernel/devices/virtio_dev.c): the
  * transport model (model/virtio_pci.c) on the VM's PCI bus, its
  * virtqueues (model/vring.c) over guest memory, and the hooks a back end
- * (storage/vblk_dev.c, net/switch/vnet_dev.c) fills in.
+ * (storage/vblk_dev.c, net/vnet_dev.c) fills in.
  *
  * Every hook runs, and every virtio_dev_* call is made, with the VM's
  * PCI bus lock held (vpci_lock): the vCPUs touch the same state through
