@@ -178,6 +178,42 @@ int bridge_from_guest(int port, const void *frame, size_t len)
 	return 0;
 }
 
+int bridge_ready(char *why, size_t len)
+{
+	if (!br_nd) {
+		snprintf(why, len, "this host has no NIC to switch guests to");
+		return -ENODEV;
+	}
+	if (!br_nd->link_up) {		/* as netdev_poll_all last saw it */
+		snprintf(why, len, "host NIC %s is down", br_nd->name);
+		return -ENETDOWN;
+	}
+	return 0;
+}
+
+int bridge_announce(int port)
+{
+	uint8_t f[L2SW_RARP_LEN];
+	uint32_t mask;
+
+	if (!br_nd || port < 0 || port >= L2SW_MAX_PORTS || !br_sw.port[port].used ||
+	    br_sw.port[port].kind != L2SW_GUEST)
+		return -ENODEV;
+	l2sw_rarp_frame(br_sw.port[port].mac, f);
+	/* Through the switch as the guest's own frame: a broadcast, so the
+	 * uplink, the host and the other guests (their bridges learn too). */
+	if (l2sw_forward(&br_sw, port, f, sizeof(f), br_now(), &mask) < 0)
+		return -ENODEV;
+	if ((mask & (1u << br_host)) && br_stack_rx)
+		br_stack_rx(br_nd, f, sizeof(f), 0);
+	br_to_guests(br_guest_bits(mask), f, sizeof(f));
+	if ((mask & (1u << br_uplink)) && br_nd->ops->xmit(br_nd, f, sizeof(f), NULL) < 0) {
+		br_sw.port[br_uplink].st.dropped_filter++;
+		return -EAGAIN;
+	}
+	return 0;
+}
+
 void bridge_report(struct cmd_out *o)
 {
 	uint64_t now = br_now();

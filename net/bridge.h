@@ -26,6 +26,16 @@ void bridge_set_promisc(int port, bool on);
  * (dropped and counted), -EINVAL for a runt, -EAGAIN when it is for the
  * wire alone and the NIC's ring is full (nothing was sent: try again). */
 int bridge_from_guest(int port, const void *frame, size_t len);
+/* Migration.  Whether a guest NIC could be switched here now: 0, or
+ * -ENODEV / -ENETDOWN with why ("this host has no NIC to switch guests
+ * to", "host NIC virtio0 is down"). */
+int bridge_ready(char *why, size_t len);
+/* Announce port's guest MAC from its new host: a RARP (l2sw_rarp_frame)
+ * with that source, as if the guest sent it, out of the uplink and to
+ * every other port (the switches on the way learn the new path).  0,
+ * -EAGAIN when the uplink's ring was full (the other ports got it),
+ * -ENODEV for no switch or not a guest port. */
+int bridge_announce(int port);
 /* `net switch`: the ports, their counters and the learned MACs. */
 struct cmd_out;
 void bridge_report(struct cmd_out *o);

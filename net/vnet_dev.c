@@ -11,6 +11,14 @@
  *    the driver's buffers (several with MRG_RXBUF), then an MSI-X;
  *  - control: answered on the vCPU's exit (RX mode, MAC tables, the
  *    announce acknowledgement).
+ * Migration (vdev hooks): the transport and rings move in vdev.c's
+ * record, the control state and status in this type's (vnet_save).
+ * Nothing else needs to: quiesce waits until the frame queue is empty
+ * (those frames leave from the old host; the chains they came in are
+ * already back in the used ring), a received frame is placed whole under
+ * the bus lock (never half-written across calls), and the counters are
+ * this host's.  After a load the NIC stays quiet until resumed, which
+ * takes what the rings hold and announces the MAC (vnet_announce).
  * A source MAC that is not the NIC's own is dropped by the switch and
  * counted (a guest cannot spoof another host).
  *
@@ -42,6 +50,8 @@
 struct vnet_stats {
 	uint64_t tx, tx_bytes, tx_bad, tx_refused, tx_wait, rx, rx_bytes, rx_nobuf,
 		rx_filtered, rx_bad, ctrl;
+	uint64_t rx_quiet;		/* frames dropped while quiesced (a move) */
+	uint64_t ann_uplink_full;	/* RARPs the host NIC's ring refused */
 };
 
 struct vnet_dev {
@@ -51,6 +61,11 @@ struct vnet_dev {
 	uint16_t status;
 	struct vnet_ctrl_state ctrl;
 	bool ctrl_changed;		/* the main loop copies promisc to the port */
+	/* Migration: neither take from nor write into the guest's rings
+	 * (bus lock).  Set by quiesce and by a load, cleared by unquiesce
+	 * and resumed. */
+	bool quiet;
+	struct vnet_announce ann;	/* main loop */
 	int port;
 	/* Frames taken on a vCPU for the main loop (bus lock). */
 	struct {
@@ -92,6 +107,8 @@ static bool vnet_tx_pull(struct vnet_dev *n)
 {
 	bool got = false;
 
+	if (n->quiet)
+		return false;
 	while (n->tx_head - n->tx_tail < VNET_TXQ) {
 		unsigned slot = n->tx_head % VNET_TXQ;
 		int len;
@@ -115,6 +132,8 @@ static void vnet_ctrl_pull(struct vnet_dev *n)
 {
 	uint32_t written;
 
+	if (n->quiet)
+		return;
 	/* At most a ring's worth per kick: the device's own writes could
 	 * land on a hostile driver's avail ring and feed it forever. */
 	for (unsigned k = 0; k < VNET_QUEUE_MAX &&
@@ -126,6 +145,7 @@ static void vnet_ctrl_pull(struct vnet_dev *n)
 		if (n->ctrl.announce_acked) {
 			n->ctrl.announce_acked = false;
 			n->status &= (uint16_t)~VNET_S_ANNOUNCE;
+			vnet_announce_ack(&n->ann);
 		}
 		n->ctrl_changed = true;
 	}
@@ -150,6 +170,8 @@ static void vnet_reset(struct virtio_dev *d)
 
 	n->tx_head = n->tx_tail = 0;
 	vnet_ctrl_init(&n->ctrl);
+	n->status &= (uint16_t)~VNET_S_ANNOUNCE;
+	n->ann.guest = false;		/* the driver that would ack is gone */
 	n->ctrl_changed = true;
 }
 
@@ -176,6 +198,10 @@ static void vnet_rx_locked(struct vnet_dev *n, const uint8_t *frame, size_t len)
 {
 	int rc = 0;
 
+	if (n->quiet) {
+		n->st.rx_quiet++;	/* lost as on a wire being re-plugged */
+		return;
+	}
 	if (!virtio_dev_ready(&n->vd, VNET_Q_RX) || !(n->status & VNET_S_LINK_UP)) {
 		n->st.rx_nobuf++;
 		return;
@@ -277,11 +303,45 @@ static void vnet_tx_flush(struct vnet_dev *n)
 	}
 }
 
+/* The driver negotiated GUEST_ANNOUNCE (with CTRL_VQ, for the ack) and
+ * can take a configuration interrupt now. */
+static bool vnet_guest_announces(const struct vnet_dev *n)
+{
+	const uint64_t need = 1ull << VNET_F_GUEST_ANNOUNCE | 1ull << VNET_F_CTRL_VQ;
+
+	return (n->vd.vp.guest_features & need) == need && virtio_pci_live(&n->vd.vp);
+}
+
+/* A due announce round.  The rounds' state is under the bus lock (a
+ * vCPU's ack or reset changes it); the RARP goes without it (the switch
+ * may deliver it to a NIC of this VM). */
+static void vnet_announce_round(struct vnet_dev *n)
+{
+	uint64_t f = vpci_lock(n->vm);
+	unsigned act = vnet_announce_poll(&n->ann, time_us());
+
+	if ((act & VNET_ANN_RAISE) && vnet_guest_announces(n)) {
+		n->status |= VNET_S_ANNOUNCE;
+		virtio_pci_interrupt_config(&n->vd.vp);
+	}
+	vpci_unlock(n->vm, f);
+	if ((act & VNET_ANN_RARP) && bridge_announce(n->port) == -EAGAIN)
+		n->st.ann_uplink_full++;
+}
+
+/* Read without the lock: a hint for the main loop, which then looks. */
+static bool vnet_announce_due(const struct vnet_dev *n)
+{
+	return vnet_announce_active(&n->ann) && time_us() >= n->ann.next_us;
+}
+
 static void vnet_service(void)
 {
 	for (struct vnet_dev *n = vnet_devs; n; n = n->next) {
 		if (!n->vm)
 			continue;
+		if (vnet_announce_due(n))
+			vnet_announce_round(n);
 		if (n->ctrl_changed) {
 			n->ctrl_changed = false;
 			bridge_set_promisc(n->port, n->ctrl.promisc);
@@ -294,7 +354,7 @@ static void vnet_service(void)
 static bool vnet_pending(void)
 {
 	for (struct vnet_dev *n = vnet_devs; n; n = n->next)
-		if (n->vm && (n->tx_head != n->tx_tail || n->ctrl_changed))
+		if (n->vm && (n->tx_head != n->tx_tail || n->ctrl_changed || vnet_announce_due(n)))
 			return true;
 	return false;
 }
@@ -425,6 +485,117 @@ static void vnet_info_out(void *inst, struct cmd_out *o)
 		   "bytes) no-buffer %lu filtered %lu; ctrl %lu; irqs %lu\n", s->tx, s->tx_bytes,
 		   s->tx_bad, s->tx_refused, s->tx_wait, s->rx, s->rx_bytes, s->rx_nobuf,
 		   s->rx_filtered, s->ctrl, n->vd.vp.interrupts);
+	if (n->ann.started || s->rx_quiet)
+		cmd_printf(o, "    announced %lu times: rarps %lu (host NIC full %lu), guest "
+			   "announces %lu, acked %lu; rx dropped in a move %lu\n", n->ann.started,
+			   n->ann.rarps, s->ann_uplink_full, n->ann.raised, n->ann.acked,
+			   s->rx_quiet);
+}
+
+/* ---- migration (vdev.h hooks, main loop) ---- */
+
+static struct virtio_dev *vnet_virtio(void *inst)
+{
+	return &((struct vnet_dev *)inst)->vd;
+}
+
+/* The control state and status (vnet_save, VNET_SAVE_SIZE bytes). */
+static int vnet_save_hook(void *inst, uint8_t *buf, size_t cap)
+{
+	struct vnet_dev *n = inst;
+	uint64_t f = vpci_lock(n->vm);
+	int rc = vnet_save(&n->ctrl, n->status, buf, cap);
+
+	vpci_unlock(n->vm, f);
+	return rc;
+}
+
+static int vnet_load_hook(void *inst, const uint8_t *buf, size_t len)
+{
+	struct vnet_dev *n = inst;
+	uint64_t f = vpci_lock(n->vm);
+	int rc = vnet_load(&n->ctrl, &n->status, buf, len);
+
+	if (!rc) {
+		n->ctrl_changed = true;	/* promisc to the port */
+		/* Guest RAM may still be arriving: touch no ring before
+		 * the guest runs here (resumed). */
+		n->quiet = true;
+	}
+	vpci_unlock(n->vm, f);
+	if (!rc)
+		mainloop_kick();
+	return rc;
+}
+
+/* Stop taking and delivering; done once the frames already taken off
+ * the ring have gone to the switch (or were given up on). */
+static int vnet_quiesce(void *inst)
+{
+	struct vnet_dev *n = inst;
+	uint64_t f = vpci_lock(n->vm);
+	bool busy;
+
+	n->quiet = true;
+	/* Leaving: a late RARP from here would pull the guest's traffic
+	 * back from its new host. */
+	vnet_announce_stop(&n->ann);
+	busy = n->tx_head != n->tx_tail;
+	vpci_unlock(n->vm, f);
+	if (busy)
+		mainloop_kick();
+	return busy ? -EAGAIN : 0;
+}
+
+/* Back to work: what the driver queued meanwhile (it will not kick for
+ * it again). */
+static void vnet_wake(struct vnet_dev *n)
+{
+	uint64_t f = vpci_lock(n->vm);
+
+	n->quiet = false;
+	vnet_tx_pull(n);
+	vnet_ctrl_pull(n);
+	vpci_unlock(n->vm, f);
+	mainloop_kick();
+}
+
+static void vnet_unquiesce(void *inst)
+{
+	vnet_wake(inst);
+}
+
+static void vnet_resumed(void *inst)
+{
+	struct vnet_dev *n = inst;
+	uint64_t f;
+
+	vnet_wake(n);
+	f = vpci_lock(n->vm);
+	vnet_announce_start(&n->ann, vnet_guest_announces(n), time_us());
+	vpci_unlock(n->vm, f);
+	mainloop_kick();
+}
+
+/* Could a NIC from arg live here?  It is answered at once. */
+static int vnet_prepare(const char *arg, void (*done)(void *ctx, int rc, const char *why),
+			void *ctx, char *why, size_t len)
+{
+	uint8_t mac[6];
+	int rc;
+
+	if (strcmp(arg, "auto") && vnet_parse_mac(arg, mac) < 0) {
+		snprintf(why, len, "nic=%s: not a unicast MAC", arg);
+		return -EINVAL;
+	}
+	/* A MAC already on this switch is not refused here: the incoming
+	 * VM may have been created (its port added) before this is asked;
+	 * creating a second one says so itself. */
+	rc = bridge_ready(why, len);
+	if (rc < 0)
+		return rc;
+	done(ctx, 0, "");
+	return 0;
 }
 
 static const struct vdev_type vnet_type = {
@@ -432,6 +603,13 @@ static const struct vdev_type vnet_type = {
 	.create = vnet_create,
 	.destroy = vnet_destroy,
 	.info = vnet_info_out,
+	.virtio = vnet_virtio,
+	.save = vnet_save_hook,
+	.load = vnet_load_hook,
+	.quiesce = vnet_quiesce,
+	.unquiesce = vnet_unquiesce,
+	.prepare = vnet_prepare,
+	.resumed = vnet_resumed,
 };
 
 void vnet_dev_start(void)

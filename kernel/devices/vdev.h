@@ -101,5 +101,10 @@ int vdev_prepare_all(const char *const *specs, int n,
 int vdev_takeover_all(struct vm *vm, void (*done)(void *ctx, int rc, const char *why),
 		      void *ctx, char *why, size_t len);
 void vdev_resumed_all(struct vm *vm);
+/* The caller gives up on its prepare/takeover chains with this ctx (the
+ * migration is torn down): they end without calling done(), and the back
+ * ends' later answers are ignored.  (vdev_destroy_all instead ends a
+ * takeover of that VM with done(ctx, -ECANCELED, ...).) */
+void vdev_cancel(void *ctx);
 
 #endif

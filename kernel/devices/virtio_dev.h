@@ -2,7 +2,7 @@
  * A virtio 1.x PCI device of a VM (kernel/devices/virtio_dev.c): the
  * transport model (model/virtio_pci.c) on the VM's PCI bus, its
  * virtqueues (model/vring.c) over guest memory, and the hooks a back end
- * (storage/vblk_dev.c, net/switch/vnet_dev.c) fills in.
+ * (storage/vblk_dev.c, net/vnet_dev.c) fills in.
  *
  * Every hook runs, and every virtio_dev_* call is made, with the VM's
  * PCI bus lock held (vpci_lock): the vCPUs touch the same state through
@@ -81,6 +81,9 @@ void *virtio_dev_map(void *vm, uint64_t gpa, uint32_t len, bool write);
  * as one record: bytes, or -ENOSPC.  Load checks it all first and
  * leaves d alone on -EINVAL; after a load the rings are live again as
  * the source had them (caller holds the bus lock in both). */
+#define VIRTIO_DEV_SAVE_VERSION	1
+/* The record's size: header, transport, one ring per queue. */
+#define VIRTIO_DEV_SAVE_SIZE(nqueues)	(8 + VPCI_SAVE_SIZE + (nqueues) * VRING_SAVE_SIZE)
 int virtio_dev_save(const struct virtio_dev *d, uint8_t *buf, size_t cap);
 int virtio_dev_load(struct virtio_dev *d, const uint8_t *buf, size_t len);
 

@@ -172,6 +172,41 @@ void vpci_unlock(struct vm *vm, uint64_t flags)
 	spin_unlock_irqrestore(&((struct vpci *)vm->vpci)->lock, flags);
 }
 
+size_t vpci_save_size(struct vm *vm)
+{
+	struct vpci *p = vm->vpci;
+
+	return p ? pcih_save_size(&p->host) : 0;
+}
+
+int vpci_save(struct vm *vm, uint8_t *buf, size_t cap)
+{
+	struct vpci *p = vm->vpci;
+	uint64_t f;
+	int rc;
+
+	if (!p)
+		return -ENODEV;
+	f = spin_lock_irqsave(&p->lock);
+	rc = pcih_save(&p->host, buf, cap);
+	spin_unlock_irqrestore(&p->lock, f);
+	return rc;
+}
+
+int vpci_load(struct vm *vm, const uint8_t *buf, size_t len)
+{
+	struct vpci *p = vm->vpci;
+	uint64_t f;
+	int rc;
+
+	if (!p)
+		return -ENODEV;
+	f = spin_lock_irqsave(&p->lock);
+	rc = pcih_load(&p->host, buf, len);
+	spin_unlock_irqrestore(&p->lock, f);
+	return rc;
+}
+
 void vpci_msi(struct vm *vm, uint64_t addr, uint32_t data)
 {
 	struct vpci *p = vm->vpci;

@@ -12,6 +12,7 @@
 #ifndef TERN_DEVICES_VPCI_H
 #define TERN_DEVICES_VPCI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define VPCI_ECAM	0xe0000000ull
@@ -29,6 +30,12 @@ void vpci_destroy(struct vm *vm);
 int vpci_add(struct vm *vm, struct pcih_func *f);
 uint64_t vpci_lock(struct vm *vm);
 void vpci_unlock(struct vm *vm, uint64_t flags);
+/* Migration: the host bridge's record (pcih_save: CONFIG_ADDRESS and the
+ * config space of every function), under the bus lock.  Size, bytes or
+ * -ENOSPC; load 0 or -EINVAL (nothing changed), -ENODEV without a bus. */
+size_t vpci_save_size(struct vm *vm);
+int vpci_save(struct vm *vm, uint8_t *buf, size_t cap);
+int vpci_load(struct vm *vm, const uint8_t *buf, size_t len);
 /* An MSI (PCI 3.0 6.8.1.3: address 0xfeeXXXXX, data) into the VM's APICs. */
 void vpci_msi(struct vm *vm, uint64_t addr, uint32_t data);
 

@@ -374,3 +374,50 @@ int vnet_load(struct vnet_ctrl_state *s, uint16_t *status, const uint8_t *buf, s
 	*status = ld_le16(buf + 2);
 	return 0;
 }
+
+void vnet_announce_start(struct vnet_announce *a, bool guest, uint64_t now_us)
+{
+	a->left = VNET_ANN_RARPS;
+	a->guest = guest;
+	a->next_us = now_us;
+	a->started++;
+}
+
+bool vnet_announce_active(const struct vnet_announce *a)
+{
+	return a->left > 0;
+}
+
+unsigned vnet_announce_poll(struct vnet_announce *a, uint64_t now_us)
+{
+	unsigned act = VNET_ANN_RARP, round;
+
+	if (!vnet_announce_active(a) || now_us < a->next_us)
+		return 0;
+	round = VNET_ANN_RARPS - a->left;
+	if (a->guest && round < VNET_ANN_GUEST) {
+		act |= VNET_ANN_RAISE;
+		a->raised++;
+	}
+	a->rarps++;
+	/* Spaced from when the round was due; a caller that came very late
+	 * gets one round now and the next a full step later, not a burst. */
+	a->next_us += round ? VNET_ANN_STEP_US : VNET_ANN_FIRST_US;
+	if (a->next_us <= now_us)
+		a->next_us = now_us + VNET_ANN_STEP_US;
+	a->left--;
+	return act;
+}
+
+void vnet_announce_ack(struct vnet_announce *a)
+{
+	if (a->guest)
+		a->acked++;
+	a->guest = false;
+}
+
+void vnet_announce_stop(struct vnet_announce *a)
+{
+	a->left = 0;
+	a->guest = false;
+}

@@ -137,4 +137,49 @@ bool vnet_rx_accept(const struct vnet_ctrl_state *s, const uint8_t own[6], const
 int vnet_save(const struct vnet_ctrl_state *s, uint16_t status, uint8_t *buf, size_t len);
 int vnet_load(struct vnet_ctrl_state *s, uint16_t *status, const uint8_t *buf, size_t len);
 
+/*
+ * Announcing a NIC on its new host (after a migration, once the guest
+ * runs there).  The external switches still send its traffic to the old
+ * host until frames with its MAC come from here, so:
+ *  - RARP rounds (l2sw_rarp_frame) from the guest's port, as QEMU sends
+ *    after a migration: VNET_ANN_RARPS of them, the first at once, the
+ *    next VNET_ANN_FIRST_US later, then VNET_ANN_STEP_US more each time
+ *    (0, 50, 150, 250, 350 ms);
+ *  - and when the driver negotiated GUEST_ANNOUNCE (5.1.6.5.4, which
+ *    needs CTRL_VQ), VIRTIO_NET_S_ANNOUNCE with a configuration change
+ *    interrupt: Linux then sends gratuitous ARPs and IPv6 NAs for every
+ *    address (netdev_notify_peers) and acks with class 3 command 0,
+ *    which clears the bit.  Until the ack, the bit is raised again with
+ *    the first VNET_ANN_GUEST rounds (an interrupt lost in the move is
+ *    not fatal); after the ack, no more.
+ * Pure timing: the caller sends and interrupts as vnet_announce_poll says.
+ */
+#define VNET_ANN_RARPS		5
+#define VNET_ANN_GUEST		3
+#define VNET_ANN_FIRST_US	50000u
+#define VNET_ANN_STEP_US	100000u
+#define VNET_ANN_RARP		1u	/* send one RARP now */
+#define VNET_ANN_RAISE		2u	/* set S_ANNOUNCE, config interrupt */
+
+/* All zero: idle (a NIC that never moved). */
+struct vnet_announce {
+	uint8_t left;		/* rounds still to go, of VNET_ANN_RARPS */
+	bool guest;		/* raise S_ANNOUNCE until acked */
+	uint64_t next_us;	/* when the next round is due */
+	/* for vm info, over the NIC's life */
+	uint64_t started, rarps, raised, acked;
+};
+
+/* Start (or restart) the rounds at now_us; guest: GUEST_ANNOUNCE was
+ * negotiated and the driver is live. */
+void vnet_announce_start(struct vnet_announce *a, bool guest, uint64_t now_us);
+/* The actions due at now_us (0 when none), counted; the next round then
+ * waits for vnet_announce_next_us. */
+unsigned vnet_announce_poll(struct vnet_announce *a, uint64_t now_us);
+/* The driver acked: no more raising (counted when it was asked). */
+void vnet_announce_ack(struct vnet_announce *a);
+/* No more rounds (the NIC is leaving this host). */
+void vnet_announce_stop(struct vnet_announce *a);
+bool vnet_announce_active(const struct vnet_announce *a);
+
 #endif

@@ -15,6 +15,8 @@
  *			and config space: mtu (le16), dst[6]
  *	8 poke RAM	gpa (le16), len, bytes
  *	9 load		VNET_SAVE_SIZE record bytes
+ *	10 announce	what (0 start, 1 poll, 2 ack, 3 stop), guest bit, clock step
+ *			(le16, in ms)
  * A chain is nseg (1-8) and per segment gpa (le32, mod 80 KiB so some
  * fall outside the 64 KiB of RAM), len (le16, mod 5000) and a write bit,
  * plus a flag byte that may make rlen/wlen lie.  Inline bytes: a count
@@ -288,6 +290,35 @@ static void fz_load(struct fz_in *in, struct vnet_ctrl_state *s, uint16_t *statu
 	}
 }
 
+/* The rounds after a move: never more RARPs or raises than the starts
+ * allow, a raise only with a RARP, active exactly until the last round. */
+static void fz_announce(struct fz_in *in, struct vnet_announce *a, uint64_t *now_us)
+{
+	uint8_t what = fz_u8(in) % 4, guest = fz_u8(in) & 1;
+	unsigned act;
+
+	*now_us += 1000ull * fz_u16(in);
+	if (what == 0)
+		vnet_announce_start(a, guest, *now_us);
+	else if (what == 2)
+		vnet_announce_ack(a);
+	else if (what == 3)
+		vnet_announce_stop(a);
+	else {
+		uint64_t next = a->next_us;
+		bool was = vnet_announce_active(a);
+
+		act = vnet_announce_poll(a, *now_us);
+		fz_check(!(act & ~(VNET_ANN_RARP | VNET_ANN_RAISE)));
+		fz_check(!(act & VNET_ANN_RAISE) || (act & VNET_ANN_RARP));
+		fz_check(!act || (was && *now_us >= next && a->next_us > *now_us));
+		fz_check(act || !was || *now_us < next);
+	}
+	fz_check(a->left <= VNET_ANN_RARPS && vnet_announce_active(a) == (a->left > 0));
+	fz_check(a->rarps <= VNET_ANN_RARPS * a->started);
+	fz_check(a->raised <= VNET_ANN_GUEST * a->started && a->acked <= a->started);
+}
+
 static void fz_switch_op(struct fz_in *in, uint8_t op, struct l2sw *sw, uint64_t *now)
 {
 	uint8_t mac[6], a;
@@ -325,14 +356,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fz_in in = { data, size };
 	struct vnet_ctrl_state s;
 	uint16_t status = VNET_S_LINK_UP | VNET_S_ANNOUNCE;
-	uint64_t now = 0;
+	uint64_t now = 0, ann_us = 0;
 	unsigned ops = 0;
+	struct vnet_announce ann;
 
 	l2sw_init(&sw);
 	vnet_ctrl_init(&s);
 	memset(fz_ram, 0, sizeof(fz_ram));
+	memset(&ann, 0, sizeof(ann));	/* idle, as a NIC that never moved */
 	while (in.n && ops++ < 2000) {
-		uint8_t op = fz_u8(&in) % 10, a;
+		uint8_t op = fz_u8(&in) % 11, a;
 		uint16_t gpa;
 
 		if (op <= 4)
@@ -350,8 +383,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			a = fz_u8(&in);
 			for (unsigned i = 0; i < a; i++)
 				fz_ram[(uint16_t)(gpa + i)] = fz_u8(&in);
-		} else
+		} else if (op == 9)
 			fz_load(&in, &s, &status);
+		else
+			fz_announce(&in, &ann, &ann_us);
 		fz_check_pins(&sw, now);
 		fz_check_state(&s, status);
 	}

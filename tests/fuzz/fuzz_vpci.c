@@ -22,7 +22,9 @@
  * features are a subset of the offered ones, DRIVER_OK implies
  * FEATURES_OK, the PBA has no bit beyond the table, and the state saves
  * to records a second, identical host and transport accept and re-save
- * byte for byte.
+ * byte for byte, and the rings a device would set up from the transport
+ * agree with it (virtio_pci_rings_match) while any one moved field does
+ * not.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -153,6 +155,47 @@ static void fz_round_trip(void)
 	fz_check(virtio_pci_load(&fz_vp2, c, sizeof(c)) == 0);
 	fz_check(virtio_pci_save(&fz_vp2, d, sizeof(d)) == VPCI_SAVE_SIZE);
 	fz_check(!memcmp(c, d, sizeof(c)));
+}
+
+/* The rings virtio_dev.c would set up from this transport agree with it
+ * (virtio_pci_rings_match); moved by any one field, they do not. */
+static void fz_rings(void)
+{
+	struct vring vq[VPCI_MAX_QUEUES];
+	bool live = virtio_pci_live(&fz_vp);
+	bool ev = fz_vp.guest_features & (1ull << VIRTIO_F_RING_EVENT_IDX);
+
+	memset(vq, 0, sizeof(vq));
+	fz_check(virtio_pci_rings_match(&fz_vp, vq, false));
+	for (int i = 0; i < fz_vp.nqueues; i++) {
+		const struct virtio_pci_queue *q = &fz_vp.q[i];
+
+		if (live && q->enabled)
+			vq[i] = (struct vring){ .size = q->size, .desc = q->desc,
+						.avail = q->driver, .used = q->device,
+						.event_idx = ev };
+	}
+	fz_check(virtio_pci_rings_match(&fz_vp, vq, live));
+	if (!live)
+		fz_check(!virtio_pci_rings_match(&fz_vp, vq, true));
+	for (int i = 0; i < fz_vp.nqueues; i++) {
+		/* A ring that is not live is only checked for being unset. */
+		int fields = live && fz_vp.q[i].enabled ? 5 : 1;
+
+		for (int k = 0; k < fields; k++) {
+			struct vring keep = vq[i];
+
+			switch (k) {
+			case 0: vq[i].size = vq[i].size == 1 ? 2 : 1; break;
+			case 1: vq[i].desc ^= 16; break;
+			case 2: vq[i].avail ^= 2; break;
+			case 3: vq[i].used ^= 4; break;
+			default: vq[i].event_idx = !vq[i].event_idx; break;
+			}
+			fz_check(!virtio_pci_rings_match(&fz_vp, vq, live));
+			vq[i] = keep;
+		}
+	}
 }
 
 static void fz_io(uint16_t off, bool wr, int sz, uint64_t val)
@@ -311,5 +354,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fz_invariants(&fz_vp);
 	}
 	fz_round_trip();
+	fz_rings();
 	return 0;
 }

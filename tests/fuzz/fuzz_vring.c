@@ -206,6 +206,42 @@ static void fz_xor(const uint8_t *in, size_t len, uint32_t avail, uint32_t used)
 			fz_ram[win[w].at + k] ^= in[i++];
 }
 
+/* A destination that takes a ring over from a record (a migration) with
+ * the input XORed in: whatever the loader accepts is a ring the device
+ * can keep popping and pushing on without leaving the map contract. */
+static void fz_takeover(const struct vring *r, const uint8_t *x, size_t xn)
+{
+	static struct vring_chain c;
+	uint8_t rec[VRING_SAVE_SIZE];
+	struct vring l;
+
+	fz_check(vring_save(r, rec, sizeof(rec)) == VRING_SAVE_SIZE);
+	for (size_t i = 0; i < xn && i < sizeof(rec); i++)
+		rec[i] ^= x[i];
+	if (vring_load(&l, rec, sizeof(rec)) < 0)
+		return;
+	fz_check(!l.size || vring_inflight(&l) <= l.size);
+	fz_check(l.broken == !!l.why[0]);
+	for (unsigned round = 0; l.size && round < 2u * l.size; round++) {
+		int rc = vring_pop(&l, &fz_mem, &c);
+
+		if (rc <= 0) {
+			fz_check(rc == 0 || (rc == -EINVAL && l.broken));
+			break;
+		}
+		fz_check_chain(&l, &c);
+		/* The record may put the used ring outside RAM: the push
+		 * then breaks the ring, which the glue turns into a failed
+		 * device. */
+		rc = vring_push(&l, &fz_mem, c.head, 0);
+		fz_check(rc == 0 || (rc == -EINVAL && l.broken));
+		(void)vring_need_interrupt(&l, &fz_mem);
+		fz_check_record(&l);
+		if (rc < 0)
+			break;
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct vring_chain c;
@@ -215,6 +251,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint16_t n;
 	uint32_t avail, used;
 	uint8_t cfg[VBLK_CFG_LEN];
+	size_t xn;
 
 	if (size < FZ_PREFIX)
 		return 0;
@@ -259,5 +296,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		(void)vring_need_interrupt(&r, &fz_mem);
 		fz_check_record(&r);
 	}
+	/* The tail of the input disturbs the record (the head went into RAM). */
+	xn = size - FZ_PREFIX < VRING_SAVE_SIZE ? size - FZ_PREFIX : VRING_SAVE_SIZE;
+	fz_takeover(&r, data + size - xn, xn);
 	return 0;
 }

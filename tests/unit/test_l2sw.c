@@ -276,3 +276,25 @@ Test(l2sw, rarp_announce)
 	cr_assert_eq(l2sw_forward(&SW, G1, f, L2SW_RARP_LEN, 1, &out), 0);
 	cr_assert_eq(out, BIT(UP) | BIT(HOST) | BIT(G2));
 }
+
+/* The old host during a move: the guest's RARP comes back in on the
+ * uplink from its new host.  While the old port lives it cannot steal
+ * the MAC (counted); once the port is gone the RARP teaches the switch
+ * that the guest is behind the uplink now. */
+Test(l2sw, old_host_learns_the_move_from_the_rarp)
+{
+	uint8_t f[L2SW_RARP_LEN];
+	uint32_t out;
+
+	l2sw_rarp_frame(M_G1, f);
+	cr_assert_eq(l2sw_forward(&SW, UP, f, sizeof(f), 1, &out), 0);
+	cr_assert_eq(SW.fdb_pin_denied, 1);
+	cr_assert_eq(l2sw_fdb_lookup(&SW, M_G1, 2), G1, "the live port keeps its MAC");
+	l2sw_port_del(&SW, G1);
+	cr_assert_eq(l2sw_forward(&SW, UP, f, sizeof(f), 3, &out), 0);
+	cr_assert_eq(out, BIT(HOST) | BIT(G2), "a broadcast: the host and the other guests");
+	cr_assert_eq(l2sw_fdb_lookup(&SW, M_G1, 4), UP);
+	cr_assert_eq(fwd(HOST, M_G1, M_HOST, 5, &out), 0);
+	cr_assert_eq(out, BIT(UP), "the host's frames for the guest go out of the uplink");
+	cr_assert_eq(SW.fdb_pin_denied, 1);
+}

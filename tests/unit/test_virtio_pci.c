@@ -806,3 +806,89 @@ Test(virtio_pci, load_refuses_corrupt_records)
 				     &d_ops, &D, d_msi, &D), 0);
 	cr_assert_eq(virtio_pci_load(&v2, rec, sizeof(rec)), -EINVAL);
 }
+
+/* The rings virtio_dev.c sets up at DRIVER_OK, from the transport. */
+static void t_rings(struct vring *vq, bool ev)
+{
+	memset(vq, 0, sizeof(struct vring) * VPCI_MAX_QUEUES);
+	for (int i = 0; i < VP.nqueues; i++)
+		if (VP.q[i].enabled)
+			cr_assert_eq(vring_setup(&vq[i], VP.q[i].size, VP.q[i].desc, VP.q[i].driver,
+						 VP.q[i].device, ev), 0);
+}
+
+Test(virtio_pci, rings_match_the_transport)
+{
+	struct vring vq[VPCI_MAX_QUEUES], bad[VPCI_MAX_QUEUES];
+
+	memset(vq, 0, sizeof(vq));
+	cr_assert(virtio_pci_rings_match(&VP, vq, false), "no driver: rings down");
+	cr_assert_not(virtio_pci_rings_match(&VP, vq, true), "rings up without DRIVER_OK");
+	t_negotiate(VIRTIO_F_VERSION_1);
+	t_queue(0, 64, 1);
+	t_queue(2, 128, 2);		/* queue 1 stays disabled */
+	t_driver_ok();
+	cr_assert(virtio_pci_live(&VP));
+	t_rings(vq, false);
+	cr_assert(virtio_pci_rings_match(&VP, vq, true));
+	cr_assert_not(virtio_pci_rings_match(&VP, vq, false), "rings down but one is set up");
+	for (int k = 0; k < 7; k++) {
+		memcpy(bad, vq, sizeof(bad));
+		switch (k) {
+		case 0: bad[0].size = 32; break;
+		case 1: bad[0].desc += 16; break;
+		case 2: bad[2].avail += 2; break;
+		case 3: bad[2].used += 4; break;
+		case 4: bad[0].event_idx = true; break;	/* EVENT_IDX not negotiated */
+		case 5: bad[2].broken = true; break;
+		case 6:		/* the disabled queue has a ring */
+			cr_assert_eq(vring_setup(&bad[1], 64, 0x10000, 0x20000, 0x30000, false), 0);
+			break;
+		}
+		cr_assert_not(virtio_pci_rings_match(&VP, bad, true), "case %d", k);
+	}
+	/* A queue enabled after DRIVER_OK got no ring: that too is a state
+	 * the device can be in, and must move. */
+	memcpy(bad, vq, sizeof(bad));
+	memset(&bad[2], 0, sizeof(bad[2]));
+	cr_assert(virtio_pci_rings_match(&VP, bad, true));
+	/* The indexes are the ring's own business: mid-flight still matches. */
+	vq[0].last_avail = 7;
+	vq[0].used_idx = 5;
+	vq[0].signalled_valid = true;
+	cr_assert(virtio_pci_rings_match(&VP, vq, true));
+	/* A failed device (NEEDS_RESET) has no live rings. */
+	virtio_pci_fail(&VP, "test");
+	cr_assert_not(virtio_pci_rings_match(&VP, vq, true));
+	memset(vq, 0, sizeof(vq));
+	cr_assert(virtio_pci_rings_match(&VP, vq, false));
+}
+
+/* A device whose driver never started moves too: its record loads into
+ * a fresh device and agrees with rings that are all down. */
+Test(virtio_pci, record_of_a_device_no_driver_touched)
+{
+	static struct virtio_pci v2;
+	static struct pci_host h2;
+	uint8_t rec[VPCI_SAVE_SIZE], rec2[VPCI_SAVE_SIZE], rr[VRING_SAVE_SIZE];
+	struct vring vq[VPCI_MAX_QUEUES], down;
+
+	cr_assert_eq(virtio_pci_save(&VP, rec, sizeof(rec)), VPCI_SAVE_SIZE);
+	cr_assert_eq(pcih_init(&h2, 0xc0000000ull, 0x3eb00000ull), 0);
+	cr_assert_eq(virtio_pci_init(&v2, VIRTIO_ID_BLOCK, T_NQ, T_QMAX, T_FEAT, T_CFGLEN, &d_ops,
+				     &D, d_msi, &D), 0);
+	cr_assert_eq(pcih_add(&h2, T_DEV, &v2.func), 0);
+	cr_assert_eq(virtio_pci_load(&v2, rec, sizeof(rec)), 0);
+	cr_assert_eq(virtio_pci_save(&v2, rec2, sizeof(rec2)), VPCI_SAVE_SIZE);
+	cr_assert_arr_eq(rec, rec2, sizeof(rec));
+	cr_assert_eq(v2.status, 0);
+	cr_assert_not(virtio_pci_live(&v2));
+	memset(&down, 0, sizeof(down));
+	cr_assert_eq(vring_save(&down, rr, sizeof(rr)), VRING_SAVE_SIZE);
+	memset(vq, 0x5a, sizeof(vq));
+	for (int i = 0; i < T_NQ; i++)
+		cr_assert_eq(vring_load(&vq[i], rr, sizeof(rr)), 0);
+	cr_assert_eq(vq[0].size, 0);
+	cr_assert(virtio_pci_rings_match(&v2, vq, false));
+	cr_assert_not(virtio_pci_rings_match(&v2, vq, true));
+}

@@ -618,3 +618,92 @@ Test(vnet, lying_chain_lengths)
 	cr_assert_eq(vnet_ctrl(&MEM, &C, &S, &written), -EINVAL);
 	cr_assert_eq(written, 0);
 }
+
+/* The rounds after a move: RARPs at 0, 50, 150, 250 and 350 ms; the
+ * guest asked on the first three until it acks. */
+Test(vnet, announce_rounds)
+{
+	static const uint64_t due[VNET_ANN_RARPS] = { 0, 50000, 150000, 250000, 350000 };
+	struct vnet_announce a;
+	const uint64_t t0 = 1000000;
+
+	memset(&a, 0, sizeof(a));
+	cr_assert_not(vnet_announce_active(&a), "all zero is idle (a fresh NIC)");
+	cr_assert_eq(vnet_announce_poll(&a, 0), 0u);
+	vnet_announce_start(&a, true, t0);
+	for (int r = 0; r < VNET_ANN_RARPS; r++) {
+		unsigned want = VNET_ANN_RARP | (r < VNET_ANN_GUEST ? VNET_ANN_RAISE : 0);
+
+		if (r)
+			cr_assert_eq(vnet_announce_poll(&a, t0 + due[r] - 1), 0u, "early %d", r);
+		cr_assert_eq(vnet_announce_poll(&a, t0 + due[r]), want, "round %d", r);
+		cr_assert_eq(vnet_announce_poll(&a, t0 + due[r]), 0u, "once per round");
+	}
+	cr_assert_not(vnet_announce_active(&a));
+	cr_assert_eq(vnet_announce_poll(&a, t0 + 10000000), 0u);
+	cr_assert_eq(a.rarps, VNET_ANN_RARPS);
+	cr_assert_eq(a.raised, VNET_ANN_GUEST);
+	cr_assert_eq(a.started, 1);
+}
+
+Test(vnet, announce_ack_stops_raising)
+{
+	struct vnet_announce a;
+
+	memset(&a, 0, sizeof(a));
+	vnet_announce_start(&a, true, 0);
+	cr_assert_eq(vnet_announce_poll(&a, 0), VNET_ANN_RARP | VNET_ANN_RAISE);
+	vnet_announce_ack(&a);
+	cr_assert_eq(a.acked, 1);
+	cr_assert_eq(vnet_announce_poll(&a, 50000), VNET_ANN_RARP, "RARPs go on, no raise");
+	vnet_announce_ack(&a);		/* a second ack: nothing was asked */
+	cr_assert_eq(a.acked, 1);
+	/* A guest without GUEST_ANNOUNCE only gets the RARPs. */
+	vnet_announce_start(&a, false, 100);
+	cr_assert(vnet_announce_active(&a));
+	cr_assert_eq(vnet_announce_poll(&a, 100), VNET_ANN_RARP);
+	cr_assert_eq(a.started, 2);
+	cr_assert_eq(a.raised, 1);
+	/* Leaving again: no more rounds. */
+	vnet_announce_stop(&a);
+	cr_assert_not(vnet_announce_active(&a));
+	cr_assert_eq(vnet_announce_poll(&a, 10000000), 0u);
+}
+
+/* A main loop that comes late gets one round, not a burst. */
+Test(vnet, announce_late_caller)
+{
+	struct vnet_announce a;
+
+	memset(&a, 0, sizeof(a));
+	vnet_announce_start(&a, false, 0);
+	cr_assert_eq(vnet_announce_poll(&a, 0), VNET_ANN_RARP);
+	cr_assert_eq(vnet_announce_poll(&a, 900000), VNET_ANN_RARP);
+	cr_assert_eq(vnet_announce_poll(&a, 900001), 0u);
+	cr_assert_eq(a.next_us, 900000 + VNET_ANN_STEP_US);
+}
+
+/* The status bit a move leaves for the guest travels with the record. */
+Test(vnet, save_load_keeps_a_pending_announce)
+{
+	struct vnet_ctrl_state s, t;
+	uint8_t rec[VNET_SAVE_SIZE];
+	uint16_t st = 0;
+
+	vnet_ctrl_init(&s);
+	s.promisc = true;
+	cr_assert_eq(vnet_save(&s, VNET_S_LINK_UP | VNET_S_ANNOUNCE, rec, sizeof(rec)),
+		     VNET_SAVE_SIZE);
+	cr_assert_eq(vnet_load(&t, &st, rec, sizeof(rec)), 0);
+	cr_assert_eq(st, VNET_S_LINK_UP | VNET_S_ANNOUNCE);
+	cr_assert(t.promisc);
+}
+
+Test(vnet, guest_announce_is_offered)
+{
+	uint64_t f = vnet_features();
+
+	cr_assert(f & (1ull << VNET_F_GUEST_ANNOUNCE));
+	cr_assert(f & (1ull << VNET_F_CTRL_VQ), "GUEST_ANNOUNCE needs the control queue");
+	cr_assert(f & (1ull << VNET_F_STATUS), "the driver reads S_ANNOUNCE in status");
+}

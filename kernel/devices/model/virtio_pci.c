@@ -842,3 +842,27 @@ int virtio_pci_load(struct virtio_pci *vp, const uint8_t *buf, size_t len)
 	*vp = c;
 	return 0;
 }
+
+static bool vp_ring_matches(const struct virtio_pci *vp, const struct virtio_pci_queue *q,
+			    const struct vring *r)
+{
+	bool ev = vp->guest_features & (1ull << VIRTIO_F_RING_EVENT_IDX);
+
+	return r->size == q->size && r->desc == q->desc && r->avail == q->driver &&
+	       r->used == q->device && r->event_idx == ev && !r->broken;
+}
+
+bool virtio_pci_rings_match(const struct virtio_pci *vp, const struct vring *vq, bool rings_up)
+{
+	if (rings_up && !virtio_pci_live(vp))
+		return false;
+	for (int i = 0; i < vp->nqueues; i++) {
+		bool live = rings_up && vp->q[i].enabled;
+
+		/* A queue enabled after DRIVER_OK never got a ring (the
+		 * device ignores it): unset is fine for a live one too. */
+		if (vq[i].size && (!live || !vp_ring_matches(vp, &vp->q[i], &vq[i])))
+			return false;
+	}
+	return true;
+}

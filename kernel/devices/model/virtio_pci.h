@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "kernel/devices/model/pci_host.h"
+#include "kernel/devices/model/vring.h"
 
 #define VPCI_MAX_QUEUES		8
 #define VPCI_MAX_VECTORS	9	/* config + one per queue */
@@ -157,5 +158,16 @@ int virtio_pci_bar_write(struct virtio_pci *vp, uint64_t off, int size, uint64_t
 /* Returns the bytes written or -ENOSPC. */
 int virtio_pci_save(const struct virtio_pci *vp, uint8_t *buf, size_t len);
 int virtio_pci_load(struct virtio_pci *vp, const uint8_t *buf, size_t len);
+
+/*
+ * Whether loaded rings vq[0..nqueues) agree with the loaded transport
+ * (a migration record of a whole device, kernel/devices/virtio_dev.c):
+ * rings_up only while the driver is live (DRIVER_OK, no NEEDS_RESET), and
+ * then each enabled queue's ring sits where the transport says with its
+ * size and EVENT_IDX as negotiated, unbroken, or is not set up (enabled
+ * after DRIVER_OK: the device ignores it); every other ring, and every
+ * ring while !rings_up, is not set up (size 0).  Reads fields only.
+ */
+bool virtio_pci_rings_match(const struct virtio_pci *vp, const struct vring *vq, bool rings_up);
 
 #endif
