@@ -115,6 +115,8 @@ static void dst_fail(const char *why)
 	if (dst.phase == DST_FAILED || dst.phase == DST_IDLE)
 		return;
 	snprintf(dst.why, sizeof(dst.why), "%s", why);
+	if (dst.preparing)
+		vdev_cancel((void *)(uintptr_t)dst.prep_gen);
 	dst.preparing = false;
 	if (dst.name[0])
 		pr_err("migrate: incoming %s from %s failed: %s; nothing kept", dst.name,
