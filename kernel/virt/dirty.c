@@ -102,7 +102,13 @@ int dirty_start(struct vm *vm, enum dirty_mode mode)
 		flush_vcpus(vm);
 		return rc;
 	}
-	return flush_vcpus(vm);
+	rc = flush_vcpus(vm);
+	/* A vCPU that did not answer may still run on stale translations:
+	 * the log would miss its writes.  Give logging up whole, so the
+	 * caller can fail cleanly and try again later. */
+	if (rc < 0)
+		dirty_stop(vm);
+	return rc;
 }
 
 /*

@@ -223,15 +223,22 @@ static int handle_stage2(struct vcpu *v, const struct vcpu_exit *e)
  * operator pauses or stops it.  The request is withdrawn before each look,
  * so a kick that lands in between is seen by the wait.
  */
+/*
+ * HLT until an interrupt is due: false when a request of the management
+ * CPU cut the wait short (the vCPU is still halted, and its loop answers
+ * the request first).  A stage-2 flush is such a request: dirty logging
+ * waits for every vCPU's answer, and an idle tickless guest may sit in
+ * HLT for seconds.
+ */
 static bool halt_wait(struct vcpu *v)
 {
-	const uint32_t wake = VCPU_REQ_STOP | VCPU_REQ_PAUSE | VCPU_REQ_EVENT;
+	const uint32_t cut = VCPU_REQ_STOP | VCPU_REQ_PAUSE | VCPU_REQ_FLUSH;
+	const uint32_t wake = cut | VCPU_REQ_EVENT;
 	uint64_t until;
 
 	while (!v->pending.valid) {
 		__atomic_fetch_and(&v->requests, ~VCPU_REQ_EVENT, __ATOMIC_ACQ_REL);
-		if (__atomic_load_n(&v->requests, __ATOMIC_ACQUIRE) &
-		    (VCPU_REQ_STOP | VCPU_REQ_PAUSE))
+		if (__atomic_load_n(&v->requests, __ATOMIC_ACQUIRE) & cut)
 			return false;
 		if (irq_halt_check(v, &until))
 			break;
@@ -631,7 +638,8 @@ void vcpu_loop(void *arg)
 			hv->flush_stage2(v);
 		}
 		if (!mp_runnable(v)) {
-			vcpu_wait(v, VCPU_REQ_STOP | VCPU_REQ_PAUSE | VCPU_REQ_EVENT, 0, 0);
+			vcpu_wait(v, VCPU_REQ_STOP | VCPU_REQ_PAUSE | VCPU_REQ_FLUSH |
+				  VCPU_REQ_EVENT, 0, 0);
 			continue;
 		}
 		if (v->halted) {

@@ -402,9 +402,18 @@ def boot_on_a():
     for i in (0, 1):
         if has_vm(i):
             lio.destroy(host(i)[1], VM)
-    lio.boot_guest(0, DEVICES, (VM, VM_ADDR))
     con = host(0)[1]
-    lio.wait_guest_line(con, VM, r"TERN-LINUX-NET: eth0", 60)
+    # tern-b may hold the LUN since a move (it fenced tern-a at COMMIT).
+    con.run("disk rejoin sys", 60)
+    # The host log still has an earlier boot's lines: wait for a new one.
+    before = sum("TERN-LINUX-NET: eth0" in ln for ln in lio.guest_lines(con, VM))
+    lio.boot_guest(0, DEVICES, (VM, VM_ADDR))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if sum("TERN-LINUX-NET: eth0" in ln for ln in lio.guest_lines(con, VM)) > before:
+            return
+        time.sleep(2)
+    raise ternlab.TestFailure(f"{VM} booted again on tern-a without its network")
 
 
 def home():

@@ -79,9 +79,10 @@ WEB_IQN = "iqn.2026-12.lab.tern:web"
 WEB_URL = f"iscsi://{netlab.BRIDGE_ADDR}:3260/{WEB_IQN}/1"
 WEB_SIZE = 256 << 20
 WEB_ADDR = "10.77.0.50"
+WEB_PORT = 7000
 WEB = [
     "vm create web mem=256M kernel=linux/vmlinuz initrd=linux/initrd.gz disk=web nic=auto "
-    f'cmdline="console=ttyS0 loglevel=4 tern.ip={WEB_ADDR}/24"',
+    f'cmdline="console=ttyS0 loglevel=4 tern.ip={WEB_ADDR}/24 tern.seqsrv={WEB_PORT}"',
     "vm start web",
     "vm list",
 ]
@@ -237,6 +238,12 @@ def banner(lab, secret):
                      f"({WEB_IQN}) as /dev/vda, eth0 {WEB_ADDR} on the switch:")
         lines.append(f"  vm console web (Ctrl-] detaches), vm info web, switch; "
                      f"ip netns exec {ns} ping {WEB_ADDR}")
+        lines.append(f"  watch its counter (a TCP stream from the guest): "
+                     f"ip netns exec {ns} nc {WEB_ADDR} {WEB_PORT}")
+        if lab.n > 1:
+            lines.append(f"  move it, disk and NIC, while you watch: migrate web "
+                         f"{lab.address(1)}   (then migrate status; back: migrate web "
+                         f"{lab.address(0)} on {lab.hosts[1].name})")
     if lab.n > 1 and os.environ.get("TERN_DEMO", "1") != "0":
         lines.append(f"Move the demo guest to {lab.hosts[1].name} (here, or with ternctl):")
         lines.append(f"  migrate demo {lab.address(1)}        then: migrate status, "
@@ -353,7 +360,8 @@ def main():
     tty_state = termios.tcgetattr(0) if interactive else None
     extra = {i: f"disk = shared {DISK_URL}\n" for i in range(int(HOSTS))} if DISK else None
     if DISK:
-        extra[0] += f"disk = web {WEB_URL}\n"     # the Linux guest's, tern-a only
+        for i in extra:                         # the Linux guest's, on every host:
+            extra[i] += f"disk = web {WEB_URL}\n"  # it migrates with its disk
     lab = netlab.NetLab(hosts=int(HOSTS), esp_dir=ESP, nic=NIC, mem=MEM,
                         smp=SMP, cpu=CPU, logdir=LOGDIR, extra_cfg=extra)
     tgt = None
