@@ -77,6 +77,7 @@ struct mig_src {
 	bool final, tail_sent, paused_by_us, dirty_on;
 	bool draining, quiesced;	/* devices: stopping, stopped */
 	uint64_t t_drain;
+	uint64_t pause_tsc;		/* host TSC at the pause: the guest's clock stops */
 	/* The tail (vCPUs, devices), captured at once after the last
 	 * harvest and encoded record by record as buffer space allows. */
 	struct src_tail_rec {
@@ -212,6 +213,7 @@ static int src_stop_and_copy(void)
 		src.paused_by_us = true;
 	}
 	src.t_pause = src.t_drain = time_us();
+	src.pause_tsc = rdtsc();
 	src.draining = true;
 	src.phase = SRC_STOPCOPY;
 	return 0;
@@ -340,12 +342,12 @@ static int src_tail(void)
 		if (!src.tail_recs || !src.tail_buf)
 			return -ENOMEM;
 		src.tail_n = src.tail_used = src.tail_next = src.vcpu_next = 0;
-		rc = mig_devices_save(src.vm, src_capture_device, NULL);
+		rc = mig_devices_save(src.vm, src.pause_tsc, src_capture_device, NULL);
 		if (rc < 0)
 			return rc;
 	}
 	while (src.vcpu_next < (uint32_t)src.vm->nvcpus) {
-		rc = mig_state_capture(src.vm, (int)src.vcpu_next, &v);
+		rc = mig_state_capture(src.vm, (int)src.vcpu_next, src.pause_tsc, &v);
 		if (!rc)
 			rc = mig_enc_vcpu(&src.enc, &v);
 		if (rc < 0)

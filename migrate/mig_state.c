@@ -87,7 +87,7 @@ static void seg_in(struct vcpu_seg *d, const struct mig_seg *s)
 
 /* vCPU idx of a paused VM into *m; m->xsave points at the live FPU page,
  * valid until the VM runs again. */
-int mig_state_capture(struct vm *vm, int idx, struct mig_vcpu *m)
+int mig_state_capture(struct vm *vm, int idx, uint64_t host_tsc, struct mig_vcpu *m)
 {
 	struct vcpu *v = &vm->vcpus[idx];
 	const struct vcpu_state *st = &v->st;
@@ -115,8 +115,11 @@ int mig_state_capture(struct vm *vm, int idx, struct mig_vcpu *m)
 	memcpy(m->dr, st->dr, sizeof(m->dr));
 	m->dr6 = st->dr6;
 	m->dr7 = st->dr7;
-	/* The guest's clock at the pause; the destination continues it. */
-	m->tsc = rdtsc() + st->tsc_offset;
+	/* The guest's clock at the pause (host_tsc): the destination
+	 * continues it from there, so no time passes for the guest while it
+	 * is stopped -- however long a quick migration copies.  Its PM timer
+	 * and LAPIC deadlines count on the same clock. */
+	m->tsc = host_tsc + st->tsc_offset;
 	for (int i = 0; i < SEG_COUNT; i++)
 		seg_out(&m->seg[i], &st->seg[i]);
 	m->gdtr = (struct mig_dtr){ st->gdtr.base, st->gdtr.limit };
@@ -253,9 +256,9 @@ int mig_state_start(struct vm *vm, char *why, size_t len)
 
 /* ---- every device record: interrupt controllers, platform, virtio ---- */
 
-int mig_devices_save(struct vm *vm, mig_emit_fn emit, void *ctx)
+int mig_devices_save(struct vm *vm, uint64_t host_tsc, mig_emit_fn emit, void *ctx)
 {
-	int rc = irq_state_save(vm, emit, ctx);
+	int rc = irq_state_save(vm, host_tsc, emit, ctx);
 
 	if (!rc)
 		rc = devices_save(vm, emit, ctx);

@@ -61,7 +61,9 @@ extern const size_t mig_ncmds;
 /* mig_state.c */
 uint32_t mig_cpuid_identity(struct mig_cpuid *out, uint32_t max);
 int mig_cpuid_compare(const struct mig_cpuid *theirs, uint32_t n, char *why, size_t len);
-int mig_state_capture(struct vm *vm, int idx, struct mig_vcpu *m);
+/* host_tsc: the host's TSC when the VM was paused (the guest's clock
+ * stops there); the same value for every vCPU and mig_devices_save. */
+int mig_state_capture(struct vm *vm, int idx, uint64_t host_tsc, struct mig_vcpu *m);
 int mig_state_apply(struct vm *vm, const struct mig_vcpu *m, char *why, size_t len);
 int mig_state_start(struct vm *vm, char *why, size_t len);
 /* Every device record of a paused VM (interrupt controllers, LAPICs with
@@ -69,7 +71,7 @@ int mig_state_start(struct vm *vm, char *why, size_t len);
  * into a created VM: 0, -ENOENT (unknown name or version), -EINVAL. */
 typedef int (*mig_emit_fn)(void *ctx, const char *name, uint32_t version, const void *blob,
 			   uint32_t len);
-int mig_devices_save(struct vm *vm, mig_emit_fn emit, void *ctx);
+int mig_devices_save(struct vm *vm, uint64_t host_tsc, mig_emit_fn emit, void *ctx);
 int mig_devices_load(struct vm *vm, const char *name, uint32_t version, const void *blob,
 		     uint32_t len);
 

@@ -428,8 +428,10 @@ void irq_vm_free(struct vm *vm)
 
 /* ---- migration records (formats in model/irqrec.h) ---- */
 
-/* The VM is paused: every vCPU is parked, only devices still post. */
-int irq_state_save(struct vm *vm, irq_emit_fn emit, void *ctx)
+/* The VM is paused: every vCPU is parked, only devices still post.
+ * host_tsc: the host's TSC at the pause, the instant the guest's clock
+ * stops (its LAPIC timers keep their distance from it). */
+int irq_state_save(struct vm *vm, uint64_t host_tsc, irq_emit_fn emit, void *ctx)
 {
 	struct irqchip *chip = vm->irqchip;
 	static struct irqrec_chip c;
@@ -460,7 +462,7 @@ int irq_state_save(struct vm *vm, irq_emit_fn emit, void *ctx)
 			  (v->nmi_pending ? IRQREC_F_NMI : 0) |
 			  (v->halted && l.mp_state == IRQREC_MP_RUNNABLE ? IRQREC_F_HALTED : 0);
 		l.sipi_vector = v->sipi_vector;
-		rc = irqrec_lapic_encode(&l, guest_tsc(v), b, sizeof(b));
+		rc = irqrec_lapic_encode(&l, host_tsc + v->st.tsc_offset, b, sizeof(b));
 		snprintf(name, sizeof(name), "lapic.%d", i);
 		if (!rc)
 			rc = emit(ctx, name, IRQREC_LAPIC_V, b, IRQREC_LAPIC_LEN);

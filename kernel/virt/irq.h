@@ -48,12 +48,13 @@ uint64_t vm_time_ns(void);
 uint64_t vm_guest_ns(struct vm *vm);
 
 /* Migration: "irqchip" (IOAPIC, 8259s, line levels) and "lapic.N" per
- * vCPU (LAPIC, run state, posted INIT/SIPI/NMI).  Save on a paused VM;
+ * vCPU (LAPIC, run state, posted INIT/SIPI/NMI).  Save on a paused VM
+ * (host_tsc: the host's TSC at the pause, where the guest's clock stops);
  * load into a created one after its vCPU records (the LAPIC timer counts
  * from vCPU 0's TSC at the pause): 0, -ENOENT (not ours), -EINVAL. */
 typedef int (*irq_emit_fn)(void *ctx, const char *name, uint32_t version, const void *blob,
 			   uint32_t len);
-int irq_state_save(struct vm *vm, irq_emit_fn emit, void *ctx);
+int irq_state_save(struct vm *vm, uint64_t host_tsc, irq_emit_fn emit, void *ctx);
 int irq_state_load(struct vm *vm, const char *name, uint32_t version, const void *blob,
 	     uint32_t len);
 
