@@ -865,9 +865,10 @@ void mig_src_status(struct cmd_out *o)
 		cmd_printf(o, "outgoing: none\n");
 		return;
 	}
-	cmd_printf(o, "outgoing: %s to %s, %s%s: %s%s%s\n", src.name, src.addr,
+	cmd_printf(o, "outgoing: %s to %s, %s%s: %s%s%s%s\n", src.name, src.addr,
 		   src.p.mode == MIG_LIVE ? "live" : "quick",
 		   src.p.plain ? " unencrypted" : "", src_phase_names[src.phase],
+		   src.draining ? " (the guest's devices are draining)" : "",
 		   src.why[0] ? ": " : "", src.why);
 	if (src.phase == SRC_DONE) {
 		cmd_printf(o, "report: total %lu ms, downtime %lu ms, %lu bytes sent, "

@@ -4,8 +4,10 @@
 (10.77.0.2) on one bridge (br0, 10.77.0.254/24) in a private network
 namespace ternlab-<pid> (tests/lab/netlab.py; needs root).  Starts two
 guests on tern-a: "web", Debian's kernel with its own iSCSI LUN as a
-virtio disk and a virtio NIC at 10.77.0.50, and "demo", the Multiboot
-guest that shows live migration; prints a banner with the namespace, the hosts, the secret
+virtio disk (attached on every host, so it can move) and a virtio NIC at
+10.77.0.50 serving a counter on TCP port 7000, and "demo", the Multiboot
+guest that verifies its memory across a migration; prints a banner with
+the namespace, the hosts, the secret
 file and ready-to-paste `ip netns exec ... ternctl` commands for both
 hosts, then hands this terminal to tern-a's serial console.  tern-b keeps
 running in the background; its serial output goes to its log
