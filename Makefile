@@ -432,7 +432,8 @@ fuzz-vpci: $(FUZZ_DIR)/fuzz_vpci
 
 # The device side of virtqueues and the virtio-blk parser: guest RAM with
 # hostile rings and requests (no seed generator: the input is XORed onto a
-# template of good requests, so mutations start from a working queue).
+# template of good requests, so mutations start from a working queue), and
+# the disk's migration record (first byte 0xff; the seeds pick templates).
 FUZZ_VRING_SRCS	:= kernel/devices/model/vring.c kernel/devices/model/vblk.c
 FUZZ_VRING_HDRS	:= kernel/devices/model/vring.h kernel/devices/model/vblk.h kernel/lib/byteorder.h
 
@@ -444,8 +445,10 @@ $(FUZZ_DIR)/fuzz_vring: tests/fuzz/fuzz_vring.c $(FUZZ_VRING_SRCS) $(FUZZ_VRING_
 
 .PHONY: fuzz-vring
 fuzz-vring: $(FUZZ_DIR)/fuzz_vring
-	@mkdir -p $(FUZZ_DIR)/corpus-vring $(FUZZ_DIR)/artifacts
-	$(FUZZ_DIR)/fuzz_vring $(FUZZ_OPTS) $(FUZZ_DIR)/corpus-vring
+	@mkdir -p $(FUZZ_DIR)/corpus-vring $(FUZZ_DIR)/seeds-vring $(FUZZ_DIR)/artifacts
+	@for t in 0 1 2 6 8 14; do printf "\\377\\$$(printf %o $$t)" \
+		> $(FUZZ_DIR)/seeds-vring/record-$$t; done
+	$(FUZZ_DIR)/fuzz_vring $(FUZZ_OPTS) $(FUZZ_DIR)/corpus-vring $(FUZZ_DIR)/seeds-vring
 
 # The L2 switch and the virtio-net model: hostile frames, ports, chains
 # and control commands over a fake RAM (no seeds: byte-coded operations).

@@ -41,6 +41,13 @@
  *    connection dropped, so a quiesce never waits more than about 61 s;
  *    on a healthy LAN it is one I/O latency.  A lost disk (fenced) fails
  *    its requests at once.
+ *  - once drained, quiesce sends one FLUSH (SYNCHRONIZE CACHE) per
+ *    writable disk, as a guest's VIRTIO_BLK_T_FLUSH would, and says 0
+ *    when it is back: the destination's fence must not strand writes the
+ *    target acknowledged but holds in a volatile cache.  A failed flush
+ *    (the target gone) is logged and does not stop the migration: the
+ *    block layer's bounded wait applies, and the migration code bounds
+ *    the whole drain anyway.
  *  - what the guest queued meanwhile stays in the avail ring, for
  *    unquiesce (the migration failed) or, after the rings moved,
  *    resumed on the destination (the guest will not kick again for
@@ -99,6 +106,8 @@ struct vblk_dev {
 	struct vblk_io *free, *pend_head, *pend_tail;	/* under the bus lock */
 	unsigned inflight;		/* submitted to the block layer */
 	bool quiesced;			/* migration: pop nothing new */
+	struct vblk_drain drain;	/* ... then one flush (model/vblk.h) */
+	struct blk_req drain_req;	/* that flush, counted in inflight */
 	int said_err;			/* the last error the log was told of */
 	struct vblk_stats st;
 	struct vblk_dev *next;
@@ -619,8 +628,12 @@ static void vblk_info_out(void *inst, struct cmd_out *o)
 		   b->info.block_size,
 		   state);
 	if (b->quiesced)
-		cmd_printf(o, "    quiesced for a migration: %u request(s) still out\n",
-			   b->inflight);
+		cmd_printf(o, "    quiesced for a migration: %u request(s) still out%s\n",
+			   b->inflight, b->drain.state == VBLK_DRAIN_FLUSHING ?
+			   " (the flush before the migration)" : "");
+	if (b->drain.flushes)
+		cmd_printf(o, "    migration flushes %lu (failed %lu)\n",
+			   (unsigned long)b->drain.flushes, (unsigned long)b->drain.failed);
 	cmd_printf(o, "    reads %lu (%lu KiB) writes %lu (%lu KiB) flushes %lu discards %lu "
 		   "write-zeroes %lu errors %lu malformed %lu in-flight %u notifies %lu irqs %lu\n",
 		   s->reads, s->rd_bytes >> 10, s->writes, s->wr_bytes >> 10, s->flushes,
@@ -703,6 +716,49 @@ static int vblk_load_state(void *inst, const uint8_t *buf, size_t len)
 	return 0;
 }
 
+/* The drain's flush is back (or never went out: err from blk_submit). */
+static void vblk_drain_flush_end(struct vblk_dev *b, int err)
+{
+	if (!vblk_drain_flushed(&b->drain, err))
+		return;
+	pr_warn("vm %s: %s: the flush before the migration failed (disk %s: %s); "
+		"going on without it", b->vm ? b->vm->name : "?", b->vd.name, b->disk_name,
+		cmd_strerror(err));
+}
+
+static void vblk_drain_flush_done(struct blk_req *r)
+{
+	struct vblk_dev *b = r->priv;
+
+	b->inflight--;
+	if (!b->vm) {			/* the VM is gone */
+		if (!b->inflight)
+			vblk_free_dev(b);
+		return;
+	}
+	vblk_drain_flush_end(b, r->err);
+	mainloop_kick();	/* the migration asks again */
+}
+
+/* The flush after the drain, through the block layer like a guest's
+ * VIRTIO_BLK_T_FLUSH: a barrier behind every write already done. */
+static void vblk_drain_flush(struct vblk_dev *b)
+{
+	struct blk_req *r = &b->drain_req;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	r->op = BLK_FLUSH;
+	r->done = vblk_drain_flush_done;
+	r->priv = b;
+	b->inflight++;
+	rc = blk_submit(b->disk, r);
+	if (rc < 0) {
+		b->inflight--;
+		vblk_drain_flush_end(b, rc);
+	}
+}
+
 static int vblk_quiesce(void *inst)
 {
 	struct vblk_dev *b = inst;
@@ -712,9 +768,18 @@ static int vblk_quiesce(void *inst)
 	b->quiesced = true;
 	busy = b->pend_head || b->inflight;
 	vpci_unlock(b->vm, f);
-	if (!busy)
+	switch (vblk_drain_step(&b->drain, busy, b->read_only)) {
+	case VBLK_DRAIN_QUIET:
 		return 0;
-	mainloop_kick();	/* the vblk service submits the pending list */
+	case VBLK_DRAIN_FLUSH:
+		vblk_drain_flush(b);
+		/* A flush refused at once is over: quiet now. */
+		return b->drain.state == VBLK_DRAIN_FLUSHED ? 0 : -EAGAIN;
+	case VBLK_DRAIN_WAIT:
+		break;
+	}
+	if (busy)
+		mainloop_kick();	/* the vblk service submits the pending list */
 	return -EAGAIN;
 }
 
@@ -724,6 +789,7 @@ static void vblk_pick_up(struct vblk_dev *b)
 	uint64_t f = vpci_lock(b->vm);
 
 	b->quiesced = false;
+	vblk_drain_reset(&b->drain);
 	vblk_notify(&b->vd, 0);
 	vpci_unlock(b->vm, f);
 }

@@ -2,7 +2,8 @@
  * libFuzzer target for the device-side virtqueue and the virtio-blk
  * request parser (make fuzz-vring).
  *
- * Input: a 4-byte prefix, then guest RAM contents.
+ * Input: byte 0 0xff selects the disk's migration record (below); any
+ * other value a ring: a 4-byte prefix, then guest RAM contents.
  *	byte 0		ring size 8 << (b % 6): 8 to 256 entries
  *	byte 1		bit 0 EVENT_IDX, bit 1 4 KiB LUN blocks, bit 2 read-only,
  *			bit 3 discard, bit 4 write-zeroes
@@ -20,6 +21,14 @@
  * over a page), every chain's shape, every accepted request inside the
  * disk, and that every reachable ring state saves to a record its loader
  * accepts and restores.
+ *
+ * Record mode (byte 0 0xff): byte 1 picks a template vblk_save wrote (bit
+ * 0 a disk not ready yet, bit 1 read-only, bit 2 DISCARD and
+ * WRITE_ZEROES, bit 3 a long serial and identity), the rest is XORed onto
+ * it, and vblk_load takes it.  Checked: what loads saves back to the very
+ * same bytes and loads again to the same record; its geometry gives sane
+ * config space and limits; vblk_check_same accepts it against itself and
+ * answers a NUL-terminated reason against another disk.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -242,6 +251,70 @@ static void fz_takeover(const struct vring *r, const uint8_t *x, size_t xn)
 	}
 }
 
+static void fz_record_template(struct vblk_saved *t, uint8_t how)
+{
+	memset(t, 0, sizeof(*t));
+	t->info_known = !(how & 1);
+	t->info.block_size = 512;
+	t->info.max_transfer = 1u << 18;
+	t->info.read_only = how & 2;
+	if (t->info_known) {
+		t->info.nblocks = 1u << 21;
+		t->info.block_size = how & 4 ? 4096 : 512;
+		t->info.discard = t->info.write_zeroes = how & 4;
+		t->info.max_discard_sectors = how & 4 ? 8192 : 0;
+		t->info.max_write_zeroes_sectors = how & 4 ? 65535 : 0;
+	}
+	if (how & 8) {
+		memcpy(t->info.serial, "ABCDEFGHIJKLMNOPQRST", 20);	/* no NUL */
+		memset(t->disk, 'd', VBLK_NAME_LEN - 1);
+		memset(t->ident, 'f', VBLK_IDENT_LEN - 1);
+	} else {
+		memcpy(t->info.serial, "lun0", 4);
+		memcpy(t->disk, "lun0", 4);
+		memcpy(t->ident, "naa.6001405abcdef0", 18);
+	}
+}
+
+/* The disk's record: load, save back, load again. */
+static void fz_record(const uint8_t *x, size_t xn)
+{
+	uint8_t rec[VBLK_SAVE_SIZE], again[VBLK_SAVE_SIZE], cfg[VBLK_CFG_LEN];
+	struct vblk_saved t, l, l2, other;
+	char why[160];
+
+	fz_record_template(&t, xn ? x[0] : 0);
+	fz_check(vblk_save(&t, rec, sizeof(rec)) == VBLK_SAVE_SIZE);
+	for (size_t i = 1; i < xn && i - 1 < sizeof(rec); i++)
+		rec[i - 1] ^= x[i];
+	fz_check(vblk_load(&l, rec, sizeof(rec) - 1) == -EINVAL);
+	if (vblk_load(&l, rec, sizeof(rec)) < 0)
+		return;
+	fz_check(vblk_save(&l, again, sizeof(again)) == VBLK_SAVE_SIZE);
+	fz_check(!memcmp(rec, again, sizeof(rec)));
+	fz_check(vblk_load(&l2, again, sizeof(again)) == 0);
+	fz_check(vblk_save(&l2, again, sizeof(again)) == VBLK_SAVE_SIZE);
+	fz_check(!memcmp(rec, again, sizeof(rec)));
+	fz_check(l.disk[0] && memchr(l.disk, 0, VBLK_NAME_LEN) &&
+		 memchr(l.ident, 0, VBLK_IDENT_LEN));
+
+	/* What a destination does with it: config space and limits. */
+	vblk_config(&l.info, cfg, sizeof(cfg));
+	(void)vblk_features(&l.info);
+	fz_check(vblk_size_max(&l.info) >= 4096 && vblk_size_max(&l.info) <= 65536);
+	fz_check(vblk_max_data(&l.info) >= vblk_size_max(&l.info));
+	fz_check(vblk_check_same(&l, &l, why, sizeof(why)) == 0);
+	other = l;
+	other.disk[0] = other.disk[0] == 'x' ? 'y' : 'x';
+	memset(why, 0x55, sizeof(why));
+	fz_check(vblk_check_same(&l, &other, why, sizeof(why)) == -EINVAL);
+	fz_check(memchr(why, 0, sizeof(why)) != NULL && why[0]);
+	fz_record_template(&other, 0);
+	memset(why, 0x55, sizeof(why));
+	if (vblk_check_same(&l, &other, why, sizeof(why)) < 0)
+		fz_check(memchr(why, 0, sizeof(why)) != NULL && why[0]);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct vring_chain c;
@@ -253,6 +326,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t cfg[VBLK_CFG_LEN];
 	size_t xn;
 
+	if (size >= 1 && data[0] == 0xff) {
+		fz_record(data + 1, size - 1);
+		return 0;
+	}
 	if (size < FZ_PREFIX)
 		return 0;
 	n = (uint16_t)(8u << (data[0] % 6));

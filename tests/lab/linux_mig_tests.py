@@ -23,7 +23,8 @@ and pings; live A->B->A under disk writes; after A->B, A's writes get
 RESERVATION CONFLICT, the guest's clock did not jump and both vCPUs kept
 running; refusals (no LUN, no free CPUs) leave the guest running on A and
 nothing on B; a cut link during pre-copy and `migrate cancel` in each
-phase leave it running on A with its disk and network; quick migration.
+phase leave it running on A with its disk and network; quick migration;
+tern-b's QEMU killed during pre-copy (last: it stops the lab).
 
     python3 tests/lab/linux_mig_tests.py [--only REGEX] [--list]
 """
@@ -930,6 +931,54 @@ def quick_a_to_b():
           f"the guest's clock jumped {jump:+.3f} s (migration {rep['total']} ms)")
     guest_intact(1, "after the quick migration")
 
+
+@test
+def destination_killed_before_commit():
+    """tern-b's QEMU is killed (SIGKILL) during pre-copy, before COMMIT:
+    the migration fails, the guest keeps running on tern-a with its TCP
+    stream, disk writes and network.  Last: tern-b is gone afterwards, so
+    the lab is stopped at the end (a later test would start a new one)."""
+    lb = lab()
+    home()
+    with gsh(0) as g:
+        start_seqsrv(g)
+        run = start_dwriter(g)
+    cl = SeqClient(lb.net.ns, VM_ADDR)
+    try:
+        check(cl.wait_connected() is None, f"the client: {cl.final}")
+        start_migration(0, "live bandwidth=4")
+        wait_status(0, r"outgoing: .*: pre-copy", 120)
+        time.sleep(2)
+        out = host(0)[1].run("migrate status")
+        check(re.search(r"outgoing: .*: pre-copy", out),
+              f"the migration left pre-copy before tern-b could be killed:\n{out}")
+        hb = lb.net.hosts[1]
+        hb._kill()          # SIGKILL to tern-b's QEMU, by its PID (a crash)
+        hb.stop()           # and the host object's clean-up
+        out = wait_status(0, r"outgoing: .*: (failed|done)", 180)
+        check(re.search(r": failed: ", out), f"with tern-b killed:\n{out}")
+        print("  " + re.search(r"outgoing: .*", out).group(0), flush=True)
+        # after_failure without dst_clean (tern-b is gone).
+        what = "tern-b killed in pre-copy"
+        st = cl.status()
+        check(st["ended"] is None, f"{what}: the stream ended: {st}")
+        time.sleep(3)
+        st2 = cl.status()
+        check(st2["records"] > st["records"], f"{what}: the stream stopped: {st} then {st2}")
+        with gsh(0) as g:
+            d1 = dwriter_status(g)
+            time.sleep(2)
+            st, out = stop_dwriter(g)
+        check(st["durable"] > d1["durable"] and st["errors"] == 0,
+              f"{what}: dwriter on tern-a:\n{out}")
+        lun_check(run, st, what)
+        rep = cl.stop()
+        why = seq_verdict(rep, 1)
+        check(why is None, f"{what}: the TCP stream: {why}\n{rep}")
+        guest_intact(0, what)
+    finally:
+        quietly(cl.stop)
+        stop_labs()         # tern-b is gone: a later test gets a fresh lab
 
 def main(argv=None):
     global CFG

@@ -3,7 +3,8 @@
  * configuration layout (VIRTIO 1.1 5.2.4), and request parsing (5.2.6):
  * good reads, writes, flushes, GET_ID, discard and write-zeroes, every
  * malformed shape, 4 KiB LUNs, range and overflow checks, and one request
- * end to end through a vring.
+ * end to end through a vring; the migration record; the drain-and-flush
+ * state before a migration.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -680,4 +681,91 @@ Test(vblk, check_same)
 	src.info_known = false;
 	src.info.discard = src.info.write_zeroes = false;
 	cr_assert_eq(vblk_check_same(&src, &here, why, sizeof(why)), 0);
+}
+
+/* ---- the drain before a migration ---- */
+
+Test(vblk, drain_flushes_once_after_the_requests)
+{
+	struct vblk_drain d = { 0 };
+
+	/* Requests out: wait, and no flush yet. */
+	cr_assert_eq(vblk_drain_step(&d, true, false), VBLK_DRAIN_WAIT);
+	cr_assert_eq(vblk_drain_step(&d, true, false), VBLK_DRAIN_WAIT);
+	cr_assert_eq(d.flushes, 0);
+	/* Drained: one flush, then wait for it (it counts as busy in the
+	 * glue, but the state alone must hold too). */
+	cr_assert_eq(vblk_drain_step(&d, false, false), VBLK_DRAIN_FLUSH);
+	cr_assert_eq(d.state, VBLK_DRAIN_FLUSHING);
+	cr_assert_eq(vblk_drain_step(&d, true, false), VBLK_DRAIN_WAIT);
+	cr_assert_eq(vblk_drain_step(&d, false, false), VBLK_DRAIN_WAIT);
+	cr_assert_eq(d.flushes, 1);
+	cr_assert_not(vblk_drain_flushed(&d, 0));
+	cr_assert_eq(vblk_drain_step(&d, false, false), VBLK_DRAIN_QUIET);
+	cr_assert_eq(vblk_drain_step(&d, false, false), VBLK_DRAIN_QUIET);
+	cr_assert_eq(d.flushes, 1);
+	cr_assert_eq(d.failed, 0);
+	cr_assert_eq(d.err, 0);
+}
+
+Test(vblk, drain_read_only_disk_does_not_flush)
+{
+	struct vblk_drain d = { 0 };
+
+	cr_assert_eq(vblk_drain_step(&d, true, true), VBLK_DRAIN_WAIT);
+	cr_assert_eq(vblk_drain_step(&d, false, true), VBLK_DRAIN_QUIET);
+	cr_assert_eq(d.flushes, 0);
+	cr_assert_eq(d.state, VBLK_DRAIN_IDLE);
+}
+
+Test(vblk, drain_failed_flush_is_logged_once_and_quiet)
+{
+	struct vblk_drain d = { 0 };
+
+	cr_assert_eq(vblk_drain_step(&d, false, false), VBLK_DRAIN_FLUSH);
+	cr_assert(vblk_drain_flushed(&d, -ETIMEDOUT));
+	cr_assert_eq(d.err, -ETIMEDOUT);
+	cr_assert_eq(d.failed, 1);
+	/* A second answer (none should come) is not logged again. */
+	cr_assert_not(vblk_drain_flushed(&d, -EIO));
+	cr_assert_eq(d.err, -ETIMEDOUT);
+	cr_assert_eq(d.failed, 1);
+	cr_assert_eq(vblk_drain_step(&d, false, false), VBLK_DRAIN_QUIET);
+	cr_assert_eq(d.flushes, 1);
+}
+
+Test(vblk, drain_abandoned_flush_is_ignored_and_the_next_drain_flushes)
+{
+	struct vblk_drain d = { 0 };
+
+	/* The migration fails while the flush is out: unquiesce. */
+	cr_assert_eq(vblk_drain_step(&d, false, false), VBLK_DRAIN_FLUSH);
+	vblk_drain_reset(&d);
+	cr_assert_eq(d.state, VBLK_DRAIN_IDLE);
+	/* The next migration: the old flush still out (busy) holds it. */
+	cr_assert_eq(vblk_drain_step(&d, true, false), VBLK_DRAIN_WAIT);
+	/* Its late failure is not this drain's and is not logged. */
+	cr_assert_not(vblk_drain_flushed(&d, -EIO));
+	cr_assert_eq(d.failed, 0);
+	cr_assert_eq(d.state, VBLK_DRAIN_IDLE);
+	/* This drain flushes again: the guest may have written since. */
+	cr_assert_eq(vblk_drain_step(&d, false, false), VBLK_DRAIN_FLUSH);
+	cr_assert_eq(d.flushes, 2);
+	cr_assert_not(vblk_drain_flushed(&d, 0));
+	cr_assert_eq(vblk_drain_step(&d, false, false), VBLK_DRAIN_QUIET);
+}
+
+Test(vblk, drain_after_a_completed_migration_attempt_flushes_again)
+{
+	struct vblk_drain d = { 0 };
+
+	cr_assert_eq(vblk_drain_step(&d, false, false), VBLK_DRAIN_FLUSH);
+	cr_assert_not(vblk_drain_flushed(&d, 0));
+	cr_assert_eq(vblk_drain_step(&d, false, false), VBLK_DRAIN_QUIET);
+	vblk_drain_reset(&d);		/* unquiesce: the guest runs on here */
+	cr_assert_eq(vblk_drain_step(&d, false, false), VBLK_DRAIN_FLUSH);
+	cr_assert(vblk_drain_flushed(&d, -EACCES));
+	cr_assert_eq(vblk_drain_step(&d, false, false), VBLK_DRAIN_QUIET);
+	cr_assert_eq(d.flushes, 2);
+	cr_assert_eq(d.failed, 1);
 }

@@ -435,3 +435,40 @@ int vblk_check_same(const struct vblk_saved *src, const struct vblk_saved *here,
 		return 0;
 	return -EINVAL;
 }
+
+/* ---- the drain before a migration (vblk.h) ---- */
+
+enum vblk_drain_act vblk_drain_step(struct vblk_drain *d, bool busy, bool read_only)
+{
+	/* The flush goes out only once nothing else is: the block layer
+	 * would order it after them anyway (a barrier), but a flush that
+	 * found the queue empty covers every write the guest was answered
+	 * for, and nothing can slip in after it (the device pops nothing). */
+	if (busy)
+		return VBLK_DRAIN_WAIT;
+	if (read_only || d->state == VBLK_DRAIN_FLUSHED)
+		return VBLK_DRAIN_QUIET;
+	if (d->state == VBLK_DRAIN_FLUSHING)
+		return VBLK_DRAIN_WAIT;
+	d->state = VBLK_DRAIN_FLUSHING;
+	d->err = 0;
+	d->flushes++;
+	return VBLK_DRAIN_FLUSH;
+}
+
+bool vblk_drain_flushed(struct vblk_drain *d, int err)
+{
+	if (d->state != VBLK_DRAIN_FLUSHING)
+		return false;		/* an abandoned drain's */
+	d->state = VBLK_DRAIN_FLUSHED;
+	d->err = err;
+	if (err)
+		d->failed++;
+	return err != 0;
+}
+
+void vblk_drain_reset(struct vblk_drain *d)
+{
+	d->state = VBLK_DRAIN_IDLE;
+	d->err = 0;
+}

@@ -143,4 +143,42 @@ int vblk_load(struct vblk_saved *s, const uint8_t *buf, size_t len);
 int vblk_check_same(const struct vblk_saved *src, const struct vblk_saved *here, char *why,
 		    size_t len);
 
+/*
+ * The source's drain before a migration's last round: every request the
+ * guest started completes, then one FLUSH (SYNCHRONIZE CACHE, SBC-3 5.22)
+ * puts what the target may still cache on stable storage before the
+ * destination takes the LUN over (and fences this host off).  A write
+ * the target acknowledged but still holds volatile would otherwise be
+ * lost if the fence or a target failover drops its cache.  A read-only
+ * disk has nothing to flush.  The glue (storage/vblk_dev.c) keeps one per
+ * disk and asks vblk_drain_step at each quiesce call.
+ */
+enum vblk_drain_state {
+	VBLK_DRAIN_IDLE,	/* not draining, or the requests are still out */
+	VBLK_DRAIN_FLUSHING,	/* the flush is out */
+	VBLK_DRAIN_FLUSHED,	/* back (or failed): quiet */
+};
+
+enum vblk_drain_act {
+	VBLK_DRAIN_WAIT,	/* requests or the flush still out: -EAGAIN */
+	VBLK_DRAIN_FLUSH,	/* submit the flush now, then -EAGAIN */
+	VBLK_DRAIN_QUIET,	/* 0 */
+};
+
+struct vblk_drain {
+	enum vblk_drain_state state;
+	int err;		/* the flush's error, 0 if it succeeded */
+	uint64_t flushes, failed;	/* for `vm info` */
+};
+
+/* busy: requests of the guest (or an older flush) still out. */
+enum vblk_drain_act vblk_drain_step(struct vblk_drain *d, bool busy, bool read_only);
+/* The flush is back with err (0 or -errno), or its submission failed:
+ * true when the caller should log the failure (the first answer of this
+ * drain only; a flush left over from an abandoned drain is ignored). */
+bool vblk_drain_flushed(struct vblk_drain *d, int err);
+/* Unquiesce (the migration failed) or resumed: the next drain flushes
+ * again.  The counters stay. */
+void vblk_drain_reset(struct vblk_drain *d);
+
 #endif
