@@ -32,7 +32,10 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TERNCTL = os.path.join(REPO, "build", "tools", "ternctl")
 GUEST_MEM = "64M"
 IDLE_DELAY = 20000      # migverify spin between pages: a slow writer
-BACK_AND_FORTH = 20
+# Each round trip is ~8 s under TCG; 8 moves keep the repeated hand-off
+# (each host both source and destination four times) inside make test's
+# budget, next to the Linux guest's A->B->A in linux_mig_tests.py.
+BACK_AND_FORTH = int(os.environ.get("TERN_BACK_AND_FORTH", "8"))
 CFG = None
 check = ternlab.check
 _lab = {}
