@@ -78,6 +78,7 @@ PING_INTERVAL = 0.01
 MW_MIB = 16                     # the memory writer's working set
 MW_SLEEP_US = 250000            # between its 1 MiB writes
 GUEST_PROMPT = linux_tests.GUEST_PROMPT
+QEMU_PARAMS = []                # what query-migrate-parameters said
 
 
 class BenchError(RuntimeError):
@@ -300,9 +301,13 @@ def qemu_migrate(src, dst, port):
     t1 = time.time()
     if q["status"] != "completed":
         raise BenchError(f"QEMU's migration {q['status']}: {q.get('error-desc', '')}")
-    st = dst.qmp("query-status")["status"]
-    if st != "running":
-        raise BenchError(f"QEMU's destination is {st} after the migration")
+    # The source says completed when it has sent the last byte; the
+    # destination runs once it has loaded it.
+    deadline = time.monotonic() + 60
+    while (st := dst.qmp("query-status")["status"]) != "running":
+        if st not in ("inmigrate", "paused") or time.monotonic() > deadline:
+            raise BenchError(f"QEMU's destination is {st} after the migration")
+        time.sleep(0.1)
     return q, t1 - t0, t0, t1
 
 
@@ -364,6 +369,9 @@ def run_qemu(args):
         cur.send("\r")
         cur.expect(re.escape(GUEST_PROMPT), 60)
         print(f"  QEMU guest up ({time.monotonic() - t:.0f} s)", flush=True)
+        p = cur.qmp("query-migrate-parameters")
+        QEMU_PARAMS.append(f"max-bandwidth {p.get('max-bandwidth', 0) / 2**20:.0f} MiB/s, "
+                           f"downtime-limit {p.get('downtime-limit')} ms, auto-converge on")
         time.sleep(10)     # settle, as the Tern guest has long since
         for n, case in enumerate(args.cases, 1):
             port = free_port()
@@ -475,6 +483,8 @@ def main():
     print(f"\nlinux_mig: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{os.cpu_count()} cores, {qv}, TCG; load {load0[0]:.2f} at the start, "
           f"{load1[0]:.2f} at the end; {time.monotonic() - t0:.0f} s")
+    if QEMU_PARAMS:
+        print(f"QEMU's migration: {QEMU_PARAMS[0]}")
     table(rows)
     for r in rows:
         print(f"- {describe(r)}")
