@@ -175,6 +175,9 @@ def tern_row(case, mode, src):
     finally:
         pm.stop()
     row.update(rep, wall=t1 - t0, gap=gap, lost=lost)
+    resumed = dst_resumed(dst)
+    if resumed:
+        row["note"] = "; ".join(filter(None, (row.get("note"), resumed)))
     with lmt.gsh(dst) as g:
         if case == "dwriter":
             row["check"] = dw_stop_and_check(g, run, lb.lun_path(lmt.SYS_TID), "Tern")
@@ -187,6 +190,17 @@ def tern_row(case, mode, src):
         row.setdefault("check", "shell answers")
     print(f"  {describe(row)}", flush=True)
     return row
+
+
+def dst_resumed(dst):
+    """The destination's own account of the resume, for the notes: its
+    last `resumed here (...)` log line, or ''."""
+    try:
+        text = lmt.host(dst)[1].raw("log 1000", 60)
+    except (ternlab.LabError, ternlab.TestFailure, TimeoutError):
+        return ""
+    found = re.findall(r"migrate: \S+ from \S+ resumed here \(([^)]*)\)", text)
+    return f"tern-{'ab'[dst]}: resumed {found[-1]}" if found else ""
 
 
 def run_tern(args):
