@@ -84,7 +84,7 @@ UNIT_OBJS	:= $(patsubst %.c,$(B)/u/%.o,$(UNIT_SRCS))
 UNIT_BIN	:= $(B)/tests/unit-tests
 
 .PHONY: all esp deps deps-check run test test-unit test-harness fuzz fuzz-bzimage fuzz-vnet test-qemu test-svm test-net test-netcon \
-	test-migrate test-storage test-bochs linux-guest esp-linux test-linux test-linux-io test-linux-mig test-linux-bochs \
+	test-migrate test-storage test-bochs linux-guest esp-linux test-linux test-linux-io test-linux-mig test-linux-save test-linux-bochs \
 	clean distclean third-party
 .DEFAULT_GOAL := all
 
@@ -562,6 +562,12 @@ test-linux-io: esp-linux $(TERNCTL)
 # faults (tests/lab/linux_mig_tests.py).  Not in `make test` yet.
 test-linux-mig: esp-linux $(TERNCTL)
 	$(PYTHON) tests/lab/linux_mig_tests.py --esp $(LINUX_ESP)
+
+# Quick migration through shared storage: `vm save` to a LUN on tern-a,
+# tern-a killed, `vm restore` on tern-b (tests/lab/linux_save_tests.py).
+# Not in `make test`.
+test-linux-save: esp-linux $(TERNCTL)
+	$(PYTHON) tests/lab/linux_save_tests.py --esp $(LINUX_ESP)
 
 test-linux-bochs: esp-linux
 	$(PYTHON) tests/lab/linux_tests.py --esp $(LINUX_ESP) --pvh \
