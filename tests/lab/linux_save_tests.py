@@ -196,6 +196,26 @@ def save_a_kill_a_restore_b():
         check(not done and "restored already" in out, f"a second restore:\n{out}")
         check(not re.search(r"^lm2\s", con(1).run("vm list"), re.M), "lm2 exists on tern-b")
 
+        # Hostile save areas, written into tgtd's file: a stream that fails
+        # its checks (a CONFIG byte: the record CRC) and a header whose
+        # CRC does not match are refused with the reason, nothing kept.
+        path = lb.tgt.luns[(SAVE_TID, 1)]
+        for off, what, want in ((4096 + 16 + 16 + 44, "a stream byte", "checksum mismatch"),
+                                (48 + 1, "a header byte", "CRC does not match")):
+            with open(path, "r+b") as f:
+                f.seek(off)
+                b = f.read(1)
+                f.seek(off)
+                f.write(bytes([b[0] ^ 0x20]))
+            out = con(1).run(f"vm restore lm2 from={SAVE_NAME} any force")
+            check(re.search(r"^restoring lm2 ", out, re.M), f"restore ({what}):\n{out}")
+            done, out = save_status(1, 60)
+            check(not done and want in out, f"a save with {what} changed:\n{out}")
+            check(not re.search(r"^lm2\s", con(1).run("vm list"), re.M),
+                  f"lm2 kept on tern-b after {what} changed")
+            print("  " + re.search(r"^restore: .*", out, re.M).group(0), flush=True)
+        check(lm.has_vm(1) == "running", f"{VM} on tern-b after the refusals: {lm.has_vm(1)}")
+
         rep = cl.stop()
         why = lm.seq_verdict(rep, rec0 + 50)
         check(why is None, f"the TCP stream across save and restore: {why}\n{rep}")
