@@ -13,9 +13,10 @@ from seqsrv, connected before the save, must go on in order), dwriter's
 fdatasync'ed records (whole on tgtd's file), and the reservation of
 "sys" (tern-b holds it after the restore).
 
-Tests: refusals (no save on the disk yet, the guest's own disk, no
-to=); the save on A, A killed, the restore on B, and a second restore
-refused (last: it stops the lab).  Two lab boots of the guest at most.
+Tests: refusals (no save on the disk yet, the guest's own disk, a disk
+too small, no to=); the save on A, A killed, the restore on B, a second
+restore refused, a corrupt stream and a corrupt header refused with
+nothing kept (last: it stops the lab).  One lab, one boot of the guest.
 
     python3 tests/lab/linux_save_tests.py [--only REGEX] [--list]
 """
@@ -98,7 +99,8 @@ def header_state():
 def save_refusals():
     """Before any save: a restore from the save LUN is refused (no save
     there) and leaves nothing on tern-b; `vm save` to the guest's own
-    disk or without to= is refused and the guest runs on."""
+    disk, to a disk too small for the guest, or without to= is refused
+    and the guest runs on."""
     lab()
     lm.home()
     out = con(1).run(f"vm restore {VM} from={SAVE_NAME}")
@@ -108,6 +110,9 @@ def save_refusals():
     check(not lm.has_vm(1), f"tern-b kept something:\n{con(1).run('vm list')}")
     out = con(0).run(f"vm save {VM} to=sys")
     check(out.startswith("error:") and "held by VM" in out, f"vm save to=sys:\n{out}")
+    lio.attach(lab().net.hosts[0], "other", 2)      # lio.TARGETS: 32 MiB
+    out = con(0).run(f"vm save {VM} to=other")
+    check(out.startswith("error:") and "may need" in out, f"vm save to a small disk:\n{out}")
     out = con(0).run(f"vm save {VM}")
     check(out.startswith("error:") and "to=DISK" in out, f"vm save without to=:\n{out}")
     out = con(0).run(f"vm restore {VM} from={SAVE_NAME}")
