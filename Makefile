@@ -50,7 +50,7 @@ KASFLAGS	:= -iquote . -I$(GEN) -MMD -MP
 # migration stream codec (migrate/stream*.c).  The other files of
 # migrate/ are kernel-only.  Every project header is included by its path
 # from the top ("kernel/virt/vm.h", "migrate/stream.h") through -iquote .
-MIG_PURE_SRCS	:= $(sort $(wildcard migrate/stream*.c))
+MIG_PURE_SRCS	:= $(sort $(wildcard migrate/stream*.c) migrate/savearea.c)
 LIB_SRCS	:= $(sort $(wildcard kernel/lib/*.c kernel/devices/model/*.c storage/lib/*.c \
 		   net/switch/*.c)) $(MIG_PURE_SRCS)
 # kernel/: platform/ (CPUs, memory, APIC, time, ACPI, serial), virt/ (VMs,
@@ -84,7 +84,7 @@ UNIT_OBJS	:= $(patsubst %.c,$(B)/u/%.o,$(UNIT_SRCS))
 UNIT_BIN	:= $(B)/tests/unit-tests
 
 .PHONY: all esp deps deps-check run test test-unit test-harness fuzz fuzz-bzimage fuzz-vnet test-qemu test-svm test-net test-netcon \
-	test-migrate test-storage test-bochs linux-guest esp-linux test-linux test-linux-io test-linux-mig test-linux-bochs \
+	test-migrate test-storage test-bochs linux-guest esp-linux test-linux test-linux-io test-linux-mig test-linux-save test-linux-bochs \
 	clean distclean third-party
 .DEFAULT_GOAL := all
 
@@ -409,6 +409,21 @@ fuzz-apic: $(FUZZ_DIR)/fuzz_apic
 	@mkdir -p $(FUZZ_DIR)/corpus-apic $(FUZZ_DIR)/artifacts
 	$(FUZZ_DIR)/fuzz_apic $(FUZZ_OPTS) $(FUZZ_DIR)/corpus-apic
 
+# The save area's header block (migrate/savearea.c, `vm restore` reads it
+# from a shared LUN): decode refuses or round-trips byte for byte.
+FUZZ_SA_SRCS	:= tests/fuzz/fuzz_savearea.c migrate/savearea.c kernel/lib/crc32c.c
+
+$(FUZZ_DIR)/fuzz_savearea: $(FUZZ_SA_SRCS) migrate/savearea.h kernel/lib/crc32c.h
+	@mkdir -p $(dir $@)
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz: $(FUZZ_CC) missing; run tools/deps.sh"; exit 1; }
+	@echo "  CC [fuzz] $@"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) $(FUZZ_SA_SRCS) -o $@
+
+.PHONY: fuzz-savearea
+fuzz-savearea: $(FUZZ_DIR)/fuzz_savearea
+	@mkdir -p $(FUZZ_DIR)/corpus-savearea $(FUZZ_DIR)/artifacts
+	$(FUZZ_DIR)/fuzz_savearea $(FUZZ_OPTS) $(FUZZ_DIR)/corpus-savearea
+
 # The PCI host bridge and the virtio-pci transport: operation sequences
 # on config space (ports and ECAM), BAR 4 and the device side, and hostile
 # records; the seeds ask for a Linux-like driver bring-up first ("UP"),
@@ -478,7 +493,7 @@ fuzz-bzimage: $(FUZZ_DIR)/fuzz_bzimage $(FUZZ_DIR)/bzimage_seeds
 		$(FUZZ_DIR)/corpus-bzimage $(FUZZ_DIR)/seeds-bzimage
 
 fuzz: $(FUZZ_DIR)/fuzz_migstream $(FUZZ_DIR)/mig_seeds $(FUZZ_DIR)/fuzz_iscsi $(FUZZ_DIR)/iscsi_seeds \
-		fuzz-bzimage fuzz-apic fuzz-pvh fuzz-vring fuzz-vnet fuzz-vpci
+		fuzz-bzimage fuzz-apic fuzz-pvh fuzz-vring fuzz-vnet fuzz-vpci fuzz-savearea
 	@rm -rf $(FUZZ_DIR)/seeds-migstream $(FUZZ_DIR)/seeds-iscsi
 	@mkdir -p $(FUZZ_DIR)/seeds-migstream $(FUZZ_DIR)/corpus-migstream \
 		$(FUZZ_DIR)/seeds-iscsi $(FUZZ_DIR)/corpus-iscsi $(FUZZ_DIR)/artifacts
@@ -562,6 +577,12 @@ test-linux-io: esp-linux $(TERNCTL)
 # faults (tests/lab/linux_mig_tests.py).  Not in `make test` yet.
 test-linux-mig: esp-linux $(TERNCTL)
 	$(PYTHON) tests/lab/linux_mig_tests.py --esp $(LINUX_ESP)
+
+# Quick migration through shared storage: `vm save` to a LUN on tern-a,
+# tern-a killed, `vm restore` on tern-b (tests/lab/linux_save_tests.py).
+# Not in `make test`.
+test-linux-save: esp-linux $(TERNCTL)
+	$(PYTHON) tests/lab/linux_save_tests.py --esp $(LINUX_ESP)
 
 test-linux-bochs: esp-linux
 	$(PYTHON) tests/lab/linux_tests.py --esp $(LINUX_ESP) --pvh \

@@ -201,5 +201,10 @@ const struct cmd_def mig_cmds[] = {
 	  0, 0, mig_cmd_cancel },
 	{ "migrate identity", "", "the CPUID leaves a migrating guest's hosts must agree on",
 	  0, 0, mig_cmd_identity },
+	{ "vm save", "NAME to=DISK | status", "pause a VM, write its whole state to a shared "
+	  "disk, then stop it here ('vm save status': progress, time, bytes)", 1, 2, mig_cmd_save },
+	{ "vm restore", "NAME from=DISK [force] [any]", "start a saved VM here from a shared "
+	  "disk (force: a save restored before; any: a save of another VM, as NAME)", 2, 4,
+	  mig_cmd_restore },
 };
 const size_t mig_ncmds = ARRAY_SIZE(mig_cmds);

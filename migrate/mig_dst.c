@@ -684,3 +684,38 @@ void mig_dst_status(struct cmd_out *o)
 		   (now ? dst.t_dec_us : dst_last.t_dec_us) / 1000,
 		   now ? dst.pages : dst_last.pages);
 }
+
+/* ---- for `vm restore` (mig_save.c): the same checks and creation ---- */
+
+int mig_dst_preflight(const struct mig_config *c, char *why, size_t len)
+{
+	return dst_preflight(c, why, len);
+}
+
+int mig_dst_create_vm(const struct mig_config *c, struct vm **out, char *why, size_t len)
+{
+	const char *specs[MIG_DEVSPECS_MAX];
+	struct vm *vm;
+	int rc;
+
+	*out = NULL;
+	rc = vm_create_mods(c->name, c->mem_size, c->kernel_path, c->initrd_path, c->modules,
+			    c->cmdline, (int)c->nvcpus, why, len);
+	if (rc < 0)
+		return rc;
+	vm = vm_find(c->name);
+	if (dst_kind(vm) != c->kind) {
+		snprintf(why, len, "%s is %s here, %s there", c->kernel_path,
+			 dst_kind_names[dst_kind(vm)], dst_kind_names[c->kind]);
+		vm_destroy(vm);
+		return -EXDEV;
+	}
+	for (uint32_t i = 0; i < c->ndevspecs; i++)
+		specs[i] = c->devspecs[i];
+	/* vm_add_devices destroys the VM when it fails. */
+	rc = vm_add_devices(vm, specs, (int)c->ndevspecs, why, len);
+	if (rc < 0)
+		return rc;
+	*out = vm;
+	return 0;
+}

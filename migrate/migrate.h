@@ -80,6 +80,11 @@ int mig_dst_listen(uint16_t port);
 void mig_dst_service(void);
 bool mig_dst_pending(void);
 void mig_dst_status(struct cmd_out *o);
+/* For `vm restore` (mig_save.c): an incoming migration's pre-flight on a
+ * CONFIG, and its creation of the VM (not started; the devices' prepare
+ * ran already).  0 or -errno with why set; nothing is kept on error. */
+int mig_dst_preflight(const struct mig_config *c, char *why, size_t len);
+int mig_dst_create_vm(const struct mig_config *c, struct vm **out, char *why, size_t len);
 
 /* mig_src.c: the sending side, one migration at a time. */
 enum mig_mode { MIG_LIVE, MIG_QUICK };
@@ -105,5 +110,11 @@ int mig_cmd_migrate(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **arg
 int mig_cmd_status(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
 int mig_cmd_cancel(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
 int mig_cmd_identity(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
+
+/* mig_save.c: `vm save NAME to=DISK`, `vm save status`, `vm restore NAME
+ * from=DISK [force] [any]`: quick migration through a shared LUN (the
+ * save area, migrate/savearea.h). */
+int mig_cmd_save(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
+int mig_cmd_restore(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
 
 #endif
