@@ -518,7 +518,8 @@ run: deps-check
 test: deps-check
 	$(MAKE) all
 	$(MAKE) test-unit test-harness test-qemu test-svm test-net test-netcon test-migrate \
-		test-storage test-linux test-linux-io test-linux-mig test-bochs test-linux-bochs
+		test-storage test-linux test-linux-io test-linux-mig test-linux-save test-bochs \
+		test-linux-bochs
 
 test-unit: $(UNIT_BIN)
 	$(UNIT_BIN) --jobs 2
