@@ -10,9 +10,12 @@
  * round, forces n=N exits of that kind, and checks every byte: CPUID,
  * port I/O, MMIO to the test device, RDMSR, a CR0 write that VT-x
  * intercepts, XSETBV (with AVX).  Then, hlt=N times, it loads a pattern,
- * says "SSE halted K" and halts: the test pauses and resumes the VM, which
- * wakes it, and the registers are checked again.  A 32-bit guest has
- * XMM0-7 only; the host's corruption shows in those as well.
+ * arms its LAPIC timer (one-shot, 2 s by CPUID leaf 0x15), says "SSE
+ * halted K" and halts with interrupts on: the test pauses and resumes the
+ * VM meanwhile, which must not wake it (HLT ends on an interrupt, SDM
+ * Vol. 3A 8.10.2 -- a pause is not one), the timer does, and the
+ * registers are checked again.  A 32-bit guest has XMM0-7 only; the
+ * host's corruption shows in those as well.
  */
 #include "guest.h"
 
@@ -36,6 +39,62 @@ static uint8_t got[NREGS][REG_BYTES] __attribute__((aligned(32)));
 static uint32_t want_mxcsr, got_mxcsr;
 static bool avx;
 static uint32_t seed;
+
+/* The wake-up: every vector past the exceptions lands in one stub that
+ * writes the LAPIC's EOI and returns (a spurious 0xff gets an EOI it
+ * does not need, which the LAPIC ignores: ISR is empty). */
+#define LAPIC_SVR	0xfee000f0u
+#define LAPIC_LVT_TIMER	0xfee00320u
+#define LAPIC_TIMER_ICR	0xfee00380u
+#define LAPIC_TIMER_DCR	0xfee003e0u
+#define VEC_WAKE	0x40
+#define WAKE_DCR_128	0xau
+#define GATE_INTR32	0x8e
+#define SEL_CODE	0x08
+
+struct gate {
+	uint16_t off_lo, sel;
+	uint8_t zero, type;
+	uint16_t off_hi;
+} __attribute__((packed));
+
+extern const uint32_t exc_stub_table[32];
+void sse_irq_wake(void);
+volatile uint32_t sse_wakes;
+
+__asm__(".text\n.globl sse_irq_wake\nsse_irq_wake:\n"
+	"\tlock incl sse_wakes\n\tmovl $0, 0xfee000b0\n\tiret\n");
+
+static struct gate idt[256] __attribute__((aligned(8)));
+
+static void mmio_w32(uint32_t addr, uint32_t v)
+{
+	*(volatile uint32_t *)(uintptr_t)addr = v;
+}
+
+/* Leaf 0x15: the LAPIC timer's crystal in ECX, TSC = crystal * EBX / EAX. */
+static void crystal(uint32_t r[4])
+{
+	__asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+			 : "a"(0x15), "c"(0));
+}
+
+static void wake_setup(void)
+{
+	struct { uint16_t limit; uint32_t base; } __attribute__((packed)) d;
+
+	for (int v = 0; v < 256; v++) {
+		uint32_t fn = v < 32 ? exc_stub_table[v] : (uint32_t)(uintptr_t)sse_irq_wake;
+
+		idt[v] = (struct gate){ (uint16_t)fn, SEL_CODE, 0, GATE_INTR32,
+					(uint16_t)(fn >> 16) };
+	}
+	d.limit = sizeof(idt) - 1;
+	d.base = (uint32_t)(uintptr_t)idt;
+	__asm__ volatile("lidt %0" : : "m"(d) : "memory");
+	mmio_w32(LAPIC_SVR, 0x1ff);		/* software-enabled */
+	mmio_w32(LAPIC_TIMER_DCR, WAKE_DCR_128);
+}
 
 static uint32_t xorshift(uint32_t *x)
 {
@@ -226,6 +285,7 @@ void guest_main(uint32_t magic, const struct mb_info *info)
 	const char *cmd;
 	uint64_t n = 2000, hlts = 0, s = 1;
 	unsigned k, i, round;
+	uint32_t c15[4], count, halts;
 
 	guest_init("sse", magic, info);
 	cmd = guest_cmdline(guest_boot_info());
@@ -243,12 +303,36 @@ void guest_main(uint32_t magic, const struct mb_info *info)
 			kinds[k].fn();
 		check_regs(kinds[k].name);
 	}
+	if (hlts)
+		wake_setup();
+	crystal(c15);
+	/* 2 s of crystal at divide-by-128; without leaf 0x15, a count that
+	 * is long at any rate the labs run. */
+	count = c15[2] && c15[0] ? c15[2] >> 6 : 200000000u;
 	for (round = 1; round <= hlts; round++) {
+		uint32_t w = sse_wakes;
+		uint64_t t0, t1;
+
 		make_pattern(100, round);
 		load_regs();
+		mmio_w32(LAPIC_LVT_TIMER, VEC_WAKE);	/* one-shot */
+		mmio_w32(LAPIC_TIMER_ICR, count);
 		guest_printf("SSE halted %u\n", round);
-		__asm__ volatile("hlt" : : : "memory");
+		t0 = guest_rdtsc();
+		for (halts = 0; sse_wakes == w; halts++)
+			__asm__ volatile("sti; hlt; cli" : : : "memory");
+		t1 = guest_rdtsc();
 		check_regs("sse_after_hlt");
+		/* Only the timer ends the halt: the test's pause and resume,
+		 * 0.2 s in, must not.  The timer needs count x 128 crystal
+		 * ticks, (t1 - t0) * EAX / EBX of them went by: 90 % at least. */
+		guest_check("sse_hlt_until_interrupt", halts == 1 && sse_wakes == w + 1 &&
+			    (!c15[2] || !c15[0] ||
+			     (t1 - t0) * c15[0] * 10 >= (uint64_t)count * 128 * c15[1] * 9),
+			    "%u HLTs ended by %u interrupts; halted %u Mticks of TSC, the timer "
+			    "needs %u M crystal ticks (ratio %u/%u)", halts, sse_wakes - w,
+			    (uint32_t)((t1 - t0) >> 20), (uint32_t)(((uint64_t)count * 128) >> 20),
+			    c15[1], c15[0]);
 	}
 	guest_done();
 }

@@ -654,9 +654,11 @@ def svm_sse_state_survives_exits():
     """Two VMs at once (one per guest CPU), each with its own XMM/YMM and
     MXCSR pattern, force thousands of CPUID, port I/O, MMIO, RDMSR, CR0
     and XSETBV exits and check every register after each kind; each halts
-    twice and is woken by a pause and a resume.  One keeps XCR0 at its
-    reset value (noavx).  Catches host code that uses SSE while the
-    guest's registers are loaded, and state leaking between VMs."""
+    twice with its LAPIC timer armed, is paused and resumed meanwhile
+    (which must not end the HLT) and is woken by the timer.  One keeps
+    XCR0 at its reset value (noavx).  Catches host code that uses SSE
+    while the guest's registers are loaded, state leaking between VMs, and
+    a pause that lets a halted vCPU run on."""
     con = console()
     vms = {"se1": "seed=1 hlt=2", "se2": "seed=2 hlt=2 noavx"}
     try:
@@ -671,9 +673,10 @@ def svm_sse_state_survives_exits():
                 con.simple("pause", vm, "paused")
                 con.simple("resume", vm, "running")
         for vm in vms:
-            info, lines = finish_checks_guest(con, vm, "sse", 7)
+            info, lines = finish_checks_guest(con, vm, "sse", 9)
             for name in ("sse_after_cpuid", "sse_after_io", "sse_after_mmio",
-                         "sse_after_msr", "sse_after_cr", "sse_after_hlt"):
+                         "sse_after_msr", "sse_after_cr", "sse_after_hlt",
+                         "sse_hlt_until_interrupt"):
                 check(f"CHECK {name}: PASS" in lines,
                       f"{vm}: no 'CHECK {name}: PASS'")
             check(info["exit_counts"].get("cpuid", 0) >= 2000 and
