@@ -10,7 +10,8 @@
  * round, forces n=N exits of that kind, and checks every byte: CPUID,
  * port I/O, MMIO to the test device, RDMSR, a CR0 write that VT-x
  * intercepts, XSETBV (with AVX).  Then, hlt=N times, it loads a pattern,
- * arms its LAPIC timer (one-shot, 2 s by CPUID leaf 0x15), says "SSE
+ * arms its LAPIC timer (one-shot, wake=S seconds by CPUID leaf 0x15, 2
+ * by default), says "SSE
  * halted K" and halts with interrupts on: the test pauses and resumes the
  * VM meanwhile, which must not wake it (HLT ends on an interrupt, SDM
  * Vol. 3A 8.10.2 -- a pause is not one), the timer does, and the
@@ -283,7 +284,7 @@ static void enable_sse(bool want_avx)
 void guest_main(uint32_t magic, const struct mb_info *info)
 {
 	const char *cmd;
-	uint64_t n = 2000, hlts = 0, s = 1;
+	uint64_t n = 2000, hlts = 0, s = 1, wake = 2;
 	unsigned k, i, round;
 	uint32_t c15[4], count, halts;
 
@@ -292,6 +293,9 @@ void guest_main(uint32_t magic, const struct mb_info *info)
 	guest_cmdline_u64(cmd, "n", &n);
 	guest_cmdline_u64(cmd, "hlt", &hlts);
 	guest_cmdline_u64(cmd, "seed", &s);
+	guest_cmdline_u64(cmd, "wake", &wake);	/* seconds in HLT, 1..30 */
+	if (wake < 1 || wake > 30)
+		wake = 2;
 	seed = (uint32_t)s;
 	enable_sse(!guest_cmdline_has(cmd, "noavx"));
 	for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
@@ -306,9 +310,9 @@ void guest_main(uint32_t magic, const struct mb_info *info)
 	if (hlts)
 		wake_setup();
 	crystal(c15);
-	/* 2 s of crystal at divide-by-128; without leaf 0x15, a count that
-	 * is long at any rate the labs run. */
-	count = c15[2] && c15[0] ? c15[2] >> 6 : 200000000u;
+	/* wake= seconds of crystal at divide-by-128; without leaf 0x15, a
+	 * count that is long at any rate the labs run. */
+	count = c15[2] && c15[0] ? (uint32_t)((c15[2] >> 7) * wake) : 200000000u;
 	for (round = 1; round <= hlts; round++) {
 		uint32_t w = sse_wakes;
 		uint64_t t0, t1;

@@ -660,7 +660,10 @@ def svm_sse_state_survives_exits():
     while the guest's registers are loaded, state leaking between VMs, and
     a pause that lets a halted vCPU run on."""
     con = console()
-    vms = {"se1": "seed=1 hlt=2", "se2": "seed=2 hlt=2 noavx"}
+    # The guest's timer must outlast the console round trips of two
+    # pauses and resumes (slow under Bochs).
+    wake = 2 * SLOW
+    vms = {"se1": f"seed=1 hlt=2 wake={wake}", "se2": f"seed=2 hlt=2 noavx wake={wake}"}
     try:
         for vm, cmdline in vms.items():
             con.create(vm, "sse", cmdline=cmdline)
