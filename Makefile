@@ -575,13 +575,12 @@ test-linux-io: esp-linux $(TERNCTL)
 
 # Live and quick migration of a 2-vCPU Linux guest with its virtio disk
 # (tgtd) and NIC: a TCP stream, pings, fsync'ed disk records, refusals,
-# faults (tests/lab/linux_mig_tests.py).  Not in `make test` yet.
+# faults (tests/lab/linux_mig_tests.py).
 test-linux-mig: esp-linux $(TERNCTL)
 	$(PYTHON) tests/lab/linux_mig_tests.py --esp $(LINUX_ESP)
 
 # Quick migration through shared storage: `vm save` to a LUN on tern-a,
 # tern-a killed, `vm restore` on tern-b (tests/lab/linux_save_tests.py).
-# Not in `make test`.
 test-linux-save: esp-linux $(TERNCTL)
 	$(PYTHON) tests/lab/linux_save_tests.py --esp $(LINUX_ESP)
 
