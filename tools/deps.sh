@@ -37,8 +37,9 @@ PACKAGES=(
 	# Building the FAT ESP image without mounting (mformat, mcopy).
 	mtools
 	# Lab networking: netns, bridges and tap devices; ping for checks;
-	# iperf2, the peer of Tern's `iperf` commands (net_tests.py).
-	iproute2 iputils-ping iperf
+	# iperf2, the peer of Tern's `iperf` commands (net_tests.py); nc to
+	# watch `make run`'s Linux guest's counter across a migration.
+	iproute2 iputils-ping iperf netcat-openbsd
 	# A standard TLS-PSK client for the network console tests.
 	openssl
 	# Storage: tgt's tgtd is the iSCSI target of the lab and the storage
