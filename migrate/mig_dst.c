@@ -212,45 +212,15 @@ static int dst_refuse(int rc, const char *why)
 	return mig_dec_fail(dst.dec, rc, "pre-flight: %s", why);
 }
 
-static const char *const dst_kind_names[] = { "a Multiboot kernel", "a Linux bzImage",
-					      "a Linux vmlinux (PVH)" };
-
-static enum mig_kind dst_kind(const struct vm *vm)
-{
-	return vm->kind == GUEST_LINUX ? MIG_KIND_LINUX :
-	       vm->kind == GUEST_LINUX_PVH ? MIG_KIND_LINUX_PVH : MIG_KIND_MULTIBOOT;
-}
-
-/*
- * The devices could be prepared: create the VM from this host's copy of
- * the guest's files (the same kind of kernel, or the guest would reboot
- * into something else), its devices on the disks just prepared, and
- * accept the stream.
- */
+/* The devices could be prepared: create the VM (mig_image_create) and
+ * accept the stream. */
 static int dst_create(const struct mig_config *c)
 {
-	const char *specs[MIG_DEVSPECS_MAX];
 	char why[MIG_REASON_MAX];
-	int rc;
+	int rc = mig_image_create(c, &dst.vm, why, sizeof(why));
 
-	rc = vm_create_mods(c->name, c->mem_size, c->kernel_path, c->initrd_path, c->modules,
-			    c->cmdline, (int)c->nvcpus, why, sizeof(why));
 	if (rc < 0)
 		return dst_refuse(rc, why);
-	dst.vm = vm_find(c->name);
-	if (dst_kind(dst.vm) != c->kind) {
-		snprintf(why, sizeof(why), "%s is %s here, %s there", c->kernel_path,
-			 dst_kind_names[dst_kind(dst.vm)], dst_kind_names[c->kind]);
-		return dst_refuse(-EXDEV, why);
-	}
-	for (uint32_t i = 0; i < c->ndevspecs; i++)
-		specs[i] = c->devspecs[i];
-	/* vm_add_devices destroys the VM when it fails. */
-	rc = vm_add_devices(dst.vm, specs, (int)c->ndevspecs, why, sizeof(why));
-	if (rc < 0) {
-		dst.vm = NULL;
-		return dst_refuse(rc, why);
-	}
 	pr_info("migrate: accepted %s (%lu MiB, %u vCPUs%s%s) from %s%s", c->name,
 		c->mem_size >> 20, c->nvcpus, c->ndevspecs ? ", " : "",
 		c->ndevspecs ? "with devices" : "", dst.peer,
@@ -308,43 +278,23 @@ static int dst_on_config(void *ctx, const struct mig_config *c)
 
 static int dst_on_page(void *ctx, uint64_t index, const void *data)
 {
-	uint8_t *h = dst.vm ? vm_gpa_to_hva(dst.vm, index * PAGE_SIZE, PAGE_SIZE) : NULL;
+	int rc = mig_image_page(dst.dec, dst.vm, index, data);
 
 	(void)ctx;
-	if (!h)
-		return mig_dec_fail(dst.dec, -ERANGE, "page %lu outside the VM", index);
-	if (data)
-		memcpy(h, data, PAGE_SIZE);
-	else
-		memset(h, 0, PAGE_SIZE);
-	dst.pages++;
-	return 0;
+	dst.pages += rc == 0;
+	return rc;
 }
 
 static int dst_on_vcpu(void *ctx, const struct mig_vcpu *v)
 {
-	char why[MIG_REASON_MAX];
-	int rc;
-
 	(void)ctx;
-	if (!dst.vm)
-		return mig_dec_fail(dst.dec, -EPROTO, "vCPU state before the VM exists");
-	rc = mig_state_apply(dst.vm, v, why, sizeof(why));
-	return rc < 0 ? mig_dec_fail(dst.dec, rc, "vCPU state: %s", why) : 0;
+	return mig_image_vcpu(dst.dec, dst.vm, v);
 }
 
 static int dst_on_device(void *ctx, const struct mig_device *d)
 {
-	int rc;
-
 	(void)ctx;
-	if (!dst.vm)
-		return mig_dec_fail(dst.dec, -EPROTO, "device state before the VM exists");
-	rc = mig_devices_load(dst.vm, d->name, d->version, d->blob, d->blob_len);
-	if (rc < 0)
-		return mig_dec_fail(dst.dec, rc, "device %s v%u: %s", d->name, d->version,
-				    rc == -ENOENT ? "unknown here" : "state does not parse");
-	return 0;
+	return mig_image_device(dst.dec, dst.vm, d);
 }
 
 static const struct mig_dec_ops dst_dec_ops = {
@@ -418,24 +368,6 @@ static void dst_start(void)
 	dst.start_warned = false;
 }
 
-/*
- * Whether the guest runs here: every vCPU's loop is on its CPU, and each
- * has entered the guest, or waits in it (HLT, or for its SIPI) as it did
- * at the source's pause.  Only then may the source destroy its copy.
- */
-static bool dst_guest_runs(void)
-{
-	for (int i = 0; i < dst.vm->nvcpus; i++) {
-		const struct vcpu *v = &dst.vm->vcpus[i];
-
-		if (!vm_vcpu_on_cpu(v) && !v->entries)
-			return false;
-		if (!v->entries && !v->halted && v->mp_state != VCPU_MP_WAIT_SIPI)
-			return false;
-	}
-	return true;
-}
-
 static void dst_check_started(void)
 {
 	struct vm *vm = dst.vm;
@@ -452,7 +384,7 @@ static void dst_check_started(void)
 		dst.close_pending = true;
 		return;
 	}
-	if (!dst_guest_runs()) {
+	if (!mig_image_runs(vm)) {
 		if (!dst.start_warned && time_us() - dst.t_started > DST_START_WARN_US) {
 			dst.start_warned = true;
 			pr_warn("migrate: %s: a vCPU has not entered the guest %lu s after "
@@ -685,37 +617,9 @@ void mig_dst_status(struct cmd_out *o)
 		   now ? dst.pages : dst_last.pages);
 }
 
-/* ---- for `vm restore` (mig_save.c): the same checks and creation ---- */
+/* ---- for `vm restore` (mig_save.c): the same checks ---- */
 
 int mig_dst_preflight(const struct mig_config *c, char *why, size_t len)
 {
 	return dst_preflight(c, why, len);
-}
-
-int mig_dst_create_vm(const struct mig_config *c, struct vm **out, char *why, size_t len)
-{
-	const char *specs[MIG_DEVSPECS_MAX];
-	struct vm *vm;
-	int rc;
-
-	*out = NULL;
-	rc = vm_create_mods(c->name, c->mem_size, c->kernel_path, c->initrd_path, c->modules,
-			    c->cmdline, (int)c->nvcpus, why, len);
-	if (rc < 0)
-		return rc;
-	vm = vm_find(c->name);
-	if (dst_kind(vm) != c->kind) {
-		snprintf(why, len, "%s is %s here, %s there", c->kernel_path,
-			 dst_kind_names[dst_kind(vm)], dst_kind_names[c->kind]);
-		vm_destroy(vm);
-		return -EXDEV;
-	}
-	for (uint32_t i = 0; i < c->ndevspecs; i++)
-		specs[i] = c->devspecs[i];
-	/* vm_add_devices destroys the VM when it fails. */
-	rc = vm_add_devices(vm, specs, (int)c->ndevspecs, why, len);
-	if (rc < 0)
-		return rc;
-	*out = vm;
-	return 0;
 }

@@ -26,6 +26,7 @@
 #include "kernel/devices/devices.h"
 #include "kernel/devices/vdev.h"
 #include "kernel/kernel.h"
+#include "kernel/lib/byteorder.h"
 #include "kernel/platform/mainloop.h"
 #include "kernel/virt/vm.h"
 #include "lwip/netif.h"
@@ -33,7 +34,6 @@
 #include "migrate/migrate.h"
 #include "migrate/savearea.h"
 #include "storage/blk.h"
-#include "storage/disk.h"
 
 #define SAVE_CHUNK		(1u << 20)
 #define SAVE_NCHUNK		4		/* 4 MiB in flight */
@@ -276,16 +276,6 @@ static int sv_write_chunk(struct sv_chunk *c)
 			 c->buf, padded, c);
 }
 
-static int sv_emit_device(void *ctx, const char *name, uint32_t version, const void *blob,
-			  uint32_t len)
-{
-	struct mig_device d = { .version = version, .blob_len = len, .blob = blob };
-
-	(void)ctx;
-	snprintf(d.name, sizeof(d.name), "%s", name);
-	return mig_enc_device(&sv.enc, &d);
-}
-
 /* vCPUs, devices and END into the tail buffer, in one go (the guest is
  * paused and its devices quiet). */
 static int sv_encode_tail(void)
@@ -303,7 +293,7 @@ static int sv_encode_tail(void)
 		if (rc < 0)
 			return rc;
 	}
-	rc = mig_devices_save(sv.vm, sv.pause_tsc, sv_emit_device, NULL);
+	rc = mig_devices_save(sv.vm, sv.pause_tsc, mig_image_emit, &sv.enc);
 	if (!rc)
 		rc = mig_enc_end(&sv.enc);
 	if (rc < 0)
@@ -488,8 +478,8 @@ static int sv_open_disk(const char *name, char *why, size_t len)
 		snprintf(why, len, "no disk named '%s' (attach it first)", name);
 		return -ENOENT;
 	}
-	if (sv.d->holder[0]) {
-		snprintf(why, len, "disk %s is held by VM %s", name, sv.d->holder);
+	if (blk_holder(sv.d)[0]) {
+		snprintf(why, len, "disk %s is held by VM %s", name, blk_holder(sv.d));
 		return -EBUSY;
 	}
 	if (blk_geometry(sv.d, &sv.bs, &sv.nblocks) < 0) {
@@ -518,28 +508,6 @@ static void sv_reset(enum sv_op op, const char *name)
 		sv_registered = true;
 }
 
-static int sv_config(struct mig_config *c)
-{
-	struct vm *vm = sv.vm;
-
-	memset(c, 0, sizeof(*c));
-	c->mem_size = vm->mem_size;
-	c->nvcpus = (uint32_t)vm->nvcpus;
-	c->kind = vm->kind == GUEST_LINUX ? MIG_KIND_LINUX :
-		  vm->kind == GUEST_LINUX_PVH ? MIG_KIND_LINUX_PVH : MIG_KIND_MULTIBOOT;
-	c->tsc_khz = (uint32_t)(tsc_hz() / 1000);
-	snprintf(c->name, sizeof(c->name), "%s", vm->name);
-	snprintf(c->kernel_path, sizeof(c->kernel_path), "%s", vm->kernel_path);
-	snprintf(c->initrd_path, sizeof(c->initrd_path), "%s", vm->initrd_path);
-	snprintf(c->modules, sizeof(c->modules), "%s", vm->module_paths);
-	snprintf(c->cmdline, sizeof(c->cmdline), "%s", vm->cmdline);
-	c->ndevspecs = (uint32_t)vm->ndevs;
-	for (int i = 0; i < vm->ndevs && i < MIG_DEVSPECS_MAX; i++)
-		snprintf(c->devspecs[i], sizeof(c->devspecs[i]), "%s", vm->dev_specs[i]);
-	c->ncpuid = mig_cpuid_identity(c->cpuid, MIG_CPUID_MAX);
-	return mig_enc_config(&sv.enc, c);
-}
-
 static int sv_save_start(struct vm *vm, const char *disk, char *why, size_t len)
 {
 	static struct mig_config c;
@@ -551,14 +519,13 @@ static int sv_save_start(struct vm *vm, const char *disk, char *why, size_t len)
 			 vm_state_name(vm->state));
 		return -EINVAL;
 	}
-	if (vm->migrating || vm->committed_away) {
-		snprintf(why, len, "%s is migrating or was handed away", vm->name);
+	if (vm->migrating) {
+		snprintf(why, len, "%s is migrating", vm->name);
 		return -EBUSY;
 	}
-	if (vm->nvcpus > MIG_VCPUS_MAX || vm->ndevs > MIG_DEVSPECS_MAX) {
-		snprintf(why, len, "%s has more vCPUs or devices than a stream carries", vm->name);
-		return -EOPNOTSUPP;
-	}
+	rc = mig_image_movable(vm, why, len);
+	if (rc < 0)
+		return rc;
 	sv_reset(OP_SAVE, vm->name);
 	if (sv.inflight) {
 		snprintf(why, len, "the last save or restore still has disk requests out");
@@ -584,8 +551,10 @@ static int sv_save_start(struct vm *vm, const char *disk, char *why, size_t len)
 	rc = sv.encbuf && sv.tailbuf ? sv_alloc() : -ENOMEM;
 	if (!rc)
 		rc = mig_enc_init(&sv.enc, sv.encbuf, sv.enccap, 0);
-	if (!rc)
-		rc = sv_config(&c);
+	if (!rc) {
+		mig_image_config(vm, vm->name, &c);
+		rc = mig_enc_config(&sv.enc, &c);
+	}
 	if (!rc)
 		rc = mig_enc_round(&sv.enc, 0, MIG_ROUND_FINAL, sv.npages);
 	if (rc < 0) {
@@ -651,7 +620,7 @@ static void rs_prepared(void *ctx, int rc, const char *why)
 		rs_fail(why && why[0] ? why : cmd_strerror(rc));
 		return;
 	}
-	rc = mig_dst_create_vm(sv.cfg, &sv.vm, w, sizeof(w));
+	rc = mig_image_create(sv.cfg, &sv.vm, w, sizeof(w));
 	if (rc < 0)
 		rs_fail(w);
 }
@@ -672,7 +641,7 @@ static int rs_on_config(void *ctx, const struct mig_config *c)
 	for (uint32_t i = 0; i < c->ndevspecs; i++) {
 		specs[i] = c->devspecs[i];
 		if (!strncmp(c->devspecs[i], "disk=", 5) && !strncmp(c->devspecs[i] + 5, sv.disk, dl) &&
-		    (c->devspecs[i][5 + dl] == '\0' || c->devspecs[i][5 + dl] == ','))
+		    (c->devspecs[i][5 + dl] == '\0' || c->devspecs[i][5 + dl] == ':'))
 			return mig_dec_fail(sv.dec, -EINVAL, "the save disk %s is one of the "
 					    "guest's own disks", sv.disk);
 	}
@@ -692,43 +661,23 @@ static int rs_on_config(void *ctx, const struct mig_config *c)
 
 static int rs_on_page(void *ctx, uint64_t index, const void *data)
 {
-	uint8_t *h = sv.vm ? vm_gpa_to_hva(sv.vm, index * PAGE_SIZE, PAGE_SIZE) : NULL;
+	int rc = mig_image_page(sv.dec, sv.vm, index, data);
 
 	(void)ctx;
-	if (!h)
-		return mig_dec_fail(sv.dec, -ERANGE, "page %lu outside the VM", index);
-	if (data)
-		memcpy(h, data, PAGE_SIZE);
-	else
-		memset(h, 0, PAGE_SIZE);
-	sv.pages++;
-	return 0;
+	sv.pages += rc == 0;
+	return rc;
 }
 
 static int rs_on_vcpu(void *ctx, const struct mig_vcpu *v)
 {
-	char why[MIG_REASON_MAX];
-	int rc;
-
 	(void)ctx;
-	if (!sv.vm)
-		return mig_dec_fail(sv.dec, -EPROTO, "vCPU state before the VM exists");
-	rc = mig_state_apply(sv.vm, v, why, sizeof(why));
-	return rc < 0 ? mig_dec_fail(sv.dec, rc, "vCPU state: %s", why) : 0;
+	return mig_image_vcpu(sv.dec, sv.vm, v);
 }
 
 static int rs_on_device(void *ctx, const struct mig_device *d)
 {
-	int rc;
-
 	(void)ctx;
-	if (!sv.vm)
-		return mig_dec_fail(sv.dec, -EPROTO, "device state before the VM exists");
-	rc = mig_devices_load(sv.vm, d->name, d->version, d->blob, d->blob_len);
-	if (rc < 0)
-		return mig_dec_fail(sv.dec, rc, "device %s v%u: %s", d->name, d->version,
-				    rc == -ENOENT ? "unknown here" : "state does not parse");
-	return 0;
+	return mig_image_device(sv.dec, sv.vm, d);
 }
 
 static const struct mig_dec_ops rs_dec_ops = {
@@ -781,10 +730,8 @@ static int rs_feed(void)
 			return 0;
 		n = c->len - c->fed;
 		if (c->seq == 0 && c->fed == 0 && c->len >= MIG_HDR_LEN + MIG_REC_HDR_LEN) {
-			const uint8_t *m = c->buf + MIG_HDR_LEN + 4;
 			uint64_t cfg_end = MIG_HDR_LEN + MIG_REC_HDR_LEN +
-				((uint64_t)m[0] | (uint64_t)m[1] << 8 | (uint64_t)m[2] << 16 |
-				 (uint64_t)m[3] << 24);
+					   (uint64_t)ld_le32(c->buf + MIG_HDR_LEN + 4);
 
 			if (cfg_end < n)
 				n = (uint32_t)cfg_end;
@@ -803,19 +750,6 @@ static int rs_feed(void)
 		if (rc < 0)
 			return rc;
 	}
-}
-
-static bool rs_guest_runs(void)
-{
-	for (int i = 0; i < sv.vm->nvcpus; i++) {
-		const struct vcpu *v = &sv.vm->vcpus[i];
-
-		if (!vm_vcpu_on_cpu(v) && !v->entries)
-			return false;
-		if (!v->entries && !v->halted && v->mp_state != VCPU_MP_WAIT_SIPI)
-			return false;
-	}
-	return true;
 }
 
 static void rs_taken_over(void *ctx, int rc, const char *why)
@@ -956,7 +890,7 @@ static void rs_step(void)
 			sv_free();
 			return;
 		}
-		if (!rs_guest_runs()) {
+		if (!mig_image_runs(sv.vm)) {
 			if (!sv.start_warned && time_us() - sv.t_started > SAVE_START_WARN_US) {
 				sv.start_warned = true;
 				pr_warn("migrate: %s: a vCPU has not entered the guest 10 s after "

@@ -293,16 +293,6 @@ static int src_round_done(void)
 	return src_open_round(0);
 }
 
-static int src_emit_device(void *ctx, const char *name, uint32_t version,
-			   const void *blob, uint32_t len)
-{
-	struct mig_device d = { .version = version, .blob_len = len, .blob = blob };
-
-	(void)ctx;
-	snprintf(d.name, sizeof(d.name), "%s", name);
-	return mig_enc_device(&src.enc, &d);
-}
-
 /* Every device record, captured at once into the tail buffer. */
 static int src_capture_device(void *ctx, const char *name, uint32_t version,
 			      const void *blob, uint32_t len)
@@ -357,7 +347,8 @@ static int src_tail(void)
 	while (src.tail_next < src.tail_n) {
 		const struct src_tail_rec *r = &src.tail_recs[src.tail_next];
 
-		rc = src_emit_device(NULL, r->name, r->version, src.tail_buf + r->off, r->len);
+		rc = mig_image_emit(&src.enc, r->name, r->version, src.tail_buf + r->off,
+				    r->len);
 		if (rc < 0)
 			goto out;
 		src.tail_next++;
@@ -491,21 +482,7 @@ static int src_send_config(void)
 {
 	static struct mig_config c;
 
-	memset(&c, 0, sizeof(c));
-	c.mem_size = src.vm->mem_size;
-	c.nvcpus = (uint32_t)src.vm->nvcpus;
-	c.kind = src.vm->kind == GUEST_LINUX ? MIG_KIND_LINUX :
-		 src.vm->kind == GUEST_LINUX_PVH ? MIG_KIND_LINUX_PVH : MIG_KIND_MULTIBOOT;
-	c.tsc_khz = (uint32_t)(tsc_hz() / 1000);
-	snprintf(c.name, sizeof(c.name), "%s", src.p.as_name[0] ? src.p.as_name : src.vm->name);
-	snprintf(c.kernel_path, sizeof(c.kernel_path), "%s", src.vm->kernel_path);
-	snprintf(c.initrd_path, sizeof(c.initrd_path), "%s", src.vm->initrd_path);
-	snprintf(c.modules, sizeof(c.modules), "%s", src.vm->module_paths);
-	snprintf(c.cmdline, sizeof(c.cmdline), "%s", src.vm->cmdline);
-	c.ndevspecs = (uint32_t)src.vm->ndevs;
-	for (int i = 0; i < src.vm->ndevs && i < MIG_DEVSPECS_MAX; i++)
-		snprintf(c.devspecs[i], sizeof(c.devspecs[i]), "%s", src.vm->dev_specs[i]);
-	c.ncpuid = mig_cpuid_identity(c.cpuid, MIG_CPUID_MAX);
+	mig_image_config(src.vm, src.p.as_name[0] ? src.p.as_name : src.vm->name, &c);
 	return mig_enc_config(&src.enc, &c);
 }
 
@@ -697,23 +674,6 @@ static int src_alloc(void)
 	return 0;
 }
 
-/* What the stream cannot say is refused before anything moves. */
-static int src_supported(const struct vm *vm, char *why, size_t len)
-{
-	if (vm->committed_away) {
-		snprintf(why, len, "%s was handed to another host by an earlier migration "
-			 "(COMMIT): check there first", vm->name);
-		return -EINVAL;
-	}
-	if (vm->nvcpus > MIG_VCPUS_MAX || vm->ndevs > MIG_DEVSPECS_MAX) {
-		snprintf(why, len, "%s has %d vCPUs and %d devices; a migration carries at most "
-			 "%d and %d", vm->name, vm->nvcpus, vm->ndevs, MIG_VCPUS_MAX,
-			 MIG_DEVSPECS_MAX);
-		return -EOPNOTSUPP;
-	}
-	return 0;
-}
-
 int mig_src_start(struct vm *vm, const char *addr, uint16_t port,
 		  const struct mig_params *p, char *why, size_t len)
 {
@@ -728,7 +688,8 @@ int mig_src_start(struct vm *vm, const char *addr, uint16_t port,
 			 vm->name, vm_state_name(vm->state));
 		return -EINVAL;
 	}
-	rc = src_supported(vm, why, len);
+	/* What the stream cannot say is refused before anything moves. */
+	rc = mig_image_movable(vm, why, len);
 	if (rc < 0)
 		return rc;
 	src_free_buffers();

@@ -75,16 +75,28 @@ int mig_devices_save(struct vm *vm, uint64_t host_tsc, mig_emit_fn emit, void *c
 int mig_devices_load(struct vm *vm, const char *name, uint32_t version, const void *blob,
 		     uint32_t len);
 
+/* mig_image.c: the VM <-> stream glue the source, the destination and
+ * the save area share. */
+struct mig_dec;
+int mig_image_movable(const struct vm *vm, char *why, size_t len);
+void mig_image_config(const struct vm *vm, const char *name, struct mig_config *c);
+/* A mig_emit_fn whose ctx is a struct mig_enc: each record a DEVICE. */
+int mig_image_emit(void *enc, const char *name, uint32_t version, const void *blob,
+		   uint32_t len);
+int mig_image_create(const struct mig_config *c, struct vm **out, char *why, size_t len);
+int mig_image_page(struct mig_dec *d, struct vm *vm, uint64_t index, const void *data);
+int mig_image_vcpu(struct mig_dec *d, struct vm *vm, const struct mig_vcpu *v);
+int mig_image_device(struct mig_dec *d, struct vm *vm, const struct mig_device *dev);
+bool mig_image_runs(const struct vm *vm);
+
 /* mig_dst.c: the receiving side. */
 int mig_dst_listen(uint16_t port);
 void mig_dst_service(void);
 bool mig_dst_pending(void);
 void mig_dst_status(struct cmd_out *o);
 /* For `vm restore` (mig_save.c): an incoming migration's pre-flight on a
- * CONFIG, and its creation of the VM (not started; the devices' prepare
- * ran already).  0 or -errno with why set; nothing is kept on error. */
+ * CONFIG.  0 or -errno with why set. */
 int mig_dst_preflight(const struct mig_config *c, char *why, size_t len);
-int mig_dst_create_vm(const struct mig_config *c, struct vm **out, char *why, size_t len);
 
 /* mig_src.c: the sending side, one migration at a time. */
 enum mig_mode { MIG_LIVE, MIG_QUICK };

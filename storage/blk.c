@@ -42,6 +42,11 @@ int blk_geometry(const struct blk_disk *d, uint32_t *block_size, uint64_t *nbloc
 	return 0;
 }
 
+const char *blk_holder(const struct blk_disk *d)
+{
+	return d->holder;
+}
+
 int blk_limits(const struct blk_disk *d, struct blk_limits *out)
 {
 	if (!d || !d->t_ready_us)

@@ -65,6 +65,8 @@ struct blk_req {
 struct blk_disk *blk_find(const char *name);
 /* Block size and count; -ENODEV until the disk is ready. */
 int blk_geometry(const struct blk_disk *d, uint32_t *block_size, uint64_t *nblocks);
+/* The VM whose virtio disk this is, "" for none. */
+const char *blk_holder(const struct blk_disk *d);
 /* What BLK_UNMAP and BLK_WRITE_ZEROES can do on the disk, in its
  * blocks (a limit is per SCSI command: the block layer splits above it). */
 struct blk_limits {
