@@ -119,7 +119,9 @@ static void dst_cleanup(void)
 
 static void dst_fail(const char *why)
 {
-	if (dst.phase == DST_FAILED || dst.phase == DST_IDLE)
+	/* From COMMIT on the guest is this host's: nothing the source or
+	 * the link does may discard it. */
+	if (dst.phase == DST_IDLE || dst.phase >= DST_TAKEOVER)
 		return;
 	snprintf(dst.why, sizeof(dst.why), "%s", why);
 	if (dst.preparing)
@@ -430,6 +432,8 @@ static void dst_on_line(void *owner, char *line)
 		dst_on_hello(line);
 		return;
 	}
+	if (dst.phase >= DST_TAKEOVER)
+		return;		/* after COMMIT the source has nothing to say */
 	if (dst.phase != DST_READY || strcmp(line, "COMMIT")) {
 		dst_fail("unexpected control line from the source");
 		return;

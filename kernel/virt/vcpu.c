@@ -219,16 +219,12 @@ static int handle_stage2(struct vcpu *v, const struct vcpu_exit *e)
 /*
  * HLT: the vCPU sleeps on its host CPU until an interrupt it would take,
  * an NMI, INIT or SIPI arrives (another CPU posts VCPU_REQ_EVENT and
- * kicks), its LAPIC timer is due (a host one-shot wakes the CPU), or the
- * operator pauses or stops it.  The request is withdrawn before each look,
- * so a kick that lands in between is seen by the wait.
- */
-/*
- * HLT until an interrupt is due: false when a request of the management
- * CPU cut the wait short (the vCPU is still halted, and its loop answers
- * the request first).  A stage-2 flush is such a request: dirty logging
- * waits for every vCPU's answer, and an idle tickless guest may sit in
- * HLT for seconds.
+ * kicks), or its LAPIC timer is due (a host one-shot wakes the CPU).  The
+ * request is withdrawn before each look, so a kick that lands in between
+ * is seen by the wait.  Returns false when a request of the management
+ * CPU cut the wait short (pause, stop, or a stage-2 flush, which dirty
+ * logging waits for while an idle tickless guest may halt for seconds):
+ * the vCPU is still halted, and its loop answers the request first.
  */
 static bool halt_wait(struct vcpu *v)
 {

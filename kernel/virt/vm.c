@@ -425,13 +425,15 @@ static bool cpu_taken(uint32_t cpu)
 	return false;
 }
 
+static bool cpu_free(uint32_t c)
+{
+	return hv_cpu_usable(c) && cpu_table[c] && cpu_table[c]->online && !cpu_taken(c);
+}
+
 int vm_pick_cpu(uint32_t *out)
 {
-	uint32_t c;
-
-	for (c = 1; c < MAX_CPUS; c++)
-		if (hv_cpu_usable(c) && cpu_table[c] && cpu_table[c]->online &&
-		    !cpu_taken(c)) {
+	for (uint32_t c = 1; c < MAX_CPUS; c++)
+		if (cpu_free(c)) {
 			*out = c;
 			return 0;
 		}
@@ -443,7 +445,7 @@ int vm_free_cpus(void)
 	int n = 0;
 
 	for (uint32_t c = 1; c < MAX_CPUS; c++)
-		n += hv_cpu_usable(c) && cpu_table[c] && cpu_table[c]->online && !cpu_taken(c);
+		n += cpu_free(c);
 	return n;
 }
 
