@@ -276,9 +276,10 @@ def expect_failed(lb, name, data, want, what, accepted=True, closed=True):
     return line
 
 
-def run_valid(lb, name):
+def run_valid(lb, name, after_commit=b""):
     """The whole hand-off with a valid stream; the guest then runs here
-    and prints the fold of the memory it was given."""
+    and prints the fold of the memory it was given.  after_commit: bytes
+    the source sends in the same write as COMMIT."""
     h = lb.hosts[0]
     guest, w = stream_for(lb, name)
     mark = len(h.output())
@@ -289,7 +290,7 @@ def run_valid(lb, name):
         c.expect(r"^ACCEPTED$", 60, "valid stream")
         c.expect(rf"^READY {guest.npages}$", 60, "valid stream")
         t_ready = time.monotonic() - t0
-        c.send(b"COMMIT\n")
+        c.send(b"COMMIT\n" + after_commit)
         c.expect(r"^RESUMED$", 30, "valid stream after COMMIT")
         c.wait_closed(20, "valid stream after RESUMED")
     finally:
@@ -325,6 +326,15 @@ def t_valid():
     lb = lab()
     run_valid(lb, "mh-valid")
     check_serving(lb, "after a valid migration")
+
+
+def t_line_after_commit():
+    """A source that says more after COMMIT (here in the same segment,
+    while the destination takes the disks over and starts the guest)
+    cannot make it drop a guest that is its own from COMMIT on."""
+    lb = lab()
+    run_valid(lb, "mh-after", after_commit=b"COMMIT\nHELLO 1 data=tls\n")
+    check_serving(lb, "after lines that followed COMMIT")
 
 
 def t_corrupt():
@@ -666,6 +676,7 @@ def t_silent_peer_blocks_listener():
 
 
 TESTS = [("valid_stream_accepted", t_valid),
+         ("lines_after_commit_ignored", t_line_after_commit),
          ("corrupt_byte_refused", t_corrupt),
          ("truncated_stream_refused", t_truncated),
          ("oversized_and_out_of_order", t_order),
