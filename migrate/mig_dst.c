@@ -73,7 +73,6 @@ struct mig_dst {
 	uint64_t close_since;
 	bool close_pending;
 	bool preparing;			/* devices' prepare out; no ACCEPTED yet */
-	uint32_t prep_gen;		/* ties a prepare's callback to its attempt */
 	uint64_t t_commit, t_started;
 	bool start_warned;
 	struct mig_config *cfg;		/* CONFIG, kept while devices prepare */
@@ -125,7 +124,7 @@ static void dst_fail(const char *why)
 		return;
 	snprintf(dst.why, sizeof(dst.why), "%s", why);
 	if (dst.preparing)
-		vdev_cancel((void *)(uintptr_t)dst.prep_gen);
+		vdev_cancel(&dst);
 	dst.preparing = false;
 	if (dst.name[0])
 		pr_err("migrate: incoming %s from %s failed: %s; nothing kept", dst.name,
@@ -237,8 +236,9 @@ static int dst_create(const struct mig_config *c)
 /* The devices' prepare finished (maybe before vdev_prepare_all returned). */
 static void dst_prepared(void *ctx, int rc, const char *why)
 {
-	if ((uint32_t)(uintptr_t)ctx != dst.prep_gen || !dst.preparing)
-		return;		/* an attempt that failed meanwhile */
+	(void)ctx;
+	if (!dst.preparing)
+		return;		/* an attempt that failed meanwhile (vdev_cancel) */
 	dst.preparing = false;
 	if (rc < 0)
 		dst_refuse(rc, why && why[0] ? why : cmd_strerror(rc));
@@ -266,9 +266,7 @@ static int dst_on_config(void *ctx, const struct mig_config *c)
 	for (uint32_t i = 0; i < c->ndevspecs; i++)
 		specs[i] = c->devspecs[i];
 	dst.preparing = true;
-	dst.prep_gen++;
-	rc = vdev_prepare_all(specs, (int)c->ndevspecs, dst_prepared,
-			      (void *)(uintptr_t)dst.prep_gen, why, sizeof(why));
+	rc = vdev_prepare_all(specs, (int)c->ndevspecs, dst_prepared, &dst, why, sizeof(why));
 	if (rc < 0) {
 		dst.preparing = false;
 		return dst_refuse(rc, why);
@@ -410,7 +408,8 @@ static void dst_check_started(void)
  * write; only the fence against a misbehaving source is missing). */
 static void dst_taken_over(void *ctx, int rc, const char *why)
 {
-	if ((uint32_t)(uintptr_t)ctx != dst.prep_gen || dst.phase != DST_TAKEOVER)
+	(void)ctx;
+	if (dst.phase != DST_TAKEOVER)
 		return;
 	if (rc < 0)
 		pr_warn("migrate: %s: could not take its disks over from the source (%s): "
@@ -443,10 +442,8 @@ static void dst_on_line(void *owner, char *line)
 	 * here, whatever happens to the connection now. */
 	dst.phase = DST_TAKEOVER;
 	dst.t_commit = time_us();
-	dst.prep_gen++;
-	if (vdev_takeover_all(dst.vm, dst_taken_over, (void *)(uintptr_t)dst.prep_gen, why,
-			      sizeof(why)) < 0)
-		dst_taken_over((void *)(uintptr_t)dst.prep_gen, -EIO, why);
+	if (vdev_takeover_all(dst.vm, dst_taken_over, &dst, why, sizeof(why)) < 0)
+		dst_taken_over(&dst, -EIO, why);
 }
 
 static void dst_on_lost(void *owner, const char *why)

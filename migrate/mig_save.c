@@ -101,7 +101,6 @@ struct mig_save {
 	uint64_t *seen;
 	struct mig_config *cfg;
 	bool preparing;
-	uint32_t gen;
 	uint64_t pages;
 	/* Both. */
 	struct blk_req hreq;		/* header reads and writes, flushes */
@@ -594,7 +593,7 @@ static void rs_fail(const char *why)
 		return;
 	snprintf(sv.why, sizeof(sv.why), "%s", why);
 	if (sv.preparing)
-		vdev_cancel((void *)(uintptr_t)sv.gen);
+		vdev_cancel(&sv);
 	sv.preparing = false;
 	if (sv.vm) {
 		vm_destroy(sv.vm);
@@ -612,8 +611,9 @@ static void rs_prepared(void *ctx, int rc, const char *why)
 {
 	char w[MIG_REASON_MAX];
 
-	if ((uint32_t)(uintptr_t)ctx != sv.gen || !sv.preparing)
-		return;
+	(void)ctx;
+	if (!sv.preparing)
+		return;		/* an attempt that ended meanwhile */
 	sv.preparing = false;
 	sv.wake = true;
 	if (rc < 0) {
@@ -649,8 +649,7 @@ static int rs_on_config(void *ctx, const struct mig_config *c)
 	if (rc < 0)
 		return mig_dec_fail(sv.dec, rc, "pre-flight: %s", why);
 	sv.preparing = true;
-	sv.gen++;
-	rc = vdev_prepare_all(specs, (int)c->ndevspecs, rs_prepared, (void *)(uintptr_t)sv.gen,
+	rc = vdev_prepare_all(specs, (int)c->ndevspecs, rs_prepared, &sv,
 			      why, sizeof(why));
 	if (rc < 0) {
 		sv.preparing = false;
@@ -756,7 +755,8 @@ static void rs_taken_over(void *ctx, int rc, const char *why)
 {
 	char w[MIG_REASON_MAX];
 
-	if ((uint32_t)(uintptr_t)ctx != sv.gen || sv.phase != PH_TAKEOVER)
+	(void)ctx;
+	if (sv.phase != PH_TAKEOVER)
 		return;
 	sv.wake = true;
 	if (rc < 0)
@@ -875,10 +875,8 @@ static void rs_step(void)
 		/* The save is ours: the guest's disks become this host's, then
 		 * it runs here (its TSC goes on from the pause). */
 		sv.phase = PH_TAKEOVER;
-		sv.gen++;
-		if (vdev_takeover_all(sv.vm, rs_taken_over, (void *)(uintptr_t)sv.gen, why,
-				      sizeof(why)) < 0)
-			rs_taken_over((void *)(uintptr_t)sv.gen, -EIO, why);
+		if (vdev_takeover_all(sv.vm, rs_taken_over, &sv, why, sizeof(why)) < 0)
+			rs_taken_over(&sv, -EIO, why);
 	} else if (sv.phase == PH_STARTING) {
 		struct vm *vm = sv.vm;
 
