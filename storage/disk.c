@@ -91,16 +91,22 @@ int disk_ctl(struct blk_disk *d, const uint8_t *cdb, unsigned cdb_len, int dir, 
 	return 0;
 }
 
-void disk_ctl_finish(struct blk_disk *d, int rc)
+/* The sequence's waiter, once (it may start another sequence). */
+static void disk_seq_end(struct blk_disk *d, int rc)
 {
 	disk_seq_fn fn = d->seq_fn;
 
-	d->ctl_result = rc;
-	d->ctl_done = true;
-	d->ctl_step = 0;
 	d->seq_fn = NULL;
 	if (fn)
 		fn(d, rc, d->seq_arg);
+}
+
+void disk_ctl_finish(struct blk_disk *d, int rc)
+{
+	d->ctl_result = rc;
+	d->ctl_done = true;
+	d->ctl_step = 0;
+	disk_seq_end(d, rc);
 	/* A sequence that rode out a reconnect: now check the key. */
 	if (d->state == DISK_RECOVERING && d->link.sess.state == ISCSI_SESS_FULL &&
 	    !d->ctl_busy)
@@ -970,12 +976,7 @@ void disk_free(struct blk_disk *d)
 		if (disk_table[i] == d)
 			disk_table[i] = NULL;
 	blk_fail_all(d, -ENODEV, true);
-	if (d->seq_fn) {
-		disk_seq_fn fn = d->seq_fn;
-
-		d->seq_fn = NULL;
-		fn(d, -ENODEV, d->seq_arg);
-	}
+	disk_seq_end(d, -ENODEV);
 	iscsi_link_free(&d->link);
 	free(d->zero_block);
 	free(d);
