@@ -177,17 +177,23 @@ def tern_row(case, mode, src):
     if resumed:
         row["note"] = "; ".join(filter(None, (row.get("note"), resumed)))
     with lmt.gsh(dst) as g:
-        if case == "dwriter":
-            row["check"] = dw_stop_and_check(g, run, lb.lun_path(lmt.SYS_TID), "Tern")
-        elif case == "memwriter":
-            mw_stop(g)
-            row["check"] = "writer ran on"
-        out = g.run("echo MIGOK-$((6*7))")
-        if "MIGOK-42" not in out:
-            raise BenchError(f"the shell on tern-{'ab'[dst]}:\n{out}")
-        row.setdefault("check", "shell answers")
-    print(f"  {describe(row)}", flush=True)
+        after_move(g, row, case, run, lb.lun_path(lmt.SYS_TID), "Tern", f"tern-{'ab'[dst]}")
     return row
+
+
+def after_move(g, row, case, run, lun_path, vmm, where):
+    """The workload stopped and checked on the destination's shell g,
+    which must still answer; the row printed."""
+    if case == "dwriter":
+        row["check"] = dw_stop_and_check(g, run, lun_path, vmm)
+    elif case == "memwriter":
+        mw_stop(g)
+        row["check"] = "writer ran on"
+    out = g.run("echo MIGOK-$((6*7))")
+    if "MIGOK-42" not in out:
+        raise BenchError(f"the shell on {where}:\n{out}")
+    row.setdefault("check", "shell answers")
+    print(f"  {describe(row)}", flush=True)
 
 
 def dst_resumed(dst):
@@ -349,16 +355,7 @@ def qemu_row(case, src, dst, port, ns, lun_path):
     g = QShell(dst)
     dst.send("\r")
     dst.expect(re.escape(GUEST_PROMPT), 60)
-    if case == "dwriter":
-        row["check"] = dw_stop_and_check(g, run, lun_path, "QEMU")
-    elif case == "memwriter":
-        mw_stop(g)
-        row["check"] = "writer ran on"
-    out = g.run("echo MIGOK-$((6*7))")
-    if "MIGOK-42" not in out:
-        raise BenchError(f"the shell on QEMU's destination:\n{out}")
-    row.setdefault("check", "shell answers")
-    print(f"  {describe(row)}", flush=True)
+    after_move(g, row, case, run, lun_path, "QEMU", "QEMU's destination")
     return row
 
 
