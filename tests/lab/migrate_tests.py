@@ -495,7 +495,7 @@ TESTS = [
     ("cancel_stopcopy", t_cancel_stopcopy),
     ("link_cut_precopy", t_link_cut_precopy),
     ("loopback_as_new_name", t_loopback),
-    ("back_and_forth_20", t_back_and_forth),
+    ("back_and_forth", t_back_and_forth),
     ("dest_killed_stopcopy", t_dest_killed_stopcopy),
     ("preflight_refusals", t_preflight_refusals),
 ]
