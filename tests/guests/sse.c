@@ -319,10 +319,13 @@ void guest_main(uint32_t magic, const struct mb_info *info)
 
 		make_pattern(100, round);
 		load_regs();
-		mmio_w32(LAPIC_LVT_TIMER, VEC_WAKE);	/* one-shot */
-		mmio_w32(LAPIC_TIMER_ICR, count);
+		/* The line goes out before the clock starts: under Bochs
+		 * its UART exits take a fifth of a second, which the timer
+		 * would otherwise count and the TSC window would not. */
 		guest_printf("SSE halted %u\n", round);
 		t0 = guest_rdtsc();
+		mmio_w32(LAPIC_LVT_TIMER, VEC_WAKE);	/* one-shot */
+		mmio_w32(LAPIC_TIMER_ICR, count);
 		for (halts = 0; sse_wakes == w; halts++)
 			__asm__ volatile("sti; hlt; cli" : : : "memory");
 		t1 = guest_rdtsc();
