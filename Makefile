@@ -83,7 +83,7 @@ UNIT_SRCS	:= $(sort $(wildcard tests/unit/*.c)) $(LIB_SRCS)
 UNIT_OBJS	:= $(patsubst %.c,$(B)/u/%.o,$(UNIT_SRCS))
 UNIT_BIN	:= $(B)/tests/unit-tests
 
-.PHONY: all esp deps deps-check run test test-unit test-harness fuzz fuzz-bzimage fuzz-vnet test-qemu test-vtx test-bochs-rest test-svm test-net test-netcon \
+.PHONY: all esp deps deps-check run test test-unit test-harness fuzz fuzz-bzimage fuzz-vnet test-qemu test-vtx test-svm test-net test-netcon \
 	test-migrate test-storage test-bochs linux-guest esp-linux test-linux test-linux-io test-linux-mig test-linux-save test-linux-bochs \
 	clean distclean third-party
 .DEFAULT_GOAL := all
@@ -584,29 +584,34 @@ test-linux-save: esp-linux $(TERNCTL)
 	$(PYTHON) tests/lab/linux_save_tests.py --esp $(LINUX_ESP)
 
 test-linux-bochs: esp-linux
-	$(PYTHON) tests/lab/linux_tests.py --esp $(LINUX_ESP) --pvh \
-		--bochs corei7_skylake_x --expect shell --only 'linux_boot'
+	$(LINUX_BOCHS)
 
 # Intel VT-x under Bochs: boot check, the guest suite on a PML-capable
 # model, the fallback on a model without PML (a shorter subset), and a
 # live migration of a guest from the host to itself (127.0.0.1).
+# Intel VT-x under Bochs: boot check, the guest suite on a PML-capable
+# model, then BOCHS_REST: the fallback on a model without PML (its
+# cpuid and dirty-log tests) and a live migration of a guest from the
+# host to itself (127.0.0.1).
+BOCHS_REST	= $(PYTHON) tests/lab/guest_tests.py --bochs corei7_haswell_4770 \
+		  --only 'cpuid|dirty|pml' && \
+		  $(PYTHON) tests/lab/migrate_tests.py --bochs corei7_skylake_x
+LINUX_BOCHS	= $(PYTHON) tests/lab/linux_tests.py --esp $(LINUX_ESP) --pvh \
+		  --bochs corei7_skylake_x --expect shell --only 'linux_boot'
+
 test-bochs: esp
 	$(PYTHON) tests/lab/boot_tests.py --bochs-only
 	$(PYTHON) tests/lab/guest_tests.py --bochs corei7_skylake_x
-	$(MAKE) test-bochs-rest
-
-test-bochs-rest: esp
-	$(PYTHON) tests/lab/guest_tests.py --bochs corei7_haswell_4770 \
-		--only 'cpuid|dirty|pml'
-	$(PYTHON) tests/lab/migrate_tests.py --bochs corei7_skylake_x
+	$(BOCHS_REST)
 
 # make test's VT-x part: the guest suite alone (its console-latency bounds
 # want the second core free), then the rest of the Bochs suites two at a
-# time (Bochs is one thread each).
+# time (Bochs is one thread each).  No make below this point: two makes
+# in one build tree would race.
 test-vtx: esp esp-linux
 	$(PYTHON) tests/lab/boot_tests.py --bochs-only
 	$(PYTHON) tests/lab/guest_tests.py --bochs corei7_skylake_x
-	$(PYTHON) tests/lab/parallel.py '$(MAKE) test-bochs-rest' '$(MAKE) test-linux-bochs'
+	$(PYTHON) tests/lab/parallel.py "$(BOCHS_REST)" "$(LINUX_BOCHS)"
 
 clean:
 	rm -rf $(B)/k $(B)/b $(B)/u $(B)/tests $(B)/gen $(B)/*.elf $(B)/*.so \
