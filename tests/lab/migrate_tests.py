@@ -135,9 +135,9 @@ def reset(lb):
             cmd(h, f"vm destroy {name}")
 
 
-def start_guest(h, name, delay):
+def start_guest(h, name, delay, extra=""):
     out = cmd(h, f'vm create {name} mem={GUEST_MEM} kernel=guests/migverify.elf '
-                 f'cmdline="delay={delay}"')
+                 f'cmdline="delay={delay}" {extra}'.strip())
     check(f"vm {name} created" in out, out)
     out = cmd(h, f"vm start {name}")
     check("running on CPU" in out, out)
@@ -463,6 +463,31 @@ def secret_esp(tmp):
     return esp
 
 
+def nic_mac(h, name):
+    out = cmd(h, f"vm info {name}")
+    m = re.search(r"virtio-net pci \S+, mac ([0-9a-f:]{17})", out)
+    check(m, f"{h.name}: no NIC in vm info {name}:\n{out}")
+    return m.group(1)
+
+
+def t_nic_auto_renamed():
+    """nic=auto derives the MAC from the VM's name; a guest migrated
+    under another name (as=) keeps the MAC its driver and its peers
+    know (the stream's CONFIG names the MAC itself)."""
+    lb = lab()
+    a, b = lb.hosts
+    start_guest(a, "gm", IDLE_DELAY, "nic=auto")
+    mac = nic_mac(a, "gm")
+    migrate(a, lb.address(1), "gm", "as=gm2")
+    verify(b, "gm2")
+    gone(a, "gm")
+    got = nic_mac(b, "gm2")
+    check(got == mac, f"the NIC's MAC changed across the move: {mac} on "
+          f"{a.name}, {got} on {b.name}")
+    print(f"  gm (nic=auto, {mac}) -> gm2 on {b.name}: same MAC", flush=True)
+    cmd(b, "vm destroy gm2")
+
+
 def t_loopback():
     with tempfile.TemporaryDirectory(prefix="ternlab-mig-") as tmp:
         h = ternlab.QemuHost(secret_esp(tmp), name="solo", mem="512M", smp=3,
@@ -495,6 +520,7 @@ TESTS = [
     ("cancel_stopcopy", t_cancel_stopcopy),
     ("link_cut_precopy", t_link_cut_precopy),
     ("loopback_as_new_name", t_loopback),
+    ("nic_auto_renamed", t_nic_auto_renamed),
     ("back_and_forth", t_back_and_forth),
     ("dest_killed_stopcopy", t_dest_killed_stopcopy),
     ("preflight_refusals", t_preflight_refusals),
