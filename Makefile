@@ -50,7 +50,7 @@ KASFLAGS	:= -iquote . -I$(GEN) -MMD -MP
 # migration stream codec (migrate/stream*.c).  The other files of
 # migrate/ are kernel-only.  Every project header is included by its path
 # from the top ("kernel/virt/vm.h", "migrate/stream.h") through -iquote .
-MIG_PURE_SRCS	:= $(sort $(wildcard migrate/stream*.c) migrate/savearea.c)
+MIG_PURE_SRCS	:= $(sort $(wildcard migrate/stream*.c) migrate/savearea.c migrate/downtime.c)
 LIB_SRCS	:= $(sort $(wildcard kernel/lib/*.c kernel/devices/model/*.c storage/lib/*.c \
 		   net/switch/*.c)) $(MIG_PURE_SRCS)
 # kernel/: platform/ (CPUs, memory, APIC, time, ACPI, serial), virt/ (VMs,

@@ -32,6 +32,7 @@
 #include "kernel/kernel.h"
 #include "kernel/virt/vm.h"
 #include "kernel/lib/bitops.h"
+#include "migrate/downtime.h"
 #include "migrate/mig_conn.h"
 
 #define SRC_BUF_PAGES		MIG_BATCH_MAX
@@ -92,6 +93,13 @@ struct mig_src {
 	uint64_t t_start, t_pause, t_commit, t_round;
 	uint64_t round_bytes0, bw_bps, dirty_bps, last_dirty, est_down_ms;
 	uint64_t downtime_ms, total_ms;
+	/* The estimate's parts (migrate/downtime.h) and what the stop cost. */
+	uint32_t est_fixed_ms;
+	bool est_measured;		/* est_fixed_ms from this link, not the prior */
+	uint64_t est_pages_ms, final_pages;
+	uint64_t t_tail_sent, t_ready;
+	uint32_t fixed_ms;		/* measured at RESUMED */
+	bool converged;			/* pre-copy stopped because the rest fit */
 	uint64_t round_pages[MIG_ROUNDS_KEPT];
 	uint64_t tb_t0, tb_sent0;	/* bandwidth cap window */
 	uint64_t t_fill_us;		/* reading and encoding pages */
@@ -99,6 +107,8 @@ struct mig_src {
 };
 
 static struct mig_src src;
+/* The stop's fixed cost per destination, kept across migrations. */
+static struct mig_dt_table src_dt;
 
 static uint64_t src_bytes(void)
 {
@@ -222,13 +232,17 @@ static int src_stop_and_copy(void)
 /* Devices quiet: the last harvest and the FINAL round. */
 static int src_final_round(void)
 {
+	int rc;
+
 	if (src.dirty_on) {
 		if (dirty_harvest(src.vm, src.dirty) < 0)
 			return -EIO;
 		for (uint64_t w = 0; w < (src.npages + 63) / 64; w++)
 			src.todo[w] |= src.dirty[w];
 	}
-	return src_open_round(MIG_ROUND_FINAL);
+	rc = src_open_round(MIG_ROUND_FINAL);
+	src.final_pages = src.round_left;
+	return rc;
 }
 
 /* 0 with src.draining still set: not yet (asked again from the loop). */
@@ -255,6 +269,24 @@ static int src_drain_step(void)
 	return src_final_round();
 }
 
+/* The tail's size before it exists: each vCPU's record (registers and
+ * the XSAVE area) and each device's, generously. */
+static uint64_t src_tail_guess(void)
+{
+	return (uint64_t)src.vm->nvcpus * (VCPU_FPU_AREA + 2048) +
+	       (uint64_t)(src.vm->ndevs + 8) * 4096;
+}
+
+/* The stop if it came now, with d pages dirty: the fixed part this link
+ * has cost before (or the prior) plus the pages at the measured rate. */
+static void src_estimate(uint64_t d)
+{
+	src.est_pages_ms = mig_dt_pages_ms(d, src.bw_bps);
+	src.est_fixed_ms = mig_dt_fixed(&src_dt, src.addr, src_tail_guess(), src.bw_bps,
+					&src.est_measured);
+	src.est_down_ms = src.est_fixed_ms + src.est_pages_ms;
+}
+
 /* A pre-copy round is out: harvest and choose the next step. */
 static int src_round_done(void)
 {
@@ -270,11 +302,12 @@ static int src_round_done(void)
 		return -EIO;
 	memcpy(src.todo, src.dirty, (src.npages + 63) / 64 * 8);
 	src.dirty_bps = (uint64_t)d * PAGE_SIZE * 1000000 / dt;
-	src.est_down_ms = src.bw_bps ? (uint64_t)d * PAGE_SIZE * 1000 / src.bw_bps : 0;
+	src_estimate((uint64_t)d);
 	src.round++;
 	shrinking = (uint64_t)d * 10 <= src.last_dirty * 9;
 	src.last_dirty = (uint64_t)d;
-	if (src.est_down_ms <= src.p.downtime_ms || src.round >= MIG_MAX_ROUNDS)
+	src.converged = mig_dt_fits(src.est_fixed_ms, src.est_pages_ms, src.p.downtime_ms);
+	if (src.converged || src.round >= MIG_MAX_ROUNDS)
 		return src_stop_and_copy();
 	if (src.round < 2 || shrinking)
 		return src_open_round(0);
@@ -354,8 +387,10 @@ static int src_tail(void)
 		src.tail_next++;
 	}
 	rc = mig_enc_end(&src.enc);
-	if (!rc)
+	if (!rc) {
 		src.tail_sent = true;
+		src.t_tail_sent = time_us();
+	}
 out:
 	/* Full: what is in the buffer goes first, then the next record. */
 	if (rc == -ENOSPC) {
@@ -612,7 +647,7 @@ static void src_on_line(void *owner, char *line)
 		/* The point of no return: from here the guest never runs here. */
 		src.phase = SRC_COMMIT;
 		src.vm->committed_away = true;
-		src.t_commit = time_us();
+		src.t_commit = src.t_ready = time_us();
 		mig_conn_line(&src.conn, "COMMIT");
 	} else if (src.phase == SRC_COMMIT && !strcmp(line, "RESUMED")) {
 		uint64_t now = time_us();
@@ -621,6 +656,12 @@ static void src_on_line(void *owner, char *line)
 		 * high by RESUMED's one-way flight. */
 		src.downtime_ms = (now - src.t_pause) / 1000;
 		src.total_ms = (now - src.t_start) / 1000;
+		/* Only a stop that came because the rest fit: a quick
+		 * migration's or a forced one's is mostly pages, and the
+		 * pre-copy rate splits them off too roughly to learn from. */
+		if (src.converged && src.bw_bps)
+			src.fixed_ms = mig_dt_record(&src_dt, src.addr, src.downtime_ms,
+						     src.final_pages, src.bw_bps);
 		src.phase = SRC_DONE;
 		src.vm->migrating = false;
 		vm_stop(src.vm, "migrated away");
@@ -808,6 +849,24 @@ void mig_src_service(void)
 		src_produce();
 }
 
+/* What the stop cost against what was expected, and where it went:
+ * pause to the last byte handed over (drain, final pages, records),
+ * then the destination's check (READY), then COMMIT to RESUMED. */
+static void src_print_stop(struct cmd_out *o)
+{
+	if (src.p.mode != MIG_LIVE || !src.t_tail_sent || !src.t_ready)
+		return;
+	cmd_printf(o, "downtime: measured %lu ms, estimated %lu ms (fixed %u %s + "
+		   "%lu ms of dirty pages, target %u); fixed part measured %u ms\n",
+		   src.downtime_ms, src.est_down_ms, src.est_fixed_ms,
+		   src.est_measured ? "measured" : "prior", src.est_pages_ms,
+		   src.p.downtime_ms, src.fixed_ms);
+	cmd_printf(o, "stop: %lu ms to send the rest (%lu pages), %lu ms to READY, "
+		   "%lu ms to RESUMED\n", (src.t_tail_sent - src.t_pause) / 1000,
+		   src.final_pages, (src.t_ready - src.t_tail_sent) / 1000,
+		   src.downtime_ms - (src.t_ready - src.t_pause) / 1000);
+}
+
 static void src_print_rounds(struct cmd_out *o)
 {
 	uint32_t n = src.round + 1 < MIG_ROUNDS_KEPT ? src.round + 1 : MIG_ROUNDS_KEPT;
@@ -837,6 +896,7 @@ void mig_src_status(struct cmd_out *o)
 			   src_bytes(), src.round + 1, src_throttle_steps[src.step] / 10,
 			   src_throttle_steps[src.step] % 10);
 		src_print_rounds(o);
+		src_print_stop(o);
 		return;
 	}
 	if (src.phase >= SRC_DONE) {
@@ -857,6 +917,10 @@ void mig_src_status(struct cmd_out *o)
 		   "estimated downtime %lu ms (target %u)\n", src_bytes(),
 		   (now - src.t_start) / 1000, bw / 1000, src.dirty_bps / 1000,
 		   src.est_down_ms, src.p.downtime_ms);
+	if (src.bw_bps)
+		cmd_printf(o, "estimate: fixed %u ms (%s) + dirty pages %lu ms\n",
+			   src.est_fixed_ms, src.est_measured ? "measured on this link" :
+			   "prior: no migration to this host yet", src.est_pages_ms);
 	cmd_printf(o, "throttle: %u.%u%%\n", src_throttle_steps[src.step] / 10,
 		   src_throttle_steps[src.step] % 10);
 	cmd_printf(o, "cpu: encode %lu ms, send %lu ms\n", src.t_fill_us / 1000,

@@ -197,8 +197,15 @@ def migrate(src, dst_addr, name, args="", timeout=240):
     check(m, f"no report line:\n{out}")
     rep = dict(zip(("total", "downtime", "bytes", "rounds"), map(int, m.groups()[:4])))
     rep["throttle"] = float(m.group(5))
+    est = ""
+    m = re.search(r"downtime: measured (\d+) ms, estimated (\d+) ms \(fixed (\d+) "
+                  r"(measured|prior) ", out)
+    if m:
+        rep["estimated"], rep["fixed"] = int(m.group(2)), int(m.group(3))
+        rep["fixed_from"] = m.group(4)
+        est = f" (estimated {m.group(2)}, fixed {m.group(3)} {m.group(4)})"
     print(f"  {name} -> {dst_addr} {args or 'live'}: {rep['total']} ms total, "
-          f"downtime {rep['downtime']} ms, {rep['bytes'] // 1024} KiB, "
+          f"downtime {rep['downtime']} ms{est}, {rep['bytes'] // 1024} KiB, "
           f"{rep['rounds']} rounds, throttle {rep['throttle']}%", flush=True)
     return rep, out
 
@@ -267,9 +274,16 @@ def t_back_and_forth():
     t0 = time.monotonic()
     for i in range(BACK_AND_FORTH):
         src, dst = hosts[i % 2], hosts[(i + 1) % 2]
-        migrate(src, lb.address((i + 1) % 2), "bf")
+        rep, _ = migrate(src, lb.address((i + 1) % 2), "bf")
         verify(dst, "bf", settle=0.5)
         gone(src, "bf")
+        # Every live move says what it expected the stop to cost; from
+        # a host's second move to the same peer on, the fixed part is
+        # the one measured on that link, not the prior (earlier tests
+        # on the same lab may have measured it sooner).
+        check("estimated" in rep, f"move {i + 1}: no estimate in migrate status")
+        check(i < 2 or rep["fixed_from"] == "measured", f"move {i + 1}: fixed "
+              f"part from {rep['fixed_from']}, not measured on this link")
     print(f"  {BACK_AND_FORTH} migrations in {time.monotonic() - t0:.0f} s", flush=True)
     cmd(hosts[BACK_AND_FORTH % 2], "vm destroy bf")
 
