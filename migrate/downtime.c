@@ -78,10 +78,9 @@ static struct mig_dt_host *dt_slot(struct mig_dt_table *t, const char *addr)
 }
 
 uint32_t mig_dt_record(struct mig_dt_table *t, const char *addr, uint64_t downtime_ms,
-		       uint64_t final_pages, uint64_t bw_bps)
+		       uint64_t pages_ms)
 {
 	struct mig_dt_host *h = dt_slot(t, addr);
-	uint64_t pages_ms = mig_dt_pages_ms(final_pages, bw_bps);
 	uint32_t fixed = downtime_ms > pages_ms ? (uint32_t)(downtime_ms - pages_ms) : 0;
 
 	if (!h->n) {

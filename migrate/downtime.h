@@ -48,9 +48,9 @@ uint64_t mig_dt_pages_ms(uint64_t pages, uint64_t bw_bps);
  * less than MIG_DT_MIN_SHARE_PM of the target. */
 bool mig_dt_fits(uint32_t fixed_ms, uint64_t pages_ms, uint32_t target_ms);
 
-/* A finished migration to addr: its downtime less the part its final
- * pages explain is the fixed cost measured on that link. */
+/* A finished migration to addr: its downtime less the time its final
+ * pages took to go out is the fixed cost measured on that link. */
 uint32_t mig_dt_record(struct mig_dt_table *t, const char *addr, uint64_t downtime_ms,
-		       uint64_t final_pages, uint64_t bw_bps);
+		       uint64_t pages_ms);
 
 #endif

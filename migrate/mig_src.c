@@ -97,7 +97,7 @@ struct mig_src {
 	uint32_t est_fixed_ms;
 	bool est_measured;		/* est_fixed_ms from this link, not the prior */
 	uint64_t est_pages_ms, final_pages;
-	uint64_t t_tail_sent, t_ready;
+	uint64_t t_final_open, t_tail_start, t_tail_sent, t_ready;
 	uint32_t fixed_ms;		/* measured at RESUMED */
 	bool converged;			/* pre-copy stopped because the rest fit */
 	uint64_t round_pages[MIG_ROUNDS_KEPT];
@@ -242,6 +242,7 @@ static int src_final_round(void)
 	}
 	rc = src_open_round(MIG_ROUND_FINAL);
 	src.final_pages = src.round_left;
+	src.t_final_open = time_us();
 	return rc;
 }
 
@@ -360,6 +361,7 @@ static int src_tail(void)
 	int rc;
 
 	if (!src.tail_recs) {
+		src.t_tail_start = time_us();
 		src.tail_recs = calloc(MIG_DEVICES_MAX, sizeof(*src.tail_recs));
 		src.tail_buf = malloc(SRC_TAIL_BYTES);
 		if (!src.tail_recs || !src.tail_buf)
@@ -656,12 +658,13 @@ static void src_on_line(void *owner, char *line)
 		 * high by RESUMED's one-way flight. */
 		src.downtime_ms = (now - src.t_pause) / 1000;
 		src.total_ms = (now - src.t_start) / 1000;
-		/* Only a stop that came because the rest fit: a quick
-		 * migration's or a forced one's is mostly pages, and the
-		 * pre-copy rate splits them off too roughly to learn from. */
-		if (src.converged && src.bw_bps)
+		/* The fixed part: the downtime less the time the final pages
+		 * took to go out (measured, not estimated), from stops that
+		 * came because the rest fit: a quick or forced one is mostly
+		 * pages and says little about the rest. */
+		if (src.converged)
 			src.fixed_ms = mig_dt_record(&src_dt, src.addr, src.downtime_ms,
-						     src.final_pages, src.bw_bps);
+						     (src.t_tail_start - src.t_final_open) / 1000);
 		src.phase = SRC_DONE;
 		src.vm->migrating = false;
 		vm_stop(src.vm, "migrated away");
@@ -861,9 +864,12 @@ static void src_print_stop(struct cmd_out *o)
 		   src.downtime_ms, src.est_down_ms, src.est_fixed_ms,
 		   src.est_measured ? "measured" : "prior", src.est_pages_ms,
 		   src.p.downtime_ms, src.fixed_ms);
-	cmd_printf(o, "stop: %lu ms to send the rest (%lu pages), %lu ms to READY, "
-		   "%lu ms to RESUMED\n", (src.t_tail_sent - src.t_pause) / 1000,
-		   src.final_pages, (src.t_ready - src.t_tail_sent) / 1000,
+	cmd_printf(o, "stop: drain %lu ms, %lu final pages %lu ms, records %lu ms, then "
+		   "%lu ms to READY and %lu ms to RESUMED\n",
+		   (src.t_final_open - src.t_pause) / 1000, src.final_pages,
+		   (src.t_tail_start - src.t_final_open) / 1000,
+		   (src.t_tail_sent - src.t_tail_start) / 1000,
+		   (src.t_ready - src.t_tail_sent) / 1000,
 		   src.downtime_ms - (src.t_ready - src.t_pause) / 1000);
 }
 
