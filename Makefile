@@ -299,10 +299,13 @@ $(B)/u/%.o: %.c $(GEN)/version.h
 # configuration has MBEDTLS_MD5_C), the same library ternctl links.
 $(B)/u/tests/unit/test_iscsi_chap.o: UCFLAGS += -I$(B)/third_party/mbedtls/include
 $(B)/u/tests/unit/test_iscsi_chap.o: $(MBEDTLS_HLIB)
+# The ISN tests take HMAC-SHA-256 from the same library.
+$(B)/u/tests/unit/test_tcp_isn.o: UCFLAGS += -I$(B)/third_party/mbedtls/include
+$(B)/u/tests/unit/test_tcp_isn.o: $(MBEDTLS_HLIB)
 
 $(UNIT_BIN): $(UNIT_OBJS) $(MBEDTLS_HLIB)
 	@mkdir -p $(dir $@)
-	$(CC) -fsanitize=address,undefined -o $@ $(UNIT_OBJS) $(MBEDTLS_HLIB) -lcriterion
+	$(CC) -fsanitize=address,undefined -o $@ $(UNIT_OBJS) $(MBEDTLS_HLIB) -lcriterion -lm
 
 # ---- fuzzing (libFuzzer, clang-14 from tools/deps.sh; not in `make test`) ----
 # Each target compiles the same pure sources as the kernel and the unit
