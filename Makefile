@@ -8,7 +8,7 @@
 #                   boot planners, the APIC models and the L2 switch with
 #                   virtio-net, FUZZ_SECONDS (60) each
 #   make test-unit | test-harness | test-qemu | test-svm | test-net | test-netcon | test-migrate |
-#        test-storage | test-bochs | test-linux | test-linux-bochs
+#        test-entropy | test-storage | test-bochs | test-linux | test-linux-bochs
 #                   one suite
 #
 # Third-party code (Newlib, lwIP) is fetched with Debian's tools and built
@@ -83,7 +83,7 @@ UNIT_SRCS	:= $(sort $(wildcard tests/unit/*.c)) $(LIB_SRCS)
 UNIT_OBJS	:= $(patsubst %.c,$(B)/u/%.o,$(UNIT_SRCS))
 UNIT_BIN	:= $(B)/tests/unit-tests
 
-.PHONY: all esp deps deps-check run test test-unit test-harness fuzz fuzz-bzimage fuzz-vnet test-qemu test-svm test-net test-netcon \
+.PHONY: all esp deps deps-check run test test-unit test-harness fuzz fuzz-bzimage fuzz-vnet test-qemu test-svm test-net test-netcon test-entropy \
 	test-migrate test-storage test-bochs linux-guest esp-linux test-linux test-linux-io test-linux-mig test-linux-save test-linux-bochs \
 	clean distclean third-party
 .DEFAULT_GOAL := all
@@ -520,7 +520,7 @@ run: deps-check
 
 test: deps-check
 	$(MAKE) all
-	$(MAKE) test-unit test-harness test-qemu test-svm test-net test-netcon test-migrate \
+	$(MAKE) test-unit test-harness test-qemu test-svm test-net test-netcon test-entropy test-migrate \
 		test-storage test-linux test-linux-io test-linux-mig test-linux-save test-bochs \
 		test-linux-bochs
 
@@ -545,6 +545,11 @@ test-net: esp
 # clients, once per NIC model (virtio-net, e1000e).
 test-netcon: esp $(TERNCTL)
 	$(PYTHON) tests/lab/netcon_tests.py
+
+# RFC 6528 ISNs seen from the namespace, the jitter source's measured
+# min-entropy (QEMU TCG and Bochs), TLS refused after `entropy stuck`.
+test-entropy: esp $(TERNCTL)
+	$(PYTHON) tests/lab/entropy_tests.py
 
 # Live and quick migration between lab hosts (verified page by page),
 # cancels, cut links, a killed destination, pre-flight refusals; then

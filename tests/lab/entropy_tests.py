@@ -7,9 +7,12 @@ qemu64: no RDRAND, so the TSC-jitter source) on the lab LAN
    console port; a raw socket reads Tern's SYN-ACKs.  lwIP's own ISN is a
    counter (consecutive ISNs differ by tcp_ticks, a small number); with
    RFC 6528 ISNs (LWIP_HOOK_TCP_ISN) the differences are 32-bit random.
- - jitter_min_entropy_qemu (and _bochs): `entropy sample 4096` gives the
-   most common TSC distance's count; its SP 800-90B 6.3.1 estimate must be
-   at least the 1 bit per sample that net/stack/entropy.c claims.
+ - jitter_min_entropy_qemu: `entropy sample 4096` gives the most common
+   TSC distance's count; its SP 800-90B 6.3.1 estimate must be at least
+   the 1 bit per sample that net/stack/entropy.c claims.
+ - bochs_jitter_fails_closed: Bochs is deterministic, the jitter source
+   has no entropy there, and the start-up test must fail at boot.
+ - bochs_rdseed_ok: Bochs's Skylake-X model has RDSEED, health ok.
  - stuck_refuses_tls: `entropy stuck` (the test hook) fails the health
    tests; TLS is then refused with a log line on both the console port and
    a migration connect, while the serial console keeps working.
@@ -28,6 +31,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ternlab  # noqa: E402
 import netlab  # noqa: E402
+from netcon_tests import wait_log  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TERNCTL = os.path.join(REPO, "build", "tools", "ternctl")
@@ -58,20 +62,6 @@ def lab():
 def stop_lab():
     while _lab:
         _lab.pop().stop()
-
-
-def wait_log(h, pattern, timeout=15, since=0):
-    rx = re.compile(pattern)
-    deadline = time.monotonic() + timeout
-    while True:
-        m = rx.search(h.output(), since)
-        if m:
-            return m
-        if time.monotonic() > deadline:
-            raise ternlab.TestFailure(
-                f"{h.name}: no {pattern!r} in the log within {timeout} s; "
-                f"last output:\n{h.output()[-1500:]}")
-        time.sleep(0.2)
 
 
 # Runs inside the namespace: a raw IPPROTO_TCP socket sees every TCP
@@ -145,13 +135,36 @@ def t_jitter_qemu(lb):
     check_min_entropy(lb.hosts[0], 60)
 
 
-def t_jitter_bochs():
-    # A Bochs CPU model without RDRAND/RDSEED (core2: VMX, no DRNG), so
-    # the jitter source is the one in use.
-    with ternlab.BochsHost(CFG.esp, name="bochs", cpu_model="core2_penryn_t9600",
+def t_bochs_jitter():
+    # A Bochs CPU model without RDRAND/RDSEED, so the jitter source is the
+    # one in use.  Bochs is deterministic (its TSC and timers count
+    # instructions): the measured min-entropy is 0 and the start-up test
+    # must fail at boot, leaving TLS off and the serial console working.
+    with ternlab.BochsHost(CFG.esp, name="bochs-core2", cpu_model="core2_penryn_t9600",
                            mem_mb=256, cpus=1, logdir=CFG.logdir) as h:
         h.expect(h.prompt, 600)
-        check_min_entropy(h, 300)
+        n, distinct, mcv, hmin = mcv_min_entropy(h.command("entropy sample 4096", timeout=300))
+        print(f"  bochs: {n} TSC distances, {distinct} distinct, most common "
+              f"{mcv} times: H_min >= {hmin if hmin > 0 else 0.0:.2f} bits per sample (claimed {CLAIMED_H})")
+        out = h.command("entropy", timeout=60)
+        if hmin < CLAIMED_H:
+            check("health FAILED" in out and "TLS refused" in out,
+                  f"a source below its claimed entropy passed the health tests:\n{out}")
+            check(re.search(r"E entropy: TSC jitter repetition count test failed after "
+                            r"\d+ samples", h.output()), "no start-up test failure logged")
+        else:
+            check("health ok" in out, f"entropy:\n{out}")
+        check("uptime" in h.command("status", timeout=60), "serial status after the failure")
+
+
+def t_bochs_rdseed():
+    # The Bochs model the other suites use has RDSEED: health-tested, ok.
+    with ternlab.BochsHost(CFG.esp, name="bochs-skx", cpu_model="corei7_skylake_x",
+                           mem_mb=256, cpus=1, logdir=CFG.logdir) as h:
+        h.expect(h.prompt, 600)
+        out = h.command("entropy", timeout=60)
+        print("  " + out.strip().replace("\n", "\n  "))
+        check(re.search(r"entropy: RDSEED, health ok \((\d+) samples", out), f"entropy:\n{out}")
 
 
 def t_stuck(lb):
@@ -208,7 +221,8 @@ def main(argv=None):
     tests = [("isn_unpredictable", lambda: t_isn(lab())),
              ("jitter_min_entropy_qemu", lambda: t_jitter_qemu(lab())),
              ("stuck_refuses_tls", lambda: t_stuck(lab())),
-             ("jitter_min_entropy_bochs", t_jitter_bochs)]
+             ("bochs_jitter_fails_closed", t_bochs_jitter),
+             ("bochs_rdseed_ok", t_bochs_rdseed)]
     chosen = [(n, fn) for n, fn in tests if not CFG.only or re.search(CFG.only, n)]
     if CFG.list:
         for name, _ in chosen:
