@@ -174,6 +174,11 @@ def t_stuck(lb):
     r = lb.ns_run([TERNCTL, "--host", lb.address(0), "--secret-file", lb.secret_path,
                    "status"], timeout=60)
     check(r.returncode == 0 and "hostname" in r.stdout, f"ternctl before: {r.stdout}")
+    r = lb.ns_run([TERNCTL, "--host", lb.address(0), "--secret-file", lb.secret_path,
+                   "netcon"], timeout=60)
+    print("  " + r.stdout.strip().replace("\n", "\n  "))
+    check(re.match(r"entropy: TSC jitter, health ok \(\d+ samples", r.stdout),
+          f"netcon before: {r.stdout}")
     mark = len(h.output())
     out = h.command("entropy stuck", timeout=60)
     check("health FAILED" in out and "repetition count test failed" in out,
