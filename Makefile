@@ -8,7 +8,7 @@
 #                   boot planners, the APIC models and the L2 switch with
 #                   virtio-net, FUZZ_SECONDS (60) each
 #   make test-unit | test-harness | test-qemu | test-svm | test-net | test-netcon | test-migrate |
-#        test-storage | test-bochs | test-linux | test-linux-bochs
+#        test-entropy | test-storage | test-bochs | test-linux | test-linux-bochs
 #                   one suite
 #
 # Third-party code (Newlib, lwIP) is fetched with Debian's tools and built
@@ -83,7 +83,7 @@ UNIT_SRCS	:= $(sort $(wildcard tests/unit/*.c)) $(LIB_SRCS)
 UNIT_OBJS	:= $(patsubst %.c,$(B)/u/%.o,$(UNIT_SRCS))
 UNIT_BIN	:= $(B)/tests/unit-tests
 
-.PHONY: all esp deps deps-check run test test-unit test-harness fuzz fuzz-bzimage fuzz-vnet test-qemu test-vtx test-svm test-net test-netcon \
+.PHONY: all esp deps deps-check run test test-unit test-harness fuzz fuzz-bzimage fuzz-vnet test-qemu test-vtx test-svm test-net test-netcon test-entropy \
 	test-migrate test-storage test-bochs linux-guest esp-linux test-linux test-linux-io test-linux-mig test-linux-save test-linux-bochs \
 	clean distclean third-party
 .DEFAULT_GOAL := all
@@ -299,10 +299,13 @@ $(B)/u/%.o: %.c $(GEN)/version.h
 # configuration has MBEDTLS_MD5_C), the same library ternctl links.
 $(B)/u/tests/unit/test_iscsi_chap.o: UCFLAGS += -I$(B)/third_party/mbedtls/include
 $(B)/u/tests/unit/test_iscsi_chap.o: $(MBEDTLS_HLIB)
+# The ISN tests take HMAC-SHA-256 from the same library.
+$(B)/u/tests/unit/test_tcp_isn.o: UCFLAGS += -I$(B)/third_party/mbedtls/include
+$(B)/u/tests/unit/test_tcp_isn.o: $(MBEDTLS_HLIB)
 
 $(UNIT_BIN): $(UNIT_OBJS) $(MBEDTLS_HLIB)
 	@mkdir -p $(dir $@)
-	$(CC) -fsanitize=address,undefined -o $@ $(UNIT_OBJS) $(MBEDTLS_HLIB) -lcriterion
+	$(CC) -fsanitize=address,undefined -o $@ $(UNIT_OBJS) $(MBEDTLS_HLIB) -lcriterion -lm
 
 # ---- fuzzing (libFuzzer, clang-14 from tools/deps.sh; not in `make test`) ----
 # Each target compiles the same pure sources as the kernel and the unit
@@ -517,7 +520,7 @@ run: deps-check
 
 test: deps-check
 	$(MAKE) all
-	$(MAKE) test-unit test-harness test-qemu test-svm test-net test-netcon test-migrate \
+	$(MAKE) test-unit test-harness test-qemu test-svm test-net test-netcon test-entropy test-migrate \
 		test-storage test-linux test-linux-io test-linux-mig test-linux-save test-vtx
 
 test-unit: $(UNIT_BIN)
@@ -541,6 +544,11 @@ test-net: esp
 # clients, once per NIC model (virtio-net, e1000e).
 test-netcon: esp $(TERNCTL)
 	$(PYTHON) tests/lab/netcon_tests.py
+
+# RFC 6528 ISNs seen from the namespace, the jitter source's measured
+# min-entropy (QEMU TCG and Bochs), TLS refused after `entropy stuck`.
+test-entropy: esp $(TERNCTL)
+	$(PYTHON) tests/lab/entropy_tests.py
 
 # Live and quick migration between lab hosts (verified page by page),
 # cancels, cut links, a killed destination, pre-flight refusals; then

@@ -110,6 +110,13 @@ int net_tls_init(const struct tern_config *cfg)
 {
 	if (!cfg->has_secret || !cfg->secret[0])
 		return -ENOENT;
+	/* Fail closed: no keys from a noise source that failed its health
+	 * tests (entropy.c); the serial console does not need TLS. */
+	if (!tern_entropy_ok()) {
+		pr_err("tls: not serving TLS (network console, migration): "
+		       "the entropy health tests failed; see `entropy`");
+		return -EIO;
+	}
 	tls_psk_len = strlen(cfg->secret);
 	memcpy(tls_psk, cfg->secret, tls_psk_len);
 	tls_server = tls_make(true);
@@ -123,7 +130,7 @@ int net_tls_init(const struct tern_config *cfg)
 
 bool net_tls_ready(void)
 {
-	return tls_server && tls_client;
+	return tls_server && tls_client && tern_entropy_ok();
 }
 
 struct altcp_pcb *net_tls_new(bool server)
