@@ -99,8 +99,17 @@ struct mig_src {
 	uint64_t round_pages[MIG_ROUNDS_KEPT];
 	uint64_t tb_t0, tb_sent0;	/* bandwidth cap window */
 	uint64_t t_fill_us;		/* reading and encoding pages */
+	uint64_t dlost_us;		/* the data link closed; waiting for why */
+	char dlost_why[128];
 	char why[160];
 };
+
+/*
+ * A destination that refuses the data link's stream (a record MAC that
+ * does not match, say) says why over TLS and drops the data link; the
+ * drop may come first.  Its reason is worth this long a wait.
+ */
+#define SRC_DLOST_GRACE_US	(3 * 1000000ull)
 
 static struct mig_src src;
 
@@ -542,6 +551,13 @@ static void src_on_data_lost(void *owner, const char *why)
 
 	(void)owner;
 	snprintf(msg, sizeof(msg), "data link: %s", why);
+	if (src.phase < SRC_COMMIT && mig_conn_up(&src.conn)) {
+		if (!src.dlost_us) {
+			snprintf(src.dlost_why, sizeof(src.dlost_why), "%s", msg);
+			src.dlost_us = time_us();
+		}
+		return;
+	}
 	src_fail(msg, false);
 }
 
@@ -809,6 +825,13 @@ void mig_src_service(void)
 	if (src.phase != SRC_COMMIT && mig_src_stalled()) {
 		src_fail(src.phase == SRC_CONNECT ? "no connection within 10 s (host down or "
 			 "unreachable?)" : "the link stalled (nothing moved for 10 s)", false);
+		return;
+	}
+	if (src.dlost_us) {
+		/* Nothing more to send; the destination's FAILED line, if it
+		 * comes, fails the migration with its reason first. */
+		if (time_us() - src.dlost_us > SRC_DLOST_GRACE_US)
+			src_fail(src.dlost_why, false);
 		return;
 	}
 	if (src.phase == SRC_COMMIT && time_us() - src.t_commit > 30000000ull) {

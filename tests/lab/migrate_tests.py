@@ -199,7 +199,8 @@ def migrate(src, dst_addr, name, args="", timeout=240):
     rep["throttle"] = float(m.group(5))
     print(f"  {name} -> {dst_addr} {args or 'live'}: {rep['total']} ms total, "
           f"downtime {rep['downtime']} ms, {rep['bytes'] // 1024} KiB, "
-          f"{rep['rounds']} rounds, throttle {rep['throttle']}%", flush=True)
+          f"{rep['rounds']} rounds, throttle {rep['throttle']}%, "
+          f"{rep['bytes'] / max(rep['total'], 1) / 1000:.1f} MB/s", flush=True)
     return rep, out
 
 
@@ -258,6 +259,59 @@ def t_live_unencrypted():
     verify(b, "gu")
     gone(a, "gu")
     cmd(b, "vm destroy gu")
+
+
+def t_quick_unencrypted():
+    """encrypt=off, quick: the stream's throughput over the plain link."""
+    lb = lab()
+    a, b = lb.hosts
+    start_guest(a, "gq", IDLE_DELAY)
+    rep, out = migrate(a, lb.address(1), "gq", "quick encrypt=off")
+    check("quick unencrypted: done" in out, out)
+    verify(b, "gq")
+    gone(a, "gq")
+    cmd(b, "vm destroy gq")
+
+
+def start_flip_relay(lb, dst):
+    """tests/lab/mig_flip_relay.py on the bridge's address, in front of dst."""
+    log = open(os.path.join(CFG.logdir, "mig_flip_relay.log"), "w")
+    p = subprocess.Popen(["ip", "netns", "exec", lb.ns, sys.executable,
+                          os.path.join(REPO, "tests", "lab", "mig_flip_relay.py"),
+                          netlab.BRIDGE_ADDR, "7024", dst, "7024"],
+                         stdout=log, stderr=subprocess.STDOUT)
+    time.sleep(1)
+    check(p.poll() is None, f"the relay exited: {open(log.name).read()}")
+    return p, log
+
+
+def t_unencrypted_page_flipped():
+    """Issue #17: an on-path relay on the encrypt=off data link flips one
+    byte of a page and fixes its CRC32C and the record CRC chain.  The
+    destination refuses the record by its MAC, keeps nothing, and the
+    source keeps the guest running, whole."""
+    lb = lab()
+    a, b = lb.hosts
+    start_guest(a, "fl", IDLE_DELAY)
+    p, log = start_flip_relay(lb, lb.address(1))
+    try:
+        out = cmd(a, f"migrate fl {netlab.BRIDGE_ADDR} quick encrypt=off")
+        check(re.search(r"^migrating fl to ", out, re.M), out)
+        out = wait_status(a, r"outgoing: .*: (done|failed|cancelled)", 240)
+    finally:
+        p.kill()
+        p.wait()
+        log.close()
+    relay = open(log.name).read()
+    print("  relay: " + "; ".join(relay.split("\n")[:4]), flush=True)
+    check(re.search(r"^FLIPPED page \d+", relay, re.M), f"the relay flipped nothing:\n{relay}")
+    check(re.search(r"outgoing: fl .*: failed: .*record MAC mismatch", out),
+          f"the altered page was not refused by its MAC:\n{out}")
+    dst_clean(b, "fl")
+    check(re.search(r"incoming fl from [\d.:]+ failed: record \d+ \(RAM\) at byte \d+: "
+                    r"record MAC mismatch", b.output()), "no MAC reason on the destination")
+    verify(a, "fl")
+    cmd(a, "vm destroy fl")
 
 
 def t_back_and_forth():
@@ -489,6 +543,8 @@ TESTS = [
     ("quick_idle", t_quick_idle),
     ("quick_busy", t_quick_busy),
     ("live_unencrypted", t_live_unencrypted),
+    ("quick_unencrypted", t_quick_unencrypted),
+    ("unencrypted_page_flipped", t_unencrypted_page_flipped),
     ("from_ternctl", t_from_ternctl),
     ("cancel_preflight", t_cancel_preflight),
     ("cancel_precopy", t_cancel_precopy),
