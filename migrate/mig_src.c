@@ -550,6 +550,10 @@ static void src_on_data_lost(void *owner, const char *why)
 	char msg[128];
 
 	(void)owner;
+	/* READY said END arrived: the data link has done its work, and its
+	 * close (the destination's clean-up, racing RESUMED) is no failure. */
+	if (src.phase == SRC_COMMIT)
+		return;
 	snprintf(msg, sizeof(msg), "data link: %s", why);
 	if (src.phase < SRC_COMMIT && mig_conn_up(&src.conn)) {
 		if (!src.dlost_us) {

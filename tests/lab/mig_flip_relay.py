@@ -5,12 +5,14 @@ data link, flips one byte of one page and fixes up everything a key is not
 needed for: the page's CRC32C and the record CRC chain from that record on.
 
     python3 tests/lab/mig_flip_relay.py LISTEN_ADDR CTL_PORT DST_ADDR DST_PORT \\
-        [--page-nth N]
+        [--page-nth N] [--data-from ADDR]
 
 The source migrates to LISTEN_ADDR:CTL_PORT; the relay forwards it to
 DST_ADDR:DST_PORT, and the data link (LISTEN_ADDR:CTL_PORT+1, the port the
 destination's ACCEPTED names) to DST_ADDR:DST_PORT+1.  It flips byte 100
-of the Nth data page on the data link (default 100).  It prints one line
+of the Nth data page on the data link (default 100).  With --data-from
+it opens the data link from another of its addresses instead: a stranger
+holding the token (the destination must refuse it by address).  It prints one line
 per event on stdout ("FLIPPED page P in record R", "TAGGED yes|no"), which
 the test reads to know the attack really happened.
 
@@ -143,14 +145,14 @@ def pump(src, dst, fn=None):
             pass
 
 
-def serve(listen, target, flipper=None):
+def serve(listen, target, flipper=None, bind=None):
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(listen)
     ls.listen(4)
     while True:
         c, peer = ls.accept()
-        u = socket.create_connection(target)
+        u = socket.create_connection(target, source_address=(bind, 0) if bind else None)
         say(f"RELAY {peer[0]} -> {target[0]}:{target[1]}")
         fn = flipper.feed if flipper else None
         threading.Thread(target=pump, args=(c, u, fn), daemon=True).start()
@@ -163,11 +165,14 @@ def main():
     ap.add_argument("port", type=int)
     ap.add_argument("dst")
     ap.add_argument("dport", type=int)
-    ap.add_argument("--page-nth", type=int, default=100)
+    ap.add_argument("--page-nth", type=int, default=100,
+                    help="the data page to alter (0: none)")
+    ap.add_argument("--data-from", metavar="ADDR",
+                    help="open the data link to the destination from ADDR")
     a = ap.parse_args()
     threading.Thread(target=serve, args=((a.listen, a.port), (a.dst, a.dport)),
                      daemon=True).start()
-    serve((a.listen, a.port + 1), (a.dst, a.dport + 1), Flipper(a.page_nth))
+    serve((a.listen, a.port + 1), (a.dst, a.dport + 1), Flipper(a.page_nth), a.data_from)
 
 
 if __name__ == "__main__":

@@ -273,12 +273,12 @@ def t_quick_unencrypted():
     cmd(b, "vm destroy gq")
 
 
-def start_flip_relay(lb, dst):
+def start_flip_relay(lb, dst, *args):
     """tests/lab/mig_flip_relay.py on the bridge's address, in front of dst."""
     log = open(os.path.join(CFG.logdir, "mig_flip_relay.log"), "w")
     p = subprocess.Popen(["ip", "netns", "exec", lb.ns, sys.executable,
                           os.path.join(REPO, "tests", "lab", "mig_flip_relay.py"),
-                          netlab.BRIDGE_ADDR, "7024", dst, "7024"],
+                          netlab.BRIDGE_ADDR, "7024", dst, "7024", *args],
                          stdout=log, stderr=subprocess.STDOUT)
     time.sleep(1)
     check(p.poll() is None, f"the relay exited: {open(log.name).read()}")
@@ -312,6 +312,40 @@ def t_unencrypted_page_flipped():
                     r"record MAC mismatch", b.output()), "no MAC reason on the destination")
     verify(a, "fl")
     cmd(a, "vm destroy fl")
+
+
+def t_unencrypted_data_link_other_address():
+    """Issue #17: the data link is taken only from the TLS peer's address.
+    A relay passes TLS on from the bridge's address and opens the data link
+    (with the right token) from a second one: the destination refuses it,
+    the migration fails and the guest keeps running on the source."""
+    lb = lab()
+    a, b = lb.hosts
+    other = f"{netlab.SUBNET}.253"
+    subprocess.run(["ip", "-n", lb.ns, "addr", "replace", f"{other}/{netlab.PREFIX}",
+                    "dev", "br0"], check=True)
+    start_guest(a, "ob", IDLE_DELAY)
+    p, log = start_flip_relay(lb, lb.address(1), "--page-nth", "0", "--data-from", other)
+    try:
+        out = cmd(a, f"migrate ob {netlab.BRIDGE_ADDR} quick encrypt=off timeout=60")
+        check(re.search(r"^migrating ob to ", out, re.M), out)
+        out = wait_status(a, r"outgoing: .*: (done|failed|cancelled)", 120)
+    finally:
+        p.kill()
+        p.wait()
+        log.close()
+        subprocess.run(["ip", "-n", lb.ns, "addr", "del", f"{other}/{netlab.PREFIX}",
+                        "dev", "br0"], check=False)
+    relay = open(log.name).read()
+    check(re.search(rf"^RELAY .* -> {re.escape(lb.address(1))}:7025", relay, re.M),
+          f"the relay never opened the data link:\n{relay}")
+    check(re.search(r"outgoing: ob .*: failed: ", out), f"not refused:\n{out}")
+    check(re.search(rf"refused a data link from {re.escape(other)}:\d+: ob came over TLS "
+                    rf"from {re.escape(netlab.BRIDGE_ADDR)}", b.output()),
+          "no refusal by address on the destination")
+    dst_clean(b, "ob")
+    verify(a, "ob")
+    cmd(a, "vm destroy ob")
 
 
 def t_back_and_forth():
@@ -545,6 +579,7 @@ TESTS = [
     ("live_unencrypted", t_live_unencrypted),
     ("quick_unencrypted", t_quick_unencrypted),
     ("unencrypted_page_flipped", t_unencrypted_page_flipped),
+    ("unencrypted_data_link_other_address", t_unencrypted_data_link_other_address),
     ("from_ternctl", t_from_ternctl),
     ("cancel_preflight", t_cancel_preflight),
     ("cancel_precopy", t_cancel_precopy),
