@@ -379,7 +379,7 @@ struct mig_dec_ops {
 enum mig_dec_state { MIG_DS_HDR, MIG_DS_RHDR, MIG_DS_META, MIG_DS_DATA,
 		     MIG_DS_HOLD, MIG_DS_TAG, MIG_DS_DONE, MIG_DS_FAILED };
 
-/* 79,528 bytes on x86-64 (struct mig_enc 4,400): allocate it, do not put it
+/* 79,472 bytes on x86-64 (struct mig_enc 4,400): allocate it, do not put it
  * on a kernel stack. */
 struct mig_dec {
 	const struct mig_dec_ops *ops;
