@@ -1,12 +1,18 @@
 /*
  * The record MAC of the encrypt=off data link (wire format in
- * migrate/stream.h, "Record MACs").
+ * migrate/stream.h, "Record MACs"): ChaCha20-Poly1305 (RFC 8439 section
+ * 2.8) with an empty plaintext and the record as its additional data, so
+ * the 16-byte tag is the record's Poly1305 MAC under a one-time key that
+ * ChaCha20 makes from the migration's key and the nonce (section 2.6).
  *
- * Why HMAC-SHA-256 and not GMAC or Poly1305: it has no nonce to get wrong
- * (a repeated GCM nonce gives the key away, NIST SP 800-38D section 8),
- * it runs without SSE in the kernel, and a truncation to 128 bits is
- * allowed by RFC 2104 section 5 (and NIST SP 800-107 section 5.3.3).  One
- * key per migration, so seq, not a nonce, is what keeps tags apart.
+ * Why this and not HMAC-SHA-256 or GMAC: it is the fastest MAC mbedTLS
+ * has without special instructions (about five times HMAC-SHA-256 in
+ * plain C: 489 against 101 MB/s natively on the build machine, 256 KiB
+ * records; with HMAC-SHA-256 encrypt=off was slower than TLS in the lab),
+ * and mbedTLS 2.28 takes its additional data in pieces, which GCM does
+ * not.  Its one rule, a nonce never used twice with a key (RFC 8439
+ * section 4), holds by construction: the key is new for every migration
+ * and the nonce is the record's sequence number, which only grows.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,51 +23,40 @@
 
 int mig_mac_init(struct mig_mac *m, const uint8_t key[MIG_MAC_KEY_LEN])
 {
-	const mbedtls_md_info_t *info = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
-	int rc;
-
 	memset(m, 0, sizeof(*m));
-	mbedtls_md_init(&m->md);
-	if (!info)
+	mbedtls_chachapoly_init(&m->cp);
+	if (mbedtls_chachapoly_setkey(&m->cp, key)) {
+		mbedtls_chachapoly_free(&m->cp);
 		return -EINVAL;
-	rc = mbedtls_md_setup(&m->md, info, 1);
-	if (rc)
-		goto fail;
-	rc = mbedtls_md_hmac_starts(&m->md, key, MIG_MAC_KEY_LEN);
-	if (rc)
-		goto fail;
+	}
 	m->ready = true;
 	return 0;
-fail:
-	mbedtls_md_free(&m->md);
-	return rc == MBEDTLS_ERR_MD_ALLOC_FAILED ? -ENOMEM : -EINVAL;
 }
 
 void mig_mac_free(struct mig_mac *m)
 {
 	if (m->ready)
-		mbedtls_md_free(&m->md);
+		mbedtls_chachapoly_free(&m->cp);
 	m->ready = false;
 }
 
+/* Nonce: 4 zero bytes, then seq little-endian (RFC 8439 section 2.8's
+ * 96-bit nonce with a 64-bit counter in it). */
 int mig_mac_tag(void *ctx, uint64_t seq, const uint8_t *hdr, const uint8_t *meta,
 		uint32_t meta_len, const uint8_t *data, uint32_t data_len, uint8_t *tag)
 {
 	struct mig_mac *m = ctx;
-	uint8_t s[8], full[32];
+	uint8_t nonce[12] = { 0 };
 
 	if (!m->ready)
 		return -EINVAL;
-	st_le64(s, seq);
-	/* hmac_reset keeps the keyed inner state: no key schedule per record. */
-	if (mbedtls_md_hmac_reset(&m->md) ||
-	    mbedtls_md_hmac_update(&m->md, s, sizeof(s)) ||
-	    mbedtls_md_hmac_update(&m->md, hdr, MIG_REC_HDR_LEN) ||
-	    (meta_len && mbedtls_md_hmac_update(&m->md, meta, meta_len)) ||
-	    (data_len && mbedtls_md_hmac_update(&m->md, data, data_len)) ||
-	    mbedtls_md_hmac_finish(&m->md, full))
+	st_le64(nonce + 4, seq);
+	if (mbedtls_chachapoly_starts(&m->cp, nonce, MBEDTLS_CHACHAPOLY_ENCRYPT) ||
+	    mbedtls_chachapoly_update_aad(&m->cp, hdr, MIG_REC_HDR_LEN) ||
+	    (meta_len && mbedtls_chachapoly_update_aad(&m->cp, meta, meta_len)) ||
+	    (data_len && mbedtls_chachapoly_update_aad(&m->cp, data, data_len)) ||
+	    mbedtls_chachapoly_finish(&m->cp, tag))
 		return -EINVAL;
-	memcpy(tag, full, MIG_TAG_LEN);
 	return 0;
 }
 

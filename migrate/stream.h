@@ -113,10 +113,12 @@
  *
  * Record MACs (the encrypt=off data link).  Once the two ends agree on a
  * key (mig_enc_mac, mig_dec_mac; over TLS, see migrate.h), every later
- * record is followed by a 16-byte tag: HMAC-SHA-256 (RFC 2104, FIPS
- * 180-4) truncated to 128 bits (RFC 2104 section 5), over
- *	u64 seq (the record's number in the stream, CONFIG is 0), the
- *	16-byte record header, the metadata and the page data.
+ * record is followed by a 16-byte tag: ChaCha20-Poly1305 (RFC 8439
+ * section 2.8) of an empty plaintext, with
+ *	nonce: 4 zero bytes, then u64 seq (the record's number in the
+ *	stream, CONFIG is 0);
+ *	additional data: the 16-byte record header, the metadata and the
+ *	page data.
  * The decoder holds a whole record until its tag matched: no field is
  * parsed and no page is delivered before.  The key is per migration, so a
  * record replayed from an older stream or spliced from another migration
@@ -305,7 +307,7 @@ struct mig_order {
 /*
  * The record MAC (see "Record MACs" above): tag[0..MIG_TAG_LEN) over seq
  * and the record's three parts.  0, or a negative errno.  The codec stays
- * pure; migrate/mig_mac.c gives HMAC-SHA-256 from mbedTLS.
+ * pure; migrate/mig_mac.c gives ChaCha20-Poly1305 from mbedTLS.
  */
 typedef int (*mig_mac_fn)(void *ctx, uint64_t seq, const uint8_t *hdr,
 			  const uint8_t *meta, uint32_t meta_len,
@@ -339,7 +341,8 @@ int mig_enc_init(struct mig_enc *e, void *buf, size_t cap, uint32_t flags);
 /* The caller sent buf[0..len): reuse the buffer from its start. */
 void mig_enc_rewind(struct mig_enc *e);
 
-/* From the next record on, follow each with its MAC tag (fn(ctx, ...)). */
+/* From the next record on, follow each with its MAC tag (fn(ctx, ...)).
+ * fn failing fails the record with its errno, and the stream with it. */
 void mig_enc_mac(struct mig_enc *e, mig_mac_fn fn, void *ctx);
 
 /*
