@@ -34,6 +34,8 @@
 #include "kernel/lib/bitops.h"
 #include "migrate/downtime.h"
 #include "migrate/mig_conn.h"
+#include "migrate/mig_mac.h"
+#include "net/stack.h"
 
 #define SRC_BUF_PAGES		MIG_BATCH_MAX
 #define SRC_TAIL_BYTES		(1u << 20)	/* every device record */
@@ -65,6 +67,8 @@ struct mig_src {
 	struct mig_conn *out;		/* where the stream goes now */
 	bool out_ready;			/* out is up (and sent its token) */
 	uint8_t token[32];
+	uint8_t nonce[MIG_MAC_NONCE_LEN];	/* ours, for the data link's key */
+	struct mig_mac mac;		/* encrypt=off: the records' MAC */
 	struct mig_enc enc;
 	uint8_t *buf;			/* encoder output */
 	uint8_t *bounce;		/* SRC_BUF_PAGES page copies */
@@ -103,8 +107,17 @@ struct mig_src {
 	uint64_t round_pages[MIG_ROUNDS_KEPT];
 	uint64_t tb_t0, tb_sent0;	/* bandwidth cap window */
 	uint64_t t_fill_us;		/* reading and encoding pages */
+	uint64_t dlost_us;		/* the data link closed; waiting for why */
+	char dlost_why[128];
 	char why[160];
 };
+
+/*
+ * A destination that refuses the data link's stream (a record MAC that
+ * does not match, say) says why over TLS and drops the data link; the
+ * drop may come first.  Its reason is worth this long a wait.
+ */
+#define SRC_DLOST_GRACE_US	(3 * 1000000ull)
 
 static struct mig_src src;
 /* The stop's fixed cost per destination, kept across migrations. */
@@ -127,6 +140,7 @@ static void src_free_buffers(void)
 	free(src.dirty);
 	src.buf = src.bounce = NULL;
 	src.todo = src.dirty = NULL;
+	mig_mac_free(&src.mac);
 }
 
 static void src_throttle(uint32_t pm)
@@ -523,13 +537,35 @@ static int src_send_config(void)
 	return mig_enc_config(&src.enc, &c);
 }
 
+/*
+ * "HELLO 1 data=tls", or "HELLO 2 data=plain nonce=HEX": version 2 is
+ * encrypt=off with record MACs, so a destination that predates them
+ * refuses it by its first line instead of taking an unauthenticated link.
+ */
+static int src_hello(void)
+{
+	char hex[2 * MIG_MAC_NONCE_LEN + 1];
+	size_t olen;
+
+	if (!src.p.plain)
+		return mig_conn_line(&src.conn, "HELLO 1 data=tls");
+	if (tern_entropy_poll(NULL, src.nonce, sizeof(src.nonce), &olen) < 0 ||
+	    olen != sizeof(src.nonce))
+		return -EIO;
+	mig_hex_put(hex, src.nonce, sizeof(src.nonce));
+	return mig_conn_line(&src.conn, "HELLO 2 data=plain nonce=%s", hex);
+}
+
 static void src_on_connected(void *owner)
 {
 	(void)owner;
 	if (src.phase != SRC_CONNECT)
 		return;
 	src.phase = SRC_PREFLIGHT;
-	mig_conn_line(&src.conn, "HELLO 1 data=%s", src.p.plain ? "plain" : "tls");
+	if (src_hello() < 0) {
+		src_fail("no random nonce for the data link", false);
+		return;
+	}
 	if (src_send_config() < 0) {
 		src_fail(src.enc.reason, false);
 		return;
@@ -551,7 +587,18 @@ static void src_on_data_lost(void *owner, const char *why)
 	char msg[128];
 
 	(void)owner;
+	/* READY said END arrived: the data link has done its work, and its
+	 * close (the destination's clean-up, racing RESUMED) is no failure. */
+	if (src.phase == SRC_COMMIT)
+		return;
 	snprintf(msg, sizeof(msg), "data link: %s", why);
+	if (src.phase < SRC_COMMIT && mig_conn_up(&src.conn)) {
+		if (!src.dlost_us) {
+			snprintf(src.dlost_why, sizeof(src.dlost_why), "%s", msg);
+			src.dlost_us = time_us();
+		}
+		return;
+	}
 	src_fail(msg, false);
 }
 
@@ -560,41 +607,25 @@ static const struct mig_conn_ops src_dconn_ops = {
 	.lost = src_on_data_lost,
 };
 
-static int src_hexbyte(const char *p)
-{
-	int v = 0;
-
-	for (int i = 0; i < 2; i++) {
-		char c = p[i];
-
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= c - '0';
-		else if (c >= 'a' && c <= 'f')
-			v |= c - 'a' + 10;
-		else
-			return -1;
-	}
-	return v;
-}
-
-/* "ACCEPTED data=PORT token=HEX": open the plain data link. */
+/*
+ * "ACCEPTED data=PORT token=HEX nonce=HEX": key the record MACs from the
+ * TLS session and both nonces, then open the plain data link.
+ */
 static int src_open_data_link(const char *line)
 {
+	uint8_t theirs[MIG_MAC_NONCE_LEN];
 	unsigned port;
-	const char *t = strstr(line, " token=");
 	int rc;
 
 	if (sscanf(line, "ACCEPTED data=%u", &port) != 1 || port < 1 || port > 65535 ||
-	    !t || strlen(t + 7) != 2 * sizeof(src.token))
+	    mig_hex_field(line, "token", src.token, sizeof(src.token)) ||
+	    mig_hex_field(line, "nonce", theirs, sizeof(theirs)))
 		return -EPROTO;
-	for (size_t i = 0; i < sizeof(src.token); i++) {
-		int b = src_hexbyte(t + 7 + 2 * i);
-
-		if (b < 0)
-			return -EPROTO;
-		src.token[i] = (uint8_t)b;
-	}
+	rc = mig_conn_mac(&src.conn, src.nonce, theirs, &src.mac);
+	if (rc < 0)
+		return rc;
+	/* CONFIG went over TLS; every record from here on carries a tag. */
+	mig_enc_mac(&src.enc, mig_mac_tag, &src.mac);
 	mig_conn_init(&src.dconn, &src_dconn_ops, &src, true);
 	rc = mig_conn_connect(&src.dconn, src.addr, (uint16_t)port);
 	if (rc < 0)
@@ -842,6 +873,13 @@ void mig_src_service(void)
 	if (src.phase != SRC_COMMIT && mig_src_stalled()) {
 		src_fail(src.phase == SRC_CONNECT ? "no connection within 10 s (host down or "
 			 "unreachable?)" : "the link stalled (nothing moved for 10 s)", false);
+		return;
+	}
+	if (src.dlost_us) {
+		/* Nothing more to send; the destination's FAILED line, if it
+		 * comes, fails the migration with its reason first. */
+		if (time_us() - src.dlost_us > SRC_DLOST_GRACE_US)
+			src_fail(src.dlost_why, false);
 		return;
 	}
 	if (src.phase == SRC_COMMIT && time_us() - src.t_commit > 30000000ull) {

@@ -96,6 +96,13 @@ bool net_tls_ready(void);
 struct altcp_pcb *net_tls_new(bool server);
 enum net_tls_phase net_tls_phase(struct altcp_pcb *pcb);
 const char *net_tls_suite(struct altcp_pcb *pcb);
+/*
+ * A key bound to one TLS session (RFC 5705 style): the TLS 1.2 PRF with
+ * SHA-256 (RFC 5246 section 5) over the session's master secret, label
+ * and seed.  0, -ENOTCONN (no finished handshake on pcb) or -EINVAL.
+ */
+int net_tls_export(struct altcp_pcb *pcb, const char *label, const uint8_t *seed,
+		   size_t seed_len, uint8_t *out, size_t len);
 
 /*
  * The network console (netcon.c): the serial console's commands over TLS.

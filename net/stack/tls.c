@@ -163,3 +163,24 @@ const char *net_tls_suite(struct altcp_pcb *pcb)
 
 	return ssl ? mbedtls_ssl_get_ciphersuite(ssl) : NULL;
 }
+
+/*
+ * The master secret already mixes both hellos' randoms (RFC 5246 section
+ * 8.1; RFC 7627's session hash with the extended master secret), so the
+ * key is this session's; the caller's seed adds its own fresh nonces.
+ * The randoms themselves are gone after the handshake in mbedTLS 2.28,
+ * hence not RFC 5705's exact seed.
+ */
+int net_tls_export(struct altcp_pcb *pcb, const char *label, const uint8_t *seed,
+		   size_t seed_len, uint8_t *out, size_t len)
+{
+	mbedtls_ssl_context *ssl = pcb ? altcp_tls_context(pcb) : NULL;
+
+	if (!ssl || ssl->state != MBEDTLS_SSL_HANDSHAKE_OVER || !ssl->session)
+		return -ENOTCONN;
+	if (mbedtls_ssl_tls_prf(MBEDTLS_SSL_TLS_PRF_SHA256, ssl->session->master,
+				sizeof(ssl->session->master), label, seed, seed_len,
+				out, len))
+		return -EINVAL;
+	return 0;
+}

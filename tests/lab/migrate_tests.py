@@ -206,7 +206,8 @@ def migrate(src, dst_addr, name, args="", timeout=240):
         est = f" (estimated {m.group(2)}, fixed {m.group(3)} {m.group(4)})"
     print(f"  {name} -> {dst_addr} {args or 'live'}: {rep['total']} ms total, "
           f"downtime {rep['downtime']} ms{est}, {rep['bytes'] // 1024} KiB, "
-          f"{rep['rounds']} rounds, throttle {rep['throttle']}%", flush=True)
+          f"{rep['rounds']} rounds, throttle {rep['throttle']}%, "
+          f"{rep['bytes'] / max(rep['total'], 1) / 1000:.1f} MB/s", flush=True)
     return rep, out
 
 
@@ -265,6 +266,93 @@ def t_live_unencrypted():
     verify(b, "gu")
     gone(a, "gu")
     cmd(b, "vm destroy gu")
+
+
+def t_quick_unencrypted():
+    """encrypt=off, quick: the stream's throughput over the plain link."""
+    lb = lab()
+    a, b = lb.hosts
+    start_guest(a, "gq", IDLE_DELAY)
+    rep, out = migrate(a, lb.address(1), "gq", "quick encrypt=off")
+    check("quick unencrypted: done" in out, out)
+    verify(b, "gq")
+    gone(a, "gq")
+    cmd(b, "vm destroy gq")
+
+
+def start_flip_relay(lb, dst, *args):
+    """tests/lab/mig_flip_relay.py on the bridge's address, in front of dst."""
+    log = open(os.path.join(CFG.logdir, "mig_flip_relay.log"), "w")
+    p = subprocess.Popen(["ip", "netns", "exec", lb.ns, sys.executable,
+                          os.path.join(REPO, "tests", "lab", "mig_flip_relay.py"),
+                          netlab.BRIDGE_ADDR, "7024", dst, "7024", *args],
+                         stdout=log, stderr=subprocess.STDOUT)
+    time.sleep(1)
+    check(p.poll() is None, f"the relay exited: {open(log.name).read()}")
+    return p, log
+
+
+def t_unencrypted_page_flipped():
+    """Issue #17: an on-path relay on the encrypt=off data link flips one
+    byte of a page and fixes its CRC32C and the record CRC chain.  The
+    destination refuses the record by its MAC, keeps nothing, and the
+    source keeps the guest running, whole."""
+    lb = lab()
+    a, b = lb.hosts
+    start_guest(a, "fl", IDLE_DELAY)
+    p, log = start_flip_relay(lb, lb.address(1))
+    try:
+        out = cmd(a, f"migrate fl {netlab.BRIDGE_ADDR} quick encrypt=off")
+        check(re.search(r"^migrating fl to ", out, re.M), out)
+        out = wait_status(a, r"outgoing: .*: (done|failed|cancelled)", 240)
+    finally:
+        p.kill()
+        p.wait()
+        log.close()
+    relay = open(log.name).read()
+    print("  relay: " + "; ".join(relay.split("\n")[:4]), flush=True)
+    check(re.search(r"^FLIPPED page \d+", relay, re.M), f"the relay flipped nothing:\n{relay}")
+    check(re.search(r"outgoing: fl .*: failed: .*record MAC mismatch", out),
+          f"the altered page was not refused by its MAC:\n{out}")
+    dst_clean(b, "fl")
+    check(re.search(r"incoming fl from [\d.:]+ failed: record \d+ \(RAM\) at byte \d+: "
+                    r"record MAC mismatch", b.output()), "no MAC reason on the destination")
+    verify(a, "fl")
+    cmd(a, "vm destroy fl")
+
+
+def t_unencrypted_data_link_other_address():
+    """Issue #17: the data link is taken only from the TLS peer's address.
+    A relay passes TLS on from the bridge's address and opens the data link
+    (with the right token) from a second one: the destination refuses it,
+    the migration fails and the guest keeps running on the source."""
+    lb = lab()
+    a, b = lb.hosts
+    other = f"{netlab.SUBNET}.253"
+    subprocess.run(["ip", "-n", lb.ns, "addr", "replace", f"{other}/{netlab.PREFIX}",
+                    "dev", "br0"], check=True)
+    start_guest(a, "ob", IDLE_DELAY)
+    p, log = start_flip_relay(lb, lb.address(1), "--page-nth", "0", "--data-from", other)
+    try:
+        out = cmd(a, f"migrate ob {netlab.BRIDGE_ADDR} quick encrypt=off timeout=60")
+        check(re.search(r"^migrating ob to ", out, re.M), out)
+        out = wait_status(a, r"outgoing: .*: (done|failed|cancelled)", 120)
+    finally:
+        p.kill()
+        p.wait()
+        log.close()
+        subprocess.run(["ip", "-n", lb.ns, "addr", "del", f"{other}/{netlab.PREFIX}",
+                        "dev", "br0"], check=False)
+    relay = open(log.name).read()
+    check(re.search(rf"^RELAY .* -> {re.escape(lb.address(1))}:7025", relay, re.M),
+          f"the relay never opened the data link:\n{relay}")
+    check(re.search(r"outgoing: ob .*: failed: ", out), f"not refused:\n{out}")
+    check(re.search(rf"refused a data link from {re.escape(other)}:\d+: ob came over TLS "
+                    rf"from {re.escape(netlab.BRIDGE_ADDR)}", b.output()),
+          "no refusal by address on the destination")
+    dst_clean(b, "ob")
+    verify(a, "ob")
+    cmd(a, "vm destroy ob")
 
 
 def t_back_and_forth():
@@ -528,6 +616,9 @@ TESTS = [
     ("quick_idle", t_quick_idle),
     ("quick_busy", t_quick_busy),
     ("live_unencrypted", t_live_unencrypted),
+    ("quick_unencrypted", t_quick_unencrypted),
+    ("unencrypted_page_flipped", t_unencrypted_page_flipped),
+    ("unencrypted_data_link_other_address", t_unencrypted_data_link_other_address),
     ("from_ternctl", t_from_ternctl),
     ("cancel_preflight", t_cancel_preflight),
     ("cancel_precopy", t_cancel_precopy),
