@@ -31,6 +31,7 @@
 #include "net/netdev.h"
 #include "net/stack.h"
 #include "storage/disk.h"
+#include "storage/lib/disk_fence.h"
 #include "storage/storage.h"
 
 #define DISK_BACKOFF_MIN_MS	500
@@ -250,22 +251,46 @@ static void pr_register(struct blk_disk *d)
 		disk_ready(d);
 }
 
-/* After a reconnect: is our key still there? */
+/* Writes parked from before the disconnect: held in the session (never
+ * sent on this connection) or still queued here. */
+static bool disk_held_writes(const struct blk_disk *d)
+{
+	for (unsigned i = 0; i < ISCSI_SESS_TASKS; i++) {
+		const struct iscsi_sess_task *t = &d->link.sess.task[i];
+
+		if (t->state != ISCSI_SESS_T_FREE && !t->req.ctl && t->req.dir == ISCSI_SESS_WRITE)
+			return true;
+	}
+	for (const struct blk_req *r = d->q_head; r; r = r->next)
+		if (r->op == BLK_WRITE || r->op == BLK_UNMAP || r->op == BLK_WRITE_ZEROES)
+			return true;
+	return false;
+}
+
+/* After a reconnect: is our key still there?  See disk_fence_recheck. */
 static void recheck_keys_done(struct blk_disk *d, const struct iscsi_sess_done *x)
 {
-	if (x->err || parse_keys(d, x) < 0) {
-		disk_ready(d);		/* the I/O will tell */
-		return;
+	struct disk_fence_in in = { .held_writes = disk_held_writes(d) };
+	enum disk_fence_verdict v;
+
+	in.pr_in_err = x->err ? x->err : x->status ? -EIO : parse_keys(d, x);
+	if (!in.pr_in_err) {
+		in.nkeys = d->nkeys;
+		in.ours = have_key(d, d->key);
 	}
-	if (have_key(d, d->key) || d->nkeys == 0) {
+	v = disk_fence_recheck(&in);
+	if (v == DISK_FENCE_RESUME) {
+		disk_ready(d);		/* nothing held: the I/O will tell */
+	} else if (v == DISK_FENCE_REGISTER) {
 		/* Register this connection too: tgt ties a registration to
 		 * the I_T nexus of one login, and a fresh login is a new one. */
-		if (d->nkeys == 0)
+		if (!in.ours)
 			pr_warn("disk %s: the target forgot every reservation key "
-				"(restarted?): registering again", d->spec.name);
+				"(restarted?) and no write was waiting: registering again",
+				d->spec.name);
 		pr_register(d);
 	} else {
-		disk_lose(d, "this host's key was pre-empted while it was disconnected");
+		disk_lose(d, disk_fence_why(v));
 		disk_ctl_finish(d, -EACCES);
 	}
 }
