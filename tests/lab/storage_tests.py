@@ -6,7 +6,8 @@ tgtd runs in the lab namespace (10.77.0.254:3260) with file-backed LUNs,
 so every byte Tern writes is checked on the backing file on this machine,
 and every byte it reads is compared with the file.  Two Tern hosts share
 one LUN for the fencing test.  tgtd is killed (SIGKILL) and restarted in
-the middle of a write: the write must complete and be on the file.
+the middle of a write: it forgets every reservation key, so the held write
+must fail unsent and the disk be lost until `disk rejoin`.
 
     python3 tests/lab/storage_tests.py [--only REGEX] [--list]
 """
@@ -276,11 +277,26 @@ def t_from_tern_cfg():
     write_read_check(b, "boot0", lb.lun_path(5), [(0, 16, 0x0b)])
 
 
-def t_tgtd_restart_mid_write():
+def fill_file(path, byte, count):
+    with open(path, "r+b") as f:
+        chunk = bytes([byte]) * (1 << 20)
+        for _ in range(count * BS // len(chunk)):
+            f.write(chunk)
+
+
+def t_tgtd_restart_held_writes_lost():
+    """tgtd (reservations in memory only, PTPL_C 0) is killed in the middle
+    of a write and restarted: on the reconnect Tern finds no keys while
+    writes wait, and cannot tell a restart from a pre-emption before it.
+    The disk goes lost: the write fails, nothing is re-registered, nothing
+    held is sent (the file keeps what "the new owner" put there while
+    tgtd was down), `disk info` says why; `disk rejoin` restores service.
+    Restarted while idle (no writes held), it registers again by itself."""
     lb = lab()
     a = lb.net.hosts[0]
     path = lb.lun_path(4)
     attach(a, "dk", url(4))
+    check("no APTPL" in info(a, "dk"), f"tgt has no PTPL_C, yet: {info(a, 'dk')}")
     count = 128 * 2048          # 128 MiB: the whole LUN
     result = {}
 
@@ -296,19 +312,44 @@ def t_tgtd_restart_mid_write():
     os.kill(lb.tgt.pid, signal.SIGSTOP)     # freeze it mid-write, then kill it
     check(t.is_alive(), f"the write ended before the kill: {result}")
     lb.tgt.kill()
-    time.sleep(2)
+    fill_file(path, 0x5a, count)            # another host's data meanwhile
+    time.sleep(1)
     lb.tgt.restart()
     t.join(300)
     out = result.get("out", "")
-    check("flushed" in out and "error" not in out, f"write across the restart: {out}")
-    check(file_sha(path, 0, count) == pattern_sha(0x77, count),
-          "an acknowledged write is not on the backing file")
+    print(f"  the write: {out.strip()}", flush=True)
+    check(out.startswith("error:") and "lost the disk" in out,
+          f"the held write did not fail: {out}")
+    check(file_sha(path, 0, count) == pattern_sha(0x5a, count),
+          "a held write was sent after the target forgot the keys")
     out = info(a, "dk")
-    m = re.search(r"(\d+) reconnect\(s\)", out)
-    check(m and int(m.group(1)) >= 1, f"no reconnect counted: {out}")
-    check(re.search(r"state:\s+ready", out), out)
-    check(re.search(r"key:\s+\S+ \(registered\)", out), f"not registered again: {out}")
-    check(disk_sha(a, "dk", 0, 4096) == pattern_sha(0x77, 4096), "read after restart")
+    check(re.search(r"state:\s+lost", out) and "forgot every reservation key" in out and
+          "not registered" in out, f"disk info after the restart: {out}")
+    print("  " + re.search(r"last error:\s+(.*)", out).group(1), flush=True)
+    out = cmd(a, "disk keys dk")
+    check("registered keys: 0" in out, f"Tern registered again by itself: {out}")
+    out = cmd(a, "disk write dk 0 8 0x66")
+    check(out.startswith("error:"), f"a lost disk took a write: {out}")
+    check(file_sha(path, 0, count) == pattern_sha(0x5a, count), "the lost disk wrote")
+    out = cmd(a, "disk rejoin dk")
+    check("rejoined" in out and "ready again" in out, f"rejoin: {out}")
+    write_read_check(a, "dk", path, [(0, 64, 0x88)])
+    check("registered keys: 1" in cmd(a, "disk keys dk"), "one key after the rejoin")
+    # Idle: nothing held, so a restart is only a restart.
+    before = int(re.search(r"(\d+) reconnect\(s\)", info(a, "dk")).group(1))
+    lb.tgt.restart()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        out = info(a, "dk")
+        m = re.search(r"(\d+) reconnect\(s\)", out)
+        if m and int(m.group(1)) > before and re.search(r"state:\s+ready", out) and \
+                "(registered" in out:
+            break
+        time.sleep(2)
+    check(re.search(r"state:\s+ready", out) and "(registered" in out,
+          f"an idle disk did not register again after a restart: {out}")
+    write_read_check(a, "dk", path, [(64, 64, 0x99)])
+    check("registered keys: 1" in cmd(a, "disk keys dk"), "one key after the idle restart")
     cmd(a, "disk detach dk")
 
 
@@ -368,7 +409,7 @@ def t_rejoin():
     check("rejoined" in out and "registered again" in out and "ready again" in out and
           "held by another host" in out, f"A's rejoin: {out}")
     check(re.search(r"state:\s+ready", info(a, "sh")) and
-          re.search(r"key:\s+\S+ \(registered\)", info(a, "sh")), info(a, "sh"))
+          re.search(r"key:\s+\S+ \(registered;", info(a, "sh")), info(a, "sh"))
     out = cmd(b, "disk keys sh")
     check("registered keys: 2" in out and f"holder {key_b}" in out, f"after A's rejoin: {out}")
     # Write Exclusive - Registrants Only: a registrant writes under B's reservation.
@@ -695,7 +736,7 @@ TESTS = [
     ("digests", t_digests),
     ("chap", t_chap),
     ("from_tern_cfg", t_from_tern_cfg),
-    ("tgtd_restart_mid_write", t_tgtd_restart_mid_write),
+    ("tgtd_restart_held_writes_lost", t_tgtd_restart_held_writes_lost),
     ("fence", t_fence),
     ("rejoin", t_rejoin),
     ("hostile_target", t_hostile_target),
