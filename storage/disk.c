@@ -799,6 +799,7 @@ void disk_lose(struct blk_disk *d, const char *why)
 		return;
 	d->state = DISK_LOST;
 	d->registered = false;
+	d->resv.held = false;		/* whatever it is now, not known here */
 	d->st.conflicts++;
 	disk_set_why(d, -EACCES, "this host lost the disk: %s", why);
 	pr_err("disk %s: %s; all I/O to it now fails (disk rejoin %s registers this "

@@ -38,12 +38,11 @@ const char *disk_fence_why(enum disk_fence_verdict v)
 	case DISK_FENCE_LOST_PREEMPTED:
 		return "this host's key was pre-empted while it was disconnected";
 	case DISK_FENCE_LOST_FORGOTTEN:
-		return "the target forgot every reservation key (restarted?) while writes "
-		       "were waiting: they were failed, not sent, in case another host "
-		       "owns the disk now";
+		return "the target forgot every key (restarted?) while writes waited: "
+		       "failed unsent, another host may own the disk now";
 	case DISK_FENCE_LOST_UNCHECKED:
-		return "READ KEYS failed after the reconnect while writes were waiting: "
-		       "they were failed, not sent";
+		return "READ KEYS failed after a reconnect while writes waited: "
+		       "failed unsent";
 	default:
 		return "not lost";
 	}

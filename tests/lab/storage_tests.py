@@ -296,7 +296,6 @@ def t_tgtd_restart_held_writes_lost():
     a = lb.net.hosts[0]
     path = lb.lun_path(4)
     attach(a, "dk", url(4))
-    check("no APTPL" in info(a, "dk"), f"tgt has no PTPL_C, yet: {info(a, 'dk')}")
     count = 128 * 2048          # 128 MiB: the whole LUN
     result = {}
 
@@ -323,7 +322,7 @@ def t_tgtd_restart_held_writes_lost():
     check(file_sha(path, 0, count) == pattern_sha(0x5a, count),
           "a held write was sent after the target forgot the keys")
     out = info(a, "dk")
-    check(re.search(r"state:\s+lost", out) and "forgot every reservation key" in out and
+    check(re.search(r"state:\s+lost", out) and "forgot every key" in out and
           "not registered" in out, f"disk info after the restart: {out}")
     print("  " + re.search(r"last error:\s+(.*)", out).group(1), flush=True)
     out = cmd(a, "disk keys dk")
@@ -350,7 +349,53 @@ def t_tgtd_restart_held_writes_lost():
           f"an idle disk did not register again after a restart: {out}")
     write_read_check(a, "dk", path, [(64, 64, 0x99)])
     check("registered keys: 1" in cmd(a, "disk keys dk"), "one key after the idle restart")
+    check("no APTPL" in info(a, "dk"), f"tgt has no PTPL_C, yet: {info(a, 'dk')}")
     cmd(a, "disk detach dk")
+
+
+def t_fake_drop_held_writes_lost():
+    """The fake target drops the connection instead of executing a WRITE;
+    on the reconnect READ KEYS shows no keys (drop-forget-keys) or fails
+    (drop-pr-in-fail).  The write fails, unsent; the disk is lost and says
+    why; nothing is registered (the PR generation does not move); `disk
+    rejoin` restores it.  The fake says PTPL_C: Tern registers with APTPL."""
+    lb = lab()
+    a = lb.net.hosts[0]
+    cases = (("drop-forget-keys", "forgot every key"), ("drop-pr-in-fail", "READ KEYS failed"))
+    for i, (mode, why) in enumerate(cases):
+        port = 3340 + i
+        fake = FakeTarget(f"{PORTAL}:{port}", mode=mode, after=0, iqn=IQN + "fake",
+                          netns=lb.net.ns, quiet=True, ptpl=True,
+                          log=os.path.join(CFG.logdir, f"fake-target-{mode}.log"))
+        fake.start()
+        try:
+            attach(a, "fk", f"iscsi://{PORTAL}:{port}/{IQN}fake/1")
+            out = cmd(a, "disk write fk 0 64 0x44", 120)
+            print(f"  {mode}: {out.strip()}", flush=True)
+            check(fake.injected, f"{mode}: nothing injected: {out}")
+            check(out.startswith("error:") and "lost the disk" in out,
+                  f"{mode}: the held write did not fail: {out}")
+            check(fake.writes_after_drop == 0 and bytes(fake.disk[:64 * BS]) == bytes(64 * BS),
+                  f"{mode}: the held write was sent again ({fake.writes_after_drop} WRITEs)")
+            check(fake.pr_gen == fake.gen_at_drop,
+                  f"{mode}: Tern registered again by itself (PR generation "
+                  f"{fake.gen_at_drop} -> {fake.pr_gen})")
+            out = info(a, "fk")
+            check(re.search(r"state:\s+lost", out) and why in out and "not registered" in out,
+                  f"{mode}: disk info: {out}")
+            out = cmd(a, "disk rejoin fk", 60)
+            check("rejoined" in out and "ready again" in out, f"{mode}: rejoin: {out}")
+            write(a, "fk", 0, 64, 0x45)
+            check(bytes(fake.disk[:64 * BS]) == bytes([0x45]) * (64 * BS),
+                  f"{mode}: the write after the rejoin is not on the target")
+            out = info(a, "fk")
+            check("APTPL: kept" in out and fake.pr_aptpl is True,
+                  f"{mode}: not registered with APTPL (fake says PTPL_C): {out}")
+            alive(a)
+        finally:
+            if re.search(r"^fk\s", cmd(a, "disk list"), re.M):
+                cmd(a, "disk detach fk", 60)
+            fake.stop()
 
 
 def t_fence():
@@ -737,6 +782,7 @@ TESTS = [
     ("chap", t_chap),
     ("from_tern_cfg", t_from_tern_cfg),
     ("tgtd_restart_held_writes_lost", t_tgtd_restart_held_writes_lost),
+    ("fake_drop_held_writes_lost", t_fake_drop_held_writes_lost),
     ("fence", t_fence),
     ("rejoin", t_rejoin),
     ("hostile_target", t_hostile_target),
