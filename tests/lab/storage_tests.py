@@ -327,11 +327,13 @@ def t_tgtd_restart_held_writes_lost():
     print("  " + re.search(r"last error:\s+(.*)", out).group(1), flush=True)
     out = cmd(a, "disk keys dk")
     check("registered keys: 0" in out, f"Tern registered again by itself: {out}")
+    print("  disk keys: " + out.strip().replace("\n", " / "), flush=True)
     out = cmd(a, "disk write dk 0 8 0x66")
     check(out.startswith("error:"), f"a lost disk took a write: {out}")
     check(file_sha(path, 0, count) == pattern_sha(0x5a, count), "the lost disk wrote")
     out = cmd(a, "disk rejoin dk")
     check("rejoined" in out and "ready again" in out, f"rejoin: {out}")
+    print("  " + out.strip(), flush=True)
     write_read_check(a, "dk", path, [(0, 64, 0x88)])
     check("registered keys: 1" in cmd(a, "disk keys dk"), "one key after the rejoin")
     # Idle: nothing held, so a restart is only a restart.
