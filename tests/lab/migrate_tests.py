@@ -255,29 +255,26 @@ def t_quick_busy():
     one_way("quick", 0)
 
 
+def unencrypted(mode, name):
+    lb = lab()
+    a, b = lb.hosts
+    start_guest(a, name, IDLE_DELAY)
+    rep, out = migrate(a, lb.address(1), name, f"{mode} encrypt=off")
+    check(f"{mode} unencrypted: done" in out, out)
+    verify(b, name)
+    gone(a, name)
+    cmd(b, f"vm destroy {name}")
+
+
 def t_live_unencrypted():
     """encrypt=off: the stream on a plain TCP link opened with a one-time
     token given over TLS; control stays on TLS."""
-    lb = lab()
-    a, b = lb.hosts
-    start_guest(a, "gu", IDLE_DELAY)
-    rep, out = migrate(a, lb.address(1), "gu", "live encrypt=off")
-    check("live unencrypted: done" in out, out)
-    verify(b, "gu")
-    gone(a, "gu")
-    cmd(b, "vm destroy gu")
+    unencrypted("live", "gu")
 
 
 def t_quick_unencrypted():
     """encrypt=off, quick: the stream's throughput over the plain link."""
-    lb = lab()
-    a, b = lb.hosts
-    start_guest(a, "gq", IDLE_DELAY)
-    rep, out = migrate(a, lb.address(1), "gq", "quick encrypt=off")
-    check("quick unencrypted: done" in out, out)
-    verify(b, "gq")
-    gone(a, "gq")
-    cmd(b, "vm destroy gq")
+    unencrypted("quick", "gq")
 
 
 def start_flip_relay(lb, dst, *args):
