@@ -675,6 +675,94 @@ def t_silent_peer_blocks_listener():
         silent.wait()
 
 
+# ---- forged vCPU fields (issue #17 item 1) ----
+#
+# Each case changes one restored field of an otherwise valid vCPU record.
+# The destination must refuse it before COMMIT (FAILED "vCPU state: ..."
+# naming the field), keep no VM and keep serving.  The lab CPU (qemu64 +
+# SVM) has no XSAVE, no AVX and no PKE, so XCR0 = 7 and an AVX XSTATE_BV
+# are exactly the "host without AVX" case of the issue.
+
+def _v_xcr0_avx(v):
+    v.xcr0 = 7
+
+
+def _v_xstate_bv(v):
+    v.xsave = ms.xsave_image(xstate_bv=0x7)
+
+
+def _v_xcomp_bv(v):
+    v.xsave = ms.xsave_image(xcomp_bv=1 << 63)
+
+
+def _v_mxcsr(v):
+    v.xsave = ms.xsave_image(mxcsr=0x1F80 | 1 << 16)
+
+
+def _v_cr0(v):
+    v.cr0 = 0x11 | 1 << 32
+
+
+def _v_cr4(v):
+    v.cr4 = 1 << 22             # PKE: qemu64 has no protection keys
+
+
+def _v_efer(v):
+    v.efer = 1 << 12            # SVME: never the guest's
+
+
+def _v_rflags(v):
+    v.rflags = 0x2 | 1 << 22
+
+
+def _v_seg_base(v):
+    v.seg[5].base = 0x0000800000000000      # GS
+
+
+def _v_gdtr(v):
+    v.gdtr.base = 0x0000800000000000
+
+
+def _v_msr(v):
+    v.msrs = [(m, 0x0000800000000000 if m == ms.MSR_LSTAR else val)
+              for m, val in v.msrs]
+
+
+VCPU_CASES = [
+    ("xcr0_avx", _v_xcr0_avx, r"XCR0 0x7 "),
+    ("xstate_bv", _v_xstate_bv, r"XSTATE_BV 0x7 "),
+    ("xcomp_bv", _v_xcomp_bv, r"XCOMP_BV 0x8000000000000000"),
+    ("mxcsr", _v_mxcsr, r"MXCSR 0x11f80"),
+    ("cr0", _v_cr0, r"CR0 0x100000011"),
+    ("cr4", _v_cr4, r"CR4 0x400000"),
+    ("efer", _v_efer, r"EFER 0x1000"),
+    ("rflags", _v_rflags, r"RFLAGS 0x400002"),
+    ("seg_base", _v_seg_base, r"GS base 0x800000000000 "),
+    ("gdtr_base", _v_gdtr, r"GDTR base 0x800000000000 "),
+    ("msr", _v_msr, r"MSR 0xc0000082 = 0x800000000000"),
+]
+
+
+def _vcpu_case(forge, want):
+    def t():
+        lb = lab()
+        name = "mh-xstate"
+        v = ms.flat32_vcpu(ms.GUEST_CODE_GPA)
+        forge(v)
+        _, w = stream_for(lb, name, vcpu=v, stop_before=ms.REC_DEVICE)
+        expect_failed(lb, name, w.data(), r"^FAILED .*vCPU state: .*" + want,
+                      f"forged vCPU field ({want})")
+        check_serving(lb, f"after a forged vCPU field ({want})")
+    return t
+
+
+def t_vcpu_valid_after():
+    """After the refusals, a good migration still works here."""
+    lb = lab()
+    run_valid(lb, "mh-after-xstate")
+    check_serving(lb, "after forged vCPU fields")
+
+
 TESTS = [("valid_stream_accepted", t_valid),
          ("lines_after_commit_ignored", t_line_after_commit),
          ("corrupt_byte_refused", t_corrupt),
@@ -686,6 +774,8 @@ TESTS = [("valid_stream_accepted", t_valid),
          ("no_hello_refused", t_no_hello),
          ("uart_line_injection_refused", t_uart_line_injection),
          ("silent_peer_does_not_block", t_silent_peer_blocks_listener)]
+TESTS += [("vcpu_forged_" + n, _vcpu_case(f, w)) for n, f, w in VCPU_CASES]
+TESTS += [("vcpu_forged_then_valid", t_vcpu_valid_after)]
 
 
 def main(argv=None):
