@@ -38,6 +38,7 @@ from guest_tests import Console  # noqa: E402
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PORT = 7024             # migrate_port, the default
 KERNEL = "guests/hello.elf"
+XSAVE_CPU = "max"
 PEER = r"10\.77\.0\.254:\d+"
 # A peer that never completed the TLS handshake: logged as a failed
 # incoming migration (no name yet) or as a refusal.
@@ -49,12 +50,17 @@ _lab = None
 
 # ---- the lab: one destination host ----
 
-def lab():
+def lab(cpu=None):
+    """cpu: a QEMU -cpu other than the lab's default (a lab on another
+    CPU replaces the current one)."""
     global _lab
-    if _lab is not None and all(h.alive() for h in _lab.hosts):
+    if (_lab is not None and all(h.alive() for h in _lab.hosts) and
+            getattr(_lab, "cpu_model", None) == cpu):
         return _lab
     stop_lab()
-    lb = netlab.NetLab(hosts=1, esp_dir=CFG.esp, logdir=CFG.logdir)
+    lb = netlab.NetLab(hosts=1, esp_dir=CFG.esp, logdir=CFG.logdir,
+                       **({"cpu": cpu} if cpu else {}))
+    lb.cpu_model = cpu
     lb.start()
     try:
         lb.wait_prompts(120)
@@ -763,6 +769,55 @@ def t_vcpu_valid_after():
     check_serving(lb, "after forged vCPU fields")
 
 
+def t_fpu_restore_fault():
+    """A restore that faults anyway (a rule vcpu_check.c might miss) stops
+    that VM with the reason; its host CPU survives and runs the next one.
+    The guest spins on OUT 0x80, so it is entered again and again;
+    `vm fpufault` sets MXCSR bit 31 and an XSAVE header reserved byte in
+    its paused FPU image.  The lab CPU has XSAVE here: QEMU's TCG FXRSTOR
+    ignores reserved MXCSR bits, its XRSTOR checks the header."""
+    lb = lab(XSAVE_CPU)
+    h = lb.hosts[0]
+    name = "mh-fpufault"
+    guest = ms.make_guest(token())
+    code = bytearray(ms.PAGE_SIZE)
+    code[:4] = bytes.fromhex("e680ebfc")       # 1: out %al,$0x80 ; jmp 1b
+    guest.pages[ms.GUEST_CODE_GPA // ms.PAGE_SIZE] = bytes(code)
+    w = ms.quick_stream(guest, name, lb.identity, kernel_path=KERNEL)
+    mark = len(h.output())
+    c = MigClient(lb)
+    try:
+        c.send(w.data())
+        c.expect(r"^ACCEPTED$", 60, "spinning guest")
+        c.expect(rf"^READY {guest.npages}$", 60, "spinning guest")
+        c.send(b"COMMIT\n")
+        c.expect(r"^RESUMED$", 30, "spinning guest after COMMIT")
+        c.wait_closed(20, "spinning guest after RESUMED")
+    finally:
+        c.close()
+    wait_idle(lb)
+    check(vm_rows(lb).get(name) == "running", f"before the fault: {vm_rows(lb)}")
+    out = lb.con.run(f"vm pause {name}")
+    check(re.search(rf"vm {name} paused", out), f"vm pause: {out}")
+    out = lb.con.run(f"vm fpufault {name}")
+    check(re.search(rf"vm {name} vCPU 0: MXCSR 0x8000[0-9a-f]{{4}}, XSAVE header byte 16 "
+                    r"0x1 in its FPU image", out),
+          f"vm fpufault: {out}")
+    lb.con.run(f"vm resume {name}")
+    wait_log(h, rf"vm {name}: .*vCPU 0: XRSTOR of its FPU image faulted on this host "
+                r"\(XCR0 0x[0-9a-f]+\); the guest was not entered", 30, mark)
+    rows = vm_rows(lb)
+    check(rows.get(name) == "failed", f"after the fault: `vm list` shows {rows}")
+    log = h.output()[mark:]
+    check("EXCEPTION" not in log and "stopped\n" not in log.replace("CPU", ""),
+          f"a host CPU reported an exception:\n{log[-2500:]}")
+    check_serving(lb, "after a faulting FPU restore")
+    out = lb.con.run(f"vm destroy {name}")
+    check(name not in vm_rows(lb), f"vm destroy {name}: {out}")
+    run_valid(lb, "mh-after-fpufault")
+    stop_lab()
+
+
 TESTS = [("valid_stream_accepted", t_valid),
          ("lines_after_commit_ignored", t_line_after_commit),
          ("corrupt_byte_refused", t_corrupt),
@@ -775,7 +830,8 @@ TESTS = [("valid_stream_accepted", t_valid),
          ("uart_line_injection_refused", t_uart_line_injection),
          ("silent_peer_does_not_block", t_silent_peer_blocks_listener)]
 TESTS += [("vcpu_forged_" + n, _vcpu_case(f, w)) for n, f, w in VCPU_CASES]
-TESTS += [("vcpu_forged_then_valid", t_vcpu_valid_after)]
+TESTS += [("vcpu_forged_then_valid", t_vcpu_valid_after),
+          ("fpu_restore_fault_stops_vm_only", t_fpu_restore_fault)]
 
 
 def main(argv=None):
