@@ -211,7 +211,7 @@ int mig_state_apply(struct vm *vm, const struct mig_vcpu *m, char *why, size_t l
 	}
 	memcpy(st->gpr, m->gpr, sizeof(st->gpr));
 	st->rip = m->rip;
-	st->rflags = m->rflags;
+	st->rflags = m->rflags | 2;	/* bit 1 reads 1; 0 from an AP before SIPI */
 	st->cr0 = m->cr0;
 	st->cr2 = m->cr2;
 	st->cr3 = m->cr3;

@@ -33,9 +33,10 @@
 #define CR0_DEFINED	(CR0_PE | CR0_MP | CR0_EM | CR0_TS | CR0_ET | CR0_NE | \
 			 CR0_WP | CR0_AM | CR0_NW | CR0_CD | CR0_PG)
 
-/* RFLAGS (SDM Vol. 1 3.4.3): bit 1 reads 1; 3, 5, 15 and 63:22 are
- * reserved, and VM entry checks them (SDM Vol. 3C 27.3.1.4). */
-#define RFLAGS_FIXED1	BIT(1)
+/* RFLAGS (SDM Vol. 1 3.4.3): 3, 5, 15 and 63:22 are reserved, and VM
+ * entry checks them (SDM Vol. 3C 27.3.1.4).  Bit 1 always reads 1, but a
+ * vCPU still waiting for its SIPI travels with the zeroed state it was
+ * created with (its SIPI replaces it): mig_state_apply sets bit 1. */
 #define RFLAGS_RSVD	(BIT(3) | BIT(5) | BIT(15) | ~(BIT(22) - 1))
 #define RFLAGS_VM	BIT(17)
 
@@ -247,8 +248,8 @@ static int rflags_check(uint64_t rf, uint64_t efer, char *why, size_t wlen)
 {
 	const char *bad = NULL;
 
-	if ((rf & RFLAGS_RSVD) || !(rf & RFLAGS_FIXED1))
-		bad = "reserved bits wrong";
+	if (rf & RFLAGS_RSVD)
+		bad = "reserved bits set";
 	else if ((rf & RFLAGS_VM) && (efer & EFER_LMA))
 		bad = "VM in IA-32e mode";	/* SDM Vol. 3C 27.3.1.4 */
 	if (!bad)
