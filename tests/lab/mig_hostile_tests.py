@@ -17,6 +17,12 @@ no VM behind, and leave the host serving.
 Two regression tests: a uart state blob may not write control bytes into
 the host log, and a TCP peer that never speaks TLS may not keep later
 migrations out.
+
+vcpu_forged_*: one restored vCPU field at a time (XCR0, XSTATE_BV,
+XCOMP_BV, MXCSR, CR0, CR4, EFER, RFLAGS, a segment base, GDTR, an MSR) is
+refused before COMMIT with its reason; then a valid migration still works.
+fpu_restore_fault_stops_vm_only: a restore that faults anyway stops that
+VM alone (exception fixup), on a lab CPU with XSAVE (-cpu max).
 """
 
 import argparse
