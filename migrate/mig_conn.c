@@ -11,9 +11,12 @@
 #include <string.h>
 
 #include "lwip/ip_addr.h"
+#include "mbedtls/platform_util.h"
 
 #include "kernel/kernel.h"
 #include "migrate/mig_conn.h"
+#include "migrate/mig_mac.h"
+#include "net/stack.h"
 
 static void mig_conn_opened(void *owner)
 {
@@ -149,4 +152,19 @@ int mig_conn_connect(struct mig_conn *c, const char *addr, uint16_t port)
 		return -EINVAL;
 	rc = conn_connect(&c->c, lwip_ntohl(ip4_addr_get_u32(ip_2_ip4(&ip))), port);
 	return rc == -EHOSTUNREACH ? -ECONNREFUSED : rc;
+}
+
+int mig_conn_mac(struct mig_conn *c, const uint8_t *nonce_src, const uint8_t *nonce_dst,
+		 struct mig_mac *m)
+{
+	uint8_t seed[2 * MIG_MAC_NONCE_LEN], key[MIG_MAC_KEY_LEN];
+	int rc;
+
+	memcpy(seed, nonce_src, MIG_MAC_NONCE_LEN);
+	memcpy(seed + MIG_MAC_NONCE_LEN, nonce_dst, MIG_MAC_NONCE_LEN);
+	rc = net_tls_export(c->c.pcb, MIG_MAC_LABEL, seed, sizeof(seed), key, sizeof(key));
+	if (!rc)
+		rc = mig_mac_init(m, key);
+	mbedtls_platform_zeroize(key, sizeof(key));
+	return rc;
 }

@@ -40,6 +40,14 @@ void mig_conn_bulk(struct mig_conn *c, const void *buf, size_t len);
 bool mig_conn_bulk_done(const struct mig_conn *c);
 /* The link is usable: a PCB, open, no failure. */
 bool mig_conn_up(const struct mig_conn *c);
+/*
+ * encrypt=off: key m for the data link's record MACs from this TLS link's
+ * session, the label MIG_MAC_LABEL and both ends' nonces (source's
+ * first).  0, -ENOTCONN, -ENOMEM or -EINVAL.
+ */
+struct mig_mac;
+int mig_conn_mac(struct mig_conn *c, const uint8_t *nonce_src, const uint8_t *nonce_dst,
+		 struct mig_mac *m);
 /* Main loop only. */
 void mig_conn_close(struct mig_conn *c, bool abort);
 

@@ -22,6 +22,7 @@
 #include "kernel/virt/vm.h"
 #include "net/stack.h"
 #include "migrate/mig_conn.h"
+#include "migrate/mig_mac.h"
 
 #define DST_IDLE_US		(15 * 1000000ull)	/* silence before COMMIT */
 #define DST_MEM_MARGIN		((uint64_t)8 << 20)		/* page tables, devices */
@@ -62,6 +63,9 @@ struct mig_dst {
 	bool hello, plain, dconn_used;
 	uint8_t token[DST_TOKEN_LEN];	/* what the data link must send first */
 	uint32_t token_have;
+	uint8_t nonce_src[MIG_MAC_NONCE_LEN];	/* from HELLO 2 */
+	struct mig_mac mac;		/* encrypt=off: the records' MAC */
+	uint8_t *hold;			/* MIG_DATA_MAX: a record until its tag */
 	struct mig_dec *dec;
 	uint64_t *seen;
 	struct vm *vm;
@@ -110,6 +114,9 @@ static void dst_cleanup(void)
 	free(dst.dec);
 	free(dst.seen);
 	free(dst.cfg);
+	free(dst.hold);
+	mig_mac_free(&dst.mac);
+	dst.hold = NULL;
 	dst.dec = NULL;
 	dst.seen = NULL;
 	dst.cfg = NULL;
@@ -139,6 +146,8 @@ static void dst_fail(const char *why)
 	dst.phase = DST_FAILED;
 	dst.close_pending = true;
 }
+
+static int dst_refuse(int rc, const char *why);
 
 /* ---- pre-flight, on CONFIG ---- */
 
@@ -185,20 +194,34 @@ static int dst_preflight(const struct mig_config *c, char *why, size_t len)
 /*
  * encrypt=off: the rest of the stream comes over a plain TCP link to
  * dst_data_port, which must first send the one-time token given here
- * over TLS.  From now on the TLS link carries control lines only.
+ * over TLS, from the TLS peer's address.  Every record on it carries a
+ * MAC keyed from this TLS session and both nonces (migrate/stream.h,
+ * "Record MACs").  From now on the TLS link carries control lines only.
  */
 static int dst_offer_data_link(void)
 {
-	char hex[2 * DST_TOKEN_LEN + 1];
-	size_t olen;
+	char hex[2 * DST_TOKEN_LEN + 1], nhex[2 * MIG_MAC_NONCE_LEN + 1];
+	uint8_t nonce[MIG_MAC_NONCE_LEN];
+	size_t olen, nlen;
+	int rc;
 
 	if (tern_entropy_poll(NULL, dst.token, sizeof(dst.token), &olen) < 0 ||
-	    olen != sizeof(dst.token))
+	    tern_entropy_poll(NULL, nonce, sizeof(nonce), &nlen) < 0 ||
+	    olen != sizeof(dst.token) || nlen != sizeof(nonce))
 		return mig_dec_fail(dst.dec, -EIO, "no random token for the data link");
-	for (int i = 0; i < DST_TOKEN_LEN; i++)
-		snprintf(hex + 2 * i, 3, "%02x", dst.token[i]);
+	dst.hold = malloc(MIG_DATA_MAX);
+	if (!dst.hold)
+		return dst_refuse(-ENOMEM, "out of memory");
+	rc = mig_conn_mac(&dst.conn, dst.nonce_src, nonce, &dst.mac);
+	if (rc < 0)
+		return dst_refuse(rc, "cannot key the data link's MAC");
+	/* CONFIG came over TLS; the first record on the data link is next. */
+	mig_dec_mac(dst.dec, mig_mac_tag, &dst.mac, dst.hold);
+	mig_hex_put(hex, dst.token, sizeof(dst.token));
+	mig_hex_put(nhex, nonce, sizeof(nonce));
 	dst.conn.c.raw = false;
-	mig_conn_line(&dst.conn, "ACCEPTED data=%u token=%s", dst_data_port, hex);
+	mig_conn_line(&dst.conn, "ACCEPTED data=%u token=%s nonce=%s", dst_data_port, hex,
+		      nhex);
 	return 0;
 }
 
@@ -337,16 +360,30 @@ static int dst_on_data(void *owner, const void *p, size_t n)
 	return 0;
 }
 
-/* "HELLO 1 data=tls|plain": the first line; then the stream follows. */
+/*
+ * The first line; then the stream follows.  "HELLO 1 data=tls", or "HELLO
+ * 2 data=plain nonce=HEX" (encrypt=off with record MACs).  A source that
+ * asks for encrypt=off in version 1 predates the MACs: refused by name.
+ */
 static void dst_on_hello(char *line)
 {
-	if (!strcmp(line, "HELLO 1 data=tls") || !strcmp(line, "HELLO 1 data=plain")) {
+	if (!strcmp(line, "HELLO 1 data=tls")) {
 		dst.hello = true;
-		dst.plain = !strcmp(line + 13, "plain");
 		dst.conn.c.raw = true;
 		return;
 	}
-	dst_fail("the source speaks another protocol (no HELLO 1)");
+	if (!strncmp(line, "HELLO 2 data=plain ", 19) &&
+	    !mig_hex_field(line, "nonce", dst.nonce_src, sizeof(dst.nonce_src))) {
+		dst.hello = dst.plain = true;
+		dst.conn.c.raw = true;
+		return;
+	}
+	if (!strcmp(line, "HELLO 1 data=plain")) {
+		dst_fail("the source sends encrypt=off without record MACs (an older "
+			 "Tern): upgrade it, or migrate with encrypt=on");
+		return;
+	}
+	dst_fail("the source speaks another protocol (no HELLO 1 or 2)");
 }
 
 static void dst_start(void)
@@ -484,11 +521,28 @@ static const struct mig_conn_ops dst_dconn_ops = {
 	.lost = dst_on_data_lost,
 };
 
+/* The data link must come from the address the TLS link came from (a
+ * stranger's connection is refused and the offer stays open). */
+static bool dst_from_tls_peer(struct altcp_pcb *pcb)
+{
+	char peer[24];
+	size_t n = strcspn(dst.peer, ":");
+
+	conn_peer(pcb, peer, sizeof(peer));
+	if (strcspn(peer, ":") == n && !strncmp(peer, dst.peer, n))
+		return true;
+	pr_warn("migrate: refused a data link from %s: %s came over TLS from %.*s",
+		peer, dst.name, (int)n, dst.peer);
+	return false;
+}
+
 static int dst_data_accept(void *arg, struct altcp_pcb *pcb)
 {
 	(void)arg;
 	/* Only the link just offered over TLS, and only once. */
 	if (dst.phase != DST_STREAM || !dst.plain || dst.dconn_used || !dst.vm)
+		return -EACCES;
+	if (!dst_from_tls_peer(pcb))
 		return -EACCES;
 	dst.dconn_used = true;
 	dst.token_have = 0;

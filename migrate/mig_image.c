@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "kernel/kernel.h"
+#include "kernel/devices/vdev.h"
 #include "kernel/virt/vm.h"
 #include "migrate/migrate.h"
 
@@ -52,8 +53,7 @@ void mig_image_config(const struct vm *vm, const char *name, struct mig_config *
 	snprintf(c->modules, sizeof(c->modules), "%s", vm->module_paths);
 	snprintf(c->cmdline, sizeof(c->cmdline), "%s", vm->cmdline);
 	for (int i = 0; i < vm->ndevs && i < MIG_DEVSPECS_MAX; i++)
-		snprintf(c->devspecs[c->ndevspecs++], sizeof(c->devspecs[0]), "%s",
-			 vm->dev_specs[i]);
+		vdev_spec_exact(vm, i, c->devspecs[c->ndevspecs++], sizeof(c->devspecs[0]));
 	c->ncpuid = mig_cpuid_identity(c->cpuid, MIG_CPUID_MAX);
 }
 

@@ -32,7 +32,10 @@
 #include "kernel/kernel.h"
 #include "kernel/virt/vm.h"
 #include "kernel/lib/bitops.h"
+#include "migrate/downtime.h"
 #include "migrate/mig_conn.h"
+#include "migrate/mig_mac.h"
+#include "net/stack.h"
 
 #define SRC_BUF_PAGES		MIG_BATCH_MAX
 #define SRC_TAIL_BYTES		(1u << 20)	/* every device record */
@@ -64,6 +67,8 @@ struct mig_src {
 	struct mig_conn *out;		/* where the stream goes now */
 	bool out_ready;			/* out is up (and sent its token) */
 	uint8_t token[32];
+	uint8_t nonce[MIG_MAC_NONCE_LEN];	/* ours, for the data link's key */
+	struct mig_mac mac;		/* encrypt=off: the records' MAC */
 	struct mig_enc enc;
 	uint8_t *buf;			/* encoder output */
 	uint8_t *bounce;		/* SRC_BUF_PAGES page copies */
@@ -92,13 +97,31 @@ struct mig_src {
 	uint64_t t_start, t_pause, t_commit, t_round;
 	uint64_t round_bytes0, bw_bps, dirty_bps, last_dirty, est_down_ms;
 	uint64_t downtime_ms, total_ms;
+	/* The estimate's parts (migrate/downtime.h) and what the stop cost. */
+	uint32_t est_fixed_ms;
+	bool est_measured;		/* est_fixed_ms from this link, not the prior */
+	uint64_t est_pages_ms, final_pages;
+	uint64_t t_final_open, t_tail_start, t_tail_sent, t_ready;
+	uint32_t fixed_ms;		/* measured at RESUMED */
+	bool converged;			/* pre-copy stopped because the rest fit */
 	uint64_t round_pages[MIG_ROUNDS_KEPT];
 	uint64_t tb_t0, tb_sent0;	/* bandwidth cap window */
 	uint64_t t_fill_us;		/* reading and encoding pages */
+	uint64_t dlost_us;		/* the data link closed; waiting for why */
+	char dlost_why[128];
 	char why[160];
 };
 
+/*
+ * A destination that refuses the data link's stream (a record MAC that
+ * does not match, say) says why over TLS and drops the data link; the
+ * drop may come first.  Its reason is worth this long a wait.
+ */
+#define SRC_DLOST_GRACE_US	(3 * 1000000ull)
+
 static struct mig_src src;
+/* The stop's fixed cost per destination, kept across migrations. */
+static struct mig_dt_table src_dt;
 
 static uint64_t src_bytes(void)
 {
@@ -117,6 +140,7 @@ static void src_free_buffers(void)
 	free(src.dirty);
 	src.buf = src.bounce = NULL;
 	src.todo = src.dirty = NULL;
+	mig_mac_free(&src.mac);
 }
 
 static void src_throttle(uint32_t pm)
@@ -222,13 +246,18 @@ static int src_stop_and_copy(void)
 /* Devices quiet: the last harvest and the FINAL round. */
 static int src_final_round(void)
 {
+	int rc;
+
 	if (src.dirty_on) {
 		if (dirty_harvest(src.vm, src.dirty) < 0)
 			return -EIO;
 		for (uint64_t w = 0; w < (src.npages + 63) / 64; w++)
 			src.todo[w] |= src.dirty[w];
 	}
-	return src_open_round(MIG_ROUND_FINAL);
+	rc = src_open_round(MIG_ROUND_FINAL);
+	src.final_pages = src.round_left;
+	src.t_final_open = time_us();
+	return rc;
 }
 
 /* 0 with src.draining still set: not yet (asked again from the loop). */
@@ -255,6 +284,24 @@ static int src_drain_step(void)
 	return src_final_round();
 }
 
+/* The tail's size before it exists: each vCPU's record (registers and
+ * the XSAVE area) and each device's, generously. */
+static uint64_t src_tail_guess(void)
+{
+	return (uint64_t)src.vm->nvcpus * (VCPU_FPU_AREA + 2048) +
+	       (uint64_t)(src.vm->ndevs + 8) * 4096;
+}
+
+/* The stop if it came now, with d pages dirty: the fixed part this link
+ * has cost before (or the prior) plus the pages at the measured rate. */
+static void src_estimate(uint64_t d)
+{
+	src.est_pages_ms = mig_dt_pages_ms(d, src.bw_bps);
+	src.est_fixed_ms = mig_dt_fixed(&src_dt, src.addr, src_tail_guess(), src.bw_bps,
+					&src.est_measured);
+	src.est_down_ms = src.est_fixed_ms + src.est_pages_ms;
+}
+
 /* A pre-copy round is out: harvest and choose the next step. */
 static int src_round_done(void)
 {
@@ -270,11 +317,12 @@ static int src_round_done(void)
 		return -EIO;
 	memcpy(src.todo, src.dirty, (src.npages + 63) / 64 * 8);
 	src.dirty_bps = (uint64_t)d * PAGE_SIZE * 1000000 / dt;
-	src.est_down_ms = src.bw_bps ? (uint64_t)d * PAGE_SIZE * 1000 / src.bw_bps : 0;
+	src_estimate((uint64_t)d);
 	src.round++;
 	shrinking = (uint64_t)d * 10 <= src.last_dirty * 9;
 	src.last_dirty = (uint64_t)d;
-	if (src.est_down_ms <= src.p.downtime_ms || src.round >= MIG_MAX_ROUNDS)
+	src.converged = mig_dt_fits(src.est_fixed_ms, src.est_pages_ms, src.p.downtime_ms);
+	if (src.converged || src.round >= MIG_MAX_ROUNDS)
 		return src_stop_and_copy();
 	if (src.round < 2 || shrinking)
 		return src_open_round(0);
@@ -327,6 +375,7 @@ static int src_tail(void)
 	int rc;
 
 	if (!src.tail_recs) {
+		src.t_tail_start = time_us();
 		src.tail_recs = calloc(MIG_DEVICES_MAX, sizeof(*src.tail_recs));
 		src.tail_buf = malloc(SRC_TAIL_BYTES);
 		if (!src.tail_recs || !src.tail_buf)
@@ -354,8 +403,10 @@ static int src_tail(void)
 		src.tail_next++;
 	}
 	rc = mig_enc_end(&src.enc);
-	if (!rc)
+	if (!rc) {
 		src.tail_sent = true;
+		src.t_tail_sent = time_us();
+	}
 out:
 	/* Full: what is in the buffer goes first, then the next record. */
 	if (rc == -ENOSPC) {
@@ -486,13 +537,35 @@ static int src_send_config(void)
 	return mig_enc_config(&src.enc, &c);
 }
 
+/*
+ * "HELLO 1 data=tls", or "HELLO 2 data=plain nonce=HEX": version 2 is
+ * encrypt=off with record MACs, so a destination that predates them
+ * refuses it by its first line instead of taking an unauthenticated link.
+ */
+static int src_hello(void)
+{
+	char hex[2 * MIG_MAC_NONCE_LEN + 1];
+	size_t olen;
+
+	if (!src.p.plain)
+		return mig_conn_line(&src.conn, "HELLO 1 data=tls");
+	if (tern_entropy_poll(NULL, src.nonce, sizeof(src.nonce), &olen) < 0 ||
+	    olen != sizeof(src.nonce))
+		return -EIO;
+	mig_hex_put(hex, src.nonce, sizeof(src.nonce));
+	return mig_conn_line(&src.conn, "HELLO 2 data=plain nonce=%s", hex);
+}
+
 static void src_on_connected(void *owner)
 {
 	(void)owner;
 	if (src.phase != SRC_CONNECT)
 		return;
 	src.phase = SRC_PREFLIGHT;
-	mig_conn_line(&src.conn, "HELLO 1 data=%s", src.p.plain ? "plain" : "tls");
+	if (src_hello() < 0) {
+		src_fail("no random nonce for the data link", false);
+		return;
+	}
 	if (src_send_config() < 0) {
 		src_fail(src.enc.reason, false);
 		return;
@@ -514,7 +587,18 @@ static void src_on_data_lost(void *owner, const char *why)
 	char msg[128];
 
 	(void)owner;
+	/* READY said END arrived: the data link has done its work, and its
+	 * close (the destination's clean-up, racing RESUMED) is no failure. */
+	if (src.phase == SRC_COMMIT)
+		return;
 	snprintf(msg, sizeof(msg), "data link: %s", why);
+	if (src.phase < SRC_COMMIT && mig_conn_up(&src.conn)) {
+		if (!src.dlost_us) {
+			snprintf(src.dlost_why, sizeof(src.dlost_why), "%s", msg);
+			src.dlost_us = time_us();
+		}
+		return;
+	}
 	src_fail(msg, false);
 }
 
@@ -523,41 +607,25 @@ static const struct mig_conn_ops src_dconn_ops = {
 	.lost = src_on_data_lost,
 };
 
-static int src_hexbyte(const char *p)
-{
-	int v = 0;
-
-	for (int i = 0; i < 2; i++) {
-		char c = p[i];
-
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= c - '0';
-		else if (c >= 'a' && c <= 'f')
-			v |= c - 'a' + 10;
-		else
-			return -1;
-	}
-	return v;
-}
-
-/* "ACCEPTED data=PORT token=HEX": open the plain data link. */
+/*
+ * "ACCEPTED data=PORT token=HEX nonce=HEX": key the record MACs from the
+ * TLS session and both nonces, then open the plain data link.
+ */
 static int src_open_data_link(const char *line)
 {
+	uint8_t theirs[MIG_MAC_NONCE_LEN];
 	unsigned port;
-	const char *t = strstr(line, " token=");
 	int rc;
 
 	if (sscanf(line, "ACCEPTED data=%u", &port) != 1 || port < 1 || port > 65535 ||
-	    !t || strlen(t + 7) != 2 * sizeof(src.token))
+	    mig_hex_field(line, "token", src.token, sizeof(src.token)) ||
+	    mig_hex_field(line, "nonce", theirs, sizeof(theirs)))
 		return -EPROTO;
-	for (size_t i = 0; i < sizeof(src.token); i++) {
-		int b = src_hexbyte(t + 7 + 2 * i);
-
-		if (b < 0)
-			return -EPROTO;
-		src.token[i] = (uint8_t)b;
-	}
+	rc = mig_conn_mac(&src.conn, src.nonce, theirs, &src.mac);
+	if (rc < 0)
+		return rc;
+	/* CONFIG went over TLS; every record from here on carries a tag. */
+	mig_enc_mac(&src.enc, mig_mac_tag, &src.mac);
 	mig_conn_init(&src.dconn, &src_dconn_ops, &src, true);
 	rc = mig_conn_connect(&src.dconn, src.addr, (uint16_t)port);
 	if (rc < 0)
@@ -612,7 +680,7 @@ static void src_on_line(void *owner, char *line)
 		/* The point of no return: from here the guest never runs here. */
 		src.phase = SRC_COMMIT;
 		src.vm->committed_away = true;
-		src.t_commit = time_us();
+		src.t_commit = src.t_ready = time_us();
 		mig_conn_line(&src.conn, "COMMIT");
 	} else if (src.phase == SRC_COMMIT && !strcmp(line, "RESUMED")) {
 		uint64_t now = time_us();
@@ -621,6 +689,13 @@ static void src_on_line(void *owner, char *line)
 		 * high by RESUMED's one-way flight. */
 		src.downtime_ms = (now - src.t_pause) / 1000;
 		src.total_ms = (now - src.t_start) / 1000;
+		/* The fixed part: the downtime less the time the final pages
+		 * took to go out (measured, not estimated), from stops that
+		 * came because the rest fit: a quick or forced one is mostly
+		 * pages and says little about the rest. */
+		if (src.converged)
+			src.fixed_ms = mig_dt_record(&src_dt, src.addr, src.downtime_ms,
+						     (src.t_tail_start - src.t_final_open) / 1000);
 		src.phase = SRC_DONE;
 		src.vm->migrating = false;
 		vm_stop(src.vm, "migrated away");
@@ -800,12 +875,40 @@ void mig_src_service(void)
 			 "unreachable?)" : "the link stalled (nothing moved for 10 s)", false);
 		return;
 	}
+	if (src.dlost_us) {
+		/* Nothing more to send; the destination's FAILED line, if it
+		 * comes, fails the migration with its reason first. */
+		if (time_us() - src.dlost_us > SRC_DLOST_GRACE_US)
+			src_fail(src.dlost_why, false);
+		return;
+	}
 	if (src.phase == SRC_COMMIT && time_us() - src.t_commit > 30000000ull) {
 		src_fail("no RESUMED from the destination within 30 s", false);
 		return;
 	}
 	if (src.phase == SRC_PRECOPY || src.phase == SRC_STOPCOPY)
 		src_produce();
+}
+
+/* What the stop cost against what was expected, and where it went:
+ * pause to the last byte handed over (drain, final pages, records),
+ * then the destination's check (READY), then COMMIT to RESUMED. */
+static void src_print_stop(struct cmd_out *o)
+{
+	if (src.p.mode != MIG_LIVE || !src.t_tail_sent || !src.t_ready)
+		return;
+	cmd_printf(o, "downtime: measured %lu ms, estimated %lu ms (fixed %u %s + "
+		   "%lu ms of dirty pages, target %u); fixed part measured %u ms\n",
+		   src.downtime_ms, src.est_down_ms, src.est_fixed_ms,
+		   src.est_measured ? "measured" : "prior", src.est_pages_ms,
+		   src.p.downtime_ms, src.fixed_ms);
+	cmd_printf(o, "stop: drain %lu ms, %lu final pages %lu ms, records %lu ms, then "
+		   "%lu ms to READY and %lu ms to RESUMED\n",
+		   (src.t_final_open - src.t_pause) / 1000, src.final_pages,
+		   (src.t_tail_start - src.t_final_open) / 1000,
+		   (src.t_tail_sent - src.t_tail_start) / 1000,
+		   (src.t_ready - src.t_tail_sent) / 1000,
+		   src.downtime_ms - (src.t_ready - src.t_pause) / 1000);
 }
 
 static void src_print_rounds(struct cmd_out *o)
@@ -837,6 +940,7 @@ void mig_src_status(struct cmd_out *o)
 			   src_bytes(), src.round + 1, src_throttle_steps[src.step] / 10,
 			   src_throttle_steps[src.step] % 10);
 		src_print_rounds(o);
+		src_print_stop(o);
 		return;
 	}
 	if (src.phase >= SRC_DONE) {
@@ -857,6 +961,10 @@ void mig_src_status(struct cmd_out *o)
 		   "estimated downtime %lu ms (target %u)\n", src_bytes(),
 		   (now - src.t_start) / 1000, bw / 1000, src.dirty_bps / 1000,
 		   src.est_down_ms, src.p.downtime_ms);
+	if (src.bw_bps)
+		cmd_printf(o, "estimate: fixed %u ms (%s) + dirty pages %lu ms\n",
+			   src.est_fixed_ms, src.est_measured ? "measured on this link" :
+			   "prior: no migration to this host yet", src.est_pages_ms);
 	cmd_printf(o, "throttle: %u.%u%%\n", src_throttle_steps[src.step] / 10,
 		   src_throttle_steps[src.step] % 10);
 	cmd_printf(o, "cpu: encode %lu ms, send %lu ms\n", src.t_fill_us / 1000,

@@ -7,14 +7,23 @@
  * control lines.  Destination to source: control lines only.  A control
  * line is one word and arguments, ended by "\n", at most MIG_LINE_MAX:
  *
- *	src -> dst  HELLO 1 data=tls|plain	first, before the stream
+ *	src -> dst  HELLO 1 data=tls	first, before the stream
+ *	src -> dst  HELLO 2 data=plain nonce=HEX
+ *					the same for encrypt=off, with the
+ *					source's 16-byte random nonce
+ *					("HELLO 1 data=plain", from a Tern
+ *					without record MACs, is refused)
  *	dst -> src  ACCEPTED		pre-flight passed (after CONFIG); the
  *					VM exists here, not running
- *	dst -> src  ACCEPTED data=PORT token=HEX
+ *	dst -> src  ACCEPTED data=PORT token=HEX nonce=HEX
  *					the same for data=plain (encrypt=off):
  *					the rest of the stream goes over plain
- *					TCP to PORT, which first sends the
- *					32-byte token; control stays on TLS
+ *					TCP to PORT, from the TLS link's own
+ *					address, which first sends the 32-byte
+ *					token; every record on it carries a MAC
+ *					(stream.h "Record MACs") keyed from
+ *					the TLS session and both nonces
+ *					(mig_conn_mac); control stays on TLS
  *	dst -> src  REFUSED <why>	pre-flight failed; nothing was kept
  *	dst -> src  READY <pages>	END verified: every page and vCPU is
  *					here and every checksum matched

@@ -25,7 +25,8 @@ size_t mig_bitmap_bytes(uint64_t npages)
 
 size_t mig_ram_record_max(unsigned n)
 {
-	return MIG_REC_HDR_LEN + RAM_FIXED + (size_t)n * (RAM_ENTRY + MIG_PAGE_SIZE);
+	return MIG_REC_HDR_LEN + RAM_FIXED + (size_t)n * (RAM_ENTRY + MIG_PAGE_SIZE) +
+	       MIG_TAG_LEN;
 }
 
 int mig_why_set(char *why, int err, const char *fmt, ...)

@@ -111,6 +111,21 @@
  *	8  u32   rounds; 12 u32 vcpus; 16 u32 devices; 20 u32 reserved 0
  *	24 u64   bytes: stream bytes before this record's header
  *
+ * Record MACs (the encrypt=off data link).  Once the two ends agree on a
+ * key (mig_enc_mac, mig_dec_mac; over TLS, see migrate.h), every later
+ * record is followed by a 16-byte tag: ChaCha20-Poly1305 (RFC 8439
+ * section 2.8) of an empty plaintext, with
+ *	nonce: 4 zero bytes, then u64 seq (the record's number in the
+ *	stream, CONFIG is 0);
+ *	additional data: the 16-byte record header, the metadata and the
+ *	page data.
+ * The decoder holds a whole record until its tag matched: no field is
+ * parsed and no page is delivered before.  The key is per migration, so a
+ * record replayed from an older stream or spliced from another migration
+ * fails; seq makes a repeated, dropped or moved record fail too.  The tag
+ * is negotiated, not flagged in the stream header: the header and CONFIG
+ * go over TLS before the key exists.
+ *
  * Order: header, CONFIG, then (ROUND, RAM*)+ , VCPU x nvcpus, DEVICE*,
  * END, and nothing after.  A round's page count must match before the
  * next ROUND, VCPU, DEVICE or END.  END is accepted only when every page
@@ -132,6 +147,7 @@
  *			 round counts, END totals, bytes after END
  *	-EIO		 record CRC: corrupt, dropped or reordered record
  *	-EILSEQ		 page data CRC
+ *	-EACCES		 record MAC: altered, replayed or from another key
  *	-ENOENT		 END, but pages or vCPUs never arrived
  *	-ENODATA	 the stream stopped before END (mig_dec_finish)
  *	-ENOSPC		 encoder: the output buffer is full (nothing written)
@@ -151,6 +167,8 @@
 
 #define MIG_HDR_LEN		16
 #define MIG_REC_HDR_LEN		16
+#define MIG_TAG_LEN		16	/* record MAC, when one is agreed */
+#define MIG_MAC_KEY_LEN		32
 #define MIG_PAGE_SIZE		4096
 
 enum mig_rec_type {
@@ -286,6 +304,15 @@ struct mig_order {
 	char devices[MIG_DEVICES_MAX][MIG_NAME_MAX + 1];
 };
 
+/*
+ * The record MAC (see "Record MACs" above): tag[0..MIG_TAG_LEN) over seq
+ * and the record's three parts.  0, or a negative errno.  The codec stays
+ * pure; migrate/mig_mac.c gives ChaCha20-Poly1305 from mbedTLS.
+ */
+typedef int (*mig_mac_fn)(void *ctx, uint64_t seq, const uint8_t *hdr,
+			  const uint8_t *meta, uint32_t meta_len,
+			  const uint8_t *data, uint32_t data_len, uint8_t *tag);
+
 /* ---- encoder ---- */
 
 struct mig_page {
@@ -298,6 +325,9 @@ struct mig_enc {
 	size_t cap, len;
 	uint64_t bytes;		/* stream bytes produced, all buffers */
 	uint32_t chain;		/* rcrc of the last record */
+	uint64_t nrec;		/* records written: the next one's seq */
+	mig_mac_fn mac;		/* NULL: records go without a tag */
+	void *mac_ctx;
 	struct mig_order ord;
 	char reason[MIG_REASON_MAX];
 };
@@ -310,6 +340,10 @@ int mig_enc_init(struct mig_enc *e, void *buf, size_t cap, uint32_t flags);
 
 /* The caller sent buf[0..len): reuse the buffer from its start. */
 void mig_enc_rewind(struct mig_enc *e);
+
+/* From the next record on, follow each with its MAC tag (fn(ctx, ...)).
+ * fn failing fails the record with its errno, and the stream with it. */
+void mig_enc_mac(struct mig_enc *e, mig_mac_fn fn, void *ctx);
 
 /*
  * Append one record.  0, or a negative errno with e->reason set; nothing
@@ -346,7 +380,7 @@ struct mig_dec_ops {
 };
 
 enum mig_dec_state { MIG_DS_HDR, MIG_DS_RHDR, MIG_DS_META, MIG_DS_DATA,
-		     MIG_DS_DONE, MIG_DS_FAILED };
+		     MIG_DS_HOLD, MIG_DS_TAG, MIG_DS_DONE, MIG_DS_FAILED };
 
 /* 79,472 bytes on x86-64 (struct mig_enc 4,400): allocate it, do not put it
  * on a kernel stack. */
@@ -363,6 +397,11 @@ struct mig_dec {
 	uint64_t nrec;		/* records completed */
 	uint32_t chain;
 	struct mig_order ord;
+	mig_mac_fn mac;		/* set: records from the next one carry a tag */
+	void *mac_ctx;
+	uint8_t *hold;		/* MIG_DATA_MAX bytes: page data until its tag */
+	bool rec_mac;		/* the current record carries a tag */
+	uint8_t tag[MIG_TAG_LEN];
 	/* The record being assembled. */
 	uint8_t hdr[MIG_REC_HDR_LEN];
 	uint32_t have;		/* bytes of the current part so far */
@@ -388,6 +427,14 @@ size_t mig_bitmap_bytes(uint64_t npages);
  */
 void mig_dec_init(struct mig_dec *d, const struct mig_dec_ops *ops, void *ctx,
 		  uint64_t *seen, uint64_t cap);
+
+/*
+ * From the next record the decoder starts on, every record must be
+ * followed by its MAC tag (fn(ctx, ...)), checked before the record is
+ * parsed or any of its pages delivered; hold is MIG_DATA_MAX bytes of the
+ * caller's where a RAM record's pages wait for their tag.
+ */
+void mig_dec_mac(struct mig_dec *d, mig_mac_fn fn, void *ctx, uint8_t *hold);
 
 /*
  * Parse buf[0..len), any split of the stream.  0 when every byte was

@@ -27,6 +27,13 @@ void mig_dec_init(struct mig_dec *d, const struct mig_dec_ops *ops, void *ctx,
 	d->ord.phase = MIG_PH_HEADER;
 }
 
+void mig_dec_mac(struct mig_dec *d, mig_mac_fn fn, void *ctx, uint8_t *hold)
+{
+	d->mac = fn;
+	d->mac_ctx = ctx;
+	d->hold = hold;
+}
+
 /* Stop for good, with the reason prefixed by where in the stream. */
 static int dec_fail_v(struct mig_dec *d, int err, const char *fmt, va_list ap)
 {
@@ -572,6 +579,51 @@ static int dec_meta(struct mig_dec *d)
 	return rc;
 }
 
+/*
+ * The metadata is in.  Without a MAC it is used now (page data follows
+ * and is checked page by page); with one, the record's page data and tag
+ * are gathered first.
+ */
+static void dec_meta_done(struct mig_dec *d)
+{
+	if (!d->rec_mac)
+		dec_meta(d);
+	else
+		d->st = d->data_len ? MIG_DS_HOLD : MIG_DS_TAG;
+}
+
+/* Tags compared in time that does not depend on where they differ. */
+static bool dec_tag_equal(const uint8_t *a, const uint8_t *b)
+{
+	uint8_t diff = 0;
+
+	for (int i = 0; i < MIG_TAG_LEN; i++)
+		diff |= a[i] ^ b[i];
+	return diff == 0;
+}
+
+/* The whole record and its tag are in: check it, then use it. */
+static void dec_tagged(struct mig_dec *d)
+{
+	uint8_t want[MIG_TAG_LEN];
+	int rc = d->mac(d->mac_ctx, d->nrec, d->hdr, d->meta, d->meta_len, d->hold,
+			d->data_len, want);
+
+	if (rc < 0) {
+		mig_dec_fail(d, rc, "record MAC failed (%d)", rc);
+		return;
+	}
+	if (!dec_tag_equal(want, d->tag)) {
+		mig_dec_fail(d, -EACCES, "record MAC mismatch (altered, replayed or "
+			     "from another migration)");
+		return;
+	}
+	if (dec_meta(d) || d->st != MIG_DS_DATA)
+		return;
+	/* The pages are whole in hold: dec_data checks and delivers them all. */
+	dec_data(d, d->hold, d->data_len);
+}
+
 static size_t dec_collect(struct mig_dec *d, uint8_t *dst, uint32_t need,
 			  const uint8_t *p, size_t len)
 {
@@ -598,24 +650,40 @@ static size_t dec_step(struct mig_dec *d, const uint8_t *p, size_t len)
 		}
 		return used;
 	case MIG_DS_RHDR:
-		if (d->have == 0)
+		if (d->have == 0) {
 			d->rec_start = d->bytes;
+			d->rec_mac = d->mac != NULL;
+		}
 		used = dec_collect(d, d->hdr, MIG_REC_HDR_LEN, p, len);
 		if (d->have == MIG_REC_HDR_LEN) {
 			d->have = 0;
 			if (!dec_record_header(d) && d->meta_len == 0)
-				dec_meta(d);
+				dec_meta_done(d);
 		}
 		return used;
 	case MIG_DS_META:
 		used = dec_collect(d, d->meta, d->meta_len, p, len);
 		if (d->have == d->meta_len) {
 			d->have = 0;
-			dec_meta(d);
+			dec_meta_done(d);
 		}
 		return used;
 	case MIG_DS_DATA:
 		return dec_data(d, p, len);
+	case MIG_DS_HOLD:
+		used = dec_collect(d, d->hold, d->data_len, p, len);
+		if (d->have == d->data_len) {
+			d->have = 0;
+			d->st = MIG_DS_TAG;
+		}
+		return used;
+	case MIG_DS_TAG:
+		used = dec_collect(d, d->tag, MIG_TAG_LEN, p, len);
+		if (d->have == MIG_TAG_LEN) {
+			d->have = 0;
+			dec_tagged(d);
+		}
+		return used;
 	default:
 		return 0;
 	}
@@ -645,6 +713,8 @@ int mig_dec_finish(struct mig_dec *d)
 		[MIG_DS_RHDR] = "inside a record header",
 		[MIG_DS_META] = "inside the metadata of a record",
 		[MIG_DS_DATA] = "inside the page data of a RAM record",
+		[MIG_DS_HOLD] = "inside the page data of a RAM record",
+		[MIG_DS_TAG] = "inside the MAC of a record",
 	};
 
 	if (d->st == MIG_DS_FAILED)

@@ -41,9 +41,15 @@ void mig_enc_rewind(struct mig_enc *e)
 	e->len = 0;
 }
 
+void mig_enc_mac(struct mig_enc *e, mig_mac_fn fn, void *ctx)
+{
+	e->mac = fn;
+	e->mac_ctx = ctx;
+}
+
 static int enc_room(struct mig_enc *e, size_t meta_len, size_t data_len)
 {
-	size_t need = MIG_REC_HDR_LEN + meta_len + data_len;
+	size_t need = MIG_REC_HDR_LEN + meta_len + data_len + (e->mac ? MIG_TAG_LEN : 0);
 
 	if (need > e->cap - e->len)
 		return mig_why_set(e->reason, -ENOSPC, "record of %zu bytes, %zu free",
@@ -65,18 +71,34 @@ static uint8_t *enc_open(struct mig_enc *e, unsigned type, uint32_t meta_len,
 	return h + MIG_REC_HDR_LEN;
 }
 
-/* Seal the record at the end of the buffer once its metadata is in. */
-static void enc_close(struct mig_enc *e)
+/*
+ * Seal the record at the end of the buffer once its metadata is in: the
+ * CRC chain, then the MAC tag after the data when one is agreed.  A MAC
+ * that cannot be computed leaves the record unwritten.
+ */
+static int enc_close(struct mig_enc *e)
 {
 	uint8_t *h = e->buf + e->len;
 	uint32_t meta_len = ld_le32(h + 4), data_len = ld_le32(h + 8);
 	uint32_t crc = crc32c(e->chain, h, 12);
+	size_t len = MIG_REC_HDR_LEN + (size_t)meta_len + data_len;
 
 	crc = crc32c(crc, h + MIG_REC_HDR_LEN, meta_len);
 	st_le32(h + 12, crc);
+	if (e->mac) {
+		const uint8_t *meta = h + MIG_REC_HDR_LEN;
+		int rc = e->mac(e->mac_ctx, e->nrec, h, meta, meta_len, meta + meta_len,
+				data_len, h + len);
+
+		if (rc < 0)
+			return mig_why_set(e->reason, rc, "record MAC failed (%d)", rc);
+		len += MIG_TAG_LEN;
+	}
 	e->chain = crc;
-	e->len += MIG_REC_HDR_LEN + (size_t)meta_len + data_len;
-	e->bytes += MIG_REC_HDR_LEN + (uint64_t)meta_len + data_len;
+	e->nrec++;
+	e->len += len;
+	e->bytes += len;
+	return 0;
 }
 
 /* The lengths as sent; a string without its NUL shows as its limit + 1. */
@@ -149,8 +171,7 @@ int mig_enc_config(struct mig_enc *e, const struct mig_config *c)
 		p = put_le32(p, q->ecx);
 		p = put_le32(p, q->edx);
 	}
-	enc_close(e);
-	return 0;
+	return enc_close(e);
 }
 
 int mig_enc_round(struct mig_enc *e, uint32_t round, uint32_t flags, uint64_t pages)
@@ -165,8 +186,7 @@ int mig_enc_round(struct mig_enc *e, uint32_t round, uint32_t flags, uint64_t pa
 	p = put_le32(p, round);
 	p = put_le32(p, flags);
 	st_le64(p, pages);
-	enc_close(e);
-	return 0;
+	return enc_close(e);
 }
 
 static bool page_is_zero(const void *data)
@@ -225,8 +245,7 @@ int mig_enc_ram(struct mig_enc *e, const struct mig_page *pages, unsigned n)
 		if (!zero[i])
 			data = put_bytes(data, pages[i].data, MIG_PAGE_SIZE);
 	}
-	enc_close(e);
-	return 0;
+	return enc_close(e);
 }
 
 static uint8_t *put_seg(uint8_t *p, const struct mig_seg *s)
@@ -282,8 +301,7 @@ int mig_enc_vcpu(struct mig_enc *e, const struct mig_vcpu *v)
 		p = put_le64(p, v->msrs[i].value);
 	}
 	put_bytes(p, v->xsave, v->xsave_len);
-	enc_close(e);
-	return 0;
+	return enc_close(e);
 }
 
 int mig_enc_device(struct mig_enc *e, const struct mig_device *d)
@@ -307,8 +325,7 @@ int mig_enc_device(struct mig_enc *e, const struct mig_device *d)
 	p = put_le32(p, d->blob_len);
 	p = put_bytes(p, d->name, name_len);
 	put_bytes(p, d->blob, d->blob_len);
-	enc_close(e);
-	return 0;
+	return enc_close(e);
 }
 
 int mig_enc_end(struct mig_enc *e)
@@ -326,7 +343,6 @@ int mig_enc_end(struct mig_enc *e)
 	p = put_le32(p, e->ord.ndevices);
 	p = put_le32(p, 0);
 	st_le64(p, bytes);
-	enc_close(e);
-	return 0;
+	return enc_close(e);
 }
 

@@ -50,18 +50,33 @@ int net_cmd_iperf_status(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char 
 /*
  * Entropy (entropy.c).  tern_entropy_poll has mbedTLS's entropy-source
  * signature (mbedtls_entropy_f_source_ptr): fills out[0..len) and sets
- * *olen = len; returns 0.  RDSEED, else RDRAND, else TSC jitter measured
- * against the ACPI PM timer (weak: logged once as a warning).
+ * *olen = len; returns 0, or -EIO once the SP 800-90B health tests have
+ * failed (final until reboot).  RDSEED, else RDRAND, else TSC jitter
+ * measured against the ACPI PM timer; every raw sample is health-tested.
  */
 int tern_entropy_poll(void *data, unsigned char *out, size_t len, size_t *olen);
 /* What tern_entropy_poll uses: "RDSEED", "RDRAND" or "TSC jitter". */
 const char *tern_entropy_source(void);
+/* Start-up test passed and no health test failed since: TLS may run. */
+bool tern_entropy_ok(void);
+/* One or two lines for `entropy` and `netcon`: source and health. */
+void tern_entropy_print(struct cmd_out *o);
+/* Timer samples without health tests: only for rng.c's degraded mode. */
+void tern_entropy_unchecked(unsigned char *out, size_t len);
+/* `entropy [stuck|sample [N]]`: state; test hook; raw jitter statistics. */
+int net_cmd_entropy(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv);
 /* mbedTLS's MBEDTLS_ENTROPY_HARDWARE_ALT hook (mbedtls/entropy_poll.h). */
 int mbedtls_hardware_poll(void *data, unsigned char *output, size_t len,
 			  size_t *olen);
-/* 64 random bits: RDRAND when present, else xorshift64* seeded from
- * tern_entropy_poll.  Fast; for lwIP (ports, DHCP xid), not for keys. */
+/*
+ * Random numbers (rng.c): a CTR_DRBG seeded from tern_entropy_poll, for
+ * lwIP (ports, DHCP xid, TCP ISNs) and the kernel (iSCSI ISID, ...).
+ * Never fails: after a health-test failure it reseeds from unchecked
+ * timer samples and tern_random_degraded() turns true (logged).
+ */
+void tern_random_bytes(void *out, size_t len);
 uint64_t tern_random_u64(void);
+bool tern_random_degraded(void);
 
 /*
  * TLS with the pre-shared key (tls.c).  net_tls_init builds the server and
@@ -81,6 +96,13 @@ bool net_tls_ready(void);
 struct altcp_pcb *net_tls_new(bool server);
 enum net_tls_phase net_tls_phase(struct altcp_pcb *pcb);
 const char *net_tls_suite(struct altcp_pcb *pcb);
+/*
+ * A key bound to one TLS session (RFC 5705 style): the TLS 1.2 PRF with
+ * SHA-256 (RFC 5246 section 5) over the session's master secret, label
+ * and seed.  0, -ENOTCONN (no finished handshake on pcb) or -EINVAL.
+ */
+int net_tls_export(struct altcp_pcb *pcb, const char *label, const uint8_t *seed,
+		   size_t seed_len, uint8_t *out, size_t len);
 
 /*
  * The network console (netcon.c): the serial console's commands over TLS.

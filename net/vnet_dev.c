@@ -598,6 +598,15 @@ static int vnet_prepare(const char *arg, void (*done)(void *ctx, int rc, const c
 	return 0;
 }
 
+/* nic=auto resolved: the MAC travels, not the name it came from. */
+static void vnet_spec(void *inst, char *buf, size_t len)
+{
+	const uint8_t *m = ((struct vnet_dev *)inst)->info.mac;
+
+	snprintf(buf, len, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4],
+		 m[5]);
+}
+
 static const struct vdev_type vnet_type = {
 	.key = "nic",
 	.create = vnet_create,
@@ -608,6 +617,7 @@ static const struct vdev_type vnet_type = {
 	.load = vnet_load_hook,
 	.quiesce = vnet_quiesce,
 	.unquiesce = vnet_unquiesce,
+	.spec = vnet_spec,
 	.prepare = vnet_prepare,
 	.resumed = vnet_resumed,
 };

@@ -11,9 +11,12 @@
  * fenced host's writes fail with RESERVATION CONFLICT, which this host
  * takes as "the disk is gone from here" (disk_lose), never as an error to
  * retry.  After a reconnect the host checks its key is still registered
- * before it writes again: a key pre-empted while it was away means lost;
- * no keys at all means the target forgot its reservations (tgt keeps them
- * in memory only), and the host registers again.
+ * before it writes again (disk_fence_recheck): a key pre-empted while it
+ * was away means lost; no keys at all means the target forgot its
+ * reservations (tgt keeps them in memory only): lost too when writes wait
+ * (they fail, unsent), else the host registers again.  Where the target
+ * can (REPORT CAPABILITIES: PTPL_C), keys are registered with APTPL, so a
+ * restarted target keeps them.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -31,6 +34,7 @@
 #include "net/netdev.h"
 #include "net/stack.h"
 #include "storage/disk.h"
+#include "storage/lib/disk_fence.h"
 #include "storage/storage.h"
 
 #define DISK_BACKOFF_MIN_MS	500
@@ -153,7 +157,13 @@ static int pr_in(struct blk_disk *d, uint8_t action, disk_ctl_fn next)
 static int pr_out(struct blk_disk *d, enum scsi_pr_out_action action, uint64_t key,
 		  uint64_t sa_key, enum scsi_pr_type type, disk_ctl_fn next)
 {
-	struct scsi_pr_out o = { .action = action, .type = type, .key = key, .sa_key = sa_key };
+	/* APTPL counts in the register actions only (SPC-4 6.16.3); the
+	 * last one received rules the LUN (5.13.5), so every one carries it. */
+	struct scsi_pr_out o = {
+		.action = action, .type = type, .key = key, .sa_key = sa_key,
+		.aptpl = d->aptpl && (action == SCSI_PR_REGISTER ||
+				      action == SCSI_PR_REGISTER_IGNORE),
+	};
 	uint8_t cdb[10];
 	int rc = scsi_pr_out(&o, cdb, d->ctl_buf);
 
@@ -250,22 +260,66 @@ static void pr_register(struct blk_disk *d)
 		disk_ready(d);
 }
 
-/* After a reconnect: is our key still there? */
+/* Can the LUN keep registrations through a power loss (its restart)?
+ * Then register with APTPL.  No answer, or no PTPL_C (tgt): without. */
+static void pr_caps_done(struct blk_disk *d, const struct iscsi_sess_done *x)
+{
+	struct scsi_pr_caps c;
+
+	d->aptpl = !x->err && !x->status && !scsi_parse_pr_caps(d->ctl_buf, x->xfer, &c) &&
+		   c.ptpl_c;
+	pr_register(d);
+}
+
+static void pr_caps(struct blk_disk *d)
+{
+	uint8_t cdb[10];
+
+	scsi_cdb_pr_in(cdb, SCSI_PR_REPORT_CAPABILITIES, 8);
+	if (disk_ctl(d, cdb, sizeof(cdb), ISCSI_SESS_READ, d->ctl_buf, 8, pr_caps_done) < 0)
+		pr_register(d);
+}
+
+/* Writes parked from before the disconnect: held in the session (never
+ * sent on this connection) or still queued here. */
+static bool disk_held_writes(const struct blk_disk *d)
+{
+	for (unsigned i = 0; i < ISCSI_SESS_TASKS; i++) {
+		const struct iscsi_sess_task *t = &d->link.sess.task[i];
+
+		if (t->state != ISCSI_SESS_T_FREE && !t->req.ctl && t->req.dir == ISCSI_SESS_WRITE)
+			return true;
+	}
+	for (const struct blk_req *r = d->q_head; r; r = r->next)
+		if (r->op == BLK_WRITE || r->op == BLK_UNMAP || r->op == BLK_WRITE_ZEROES)
+			return true;
+	return false;
+}
+
+/* After a reconnect: is our key still there?  See disk_fence_recheck. */
 static void recheck_keys_done(struct blk_disk *d, const struct iscsi_sess_done *x)
 {
-	if (x->err || parse_keys(d, x) < 0) {
-		disk_ready(d);		/* the I/O will tell */
-		return;
+	struct disk_fence_in in = { .held_writes = disk_held_writes(d) };
+	enum disk_fence_verdict v;
+
+	in.pr_in_err = x->err ? x->err : x->status ? -EIO : parse_keys(d, x);
+	if (!in.pr_in_err) {
+		in.nkeys = d->nkeys;
+		in.ours = have_key(d, d->key);
 	}
-	if (have_key(d, d->key) || d->nkeys == 0) {
+	v = disk_fence_recheck(&in);
+	if (v == DISK_FENCE_RESUME) {
+		disk_ready(d);		/* nothing held: the I/O will tell */
+	} else if (v == DISK_FENCE_REGISTER) {
 		/* Register this connection too: tgt ties a registration to
 		 * the I_T nexus of one login, and a fresh login is a new one. */
-		if (d->nkeys == 0)
+		if (!in.ours)
 			pr_warn("disk %s: the target forgot every reservation key "
-				"(restarted?): registering again", d->spec.name);
+				"(restarted?) and no write was waiting: registering again",
+				d->spec.name);
 		pr_register(d);
 	} else {
-		disk_lose(d, "this host's key was pre-empted while it was disconnected");
+		disk_lose(d, disk_fence_why(v));
 		disk_ctl_finish(d, -EACCES);
 	}
 }
@@ -321,7 +375,7 @@ static void probe_luns_done(struct blk_disk *d, const struct iscsi_sess_done *x)
 	if (!x->err && !scsi_parse_report_luns(d->ctl_buf, x->xfer, luns, 1, &stored, &total))
 		d->nluns = total;
 	if (d->state == DISK_PROBING)
-		pr_register(d);
+		pr_caps(d);
 	else
 		disk_recheck(d);
 }
@@ -745,12 +799,16 @@ void disk_lose(struct blk_disk *d, const char *why)
 		return;
 	d->state = DISK_LOST;
 	d->registered = false;
-	iscsi_sess_hold(&d->link.sess, false);	/* held writes meet the conflict */
+	d->resv.held = false;		/* whatever it is now, not known here */
 	d->st.conflicts++;
 	disk_set_why(d, -EACCES, "this host lost the disk: %s", why);
 	pr_err("disk %s: %s; all I/O to it now fails (disk rejoin %s registers this "
 	       "host again)", d->spec.name, d->why, d->spec.name);
-	blk_fail_all(d, -EACCES, false);
+	/* Held since a reconnect (disk_on_event), these never went out on
+	 * this connection: fail them here, never send them (a target that
+	 * forgot its keys would take them).  Unheld, they meet the conflict. */
+	blk_fail_all(d, -EACCES, d->link.sess.hold);
+	iscsi_sess_hold(&d->link.sess, false);
 }
 
 /* ---- the session's callbacks ---- */

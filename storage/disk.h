@@ -109,6 +109,7 @@ struct blk_disk {
 	unsigned preempted;		/* by the last fence */
 	bool rejoin;			/* register again, whatever the keys say */
 	bool had_key;			/* the rejoin found this host's key there */
+	bool aptpl;			/* register with APTPL (REPORT CAPABILITIES: PTPL_C) */
 
 	/* The VM whose virtio disk this is ("" for none): one at a time,
 	 * and no detach meanwhile (vblk_dev.c). */

@@ -240,7 +240,9 @@ static void info_pr(struct cmd_out *o, const struct blk_disk *d)
 		return;
 	}
 	cmd_printf(o, "key:         %016llx (%s)\n", (unsigned long long)d->key,
-		   d->registered ? "registered" : "not registered");
+		   !d->registered ? "not registered" :
+		   d->aptpl ? "registered; APTPL: kept through a target restart" :
+		   "registered; no APTPL: the target forgets it when restarted");
 	if (d->resv.held)
 		cmd_printf(o, "reservation: type %u held by %016llx%s\n", d->resv.type,
 			   (unsigned long long)d->resv.key,

@@ -211,13 +211,13 @@ static void link_failed(void *owner, struct conn *c)
 static void link_connected(void *owner)
 {
 	struct iscsi_link *l = owner;
-	size_t olen;
 	int rc;
 
 	l->st = ISCSI_LINK_UP;
 	l->connects++;
-	/* Mutual CHAP: a fresh, unpredictable challenge per login (12.1.3). */
-	tern_entropy_poll(NULL, l->chap_c, sizeof(l->chap_c), &olen);
+	/* Mutual CHAP: a fresh, unpredictable challenge per login (12.1.3),
+	 * from the DRBG, which never fails (the raw source may). */
+	tern_random_bytes(l->chap_c, sizeof(l->chap_c));
 	rc = iscsi_sess_connect(&l->sess, now_ms(), l->chap_c[0], l->chap_c, sizeof(l->chap_c));
 	if (rc < 0)
 		iscsi_link_fail(l, rc, "cannot start the login");

@@ -291,8 +291,11 @@ static const struct virtio_dev_ops vblk_vd_ops = {
 
 static void vblk_say_error(struct vblk_dev *b, int err)
 {
-	const char *why = err == -EACCES ? "this host lost the disk to another host "
-					   "(RESERVATION CONFLICT)" :
+	/* Lost: the disk says how (fenced, or a reconnect it could not trust).
+	 * A conflict completes its request before the disk is marked lost. */
+	const char *why = err == -EACCES ? (b->disk && b->disk->state == DISK_LOST ?
+					    b->disk->why : "this host lost the disk to "
+					    "another host (RESERVATION CONFLICT)") :
 			  err == -ETIMEDOUT ? "the target stayed away past the timeout" :
 			  err == -ENODEV ? "the disk is gone" : "the target reported an error";
 
@@ -627,6 +630,9 @@ static void vblk_info_out(void *inst, struct cmd_out *o)
 		   (unsigned long)((b->info.nblocks * b->info.block_size) >> 20),
 		   b->info.block_size,
 		   state);
+	if (b->disk && b->disk->state == DISK_LOST)
+		cmd_printf(o, "    disk lost, the guest sees I/O errors: %s (disk rejoin %s)\n",
+			   b->disk->why, b->disk_name);
 	if (b->quiesced)
 		cmd_printf(o, "    quiesced for a migration: %u request(s) still out%s\n",
 			   b->inflight, b->drain.state == VBLK_DRAIN_FLUSHING ?

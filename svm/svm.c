@@ -47,6 +47,10 @@ struct svm_vcpu {
 	uint8_t *iopm;
 	uint8_t *msrpm;
 	bool flush;
+	/* NMI blocking (svm_nmi_entry): the IRET that ends it was seen at
+	 * iret_rip; stepping: this entry single-steps over it. */
+	bool iret_seen, stepping;
+	uint64_t iret_rip, step_flags, step_dr6;
 };
 
 static struct svm_cpu svm_cpus[MAX_CPUS];
@@ -532,6 +536,65 @@ static void svm_sync_before_entry(struct vcpu *v, struct vmcb *vmcb)
 	vmcb->c.int_state = st->int_shadow;
 }
 
+/*
+ * NMI blocking without vNMI (APM Vol. 2 15.21.4 does not track it for
+ * us; KVM does the same): while the guest is in its NMI handler
+ * (v->nmi_masked) IRET is intercepted.  The intercept comes before the
+ * IRET runs, so the next entry single-steps over it (RFLAGS.TF: the #DB
+ * trap comes after the IRET, whatever RFLAGS it pops, SDM Vol. 3B
+ * 18.3.1.4) and the exit after it, at another RIP, ends the blocking: a
+ * pending NMI goes in at once.  An entry that injects an event does not
+ * step (the event's handler would run with TF); the next exit at another
+ * RIP ends the blocking then.
+ */
+static void svm_nmi_entry(struct vcpu *v, struct svm_vcpu *sv, struct vmcb *vmcb)
+{
+	if (v->nmi_masked && !sv->iret_seen)
+		vmcb->c.intercept_misc1 |= SVM_MISC1_IRET;
+	else
+		vmcb->c.intercept_misc1 &= ~SVM_MISC1_IRET;
+	sv->stepping = sv->iret_seen && !(vmcb->c.event_inj & SVM_EVTINJ_VALID);
+	if (sv->stepping) {
+		sv->step_flags = vmcb->s.rflags & (RFLAGS_TF | RFLAGS_RF);
+		sv->step_dr6 = vmcb->s.dr6;
+		vmcb->s.rflags |= RFLAGS_TF | RFLAGS_RF;
+	}
+}
+
+static void svm_nmi_exit(struct vcpu *v, struct svm_vcpu *sv, struct vcpu_exit *e)
+{
+	bool stepped;
+
+	if (e->raw_reason == SVM_EXIT_IRET) {
+		sv->iret_seen = v->nmi_masked;
+		sv->iret_rip = v->st.rip;
+		e->kind = EXIT_HANDLED;
+		return;
+	}
+	if (!sv->iret_seen)
+		return;
+	stepped = sv->stepping;
+	sv->stepping = false;
+	if (v->st.rip == sv->iret_rip) {
+		/* Not past the IRET yet (a fault on its stack, an interrupt
+		 * before it): the guest's own TF and RF come back. */
+		if (stepped) {
+			v->st.rflags = (v->st.rflags & ~(RFLAGS_TF | RFLAGS_RF)) | sv->step_flags;
+			sv->vmcb->s.rflags = v->st.rflags;
+		}
+		return;
+	}
+	sv->iret_seen = false;
+	v->nmi_masked = false;
+	/* Our own single-step trap: swallowed, DR6 as it was.  A guest that
+	 * was single-stepping itself gets its #DB. */
+	if (stepped && e->kind == EXIT_EXCEPTION && e->exc.vector == EXC_DB &&
+	    !(sv->step_flags & RFLAGS_TF)) {
+		sv->vmcb->s.dr6 = sv->step_dr6;
+		e->kind = EXIT_HANDLED;
+	}
+}
+
 /* No entry this time: the loop goes round (irq_entry_late). */
 static void svm_no_entry(struct vcpu_exit *e)
 {
@@ -559,6 +622,7 @@ static int svm_vcpu_run(struct vcpu *v, struct vcpu_exit *e)
 	vmcb->c.event_inj = 0;
 	svm_inject(v, &vmcb->c);
 	svm_irq_window(v, &vmcb->c);
+	svm_nmi_entry(v, sv, vmcb);
 	/* QEMU flushes on every VMRUN anyway; real CPUs need this after every
 	 * stage-2 change (APM 15.16.1 TLB control). */
 	if (sv->flush) {
@@ -583,6 +647,7 @@ static int svm_vcpu_run(struct vcpu *v, struct vcpu_exit *e)
 	svm_sync_after_exit(v, vmcb);
 	svm_requeue(v, vmcb->c.exit_int_info);
 	svm_decode(v, e);
+	svm_nmi_exit(v, sv, e);
 	return 0;
 }
 

@@ -109,6 +109,7 @@ _Static_assert(offsetof(struct vmcb, s.g_pat) == 0x668, "vmcb g_pat");
 #define SVM_MISC1_INIT		(1u << 3)
 #define SVM_MISC1_VINTR		(1u << 4)
 #define SVM_MISC1_CPUID		(1u << 18)
+#define SVM_MISC1_IRET		(1u << 20)
 #define SVM_MISC1_INVD		(1u << 22)
 #define SVM_MISC1_HLT		(1u << 24)
 #define SVM_MISC1_INVLPGA	(1u << 26)
@@ -136,6 +137,7 @@ _Static_assert(offsetof(struct vmcb, s.g_pat) == 0x668, "vmcb g_pat");
 #define SVM_EXIT_INIT		0x063
 #define SVM_EXIT_VINTR		0x064
 #define SVM_EXIT_CPUID		0x072
+#define SVM_EXIT_IRET		0x074
 #define SVM_EXIT_INVD		0x076
 #define SVM_EXIT_HLT		0x078
 #define SVM_EXIT_INVLPGA	0x07a

@@ -65,9 +65,11 @@
 /* Pin-based controls (25.6.1). */
 #define PIN_EXTINT_EXIT			(1u << 0)
 #define PIN_NMI_EXIT			(1u << 3)
+#define PIN_VIRTUAL_NMI			(1u << 5)
 
 /* Primary processor-based controls (25.6.2, table 25-6). */
 #define PROC_INTR_WINDOW		(1u << 2)
+#define PROC_NMI_WINDOW			(1u << 22)
 #define PROC_TSC_OFFSET			(1u << 3)
 #define PROC_HLT_EXIT			(1u << 7)
 #define PROC_INVLPG_EXIT		(1u << 9)
@@ -201,6 +203,7 @@
 #define VMX_EXIT_INIT			3
 #define VMX_EXIT_SIPI			4
 #define VMX_EXIT_INTR_WINDOW		7
+#define VMX_EXIT_NMI_WINDOW		8
 #define VMX_EXIT_TASK_SWITCH		9
 #define VMX_EXIT_CPUID			10
 #define VMX_EXIT_GETSEC			11

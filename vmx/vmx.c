@@ -82,7 +82,7 @@ static bool probe_controls(char *why, size_t len)
 			     EXIT_SAVE_PAT | EXIT_LOAD_PAT;
 
 	if (!adjust(true_ctls ? MSR_VMX_TRUE_PINBASED : MSR_VMX_PINBASED,
-		    PIN_EXTINT_EXIT | PIN_NMI_EXIT, PIN_EXTINT_EXIT | PIN_NMI_EXIT,
+		    PIN_EXTINT_EXIT | PIN_NMI_EXIT | PIN_VIRTUAL_NMI, PIN_EXTINT_EXIT | PIN_NMI_EXIT,
 		    &c->pin, "pin-based", why, len) ||
 	    !adjust(true_ctls ? MSR_VMX_TRUE_PROCBASED : MSR_VMX_PROCBASED,
 		    proc_need | PROC_TSC_OFFSET, proc_need, &c->proc,
@@ -99,6 +99,13 @@ static bool probe_controls(char *why, size_t len)
 		snprintf(why, len, "VT-x without interrupt-window exiting");
 		return false;
 	}
+	/* Without NMI-window exiting a blocked NMI could wait for good:
+	 * then no virtual NMIs either, and Tern does not model blocking. */
+	c->vnmi = (c->pin & PIN_VIRTUAL_NMI) &&
+		  ((rdmsr(true_ctls ? MSR_VMX_TRUE_PROCBASED : MSR_VMX_PROCBASED) >> 32) &
+		   PROC_NMI_WINDOW);
+	if (!c->vnmi)
+		c->pin &= ~PIN_VIRTUAL_NMI;
 	if (c->exit & EXIT_ACK_INTR) {
 		snprintf(why, len, "VT-x forces acknowledge-interrupt-on-exit");
 		return false;
@@ -542,6 +549,7 @@ static void inject(struct vcpu *v, struct vmx_vcpu *vv)
 	const struct vcpu_event *ev = &v->pending;
 	uint32_t info;
 
+	vv->nmi_injecting = ev->valid && ev->type == EVENT_NMI;
 	if (!ev->valid)
 		return;
 	info = ev->vector | ((uint32_t)(ev->type & 7) << 8) | INTR_INFO_VALID;
@@ -563,10 +571,26 @@ static void inject(struct vcpu *v, struct vmx_vcpu *vv)
  * boundary where the guest could take an external interrupt. */
 static void irq_window(struct vcpu *v, struct vmx_vcpu *vv)
 {
-	if (v->irq_window == vv->irq_window)
+	bool nmi = v->nmi_window && vmx_caps.vnmi;
+
+	if (v->irq_window == vv->irq_window && nmi == vv->nmi_window)
 		return;
 	vv->irq_window = v->irq_window;
-	vmwrite(VMCS_PROC_CTLS, vmx_caps.proc | (vv->irq_window ? PROC_INTR_WINDOW : 0));
+	vv->nmi_window = nmi;
+	vmwrite(VMCS_PROC_CTLS, vmx_caps.proc | (vv->irq_window ? PROC_INTR_WINDOW : 0) |
+				(nmi ? PROC_NMI_WINDOW : 0));
+}
+
+/*
+ * An exit during an IRET that had already ended virtual-NMI blocking
+ * (SDM Vol. 3C 27.2.2, 27.2.3: bit 12 of the exit's interruption info,
+ * or of an EPT violation's qualification): the IRET runs again after
+ * the exit, so the blocking it ended is put back first.
+ */
+static void nmi_reblock(struct vcpu *v, bool unblocked_by_iret)
+{
+	if (vmx_caps.vnmi && unblocked_by_iret)
+		v->nmi_masked = true;
 }
 
 /* An event whose delivery the exit interrupted goes back in (27.2.4). */
@@ -719,6 +743,7 @@ static void decode(struct vcpu *v, struct vcpu_exit *e)
 		info = (uint32_t)vmread(VMCS_EXIT_INTR_INFO);
 		e->raw_info2 = info;
 		if (INTR_TYPE(info) == INTR_TYPE_HW_EXC) {
+			nmi_reblock(v, (info & (1u << 12)) && (info & 0xff) != 8 /* #DF */);
 			decode_exc(v, e, info, qual);
 			break;
 		}
@@ -737,6 +762,7 @@ static void decode(struct vcpu *v, struct vcpu_exit *e)
 		e->kind = EXIT_EXTINT;
 		break;
 	case VMX_EXIT_INTR_WINDOW:
+	case VMX_EXIT_NMI_WINDOW:
 		e->kind = EXIT_IRQ_WINDOW;
 		break;
 	case VMX_EXIT_TRIPLE_FAULT:
@@ -778,6 +804,7 @@ static void decode(struct vcpu *v, struct vcpu_exit *e)
 	case VMX_EXIT_EPT_VIOLATION:
 		/* Qualification (27.2.1 table 27-7): bits 0-2 the access,
 		 * bits 3-5 what the translation allowed (none: not present). */
+		nmi_reblock(v, qual & (1u << 12));
 		e->kind = EXIT_STAGE2;
 		e->s2.gpa = vmread(VMCS_GUEST_PHYS_ADDR);
 		e->s2.write = qual & 2;

@@ -17,6 +17,9 @@ struct vmx_caps {
 	uint64_t cr0_fixed0, cr0_fixed1, cr4_fixed0, cr4_fixed1;
 	uint32_t pin, proc, proc2, exit, entry;	/* the controls we run with */
 	bool vpid, pml, ad;
+	/* Virtual NMIs with NMI-window exiting (SDM Vol. 3C 25.6.1, 26.6.1.2):
+	 * the CPU tracks the guest's NMI blocking and its IRET. */
+	bool vnmi;
 };
 
 extern struct vmx_caps vmx_caps;
@@ -37,6 +40,8 @@ struct vmx_vcpu {
 	uint32_t inject_len;	/* instruction length of a re-queued soft event */
 	uint32_t intr_state;	/* interruptibility beyond the STI/MOV-SS shadow */
 	bool irq_window;	/* PROC_INTR_WINDOW is on in the VMCS */
+	bool nmi_window;	/* PROC_NMI_WINDOW is on */
+	bool nmi_injecting;	/* this entry delivers an NMI */
 };
 
 /* vmx_state.c: the VMCS of v must be current on this CPU. */

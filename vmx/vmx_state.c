@@ -137,10 +137,14 @@ static uint32_t interruptibility(const struct vcpu *v)
 	uint32_t s = vv->intr_state & ~(INTERRUPTIBILITY_STI | INTERRUPTIBILITY_MOVSS |
 					INTERRUPTIBILITY_NMI);
 
-	/* An NMI exit saves "blocking by NMI" (SDM Vol. 3C 27.3.4); Tern gives
-	 * guests no NMIs, so entering with it would only block the next kick.
-	 * Blocking by STI needs RFLAGS.IF = 1 (26.3.1.5); a shadow with IF
-	 * clear can only have come from MOV SS / POP SS. */
+	/* With virtual NMIs the bit is the guest's own NMI blocking
+	 * (v->nmi_masked), clear while this entry delivers an NMI, which sets
+	 * it (26.3.1.5, 26.6.1.2).  Without them the bit is the CPU's real
+	 * blocking after a host NMI's exit (27.3.4): entering with it would
+	 * only hold back the next kick.  Blocking by STI needs RFLAGS.IF = 1;
+	 * a shadow with IF clear can only have come from MOV SS / POP SS. */
+	if (vmx_caps.vnmi && v->nmi_masked && !vv->nmi_injecting)
+		s |= INTERRUPTIBILITY_NMI;
 	if (v->st.int_shadow)
 		s |= (v->st.rflags & RFLAGS_IF) ? INTERRUPTIBILITY_STI :
 						  INTERRUPTIBILITY_MOVSS;
@@ -237,6 +241,9 @@ void vmx_state_after_exit(struct vcpu *v)
 	intr = (uint32_t)vmread(VMCS_GUEST_INTERRUPTIBILITY);
 	st->int_shadow = intr & (INTERRUPTIBILITY_STI | INTERRUPTIBILITY_MOVSS);
 	vv->intr_state = intr;
+	/* Without virtual NMIs Tern cannot see the guest's IRET: it keeps
+	 * no blocking, as before (NMIs may nest on such a CPU). */
+	v->nmi_masked = vmx_caps.vnmi && (intr & INTERRUPTIBILITY_NMI);
 	for (i = SEG_ES; i <= SEG_GS; i++)
 		save_seg_hot(&st->seg[i], i);
 	save_controls(v);

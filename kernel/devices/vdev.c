@@ -138,6 +138,21 @@ void vdev_specs(const struct vm *vm, char *buf, size_t len)
 
 /* ---- migration ---- */
 
+void vdev_spec_exact(const struct vm *vm, int i, char *buf, size_t len)
+{
+	const struct vm_dev *d = &vm->devs[i];
+	size_t key;
+
+	snprintf(buf, len, "%s", vm->dev_specs[i]);
+	if (!d->type || !d->inst || !d->type->spec)
+		return;
+	key = strlen(d->type->key);
+	if (len <= key + 1)
+		return;
+	snprintf(buf, len, "%s=", d->type->key);
+	d->type->spec(d->inst, buf + key + 1, len - key - 1);
+}
+
 /*
  * "vdev.N", version VDEV_SAVE_VERSION (little-endian):
  *	0	u8	VDEV_SAVE_VERSION

@@ -61,6 +61,11 @@ struct vdev_type {
 	/* Destination, once the guest has entered: process what the rings
 	 * hold already, announce the NIC's MAC, and so on. */
 	void (*resumed)(void *inst);
+	/* Source: the value after "key=" that rebuilds inst exactly on
+	 * another host and under another name (nic=auto derives its MAC
+	 * from the VM's name, which `migrate ... as=NAME` changes); NULL:
+	 * the words the VM was created with already do. */
+	void (*spec)(void *inst, char *buf, size_t len);
 };
 
 /* Boot CPU, at subsystem start-up: -ENOSPC, -EEXIST. */
@@ -75,6 +80,9 @@ void vdev_destroy_all(struct vm *vm);
 void vdev_info(struct vm *vm, struct cmd_out *o);
 /* "disk=a nic=auto": the VM's device words, for `vm info` and migration. */
 void vdev_specs(const struct vm *vm, char *buf, size_t len);
+/* The words that rebuild device i elsewhere (vdev_type.spec), for the
+ * migration stream's CONFIG. */
+void vdev_spec_exact(const struct vm *vm, int i, char *buf, size_t len);
 
 /*
  * Migration, over the hooks above, for migrate/ (boot CPU).

@@ -42,7 +42,9 @@
 #define EFER_SVME		X86_BIT(12)
 
 /* RFLAGS (SDM Vol. 1 3.4.3). */
+#define RFLAGS_TF		X86_BIT(8)
 #define RFLAGS_IF		X86_BIT(9)
+#define RFLAGS_RF		X86_BIT(16)
 
 /* Page-table entries, 4-level paging (SDM Vol. 3A 4.5, tables 4-15 to 4-20). */
 #define PTE_P			X86_BIT(0)

@@ -460,6 +460,7 @@ int irq_state_save(struct vm *vm, uint64_t host_tsc, irq_emit_fn emit, void *ctx
 		l.flags = (v->init_pending ? IRQREC_F_INIT : 0) |
 			  (v->sipi_pending ? IRQREC_F_SIPI : 0) |
 			  (v->nmi_pending ? IRQREC_F_NMI : 0) |
+			  (v->nmi_masked ? IRQREC_F_NMI_MASKED : 0) |
 			  (v->halted && l.mp_state == IRQREC_MP_RUNNABLE ? IRQREC_F_HALTED : 0);
 		l.sipi_vector = v->sipi_vector;
 		rc = irqrec_lapic_encode(&l, host_tsc + v->st.tsc_offset, b, sizeof(b));
@@ -502,6 +503,7 @@ static int lapic_load(struct vcpu *v, const uint8_t *b, uint32_t len, uint64_t n
 	v->init_pending = r.flags & IRQREC_F_INIT;
 	v->sipi_pending = r.flags & IRQREC_F_SIPI;
 	v->nmi_pending = r.flags & IRQREC_F_NMI;
+	v->nmi_masked = r.flags & IRQREC_F_NMI_MASKED;
 	v->halted = r.flags & IRQREC_F_HALTED;
 	v->sipi_vector = r.sipi_vector;
 	v->host_timer_us = 0;
@@ -535,6 +537,7 @@ void irq_init_signal(struct vcpu *v)
 	vlapic_init_signal(v->lapic);
 	spin_unlock_irqrestore(&v->lapic_lock, f);
 	v->nmi_pending = false;
+	v->nmi_masked = false;
 	v->pending.valid = false;
 }
 
@@ -659,8 +662,12 @@ void irq_before_entry(struct vcpu *v)
 	dl = run_timer(v, now);
 	v->timer_due = dl;
 	v->dev_due_ns = dev;
-	if (v->nmi_pending && !v->pending.valid && !v->st.int_shadow) {
+	v->nmi_window = false;
+	if (v->nmi_pending && v->nmi_masked) {
+		v->nmi_window = true;
+	} else if (v->nmi_pending && !v->pending.valid && !v->st.int_shadow) {
 		v->nmi_pending = false;
+		v->nmi_masked = true;
 		v->pending = (struct vcpu_event){ .valid = true, .vector = 2,
 						  .type = EVENT_NMI };
 	}
@@ -737,7 +744,7 @@ bool irq_halt_check(struct vcpu *v, uint64_t *wake_us)
 	*wake_us = 0;
 	if (!v->lapic)
 		return false;
-	if (v->nmi_pending || v->init_pending || v->sipi_pending)
+	if ((v->nmi_pending && !v->nmi_masked) || v->init_pending || v->sipi_pending)
 		return true;
 	dev = run_device_timers(v);
 	dl = run_timer(v, now);

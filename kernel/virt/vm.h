@@ -221,6 +221,12 @@ struct vcpu {
 	 * interrupt when resumed, here or after a migration. */
 	bool halted;
 	bool irq_window;		/* exit as soon as it can take an interrupt */
+	/* NMI blocking (SDM Vol. 3A 6.7.1): from an NMI's delivery to the
+	 * guest's next IRET no other NMI is delivered.  The vendor clears
+	 * it when it sees that IRET (VMX: virtual-NMI blocking; SVM: the
+	 * IRET intercept); nmi_window asks it for an exit then. */
+	bool nmi_masked;
+	bool nmi_window;
 	uint64_t host_timer_us;		/* the host one-shot armed for, 0: none */
 	uint64_t timer_due;		/* guest TSC of the LAPIC timer, 0: none */
 	uint64_t dev_due_ns;		/* vCPU 0: device timers (vm_time_ns), 0 */

@@ -391,6 +391,10 @@ int conn_connect(struct conn *c, uint32_t addr, uint16_t port)
 	struct altcp_pcb *pcb;
 	ip_addr_t ip;
 
+	if (c->cfg.tls && !tern_entropy_ok()) {
+		pr_err("tls: refused to connect: the entropy health tests failed");
+		return -EIO;
+	}
 	if (c->cfg.tls && !net_tls_ready())
 		return -ENOENT;		/* no secret: no authenticated link */
 	pcb = c->cfg.tls ? net_tls_new(false) : altcp_tcp_new_ip_type(IPADDR_TYPE_V4);
@@ -412,6 +416,7 @@ struct conn_listener {
 	struct altcp_pcb *pcb;
 	int (*accept)(void *arg, struct altcp_pcb *pcb);
 	void *arg;
+	bool tls;
 };
 
 static struct conn_listener conn_listeners[CONN_LISTENERS];
@@ -424,6 +429,14 @@ static err_t conn_accept_cb(void *arg, struct altcp_pcb *pcb, err_t err)
 
 	if (err != ERR_OK || !pcb || !l)
 		return ERR_VAL;
+	/* Fail closed: no TLS handshake once the entropy health tests
+	 * failed (entropy.c), whatever the service. */
+	if (l->tls && !tern_entropy_ok()) {
+		pr_warn("tls: refused a connection on port %u: the entropy health tests failed",
+			altcp_get_port(l->pcb, 1));
+		altcp_abort(pcb);
+		return ERR_ABRT;
+	}
 	if (l->accept(l->arg, pcb) < 0) {
 		altcp_abort(pcb);
 		return ERR_ABRT;
@@ -457,7 +470,7 @@ struct altcp_pcb *conn_listen(bool tls, uint16_t port, uint8_t backlog,
 		*err = -ENOMEM;
 		return NULL;
 	}
-	*slot = (struct conn_listener){ l, accept, arg };
+	*slot = (struct conn_listener){ l, accept, arg, tls };
 	altcp_arg(l, slot);
 	altcp_accept(l, conn_accept_cb);
 	return l;

@@ -416,8 +416,10 @@ int netcon_cmd_list(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **arg
 	uint64_t now = time_us();
 
 	(void)argc, (void)argv;
+	tern_entropy_print(o);
 	if (!nc_listen) {
 		cmd_printf(o, "network console: off (%s)\n",
+			   !tern_entropy_ok() ? "entropy health tests failed" :
 			   net_tls_ready() ? "cannot listen" : "no secret in tern.cfg");
 		return 0;
 	}

@@ -6,6 +6,9 @@
 const struct cmd_def net_cmds[] = {
 	{ "netcon", "", "network console: port, clients with peer, state, idle time, commands",
 	  0, 0, netcon_cmd_list },
+	{ "entropy", "[stuck|sample [N]]", "entropy source and SP 800-90B health; "
+	  "stuck: test hook, force the noise source stuck (TLS refused until reboot); "
+	  "sample: raw jitter statistics", 0, 2, net_cmd_entropy },
 	{ "ping", "ADDR [COUNT]", "ICMP echo to ADDR, with round-trip times", 1, 2, net_cmd_ping },
 	{ "iperf server", "start|stop", "iperf2 TCP server on port 5001 (off by default)",
 	  1, 1, net_cmd_iperf_server },

@@ -110,6 +110,13 @@ int net_tls_init(const struct tern_config *cfg)
 {
 	if (!cfg->has_secret || !cfg->secret[0])
 		return -ENOENT;
+	/* Fail closed: no keys from a noise source that failed its health
+	 * tests (entropy.c); the serial console does not need TLS. */
+	if (!tern_entropy_ok()) {
+		pr_err("tls: not serving TLS (network console, migration): "
+		       "the entropy health tests failed; see `entropy`");
+		return -EIO;
+	}
 	tls_psk_len = strlen(cfg->secret);
 	memcpy(tls_psk, cfg->secret, tls_psk_len);
 	tls_server = tls_make(true);
@@ -123,7 +130,7 @@ int net_tls_init(const struct tern_config *cfg)
 
 bool net_tls_ready(void)
 {
-	return tls_server && tls_client;
+	return tls_server && tls_client && tern_entropy_ok();
 }
 
 struct altcp_pcb *net_tls_new(bool server)
@@ -155,4 +162,25 @@ const char *net_tls_suite(struct altcp_pcb *pcb)
 	mbedtls_ssl_context *ssl = pcb ? altcp_tls_context(pcb) : NULL;
 
 	return ssl ? mbedtls_ssl_get_ciphersuite(ssl) : NULL;
+}
+
+/*
+ * The master secret already mixes both hellos' randoms (RFC 5246 section
+ * 8.1; RFC 7627's session hash with the extended master secret), so the
+ * key is this session's; the caller's seed adds its own fresh nonces.
+ * The randoms themselves are gone after the handshake in mbedTLS 2.28,
+ * hence not RFC 5705's exact seed.
+ */
+int net_tls_export(struct altcp_pcb *pcb, const char *label, const uint8_t *seed,
+		   size_t seed_len, uint8_t *out, size_t len)
+{
+	mbedtls_ssl_context *ssl = pcb ? altcp_tls_context(pcb) : NULL;
+
+	if (!ssl || ssl->state != MBEDTLS_SSL_HANDSHAKE_OVER || !ssl->session)
+		return -ENOTCONN;
+	if (mbedtls_ssl_tls_prf(MBEDTLS_SSL_TLS_PRF_SHA256, ssl->session->master,
+				sizeof(ssl->session->master), label, seed, seed_len,
+				out, len))
+		return -EINVAL;
+	return 0;
 }

@@ -499,7 +499,7 @@ int scsi_pr_out(const struct scsi_pr_out *r, uint8_t cdb[10],
 
 int scsi_cdb_pr_in(uint8_t cdb[10], uint8_t action, uint16_t alloc)
 {
-	if (action > SCSI_PR_READ_RESERVATION || alloc < 8)
+	if (action > SCSI_PR_REPORT_CAPABILITIES || alloc < 8)
 		return -EINVAL;
 	memset(cdb, 0, 10);
 	cdb[0] = SCSI_PR_IN;
@@ -534,5 +534,22 @@ int scsi_parse_pr_reservation(const uint8_t *d, size_t len, struct scsi_pr_reser
 	out->key = ld_be64(d + 8);
 	out->scope = d[21] >> 4;
 	out->type = d[21] & 0x0f;
+	return 0;
+}
+
+int scsi_parse_pr_caps(const uint8_t *d, size_t len, struct scsi_pr_caps *out)
+{
+	memset(out, 0, sizeof(*out));
+	/* SPC-4 6.15.4: LENGTH (bytes 0-1) is 8 in this version. */
+	if (len < 8 || ld_be16(d) < 8)
+		return -EBADMSG;
+	out->crh = d[2] & 0x10;
+	out->sip_c = d[2] & 0x08;
+	out->atp_c = d[2] & 0x04;
+	out->ptpl_c = d[2] & 0x01;
+	out->tmv = d[3] & 0x80;
+	out->allow_cmds = (d[3] >> 4) & 0x07;
+	out->ptpl_a = d[3] & 0x01;
+	out->type_mask = ld_be16(d + 4);
 	return 0;
 }

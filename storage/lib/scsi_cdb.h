@@ -279,7 +279,7 @@ struct scsi_pr_out {
 	enum scsi_pr_type type;		/* RESERVE, RELEASE, PREEMPT */
 	uint64_t key;			/* our registered key (0 when unregistered) */
 	uint64_t sa_key;		/* REGISTER: new key; PREEMPT: the victim's */
-	bool aptpl;			/* persist through power loss (tgt: unsupported) */
+	bool aptpl;			/* REGISTER*: persist through power loss (SPC-4 5.13.5) */
 };
 
 /*
@@ -291,7 +291,10 @@ struct scsi_pr_out {
 int scsi_pr_out(const struct scsi_pr_out *r, uint8_t cdb[10],
 		uint8_t param[SCSI_PR_OUT_PARAM_LEN]);
 
-enum { SCSI_PR_READ_KEYS = 0x00, SCSI_PR_READ_RESERVATION = 0x01 };
+enum {
+	SCSI_PR_READ_KEYS = 0x00, SCSI_PR_READ_RESERVATION = 0x01,
+	SCSI_PR_REPORT_CAPABILITIES = 0x02,
+};
 
 /* PERSISTENT RESERVE IN CDB (10 bytes); alloc >= 8.  0 or -EINVAL. */
 int scsi_cdb_pr_in(uint8_t cdb[10], uint8_t action, uint16_t alloc);
@@ -313,5 +316,18 @@ struct scsi_pr_reservation {
 
 /* READ RESERVATION data.  0 or -EBADMSG. */
 int scsi_parse_pr_reservation(const uint8_t *d, size_t len, struct scsi_pr_reservation *out);
+
+/* REPORT CAPABILITIES data (SPC-4 6.15.4). */
+struct scsi_pr_caps {
+	bool crh, sip_c, atp_c;
+	bool ptpl_c;		/* the LUN can persist through power loss (APTPL) */
+	bool tmv;		/* type_mask is valid */
+	uint8_t allow_cmds;
+	bool ptpl_a;		/* persist through power loss is active */
+	uint16_t type_mask;
+};
+
+/* 0 or -EBADMSG (fewer than 8 bytes, or a LENGTH below 8). */
+int scsi_parse_pr_caps(const uint8_t *d, size_t len, struct scsi_pr_caps *out);
 
 #endif

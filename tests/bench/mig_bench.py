@@ -259,6 +259,9 @@ class Tern:
             raise RowFailed(f"no report line: {one_line(out)}")
         rep = dict(zip(("total", "downtime", "bytes", "rounds"), map(int, m.groups()[:4])))
         rep["throttle"] = float(m.group(5))
+        e = re.search(r"^downtime: measured \d+ ms, estimated (\d+) ms \(fixed (\d+) "
+                      r"(measured|prior)", out, re.M)
+        rep["estimate"] = f"{e.group(1)} ({e.group(2)} {e.group(3)})" if e else "-"
         pr = re.search(r"^pages per round:(.*)$", out, re.M)
         rep["per_round"] = pr.group(1).split() if pr else []
         rep["tern_cpu"] = cpu_line
@@ -588,27 +591,27 @@ def print_table(rows, refs, link_bps, header):
     for line in header:
         print(f"  {line}")
     print()
-    print("| guest MiB | workload | mode | total ms | downtime ms | bytes sent | rounds "
-          "| throttle | MB/s | memcheck |")
-    print("|---:|---|---|---:|---:|---:|---:|---:|---:|---|")
+    print("| guest MiB | workload | mode | total ms | downtime ms | estimated ms (fixed) "
+          "| bytes sent | rounds | throttle | MB/s | memcheck |")
+    print("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows + refs:
         if r.get("iperf"):
             print(f"| - | raw TCP, iperf tern-a -> tern-b {IPERF_SECONDS} s | reference "
-                  f"| - | - | {r['bytes']} | - | - | {r['mbit'] / 8:.1f} | "
+                  f"| - | - | - | {r['bytes']} | - | - | {r['mbit'] / 8:.1f} | "
                   f"{r['mbit']:.1f} Mbit/s (server: {r['srv'] or '-'}) |")
             continue
         wl = workload(r, link_bps)
         if "failed" in r:
             print(f"| {r['mib']} | {wl} | {r['mode']} | failed: {r['failed']} "
-                  "| - | - | - | - | - | - |")
+                  "| - | - | - | - | - | - | - |")
             continue
         if not r["check"].startswith("PASS"):
             print(f"| {r['mib']} | {wl} | {r['mode']} | broken: see memcheck | - | - | - | - "
-                  f"| - | {r['check']} |")
+                  f"| - | - | {r['check']} |")
             continue
         thr = r["bytes"] / (r["total"] / 1000) if r["total"] else 0
         print(f"| {r['mib']} | {wl} | {r['mode']} | {r['total']} | {r['downtime']} | "
-              f"{r['bytes']} | {r['rounds']} | {r['throttle']:.1f}% | {mbs(thr)} | "
+              f"{r.get('estimate', '-')} | {r['bytes']} | {r['rounds']} | {r['throttle']:.1f}% | {mbs(thr)} | "
               f"{r['check']} |")
     print()
 

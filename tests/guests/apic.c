@@ -9,6 +9,12 @@
  * de-assert, SIPI, SIPI: SDM 9.4.4.1) into a real-mode trampoline that
  * counts its starts, and checks a second SIPI does not restart it while
  * a new INIT-SIPI does.
+ *
+ * NMI blocking (SDM Vol. 3A 6.7.1; APM Vol. 2 8.2.2 NMI): the NMI
+ * handler sends itself a second NMI and makes exits (LAPIC reads) before
+ * its IRET.  The second NMI must wait for that IRET -- the handler never
+ * runs nested -- and then arrive at once, with the CPU awake and making
+ * no exits of its own.
  */
 #include "guest.h"
 
@@ -46,12 +52,14 @@ struct gate {
 
 /* Counters the interrupt stubs bump (global: the asm names them). */
 volatile uint32_t apic_ticks, apic_ipis, apic_deadlines;
+volatile uint32_t apic_nmis, apic_nmi_depth, apic_nmi_nested;
 volatile uint64_t apic_deadline_tsc;
 
 extern const uint32_t exc_stub_table[32];
 void irq_timer(void);
 void irq_ipi(void);
 void irq_deadline(void);
+void irq_nmi(void);
 extern const uint8_t tramp_start[], tramp_end[], tramp_count[];
 
 /* Each stub counts, writes EOI and returns; the deadline stub also
@@ -68,6 +76,22 @@ __asm__(".text\n"
 	"\tmovl %eax, apic_deadline_tsc\n\tmovl %edx, apic_deadline_tsc+4\n"
 	"\tlock incl apic_deadlines\n"
 	"\tmovl $0, 0xfee000b0\n\tpopl %edx\n\tpopl %eax\n\tiret\n"
+	/* The NMI: count, note a nested entry, and on the first one send
+	 * a second NMI to ourselves (physical destination 0, delivery mode
+	 * NMI) and exit 64 times (APIC ID reads) before the IRET. */
+	".globl irq_nmi\nirq_nmi:\n"
+	"\tpushl %eax\n"
+	"\tlock incl apic_nmis\n"
+	"\tcmpl $0, apic_nmi_depth\n\tje 1f\n"
+	"\tlock incl apic_nmi_nested\n"
+	"1:\tlock incl apic_nmi_depth\n"
+	"\tcmpl $1, apic_nmis\n\tjne 3f\n"
+	"\tmovl $0, 0xfee00310\n\tmovl $0x400, 0xfee00300\n"
+	"\tmovl $64, %eax\n"
+	"2:\tpushl %eax\n\tmovl 0xfee00020, %eax\n\tpopl %eax\n"
+	"\tdecl %eax\n\tjnz 2b\n"
+	"3:\tlock decl apic_nmi_depth\n"
+	"\tpopl %eax\n\tiret\n"
 	/* Real-mode AP trampoline: count one start, then halt for good. */
 	".globl tramp_start, tramp_end, tramp_count\n"
 	".code16\ntramp_start:\n"
@@ -142,6 +166,7 @@ static void idt_setup(void)
 	set_gate(VEC_TIMER, (uint32_t)(uintptr_t)irq_timer);
 	set_gate(VEC_IPI, (uint32_t)(uintptr_t)irq_ipi);
 	set_gate(VEC_DEADLINE, (uint32_t)(uintptr_t)irq_deadline);
+	set_gate(2, (uint32_t)(uintptr_t)irq_nmi);
 	d.limit = sizeof(idt) - 1;
 	d.base = (uint32_t)(uintptr_t)idt;
 	__asm__ volatile("lidt %0" : : "m"(d) : "memory");
@@ -195,6 +220,23 @@ static void check_self_ipi(void)
 	wr(APIC_TPR, 0);
 	__asm__ volatile("sti; nop; nop; cli" ::: "memory");
 	guest_check("apic_tpr_release", apic_ipis == 2, "ipis %u after TPR 0", apic_ipis);
+}
+
+/* Interrupts off all along: NMIs ignore RFLAGS.IF.  A tenth of a second
+ * of TSC (at the crystal's rate, hz) is ages for the second NMI. */
+static void check_nmi_blocking(uint64_t hz)
+{
+	uint64_t end;
+
+	wr(APIC_ICR_HI, 0);
+	wr(APIC_ICR_LO, 4u << 8);		/* NMI, to APIC ID 0: ourselves */
+	end = tsc() + udiv(hz, 10);
+	while (apic_nmis < 2 && tsc() < end)
+		__asm__ volatile("pause" ::: "memory");
+	guest_check("apic_nmi_blocked_until_iret", apic_nmi_nested == 0 && apic_nmis >= 1,
+		    "%u NMIs, %u of them inside the handler", apic_nmis, apic_nmi_nested);
+	guest_check("apic_nmi_after_iret", apic_nmis == 2,
+		    "%u NMIs within 0.1 s (the second is sent by the first)", apic_nmis);
 }
 
 static void check_periodic(uint64_t crystal, uint64_t hz)
@@ -347,6 +389,7 @@ void guest_main(uint32_t magic, const struct mb_info *info)
 		check_tiny_period();
 		check_oneshot(r[2]);
 		check_deadline(hz);
+		check_nmi_blocking(hz);
 	}
 	if (guest_cmdline_has(guest_cmdline(info), "smp") && r[2])
 		check_smp(hz);

@@ -58,6 +58,16 @@ that suits the mode:
   silent           from the next SCSI command on, this connection answers
                    nothing at all (NOP-Out included); new connections are
                    served again (unless repeat).
+  drop-forget-keys (next WRITE(10)/WRITE(16)) the write is not executed,
+                   the connection closes and every PR registration and
+                   the reservation are forgotten, as a restarted tgtd does.
+  drop-pr-in-fail  (next WRITE(10)/WRITE(16)) the write is not executed,
+                   the connection closes, and the next PERSISTENT RESERVE
+                   IN fails (CHECK CONDITION, HARDWARE ERROR); later ones
+                   work.
+WRITEs executed after a drop-* injection are counted in .writes_after_drop.
+ptpl=True makes REPORT CAPABILITIES say PTPL_C (and PTPL_A once a REGISTER
+set APTPL); .pr_aptpl keeps the APTPL bit of the last REGISTER.
 Every PDU sent and received is logged, one line each, to stderr or to the
 log file; injections are logged with "INJECT" and kept in .injected.
 
@@ -103,10 +113,12 @@ from iscsi_pdu import (  # noqa: E402
 DEFAULT_IQN = "iqn.2024-01.org.tern.lab:fake"
 MODES = ("none", "bad-opcode", "huge-dsl", "bad-itt", "statsn-jump",
          "datain-overflow", "header-digest", "truncated", "garbage",
-         "reject", "login-garbage", "silent", "mute-cmd", "short-read")
+         "reject", "login-garbage", "silent", "mute-cmd", "short-read",
+         "drop-forget-keys", "drop-pr-in-fail")
+WRITE_OPS = (0x2A, 0x8A)
 
 # Sense keys / ASCs
-NOT_READY, ILLEGAL_REQUEST = 0x02, 0x05
+NOT_READY, HARDWARE_ERROR, ILLEGAL_REQUEST = 0x02, 0x04, 0x05
 ASC_INVALID_OPCODE = 0x20
 ASC_LBA_OUT_OF_RANGE = 0x21
 ASC_INVALID_FIELD_IN_CDB = 0x24
@@ -142,7 +154,8 @@ class FakeTarget:
 
     def __init__(self, listen="127.0.0.1:3260", mode="none", after=3,
                  iqn=DEFAULT_IQN, netns=None, lun=1, size=16 << 20,
-                 block=512, log=None, repeat=False, seed=1, quiet=False):
+                 block=512, log=None, repeat=False, seed=1, quiet=False,
+                 ptpl=False):
         if mode not in MODES:
             raise ValueError(f"mode {mode!r}: one of {', '.join(MODES)}")
         self.host, self.port = parse_portal(listen)
@@ -176,6 +189,12 @@ class FakeTarget:
         self.pr_holder = None
         self.pr_type = 0
         self.pr_gen = 0
+        self.ptpl = ptpl
+        self.pr_aptpl = None      # APTPL bit of the last REGISTER
+        self.pr_in_fail = False   # drop-pr-in-fail: the next PR IN fails
+        self.dropped = False
+        self.writes_after_drop = 0
+        self.gen_at_drop = None   # PR generation when the drop happened
 
     # -- lifecycle --
 
@@ -405,6 +424,10 @@ class FakeTarget:
     def _pr_in(self, cdb):
         sa = cdb[1] & 0x1F
         alloc = struct.unpack(">H", cdb[7:9])[0]
+        if self.pr_in_fail:
+            self.pr_in_fail = False
+            self.log("PR IN fails once (drop-pr-in-fail)")
+            return ST_CHECK_CONDITION, b"", fixed_sense(HARDWARE_ERROR, 0x44)
         if sa == 0:
             keys = b"".join(struct.pack(">Q", k) for k in self.pr_regs.values())
             d = struct.pack(">II", self.pr_gen, len(keys)) + keys
@@ -416,7 +439,9 @@ class FakeTarget:
                                 self.pr_regs.get(self.pr_holder, 0), 0, 0,
                                 self.pr_type & 0xF, 0)
         elif sa == 2:
-            d = bytes([0, 8, 0, 0x80, 0xEA, 0x01, 0, 0])
+            d = bytes([0, 8, 0x01 if self.ptpl else 0,
+                       0x80 | (1 if self.ptpl and self.pr_aptpl else 0),
+                       0xEA, 0x01, 0, 0])
         else:
             return ST_CHECK_CONDITION, b"", fixed_sense(
                 ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB)
@@ -432,6 +457,7 @@ class FakeTarget:
         mine = self.pr_regs.get(nexus)
         conflict = (ST_RESERVATION_CONFLICT, b"", b"")
         if sa in (0, 6):                                # REGISTER (AND IGNORE)
+            self.pr_aptpl = bool(param[20] & 1)
             if mine is None and key != 0 and sa == 0:
                 return conflict
             if mine is not None and sa == 0 and key != mine:
@@ -815,10 +841,34 @@ class _Conn:
         if p.final and st["got"] >= st["burst_end"]:
             self.advance_write(p.itt)
 
+    def drop_before(self, p, cdb):
+        """drop-* modes: close instead of executing the next WRITE."""
+        t = self.t
+        if not t.mode.startswith("drop-") or cdb[0] not in WRITE_OPS:
+            return
+        with t.lock:
+            if t.mode == "drop-forget-keys":
+                t.pr_regs.clear()
+                t.pr_holder = None
+            else:
+                t.pr_in_fail = True
+            t.dropped = True
+            t.gen_at_drop = t.pr_gen
+        t.fired(f"WRITE itt 0x{p.itt:08x} not executed; connection closed")
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        raise _Close(t.mode)
+
     def complete(self, p, cdb, lun, data_out):
+        if self.t.armed():
+            self.drop_before(p, cdb)
         status, data, sense = self.t.execute(cdb, lun, data_out, self.nexus)
         with self.t.lock:
             self.t.total_commands += 1
+            if self.t.dropped and cdb[0] in WRITE_OPS:
+                self.t.writes_after_drop += 1
         edtl = p.u32(20)
         if self.t.armed() and self.inject(p, status, data, sense, edtl):
             return

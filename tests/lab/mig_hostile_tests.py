@@ -584,6 +584,26 @@ def t_no_hello():
     check("mh-nohello" not in lb.con.raw("vm list", 30), "a VM was created without HELLO")
 
 
+def t_plain_without_macs():
+    """A source from before the record MACs asks for encrypt=off with
+    "HELLO 1 data=plain": refused by name over TLS, before any stream is
+    taken (issue #17)."""
+    lb = lab()
+    h = lb.hosts[0]
+    mark = len(h.output())
+    c = MigClient(lb)
+    try:
+        c.send(b"HELLO 1 data=plain\n", hello=False)
+        c.expect(r"^FAILED the source sends encrypt=off without record MACs \(an older "
+                 r"Tern\): upgrade it, or migrate with encrypt=on$", 30, "HELLO 1 data=plain")
+        c.wait_closed(20, "HELLO 1 data=plain")
+    finally:
+        c.close()
+    wait_log(h, rf"W migrate: refused a connection from {PEER}: the source sends "
+                r"encrypt=off without record MACs", 20, mark)
+    wait_idle(lb)
+
+
 def t_garbage():
     lb = lab()
     h = lb.hosts[0]
@@ -832,6 +852,7 @@ TESTS = [("valid_stream_accepted", t_valid),
          ("preflight_refused_cpuid", t_preflight_cpuid),
          ("wrong_key", t_wrong_key),
          ("garbage_plain_tcp", t_garbage),
+         ("plain_without_macs_refused", t_plain_without_macs),
          ("no_hello_refused", t_no_hello),
          ("uart_line_injection_refused", t_uart_line_injection),
          ("silent_peer_does_not_block", t_silent_peer_blocks_listener)]

@@ -135,9 +135,9 @@ def reset(lb):
             cmd(h, f"vm destroy {name}")
 
 
-def start_guest(h, name, delay):
+def start_guest(h, name, delay, extra=""):
     out = cmd(h, f'vm create {name} mem={GUEST_MEM} kernel=guests/migverify.elf '
-                 f'cmdline="delay={delay}"')
+                 f'cmdline="delay={delay}" {extra}'.strip())
     check(f"vm {name} created" in out, out)
     out = cmd(h, f"vm start {name}")
     check("running on CPU" in out, out)
@@ -197,9 +197,17 @@ def migrate(src, dst_addr, name, args="", timeout=240):
     check(m, f"no report line:\n{out}")
     rep = dict(zip(("total", "downtime", "bytes", "rounds"), map(int, m.groups()[:4])))
     rep["throttle"] = float(m.group(5))
+    est = ""
+    m = re.search(r"downtime: measured (\d+) ms, estimated (\d+) ms \(fixed (\d+) "
+                  r"(measured|prior) ", out)
+    if m:
+        rep["estimated"], rep["fixed"] = int(m.group(2)), int(m.group(3))
+        rep["fixed_from"] = m.group(4)
+        est = f" (estimated {m.group(2)}, fixed {m.group(3)} {m.group(4)})"
     print(f"  {name} -> {dst_addr} {args or 'live'}: {rep['total']} ms total, "
-          f"downtime {rep['downtime']} ms, {rep['bytes'] // 1024} KiB, "
-          f"{rep['rounds']} rounds, throttle {rep['throttle']}%", flush=True)
+          f"downtime {rep['downtime']} ms{est}, {rep['bytes'] // 1024} KiB, "
+          f"{rep['rounds']} rounds, throttle {rep['throttle']}%, "
+          f"{rep['bytes'] / max(rep['total'], 1) / 1000:.1f} MB/s", flush=True)
     return rep, out
 
 
@@ -260,6 +268,93 @@ def t_live_unencrypted():
     cmd(b, "vm destroy gu")
 
 
+def t_quick_unencrypted():
+    """encrypt=off, quick: the stream's throughput over the plain link."""
+    lb = lab()
+    a, b = lb.hosts
+    start_guest(a, "gq", IDLE_DELAY)
+    rep, out = migrate(a, lb.address(1), "gq", "quick encrypt=off")
+    check("quick unencrypted: done" in out, out)
+    verify(b, "gq")
+    gone(a, "gq")
+    cmd(b, "vm destroy gq")
+
+
+def start_flip_relay(lb, dst, *args):
+    """tests/lab/mig_flip_relay.py on the bridge's address, in front of dst."""
+    log = open(os.path.join(CFG.logdir, "mig_flip_relay.log"), "w")
+    p = subprocess.Popen(["ip", "netns", "exec", lb.ns, sys.executable,
+                          os.path.join(REPO, "tests", "lab", "mig_flip_relay.py"),
+                          netlab.BRIDGE_ADDR, "7024", dst, "7024", *args],
+                         stdout=log, stderr=subprocess.STDOUT)
+    time.sleep(1)
+    check(p.poll() is None, f"the relay exited: {open(log.name).read()}")
+    return p, log
+
+
+def t_unencrypted_page_flipped():
+    """Issue #17: an on-path relay on the encrypt=off data link flips one
+    byte of a page and fixes its CRC32C and the record CRC chain.  The
+    destination refuses the record by its MAC, keeps nothing, and the
+    source keeps the guest running, whole."""
+    lb = lab()
+    a, b = lb.hosts
+    start_guest(a, "fl", IDLE_DELAY)
+    p, log = start_flip_relay(lb, lb.address(1))
+    try:
+        out = cmd(a, f"migrate fl {netlab.BRIDGE_ADDR} quick encrypt=off")
+        check(re.search(r"^migrating fl to ", out, re.M), out)
+        out = wait_status(a, r"outgoing: .*: (done|failed|cancelled)", 240)
+    finally:
+        p.kill()
+        p.wait()
+        log.close()
+    relay = open(log.name).read()
+    print("  relay: " + "; ".join(relay.split("\n")[:4]), flush=True)
+    check(re.search(r"^FLIPPED page \d+", relay, re.M), f"the relay flipped nothing:\n{relay}")
+    check(re.search(r"outgoing: fl .*: failed: .*record MAC mismatch", out),
+          f"the altered page was not refused by its MAC:\n{out}")
+    dst_clean(b, "fl")
+    check(re.search(r"incoming fl from [\d.:]+ failed: record \d+ \(RAM\) at byte \d+: "
+                    r"record MAC mismatch", b.output()), "no MAC reason on the destination")
+    verify(a, "fl")
+    cmd(a, "vm destroy fl")
+
+
+def t_unencrypted_data_link_other_address():
+    """Issue #17: the data link is taken only from the TLS peer's address.
+    A relay passes TLS on from the bridge's address and opens the data link
+    (with the right token) from a second one: the destination refuses it,
+    the migration fails and the guest keeps running on the source."""
+    lb = lab()
+    a, b = lb.hosts
+    other = f"{netlab.SUBNET}.253"
+    subprocess.run(["ip", "-n", lb.ns, "addr", "replace", f"{other}/{netlab.PREFIX}",
+                    "dev", "br0"], check=True)
+    start_guest(a, "ob", IDLE_DELAY)
+    p, log = start_flip_relay(lb, lb.address(1), "--page-nth", "0", "--data-from", other)
+    try:
+        out = cmd(a, f"migrate ob {netlab.BRIDGE_ADDR} quick encrypt=off timeout=60")
+        check(re.search(r"^migrating ob to ", out, re.M), out)
+        out = wait_status(a, r"outgoing: .*: (done|failed|cancelled)", 120)
+    finally:
+        p.kill()
+        p.wait()
+        log.close()
+        subprocess.run(["ip", "-n", lb.ns, "addr", "del", f"{other}/{netlab.PREFIX}",
+                        "dev", "br0"], check=False)
+    relay = open(log.name).read()
+    check(re.search(rf"^RELAY .* -> {re.escape(lb.address(1))}:7025", relay, re.M),
+          f"the relay never opened the data link:\n{relay}")
+    check(re.search(r"outgoing: ob .*: failed: ", out), f"not refused:\n{out}")
+    check(re.search(rf"refused a data link from {re.escape(other)}:\d+: ob came over TLS "
+                    rf"from {re.escape(netlab.BRIDGE_ADDR)}", b.output()),
+          "no refusal by address on the destination")
+    dst_clean(b, "ob")
+    verify(a, "ob")
+    cmd(a, "vm destroy ob")
+
+
 def t_back_and_forth():
     lb = lab()
     hosts = lb.hosts
@@ -267,9 +362,16 @@ def t_back_and_forth():
     t0 = time.monotonic()
     for i in range(BACK_AND_FORTH):
         src, dst = hosts[i % 2], hosts[(i + 1) % 2]
-        migrate(src, lb.address((i + 1) % 2), "bf")
+        rep, _ = migrate(src, lb.address((i + 1) % 2), "bf")
         verify(dst, "bf", settle=0.5)
         gone(src, "bf")
+        # Every live move says what it expected the stop to cost; from
+        # a host's second move to the same peer on, the fixed part is
+        # the one measured on that link, not the prior (earlier tests
+        # on the same lab may have measured it sooner).
+        check("estimated" in rep, f"move {i + 1}: no estimate in migrate status")
+        check(i < 2 or rep["fixed_from"] == "measured", f"move {i + 1}: fixed "
+              f"part from {rep['fixed_from']}, not measured on this link")
     print(f"  {BACK_AND_FORTH} migrations in {time.monotonic() - t0:.0f} s", flush=True)
     cmd(hosts[BACK_AND_FORTH % 2], "vm destroy bf")
 
@@ -463,6 +565,31 @@ def secret_esp(tmp):
     return esp
 
 
+def nic_mac(h, name):
+    out = cmd(h, f"vm info {name}")
+    m = re.search(r"virtio-net pci \S+, mac ([0-9a-f:]{17})", out)
+    check(m, f"{h.name}: no NIC in vm info {name}:\n{out}")
+    return m.group(1)
+
+
+def t_nic_auto_renamed():
+    """nic=auto derives the MAC from the VM's name; a guest migrated
+    under another name (as=) keeps the MAC its driver and its peers
+    know (the stream's CONFIG names the MAC itself)."""
+    lb = lab()
+    a, b = lb.hosts
+    start_guest(a, "gm", IDLE_DELAY, "nic=auto")
+    mac = nic_mac(a, "gm")
+    migrate(a, lb.address(1), "gm", "as=gm2")
+    verify(b, "gm2")
+    gone(a, "gm")
+    got = nic_mac(b, "gm2")
+    check(got == mac, f"the NIC's MAC changed across the move: {mac} on "
+          f"{a.name}, {got} on {b.name}")
+    print(f"  gm (nic=auto, {mac}) -> gm2 on {b.name}: same MAC", flush=True)
+    cmd(b, "vm destroy gm2")
+
+
 def t_loopback():
     with tempfile.TemporaryDirectory(prefix="ternlab-mig-") as tmp:
         h = ternlab.QemuHost(secret_esp(tmp), name="solo", mem="512M", smp=3,
@@ -489,12 +616,16 @@ TESTS = [
     ("quick_idle", t_quick_idle),
     ("quick_busy", t_quick_busy),
     ("live_unencrypted", t_live_unencrypted),
+    ("quick_unencrypted", t_quick_unencrypted),
+    ("unencrypted_page_flipped", t_unencrypted_page_flipped),
+    ("unencrypted_data_link_other_address", t_unencrypted_data_link_other_address),
     ("from_ternctl", t_from_ternctl),
     ("cancel_preflight", t_cancel_preflight),
     ("cancel_precopy", t_cancel_precopy),
     ("cancel_stopcopy", t_cancel_stopcopy),
     ("link_cut_precopy", t_link_cut_precopy),
     ("loopback_as_new_name", t_loopback),
+    ("nic_auto_renamed", t_nic_auto_renamed),
     ("back_and_forth", t_back_and_forth),
     ("dest_killed_stopcopy", t_dest_killed_stopcopy),
     ("preflight_refusals", t_preflight_refusals),

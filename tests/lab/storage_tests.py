@@ -6,7 +6,8 @@ tgtd runs in the lab namespace (10.77.0.254:3260) with file-backed LUNs,
 so every byte Tern writes is checked on the backing file on this machine,
 and every byte it reads is compared with the file.  Two Tern hosts share
 one LUN for the fencing test.  tgtd is killed (SIGKILL) and restarted in
-the middle of a write: the write must complete and be on the file.
+the middle of a write: it forgets every reservation key, so the held write
+must fail unsent and the disk be lost until `disk rejoin`.
 
     python3 tests/lab/storage_tests.py [--only REGEX] [--list]
 """
@@ -276,7 +277,21 @@ def t_from_tern_cfg():
     write_read_check(b, "boot0", lb.lun_path(5), [(0, 16, 0x0b)])
 
 
-def t_tgtd_restart_mid_write():
+def fill_file(path, byte, count):
+    with open(path, "r+b") as f:
+        chunk = bytes([byte]) * (1 << 20)
+        for _ in range(count * BS // len(chunk)):
+            f.write(chunk)
+
+
+def t_tgtd_restart_held_writes_lost():
+    """tgtd (reservations in memory only, PTPL_C 0) is killed in the middle
+    of a write and restarted: on the reconnect Tern finds no keys while
+    writes wait, and cannot tell a restart from a pre-emption before it.
+    The disk goes lost: the write fails, nothing is re-registered, nothing
+    held is sent (the file keeps what "the new owner" put there while
+    tgtd was down), `disk info` says why; `disk rejoin` restores service.
+    Restarted while idle (no writes held), it registers again by itself."""
     lb = lab()
     a = lb.net.hosts[0]
     path = lb.lun_path(4)
@@ -296,20 +311,93 @@ def t_tgtd_restart_mid_write():
     os.kill(lb.tgt.pid, signal.SIGSTOP)     # freeze it mid-write, then kill it
     check(t.is_alive(), f"the write ended before the kill: {result}")
     lb.tgt.kill()
-    time.sleep(2)
+    fill_file(path, 0x5a, count)            # another host's data meanwhile
+    time.sleep(1)
     lb.tgt.restart()
     t.join(300)
     out = result.get("out", "")
-    check("flushed" in out and "error" not in out, f"write across the restart: {out}")
-    check(file_sha(path, 0, count) == pattern_sha(0x77, count),
-          "an acknowledged write is not on the backing file")
+    print(f"  the write: {out.strip()}", flush=True)
+    check(out.startswith("error:") and "lost the disk" in out,
+          f"the held write did not fail: {out}")
+    check(file_sha(path, 0, count) == pattern_sha(0x5a, count),
+          "a held write was sent after the target forgot the keys")
     out = info(a, "dk")
-    m = re.search(r"(\d+) reconnect\(s\)", out)
-    check(m and int(m.group(1)) >= 1, f"no reconnect counted: {out}")
-    check(re.search(r"state:\s+ready", out), out)
-    check(re.search(r"key:\s+\S+ \(registered\)", out), f"not registered again: {out}")
-    check(disk_sha(a, "dk", 0, 4096) == pattern_sha(0x77, 4096), "read after restart")
+    check(re.search(r"state:\s+lost", out) and "forgot every key" in out and
+          "not registered" in out, f"disk info after the restart: {out}")
+    print("  " + re.search(r"last error:\s+(.*)", out).group(1), flush=True)
+    out = cmd(a, "disk keys dk")
+    check("registered keys: 0" in out, f"Tern registered again by itself: {out}")
+    print("  disk keys: " + out.strip().replace("\n", " / "), flush=True)
+    out = cmd(a, "disk write dk 0 8 0x66")
+    check(out.startswith("error:"), f"a lost disk took a write: {out}")
+    check(file_sha(path, 0, count) == pattern_sha(0x5a, count), "the lost disk wrote")
+    out = cmd(a, "disk rejoin dk")
+    check("rejoined" in out and "ready again" in out, f"rejoin: {out}")
+    print("  " + out.strip(), flush=True)
+    write_read_check(a, "dk", path, [(0, 64, 0x88)])
+    check("registered keys: 1" in cmd(a, "disk keys dk"), "one key after the rejoin")
+    # Idle: nothing held, so a restart is only a restart.
+    before = int(re.search(r"(\d+) reconnect\(s\)", info(a, "dk")).group(1))
+    lb.tgt.restart()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        out = info(a, "dk")
+        m = re.search(r"(\d+) reconnect\(s\)", out)
+        if m and int(m.group(1)) > before and re.search(r"state:\s+ready", out) and \
+                "(registered" in out:
+            break
+        time.sleep(2)
+    check(re.search(r"state:\s+ready", out) and "(registered" in out,
+          f"an idle disk did not register again after a restart: {out}")
+    write_read_check(a, "dk", path, [(64, 64, 0x99)])
+    check("registered keys: 1" in cmd(a, "disk keys dk"), "one key after the idle restart")
+    check("no APTPL" in info(a, "dk"), f"tgt has no PTPL_C, yet: {info(a, 'dk')}")
     cmd(a, "disk detach dk")
+
+
+def t_fake_drop_held_writes_lost():
+    """The fake target drops the connection instead of executing a WRITE;
+    on the reconnect READ KEYS shows no keys (drop-forget-keys) or fails
+    (drop-pr-in-fail).  The write fails, unsent; the disk is lost and says
+    why; nothing is registered (the PR generation does not move); `disk
+    rejoin` restores it.  The fake says PTPL_C: Tern registers with APTPL."""
+    lb = lab()
+    a = lb.net.hosts[0]
+    cases = (("drop-forget-keys", "forgot every key"), ("drop-pr-in-fail", "READ KEYS failed"))
+    for i, (mode, why) in enumerate(cases):
+        port = 3340 + i
+        fake = FakeTarget(f"{PORTAL}:{port}", mode=mode, after=0, iqn=IQN + "fake",
+                          netns=lb.net.ns, quiet=True, ptpl=True,
+                          log=os.path.join(CFG.logdir, f"fake-target-{mode}.log"))
+        fake.start()
+        try:
+            attach(a, "fk", f"iscsi://{PORTAL}:{port}/{IQN}fake/1")
+            out = cmd(a, "disk write fk 0 64 0x44", 120)
+            print(f"  {mode}: {out.strip()}", flush=True)
+            check(fake.injected, f"{mode}: nothing injected: {out}")
+            check(out.startswith("error:") and "lost the disk" in out,
+                  f"{mode}: the held write did not fail: {out}")
+            check(fake.writes_after_drop == 0 and bytes(fake.disk[:64 * BS]) == bytes(64 * BS),
+                  f"{mode}: the held write was sent again ({fake.writes_after_drop} WRITEs)")
+            check(fake.pr_gen == fake.gen_at_drop,
+                  f"{mode}: Tern registered again by itself (PR generation "
+                  f"{fake.gen_at_drop} -> {fake.pr_gen})")
+            out = info(a, "fk")
+            check(re.search(r"state:\s+lost", out) and why in out and "not registered" in out,
+                  f"{mode}: disk info: {out}")
+            out = cmd(a, "disk rejoin fk", 60)
+            check("rejoined" in out and "ready again" in out, f"{mode}: rejoin: {out}")
+            write(a, "fk", 0, 64, 0x45)
+            check(bytes(fake.disk[:64 * BS]) == bytes([0x45]) * (64 * BS),
+                  f"{mode}: the write after the rejoin is not on the target")
+            out = info(a, "fk")
+            check("APTPL: kept" in out and fake.pr_aptpl is True,
+                  f"{mode}: not registered with APTPL (fake says PTPL_C): {out}")
+            alive(a)
+        finally:
+            if re.search(r"^fk\s", cmd(a, "disk list"), re.M):
+                cmd(a, "disk detach fk", 60)
+            fake.stop()
 
 
 def t_fence():
@@ -368,7 +456,7 @@ def t_rejoin():
     check("rejoined" in out and "registered again" in out and "ready again" in out and
           "held by another host" in out, f"A's rejoin: {out}")
     check(re.search(r"state:\s+ready", info(a, "sh")) and
-          re.search(r"key:\s+\S+ \(registered\)", info(a, "sh")), info(a, "sh"))
+          re.search(r"key:\s+\S+ \(registered;", info(a, "sh")), info(a, "sh"))
     out = cmd(b, "disk keys sh")
     check("registered keys: 2" in out and f"holder {key_b}" in out, f"after A's rejoin: {out}")
     # Write Exclusive - Registrants Only: a registrant writes under B's reservation.
@@ -695,7 +783,8 @@ TESTS = [
     ("digests", t_digests),
     ("chap", t_chap),
     ("from_tern_cfg", t_from_tern_cfg),
-    ("tgtd_restart_mid_write", t_tgtd_restart_mid_write),
+    ("tgtd_restart_held_writes_lost", t_tgtd_restart_held_writes_lost),
+    ("fake_drop_held_writes_lost", t_fake_drop_held_writes_lost),
     ("fence", t_fence),
     ("rejoin", t_rejoin),
     ("hostile_target", t_hostile_target),

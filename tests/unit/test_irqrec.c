@@ -109,6 +109,20 @@ Test(irqrec, lapic_round_trip_keeps_timer_on_guest_clock)
 	cr_assert_eq(b.sipi_vector, 0x9a);
 }
 
+/* A vCPU paused inside its NMI handler stays there: no NMI until its
+ * IRET, on the destination too. */
+Test(irqrec, lapic_nmi_masked_travels)
+{
+	struct irqrec_lapic a, b;
+	uint8_t buf[IRQREC_LAPIC_LEN];
+
+	lapic_sample(&a, 1);
+	a.flags = IRQREC_F_NMI | IRQREC_F_NMI_MASKED;
+	cr_assert_eq(irqrec_lapic_encode(&a, NOW, buf, sizeof(buf)), 0);
+	cr_assert_eq(irqrec_lapic_decode(buf, sizeof(buf), NOW, 1, &b), 0);
+	cr_assert_eq(b.flags, IRQREC_F_NMI | IRQREC_F_NMI_MASKED);
+}
+
 Test(irqrec, lapic_wait_for_sipi)
 {
 	struct irqrec_lapic a, b;
@@ -140,7 +154,7 @@ Test(irqrec, lapic_refusals_leave_output)
 	bad[VLAPIC_SAVE_SIZE] = 2;		/* no such run state */
 	cr_assert_eq(irqrec_lapic_decode(bad, sizeof(bad), NOW, 1, &out), -EINVAL);
 	memcpy(bad, buf, sizeof(bad));
-	bad[VLAPIC_SAVE_SIZE + 1] = 0x10;	/* unknown flag */
+	bad[VLAPIC_SAVE_SIZE + 1] = 0x20;	/* unknown flag */
 	cr_assert_eq(irqrec_lapic_decode(bad, sizeof(bad), NOW, 1, &out), -EINVAL);
 	memcpy(bad, buf, sizeof(bad));
 	bad[VLAPIC_SAVE_SIZE + 3] = 1;		/* reserved */

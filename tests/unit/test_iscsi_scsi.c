@@ -52,7 +52,7 @@ Test(scsi, cdb_bytes)
 	cr_assert_eq(scsi_cdb_report_luns(c, 15), -EINVAL);
 	cr_assert_eq(scsi_cdb_pr_in(c, SCSI_PR_READ_KEYS, 8), 0);
 	cr_assert_arr_eq(c, ((uint8_t[]){ 0x5e, 0, 0, 0, 0, 0, 0, 0, 8, 0 }), 10);
-	cr_assert_eq(scsi_cdb_pr_in(c, 2, 64), -EINVAL);
+	cr_assert_eq(scsi_cdb_pr_in(c, 3, 64), -EINVAL);
 	cr_assert_eq(scsi_cdb_pr_in(c, 1, 7), -EINVAL);
 }
 
@@ -503,6 +503,44 @@ Test(scsi, pr_in_replies)
 	rsv[7] = 8;
 	cr_assert_eq(scsi_parse_pr_reservation(rsv, 24, &r), -EBADMSG);
 	cr_assert_eq(scsi_parse_pr_reservation(rsv, 7, &r), -EBADMSG);
+}
+
+/* REPORT CAPABILITIES (SPC-4 6.15.4): what tgt 1.0.85 answers (no PTPL_C:
+ * usr/spc.c, spc_pr_report_capabilities), and a LUN that can persist. */
+Test(scsi, pr_caps)
+{
+	uint8_t tgt[8] = { 0, 8, 0, 0x80, 0xea, 0x01, 0, 0 };
+	uint8_t ptpl[8] = { 0, 8, 0x1d, 0x81, 0x40, 0x00, 0, 0 };
+	struct scsi_pr_caps c;
+	uint8_t cdb[10];
+
+	cr_assert_eq(scsi_cdb_pr_in(cdb, SCSI_PR_REPORT_CAPABILITIES, 8), 0);
+	cr_assert_eq(cdb[0], 0x5e);
+	cr_assert_eq(cdb[1], 0x02);
+	cr_assert_eq(scsi_parse_pr_caps(tgt, sizeof(tgt), &c), 0);
+	cr_assert(!c.ptpl_c && !c.ptpl_a && c.tmv && !c.crh && !c.sip_c && !c.atp_c);
+	cr_assert_eq(c.type_mask, 0xea01);
+	cr_assert_eq(scsi_parse_pr_caps(ptpl, sizeof(ptpl), &c), 0);
+	cr_assert(c.ptpl_c && c.ptpl_a && c.tmv && c.crh && c.sip_c && c.atp_c);
+	cr_assert_eq(c.type_mask, 0x4000);
+	cr_assert_eq(scsi_parse_pr_caps(ptpl, 7, &c), -EBADMSG);
+	ptpl[1] = 4;
+	cr_assert_eq(scsi_parse_pr_caps(ptpl, 8, &c), -EBADMSG);
+	cr_assert(!c.ptpl_c);
+}
+
+/* APTPL is byte 20 bit 0 of REGISTER's parameter list (SPC-4 6.16.3). */
+Test(scsi, pr_out_register_aptpl)
+{
+	struct scsi_pr_out r = { .action = SCSI_PR_REGISTER_IGNORE, .sa_key = 0x1234, .aptpl = true };
+	uint8_t c[10], p[SCSI_PR_OUT_PARAM_LEN];
+
+	cr_assert_eq(scsi_pr_out(&r, c, p), 0);
+	cr_assert_eq(c[1], 0x06);
+	cr_assert_eq(p[20], 0x01);
+	r.aptpl = false;
+	cr_assert_eq(scsi_pr_out(&r, c, p), 0);
+	cr_assert_eq(p[20], 0x00);
 }
 
 /* ---- sense and classification ---- */

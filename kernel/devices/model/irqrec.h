@@ -35,7 +35,8 @@
 #define IRQREC_F_SIPI		(1u << 1)	/* SIPI posted */
 #define IRQREC_F_NMI		(1u << 2)	/* NMI posted */
 #define IRQREC_F_HALTED		(1u << 3)	/* in HLT at the pause */
-#define IRQREC_F_ALL		0xfu
+#define IRQREC_F_NMI_MASKED	(1u << 4)	/* in its NMI handler: no NMI until IRET */
+#define IRQREC_F_ALL		0x1fu
 
 struct irqrec_chip {
 	uint32_t lines;

@@ -60,6 +60,19 @@
 /* The management address usually comes from the lab's DHCP server. */
 #define LWIP_DHCP 1
 
+/* ---- TCP: initial sequence numbers -------------------------------------- */
+
+/*
+ * lwIP's own ISN is a counter advanced by tcp_ticks (tcp.c,
+ * tcp_next_iss): predictable, so an off-path host could inject into or
+ * spoof connections (RFC 6528 section 2).  The hook computes RFC 6528's
+ * M + F(4-tuple, key) with a boot-time key from the CTR_DRBG
+ * (net/stack/rng.c).
+ */
+#define LWIP_HOOK_TCP_ISN(lip, lport, rip, rport) \
+	tern_lwip_tcp_isn(ip4_addr_get_u32(ip_2_ip4(lip)), (lport), \
+			  ip4_addr_get_u32(ip_2_ip4(rip)), (rport))
+
 /* ---- TCP: sized for throughput (migration, iSCSI) ---------------------- */
 
 #define TCP_MSS 1460

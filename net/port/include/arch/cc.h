@@ -42,6 +42,9 @@ void tern_lwip_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void tern_lwip_assert(const char *msg, const char *file, int line);
 /* Unpredictable 32-bit value: ephemeral ports, DHCP xid, DNS ids. */
 uint32_t tern_lwip_rand(void);
+/* RFC 6528 initial sequence number for a 4-tuple (addresses in network
+ * order); lwipopts.h points LWIP_HOOK_TCP_ISN here (net/stack/rng.c). */
+uint32_t tern_lwip_tcp_isn(uint32_t lip, uint16_t lport, uint32_t rip, uint16_t rport);
 
 /* lwIP calls LWIP_PLATFORM_DIAG(("fmt", args)): x carries the parentheses. */
 #define LWIP_PLATFORM_DIAG(x) do { tern_lwip_diag x; } while (0)
