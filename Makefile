@@ -434,6 +434,21 @@ fuzz-savearea: $(FUZZ_DIR)/fuzz_savearea
 	@mkdir -p $(FUZZ_DIR)/corpus-savearea $(FUZZ_DIR)/artifacts
 	$(FUZZ_DIR)/fuzz_savearea $(FUZZ_OPTS) $(FUZZ_DIR)/corpus-savearea
 
+# A restored vCPU state (kernel/lib/vcpu_check.c): refused with a reason,
+# or nothing in it could make the host's XSETBV/XRSTOR/MOV DR fault.
+FUZZ_VC_SRCS	:= tests/fuzz/fuzz_vcpu_check.c kernel/lib/vcpu_check.c kernel/lib/msr_rules.c
+
+$(FUZZ_DIR)/fuzz_vcpu_check: $(FUZZ_VC_SRCS) kernel/lib/vcpu_check.h kernel/lib/msr_rules.h
+	@mkdir -p $(dir $@)
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz: $(FUZZ_CC) missing; run tools/deps.sh"; exit 1; }
+	@echo "  CC [fuzz] $@"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) $(FUZZ_VC_SRCS) -o $@
+
+.PHONY: fuzz-vcpu-check
+fuzz-vcpu-check: $(FUZZ_DIR)/fuzz_vcpu_check
+	@mkdir -p $(FUZZ_DIR)/corpus-vcpu-check $(FUZZ_DIR)/artifacts
+	$(FUZZ_DIR)/fuzz_vcpu_check $(FUZZ_OPTS) $(FUZZ_DIR)/corpus-vcpu-check
+
 # The PCI host bridge and the virtio-pci transport: operation sequences
 # on config space (ports and ECAM), BAR 4 and the device side, and hostile
 # records; the seeds ask for a Linux-like driver bring-up first ("UP"),
@@ -503,7 +518,8 @@ fuzz-bzimage: $(FUZZ_DIR)/fuzz_bzimage $(FUZZ_DIR)/bzimage_seeds
 		$(FUZZ_DIR)/corpus-bzimage $(FUZZ_DIR)/seeds-bzimage
 
 fuzz: $(FUZZ_DIR)/fuzz_migstream $(FUZZ_DIR)/mig_seeds $(FUZZ_DIR)/fuzz_iscsi $(FUZZ_DIR)/iscsi_seeds \
-		fuzz-bzimage fuzz-apic fuzz-pvh fuzz-vring fuzz-vnet fuzz-vpci fuzz-savearea
+		fuzz-bzimage fuzz-apic fuzz-pvh fuzz-vring fuzz-vnet fuzz-vpci fuzz-savearea \
+		fuzz-vcpu-check
 	@rm -rf $(FUZZ_DIR)/seeds-migstream $(FUZZ_DIR)/seeds-iscsi
 	@mkdir -p $(FUZZ_DIR)/seeds-migstream $(FUZZ_DIR)/corpus-migstream \
 		$(FUZZ_DIR)/seeds-iscsi $(FUZZ_DIR)/corpus-iscsi $(FUZZ_DIR)/artifacts

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "kernel/lib/msr_rules.h"
+#include "kernel/lib/vcpu_check.h"
 #include "kernel/platform/arch.h"
 #include "kernel/platform/cpu.h"
 #include "kernel/devices/devices.h"
@@ -143,40 +144,50 @@ int mig_state_capture(struct vm *vm, int idx, uint64_t host_tsc, struct mig_vcpu
 	return 0;
 }
 
-/* Checks a hostile record's control state before any of it is used. */
+/* The record as kernel/lib/vcpu_check.c sees it.  msrs: the caller's
+ * MIG_MSRS_MAX array (the management CPU's, one record at a time). */
+static void check_in(struct vcpu_check_in *in, const struct mig_vcpu *m,
+		     struct vcpu_check_msr *msrs)
+{
+	*in = (struct vcpu_check_in){
+		.rflags = m->rflags, .cr0 = m->cr0, .cr3 = m->cr3, .cr4 = m->cr4,
+		.efer = m->efer, .xcr0 = m->xcr0, .dr6 = m->dr6, .dr7 = m->dr7,
+		.gdtr_base = m->gdtr.base, .gdtr_limit = m->gdtr.limit,
+		.idtr_base = m->idtr.base, .idtr_limit = m->idtr.limit,
+		.event_valid = m->event_flags & MIG_EVENT_VALID,
+		.event_has_error = m->event_flags & MIG_EVENT_HAS_ERROR,
+		.event_type = m->event_type, .event_vector = m->event_vector,
+		.nmsrs = m->nmsrs, .msrs = msrs, .fpu = m->xsave, .fpu_len = m->xsave_len,
+	};
+	memcpy(in->dr, m->dr, sizeof(in->dr));
+	for (int i = 0; i < VCHK_NSEG; i++)
+		in->seg[i] = (struct vcpu_check_seg){ m->seg[i].sel, m->seg[i].attr,
+						      m->seg[i].limit, m->seg[i].base };
+	for (uint32_t i = 0; i < m->nmsrs && i < MIG_MSRS_MAX; i++)
+		msrs[i] = (struct vcpu_check_msr){ m->msrs[i].index, m->msrs[i].value };
+}
+
+/*
+ * Checks every field of a hostile record against this host's boot-time
+ * capabilities (cpu.c) before any of it is used: a value the hardware
+ * would refuse is refused here, while the source still holds the guest.
+ */
 static int mig_vcpu_check(const struct mig_vcpu *m, int nvcpus, char *why, size_t len)
 {
+	static struct vcpu_check_msr msrs[MIG_MSRS_MAX];
+	struct vcpu_check_in in;
+
+	_Static_assert((int)SEG_COUNT == (int)VCHK_NSEG, "segment order");
 	if (m->index >= (uint32_t)nvcpus) {
 		snprintf(why, len, "vCPU %u of a %d-vCPU guest", m->index, nvcpus);
 		return -ERANGE;
 	}
-	if (m->xsave_len != VCPU_FPU_AREA ||
-	    vcpu_fpu_image_ok(m->xsave, m->xsave_len, m->xcr0) < 0) {
-		snprintf(why, len, "FPU image of %u bytes does not fit this CPU", m->xsave_len);
+	if (m->nmsrs > MIG_MSRS_MAX) {
+		snprintf(why, len, "%u MSRs", m->nmsrs);
 		return -EINVAL;
 	}
-	if (m->xcr0 && !vcpu_xcr0_ok(m->xcr0)) {
-		snprintf(why, len, "XCR0 %#lx not allowed here", m->xcr0);
-		return -EINVAL;
-	}
-	/* DR0-3 (both vendors) and DR6 (VT-x) are loaded by hand before
-	 * entry (kernel/virt/debugreg.h): a value MOV to DR refuses would
-	 * fault in the host (SDM Vol. 3B 18.2: DR0-3 canonical, DR6/DR7
-	 * bits 63:32 zero). */
-	for (int i = 0; i < 4; i++)
-		if (!msr_canonical(m->dr[i])) {
-			snprintf(why, len, "DR%d %#lx is not canonical", i, m->dr[i]);
-			return -EINVAL;
-		}
-	if ((m->dr6 >> 32) || (m->dr7 >> 32)) {
-		snprintf(why, len, "DR6 %#lx / DR7 %#lx: bits 63:32 set", m->dr6, m->dr7);
-		return -EINVAL;
-	}
-	if (m->event_flags & MIG_EVENT_VALID && m->event_type > EVENT_SOFT_INT) {
-		snprintf(why, len, "pending event of type %u", m->event_type);
-		return -EINVAL;
-	}
-	return 0;
+	check_in(&in, m, msrs);
+	return vcpu_state_check(&in, cpu_host_caps(), why, len);
 }
 
 /*
@@ -200,7 +211,7 @@ int mig_state_apply(struct vm *vm, const struct mig_vcpu *m, char *why, size_t l
 	}
 	memcpy(st->gpr, m->gpr, sizeof(st->gpr));
 	st->rip = m->rip;
-	st->rflags = m->rflags;
+	st->rflags = m->rflags | 2;	/* bit 1 reads 1; 0 from an AP before SIPI */
 	st->cr0 = m->cr0;
 	st->cr2 = m->cr2;
 	st->cr3 = m->cr3;

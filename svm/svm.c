@@ -633,7 +633,11 @@ static int svm_vcpu_run(struct vcpu *v, struct vcpu_exit *e)
 	host_save = virt_to_phys(sc->host_save);
 	/* The guest's FPU state only around VMRUN, with GIF clear: no
 	 * interrupt and no C code between (vcpu.c: vcpu_fpu_enter). */
-	vcpu_fpu_enter(v);
+	if (vcpu_fpu_enter(v) < 0) {
+		stgi();
+		svm_no_entry(e);	/* vcpu_loop stops the VM (v->fpu_fault) */
+		return 0;
+	}
 	dr_guest_enter(v, false);	/* DR6 is in the VMCB */
 	svm_enter(sv->vmcb_pa, host_save, v->st.gpr);
 	dr_guest_leave(v, false);

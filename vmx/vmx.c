@@ -905,7 +905,12 @@ static int vmx_vcpu_run(struct vcpu *v, struct vcpu_exit *e)
 		write_cr2(v->st.cr2);
 	/* The guest's FPU state only around VMLAUNCH/VMRESUME (vcpu.c:
 	 * vcpu_fpu_enter); C code after the exit may use SSE. */
-	vcpu_fpu_enter(v);
+	if (vcpu_fpu_enter(v) < 0) {
+		irq_restore(f);
+		memset(e, 0, sizeof(*e));
+		e->kind = EXIT_HANDLED;	/* vcpu_loop stops the VM (v->fpu_fault) */
+		return 0;
+	}
 	dr_guest_enter(v, true);	/* DR6 is not in the VMCS */
 	rc = vmx_enter(v->st.gpr, vv->launched);
 	dr_guest_leave(v, true);

@@ -283,7 +283,7 @@ int vm_cmd_info(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **argv)
 }
 
 /* The VM commands (handlers here, in dirty_check.c, memcheck.c,
- * bench_cmd.c and console.c). */
+ * bench_cmd.c, fpu_fault.c and console.c). */
 const struct cmd_def vm_cmds[] = {
 	{ "vm create", "NAME mem=SIZE kernel=PATH [initrd=PATH] [env=PATH] [module=PATH]... "
 			"[cmdline=\"...\"] [vcpus=N] [disk=DISK]... [nic=MAC|auto]...",
@@ -305,5 +305,7 @@ const struct cmd_def vm_cmds[] = {
 	  1, 1, vm_cmd_memcheck },
 	{ "vm benchexit", "NAME [n=N]", "bare enter/exit cost on a created VM (benchmark)",
 	  1, 2, vm_cmd_benchexit },
+	{ "vm fpufault", "NAME", "self-check: make a paused VM's next FPU restore fault "
+	  "(the VM must stop, the host CPU not)", 1, 1, vm_cmd_fpufault },
 };
 const size_t vm_ncmds = ARRAY_SIZE(vm_cmds);

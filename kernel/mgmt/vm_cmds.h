@@ -18,6 +18,7 @@ VM_CMD(dirty);
 VM_CMD(dirtycheck);
 VM_CMD(benchexit);
 VM_CMD(memcheck);
+VM_CMD(fpufault);
 #undef VM_CMD
 
 struct tern_config;

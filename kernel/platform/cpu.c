@@ -2,6 +2,7 @@
  * Per-CPU descriptor tables, GS-based per-CPU data and FPU/SSE enablement.
  */
 #include <string.h>
+#include "kernel/lib/vcpu_check.h"
 #include "kernel/platform/arch.h"
 #include "kernel/platform/cpu.h"
 
@@ -134,6 +135,69 @@ void fpu_init_cpu(void)
 	__asm__ volatile("fninit");
 }
 
+/*
+ * What this CPU lets a guest's FPU and control state be (vcpu_check.h):
+ * XSAVE and the XCR0 fpu_init_cpu set, the XSAVE area size under it (SDM
+ * Vol. 1 13.5: CPUID.(0xD,0).EBX), MXCSR_MASK from an FXSAVE image (SDM
+ * Vol. 1 11.6.6), and the CR4/EFER features and MAXPHYADDR from CPUID.
+ */
+static void caps_probe(struct vcpu_host_caps *c)
+{
+	uint8_t fx[512] __attribute__((aligned(16)));
+	struct vcpu_cpuid_words w = { 0 };
+	uint32_t a, b, cx, d, max, emax;
+
+	memset(c, 0, sizeof(*c));
+	c->fpu_area = HOST_FPU_AREA;
+	c->xsave = read_cr4() & CR4_OSXSAVE;
+	if (c->xsave) {
+		__asm__ volatile("xgetbv" : "=a"(a), "=d"(d) : "c"(0));
+		c->xcr0 = ((uint64_t)d << 32) | a;
+		cpuid(0xd, 0, &a, &b, &cx, &d);
+		c->xsave_size = b;
+	}
+	__asm__ volatile("fxsave64 %0" : "=m"(fx));
+	memcpy(&c->mxcsr_mask, fx + XSAVE_MXCSR_MASK_OFF, 4);
+	if (!c->mxcsr_mask)
+		c->mxcsr_mask = MXCSR_MASK_DEFAULT;
+	cpuid(0, 0, &max, &b, &cx, &d);
+	cpuid(1, 0, &a, &b, &w.l1_ecx, &w.l1_edx);
+	if (max >= 7)
+		cpuid(7, 0, &a, &w.l7_ebx, &w.l7_ecx, &d);
+	cpuid(0x80000000, 0, &emax, &b, &cx, &d);
+	if (emax >= 0x80000001)
+		cpuid(0x80000001, 0, &a, &b, &cx, &w.e1_edx);
+	if (emax >= 0x80000008)
+		cpuid(0x80000008, 0, &w.e8_eax, &b, &cx, &d);
+	vcpu_caps_from_cpuid(c, &w);
+}
+
+/* The boot CPU's, probed once in cpu_setup: every check of guest state
+ * and every FPU switch uses these, on any CPU (cpu_caps_agree). */
+static struct vcpu_host_caps boot_caps;
+
+const struct vcpu_host_caps *cpu_host_caps(void)
+{
+	return &boot_caps;
+}
+
+/* An AP that would restore or allow different state than the boot CPU
+ * cannot run guests checked against the boot CPU's capabilities. */
+bool cpu_caps_agree(void)
+{
+	struct vcpu_host_caps mine;
+
+	caps_probe(&mine);
+	if (!memcmp(&mine, &boot_caps, sizeof(mine)))
+		return true;
+	pr_err("cpu: CPU %u differs from the boot CPU: XCR0 %#lx/%#lx, XSAVE %u/%u "
+	       "bytes, MXCSR_MASK %#x/%#x, CR4 %#lx/%#lx, EFER %#lx/%#lx; not used",
+	       this_cpu()->id, mine.xcr0, boot_caps.xcr0, mine.xsave_size,
+	       boot_caps.xsave_size, mine.mxcsr_mask, boot_caps.mxcsr_mask,
+	       mine.cr4_ok, boot_caps.cr4_ok, mine.efer_ok, boot_caps.efer_ok);
+	return false;
+}
+
 void cpu_setup(struct percpu *p)
 {
 	struct dt_ptr ip = { sizeof(idt) - 1, (uint64_t)idt };
@@ -148,4 +212,10 @@ void cpu_setup(struct percpu *p)
 	wrmsr(MSR_KERNEL_GS_BASE, 0);
 	/* Global pages survive CR3 writes for the kernel mappings. */
 	write_cr4(read_cr4() | CR4_PGE);
+	if (p->id == 0) {
+		caps_probe(&boot_caps);
+		if (boot_caps.xsave_size > HOST_FPU_AREA)
+			pr_err("cpu: XSAVE area of %u bytes exceeds the vCPU's %u",
+			       boot_caps.xsave_size, HOST_FPU_AREA);
+	}
 }

@@ -76,6 +76,7 @@ struct percpu {
 	struct smp_call *calls;		/* pending cross-CPU calls */
 	uint64_t irqs;			/* interrupts taken */
 	uint64_t nmis;
+	uint64_t fixups;		/* faults resumed at a fixup (trap.c) */
 	uint64_t idle_tsc;		/* TSC cycles spent in HLT */
 	volatile uint64_t idle_since;	/* TSC at HLT entry, 0 when awake */
 };
@@ -92,7 +93,15 @@ static inline struct percpu *this_cpu(void)
 	return p;
 }
 
+/* The bytes of a vCPU's FPU image (VCPU_FPU_AREA): the XSAVE area under
+ * the host's XCR0 must fit (cpu_setup checks CPUID leaf 0xD). */
+#define HOST_FPU_AREA	4096
+
+struct vcpu_host_caps;
+
 /* cpu.c */
+const struct vcpu_host_caps *cpu_host_caps(void);	/* probed at boot */
+bool cpu_caps_agree(void);	/* an AP's own probe equals the boot CPU's */
 struct percpu *cpu_alloc(uint32_t id, uint32_t apic_id);
 void cpu_setup(struct percpu *p);	/* GDT, TSS, IDT, GS, FPU on this CPU */
 void fpu_init_cpu(void);
@@ -102,6 +111,16 @@ void idt_init(void);
 typedef void (*irq_handler)(struct trap_frame *f, void *ctx);
 int irq_register(uint8_t vector, irq_handler fn, void *ctx);
 void trap_dispatch(struct trap_frame *f);
+
+/*
+ * Exception fixups: an instruction that may fault on state from elsewhere
+ * (XRSTOR of a migrated image, XSETBV of a guest's XCR0) gets an entry
+ * (insn, fixup); a fault there resumes at fixup instead of stopping the
+ * CPU.  EXTABLE_ENTRY goes in the instruction's asm, after its label.
+ */
+#define EXTABLE_ENTRY(insn, fixup)				\
+	".pushsection .rodata.extable, \"a\"\n\t"			\
+	".balign 8\n\t.quad " insn ", " fixup "\n\t.popsection\n\t"
 
 /* apic.c */
 void lapic_init_cpu(void);

@@ -171,6 +171,10 @@ uint64_t cpu_idle_cycles(const struct percpu *p, uint64_t now)
 static void __attribute__((noreturn)) ap_entry(struct percpu *p)
 {
 	cpu_setup(p);
+	/* Guest state is checked against the boot CPU's capabilities: a CPU
+	 * that differs stays offline (start_ap: "did not start"). */
+	if (!cpu_caps_agree())
+		cpu_halt_forever();
 	lapic_init_cpu();
 	__atomic_store_n(&p->online, true, __ATOMIC_RELEASE);
 	__atomic_fetch_add(&cpus_online, 1, __ATOMIC_SEQ_CST);

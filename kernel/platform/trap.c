@@ -92,6 +92,29 @@ static void __attribute__((noreturn)) exception(struct trap_frame *f)
 	cpu_halt_forever();
 }
 
+struct extable {
+	uint64_t insn, fixup;
+};
+
+extern const struct extable __extable_start[], __extable_end[];
+
+/* A fault on an instruction with a fixup (cpu.h EXTABLE_ENTRY) resumes
+ * at the fixup: the caller reports it and stops only its VM. */
+static bool extable_fixup(struct trap_frame *f)
+{
+	const struct extable *e;
+
+	if (f->cs & 3)
+		return false;
+	for (e = __extable_start; e < __extable_end; e++)
+		if (e->insn == f->rip) {
+			f->rip = e->fixup;
+			this_cpu()->fixups++;
+			return true;
+		}
+	return false;
+}
+
 void trap_dispatch(struct trap_frame *f)
 {
 	uint64_t v = f->vector;
@@ -109,6 +132,8 @@ void trap_dispatch(struct trap_frame *f)
 			lapic_self_ipi(VEC_IPI_KICK);
 		return;
 	}
+	if (v < 32 && v != 18 && extable_fixup(f))
+		return;
 	if (v < 32)
 		exception(f);
 	if (v == VEC_SPURIOUS)

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include "kernel/lib/vcpu_check.h"
 #include "kernel/platform/arch.h"
 #include "kernel/platform/cpu.h"
 #include "kernel/virt/irq.h"
@@ -253,61 +254,15 @@ static int handle_hlt(struct vcpu *v, const struct vcpu_exit *e)
 }
 
 /* Guest FPU/SSE/AVX state and XCR0 travel with the guest (XSAVE when the
- * host has it: SDM Vol. 1 13.8; SVM does not switch them, APM 15.5.1). */
-static bool have_xsave;
-static uint64_t host_xcr0;
-
-static void fpu_probe(void);
-
-/* SDM Vol. 1 13.3: x87 always on, AVX needs SSE, only bits the host
- * enabled (and CPUID leaf 0xD shows the guest no others). */
-bool vcpu_xcr0_ok(uint64_t val)
-{
-	uint64_t host = have_xsave ? host_xcr0 : 7;
-
-	return (val & 1) && !((val & 4) && !(val & 2)) && !(val & ~host) && !(val & ~7ull);
-}
-
-/*
- * An FPU image from elsewhere (migration) must not make XRSTOR/FXRSTOR
- * fault on this host: MXCSR reserved bits (SDM Vol. 1 10.5.1.1),
- * XSTATE_BV outside the XCR0 it is restored with (the guest's, xcr0),
- * a compacted XCOMP_BV or a non-zero header
- * reserved area (SDM Vol. 1 13.8.1) all raise #GP.
- */
-int vcpu_fpu_image_ok(const uint8_t *img, size_t len, uint64_t xcr0)
-{
-	uint32_t mxcsr;
-	uint64_t bv, comp;
-
-	if (len != VCPU_FPU_AREA)
-		return -EINVAL;
-	memcpy(&mxcsr, img + 24, 4);
-	memcpy(&bv, img + 512, 8);
-	memcpy(&comp, img + 520, 8);
-	if (mxcsr & 0xffff0000u)
-		return -EINVAL;
-	/* vcpu_fpu_enter restores with the host's XCR0, whatever the
-	 * guest's (xcr0, checked by vcpu_xcr0_ok): XRSTOR faults only on
-	 * components the host does not enable. */
-	(void)xcr0;
-	if (!have_xsave && !host_xcr0)
-		fpu_probe();
-	if (have_xsave && (bv & ~host_xcr0))
-		return -EINVAL;
-	if (comp)
-		return -EINVAL;
-	for (int i = 528; i < 576; i++)
-		if (img[i])
-			return -EINVAL;
-	return 0;
-}
+ * host has it: SDM Vol. 1 13.8; SVM does not switch them, APM 15.5.1).
+ * What the host has was probed once at boot on every CPU (cpu.c). */
+_Static_assert(VCPU_FPU_AREA == HOST_FPU_AREA, "the probed FPU area size");
 
 static int handle_xsetbv(struct vcpu *v, const struct vcpu_exit *e)
 {
 	uint64_t val = (v->st.gpr[GPR_RDX] << 32) | (uint32_t)v->st.gpr[GPR_RAX];
 
-	if ((uint32_t)v->st.gpr[GPR_RCX] != 0 || !vcpu_xcr0_ok(val)) {
+	if ((uint32_t)v->st.gpr[GPR_RCX] != 0 || !vcpu_xcr0_valid(val, cpu_host_caps())) {
 		vcpu_inject_exception(v, EXC_GP, true, 0);
 		return VCPU_RESUME;
 	}
@@ -431,39 +386,38 @@ static int handle_exit(struct vcpu *v, const struct vcpu_exit *e)
 	}
 }
 
-static void xsetbv0(uint64_t v)
+/* XSETBV and XRSTOR/FXRSTOR of state from elsewhere: a fault (a value
+ * vcpu_check.c missed) resumes at the fixup label and returns -EFAULT. */
+static int xsetbv0_safe(uint64_t v)
 {
-	__asm__ volatile("xsetbv" : : "c"(0), "a"((uint32_t)v),
-			 "d"((uint32_t)(v >> 32)));
+	__asm__ goto("1: xsetbv\n\t" EXTABLE_ENTRY("1b", "%l[fault]")
+		     : : "c"(0), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)) : : fault);
+	return 0;
+fault:
+	return -EFAULT;
 }
 
 static void fpu_save(uint8_t *area, uint64_t mask)
 {
-	if (have_xsave)
+	if (cpu_host_caps()->xsave)
 		__asm__ volatile("xsave64 %0" : "+m"(*area)
 				 : "a"((uint32_t)mask), "d"((uint32_t)(mask >> 32)));
 	else
 		__asm__ volatile("fxsave64 %0" : "+m"(*area));
 }
 
-static void fpu_restore(uint8_t *area, uint64_t mask)
+static int fpu_restore(uint8_t *area, uint64_t mask)
 {
-	if (have_xsave)
-		__asm__ volatile("xrstor64 %0" : : "m"(*area),
-				 "a"((uint32_t)mask), "d"((uint32_t)(mask >> 32)));
+	if (cpu_host_caps()->xsave)
+		__asm__ goto("1: xrstor64 %0\n\t" EXTABLE_ENTRY("1b", "%l[fault]")
+			     : : "m"(*area), "a"((uint32_t)mask),
+			       "d"((uint32_t)(mask >> 32)) : : fault);
 	else
-		__asm__ volatile("fxrstor64 %0" : : "m"(*area));
-}
-
-static void fpu_probe(void)
-{
-	uint32_t lo, hi;
-
-	have_xsave = read_cr4() & CR4_OSXSAVE;
-	if (have_xsave) {
-		__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-		host_xcr0 = ((uint64_t)hi << 32) | lo;
-	}
+		__asm__ goto("1: fxrstor64 %0\n\t" EXTABLE_ENTRY("1b", "%l[fault]")
+			     : : "m"(*area) : : fault);
+	return 0;
+fault:
+	return -EFAULT;
 }
 
 static uint64_t guest_xcr0(const struct vcpu *v)
@@ -487,22 +441,34 @@ static uint64_t guest_xcr0(const struct vcpu *v)
  * XCR0 is still 1 (x87 only, the reset value) uses XMM registers all the
  * same; saving under its XCR0 would lose them at every exit.
  */
-void vcpu_fpu_enter(struct vcpu *v)
+int vcpu_fpu_enter(struct vcpu *v)
 {
+	const struct vcpu_host_caps *c = cpu_host_caps();
 	uint64_t gx = guest_xcr0(v);
 
-	fpu_save(v->fpu_host, host_xcr0);
-	fpu_restore(v->fpu_guest, host_xcr0);
-	if (have_xsave && gx != host_xcr0)
-		xsetbv0(gx);
+	fpu_save(v->fpu_host, c->xcr0);
+	if (fpu_restore(v->fpu_guest, c->xcr0) < 0) {
+		v->fpu_fault = c->xsave ? "XRSTOR of its FPU image" : "FXRSTOR of its FPU image";
+		goto host;
+	}
+	if (c->xsave && gx != c->xcr0 && xsetbv0_safe(gx) < 0) {
+		v->fpu_fault = "XSETBV of its XCR0";
+		goto host;
+	}
+	return 0;
+host:
+	fpu_restore(v->fpu_host, c->xcr0);	/* the host's own image */
+	return -EFAULT;
 }
 
 void vcpu_fpu_leave(struct vcpu *v)
 {
-	if (have_xsave && guest_xcr0(v) != host_xcr0)
-		xsetbv0(host_xcr0);
-	fpu_save(v->fpu_guest, host_xcr0);
-	fpu_restore(v->fpu_host, host_xcr0);
+	const struct vcpu_host_caps *c = cpu_host_caps();
+
+	if (c->xsave && guest_xcr0(v) != c->xcr0)
+		xsetbv0_safe(c->xcr0);	/* the host's own value: cannot fault */
+	fpu_save(v->fpu_guest, c->xcr0);
+	fpu_restore(v->fpu_host, c->xcr0);
 }
 
 /* The FPU switch is the vendor's, around the entry instruction itself. */
@@ -613,8 +579,6 @@ void vcpu_loop(void *arg)
 	struct vcpu *v = arg;
 	struct vcpu_exit e;
 
-	if (!host_xcr0 && !have_xsave)
-		fpu_probe();
 	v->running = true;
 	this_cpu()->runs_vcpu = true;
 	this_cpu()->vcpu = v;
@@ -651,6 +615,12 @@ void vcpu_loop(void *arg)
 			throttle(v, time_us() - t0);
 		} else {
 			run_once(v, &e);
+		}
+		if (v->fpu_fault) {
+			vm_guest_stopped(v->vm, VM_FAILED, "vCPU %d: %s faulted on this host "
+					 "(XCR0 %#lx); the guest was not entered", v->id,
+					 v->fpu_fault, guest_xcr0(v));
+			break;
 		}
 		v->exits[e.kind < EXIT_KIND_MAX ? e.kind : EXIT_UNKNOWN]++;
 		v->exits_total++;

@@ -234,6 +234,7 @@ struct vcpu {
 	uint64_t irqs_injected;
 	volatile uint8_t where;		/* enum vcpu_where, for `vm info` */
 	uint64_t mig_tsc;		/* incoming migration: the guest's TSC */
+	const char *fpu_fault;		/* vcpu_fpu_enter faulted: on what */
 	volatile uint64_t entries;	/* guest entries: "it runs here" (RESUMED) */
 };
 
@@ -377,11 +378,11 @@ void vcpu_loop(void *arg);
 void vcpu_inject_exception(struct vcpu *v, uint8_t vector, bool has_error,
 			   uint32_t error);
 int vcpu_request(struct vcpu *v, uint32_t req, bool on, uint64_t timeout_us);
-bool vcpu_xcr0_ok(uint64_t xcr0);
-int vcpu_fpu_image_ok(const uint8_t *img, size_t len, uint64_t xcr0);
 /* The vendors' vcpu_run: the guest's FPU state in (enter) and out (leave)
- * right around the entry instruction, nothing else in between. */
-void vcpu_fpu_enter(struct vcpu *v);
+ * right around the entry instruction, nothing else in between.  enter
+ * returns -EFAULT (host state back, v->fpu_fault says what) when loading
+ * the guest's state faulted: the vendor must not enter the guest. */
+int vcpu_fpu_enter(struct vcpu *v);
 void vcpu_fpu_leave(struct vcpu *v);
 const char *exit_kind_name(enum exit_kind k);
 

@@ -17,6 +17,12 @@ no VM behind, and leave the host serving.
 Two regression tests: a uart state blob may not write control bytes into
 the host log, and a TCP peer that never speaks TLS may not keep later
 migrations out.
+
+vcpu_forged_*: one restored vCPU field at a time (XCR0, XSTATE_BV,
+XCOMP_BV, MXCSR, CR0, CR4, EFER, RFLAGS, a segment base, GDTR, an MSR) is
+refused before COMMIT with its reason; then a valid migration still works.
+fpu_restore_fault_stops_vm_only: a restore that faults anyway stops that
+VM alone (exception fixup), on a lab CPU with XSAVE (-cpu max).
 """
 
 import argparse
@@ -38,6 +44,7 @@ from guest_tests import Console  # noqa: E402
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PORT = 7024             # migrate_port, the default
 KERNEL = "guests/hello.elf"
+XSAVE_CPU = "max"
 PEER = r"10\.77\.0\.254:\d+"
 # A peer that never completed the TLS handshake: logged as a failed
 # incoming migration (no name yet) or as a refusal.
@@ -49,12 +56,17 @@ _lab = None
 
 # ---- the lab: one destination host ----
 
-def lab():
+def lab(cpu=None):
+    """cpu: a QEMU -cpu other than the lab's default (a lab on another
+    CPU replaces the current one)."""
     global _lab
-    if _lab is not None and all(h.alive() for h in _lab.hosts):
+    if (_lab is not None and all(h.alive() for h in _lab.hosts) and
+            getattr(_lab, "cpu_model", None) == cpu):
         return _lab
     stop_lab()
-    lb = netlab.NetLab(hosts=1, esp_dir=CFG.esp, logdir=CFG.logdir)
+    lb = netlab.NetLab(hosts=1, esp_dir=CFG.esp, logdir=CFG.logdir,
+                       **({"cpu": cpu} if cpu else {}))
+    lb.cpu_model = cpu
     lb.start()
     try:
         lb.wait_prompts(120)
@@ -695,6 +707,143 @@ def t_silent_peer_blocks_listener():
         silent.wait()
 
 
+# ---- forged vCPU fields (issue #17 item 1) ----
+#
+# Each case changes one restored field of an otherwise valid vCPU record.
+# The destination must refuse it before COMMIT (FAILED "vCPU state: ..."
+# naming the field), keep no VM and keep serving.  The lab CPU (qemu64 +
+# SVM) has no XSAVE, no AVX and no PKE, so XCR0 = 7 and an AVX XSTATE_BV
+# are exactly the "host without AVX" case of the issue.
+
+def _v_xcr0_avx(v):
+    v.xcr0 = 7
+
+
+def _v_xstate_bv(v):
+    v.xsave = ms.xsave_image(xstate_bv=0x7)
+
+
+def _v_xcomp_bv(v):
+    v.xsave = ms.xsave_image(xcomp_bv=1 << 63)
+
+
+def _v_mxcsr(v):
+    v.xsave = ms.xsave_image(mxcsr=0x1F80 | 1 << 16)
+
+
+def _v_cr0(v):
+    v.cr0 = 0x11 | 1 << 32
+
+
+def _v_cr4(v):
+    v.cr4 = 1 << 22             # PKE: qemu64 has no protection keys
+
+
+def _v_efer(v):
+    v.efer = 1 << 12            # SVME: never the guest's
+
+
+def _v_rflags(v):
+    v.rflags = 0x2 | 1 << 22
+
+
+def _v_seg_base(v):
+    v.seg[5].base = 0x0000800000000000      # GS
+
+
+def _v_gdtr(v):
+    v.gdtr.base = 0x0000800000000000
+
+
+def _v_msr(v):
+    v.msrs = [(m, 0x0000800000000000 if m == ms.MSR_LSTAR else val)
+              for m, val in v.msrs]
+
+
+VCPU_CASES = [
+    ("xcr0_avx", _v_xcr0_avx, r"XCR0 0x7 "),
+    ("xstate_bv", _v_xstate_bv, r"XSTATE_BV 0x7 "),
+    ("xcomp_bv", _v_xcomp_bv, r"XCOMP_BV 0x8000000000000000"),
+    ("mxcsr", _v_mxcsr, r"MXCSR 0x11f80"),
+    ("cr0", _v_cr0, r"CR0 0x100000011"),
+    ("cr4", _v_cr4, r"CR4 0x400000"),
+    ("efer", _v_efer, r"EFER 0x1000"),
+    ("rflags", _v_rflags, r"RFLAGS 0x400002"),
+    ("seg_base", _v_seg_base, r"GS base 0x800000000000 "),
+    ("gdtr_base", _v_gdtr, r"GDTR base 0x800000000000 "),
+    ("msr", _v_msr, r"MSR 0xc0000082 = 0x800000000000"),
+]
+
+
+def _vcpu_case(forge, want):
+    def t():
+        lb = lab()
+        name = "mh-xstate"
+        v = ms.flat32_vcpu(ms.GUEST_CODE_GPA)
+        forge(v)
+        _, w = stream_for(lb, name, vcpu=v, stop_before=ms.REC_DEVICE)
+        expect_failed(lb, name, w.data(), r"^FAILED .*vCPU state: .*" + want,
+                      f"forged vCPU field ({want})")
+        check_serving(lb, f"after a forged vCPU field ({want})")
+    return t
+
+
+def t_vcpu_valid_after():
+    """After the refusals, a good migration still works here."""
+    lb = lab()
+    run_valid(lb, "mh-after-xstate")
+    check_serving(lb, "after forged vCPU fields")
+
+
+def t_fpu_restore_fault():
+    """A restore that faults anyway (a rule vcpu_check.c might miss) stops
+    that VM with the reason; its host CPU survives and runs the next one.
+    The guest spins on OUT 0x80, so it is entered again and again;
+    `vm fpufault` sets MXCSR bit 31 and an XSAVE header reserved byte in
+    its paused FPU image.  The lab CPU has XSAVE here: QEMU's TCG FXRSTOR
+    ignores reserved MXCSR bits, its XRSTOR checks the header."""
+    lb = lab(XSAVE_CPU)
+    h = lb.hosts[0]
+    name = "mh-fpufault"
+    guest = ms.make_guest(token())
+    code = bytearray(ms.PAGE_SIZE)
+    code[:4] = bytes.fromhex("e680ebfc")       # 1: out %al,$0x80 ; jmp 1b
+    guest.pages[ms.GUEST_CODE_GPA // ms.PAGE_SIZE] = bytes(code)
+    w = ms.quick_stream(guest, name, lb.identity, kernel_path=KERNEL)
+    mark = len(h.output())
+    c = MigClient(lb)
+    try:
+        c.send(w.data())
+        c.expect(r"^ACCEPTED$", 60, "spinning guest")
+        c.expect(rf"^READY {guest.npages}$", 60, "spinning guest")
+        c.send(b"COMMIT\n")
+        c.expect(r"^RESUMED$", 30, "spinning guest after COMMIT")
+        c.wait_closed(20, "spinning guest after RESUMED")
+    finally:
+        c.close()
+    wait_idle(lb)
+    check(vm_rows(lb).get(name) == "running", f"before the fault: {vm_rows(lb)}")
+    out = lb.con.run(f"vm pause {name}")
+    check(re.search(rf"vm {name} paused", out), f"vm pause: {out}")
+    out = lb.con.run(f"vm fpufault {name}")
+    check(re.search(rf"vm {name} vCPU 0: MXCSR 0x8000[0-9a-f]{{4}}, XSAVE header byte 16 "
+                    r"0x1 in its FPU image", out),
+          f"vm fpufault: {out}")
+    lb.con.run(f"vm resume {name}")
+    wait_log(h, rf"vm {name}: .*vCPU 0: XRSTOR of its FPU image faulted on this host "
+                r"\(XCR0 0x[0-9a-f]+\); the guest was not entered", 30, mark)
+    rows = vm_rows(lb)
+    check(rows.get(name) == "failed", f"after the fault: `vm list` shows {rows}")
+    log = h.output()[mark:]
+    check("EXCEPTION" not in log and "stopped\n" not in log.replace("CPU", ""),
+          f"a host CPU reported an exception:\n{log[-2500:]}")
+    check_serving(lb, "after a faulting FPU restore")
+    out = lb.con.run(f"vm destroy {name}")
+    check(name not in vm_rows(lb), f"vm destroy {name}: {out}")
+    run_valid(lb, "mh-after-fpufault")
+    stop_lab()
+
+
 TESTS = [("valid_stream_accepted", t_valid),
          ("lines_after_commit_ignored", t_line_after_commit),
          ("corrupt_byte_refused", t_corrupt),
@@ -707,6 +856,9 @@ TESTS = [("valid_stream_accepted", t_valid),
          ("no_hello_refused", t_no_hello),
          ("uart_line_injection_refused", t_uart_line_injection),
          ("silent_peer_does_not_block", t_silent_peer_blocks_listener)]
+TESTS += [("vcpu_forged_" + n, _vcpu_case(f, w)) for n, f, w in VCPU_CASES]
+TESTS += [("vcpu_forged_then_valid", t_vcpu_valid_after),
+          ("fpu_restore_fault_stops_vm_only", t_fpu_restore_fault)]
 
 
 def main(argv=None):
