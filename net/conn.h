@@ -114,6 +114,8 @@ struct altcp_pcb *conn_listen(bool tls, uint16_t port, uint8_t backlog,
 void conn_unlisten(struct altcp_pcb *l);
 /* "a.b.c.d:port" of the remote end. */
 void conn_peer(struct altcp_pcb *pcb, char *buf, size_t len);
+/* The remote IPv4 address, host byte order (0 if none). */
+uint32_t conn_peer_addr(struct altcp_pcb *pcb);
 
 /* Queue bytes (all or nothing): 0, -ENOSPC (queue full), -ENOMEM. */
 int conn_write(struct conn *c, const void *p, size_t n);

@@ -474,6 +474,13 @@ void conn_unlisten(struct altcp_pcb *l)
 		altcp_abort(l);
 }
 
+uint32_t conn_peer_addr(struct altcp_pcb *pcb)
+{
+	const ip_addr_t *ip = altcp_get_ip(pcb, 0);
+
+	return ip && IP_IS_V4(ip) ? lwip_ntohl(ip4_addr_get_u32(ip_2_ip4(ip))) : 0;
+}
+
 void conn_peer(struct altcp_pcb *pcb, char *buf, size_t len)
 {
 	char ip[16];
