@@ -18,7 +18,6 @@
  * `migrate_allow` are dropped at accept, before any TLS work.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,25 +136,8 @@ static void dst_discard_vm(void)
 	}
 }
 
-/* A refusal before the slot: always counted in the log, at most
- * DST_LOG_BURST lines a window. */
-__attribute__((format(printf, 1, 2)))
-static void dst_refuse_log(const char *fmt, ...)
-{
-	unsigned long held;
-	char line[160];
-	va_list ap;
-
-	if (!peer_log_ok(&dst_log, time_us(), &held))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (held)
-		pr_warn("migrate: %s (%lu more refusals not logged)", line, held);
-	else
-		pr_warn("migrate: %s", line);
-}
+/* A refusal before the slot, logged within dst_log's limits. */
+#define dst_refuse_log(...)	conn_log_refusal(&dst_log, "migrate", __VA_ARGS__)
 
 /* Main loop: free what a finished attempt holds. */
 static void dst_cleanup(void)
@@ -707,10 +689,8 @@ static int dst_accept(void *arg, struct altcp_pcb *pcb)
 static void dst_pend_service(void)
 {
 	uint64_t now = time_us();
-	unsigned long held = peer_log_flush(&dst_log, now);
 
-	if (held)
-		pr_warn("migrate: %lu more refusals not logged", held);
+	conn_log_flush(&dst_log, "migrate");
 	for (int i = 0; i < DST_PENDING_MAX + 2; i++) {
 		struct dst_pend *p = &dst_pend[i];
 

@@ -31,6 +31,7 @@
 
 struct altcp_pcb;
 struct conn;
+struct peer_log;
 
 enum conn_state {
 	CONN_IDLE,		/* no PCB yet */
@@ -145,5 +146,15 @@ static inline bool conn_failed(const struct conn *c)
 }
 /* Main loop only: hand the PCB back to lwIP (abort: RST at once). */
 void conn_close(struct conn *c, bool abort);
+
+/*
+ * A refused peer that has not proven the key, logged as "WHO: ..." within
+ * l's limits (kernel/lib/peer_gate.h); the count of those held back goes
+ * with the next line, or from conn_log_flush once the window is over
+ * (call it from the owner's service).
+ */
+void conn_log_refusal(struct peer_log *l, const char *who, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void conn_log_flush(struct peer_log *l, const char *who);
 
 #endif

@@ -41,7 +41,6 @@
  * its command to end and it is not closed under it.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,7 +104,9 @@ static uint16_t nc_port;
 static unsigned nc_next_id = 1;
 static uint64_t nc_refused, nc_served, nc_evicted;
 static struct cfg_allow nc_allow;
-static struct peer_log nc_log = { .window_us = NETCON_LOG_WINDOW_US, .burst = NETCON_LOG_BURST };
+static struct peer_log nc_log = {
+	.window_us = NETCON_LOG_WINDOW_US, .burst = NETCON_LOG_BURST,
+};
 
 /* Microseconds from t to now; a stamp taken after now counts as 0. */
 static uint64_t nc_since(uint64_t now, uint64_t t)
@@ -122,28 +123,10 @@ static enum nc_state nc_state(const struct nc_client *c)
 	return c->conn.state == CONN_OPENING ? NC_HANDSHAKE : NC_OPEN;
 }
 
-/*
- * A refused or dropped peer: counted always, logged at most NETCON_LOG_BURST
- * times a window (a flood of strangers must not flood the log as well).
- */
-__attribute__((format(printf, 1, 2)))
-static void nc_refuse_log(const char *fmt, ...)
-{
-	unsigned long held;
-	char line[160];
-	va_list ap;
-
-	nc_refused++;
-	if (!peer_log_ok(&nc_log, time_us(), &held))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (held)
-		pr_warn("netcon: %s (%lu more refusals not logged)", line, held);
-	else
-		pr_warn("netcon: %s", line);
-}
+/* A peer without the key refused: counted always, logged within nc_log's
+ * limits (a flood of strangers must not flood the log as well). */
+#define nc_refuse_log(...) \
+	(nc_refused++, conn_log_refusal(&nc_log, "netcon", __VA_ARGS__))
 
 static bool nc_pending(const struct nc_client *c)
 {
@@ -459,10 +442,7 @@ static bool netcon_pending(void)
 
 static void netcon_service(void)
 {
-	unsigned long held = peer_log_flush(&nc_log, time_us());
-
-	if (held)
-		pr_warn("netcon: %lu more refusals not logged", held);
+	conn_log_flush(&nc_log, "netcon");
 	for (int i = 0; i < NETCON_SLOTS; i++) {
 		struct nc_client *c = &nc_clients[i];
 
