@@ -101,7 +101,7 @@ struct dst_pend {
 
 #define DST_PENDING_MAX		4
 #define DST_PENDING_PER_ADDR	2
-/* TCP accept to HELLO: a TLS handshake (40-150 ms in the lab's nested TCG,
+/* TCP accept to HELLO: a TLS handshake (at most about 0.5 s in the lab's nested TCG,
  * see netcon.c) and one line. */
 #define DST_PENDING_US		(4 * 1000000ull)
 #define DST_LOG_WINDOW_US	(10 * 1000000ull)
