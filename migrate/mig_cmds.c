@@ -53,7 +53,7 @@ void migrate_start(const struct tern_config *cfg)
 		pr_warn("migrate: no secret in tern.cfg: migration off");
 		return;
 	}
-	rc = mig_dst_listen(cfg->migrate_port);
+	rc = mig_dst_listen(cfg->migrate_port, &cfg->migrate_allow);
 	if (rc < 0) {
 		pr_err("migrate: cannot listen on TCP port %u (%s)", cfg->migrate_port,
 		       cmd_strerror(rc));

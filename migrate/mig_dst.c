@@ -8,8 +8,17 @@
  * pages are written as they come.  After a verified END the destination
  * says READY, and only a COMMIT makes it start the guest.  Whatever goes
  * wrong before COMMIT discards the VM and everything it held.
+ *
+ * The one incoming slot (dst) is claimed only by an authenticated source:
+ * a connection waits in a small pending pool (DST_PENDING_MAX, at most
+ * DST_PENDING_PER_ADDR from one address, the oldest evicted for a
+ * newcomer, kernel/lib/peer_gate.h) until the TLS handshake proved the key
+ * and its HELLO line arrived, within DST_PENDING_US.  A stranger that
+ * connects and stays silent never holds the slot (issue #17).  Peers not on
+ * `migrate_allow` are dropped at accept, before any TLS work.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +28,8 @@
 #include "kernel/devices/devices.h"
 #include "kernel/devices/vdev.h"
 #include "kernel/kernel.h"
+#include "kernel/lib/config.h"
+#include "kernel/lib/peer_gate.h"
 #include "kernel/virt/vm.h"
 #include "net/stack.h"
 #include "migrate/mig_conn.h"
@@ -58,7 +69,8 @@ static const char *const dst_phase_names[] = {
 
 struct mig_dst {
 	enum dst_phase phase;
-	struct mig_conn conn;		/* TLS: control, and the stream when encrypted */
+	struct mig_conn *conn;		/* TLS: control, and the stream when encrypted
+					 * (a claimed dst_pend's, else dst_none) */
 	struct mig_conn dconn;		/* encrypt=off: the plain data link */
 	bool hello, plain, dconn_used;
 	uint8_t token[DST_TOKEN_LEN];	/* what the data link must send first */
@@ -82,7 +94,29 @@ struct mig_dst {
 	struct mig_config *cfg;		/* CONFIG, kept while devices prepare */
 };
 
-static struct mig_dst dst;
+/* A connection on migrate_port before it claims dst (see the top). */
+struct dst_pend {
+	bool used, claimed, evicted, done;
+	uint32_t addr;
+	uint64_t since_us, done_us;
+	char peer[24];
+	struct mig_conn mc;
+};
+
+#define DST_PENDING_MAX		4
+#define DST_PENDING_PER_ADDR	2
+/* TCP accept to HELLO: a TLS handshake (at most about 0.5 s in the lab's nested TCG,
+ * see netcon.c) and one line. */
+#define DST_PENDING_US		(4 * 1000000ull)
+#define DST_LOG_WINDOW_US	(10 * 1000000ull)
+#define DST_LOG_BURST		5
+
+/* + 1 claimed, + 1 evicted and not closed yet (the main loop closes). */
+static struct dst_pend dst_pend[DST_PENDING_MAX + 2];
+static struct mig_conn dst_none;	/* dst.conn while no source holds dst */
+static struct mig_dst dst = { .conn = &dst_none };
+static struct cfg_allow dst_allow;
+static struct peer_log dst_log = { .window_us = DST_LOG_WINDOW_US, .burst = DST_LOG_BURST };
 static struct altcp_pcb *dst_listen;
 static uint16_t dst_data_port;		/* 0: no plain data link here */
 
@@ -106,11 +140,18 @@ static void dst_discard_vm(void)
 	}
 }
 
+/* A refusal before the slot, logged within dst_log's limits. */
+#define dst_refuse_log(...)	conn_log_refusal(&dst_log, "migrate", __VA_ARGS__)
+
 /* Main loop: free what a finished attempt holds. */
 static void dst_cleanup(void)
 {
 	mig_conn_close(&dst.dconn, dst.phase == DST_FAILED);
-	mig_conn_close(&dst.conn, dst.phase == DST_FAILED);
+	mig_conn_close(dst.conn, dst.phase == DST_FAILED);
+	if (dst.conn != &dst_none)
+		((struct dst_pend *)((char *)dst.conn - offsetof(struct dst_pend, mc)))->used =
+			false;
+	dst.conn = &dst_none;
 	free(dst.dec);
 	free(dst.seen);
 	free(dst.cfg);
@@ -138,8 +179,8 @@ static void dst_fail(const char *why)
 		       dst.peer, why);
 	else
 		pr_warn("migrate: refused a connection from %s: %s", dst.peer, why);
-	if (dst.conn.c.pcb && !conn_failed(&dst.conn.c))
-		mig_conn_line(&dst.conn, "FAILED %s", why);
+	if (dst.conn->c.pcb && !conn_failed(&dst.conn->c))
+		mig_conn_line(dst.conn, "FAILED %s", why);
 	/* A VM that never started is ours to drop; vm_destroy only stops
 	 * and frees it, which is safe from lwIP callbacks. */
 	dst_discard_vm();
@@ -212,15 +253,15 @@ static int dst_offer_data_link(void)
 	dst.hold = malloc(MIG_DATA_MAX);
 	if (!dst.hold)
 		return dst_refuse(-ENOMEM, "out of memory");
-	rc = mig_conn_mac(&dst.conn, dst.nonce_src, nonce, &dst.mac);
+	rc = mig_conn_mac(dst.conn, dst.nonce_src, nonce, &dst.mac);
 	if (rc < 0)
 		return dst_refuse(rc, "cannot key the data link's MAC");
 	/* CONFIG came over TLS; the first record on the data link is next. */
 	mig_dec_mac(dst.dec, mig_mac_tag, &dst.mac, dst.hold);
 	mig_hex_put(hex, dst.token, sizeof(dst.token));
 	mig_hex_put(nhex, nonce, sizeof(nonce));
-	dst.conn.c.raw = false;
-	mig_conn_line(&dst.conn, "ACCEPTED data=%u token=%s nonce=%s", dst_data_port, hex,
+	dst.conn->c.raw = false;
+	mig_conn_line(dst.conn, "ACCEPTED data=%u token=%s nonce=%s", dst_data_port, hex,
 		      nhex);
 	return 0;
 }
@@ -228,7 +269,7 @@ static int dst_offer_data_link(void)
 static int dst_refuse(int rc, const char *why)
 {
 	pr_warn("migrate: refused %s from %s: %s", dst.name, dst.peer, why);
-	mig_conn_line(&dst.conn, "REFUSED %s", why);
+	mig_conn_line(dst.conn, "REFUSED %s", why);
 	dst_discard_vm();
 	dst.phase = DST_FAILED;
 	snprintf(dst.why, sizeof(dst.why), "refused: %s", why);
@@ -250,7 +291,7 @@ static int dst_create(const struct mig_config *c)
 		c->ndevspecs ? "with devices" : "", dst.peer,
 		dst.plain ? ", data unencrypted" : "");
 	if (!dst.plain) {
-		mig_conn_line(&dst.conn, "ACCEPTED");
+		mig_conn_line(dst.conn, "ACCEPTED");
 		return 0;
 	}
 	return dst_offer_data_link();
@@ -267,7 +308,7 @@ static void dst_prepared(void *ctx, int rc, const char *why)
 		dst_refuse(rc, why && why[0] ? why : cmd_strerror(rc));
 	else
 		dst_create(dst.cfg);
-	dst.conn.c.wake = true;
+	dst.conn->c.wake = true;
 }
 
 static int dst_on_config(void *ctx, const struct mig_config *c)
@@ -352,10 +393,10 @@ static int dst_on_data(void *owner, const void *p, size_t n)
 		/* Verified: every page and the vCPU are here.  From now on the
 		 * source speaks in lines (COMMIT). */
 		dst.phase = DST_READY;
-		dst.conn.c.raw = false;
+		dst.conn->c.raw = false;
 		pr_info("migrate: %s from %s complete and verified (%lu page copies); "
 			"waiting for COMMIT", dst.name, dst.peer, dst.pages);
-		mig_conn_line(&dst.conn, "READY %lu", dst.pages);
+		mig_conn_line(dst.conn, "READY %lu", dst.pages);
 	}
 	return 0;
 }
@@ -369,13 +410,13 @@ static void dst_on_hello(char *line)
 {
 	if (!strcmp(line, "HELLO 1 data=tls")) {
 		dst.hello = true;
-		dst.conn.c.raw = true;
+		dst.conn->c.raw = true;
 		return;
 	}
 	if (!strncmp(line, "HELLO 2 data=plain ", 19) &&
 	    !mig_hex_field(line, "nonce", dst.nonce_src, sizeof(dst.nonce_src))) {
 		dst.hello = dst.plain = true;
-		dst.conn.c.raw = true;
+		dst.conn->c.raw = true;
 		return;
 	}
 	if (!strcmp(line, "HELLO 1 data=plain")) {
@@ -393,7 +434,7 @@ static void dst_start(void)
 	if (mig_state_start(dst.vm, why, sizeof(why)) < 0) {
 		pr_err("migrate: %s committed but cannot start here: %s; the source "
 		       "keeps it paused", dst.name, why);
-		mig_conn_line(&dst.conn, "FAILED cannot start: %s", why);
+		mig_conn_line(dst.conn, "FAILED cannot start: %s", why);
 		dst_discard_vm();
 		dst.phase = DST_FAILED;
 		snprintf(dst.why, sizeof(dst.why), "committed, cannot start: %s", why);
@@ -412,7 +453,7 @@ static void dst_check_started(void)
 	if (vm->state != VM_RUNNING) {
 		pr_err("migrate: %s stopped before it ran here (%s); the source keeps it "
 		       "paused", dst.name, vm->stop_reason);
-		mig_conn_line(&dst.conn, "FAILED the guest stopped at start: %s",
+		mig_conn_line(dst.conn, "FAILED the guest stopped at start: %s",
 			      vm->stop_reason);
 		dst.phase = DST_FAILED;
 		snprintf(dst.why, sizeof(dst.why), "committed, stopped at start: %s",
@@ -431,7 +472,7 @@ static void dst_check_started(void)
 	}
 	dst.phase = DST_RUNNING;
 	dst.vm = NULL;		/* an ordinary VM from now on */
-	mig_conn_line(&dst.conn, "RESUMED");
+	mig_conn_line(dst.conn, "RESUMED");
 	pr_info("migrate: %s from %s resumed here (%lu ms after the first byte, %lu ms "
 		"after COMMIT)", dst.name, dst.peer, (time_us() - dst.started_us) / 1000,
 		(time_us() - dst.t_commit) / 1000);
@@ -456,7 +497,7 @@ static void dst_taken_over(void *ctx, int rc, const char *why)
 		pr_info("migrate: %s: disks taken over in %lu ms", dst.name,
 			(time_us() - dst.t_commit) / 1000);
 	dst_start();
-	dst.conn.c.wake = true;
+	dst.conn->c.wake = true;
 }
 
 static void dst_on_line(void *owner, char *line)
@@ -539,6 +580,8 @@ static bool dst_from_tls_peer(struct altcp_pcb *pcb)
 static int dst_data_accept(void *arg, struct altcp_pcb *pcb)
 {
 	(void)arg;
+	if (!cfg_allow_match(&dst_allow, conn_peer_addr(pcb)))
+		return -EACCES;
 	/* Only the link just offered over TLS, and only once. */
 	if (dst.phase != DST_STREAM || !dst.plain || dst.dconn_used || !dst.vm)
 		return -EACCES;
@@ -570,19 +613,11 @@ static void dst_remember(void)
 	dst_last.t_dec_us = dst.t_dec_us;
 }
 
-static int dst_accept(void *arg, struct altcp_pcb *pcb)
+/* The source proved the key and said HELLO: it takes dst, if free. */
+static int dst_claim(struct dst_pend *p)
 {
-	char peer[24], *colon;
-
-	(void)arg;
-	conn_peer(pcb, peer, sizeof(peer));
-	colon = strchr(peer, ':');
-	if (colon)
-		*colon = '\0';		/* the refusals name the address only */
-	if ((dst.phase >= DST_STREAM && dst.phase <= DST_STARTING) || dst.close_pending) {
-		pr_warn("migrate: refused %s: another incoming migration is under way", peer);
+	if ((dst.phase >= DST_STREAM && dst.phase <= DST_STARTING) || dst.close_pending)
 		return -EBUSY;
-	}
 	dst.dec = malloc(sizeof(*dst.dec));
 	dst.seen = malloc(mig_bitmap_bytes(MIG_PAGES_MAX >> 8));
 	if (!dst.dec || !dst.seen) {
@@ -590,31 +625,162 @@ static int dst_accept(void *arg, struct altcp_pcb *pcb)
 		free(dst.seen);
 		dst.dec = NULL;
 		dst.seen = NULL;
-		pr_err("migrate: refused %s: out of memory", peer);
 		return -ENOMEM;
 	}
 	dst_remember();
 	memset(dst.seen, 0, mig_bitmap_bytes(MIG_PAGES_MAX >> 8));
 	mig_dec_init(dst.dec, &dst_dec_ops, &dst, dst.seen, MIG_PAGES_MAX >> 8);
-	conn_peer(pcb, dst.peer, sizeof(dst.peer));
+	snprintf(dst.peer, sizeof(dst.peer), "%s", p->peer);
 	dst.name[0] = dst.why[0] = '\0';
 	dst.vm = NULL;
 	dst.pages = 0;
 	dst.t_dec_us = 0;
 	dst.phase = DST_STREAM;
-	dst.started_us = time_us();
+	dst.started_us = p->since_us;
 	dst.hello = dst.plain = dst.dconn_used = false;
-	mig_conn_init(&dst.conn, &dst_conn_ops, &dst, false);
 	mig_conn_init(&dst.dconn, &dst_dconn_ops, &dst, true);
-	mig_conn_accepted(&dst.conn, pcb);
+	/* The link is dst's now: its callbacks go to dst's handlers. */
+	p->claimed = true;
+	p->mc.ops = &dst_conn_ops;
+	p->mc.owner = &dst;
+	dst.conn = &p->mc;
 	return 0;
 }
 
-int mig_dst_listen(uint16_t port)
+/* The first line of a pending connection: TLS is up (data came through). */
+static void dst_pend_line(void *owner, char *line)
+{
+	struct dst_pend *p = owner;
+	int rc;
+
+	if (strncmp(line, "HELLO ", 6)) {
+		rc = -EPROTO;
+	} else {
+		rc = dst_claim(p);
+		if (!rc) {
+			dst_on_line(&dst, line);
+			return;
+		}
+	}
+	dst_refuse_log("refused a connection from %s: %s", p->peer,
+		       rc == -EBUSY ? "another incoming migration is under way" :
+		       rc == -ENOMEM ? "out of memory" : "no HELLO line");
+	mig_conn_line(&p->mc, "FAILED %s", rc == -EBUSY ?
+		      "another incoming migration is under way" : "refused");
+	p->done = true;
+	p->done_us = time_us();
+}
+
+static void dst_pend_lost(void *owner, const char *why)
+{
+	struct dst_pend *p = owner;
+
+	if (!p->done && !p->evicted)
+		dst_refuse_log("refused a connection from %s: %s", p->peer, why);
+	p->done = true;
+	p->done_us = time_us();
+}
+
+static const struct mig_conn_ops dst_pend_ops = {
+	.line = dst_pend_line,
+	.lost = dst_pend_lost,
+};
+
+static bool dst_pend_waiting(const struct dst_pend *p)
+{
+	return p->used && !p->claimed && !p->done && !p->evicted;
+}
+
+/* Room for a connection from addr: the victim is closed by the service. */
+static void dst_evict_for(uint32_t addr)
+{
+	struct peer_pend v[DST_PENDING_MAX + 2];
+	struct dst_pend *p;
+	int i;
+
+	for (i = 0; i < DST_PENDING_MAX + 2; i++)
+		v[i] = (struct peer_pend){ dst_pend_waiting(&dst_pend[i]), dst_pend[i].addr,
+					   dst_pend[i].since_us };
+	i = peer_pend_victim(v, DST_PENDING_MAX + 2, addr, DST_PENDING_MAX,
+			     DST_PENDING_PER_ADDR);
+	if (i < 0)
+		return;
+	p = &dst_pend[i];
+	p->evicted = true;
+	dst_refuse_log("refused a connection from %s: no HELLO after %lu ms, and a newer "
+		       "connection needs its place", p->peer,
+		       (time_us() - p->since_us) / 1000);
+}
+
+static int dst_accept(void *arg, struct altcp_pcb *pcb)
+{
+	uint32_t addr = conn_peer_addr(pcb);
+	struct dst_pend *p = NULL;
+	char peer[24];
+
+	(void)arg;
+	conn_peer(pcb, peer, sizeof(peer));
+	if (!cfg_allow_match(&dst_allow, addr)) {
+		dst_refuse_log("refused a connection from %s: not on migrate_allow", peer);
+		return -EACCES;		/* aborted at once: no TLS work */
+	}
+	dst_evict_for(addr);
+	for (int i = 0; i < DST_PENDING_MAX + 2 && !p; i++)
+		if (!dst_pend[i].used)
+			p = &dst_pend[i];
+	if (!p) {
+		dst_refuse_log("refused a connection from %s: too many at once", peer);
+		return -EBUSY;
+	}
+	*p = (struct dst_pend){ .used = true, .addr = addr, .since_us = time_us() };
+	snprintf(p->peer, sizeof(p->peer), "%s", peer);
+	mig_conn_init(&p->mc, &dst_pend_ops, p, false);
+	mig_conn_accepted(&p->mc, pcb);
+	return 0;
+}
+
+/* Main loop: close what failed, was evicted or did not say HELLO in time. */
+static void dst_pend_service(void)
+{
+	uint64_t now = time_us();
+
+	conn_log_flush(&dst_log, "migrate");
+	for (int i = 0; i < DST_PENDING_MAX + 2; i++) {
+		struct dst_pend *p = &dst_pend[i];
+
+		if (!p->used || p->claimed)
+			continue;
+		if (dst_pend_waiting(p) && now - p->since_us > DST_PENDING_US) {
+			dst_refuse_log("refused a connection from %s: no TLS handshake and "
+				       "HELLO within %llu s", p->peer, DST_PENDING_US / 1000000);
+			p->evicted = true;
+		}
+		/* A FAILED line goes out first, if the peer reads it soon. */
+		if (p->done && p->mc.c.pcb && conn_tx_queued(&p->mc.c) &&
+		    now - p->done_us < DST_LINGER_US)
+			continue;
+		if (p->done || p->evicted) {
+			mig_conn_close(&p->mc, p->evicted || conn_failed(&p->mc.c));
+			p->used = false;
+		}
+	}
+}
+
+static bool dst_pend_due(void)
+{
+	for (int i = 0; i < DST_PENDING_MAX + 2; i++)
+		if (dst_pend[i].used && !dst_pend[i].claimed &&
+		    (dst_pend[i].evicted || dst_pend[i].done))
+			return true;
+	return false;
+}
+
+int mig_dst_listen(uint16_t port, const struct cfg_allow *allow)
 {
 	int rc;
 
-	dst_listen = conn_listen(true, port, 2, dst_accept, NULL, &rc);
+	dst_allow = *allow;
+	dst_listen = conn_listen(true, port, DST_PENDING_MAX, dst_accept, NULL, &rc);
 	if (!dst_listen)
 		return rc;
 	/* The plain data link of encrypt=off, next to it. */
@@ -628,12 +794,13 @@ int mig_dst_listen(uint16_t port)
 
 bool mig_dst_pending(void)
 {
-	return dst.close_pending || dst.phase == DST_STARTING;
+	return dst.close_pending || dst.phase == DST_STARTING || dst_pend_due();
 }
 
 void mig_dst_service(void)
 {
-	uint64_t last = dst.conn.c.last_rx_us > dst.dconn.c.last_rx_us ? dst.conn.c.last_rx_us
+	dst_pend_service();
+	uint64_t last = dst.conn->c.last_rx_us > dst.dconn.c.last_rx_us ? dst.conn->c.last_rx_us
 									: dst.dconn.c.last_rx_us;
 
 	if ((dst.phase == DST_STREAM || dst.phase == DST_READY) &&
@@ -647,7 +814,7 @@ void mig_dst_service(void)
 		dst.close_since = time_us();
 	/* Let the last line (READY/RESUMED/REFUSED) go out first, if TLS is
 	 * up and the peer reads it within DST_LINGER_US. */
-	if (mig_conn_up(&dst.conn) && conn_tx_queued(&dst.conn.c) &&
+	if (mig_conn_up(dst.conn) && conn_tx_queued(&dst.conn->c) &&
 	    time_us() - dst.close_since < DST_LINGER_US)
 		return;
 	dst_remember();

@@ -53,6 +53,7 @@
 
 struct vm;
 struct tern_config;
+struct cfg_allow;
 struct cmd_ctx;
 struct cmd_out;
 
@@ -99,7 +100,7 @@ int mig_image_device(struct mig_dec *d, struct vm *vm, const struct mig_device *
 bool mig_image_runs(const struct vm *vm);
 
 /* mig_dst.c: the receiving side. */
-int mig_dst_listen(uint16_t port);
+int mig_dst_listen(uint16_t port, const struct cfg_allow *allow);
 void mig_dst_service(void);
 bool mig_dst_pending(void);
 void mig_dst_status(struct cmd_out *o);

@@ -31,6 +31,7 @@
 
 struct altcp_pcb;
 struct conn;
+struct peer_log;
 
 enum conn_state {
 	CONN_IDLE,		/* no PCB yet */
@@ -114,6 +115,8 @@ struct altcp_pcb *conn_listen(bool tls, uint16_t port, uint8_t backlog,
 void conn_unlisten(struct altcp_pcb *l);
 /* "a.b.c.d:port" of the remote end. */
 void conn_peer(struct altcp_pcb *pcb, char *buf, size_t len);
+/* The remote IPv4 address, host byte order (0 if none). */
+uint32_t conn_peer_addr(struct altcp_pcb *pcb);
 
 /* Queue bytes (all or nothing): 0, -ENOSPC (queue full), -ENOMEM. */
 int conn_write(struct conn *c, const void *p, size_t n);
@@ -143,5 +146,15 @@ static inline bool conn_failed(const struct conn *c)
 }
 /* Main loop only: hand the PCB back to lwIP (abort: RST at once). */
 void conn_close(struct conn *c, bool abort);
+
+/*
+ * A refused peer that has not proven the key, logged as "WHO: ..." within
+ * l's limits (kernel/lib/peer_gate.h); the count of those held back goes
+ * with the next line, or from conn_log_flush once the window is over
+ * (call it from the owner's service).
+ */
+void conn_log_refusal(struct peer_log *l, const char *who, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void conn_log_flush(struct peer_log *l, const char *who);
 
 #endif

@@ -165,6 +165,97 @@ static uint32_t cfg_mask(uint8_t prefix)
 	return prefix ? ~(uint32_t)0 << (32 - prefix) : 0;
 }
 
+/* One entry of an allow list, w[0..n): an address (a /32) or a prefix. */
+static int cfg_allow_entry(const char *w, size_t n, struct cfg_ipv4 *e,
+			   struct cfg_msg *m)
+{
+	char word[20];			/* "255.255.255.255/32" and a NUL */
+	struct cfg_ipv4 net;
+
+	if (n >= sizeof(word)) {
+		msg_puts(m, "an entry is too long for an address or prefix");
+		return -EINVAL;
+	}
+	memcpy(word, w, n);
+	word[n] = '\0';
+	if (!cfg_parse_ipv4(word, &e->addr)) {
+		e->prefix = 32;
+		return 0;
+	}
+	if (cfg_parse_cidr(word, e)) {
+		msg_puts(m, "expected addresses like 10.0.0.5 or prefixes like 10.0.0.0/24, got '");
+		msg_puts(m, word);
+		msg_puts(m, "'");
+		return -EINVAL;
+	}
+	net = (struct cfg_ipv4){ e->addr & cfg_mask(e->prefix), e->prefix };
+	if (net.addr != e->addr) {
+		msg_put_cidr(m, e);
+		msg_puts(m, " has host bits set (did you mean ");
+		msg_put_cidr(m, &net);
+		msg_puts(m, "?)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Not strspn/strcspn: the loader links this file without them
+ * (boot/mini_libc.c). */
+static int cfg_allow_words(const char *s, struct cfg_allow *out, struct cfg_msg *m)
+{
+	struct cfg_allow a = { 0 };
+
+	for (;;) {
+		size_t n = 0;
+
+		while (cfg_is_ws(*s) || *s == ',')
+			s++;
+		if (!*s)
+			break;
+		while (s[n] && !cfg_is_ws(s[n]) && s[n] != ',')
+			n++;
+		if (a.n == CFG_ALLOW_MAX) {
+			msg_puts(m, "more than ");
+			msg_putu(m, CFG_ALLOW_MAX);
+			msg_puts(m, " entries");
+			return -EINVAL;
+		}
+		if (cfg_allow_entry(s, n, &a.e[a.n], m) < 0)
+			return -EINVAL;
+		a.n++;
+		s += n;
+	}
+	if (!a.n) {
+		msg_puts(m, "expected at least one address or prefix");
+		return -EINVAL;
+	}
+	*out = a;
+	return 0;
+}
+
+int cfg_parse_allow(const char *s, struct cfg_allow *out, char *msg, size_t msglen)
+{
+	struct cfg_msg m;
+	char dummy[1];
+
+	msg_init(&m, msg && msglen ? msg : dummy, msg && msglen ? msglen : sizeof(dummy));
+	if (!s || !out) {
+		msg_puts(&m, "no list");
+		return -EINVAL;
+	}
+	return cfg_allow_words(s, out, &m);
+}
+
+bool cfg_allow_match(const struct cfg_allow *a, uint32_t addr)
+{
+	if (!a->n)
+		return true;
+	for (unsigned i = 0; i < a->n; i++)
+		if ((addr & cfg_mask(a->e[i].prefix)) == a->e[i].addr)
+			return true;
+	return false;
+}
+
 static const char *const cfg_level_names[] = {
 	[CFG_LOG_ERROR] = "error",
 	[CFG_LOG_WARN] = "warn",
@@ -330,6 +421,21 @@ static int cfg_set_console_idle(struct tern_config *c, const char *v, size_t n,
 	return 0;
 }
 
+/* Peers refused at accept, before any TLS work (README: access lists). */
+static int cfg_set_console_allow(struct tern_config *c, const char *v, size_t n,
+				 struct cfg_msg *m)
+{
+	(void)n;
+	return cfg_allow_words(v, &c->console_allow, m);
+}
+
+static int cfg_set_migrate_allow(struct tern_config *c, const char *v, size_t n,
+				 struct cfg_msg *m)
+{
+	(void)n;
+	return cfg_allow_words(v, &c->migrate_allow, m);
+}
+
 /* Never quote the value back: it is a credential. */
 static int cfg_set_secret(struct tern_config *c, const char *v, size_t n,
 			  struct cfg_msg *m)
@@ -426,6 +532,8 @@ static const struct cfg_key cfg_keys[] = {
 	{ "console_port", cfg_set_console_port, false },
 	{ "console_idle_timeout", cfg_set_console_idle, false },
 	{ "migrate_port", cfg_set_migrate_port, false },
+	{ "console_allow", cfg_set_console_allow, false },
+	{ "migrate_allow", cfg_set_migrate_allow, false },
 	{ "secret", cfg_set_secret, false },
 	{ "log_level", cfg_set_log_level, false },
 	{ "serial_console", cfg_set_serial_console, false },

@@ -45,10 +45,20 @@ enum {
 #define CFG_VMS_MAX		8	/* `vm =` lines */
 #define CFG_CONSOLE_IDLE_MIN	5
 #define CFG_CONSOLE_IDLE_MAX	86400
+#define CFG_ALLOW_MAX		8	/* entries of one `*_allow =` list */
 
 struct cfg_ipv4 {
 	uint32_t addr;		/* host byte order: 10.0.0.5 is 0x0a000005 */
 	uint8_t prefix;		/* 0..32 */
+};
+
+/*
+ * Peers a listener accepts (`console_allow =`, `migrate_allow =`): up to
+ * CFG_ALLOW_MAX addresses or prefixes.  n == 0 means anyone (no list).
+ */
+struct cfg_allow {
+	unsigned n;
+	struct cfg_ipv4 e[CFG_ALLOW_MAX];	/* a single address is /32 */
 };
 
 struct tern_config {
@@ -61,6 +71,8 @@ struct tern_config {
 	uint16_t console_port;		/* TCP port of the network console */
 	uint32_t console_idle_s;	/* idle timeout of a network console client */
 	uint16_t migrate_port;		/* TCP port for incoming migrations */
+	struct cfg_allow console_allow;	/* who may connect to the console port */
+	struct cfg_allow migrate_allow;	/* and to the migration ports */
 	bool has_secret;
 	char secret[CFG_SECRET_MAX];	/* NUL-terminated, valid when has_secret */
 	int log_level;			/* CFG_LOG_* */
@@ -130,6 +142,17 @@ int cfg_parse_ipv4(const char *s, uint32_t *out);
 
 /* "a.b.c.d/p" with p 0..32 (no leading zeros).  Returns 0 or -EINVAL. */
 int cfg_parse_cidr(const char *s, struct cfg_ipv4 *out);
+
+/*
+ * An allow list: addresses "a.b.c.d" and prefixes "a.b.c.d/p", separated
+ * by spaces or commas, at most CFG_ALLOW_MAX.  A prefix's host bits must
+ * be zero (10.1.2.0/24, not 10.1.2.3/24: which one was meant?).  Returns
+ * 0, or -EINVAL with a one-line reason in msg[0, msglen).
+ */
+int cfg_parse_allow(const char *s, struct cfg_allow *out, char *msg, size_t msglen);
+
+/* addr (host byte order) is on the list, or the list is empty. */
+bool cfg_allow_match(const struct cfg_allow *a, uint32_t addr);
 
 /*
  * Parse the text of a `vm =` line (as kept in tern_config.vms) into *out.

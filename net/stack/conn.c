@@ -4,6 +4,7 @@
  * timeouts, the first failure, and the close from the main loop.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,6 +14,7 @@
 #include "lwip/tcp.h"
 
 #include "kernel/kernel.h"
+#include "kernel/lib/peer_gate.h"
 #include "net/conn.h"
 
 /*
@@ -487,10 +489,44 @@ void conn_unlisten(struct altcp_pcb *l)
 		altcp_abort(l);
 }
 
+uint32_t conn_peer_addr(struct altcp_pcb *pcb)
+{
+	const ip_addr_t *ip = altcp_get_ip(pcb, 0);
+
+	return ip && IP_IS_V4(ip) ? lwip_ntohl(ip4_addr_get_u32(ip_2_ip4(ip))) : 0;
+}
+
 void conn_peer(struct altcp_pcb *pcb, char *buf, size_t len)
 {
 	char ip[16];
 
 	ipaddr_ntoa_r(altcp_get_ip(pcb, 0), ip, sizeof(ip));
 	snprintf(buf, len, "%s:%u", ip, altcp_get_port(pcb, 0));
+}
+
+/* ---- refusals of peers without the key: rate-limited log ---- */
+
+void conn_log_refusal(struct peer_log *l, const char *who, const char *fmt, ...)
+{
+	unsigned long held;
+	char line[160];
+	va_list ap;
+
+	if (!peer_log_ok(l, time_us(), &held))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (held)
+		pr_warn("%s: %s (%lu more refusals not logged)", who, line, held);
+	else
+		pr_warn("%s: %s", who, line);
+}
+
+void conn_log_flush(struct peer_log *l, const char *who)
+{
+	unsigned long held = peer_log_flush(l, time_us());
+
+	if (held)
+		pr_warn("%s: %lu more refusals not logged", who, held);
 }

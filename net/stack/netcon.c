@@ -18,6 +18,16 @@
  * than NETCON_RX_MAX, a silent handshake or an idle client each get one
  * error line (when TLS is up) and a close, and the refusal is logged.
  *
+ * Strangers never keep an operator out (issue #17): a connection that has
+ * not finished its TLS handshake is "pending", kept apart from the
+ * NETCON_MAX_CLIENTS sessions.  At most NETCON_MAX_PENDING wait, at most
+ * NETCON_PENDING_PER_ADDR from one address; a newcomer evicts the oldest
+ * (kernel/lib/peer_gate.h), and each has NETCON_HANDSHAKE_US to finish.
+ * A session slot is taken only once the handshake proved the key.  Peers
+ * not on `console_allow` are dropped at accept, before any TLS work, and
+ * refusals of peers without the key are logged at most NETCON_LOG_BURST
+ * a window (the count of the others follows).
+ *
  * The connection itself (TLS, line buffering and its limits, the output
  * queue, the handshake and idle timeouts, closing from the main loop) is
  * the connection helper's (net/conn.h); this file is the console on top.
@@ -44,15 +54,29 @@
 #include "kernel/kernel.h"
 #include "kernel/lib/cmd.h"
 #include "kernel/lib/config.h"
+#include "kernel/lib/peer_gate.h"
 #include "net/conn.h"
 #include "net/stack.h"
 
-#define NETCON_MAX_CLIENTS	8
+#define NETCON_MAX_CLIENTS	8	/* authenticated sessions */
+#define NETCON_MAX_PENDING	8	/* connections still in the TLS handshake */
+#define NETCON_PENDING_PER_ADDR	3
+/* Evicted connections wait for the main loop to close them (never inside
+ * an lwIP callback, net/conn.h): a few spare entries. */
+#define NETCON_SLOTS		(NETCON_MAX_CLIENTS + NETCON_MAX_PENDING + 4)
 #define NETCON_LINE_MAX		(CMD_LINE_MAX + 8)	/* room for "--json " */
 #define NETCON_RX_MAX		(4 * NETCON_LINE_MAX)	/* unanswered input */
 #define NETCON_TX_MAX		(1024 * 1024)		/* queued output */
 #define NETCON_TX_FLUSH		4000	/* a TLS record's worth: write it now */
-#define NETCON_HANDSHAKE_US	(10 * 1000000ull)
+/*
+ * TCP accept to the first authenticated byte.  Measured in the lab (nested
+ * TCG QEMU, the slowest host Tern runs on): ternctl's ECDHE-PSK handshake
+ * took 21-536 ms there (median 100 ms, 156 handshakes); 4 s leaves a slow
+ * link ample room.
+ */
+#define NETCON_HANDSHAKE_US	(4 * 1000000ull)
+#define NETCON_LOG_WINDOW_US	(10 * 1000000ull)
+#define NETCON_LOG_BURST	5
 #define NETCON_LINGER_US	(5 * 1000000ull)	/* to drain a last reply */
 
 enum nc_state { NC_FREE, NC_HANDSHAKE, NC_OPEN, NC_CLOSING };
@@ -63,6 +87,8 @@ struct nc_client {
 	unsigned id;
 	char peer[24];			/* "10.77.0.254:41234" */
 	char source[32];		/* "tcp 10.77.0.254:41234" */
+	uint32_t addr;			/* the peer's address, host order */
+	bool evicted;			/* pending, made room for a newer one */
 	struct cmd_ctx ctx;
 	bool json;
 	bool busy;			/* a command of this client runs */
@@ -72,12 +98,16 @@ struct nc_client {
 	uint64_t ncmds;
 };
 
-static struct nc_client nc_clients[NETCON_MAX_CLIENTS];
+static struct nc_client nc_clients[NETCON_SLOTS];
 static struct altcp_pcb *nc_listen;
 static struct conn_cfg nc_cfg;
 static uint16_t nc_port;
 static unsigned nc_next_id = 1;
-static uint64_t nc_refused, nc_served;
+static uint64_t nc_refused, nc_served, nc_evicted;
+static struct cfg_allow nc_allow;
+static struct peer_log nc_log = {
+	.window_us = NETCON_LOG_WINDOW_US, .burst = NETCON_LOG_BURST,
+};
 
 /* Microseconds from t to now; a stamp taken after now counts as 0. */
 static uint64_t nc_since(uint64_t now, uint64_t t)
@@ -92,6 +122,27 @@ static enum nc_state nc_state(const struct nc_client *c)
 	if (c->closing)
 		return NC_CLOSING;
 	return c->conn.state == CONN_OPENING ? NC_HANDSHAKE : NC_OPEN;
+}
+
+/* A peer without the key refused: counted always, logged within nc_log's
+ * limits (a flood of strangers must not flood the log as well). */
+#define nc_refuse_log(...) \
+	(nc_refused++, conn_log_refusal(&nc_log, "netcon", __VA_ARGS__))
+
+static bool nc_pending(const struct nc_client *c)
+{
+	return c->used && !c->closing && !c->evicted && c->conn.pcb &&
+	       c->conn.state == CONN_OPENING;
+}
+
+static unsigned nc_sessions(void)
+{
+	unsigned n = 0;
+
+	for (int i = 0; i < NETCON_SLOTS; i++)
+		n += nc_clients[i].used && nc_clients[i].conn.state == CONN_OPEN &&
+		     !nc_clients[i].closing && !nc_clients[i].evicted;
+	return n;
 }
 
 static void nc_free(struct nc_client *c)
@@ -140,6 +191,8 @@ static void nc_fail(struct nc_client *c, const char *why)
 {
 	char line[160];
 
+	/* Not rate-limited: this peer proved the key, or it is a session
+	 * that was already served. */
 	pr_warn("netcon: %s: %s: closing", c->peer, why);
 	nc_refused++;
 	conn_drop_input(&c->conn);
@@ -158,18 +211,27 @@ static void nc_fail(struct nc_client *c, const char *why)
 
 /* ---- the connection's reports (from lwIP callbacks) ---- */
 
+/* The key is proven: now, and only now, the client takes a session. */
 static void nc_opened(void *owner)
 {
 	struct nc_client *c = owner;
 	const char *suite = net_tls_suite(c->conn.pcb);
+	char why[48];
 
-	pr_info("netcon: %s: authenticated (%s)", c->peer, suite ? suite : "TLS");
+	if (c->evicted)
+		return;		/* too late: netcon_service closes it */
+	if (nc_sessions() > NETCON_MAX_CLIENTS) {	/* this one counts already */
+		snprintf(why, sizeof(why), "all %d sessions are busy", NETCON_MAX_CLIENTS);
+		nc_fail(c, why);
+		return;
+	}
+	pr_info("netcon: %s: authenticated (%s) in %lu ms", c->peer, suite ? suite : "TLS",
+		nc_since(time_us(), c->conn.t_start_us) / 1000);
 }
 
 static void nc_refused_handshake(struct nc_client *c, const char *why)
 {
-	pr_warn("netcon: refused %s: %s", c->peer, why);
-	nc_refused++;
+	nc_refuse_log("refused %s: %s", c->peer, why);
 }
 
 static void nc_failed(void *owner, struct conn *cn)
@@ -191,9 +253,8 @@ static void nc_failed(void *owner, struct conn *cn)
 				lwip_strerr((err_t)cn->lwip_err));
 		break;
 	case CONN_OPEN_TIMEOUT:
-		pr_warn("netcon: refused %s: no TLS handshake within %llu s", c->peer,
-			NETCON_HANDSHAKE_US / 1000000);
-		nc_refused++;
+		nc_refuse_log("refused %s: no TLS handshake within %llu s", c->peer,
+			      NETCON_HANDSHAKE_US / 1000000);
 		break;
 	case CONN_BAD_INPUT:
 		nc_fail(c, cn->err == -EBADMSG ? "binary data on the console" : cn->why);
@@ -210,28 +271,59 @@ static const struct conn_ops nc_conn_ops = {
 
 static struct nc_client *nc_slot(void)
 {
-	for (int i = 0; i < NETCON_MAX_CLIENTS; i++)
+	for (int i = 0; i < NETCON_SLOTS; i++)
 		if (!nc_clients[i].used)
 			return &nc_clients[i];
 	return NULL;
 }
 
+/*
+ * Make room for a connection from addr among the pending ones: the victim
+ * is flagged here (an lwIP callback) and aborted by netcon_service.
+ */
+static void nc_evict_for(uint32_t addr)
+{
+	struct peer_pend p[NETCON_SLOTS];
+	struct nc_client *v;
+	int i;
+
+	for (i = 0; i < NETCON_SLOTS; i++)
+		p[i] = (struct peer_pend){ nc_pending(&nc_clients[i]), nc_clients[i].addr,
+					   nc_clients[i].conn.t_start_us };
+	i = peer_pend_victim(p, NETCON_SLOTS, addr, NETCON_MAX_PENDING,
+			     NETCON_PENDING_PER_ADDR);
+	if (i < 0)
+		return;
+	v = &nc_clients[i];
+	v->evicted = true;
+	nc_evicted++;
+	nc_refuse_log("dropped %s: no TLS handshake after %lu ms, and a newer connection "
+		      "needs its place", v->peer, nc_since(time_us(), v->conn.t_start_us) / 1000);
+}
+
 static int nc_accept(void *arg, struct altcp_pcb *pcb)
 {
-	struct nc_client *c = nc_slot();
+	struct nc_client *c;
+	uint32_t addr = conn_peer_addr(pcb);
 	char peer[24];
 	int rc;
 
 	(void)arg;
 	conn_peer(pcb, peer, sizeof(peer));
+	if (!cfg_allow_match(&nc_allow, addr)) {
+		nc_refuse_log("refused %s: not on console_allow", peer);
+		return -EACCES;		/* the helper aborts it: no TLS work */
+	}
+	nc_evict_for(addr);
+	c = nc_slot();
 	rc = c ? conn_init(&c->conn, &nc_cfg, &nc_conn_ops, c) : -EBUSY;
 	if (rc < 0) {
-		pr_warn("netcon: refused %s: %s", peer,
-			c ? "out of memory" : "all client slots are busy");
-		nc_refused++;
+		nc_refuse_log("refused %s: %s", peer, c ? "out of memory"
+					: "too many connections at once");
 		return rc;	/* the helper aborts the connection */
 	}
 	c->used = true;
+	c->addr = addr;
 	c->id = nc_next_id++;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	snprintf(c->source, sizeof(c->source), "tcp %s", c->peer);
@@ -330,7 +422,8 @@ static bool nc_should_close(const struct nc_client *c)
 {
 	if (!c->used || c->busy)
 		return false;
-	if (!c->conn.pcb || c->conn.cause == CONN_OPEN_TIMEOUT || nc_lingered(c))
+	if (!c->conn.pcb || c->conn.cause == CONN_OPEN_TIMEOUT || c->evicted ||
+	    nc_lingered(c))
 		return true;
 	if (c->conn.state == CONN_OPENING || conn_tx_queued(&c->conn))
 		return false;	/* the sent callback drains it first */
@@ -339,7 +432,7 @@ static bool nc_should_close(const struct nc_client *c)
 
 static bool netcon_pending(void)
 {
-	for (int i = 0; i < NETCON_MAX_CLIENTS; i++) {
+	for (int i = 0; i < NETCON_SLOTS; i++) {
 		const struct nc_client *c = &nc_clients[i];
 
 		if (nc_has_line(c) || nc_should_close(c))
@@ -350,13 +443,15 @@ static bool netcon_pending(void)
 
 static void netcon_service(void)
 {
-	for (int i = 0; i < NETCON_MAX_CLIENTS; i++) {
+	conn_log_flush(&nc_log, "netcon");
+	for (int i = 0; i < NETCON_SLOTS; i++) {
 		struct nc_client *c = &nc_clients[i];
 
 		if (nc_has_line(c))
 			nc_run(c);
 		if (nc_should_close(c)) {
-			bool abort = c->conn.cause == CONN_OPEN_TIMEOUT || nc_lingered(c);
+			bool abort = c->conn.cause == CONN_OPEN_TIMEOUT || c->evicted ||
+				     nc_lingered(c);
 
 			pr_debug("netcon: %s: closed after %lu commands", c->peer, c->ncmds);
 			nc_release(c, abort);
@@ -383,6 +478,7 @@ void netcon_start(const struct tern_config *cfg)
 	if (r < 0)
 		return;
 	nc_port = cfg->console_port;
+	nc_allow = cfg->console_allow;
 	nc_cfg = (struct conn_cfg){
 		.tls = true,
 		.rx_max = NETCON_RX_MAX,
@@ -391,7 +487,7 @@ void netcon_start(const struct tern_config *cfg)
 		.open_us = NETCON_HANDSHAKE_US,
 		.idle_us = (uint64_t)cfg->console_idle_s * 1000000,
 	};
-	nc_listen = conn_listen(true, nc_port, NETCON_MAX_CLIENTS, nc_accept, NULL, &r);
+	nc_listen = conn_listen(true, nc_port, NETCON_MAX_PENDING, nc_accept, NULL, &r);
 	if (!nc_listen) {
 		if (r == -EADDRINUSE)
 			pr_err("netcon: cannot bind TCP port %u", nc_port);
@@ -400,8 +496,8 @@ void netcon_start(const struct tern_config *cfg)
 		return;
 	}
 	mainloop_register(&netcon_svc);
-	pr_info("netcon: listening on TCP port %u (TLS 1.2, pre-shared key), idle timeout %u s",
-		nc_port, cfg->console_idle_s);
+	pr_info("netcon: listening on TCP port %u (TLS 1.2, pre-shared key), idle timeout %u s%s",
+		nc_port, cfg->console_idle_s, nc_allow.n ? ", console_allow set" : "");
 }
 
 static const char *nc_state_name(enum nc_state s)
@@ -424,9 +520,10 @@ int netcon_cmd_list(struct cmd_ctx *ctx, struct cmd_out *o, int argc, char **arg
 		return 0;
 	}
 	cmd_printf(o, "network console: TCP port %u, TLS 1.2 PSK, %lu commands served, "
-		   "%lu refused\n", nc_port, nc_served, nc_refused);
+		   "%lu refused (%lu evicted in the handshake)\n", nc_port, nc_served,
+		   nc_refused, nc_evicted);
 	cmd_printf(o, "id    peer                   state      mode  idle    commands\n");
-	for (int i = 0; i < NETCON_MAX_CLIENTS; i++) {
+	for (int i = 0; i < NETCON_SLOTS; i++) {
 		const struct nc_client *c = &nc_clients[i];
 
 		if (!c->used)

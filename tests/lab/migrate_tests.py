@@ -607,6 +607,168 @@ def t_loopback_bochs():
             loopback_case(h, "8M", "live encrypt=off", 120)
 
 
+# ---- strangers on the console and migration ports (issue #17 item 3) ----
+
+CONSOLE_PORT = 7023
+MIGRATE_PORT = 7024
+
+
+def wait_log(h, pattern, timeout=20, since=0):
+    rx = re.compile(pattern)
+    deadline = time.monotonic() + timeout
+    while True:
+        m = rx.search(h.output(), since)
+        if m:
+            return m
+        if time.monotonic() > deadline:
+            raise ternlab.TestFailure(f"{h.name}: no {pattern!r} in the log within "
+                                      f"{timeout} s; last output:\n{h.output()[-1500:]}")
+        time.sleep(0.2)
+
+
+def idle_peers(lb, addr, port, n, src=None):
+    """n TCP connections from the namespace that never speak: a process
+    that holds them open (whatever the host does with them) until killed."""
+    bind = f", source_address=('{src}', 0)" if src else ""
+    code = (f"import socket, time\n"
+            f"s = [socket.create_connection(('{addr}', {port}), timeout=10{bind})"
+            f" for _ in range({n})]\n"
+            f"print('open', len(s), flush=True)\n"
+            f"time.sleep(600)\n")
+    p = subprocess.Popen(["ip", "netns", "exec", lb.ns, sys.executable, "-c", code],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    if line.strip() != f"open {n}":
+        p.kill()
+        raise ternlab.TestFailure(f"idle peers to {addr}:{port}: {line!r} "
+                                  f"{p.stderr.read()[-500:]}")
+    return p
+
+
+def ternctl_once(lb, i, args, timeout=60):
+    return subprocess.run(["ip", "netns", "exec", lb.ns, TERNCTL, "--host", lb.address(i),
+                           "--secret-file", lb.secret_path, "--timeout", "30", *args],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          timeout=timeout)
+
+
+def handshake_ms(h, since):
+    """The network console's handshake times logged since an offset."""
+    return [int(x) for x in re.findall(r"netcon: \S+: authenticated \(\S+\) in (\d+) ms",
+                                       h.output()[since:])]
+
+
+def t_strangers_no_lockout():
+    """Nine idle TCP connections to the console port and one to the
+    migration port, all still open: an operator's fresh ternctl is served
+    at once and a migration goes through (they used to hold every console
+    slot for 10 s and the one incoming-migration slot for 15 s)."""
+    lb = lab()
+    a, b = lb.hosts
+    start_guest(a, "sx", IDLE_DELAY)
+    mark_a, mark_b = len(a.output()), len(b.output())
+    peers = []
+    try:
+        peers.append(idle_peers(lb, lb.address(1), CONSOLE_PORT, 9))
+        peers.append(idle_peers(lb, lb.address(1), MIGRATE_PORT, 1))
+        t0 = time.monotonic()
+        r = ternctl_once(lb, 1, ["netcon"])
+        dt = time.monotonic() - t0
+        failed = []
+        if r.returncode != 0 or "network console: TCP port" not in r.stdout:
+            failed.append(f"the operator was kept out by idle peers (rc {r.returncode}, "
+                          f"{dt:.1f} s):\n{r.stdout}{r.stderr}")
+        waiting = len(re.findall(r"^\d+\s+10\.77\.0\.254:\d+\s+handshake ", r.stdout, re.M))
+        print(f"  operator: rc {r.returncode} after {dt:.1f} s with 9 idle console peers; "
+              f"{waiting} of them pending", flush=True)
+        if waiting > 3:
+            failed.append(f"{waiting} handshakes pending from one address:\n{r.stdout}")
+        # The migration too, while the idle peer holds its link to B open.
+        try:
+            migrate(a, lb.address(1), "sx", "quick", timeout=240)
+        except ternlab.TestFailure as e:
+            failed.append(f"the migration was kept out by an idle peer: {e}")
+        check(not failed, "\n".join(failed))
+        check(all(p.poll() is None for p in peers), "an idle peer's process ended")
+        verify(b, "sx")
+        gone(a, "sx")
+        cmd(b, "vm destroy sx")
+        # The newcomers evicted the oldest idle peers of their address.
+        wait_log(b, r"W netcon: dropped 10\.77\.0\.254:\d+: no TLS handshake after \d+ ms",
+                 20, mark_b)
+        # Refusals beyond the burst are counted, not logged one by one.
+        wait_log(b, r"W netcon: (\d+ more refusals not logged|.*\(\d+ more refusals "
+                 r"not logged\))", 30, mark_b)
+        ms_ = handshake_ms(b, mark_b) + handshake_ms(a, mark_a)
+        if ms_:
+            print(f"  console TLS handshakes here: {min(ms_)}..{max(ms_)} ms", flush=True)
+    finally:
+        for p in peers:
+            p.kill()
+            p.wait()
+
+
+def t_allow_list():
+    """console_allow / migrate_allow: a peer not on the list is dropped at
+    accept (no TLS work); a listed peer is served."""
+    stop_labs()
+    cfg = "console_allow = 10.77.0.254, 10.77.0.2\nmigrate_allow = 10.77.0.0/30\n"
+    lb = netlab.NetLab(hosts=2, esp_dir=CFG.esp, logdir=CFG.logdir, mem="512M",
+                       extra_cfg={0: cfg})
+    _lab["allow"] = lb
+    lb.start()
+    lb.wait_prompts(120)
+    lb.secret_path = lb.secret_file()
+    for h in lb.hosts:
+        h.lab = lb
+    a, b = lb.hosts
+    wait_log(a, r"netcon: listening on TCP port 7023 .*console_allow set", 30)
+    subprocess.run(["ip", "-n", lb.ns, "addr", "add", "10.77.0.253/24", "dev", "br0"],
+                   check=True)
+    mark = len(a.output())
+    probe = """
+import socket, sys, time
+t = time.monotonic()
+try:
+    s = socket.create_connection(("{addr}", {port}), timeout=10,
+                                 source_address=("{src}", 0))
+    s.settimeout(8)
+    d = s.recv(1)
+    how = "eof" if not d else "data"
+except socket.timeout:
+    how = "open"
+except OSError as e:
+    how = type(e).__name__
+print(how, round(time.monotonic() - t, 1))
+"""
+
+    def run_probe(port, src):
+        r = subprocess.run(["ip", "netns", "exec", lb.ns, sys.executable, "-c",
+                            probe.format(addr=lb.address(0), port=port, src=src)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           timeout=60)
+        return (r.stdout.strip() or r.stderr.strip()[-300:])
+
+    got = run_probe(CONSOLE_PORT, "10.77.0.253")
+    check(re.match(r"(eof|ConnectionResetError) [0-2]\.\d$", got),
+          f"console from 10.77.0.253 (not listed): {got}")
+    wait_log(a, r"W netcon: refused 10\.77\.0\.253:\d+: not on console_allow", 20, mark)
+    got = run_probe(MIGRATE_PORT, "10.77.0.254")
+    check(re.match(r"(eof|ConnectionResetError) [0-2]\.\d$", got),
+          f"migration port from 10.77.0.254 (not listed): {got}")
+    wait_log(a, r"W migrate: refused a connection from 10\.77\.0\.254:\d+: not on "
+             r"migrate_allow", 20, mark)
+    check(not re.search(r"tls: |authenticated", a.output()[mark:]),
+          f"TLS work for a peer not on the list:\n{a.output()[mark:]}")
+    # Listed peers: the operator (10.77.0.254) and host B migrating in.
+    r = ternctl_once(lb, 0, ["version"])
+    check(r.returncode == 0, f"listed operator refused: {r.stdout}{r.stderr}")
+    start_guest(b, "al", IDLE_DELAY)
+    migrate(b, lb.address(0), "al", "quick", timeout=240)
+    verify(a, "al")
+    cmd(a, "vm destroy al")
+
+
 TESTS = [
     ("live_idle", t_live_idle),
     ("live_busy", t_live_busy),
@@ -626,6 +788,8 @@ TESTS = [
     ("back_and_forth", t_back_and_forth),
     ("dest_killed_stopcopy", t_dest_killed_stopcopy),
     ("preflight_refusals", t_preflight_refusals),
+    ("strangers_no_lockout", t_strangers_no_lockout),
+    ("allow_list", t_allow_list),
 ]
 
 

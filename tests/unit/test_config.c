@@ -685,3 +685,50 @@ Test(config, vm_parse_devices)
 	vmt_bad("lx mem=1M kernel=k disk=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "too long");
 	vmt_bad("lx mem=1M kernel=k nic=\"x\"", "quoted");
 }
+
+/* console_allow / migrate_allow: addresses and prefixes, host bits refused. */
+Test(config, allow_lists)
+{
+	struct tern_config c;
+	struct cfg_error e;
+
+	cr_assert_eq(cfgt_parse("console_allow = 10.77.0.254, 192.168.0.0/16\n"
+				"migrate_allow = 10.0.0.0/8 10.78.0.1\n", &c, &e), 0, "%s", e.msg);
+	cr_expect_eq(c.console_allow.n, 2);
+	cr_expect_eq(c.console_allow.e[0].addr, 0x0a4d00feu);
+	cr_expect_eq(c.console_allow.e[0].prefix, 32);
+	cr_expect(cfg_allow_match(&c.console_allow, 0x0a4d00feu));
+	cr_expect_not(cfg_allow_match(&c.console_allow, 0x0a4d00fdu));
+	cr_expect(cfg_allow_match(&c.console_allow, 0xc0a8ff01u));
+	cr_expect_not(cfg_allow_match(&c.console_allow, 0xc0a90001u));
+	cr_expect_eq(c.migrate_allow.n, 2);
+	cr_expect(cfg_allow_match(&c.migrate_allow, 0x0affffffu));
+	cr_expect_not(cfg_allow_match(&c.migrate_allow, 0x0b000000u));
+
+	cr_assert_eq(cfgt_parse("hostname = a\n", &c, &e), 0);
+	cr_expect_eq(c.console_allow.n, 0);
+	cr_expect(cfg_allow_match(&c.console_allow, 0x01020304u), "no list: anyone");
+
+	cfgt_expect_err("console_allow = 10.77.0.1/24\n", 1,
+			"line 1: console_allow: 10.77.0.1/24 has host bits set "
+			"(did you mean 10.77.0.0/24?)");
+	cfgt_expect_err_has("migrate_allow = 10.77.0.1 bogus\n", 1, "got 'bogus'");
+	cfgt_expect_err_has("console_allow = ,, ,\n", 1, "at least one");
+	cfgt_expect_err_has("console_allow = 1.1.1.1 2.2.2.2 3.3.3.3 4.4.4.4 5.5.5.5 6.6.6.6 "
+			    "7.7.7.7 8.8.8.8 9.9.9.9\n", 1, "more than 8");
+	cfgt_expect_err_has("console_allow = 10.0.0.0/33\n", 1, "expected addresses");
+	cfgt_expect_err_has("console_allow = 1.1.1.1\nconsole_allow = 2.2.2.2\n", 2, "");
+}
+
+Test(config, allow_parse_direct)
+{
+	struct cfg_allow a = { 0 };
+	char msg[128];
+
+	cr_expect_eq(cfg_parse_allow("0.0.0.0/0", &a, msg, sizeof(msg)), 0);
+	cr_expect(cfg_allow_match(&a, 0xffffffffu));
+	cr_expect_eq(cfg_parse_allow("255.255.255.255/32255", &a, msg, sizeof(msg)), -EINVAL);
+	cr_expect(strstr(msg, "too long"), "%s", msg);
+	cr_expect_eq(cfg_parse_allow(NULL, &a, msg, sizeof(msg)), -EINVAL);
+	cr_expect_eq(cfg_parse_allow("1.2.3.4", &a, NULL, 0), 0);
+}
