@@ -27,6 +27,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ternlab  # noqa: E402
 import netlab  # noqa: E402
+from netcon_tests import wait_log  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TERNCTL = os.path.join(REPO, "build", "tools", "ternctl")
@@ -611,19 +612,6 @@ def t_loopback_bochs():
 
 CONSOLE_PORT = 7023
 MIGRATE_PORT = 7024
-
-
-def wait_log(h, pattern, timeout=20, since=0):
-    rx = re.compile(pattern)
-    deadline = time.monotonic() + timeout
-    while True:
-        m = rx.search(h.output(), since)
-        if m:
-            return m
-        if time.monotonic() > deadline:
-            raise ternlab.TestFailure(f"{h.name}: no {pattern!r} in the log within "
-                                      f"{timeout} s; last output:\n{h.output()[-1500:]}")
-        time.sleep(0.2)
 
 
 def idle_peers(lb, addr, port, n, src=None):
