@@ -87,6 +87,10 @@ class Soak:
         nh.lab = self.lb
         self.lb.hosts[i] = nh
         nh.expect(nh.prompt, 180)
+        # A fresh boot warms up again: its memory baselines start over.
+        for key in [k for k in self.seen if k[0] == i]:
+            self.seen.pop(key)
+            self.free.pop(key, None)
 
     # ---- checks ----
     def where(self):
