@@ -290,6 +290,22 @@ def start_flip_relay(lb, dst, *args):
     return p, log
 
 
+def relayed_move(lb, a, name, relay_args, timeout):
+    """A quick encrypt=off move of name from a to B through the relay;
+    the source's final status and what the relay logged."""
+    p, log = start_flip_relay(lb, lb.address(1), *relay_args)
+    try:
+        out = cmd(a, f"migrate {name} {netlab.BRIDGE_ADDR} quick encrypt=off "
+                     f"timeout={timeout}")
+        check(re.search(rf"^migrating {name} to ", out, re.M), out)
+        out = wait_status(a, r"outgoing: .*: (done|failed|cancelled)", timeout * 2)
+    finally:
+        p.kill()
+        p.wait()
+        log.close()
+    return out, open(log.name).read()
+
+
 def t_unencrypted_page_flipped():
     """Issue #17: an on-path relay on the encrypt=off data link flips one
     byte of a page and fixes its CRC32C and the record CRC chain.  The
@@ -298,16 +314,7 @@ def t_unencrypted_page_flipped():
     lb = lab()
     a, b = lb.hosts
     start_guest(a, "fl", IDLE_DELAY)
-    p, log = start_flip_relay(lb, lb.address(1))
-    try:
-        out = cmd(a, f"migrate fl {netlab.BRIDGE_ADDR} quick encrypt=off")
-        check(re.search(r"^migrating fl to ", out, re.M), out)
-        out = wait_status(a, r"outgoing: .*: (done|failed|cancelled)", 240)
-    finally:
-        p.kill()
-        p.wait()
-        log.close()
-    relay = open(log.name).read()
+    out, relay = relayed_move(lb, a, "fl", (), 120)
     print("  relay: " + "; ".join(relay.split("\n")[:4]), flush=True)
     check(re.search(r"^FLIPPED page \d+", relay, re.M), f"the relay flipped nothing:\n{relay}")
     check(re.search(r"outgoing: fl .*: failed: .*record MAC mismatch", out),
@@ -330,18 +337,12 @@ def t_unencrypted_data_link_other_address():
     subprocess.run(["ip", "-n", lb.ns, "addr", "replace", f"{other}/{netlab.PREFIX}",
                     "dev", "br0"], check=True)
     start_guest(a, "ob", IDLE_DELAY)
-    p, log = start_flip_relay(lb, lb.address(1), "--page-nth", "0", "--data-from", other)
     try:
-        out = cmd(a, f"migrate ob {netlab.BRIDGE_ADDR} quick encrypt=off timeout=60")
-        check(re.search(r"^migrating ob to ", out, re.M), out)
-        out = wait_status(a, r"outgoing: .*: (done|failed|cancelled)", 120)
+        out, relay = relayed_move(lb, a, "ob", ("--page-nth", "0", "--data-from", other),
+                                  60)
     finally:
-        p.kill()
-        p.wait()
-        log.close()
         subprocess.run(["ip", "-n", lb.ns, "addr", "del", f"{other}/{netlab.PREFIX}",
                         "dev", "br0"], check=False)
-    relay = open(log.name).read()
     check(re.search(rf"^RELAY .* -> {re.escape(lb.address(1))}:7025", relay, re.M),
           f"the relay never opened the data link:\n{relay}")
     check(re.search(r"outgoing: ob .*: failed: ", out), f"not refused:\n{out}")
